@@ -1,0 +1,2 @@
+// Benchmark runner: `npm run bench [-- NAME ...] [--size N]`. Placeholder replaced below.
+console.log('no benchmarks yet');

@@ -1,0 +1,59 @@
+// Builds the release bundles with esbuild:
+//   dist/tidemark.cjs        the `tidemark` CLI (package.json bin)
+//   dist/tidemark-agent.cjs  the single-file host agent copied to remote hosts (no native modules)
+//   dist/bench.cjs           the benchmark runner (`npm run bench`)
+// The signature worker is bundled first and inlined as a string, so each bundle can start
+// worker threads from itself alone.
+import { build } from 'esbuild';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
+const outDir = join(root, 'dist');
+await mkdir(outDir, { recursive: true });
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  sourcemap: false,
+  legalComments: 'none',
+  logLevel: 'warning',
+  define: { __TIDEMARK_VERSION__: JSON.stringify(pkg.version) },
+};
+
+const worker = await build({ ...common, entryPoints: [join(root, 'src-engine/signature/worker.ts')], write: false, minify: true });
+const workerSource = worker.outputFiles[0].text;
+
+/** Replaces the development worker loader (which runs esbuild) with the prebuilt string. */
+const inlineWorker = {
+  name: 'inline-signature-worker',
+  setup(b) {
+    b.onResolve({ filter: /\/worker-source$/ }, (args) => ({ path: join(args.resolveDir, 'worker-source.ts'), namespace: 'tidemark-worker' }));
+    b.onLoad({ filter: /.*/, namespace: 'tidemark-worker' }, () => ({
+      contents: `const source = ${JSON.stringify(workerSource)};\nexport function signatureWorkerSource() { return source; }\n`,
+      loader: 'js',
+    }));
+  },
+};
+
+const bundles = [
+  { entry: 'src-engine/cli/main.ts', out: 'tidemark.cjs', executable: true },
+  { entry: 'src-engine/cli/agent-main.ts', out: 'tidemark-agent.cjs', executable: true },
+  { entry: 'bench/run.ts', out: 'bench.cjs', executable: false },
+];
+
+for (const bundle of bundles) {
+  await build({
+    ...common,
+    entryPoints: [join(root, bundle.entry)],
+    outfile: join(outDir, bundle.out),
+    banner: bundle.executable ? { js: '#!/usr/bin/env node' } : undefined,
+    plugins: [inlineWorker],
+  });
+  if (bundle.executable) await chmod(join(outDir, bundle.out), 0o755);
+}
+console.log(`build: ${bundles.map((b) => `dist/${b.out}`).join(', ')}`);

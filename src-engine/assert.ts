@@ -1,0 +1,18 @@
+// Invariant assertions: a failure is a bug in Tidemark, never a user error, and stops the job.
+
+import { TidemarkError } from './errors';
+
+export function assert(condition: unknown, what: string): asserts condition {
+  if (!condition) {
+    throw new TidemarkError('INVARIANT', `internal invariant violated: ${what}`, 'this is a bug in Tidemark; please report it with TIDEMARK_DEBUG=1 output');
+  }
+}
+
+/** Asserts `value` is a safe, non-negative integer (offsets, counts, indexes). */
+export function assertCount(value: number, what: string): void {
+  assert(Number.isSafeInteger(value) && value >= 0, `${what} must be a non-negative safe integer, got ${value}`);
+}
+
+export function isPowerOfTwo(value: number): boolean {
+  return Number.isSafeInteger(value) && value > 0 && 2 ** Math.round(Math.log2(value)) === value;
+}

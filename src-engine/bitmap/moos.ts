@@ -1,0 +1,84 @@
+// MOOS tracking (seed 003): a volatile OOS bitmap of regions out of sync, and a persisted
+// "maybe out of sync" superset kept durable before any host write is acknowledged.
+
+import { assert, assertCount } from '../assert';
+import { bitmapBitsPerSegment, moosPredictMax } from '../constants';
+import { Bitset } from './bitset';
+import type { PersistentBitmap } from './persistent-bitmap';
+
+/**
+ * The predictor owns the in-memory OOS bits and the MOOS PersistentBitmap. For a write to
+ * regions [first, last]: set OOS; if MOOS already holds those bits durably, the write may be
+ * acknowledged at once. Otherwise set MOOS [first, last + N] (the predicted next writes),
+ * clear, in the segments touched, MOOS bits absent from OOS (regions already shipped), and
+ * destage those segments before acknowledging. After a crash MOOS ⊇ OOS at failure.
+ */
+export class MoosPredictor {
+  readonly oos: Bitset;
+  private readonly moos: PersistentBitmap;
+  readonly predictRegions: number;
+
+  constructor(moos: PersistentBitmap, predictRegions: number, oos?: Bitset) {
+    assertCount(predictRegions, 'predictRegions');
+    assert(predictRegions <= moosPredictMax, `predict window ${predictRegions} <= ${moosPredictMax}`);
+    this.moos = moos;
+    this.predictRegions = predictRegions;
+    this.oos = oos ?? new Bitset(moos.bitCount);
+    assert(this.oos.bitCount === moos.bitCount, 'OOS and MOOS have one length');
+  }
+
+  get moosBits(): Bitset {
+    return this.moos.bits;
+  }
+
+  get regionCount(): number {
+    return this.oos.bitCount;
+  }
+
+  /**
+   * Records a host write to regions [firstRegion, lastRegion]. Resolves when the write may be
+   * acknowledged: every one of its regions is set in the durable MOOS image.
+   */
+  async recordWrite(firstRegion: number, lastRegion: number): Promise<void> {
+    assert(0 <= firstRegion && firstRegion <= lastRegion && lastRegion < this.regionCount, `write regions [${firstRegion}, ${lastRegion}] within volume`);
+    const end = lastRegion + 1;
+    this.oos.setRange(firstRegion, end);
+    if (!this.moos.bits.allSet(firstRegion, end)) this.predict(firstRegion, end);
+    // Bits may be set in memory by a concurrent write whose destage is still running.
+    if (!this.isDurable(firstRegion, end)) await this.moos.destage();
+    assert(this.isDurable(firstRegion, end), 'MOOS durable for an acknowledged write');
+  }
+
+  private predict(from: number, end: number): void {
+    const predictedEnd = Math.min(this.regionCount, end + this.predictRegions);
+    const firstSegment = Math.floor(from / bitmapBitsPerSegment);
+    const lastSegment = Math.floor((predictedEnd - 1) / bitmapBitsPerSegment);
+    // These segments are destaged anyway: drop MOOS bits whose regions are no longer OOS.
+    const moosWords = this.moos.bits.words;
+    const oosWords = this.oos.words;
+    const wordFrom = (firstSegment * bitmapBitsPerSegment) >>> 5;
+    const wordTo = Math.min(moosWords.length, ((lastSegment + 1) * bitmapBitsPerSegment) >>> 5);
+    for (let w = wordFrom; w < wordTo; w++) moosWords[w]! &= oosWords[w]!;
+    this.moos.bits.setRange(from, predictedEnd);
+    this.moos.markChanged(firstSegment * bitmapBitsPerSegment, Math.min(this.regionCount, (lastSegment + 1) * bitmapBitsPerSegment));
+  }
+
+  private isDurable(from: number, end: number): boolean {
+    for (let i = from; i < end; i++) if (!this.moos.durableGet(i)) return false;
+    return true;
+  }
+
+  /** Marks regions as shipped: clears their OOS bits. MOOS bits are cleared lazily. */
+  markShipped(firstRegion: number, lastRegion: number): void {
+    this.oos.clearRange(firstRegion, lastRegion + 1);
+  }
+
+  /**
+   * After a crash: the regions to resend are MOOS (the durable superset). Seeds OOS with
+   * them so shipping resends exactly those.
+   */
+  recoverFromMoos(): number {
+    this.oos.unionWith(this.moos.bits);
+    return this.oos.popcount();
+  }
+}

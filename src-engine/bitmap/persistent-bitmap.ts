@@ -1,0 +1,355 @@
+// PersistentBitmap: a Bitset kept durable in a file of checksummed segments, each with two
+// alternating slots, destaging only the segments that changed. Format: docs/bitmap-format.md.
+
+import { crc32 } from 'node:zlib';
+import { assert, assertCount } from '../assert';
+import { bitmapBitsPerSegment, bitmapSlotBytes, bitmapSlotHeaderBytes, bitmapSuperblockBytes } from '../constants';
+import { TidemarkError } from '../errors';
+import { Bitset } from './bitset';
+import type { BitmapFile } from './file';
+
+const superMagic = 'TMBITMAP';
+const formatVersion = 1;
+const slotMagic = 0x47534d54; // "TMSG" little-endian
+const superChecksumOffset = 60;
+const wordsPerSegment = bitmapBitsPerSegment / 32;
+
+/** Why a segment was loaded as all-set instead of from a slot. */
+export interface SegmentRecovery {
+  readonly segmentIndex: number;
+  readonly reason: string;
+}
+
+export interface BitmapLoadReport {
+  /** Segments whose slots failed verification; their bits were set (the safe choice). */
+  readonly recovered: readonly SegmentRecovery[];
+}
+
+interface Geometry {
+  readonly bitCount: number;
+  readonly segmentCount: number;
+  readonly tag: string;
+}
+
+function segmentCountFor(bitCount: number): number {
+  return Math.max(1, Math.ceil(bitCount / bitmapBitsPerSegment));
+}
+
+function slotOffset(segmentIndex: number, slot: 0 | 1): number {
+  return bitmapSuperblockBytes + (segmentIndex * 2 + slot) * bitmapSlotBytes;
+}
+
+export function bitmapFileBytes(bitCount: number): number {
+  return slotOffset(segmentCountFor(bitCount), 0);
+}
+
+function encodeSuperblock(geometry: Geometry): Uint8Array {
+  const bytes = new Uint8Array(bitmapSuperblockBytes);
+  const view = new DataView(bytes.buffer);
+  bytes.set(Buffer.from(superMagic, 'ascii'), 0);
+  view.setUint32(8, formatVersion, true);
+  view.setUint32(12, bitmapSlotBytes, true);
+  view.setUint32(16, geometry.bitCount % 2 ** 32, true);
+  view.setUint32(20, Math.floor(geometry.bitCount / 2 ** 32), true);
+  view.setUint32(24, bitmapBitsPerSegment, true);
+  view.setUint32(28, geometry.segmentCount, true);
+  const tag = Buffer.from(geometry.tag, 'utf8');
+  assert(tag.length <= 24, 'bitmap tag fits in 24 bytes');
+  bytes.set(tag, 32);
+  view.setUint32(superChecksumOffset, crc32(bytes.subarray(0, superChecksumOffset)), true);
+  return bytes;
+}
+
+function decodeSuperblock(bytes: Uint8Array, path: string): Geometry {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const corrupt = (why: string) =>
+    new TidemarkError(
+      'METADATA_CORRUPT',
+      `bitmap ${path} is unreadable: ${why}`,
+      'the file was damaged outside Tidemark; keep it for support, and run a full resync of this volume (nothing is assumed in sync)',
+    );
+  if (bytes.length < bitmapSuperblockBytes) throw corrupt('the file is shorter than its header');
+  if (Buffer.from(bytes.subarray(0, 8)).toString('ascii') !== superMagic) throw corrupt('it is not a Tidemark bitmap (bad magic)');
+  if (view.getUint32(superChecksumOffset, true) !== crc32(bytes.subarray(0, superChecksumOffset))) throw corrupt('header checksum mismatch');
+  if (view.getUint32(8, true) !== formatVersion) throw corrupt(`unsupported format version ${view.getUint32(8, true)}`);
+  if (view.getUint32(12, true) !== bitmapSlotBytes || view.getUint32(24, true) !== bitmapBitsPerSegment) throw corrupt('unsupported segment geometry');
+  const bitCount = view.getUint32(16, true) + view.getUint32(20, true) * 2 ** 32;
+  const segmentCount = view.getUint32(28, true);
+  if (segmentCount !== segmentCountFor(bitCount)) throw corrupt('segment count does not match bit count');
+  const tagBytes = bytes.subarray(32, 56);
+  const tagEnd = tagBytes.indexOf(0);
+  const tag = Buffer.from(tagBytes.subarray(0, tagEnd === -1 ? 24 : tagEnd)).toString('utf8');
+  return { bitCount, segmentCount, tag };
+}
+
+/** Encodes one slot: header (magic, segment, sequence, payload length, checksums) + payload. */
+function encodeSlot(segmentIndex: number, sequence: number, payload: Uint32Array): Uint8Array {
+  const slot = new Uint8Array(bitmapSlotBytes);
+  const view = new DataView(slot.buffer);
+  const payloadBytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+  slot.set(payloadBytes, bitmapSlotHeaderBytes);
+  view.setUint32(0, slotMagic, true);
+  view.setUint32(4, segmentIndex, true);
+  view.setUint32(8, sequence % 2 ** 32, true);
+  view.setUint32(12, Math.floor(sequence / 2 ** 32), true);
+  view.setUint32(16, payloadBytes.length, true);
+  // The checksum covers the whole slot body, padding included, so any flipped bit shows.
+  view.setUint32(20, crc32(slot.subarray(bitmapSlotHeaderBytes)), true);
+  view.setUint32(24, crc32(slot.subarray(0, 24)), true);
+  return slot;
+}
+
+type SlotState = { kind: 'valid'; sequence: number; words: Uint32Array } | { kind: 'empty' } | { kind: 'invalid'; reason: string };
+
+function decodeSlot(slot: Uint8Array, segmentIndex: number, wordCount: number): SlotState {
+  if (slot.every((byte) => byte === 0)) return { kind: 'empty' };
+  const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+  if (view.getUint32(0, true) !== slotMagic) return { kind: 'invalid', reason: 'bad slot magic' };
+  if (view.getUint32(24, true) !== crc32(slot.subarray(0, 24))) return { kind: 'invalid', reason: 'slot header checksum mismatch' };
+  if (view.getUint32(4, true) !== segmentIndex) return { kind: 'invalid', reason: 'slot belongs to another segment' };
+  const payloadBytes = view.getUint32(16, true);
+  if (payloadBytes !== wordCount * 4) return { kind: 'invalid', reason: 'slot payload length mismatch' };
+  if (view.getUint32(20, true) !== crc32(slot.subarray(bitmapSlotHeaderBytes))) return { kind: 'invalid', reason: 'slot payload checksum mismatch' };
+  const payload = slot.subarray(bitmapSlotHeaderBytes, bitmapSlotHeaderBytes + payloadBytes);
+  const sequence = view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32;
+  return { kind: 'valid', sequence, words: new Uint32Array(payload.slice().buffer) };
+}
+
+/**
+ * Chooses a segment's content from its two slots. Only two outcomes are trusted: both slots
+ * valid (the higher sequence wins) or one valid and the other never written. Any slot that
+ * fails verification makes the whole segment all-set: a torn destage and later media
+ * corruption look identical on disk, and trusting the older slot in the second case could
+ * clear a bit that was durably set. See docs/bitmap-format.md.
+ */
+function chooseSlot(a: SlotState, b: SlotState): { slot: 0 | 1; sequence: number; words: Uint32Array } | { reason: string } {
+  if (a.kind === 'invalid') return { reason: `slot A: ${a.reason}` };
+  if (b.kind === 'invalid') return { reason: `slot B: ${b.reason}` };
+  if (a.kind === 'valid' && (b.kind === 'empty' || a.sequence > b.sequence)) return { slot: 0, sequence: a.sequence, words: a.words };
+  if (b.kind === 'valid' && (a.kind === 'empty' || b.sequence > a.sequence)) return { slot: 1, sequence: b.sequence, words: b.words };
+  return { reason: a.kind === 'empty' ? 'both slots empty' : 'both slots carry the same sequence' };
+}
+
+export interface PersistentBitmapStats {
+  /** Destage passes that wrote at least one segment. */
+  destages: number;
+  /** Segment slots written in all. */
+  segmentWrites: number;
+}
+
+/**
+ * The in-memory bits (`bits`) are the working copy; `destage()` makes them durable. A caller
+ * that needs a bit durable before acknowledging something (seed 003: a host write) awaits
+ * `destage()` after setting it. Concurrent destage calls are coalesced (group commit).
+ */
+export class PersistentBitmap {
+  readonly bits: Bitset;
+  /** The bits as of the last completed destage (what a crash now would leave). */
+  private readonly durableWords: Uint32Array;
+  private readonly dirtySegments = new Set<number>();
+  private readonly activeSlot: Uint8Array;
+  private readonly sequence: Float64Array;
+  private inflight: Promise<number> | undefined;
+  private closed = false;
+  readonly stats: PersistentBitmapStats = { destages: 0, segmentWrites: 0 };
+
+  private constructor(
+    private readonly file: BitmapFile,
+    readonly tag: string,
+    bits: Bitset,
+    activeSlot: Uint8Array,
+    sequence: Float64Array,
+  ) {
+    this.bits = bits;
+    this.durableWords = bits.words.slice();
+    this.activeSlot = activeSlot;
+    this.sequence = sequence;
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  get bitCount(): number {
+    return this.bits.bitCount;
+  }
+
+  get segmentCount(): number {
+    return this.activeSlot.length;
+  }
+
+  /**
+   * Initialises `file` (empty, opened for writing) as a bitmap of `bitCount` clear bits and
+   * syncs it. Callers create the file under a temporary name and rename it into place.
+   */
+  static async create(file: BitmapFile, bitCount: number, tag: string): Promise<PersistentBitmap> {
+    assertCount(bitCount, 'bitCount');
+    const segmentCount = segmentCountFor(bitCount);
+    await file.write(encodeSuperblock({ bitCount, segmentCount, tag }), 0);
+    const bits = new Bitset(bitCount);
+    for (let s = 0; s < segmentCount; s++) {
+      await file.write(encodeSlot(s, 1, segmentWords(bits, s)), slotOffset(s, 0));
+    }
+    // Slot B of the last segment is written as zeros so the file has its full length.
+    await file.write(new Uint8Array(bitmapSlotBytes), slotOffset(segmentCount - 1, 1));
+    await file.sync();
+    return new PersistentBitmap(file, tag, bits, new Uint8Array(segmentCount), new Float64Array(segmentCount).fill(1));
+  }
+
+  /** Loads a bitmap. Segments that fail verification come back all-set and are reported. */
+  static async load(file: BitmapFile): Promise<{ bitmap: PersistentBitmap; report: BitmapLoadReport }> {
+    const superblock = new Uint8Array(bitmapSuperblockBytes);
+    const headerBytes = await file.read(superblock, 0);
+    const geometry = decodeSuperblock(superblock.subarray(0, headerBytes), file.path);
+    const bits = new Bitset(geometry.bitCount);
+    const activeSlot = new Uint8Array(geometry.segmentCount);
+    const sequence = new Float64Array(geometry.segmentCount);
+    const recovered: SegmentRecovery[] = [];
+    const pair = new Uint8Array(bitmapSlotBytes * 2);
+    const fileBytes = await file.sizeBytes();
+    for (let s = 0; s < geometry.segmentCount; s++) {
+      pair.fill(0);
+      const wordCount = segmentWordCount(geometry.bitCount, s);
+      const truncated = slotOffset(s + 1, 0) > fileBytes;
+      if (!truncated) await file.read(pair, slotOffset(s, 0));
+      const choice = truncated
+        ? { reason: 'file truncated' }
+        : chooseSlot(decodeSlot(pair.subarray(0, bitmapSlotBytes), s, wordCount), decodeSlot(pair.subarray(bitmapSlotBytes), s, wordCount));
+      if ('reason' in choice) {
+        recovered.push({ segmentIndex: s, reason: choice.reason });
+        bits.setRange(s * bitmapBitsPerSegment, Math.min(geometry.bitCount, (s + 1) * bitmapBitsPerSegment));
+        // Next destage goes to slot A with a sequence above anything on disk for this segment.
+        activeSlot[s] = 1;
+        sequence[s] = 2 ** 40;
+      } else {
+        bits.copyWordsFrom(choice.words, s * wordsPerSegment);
+        activeSlot[s] = choice.slot;
+        sequence[s] = choice.sequence;
+      }
+    }
+    const bitmap = new PersistentBitmap(file, geometry.tag, bits, activeSlot, sequence);
+    // Recovered segments are rewritten at the next destage so the file heals.
+    for (const r of recovered) bitmap.dirtySegments.add(r.segmentIndex);
+    return { bitmap, report: { recovered } };
+  }
+
+  /** Marks the segments holding bits [from, to) as changed; call after editing `bits`. */
+  markChanged(from: number, to = from + 1): void {
+    assert(0 <= from && from <= to && to <= this.bitCount, `changed range [${from}, ${to}) within bitmap`);
+    if (from === to) return;
+    const first = Math.floor(from / bitmapBitsPerSegment);
+    const last = Math.floor((to - 1) / bitmapBitsPerSegment);
+    for (let s = first; s <= last; s++) this.dirtySegments.add(s);
+  }
+
+  set(index: number): void {
+    if (!this.bits.get(index)) {
+      this.bits.set(index);
+      this.markChanged(index);
+    }
+  }
+
+  clear(index: number): void {
+    if (this.bits.get(index)) {
+      this.bits.clear(index);
+      this.markChanged(index);
+    }
+  }
+
+  setRange(from: number, to: number): void {
+    if (!this.bits.allSet(from, to)) {
+      this.bits.setRange(from, to);
+      this.markChanged(from, to);
+    }
+  }
+
+  clearRange(from: number, to: number): void {
+    if (this.bits.anySet(from, to)) {
+      this.bits.clearRange(from, to);
+      this.markChanged(from, to);
+    }
+  }
+
+  get dirty(): boolean {
+    return this.dirtySegments.size > 0;
+  }
+
+  /** True when bit `index` is set in the durable image (survives a crash now). */
+  durableGet(index: number): boolean {
+    assert(index >= 0 && index < this.bitCount, `bit ${index} within bitmap`);
+    return (this.durableWords[index >>> 5]! & (1 << (index & 31))) !== 0;
+  }
+
+  /** A copy of the durable image. */
+  durableBits(): Bitset {
+    return new Bitset(this.bitCount, this.durableWords.slice());
+  }
+
+  /**
+   * Writes every changed segment to its inactive slot, then syncs once. Resolves with the
+   * number of segments written when everything changed before the call is durable.
+   */
+  async destage(): Promise<number> {
+    assert(!this.closed, 'destage after close');
+    let written = 0;
+    // A pass already running may have snapshotted before our changes: wait, then run our own.
+    while (this.inflight) await this.inflight.catch(() => 0);
+    if (this.dirtySegments.size === 0) return 0;
+    this.inflight = this.destagePass();
+    try {
+      written = await this.inflight;
+    } finally {
+      this.inflight = undefined;
+    }
+    return written;
+  }
+
+  private async destagePass(): Promise<number> {
+    const segments = [...this.dirtySegments].sort((a, b) => a - b);
+    this.dirtySegments.clear();
+    const images = segments.map((s) => segmentWords(this.bits, s).slice());
+    try {
+      for (let i = 0; i < segments.length; i++) {
+        const s = segments[i]!;
+        const target = (1 - this.activeSlot[s]!) as 0 | 1;
+        await this.file.write(encodeSlot(s, this.sequence[s]! + 1, images[i]!), slotOffset(s, target));
+      }
+      await this.file.sync();
+    } catch (error) {
+      // Nothing of this pass counts as durable: the segments stay dirty for the next pass.
+      // A slot written but not acknowledged is the inactive one, so the active one is intact.
+      for (const s of segments) this.dirtySegments.add(s);
+      throw error;
+    }
+    for (let i = 0; i < segments.length; i++) {
+      const s = segments[i]!;
+      this.activeSlot[s] = 1 - this.activeSlot[s]!;
+      this.sequence[s] = this.sequence[s]! + 1;
+      this.durableWords.set(images[i]!, s * wordsPerSegment);
+    }
+    this.stats.destages += 1;
+    this.stats.segmentWrites += segments.length;
+    return segments.length;
+  }
+
+  /** Destages what is pending, then closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.destage();
+    } finally {
+      this.closed = true;
+      await this.file.close();
+    }
+  }
+}
+
+function segmentWordCount(bitCount: number, segmentIndex: number): number {
+  const totalWords = Math.ceil(bitCount / 32);
+  return Math.max(0, Math.min(wordsPerSegment, totalWords - segmentIndex * wordsPerSegment));
+}
+
+function segmentWords(bits: Bitset, segmentIndex: number): Uint32Array {
+  const from = segmentIndex * wordsPerSegment;
+  return bits.words.subarray(from, from + segmentWordCount(bits.bitCount, segmentIndex));
+}

@@ -1,0 +1,50 @@
+// The `tidemark` command line: global options, commands, and the mapping of every failure
+// to one line on stderr and an exit code (0 ok, 1 failed or differs, 2 usage error).
+
+import { Command, CommanderError } from 'commander';
+import { TidemarkError } from '../errors';
+import { tidemarkVersion } from '../version';
+import { exitCodes, reportError, type GlobalOptions, type Io } from './output';
+import { registerVolumeCommands } from './volume-commands';
+
+export type CliRole = 'cli' | 'agent';
+
+function buildProgram(io: Io, role: CliRole): Command {
+  const program = new Command('tidemark');
+  program
+    .description(role === 'agent' ? 'Tidemark host agent: serves a home\'s volumes to a Tidemark console or CLI' : 'Tidemark: replicate block volumes between hosts, with a console, a CLI and host agents')
+    .version(tidemarkVersion, '-V, --version', 'print the version')
+    .option('--home <dir>', 'Tidemark home (default: $TIDEMARK_HOME or ~/.local/share/tidemark)')
+    .option('--json', 'print one JSON document on stdout')
+    .option('--quiet', 'print nothing but errors')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      // Commander's own messages become our one-line usage errors (see runCli).
+      writeErr: () => undefined,
+    });
+  const globals = () => program.opts<GlobalOptions>();
+  registerVolumeCommands(program, io, globals);
+  return program;
+}
+
+/** Runs the CLI on `argv` (without node and script); resolves with the exit code. */
+export async function runCli(argv: readonly string[], io: Io, role: CliRole = 'cli'): Promise<number> {
+  const program = buildProgram(io, role);
+  try {
+    if (argv.length === 0) {
+      program.outputHelp();
+      return exitCodes.usage;
+    }
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCodes.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return exitCodes.ok;
+      const message = error.message.replace(/^error: /, '').split('\n')[0]!;
+      return reportError(io, new TidemarkError('USAGE', message, 'see `tidemark --help` or `tidemark <command> --help`'));
+    }
+    return reportError(io, error);
+  }
+}

@@ -1,0 +1,55 @@
+// `tidemark volume create | info`.
+
+import type { Command } from 'commander';
+import { regionBytesDefault } from '../constants';
+import { ensureHomeDir, resolveHomeDir } from '../home';
+import { formatBytes, parseSize } from '../size';
+import { VolumeCatalog } from '../volume';
+import { printResult, type GlobalOptions, type Io } from './output';
+
+export function registerVolumeCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
+  const volume = program.command('volume').description('create and inspect volumes (files or block devices)');
+
+  volume
+    .command('create')
+    .description('create a sparse file volume and register it in the home (realization is tracked)')
+    .argument('<path>', 'where to create the volume file (must not exist)')
+    .requiredOption('--size <size>', 'volume size, e.g. 4096, 64MiB, 1G, 1.5TiB')
+    .option('--region-size <size>', 'region size: a power of two from 4KiB to 64MiB', '1MiB')
+    .action(async (path: string, options: { size: string; regionSize: string }) => {
+      const global = globals();
+      const sizeBytes = parseSize(options.size, '--size');
+      const regionBytes = parseSize(options.regionSize, '--region-size');
+      const catalog = new VolumeCatalog(await ensureHomeDir(resolveHomeDir(global.home, io.env)));
+      const record = await catalog.create(path, sizeBytes, regionBytes);
+      const regions = Math.ceil(sizeBytes / regionBytes);
+      printResult(
+        io,
+        global,
+        { path: record.path, volumeId: record.volumeId, sizeBytes, regionBytes, regions },
+        () => `created ${record.path}: ${formatBytes(sizeBytes)} in ${regions} regions of ${formatBytes(regionBytes)} (volume ${record.volumeId})`,
+      );
+    });
+
+  volume
+    .command('info')
+    .description('size, regions and realized regions of a volume (zero-scanned when not registered)')
+    .argument('<volref>', 'a local path (remote VOLREFs come with SSH agents)')
+    .option('--region-size <size>', 'region size for a volume not registered in this home', '1MiB')
+    .action(async (volref: string, options: { regionSize: string }) => {
+      const global = globals();
+      const regionBytes = parseSize(options.regionSize, '--region-size');
+      const catalog = new VolumeCatalog(resolveHomeDir(global.home, io.env));
+      const info = await catalog.info(volref, { regionBytes: regionBytes || regionBytesDefault });
+      printResult(io, global, info, () =>
+        [
+          `path:      ${info.path}`,
+          `kind:      ${info.kind}`,
+          `volume id: ${info.volumeId ?? '(not registered in this home)'}`,
+          `size:      ${formatBytes(info.sizeBytes)} (${info.sizeBytes} bytes)`,
+          `regions:   ${info.regions} of ${formatBytes(info.regionBytes)}`,
+          `realized:  ${info.realizedRegions} regions (${info.realizedSource === 'tracked' ? 'tracked by Tidemark' : 'by zero scan'})`,
+        ].join('\n'),
+      );
+    });
+}

@@ -1,0 +1,44 @@
+// Every limit Tidemark enforces, in one place, with the relations between them asserted at load.
+
+import { assert, isPowerOfTwo } from './assert';
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+export const TiB = 1024 * GiB;
+
+/** Region size bounds (seed 000 "regions"): a power of two from 4 KiB to 64 MiB. */
+export const regionBytesMin = 4 * KiB;
+export const regionBytesMax = 64 * MiB;
+export const regionBytesDefault = 1 * MiB;
+
+/** Largest volume Tidemark addresses: byte offsets must stay safe integers. */
+export const volumeBytesMax = 2 ** 52;
+
+/** Largest single read or write the volume layer accepts in one call. */
+export const ioBytesMax = 64 * MiB;
+
+/** Persistent bitmap geometry: one slot is one 4 KiB page (header + payload). */
+export const bitmapSlotBytes = 4 * KiB;
+export const bitmapSlotHeaderBytes = 32;
+export const bitmapBitsPerSegment = (bitmapSlotBytes - bitmapSlotHeaderBytes) * 8;
+export const bitmapSuperblockBytes = 4 * KiB;
+
+/** MOOS prediction window (seed 003): a write to region E marks E..E+N. */
+export const moosPredictDefault = 16;
+export const moosPredictMax = 4096;
+
+/** Signature hashing: bytes a worker reads per system call, and per batch of regions. */
+export const signatureChunkBytes = 4 * MiB;
+export const signatureBatchBytesMax = 64 * MiB;
+export const signatureWorkersMax = 64;
+
+/** Zero-scan (realization by content) reads this much at a time. */
+export const zeroScanChunkBytes = 4 * MiB;
+
+assert(isPowerOfTwo(regionBytesMin) && isPowerOfTwo(regionBytesMax), 'region bounds are powers of two');
+assert(regionBytesMin <= regionBytesDefault && regionBytesDefault <= regionBytesMax, 'default region size within bounds');
+assert(ioBytesMax >= regionBytesMax, 'one I/O can carry a whole region');
+assert(bitmapBitsPerSegment % 32 === 0, 'a bitmap segment holds whole 32-bit words');
+assert(signatureChunkBytes <= signatureBatchBytesMax, 'a chunk fits in a batch');
+assert(Number.isSafeInteger(volumeBytesMax + regionBytesMax), 'offsets stay safe integers');

@@ -1,0 +1,14 @@
+// The engine's public surface: the only module src-main may import.
+
+export * from './errors';
+export { assert } from './assert';
+export * as limits from './constants';
+export { parseSize, formatBytes, parseDurationMs } from './size';
+export { ProgressMeter, formatDurationMs, type ProgressSnapshot } from './progress';
+export { tidemarkVersion } from './version';
+export { resolveHomeDir, ensureHomeDir } from './home';
+export * from './bitmap';
+export * from './volume';
+export * from './signature';
+export * from './snapshot';
+export * from './store';

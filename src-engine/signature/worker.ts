@@ -1,0 +1,45 @@
+// Signature worker thread: receives batches of region locations, reads and hashes them,
+// and posts the signatures back (transferred, not copied).
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { createRegionHasher, type HashAlgorithm } from './algorithms';
+import { DescriptorCache, hashLocations, type RegionLocation } from './read-hash';
+
+interface WorkerSetup {
+  algorithm: HashAlgorithm;
+  chunkBytes: number;
+}
+
+export type WorkerRequest = { kind: 'batch'; batchId: number; locations: RegionLocation[] } | { kind: 'close' };
+export type WorkerResponse =
+  | { kind: 'ready' }
+  | { kind: 'done'; batchId: number; signatures: Uint8Array }
+  | { kind: 'failed'; batchId: number; code: string | undefined; message: string; path: string | undefined };
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('signature worker started outside a worker thread');
+  const setup = workerData as WorkerSetup;
+  const hasher = await createRegionHasher(setup.algorithm);
+  const descriptors = new DescriptorCache();
+  const chunk = new Uint8Array(setup.chunkBytes);
+  port.on('message', (request: WorkerRequest) => {
+    if (request.kind === 'close') {
+      descriptors.closeAll();
+      port.close();
+      return;
+    }
+    try {
+      const signatures = hashLocations(setup.algorithm, hasher, descriptors, request.locations, chunk);
+      const response: WorkerResponse = { kind: 'done', batchId: request.batchId, signatures };
+      port.postMessage(response, [signatures.buffer as ArrayBuffer]);
+    } catch (error) {
+      const failure = error as NodeJS.ErrnoException;
+      const response: WorkerResponse = { kind: 'failed', batchId: request.batchId, code: failure.code, message: failure.message, path: failure.path };
+      port.postMessage(response);
+    }
+  });
+  port.postMessage({ kind: 'ready' } satisfies WorkerResponse);
+}
+
+void main();

@@ -1,0 +1,318 @@
+// Point-in-time snapshots of a volume. Two kinds: a reflink clone (COPYFILE_FICLONE) where the
+// filesystem shares extents, and otherwise copy-on-write: before a region of the volume is
+// first overwritten, its old bytes go to a sparse store file and a persisted validation
+// bitmap records that the store now holds them. Format: docs/snapshot-format.md.
+
+import { randomUUID } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { assert } from '../assert';
+import { createBitmapFile, openBitmapFile, type PersistentBitmap } from '../bitmap';
+import { TidemarkError, errnoCode, fromSystemError } from '../errors';
+import { syncDirectory } from '../fsync';
+import type { RegionLocation } from '../signature';
+import { defineRecord, requireRecord, writeRecord } from '../store';
+import type { Volume, WriteHook } from '../volume';
+
+export const snapshotRecordKind = defineRecord(
+  'tidemark/snapshot',
+  1,
+  z.object({
+    snapshotId: z.string().min(1),
+    kind: z.enum(['reflink', 'cow']),
+    volumePath: z.string(),
+    sizeBytes: z.number().int().positive(),
+    regionBytes: z.number().int().positive(),
+    createdAt: z.string(),
+    label: z.string(),
+  }),
+);
+export type SnapshotRecord = z.infer<typeof snapshotRecordKind.schema>;
+
+export type ReflinkPolicy = 'auto' | 'never' | 'always';
+
+const recordFile = 'snapshot.json';
+const storeFile = 'store.img';
+const cloneFile = 'clone.img';
+const validFile = 'valid.tmbm';
+
+export interface Snapshot {
+  readonly record: SnapshotRecord;
+  readonly directory: string;
+  read(offsetBytes: number, bytes: number): Promise<Buffer>;
+  readRegion(regionIndex: number): Promise<Buffer>;
+  /** Where region `regionIndex` of the snapshot lives now (for signature workers). */
+  locate(regionIndex: number): RegionLocation;
+  /** Regions copied aside so far (copy-on-write snapshots); undefined for reflink clones. */
+  copiedRegions(): number | undefined;
+  /** Stops tracking and releases the store. */
+  delete(): Promise<void>;
+  /** Stops tracking but keeps the store (reopen with openSnapshot). */
+  close(): Promise<void>;
+}
+
+/** Takes a snapshot of `volume` in `directory` (created; must not exist). */
+export async function createSnapshot(volume: Volume, directory: string, options: { label?: string; reflink?: ReflinkPolicy } = {}): Promise<Snapshot> {
+  const policy = options.reflink ?? 'auto';
+  try {
+    await mkdir(directory, { recursive: false, mode: 0o700 });
+  } catch (error) {
+    throw fromSystemError(error, 'create snapshot directory', directory);
+  }
+  try {
+    return await volume.quiesced(async () => {
+      const record: SnapshotRecord = {
+        snapshotId: randomUUID(),
+        kind: 'cow',
+        volumePath: volume.path,
+        sizeBytes: volume.sizeBytes,
+        regionBytes: volume.regionBytes,
+        createdAt: new Date().toISOString(),
+        label: options.label ?? '',
+      };
+      if (policy !== 'never' && volume.backend.kind === 'file' && (await tryReflink(volume, directory, policy))) {
+        const reflinkRecord = { ...record, kind: 'reflink' as const };
+        await writeRecord(join(directory, recordFile), snapshotRecordKind, reflinkRecord);
+        return new ReflinkSnapshot(reflinkRecord, directory, volume);
+      }
+      const store = await open(join(directory, storeFile), 'wx', 0o600);
+      await store.truncate(volume.sizeBytes);
+      await store.sync();
+      const valid = await createBitmapFile(join(directory, validFile), volume.regionCount, 'snapshot-valid');
+      await writeRecord(join(directory, recordFile), snapshotRecordKind, record);
+      return CowSnapshot.attach(record, directory, volume, store, valid);
+    });
+  } catch (error) {
+    await rm(directory, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function tryReflink(volume: Volume, directory: string, policy: ReflinkPolicy): Promise<boolean> {
+  const target = join(directory, cloneFile);
+  try {
+    await volume.flush();
+    await copyFile(volume.path, target, fsConstants.COPYFILE_FICLONE_FORCE);
+    const handle = await open(target, 'r');
+    await handle.sync();
+    await handle.close();
+    await syncDirectory(directory);
+    return true;
+  } catch (error) {
+    await rm(target, { force: true });
+    const unsupported = ['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOSYS', 'ENOTTY'].includes(errnoCode(error) ?? '');
+    if (policy === 'always' || !unsupported) {
+      throw new TidemarkError(
+        unsupported ? 'UNSUPPORTED' : 'IO',
+        `cannot reflink-clone ${volume.path} into ${directory}: ${errnoCode(error) ?? String(error)}`,
+        unsupported ? 'use a filesystem with reflinks (XFS, Btrfs) or let Tidemark use a copy-on-write snapshot' : 'check free space and permissions there, then retry',
+        { cause: error },
+      );
+    }
+    return false;
+  }
+}
+
+/** Reopens a snapshot after a restart; a copy-on-write one resumes tracking `volume`. */
+export async function openSnapshot(volume: Volume, directory: string): Promise<Snapshot> {
+  const record = await requireRecord(join(directory, recordFile), snapshotRecordKind, 'the snapshot directory is incomplete; delete it and take a new snapshot');
+  if (record.sizeBytes !== volume.sizeBytes || record.regionBytes !== volume.regionBytes) {
+    throw new TidemarkError('SIZE_MISMATCH', `snapshot ${directory} does not match volume ${volume.path}`, 'open it with the volume it was taken of');
+  }
+  if (record.kind === 'reflink') return new ReflinkSnapshot(record, directory, volume);
+  const { bitmap, report } = await openBitmapFile(join(directory, validFile));
+  if (report.recovered.length > 0) {
+    await bitmap.close();
+    // For a validation map neither direction is safe: a wrong bit reads the wrong bytes.
+    throw new TidemarkError(
+      'METADATA_CORRUPT',
+      `snapshot ${directory} is damaged: ${report.recovered.length} segment(s) of its validation map failed verification (${report.recovered[0]!.reason})`,
+      'delete this snapshot and take a new one; resync from a fresh snapshot',
+    );
+  }
+  let store: FileHandle;
+  try {
+    store = await open(join(directory, storeFile), 'r+');
+  } catch (error) {
+    await bitmap.close();
+    throw fromSystemError(error, 'open snapshot store', directory);
+  }
+  return CowSnapshot.attach(record, directory, volume, store, bitmap);
+}
+
+abstract class SnapshotBase implements Snapshot {
+  constructor(
+    readonly record: SnapshotRecord,
+    readonly directory: string,
+    protected readonly volume: Volume,
+  ) {}
+
+  abstract read(offsetBytes: number, bytes: number): Promise<Buffer>;
+  abstract locate(regionIndex: number): RegionLocation;
+  abstract copiedRegions(): number | undefined;
+  abstract close(): Promise<void>;
+
+  async readRegion(regionIndex: number): Promise<Buffer> {
+    const span = this.volume.geometry.region(regionIndex);
+    return this.read(span.offsetBytes, span.bytes);
+  }
+
+  protected checkSpan(offsetBytes: number, bytes: number): void {
+    if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || !Number.isSafeInteger(bytes) || bytes < 0 || offsetBytes + bytes > this.record.sizeBytes) {
+      throw new TidemarkError('USAGE', `read of ${bytes} bytes at ${offsetBytes} is outside snapshot ${this.directory}`, 'address bytes within the volume');
+    }
+  }
+
+  async delete(): Promise<void> {
+    await this.close();
+    await rm(this.directory, { recursive: true, force: true });
+  }
+}
+
+class ReflinkSnapshot extends SnapshotBase {
+  private handle: Promise<FileHandle> | undefined;
+
+  private clone(): Promise<FileHandle> {
+    this.handle ??= open(join(this.directory, cloneFile), 'r');
+    return this.handle;
+  }
+
+  async read(offsetBytes: number, bytes: number): Promise<Buffer> {
+    this.checkSpan(offsetBytes, bytes);
+    const buffer = Buffer.alloc(bytes);
+    await readFully(await this.clone(), buffer, offsetBytes);
+    return buffer;
+  }
+
+  locate(regionIndex: number): RegionLocation {
+    const span = this.volume.geometry.region(regionIndex);
+    return { path: join(this.directory, cloneFile), offsetBytes: span.offsetBytes, bytes: span.bytes };
+  }
+
+  copiedRegions(): undefined {
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle) await (await handle).close();
+  }
+}
+
+async function readFully(handle: FileHandle, buffer: Buffer, offsetBytes: number): Promise<void> {
+  let done = 0;
+  while (done < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, done, buffer.length - done, offsetBytes + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  buffer.fill(0, done);
+}
+
+/**
+ * Copy-on-write: the hook copies a region's old bytes to the store, syncs the store, then
+ * sets and destages the region's validation bit, and only then lets the volume write go on.
+ * A crash at any point leaves either the region unvalidated with the volume unchanged, or
+ * the region validated with its old bytes safe in the store.
+ */
+class CowSnapshot extends SnapshotBase implements WriteHook {
+  readonly name = 'snapshot-cow';
+  private readonly copying = new Map<number, Promise<void>>();
+  private detach: (() => void) | undefined;
+
+  private constructor(
+    record: SnapshotRecord,
+    directory: string,
+    volume: Volume,
+    private readonly store: FileHandle,
+    private readonly valid: PersistentBitmap,
+  ) {
+    super(record, directory, volume);
+  }
+
+  static attach(record: SnapshotRecord, directory: string, volume: Volume, store: FileHandle, valid: PersistentBitmap): CowSnapshot {
+    const snapshot = new CowSnapshot(record, directory, volume, store, valid);
+    snapshot.detach = volume.addWriteHook(snapshot);
+    return snapshot;
+  }
+
+  async beforeWrite(firstRegion: number, lastRegion: number): Promise<void> {
+    const waits: Promise<void>[] = [];
+    const mine: number[] = [];
+    for (let r = firstRegion; r <= lastRegion; r++) {
+      const running = this.copying.get(r);
+      if (running) waits.push(running);
+      else if (!this.valid.durableGet(r)) mine.push(r);
+    }
+    if (mine.length > 0) {
+      const job = this.copyAside(mine);
+      for (const r of mine) this.copying.set(r, job);
+      try {
+        await job;
+      } finally {
+        for (const r of mine) this.copying.delete(r);
+      }
+    }
+    await Promise.all(waits);
+  }
+
+  private async copyAside(regions: number[]): Promise<void> {
+    for (const r of regions) {
+      const span = this.volume.geometry.region(r);
+      const data = await this.volume.read(span.offsetBytes, span.bytes);
+      let done = 0;
+      try {
+        while (done < data.length) done += (await this.store.write(data, done, data.length - done, span.offsetBytes + done)).bytesWritten;
+      } catch (error) {
+        throw fromSystemError(error, 'copy a region into snapshot store', join(this.directory, storeFile));
+      }
+    }
+    await this.store.datasync();
+    for (const r of regions) this.valid.set(r);
+    await this.valid.destage();
+    for (const r of regions) assert(this.valid.durableGet(r), 'validation bit durable before the volume write');
+  }
+
+  async read(offsetBytes: number, bytes: number): Promise<Buffer> {
+    this.checkSpan(offsetBytes, bytes);
+    const result = Buffer.alloc(bytes);
+    if (bytes === 0) return result;
+    const { first, last } = this.volume.geometry.regionsOf(offsetBytes, bytes);
+    for (let r = first; r <= last; r++) {
+      const span = this.volume.geometry.region(r);
+      const from = Math.max(offsetBytes, span.offsetBytes);
+      const to = Math.min(offsetBytes + bytes, span.offsetBytes + span.bytes);
+      const target = result.subarray(from - offsetBytes, to - offsetBytes);
+      if (!this.valid.bits.get(r)) {
+        await this.volume.backend.pread(target, from);
+        // The volume is written only after the bit is set; if it is still clear, the bytes
+        // just read are the snapshot's. Otherwise a copy raced us: read the store instead.
+        if (!this.valid.bits.get(r)) continue;
+        await this.copying.get(r);
+      }
+      await readFully(this.store, target, from);
+    }
+    return result;
+  }
+
+  locate(regionIndex: number): RegionLocation {
+    const span = this.volume.geometry.region(regionIndex);
+    const path = this.valid.bits.get(regionIndex) ? join(this.directory, storeFile) : this.volume.path;
+    return { path, offsetBytes: span.offsetBytes, bytes: span.bytes };
+  }
+
+  copiedRegions(): number {
+    return this.valid.bits.popcount();
+  }
+
+  async close(): Promise<void> {
+    this.detach?.();
+    this.detach = undefined;
+    await Promise.all(this.copying.values());
+    await this.valid.close();
+    await this.store.close();
+  }
+}

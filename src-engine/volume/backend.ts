@@ -1,0 +1,120 @@
+// Volume backends in the nbdkit shape: a few required operations (size, pread, pwrite,
+// flush, close) and optional capabilities. Files and block devices share one implementation.
+
+import { constants as fsConstants } from 'node:fs';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { TidemarkError, errnoCode, fromSystemError } from '../errors';
+
+export interface VolumeBackend {
+  readonly path: string;
+  readonly kind: 'file' | 'block';
+  readonly sizeBytes: number;
+  /** Reads exactly buffer.length bytes at offset; bytes past the end of a short file read as zero. */
+  pread(buffer: Uint8Array, offsetBytes: number): Promise<void>;
+  pwrite(buffer: Uint8Array, offsetBytes: number): Promise<void>;
+  /** Makes completed writes durable (fdatasync). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Splits a Linux dev_t (as Node reports it) into major and minor numbers. */
+export function deviceNumbers(rdev: number): { major: number; minor: number } {
+  const dev = BigInt(rdev);
+  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
+/** Size of a block device from sysfs (in 512-byte sectors, whatever the logical block size). */
+export async function blockDeviceBytes(path: string, rdev: number, sysfsRoot = '/sys'): Promise<number> {
+  const { major, minor } = deviceNumbers(rdev);
+  const sizePath = `${sysfsRoot}/dev/block/${major}:${minor}/size`;
+  try {
+    const sectors = Number((await readFile(sizePath, 'utf8')).trim());
+    if (!Number.isSafeInteger(sectors)) throw new Error(`unparsable size "${sectors}"`);
+    return sectors * 512;
+  } catch (error) {
+    throw new TidemarkError('IO', `cannot read the size of block device ${path} from ${sizePath}`, 'check that sysfs is mounted and the device exists', {
+      cause: error,
+    });
+  }
+}
+
+export class FileBackend implements VolumeBackend {
+  private constructor(
+    readonly path: string,
+    readonly kind: 'file' | 'block',
+    readonly sizeBytes: number,
+    private readonly handle: FileHandle,
+    readonly readOnly: boolean,
+  ) {}
+
+  /**
+   * Opens a regular file or a block device. `sizeBytes` overrides the size of a regular file
+   * (a sparse file may be shorter on disk than the volume it holds); other paths are refused.
+   */
+  static async open(path: string, options: { readOnly?: boolean } = {}): Promise<FileBackend> {
+    const info = await stat(path).catch((error: unknown) => {
+      throw fromSystemError(error, 'open volume', path);
+    });
+    if (!info.isFile() && !info.isBlockDevice()) {
+      const what = info.isDirectory() ? 'a directory' : info.isCharacterDevice() ? 'a character device' : info.isFIFO() ? 'a FIFO' : info.isSocket() ? 'a socket' : 'not a regular file';
+      throw new TidemarkError('NOT_A_VOLUME', `cannot use ${path} as a volume: it is ${what}`, 'give the path of a regular file or a block device');
+    }
+    const readOnly = options.readOnly ?? false;
+    let handle: FileHandle;
+    try {
+      handle = await open(path, readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR);
+    } catch (error) {
+      throw fromSystemError(error, 'open volume', path);
+    }
+    try {
+      const kind = info.isBlockDevice() ? 'block' : 'file';
+      const sizeBytes = kind === 'block' ? await blockDeviceBytes(path, info.rdev) : info.size;
+      return new FileBackend(path, kind, sizeBytes, handle, readOnly);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  async pread(buffer: Uint8Array, offsetBytes: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < buffer.length) {
+        const { bytesRead } = await this.handle.read(buffer, done, buffer.length - done, offsetBytes + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } catch (error) {
+      throw fromSystemError(error, 'read volume', this.path);
+    }
+    if (done < buffer.length) buffer.fill(0, done);
+  }
+
+  async pwrite(buffer: Uint8Array, offsetBytes: number): Promise<void> {
+    if (this.readOnly) throw new TidemarkError('PERMISSION', `volume ${this.path} is open read-only`, 'open it for writing');
+    let done = 0;
+    try {
+      while (done < buffer.length) {
+        const { bytesWritten } = await this.handle.write(buffer, done, buffer.length - done, offsetBytes + done);
+        done += bytesWritten;
+      }
+    } catch (error) {
+      throw fromSystemError(error, 'write volume', this.path);
+    }
+  }
+
+  async flush(): Promise<void> {
+    try {
+      await this.handle.datasync();
+    } catch (error) {
+      if (errnoCode(error) === 'EINVAL' && this.readOnly) return;
+      throw fromSystemError(error, 'flush volume', this.path);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}

@@ -1,0 +1,192 @@
+// The volume catalog in a Tidemark home: which volumes Tidemark created or adopted, with
+// their region size and tracked realization map. Layout: docs/home-layout.md.
+
+import { createHash } from 'node:crypto';
+import { mkdir, open, realpath, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { createBitmapFile, openBitmapFile } from '../bitmap';
+import { regionBytesDefault } from '../constants';
+import { TidemarkError, errnoCode, fromSystemError } from '../errors';
+import { syncDirectory } from '../fsync';
+import { defineRecord, readRecord, writeRecord } from '../store';
+import { FileBackend } from './backend';
+import { RegionGeometry, validateRegionBytes, validateVolumeBytes } from './geometry';
+import { RealizedTracker, zeroScanRealized } from './realized';
+import { Volume } from './volume';
+
+export const volumeRecordKind = defineRecord(
+  'tidemark/volume',
+  1,
+  z.object({
+    volumeId: z.string().regex(/^[0-9a-f]{16}$/),
+    path: z.string().min(1),
+    kind: z.enum(['file', 'block']),
+    sizeBytes: z.number().int().positive(),
+    regionBytes: z.number().int().positive(),
+    createdAt: z.string(),
+  }),
+);
+export type VolumeRecord = z.infer<typeof volumeRecordKind.schema>;
+
+export interface OpenedVolume {
+  readonly volume: Volume;
+  readonly record: VolumeRecord | undefined;
+  readonly realized: RealizedTracker | undefined;
+  close(): Promise<void>;
+}
+
+export interface VolumeInfo {
+  readonly path: string;
+  readonly kind: 'file' | 'block';
+  readonly volumeId: string | null;
+  readonly sizeBytes: number;
+  readonly regionBytes: number;
+  readonly regions: number;
+  readonly realizedRegions: number;
+  readonly realizedSource: 'tracked' | 'zero-scan';
+}
+
+export class VolumeCatalog {
+  constructor(readonly homeDir: string) {}
+
+  /** A stable id for a volume path: the first 64 bits of SHA-256 of its canonical path. */
+  static volumeIdFor(canonicalPath: string): string {
+    return createHash('sha256').update(canonicalPath).digest('hex').slice(0, 16);
+  }
+
+  volumeDir(volumeId: string): string {
+    return join(this.homeDir, 'volumes', volumeId);
+  }
+
+  private recordPath(volumeId: string): string {
+    return join(this.volumeDir(volumeId), 'volume.json');
+  }
+
+  private realizedPath(volumeId: string): string {
+    return join(this.volumeDir(volumeId), 'realized.tmbm');
+  }
+
+  /** Creates a sparse file volume of `sizeBytes` at `path` and registers it. Refuses to overwrite. */
+  async create(path: string, sizeBytes: number, regionBytes = regionBytesDefault): Promise<VolumeRecord> {
+    validateVolumeBytes(sizeBytes);
+    validateRegionBytes(regionBytes);
+    const absolutePath = resolve(path);
+    await this.createSparseFile(absolutePath, sizeBytes);
+    let volumeDirectory: string | undefined;
+    try {
+      const canonicalPath = await realpath(absolutePath);
+      const volumeId = VolumeCatalog.volumeIdFor(canonicalPath);
+      volumeDirectory = this.volumeDir(volumeId);
+      await mkdir(volumeDirectory, { recursive: true, mode: 0o700 });
+      const geometry = new RegionGeometry(sizeBytes, regionBytes);
+      await (await createBitmapFile(this.realizedPath(volumeId), geometry.regionCount, 'realized')).close();
+      const record: VolumeRecord = { volumeId, path: canonicalPath, kind: 'file', sizeBytes, regionBytes, createdAt: new Date().toISOString() };
+      await writeRecord(this.recordPath(volumeId), volumeRecordKind, record);
+      return record;
+    } catch (error) {
+      // Nothing half-made stays behind: the new file and its metadata go together.
+      await rm(absolutePath, { force: true });
+      if (volumeDirectory) await rm(volumeDirectory, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  private async createSparseFile(path: string, sizeBytes: number): Promise<void> {
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      const handle = await open(path, 'wx', 0o600);
+      try {
+        await handle.truncate(sizeBytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await syncDirectory(dirname(path));
+    } catch (error) {
+      if (errnoCode(error) === 'EEXIST') {
+        throw new TidemarkError('ALREADY_EXISTS', `cannot create volume ${path}: a file is already there`, 'choose another path, or remove the old file if its data is not needed');
+      }
+      await rm(path, { force: true }).catch(() => undefined);
+      throw fromSystemError(error, 'create volume', path);
+    }
+  }
+
+  /** The catalog record for `path`, if Tidemark registered it. */
+  async lookup(path: string): Promise<VolumeRecord | undefined> {
+    let canonicalPath: string;
+    try {
+      canonicalPath = await realpath(resolve(path));
+    } catch (error) {
+      throw fromSystemError(error, 'open volume', path);
+    }
+    return readRecord(this.recordPath(VolumeCatalog.volumeIdFor(canonicalPath)), volumeRecordKind);
+  }
+
+  /** Opens a volume; a registered one gets its region size and realization tracking. */
+  async open(path: string, options: { readOnly?: boolean; regionBytes?: number } = {}): Promise<OpenedVolume> {
+    const record = await this.lookup(path);
+    const backend = await FileBackend.open(resolve(path), { readOnly: options.readOnly ?? false });
+    try {
+      if (record && backend.sizeBytes !== record.sizeBytes) {
+        throw new TidemarkError(
+          'SIZE_MISMATCH',
+          `volume ${path} is ${backend.sizeBytes} bytes but was registered with ${record.sizeBytes}`,
+          'the file was resized outside Tidemark; restore its size, or remove its record from the home to adopt it afresh',
+        );
+      }
+      const regionBytes = record?.regionBytes ?? options.regionBytes ?? regionBytesDefault;
+      const volume = new Volume(backend, regionBytes, { volumeId: record?.volumeId });
+      let realized: RealizedTracker | undefined;
+      if (record && !options.readOnly) {
+        const { bitmap } = await openBitmapFile(this.realizedPath(record.volumeId));
+        realized = new RealizedTracker(bitmap);
+        volume.addWriteHook(realized);
+      } else if (record) {
+        const { bitmap } = await openBitmapFile(this.realizedPath(record.volumeId), 'r');
+        realized = new RealizedTracker(bitmap);
+      }
+      return {
+        volume,
+        record,
+        realized,
+        close: async () => {
+          await volume.close();
+          await realized?.bitmap.close();
+        },
+      };
+    } catch (error) {
+      await backend.close();
+      throw error;
+    }
+  }
+
+  /** Size, regions and realization of a volume (tracked when registered, zero-scanned otherwise). */
+  async info(path: string, options: { regionBytes?: number; signal?: AbortSignal } = {}): Promise<VolumeInfo> {
+    const opened = await this.open(path, { readOnly: true, regionBytes: options.regionBytes });
+    try {
+      const { volume, record, realized } = opened;
+      const realizedBits = realized ? realized.snapshot() : await zeroScanRealized(volume, { signal: options.signal });
+      return {
+        path: record?.path ?? resolve(path),
+        kind: volume.backend.kind,
+        volumeId: record?.volumeId ?? null,
+        sizeBytes: volume.sizeBytes,
+        regionBytes: volume.regionBytes,
+        regions: volume.regionCount,
+        realizedRegions: realizedBits.popcount(),
+        realizedSource: realized ? 'tracked' : 'zero-scan',
+      };
+    } finally {
+      await opened.close();
+    }
+  }
+
+  /** True when a path exists (for error messages that distinguish missing from wrong type). */
+  static async exists(path: string): Promise<boolean> {
+    return stat(path).then(
+      () => true,
+      () => false,
+    );
+  }
+}

@@ -1,0 +1,158 @@
+// Volume: a backend seen as regions, with write hooks (snapshot copy-on-write, realization,
+// change tracking) that run before every write, and a write gate for point-in-time work.
+
+import { assert } from '../assert';
+import { ioBytesMax } from '../constants';
+import { TidemarkError } from '../errors';
+import type { VolumeBackend } from './backend';
+import { RegionGeometry } from './geometry';
+
+/**
+ * Runs before the backend sees a write to regions [firstRegion, lastRegion]. The write
+ * proceeds only when every hook has resolved, so a hook may persist what it must (a
+ * snapshot's old data, a MOOS bit) before the data lands. Hooks run in registration order.
+ */
+export interface WriteHook {
+  readonly name: string;
+  beforeWrite(firstRegion: number, lastRegion: number): Promise<void>;
+}
+
+export interface VolumeOptions {
+  /** A Tidemark id when the volume is registered in a home. */
+  readonly volumeId?: string;
+}
+
+export class Volume {
+  readonly geometry: RegionGeometry;
+  readonly volumeId: string | undefined;
+  private readonly hooks: WriteHook[] = [];
+  private writesInFlight = 0;
+  private gateWaiters: (() => void)[] = [];
+  private drainWaiters: (() => void)[] = [];
+  private gateClosed = false;
+  private closed = false;
+  private readOnlyReason: string | undefined;
+
+  constructor(
+    readonly backend: VolumeBackend,
+    regionBytes: number,
+    options: VolumeOptions = {},
+  ) {
+    this.geometry = new RegionGeometry(backend.sizeBytes, regionBytes);
+    this.volumeId = options.volumeId;
+  }
+
+  get path(): string {
+    return this.backend.path;
+  }
+
+  get sizeBytes(): number {
+    return this.geometry.sizeBytes;
+  }
+
+  get regionBytes(): number {
+    return this.geometry.regionBytes;
+  }
+
+  get regionCount(): number {
+    return this.geometry.regionCount;
+  }
+
+  /** Adds a hook; returns a function that removes it. */
+  addWriteHook(hook: WriteHook): () => void {
+    this.hooks.push(hook);
+    return () => {
+      const index = this.hooks.indexOf(hook);
+      if (index !== -1) this.hooks.splice(index, 1);
+    };
+  }
+
+  /** Refuses writes with `reason` (e.g. a secondary locked until failover), or allows them again. */
+  setReadOnly(reason: string | undefined): void {
+    this.readOnlyReason = reason;
+  }
+
+  private checkSpan(offsetBytes: number, bytes: number): void {
+    if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || !Number.isSafeInteger(bytes) || bytes < 0 || offsetBytes + bytes > this.sizeBytes) {
+      throw new TidemarkError('USAGE', `I/O of ${bytes} bytes at offset ${offsetBytes} is outside volume ${this.path} (${this.sizeBytes} bytes)`, 'address bytes within the volume');
+    }
+    assert(bytes <= ioBytesMax, `one I/O of ${bytes} bytes within ${ioBytesMax}`);
+    assert(!this.closed, 'I/O on a closed volume');
+  }
+
+  async read(offsetBytes: number, bytes: number): Promise<Buffer> {
+    this.checkSpan(offsetBytes, bytes);
+    const buffer = Buffer.allocUnsafe(bytes);
+    await this.backend.pread(buffer, offsetBytes);
+    return buffer;
+  }
+
+  async readRegion(regionIndex: number): Promise<Buffer> {
+    const span = this.geometry.region(regionIndex);
+    return this.read(span.offsetBytes, span.bytes);
+  }
+
+  async write(offsetBytes: number, data: Uint8Array): Promise<void> {
+    this.checkSpan(offsetBytes, data.length);
+    if (this.readOnlyReason !== undefined) {
+      throw new TidemarkError('PERMISSION', `volume ${this.path} refuses writes: ${this.readOnlyReason}`, 'write to the primary, or fail over first');
+    }
+    if (data.length === 0) return;
+    await this.enterWrite();
+    try {
+      const { first, last } = this.geometry.regionsOf(offsetBytes, data.length);
+      for (const hook of this.hooks) await hook.beforeWrite(first, last);
+      await this.backend.pwrite(data, offsetBytes);
+    } finally {
+      this.leaveWrite();
+    }
+  }
+
+  async writeRegion(regionIndex: number, data: Uint8Array): Promise<void> {
+    const span = this.geometry.region(regionIndex);
+    if (data.length !== span.bytes) {
+      throw new TidemarkError('USAGE', `region ${regionIndex} of ${this.path} holds ${span.bytes} bytes, got ${data.length}`, 'write whole regions');
+    }
+    await this.write(span.offsetBytes, data);
+  }
+
+  async flush(): Promise<void> {
+    await this.backend.flush();
+  }
+
+  private async enterWrite(): Promise<void> {
+    while (this.gateClosed) await new Promise<void>((resolve) => this.gateWaiters.push(resolve));
+    if (this.closed) throw new TidemarkError('IO', `volume ${this.path} was closed while a write waited`, 'retry after reopening the volume');
+    this.writesInFlight += 1;
+  }
+
+  private leaveWrite(): void {
+    this.writesInFlight -= 1;
+    assert(this.writesInFlight >= 0, 'writes in flight never negative');
+    if (this.writesInFlight === 0) for (const wake of this.drainWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Holds new writes and waits for writes in flight to finish, then runs `work` with the
+   * volume still: the point in time of a snapshot. Writes resume when `work` settles.
+   */
+  async quiesced<T>(work: () => Promise<T>): Promise<T> {
+    while (this.gateClosed) await new Promise<void>((resolve) => this.gateWaiters.push(resolve));
+    this.gateClosed = true;
+    try {
+      while (this.writesInFlight > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+      return await work();
+    } finally {
+      this.gateClosed = false;
+      for (const wake of this.gateWaiters.splice(0)) wake();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.quiesced(async () => {
+      this.closed = true;
+    });
+    await this.backend.close();
+  }
+}

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { Bitset, popcount32 } from '../../src-engine/bitmap';
+import { TidemarkError } from '../../src-engine/errors';
+
+describe('Bitset', () => {
+  it('popcount32 counts bits of edge words', () => {
+    expect(popcount32(0)).toBe(0);
+    expect(popcount32(0xffffffff)).toBe(32);
+    expect(popcount32(0x80000001)).toBe(2);
+    expect(popcount32(0x55555555)).toBe(16);
+  });
+
+  it('handles ranges that cross words and a short tail word', () => {
+    const bits = new Bitset(70);
+    bits.setRange(30, 66);
+    expect(bits.popcount()).toBe(36);
+    expect(bits.nextSetBit(0)).toBe(30);
+    expect(bits.nextClearBit(30)).toBe(66);
+    expect([...bits.runs()]).toEqual([{ start: 30, end: 66 }]);
+    bits.clearRange(31, 65);
+    expect([...bits.indexes()]).toEqual([30, 65]);
+  });
+
+  it('full() sets exactly bitCount bits, never the padding', () => {
+    const bits = Bitset.full(33);
+    expect(bits.popcount()).toBe(33);
+    expect(bits.words[1]).toBe(1);
+    expect(bits.nextClearBit(0)).toBe(-1);
+  });
+
+  it('clone keeps the bits of a partial last word', () => {
+    const bits = new Bitset(29_322);
+    bits.set(29_312);
+    bits.set(29_321);
+    expect([...bits.clone().indexes()]).toEqual([29_312, 29_321]);
+  });
+
+  it('fromBytes masks padding bits beyond bitCount', () => {
+    const bits = Bitset.fromBytes(10, new Uint8Array([0xff, 0xff]));
+    expect(bits.popcount()).toBe(10);
+  });
+
+  it('refuses out-of-range indexes and mismatched lengths with an invariant error', () => {
+    const bits = new Bitset(8);
+    expect(() => bits.set(8)).toThrow(TidemarkError);
+    expect(() => bits.setRange(3, 2)).toThrow(/range/);
+    expect(() => bits.unionWith(new Bitset(9))).toThrow(/equal length/);
+  });
+
+  it('isSubsetOf and set algebra', () => {
+    const a = new Bitset(100);
+    const b = new Bitset(100);
+    a.setRange(10, 20);
+    b.setRange(0, 50);
+    expect(a.isSubsetOf(b)).toBe(true);
+    expect(b.isSubsetOf(a)).toBe(false);
+    expect(b.clone().subtract(a).popcount()).toBe(40);
+    expect(Bitset.union(a, b).popcount()).toBe(50);
+  });
+
+  it('an empty bitset scans to -1', () => {
+    const bits = new Bitset(0);
+    expect(bits.nextSetBit(0)).toBe(-1);
+    expect(bits.popcount()).toBe(0);
+    expect([...bits.runs()]).toEqual([]);
+  });
+});
