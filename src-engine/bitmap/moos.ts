@@ -44,9 +44,18 @@ export class MoosPredictor {
     const end = lastRegion + 1;
     this.oos.setRange(firstRegion, end);
     if (!this.moos.bits.allSet(firstRegion, end)) this.predict(firstRegion, end);
-    // Bits may be set in memory by a concurrent write whose destage is still running.
-    if (!this.isDurable(firstRegion, end)) await this.moos.destage();
-    assert(this.isDurable(firstRegion, end), 'MOOS durable for an acknowledged write');
+    // Bits may be set in memory by a concurrent write whose destage is still running, or a
+    // running destage may carry an image from before our bits: ensureDurable covers both.
+    await this.moos.ensureDurable(firstRegion, end);
+    assert(this.oosDurable(firstRegion, end), 'OOS ⊆ durable MOOS for an acknowledged write');
+  }
+
+  /** Every region of [from, end) still out of sync is set in the durable MOOS image. */
+  private oosDurable(from: number, end: number): boolean {
+    for (let i = this.oos.nextSetBit(from, end); i !== -1; i = i + 1 < end ? this.oos.nextSetBit(i + 1, end) : -1) {
+      if (!this.moos.durableGet(i)) return false;
+    }
+    return true;
   }
 
   private predict(from: number, end: number): void {
@@ -63,12 +72,11 @@ export class MoosPredictor {
     this.moos.markChanged(firstSegment * bitmapBitsPerSegment, Math.min(this.regionCount, (lastSegment + 1) * bitmapBitsPerSegment));
   }
 
-  private isDurable(from: number, end: number): boolean {
-    for (let i = from; i < end; i++) if (!this.moos.durableGet(i)) return false;
-    return true;
-  }
-
-  /** Marks regions as shipped: clears their OOS bits. MOOS bits are cleared lazily. */
+  /**
+   * Marks regions as shipped: clears their OOS bits. MOOS bits are cleared lazily. The
+   * shipper must not ship a region while a host write to it is in flight (the write sets OOS
+   * before its data lands); the tracking layer serialises the two.
+   */
   markShipped(firstRegion: number, lastRegion: number): void {
     this.oos.clearRange(firstRegion, lastRegion + 1);
   }

@@ -150,6 +150,8 @@ export class PersistentBitmap {
   private readonly activeSlot: Uint8Array;
   private readonly sequence: Float64Array;
   private inflight: Promise<number> | undefined;
+  /** Segments the running destage pass writes (with the images it took). */
+  private inflightSegments = new Set<number>();
   private closed = false;
   readonly stats: PersistentBitmapStats = { destages: 0, segmentWrites: 0 };
 
@@ -286,6 +288,40 @@ export class PersistentBitmap {
   }
 
   /**
+   * Resolves when every bit set in memory in [from, to) is durable and no destage pass in
+   * flight can overwrite it with an older image. This is what "acknowledge only once the bit
+   * is durable" means under concurrency: a pass that snapshotted before the bit was set
+   * would otherwise clear it on disk after the caller was told it was safe.
+   */
+  async ensureDurable(from: number, to: number): Promise<void> {
+    assert(0 <= from && from <= to && to <= this.bitCount, `range [${from}, ${to}) within bitmap`);
+    const first = Math.floor(from / bitmapBitsPerSegment);
+    const last = Math.floor(Math.max(from, to - 1) / bitmapBitsPerSegment);
+    for (let attempt = 0; ; attempt++) {
+      assert(attempt < 10_000, 'ensureDurable converges');
+      const inflight = this.inflight;
+      if (inflight && this.touchesInflight(first, last)) {
+        await inflight.catch(() => 0);
+        continue;
+      }
+      if (this.memoryBitsDurable(from, to)) return;
+      await this.destage();
+    }
+  }
+
+  private touchesInflight(firstSegment: number, lastSegment: number): boolean {
+    for (let s = firstSegment; s <= lastSegment; s++) if (this.inflightSegments.has(s)) return true;
+    return false;
+  }
+
+  private memoryBitsDurable(from: number, to: number): boolean {
+    for (let i = this.bits.nextSetBit(from, to); i !== -1; i = i + 1 < to ? this.bits.nextSetBit(i + 1, to) : -1) {
+      if (!this.durableGet(i)) return false;
+    }
+    return true;
+  }
+
+  /**
    * Writes every changed segment to its inactive slot, then syncs once. Resolves with the
    * number of segments written when everything changed before the call is durable.
    */
@@ -307,6 +343,7 @@ export class PersistentBitmap {
   private async destagePass(): Promise<number> {
     const segments = [...this.dirtySegments].sort((a, b) => a - b);
     this.dirtySegments.clear();
+    this.inflightSegments = new Set(segments);
     const images = segments.map((s) => segmentWords(this.bits, s).slice());
     try {
       for (let i = 0; i < segments.length; i++) {
@@ -319,8 +356,10 @@ export class PersistentBitmap {
       // Nothing of this pass counts as durable: the segments stay dirty for the next pass.
       // A slot written but not acknowledged is the inactive one, so the active one is intact.
       for (const s of segments) this.dirtySegments.add(s);
+      this.inflightSegments = new Set();
       throw error;
     }
+    this.inflightSegments = new Set();
     for (let i = 0; i < segments.length; i++) {
       const s = segments[i]!;
       this.activeSlot[s] = 1 - this.activeSlot[s]!;

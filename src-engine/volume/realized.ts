@@ -19,12 +19,7 @@ export class RealizedTracker implements WriteHook {
   async beforeWrite(firstRegion: number, lastRegion: number): Promise<void> {
     const end = lastRegion + 1;
     if (!this.bitmap.bits.allSet(firstRegion, end)) this.bitmap.setRange(firstRegion, end);
-    for (let r = firstRegion; r < end; r++) {
-      if (!this.bitmap.durableGet(r)) {
-        await this.bitmap.destage();
-        return;
-      }
-    }
+    await this.bitmap.ensureDurable(firstRegion, end);
   }
 
   /** Marks regions unrealized after they were reclaimed (zeroed or hole-punched). */
