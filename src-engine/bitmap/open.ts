@@ -31,7 +31,7 @@ export async function createBitmapFile(path: string, bitCount: number, tag: stri
 export async function openBitmapFile(path: string, mode: 'r' | 'r+' = 'r+'): Promise<{ bitmap: PersistentBitmap; report: BitmapLoadReport }> {
   const file = await NodeBitmapFile.open(path, mode);
   try {
-    return await PersistentBitmap.load(file);
+    return await PersistentBitmap.load(file, { readOnly: mode === 'r' });
   } catch (error) {
     await file.close();
     throw error;

@@ -153,6 +153,8 @@ export class PersistentBitmap {
   /** Segments the running destage pass writes (with the images it took). */
   private inflightSegments = new Set<number>();
   private closed = false;
+  /** Set for bitmaps opened only to read (inspection): they never write, not even to heal. */
+  private readOnly = false;
   readonly stats: PersistentBitmapStats = { destages: 0, segmentWrites: 0 };
 
   private constructor(
@@ -199,7 +201,7 @@ export class PersistentBitmap {
   }
 
   /** Loads a bitmap. Segments that fail verification come back all-set and are reported. */
-  static async load(file: BitmapFile): Promise<{ bitmap: PersistentBitmap; report: BitmapLoadReport }> {
+  static async load(file: BitmapFile, options: { readOnly?: boolean } = {}): Promise<{ bitmap: PersistentBitmap; report: BitmapLoadReport }> {
     const superblock = new Uint8Array(bitmapSuperblockBytes);
     const headerBytes = await file.read(superblock, 0);
     const geometry = decodeSuperblock(superblock.subarray(0, headerBytes), file.path);
@@ -230,6 +232,7 @@ export class PersistentBitmap {
       }
     }
     const bitmap = new PersistentBitmap(file, geometry.tag, bits, activeSlot, sequence);
+    bitmap.readOnly = options.readOnly ?? false;
     // Recovered segments are rewritten at the next destage so the file heals.
     for (const r of recovered) bitmap.dirtySegments.add(r.segmentIndex);
     return { bitmap, report: { recovered } };
@@ -327,6 +330,7 @@ export class PersistentBitmap {
    */
   async destage(): Promise<number> {
     assert(!this.closed, 'destage after close');
+    assert(!this.readOnly, `destage of ${this.path}, opened read-only`);
     let written = 0;
     // A pass already running may have snapshotted before our changes: wait, then run our own.
     while (this.inflight) await this.inflight.catch(() => 0);
@@ -375,7 +379,7 @@ export class PersistentBitmap {
   async close(): Promise<void> {
     if (this.closed) return;
     try {
-      await this.destage();
+      if (!this.readOnly) await this.destage();
     } finally {
       this.closed = true;
       await this.file.close();

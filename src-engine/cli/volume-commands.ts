@@ -5,7 +5,8 @@ import { regionBytesDefault } from '../constants';
 import { ensureHomeDir, resolveHomeDir } from '../home';
 import { formatBytes, parseSize } from '../size';
 import { VolumeCatalog } from '../volume';
-import { printResult, type GlobalOptions, type Io } from './output';
+import { SignaturePool, parseHashAlgorithm, signRegions } from '../signature';
+import { printResult, ProgressBar, type GlobalOptions, type Io } from './output';
 
 export function registerVolumeCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
   const volume = program.command('volume').description('create and inspect volumes (files or block devices)');
@@ -51,5 +52,33 @@ export function registerVolumeCommands(program: Command, io: Io, globals: () => 
           `realized:  ${info.realizedRegions} regions (${info.realizedSource === 'tracked' ? 'tracked by Tidemark' : 'by zero scan'})`,
         ].join('\n'),
       );
+    });
+
+  volume
+    .command('sign')
+    .description('region signatures of a volume (compare regions across sites, or with sha256sum/xxhsum)')
+    .argument('<volref>', 'a local path')
+    .option('--hash <algorithm>', 'xxh3-128 or sha256', 'xxh3-128')
+    .option('--region-size <size>', 'region size for a volume not registered in this home', '1MiB')
+    .action(async (volref: string, options: { hash: string; regionSize: string }) => {
+      const global = globals();
+      const algorithm = parseHashAlgorithm(options.hash);
+      const catalog = new VolumeCatalog(resolveHomeDir(global.home, io.env));
+      const opened = await catalog.open(volref, { readOnly: true, regionBytes: parseSize(options.regionSize, '--region-size') });
+      const pool = await SignaturePool.start(algorithm);
+      try {
+        const { volume } = opened;
+        const bar = new ProgressBar(io, global, 'signing', volume.sizeBytes, 'bytes');
+        const locate = (r: number) => ({ path: volume.path, ...volume.geometry.region(r) });
+        const map = await signRegions(pool, volume.regionCount, locate, { onProgress: (p) => bar.update(p.bytesDone) });
+        bar.finish();
+        const signatures = Array.from({ length: volume.regionCount }, (_, r) => map.hex(r)!);
+        printResult(io, global, { path: volume.path, hash: algorithm, regionBytes: volume.regionBytes, regions: volume.regionCount, signatures }, () =>
+          signatures.map((hex, r) => `${r}\t${hex}`).join('\n'),
+        );
+      } finally {
+        await pool.dispose();
+        await opened.close();
+      }
     });
 }

@@ -77,7 +77,7 @@ export async function createSnapshot(volume: Volume, directory: string, options:
         await writeRecord(join(directory, recordFile), snapshotRecordKind, reflinkRecord);
         return new ReflinkSnapshot(reflinkRecord, directory, volume);
       }
-      const store = await open(join(directory, storeFile), 'wx', 0o600);
+      const store = await open(join(directory, storeFile), 'wx+', 0o600);
       await store.truncate(volume.sizeBytes);
       await store.sync();
       const valid = await createBitmapFile(join(directory, validFile), volume.regionCount, 'snapshot-valid');

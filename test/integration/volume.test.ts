@@ -1,0 +1,138 @@
+// Volumes on real files and a real loop block device: sparse create, I/O by bytes and by
+// region, realization tracked durably and computed by zero scan, clear refusals.
+import { execFileSync } from 'node:child_process';
+import { stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TidemarkError } from '../../src-engine/errors';
+import { FileBackend, Volume, VolumeCatalog, deviceNumbers, zeroScanRealized } from '../../src-engine/volume';
+import { mkfifo } from './fifo';
+import { tempDir } from '../helpers/tmp';
+import { requireTool } from '../helpers/tools';
+
+const MiB = 2 ** 20;
+
+function expectCode(code: string, pattern?: RegExp) {
+  return (e: unknown) => e instanceof TidemarkError && e.code === code && (!pattern || pattern.test(e.oneLine()));
+}
+
+describe('file volumes', () => {
+  it('creates a sparse file of the exact size and registers it', async () => {
+    const dir = await tempDir();
+    const catalog = new VolumeCatalog(join(dir, 'home'));
+    const record = await catalog.create(join(dir, 'v.img'), 1024 * MiB, MiB);
+    const info = await stat(join(dir, 'v.img'));
+    expect(info.size).toBe(1024 * MiB);
+    expect(info.blocks).toBeLessThan(64); // sparse: nothing allocated
+    expect(record.regionBytes).toBe(MiB);
+    await expect(catalog.create(join(dir, 'v.img'), MiB)).rejects.toSatisfy(expectCode('ALREADY_EXISTS', /already there/));
+  });
+
+  it('reads and writes by bytes and by region; the short last region is whole', async () => {
+    const dir = await tempDir();
+    const catalog = new VolumeCatalog(join(dir, 'home'));
+    await catalog.create(join(dir, 'v.img'), 3 * 4096 + 10, 4096);
+    const { volume, close } = await catalog.open(join(dir, 'v.img'));
+    await volume.write(4090, Buffer.from('across regions'));
+    expect((await volume.read(4090, 14)).toString()).toBe('across regions');
+    await volume.writeRegion(3, Buffer.alloc(10, 7));
+    expect(await volume.readRegion(3)).toEqual(Buffer.alloc(10, 7));
+    await expect(volume.writeRegion(3, Buffer.alloc(11))).rejects.toSatisfy(expectCode('USAGE'));
+    await expect(volume.write(3 * 4096 + 5, Buffer.alloc(6))).rejects.toSatisfy(expectCode('USAGE', /outside volume/));
+    await volume.flush();
+    await close();
+  });
+
+  it('tracks realization durably before the write lands, and zero scan agrees', async () => {
+    const dir = await tempDir();
+    const catalog = new VolumeCatalog(join(dir, 'home'));
+    const path = join(dir, 'v.img');
+    await catalog.create(path, 16 * 4096, 4096);
+    const opened = await catalog.open(path);
+    await opened.volume.write(5 * 4096 + 100, Buffer.alloc(9000, 1)); // regions 5, 6, 7
+    await opened.volume.write(12 * 4096, Buffer.alloc(1, 1));
+    expect(opened.realized!.bitmap.durableBits().popcount()).toBe(4);
+    await opened.close();
+    const info = await catalog.info(path);
+    expect(info).toMatchObject({ realizedRegions: 4, realizedSource: 'tracked', regions: 16 });
+    const raw = new Volume(await FileBackend.open(path, { readOnly: true }), 4096);
+    expect([...(await zeroScanRealized(raw)).indexes()]).toEqual([5, 6, 7, 12]);
+    await raw.close();
+  });
+
+  it('zero-scans a volume Tidemark did not create', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'foreign.img');
+    await writeFile(path, Buffer.alloc(3 * MiB));
+    await writeFile(path, Buffer.from([1]), { flag: 'r+' });
+    const info = await new VolumeCatalog(join(dir, 'home')).info(path);
+    expect(info).toMatchObject({ volumeId: null, realizedRegions: 1, realizedSource: 'zero-scan', regions: 3 });
+  });
+
+  it('refuses directories, FIFOs and missing paths with the cause and the fix', async () => {
+    const dir = await tempDir();
+    const catalog = new VolumeCatalog(join(dir, 'home'));
+    await expect(catalog.info(dir)).rejects.toSatisfy(expectCode('NOT_A_VOLUME', /directory — give the path of a regular file or a block device/));
+    const fifo = join(dir, 'fifo');
+    mkfifo(fifo);
+    await expect(FileBackend.open(fifo)).rejects.toSatisfy(expectCode('NOT_A_VOLUME', /FIFO/));
+    await expect(catalog.info(join(dir, 'missing.img'))).rejects.toSatisfy(expectCode('NOT_FOUND', /no such file/));
+  });
+
+  it('refuses a registered volume resized outside Tidemark', async () => {
+    const dir = await tempDir();
+    const catalog = new VolumeCatalog(join(dir, 'home'));
+    const path = join(dir, 'v.img');
+    await catalog.create(path, 8 * 4096, 4096);
+    await truncate(path, 9 * 4096);
+    await expect(catalog.open(path)).rejects.toSatisfy(expectCode('SIZE_MISMATCH', /resized outside Tidemark/));
+  });
+
+  it('quiesced() holds new writes until the work is done', async () => {
+    const dir = await tempDir();
+    const catalog = new VolumeCatalog(join(dir, 'home'));
+    await catalog.create(join(dir, 'v.img'), 8 * 4096, 4096);
+    const { volume, close } = await catalog.open(join(dir, 'v.img'));
+    const order: string[] = [];
+    let write: Promise<unknown> | undefined;
+    await volume.quiesced(async () => {
+      write = volume.write(0, Buffer.from('x')).then(() => order.push('write'));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      order.push('work');
+    });
+    await write;
+    expect(order).toEqual(['work', 'write']);
+    await close();
+  });
+});
+
+describe('block devices', () => {
+  it('decodes Linux device numbers', () => {
+    expect(deviceNumbers(0x0700)).toEqual({ major: 7, minor: 0 });
+    expect(deviceNumbers(0x100300)).toEqual({ major: 3, minor: 256 });
+    expect(deviceNumbers(0x10300)).toEqual({ major: 259, minor: 0 });
+  });
+
+  it('opens a real loop device, sizes it from sysfs, and reads what was written', async () => {
+    requireTool('losetup');
+    if (process.getuid?.() !== 0) throw new Error('this test attaches a loop device and needs root (CI runs as root)');
+    const dir = await tempDir();
+    const image = join(dir, 'loop.img');
+    await writeFile(image, Buffer.alloc(0));
+    await truncate(image, 8 * MiB);
+    const device = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
+    try {
+      const catalog = new VolumeCatalog(join(dir, 'home'));
+      const opened = await catalog.open(device, { regionBytes: MiB });
+      expect(opened.volume.backend.kind).toBe('block');
+      expect(opened.volume.sizeBytes).toBe(8 * MiB);
+      await opened.volume.write(3 * MiB, Buffer.from('block'));
+      await opened.volume.flush();
+      await opened.close();
+      const info = await catalog.info(device);
+      expect(info).toMatchObject({ kind: 'block', regions: 8, realizedRegions: 1, realizedSource: 'zero-scan' });
+    } finally {
+      execFileSync('losetup', ['-d', device]);
+    }
+  });
+});
