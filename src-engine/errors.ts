@@ -62,12 +62,7 @@ export function fromSystemError(error: unknown, action: string, path: string): T
   const reason = error instanceof Error ? error.message : String(error);
   switch (code) {
     case 'ENOENT':
-      return new TidemarkError(
-        'NOT_FOUND',
-        `cannot ${action} ${path}: no such file or directory`,
-        'check the path, or create it first',
-        { cause: error },
-      );
+      return new TidemarkError('NOT_FOUND', `cannot ${action} ${path}: no such file or directory`, 'check the path, or create it first', { cause: error });
     case 'EACCES':
     case 'EPERM':
     case 'EROFS':

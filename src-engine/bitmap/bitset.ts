@@ -62,7 +62,10 @@ export class Bitset {
   }
 
   private checkRange(from: number, to: number): void {
-    assert(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= this.bitCount, `range [${from}, ${to}) within ${this.bitCount} bits`);
+    assert(
+      Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= this.bitCount,
+      `range [${from}, ${to}) within ${this.bitCount} bits`,
+    );
   }
 
   get(index: number): boolean {

@@ -331,17 +331,15 @@ export class PersistentBitmap {
   async destage(): Promise<number> {
     assert(!this.closed, 'destage after close');
     assert(!this.readOnly, `destage of ${this.path}, opened read-only`);
-    let written = 0;
     // A pass already running may have snapshotted before our changes: wait, then run our own.
     while (this.inflight) await this.inflight.catch(() => 0);
     if (this.dirtySegments.size === 0) return 0;
     this.inflight = this.destagePass();
     try {
-      written = await this.inflight;
+      return await this.inflight;
     } finally {
       this.inflight = undefined;
     }
-    return written;
   }
 
   private async destagePass(): Promise<number> {

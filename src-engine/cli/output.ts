@@ -71,7 +71,9 @@ export class ProgressBar {
     const amount = this.unit === 'bytes' ? `${formatBytes(snapshot.done)}/${formatBytes(snapshot.total)}` : `${snapshot.done}/${snapshot.total} regions`;
     const rate = this.unit === 'bytes' ? `${formatBytes(snapshot.ratePerSecond)}/s` : `${snapshot.ratePerSecond.toFixed(0)} regions/s`;
     const eta = snapshot.etaMs === undefined ? '--' : formatDurationMs(snapshot.etaMs);
-    this.io.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${amount} ${rate} ETA ${eta}\x1b[K`);
+    this.io.stderr.write(
+      `\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${amount} ${rate} ETA ${eta}\x1b[K`,
+    );
   }
 
   finish(): void {

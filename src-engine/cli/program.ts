@@ -12,7 +12,11 @@ export type CliRole = 'cli' | 'agent';
 function buildProgram(io: Io, role: CliRole): Command {
   const program = new Command('tidemark');
   program
-    .description(role === 'agent' ? 'Tidemark host agent: serves a home\'s volumes to a Tidemark console or CLI' : 'Tidemark: replicate block volumes between hosts, with a console, a CLI and host agents')
+    .description(
+      role === 'agent'
+        ? "Tidemark host agent: serves a home's volumes to a Tidemark console or CLI"
+        : 'Tidemark: replicate block volumes between hosts, with a console, a CLI and host agents',
+    )
     .version(tidemarkVersion, '-V, --version', 'print the version')
     .option('--home <dir>', 'Tidemark home (default: $TIDEMARK_HOME or ~/.local/share/tidemark)')
     .option('--json', 'print one JSON document on stdout')

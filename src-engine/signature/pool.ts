@@ -95,7 +95,10 @@ export class SignaturePool {
   }
 
   static async start(algorithm: HashAlgorithm, workerCount = SignaturePool.defaultWorkerCount(), chunkBytes = signatureChunkBytes): Promise<SignaturePool> {
-    assert(Number.isInteger(workerCount) && workerCount >= 1 && workerCount <= signatureWorkersMax, `worker count ${workerCount} within 1..${signatureWorkersMax}`);
+    assert(
+      Number.isInteger(workerCount) && workerCount >= 1 && workerCount <= signatureWorkersMax,
+      `worker count ${workerCount} within 1..${signatureWorkersMax}`,
+    );
     const source = signatureWorkerSource();
     const threads = Array.from({ length: workerCount }, () => new Worker(source, { eval: true, workerData: { algorithm, chunkBytes } }));
     await Promise.all(
@@ -107,7 +110,10 @@ export class SignaturePool {
           }),
       ),
     );
-    return new SignaturePool(algorithm, threads.map((thread) => new PoolWorker(thread)));
+    return new SignaturePool(
+      algorithm,
+      threads.map((thread) => new PoolWorker(thread)),
+    );
   }
 
   /**
@@ -193,7 +199,8 @@ export class SignaturePool {
           continue;
         }
         if (lookahead.done && inFlight === 0) return;
-        if (!this.workers.some((w) => w.usable)) throw new TidemarkError('IO', 'every signature worker stopped', 'retry; if it persists, run with TIDEMARK_DEBUG=1 and report it');
+        if (!this.workers.some((w) => w.usable))
+          throw new TidemarkError('IO', 'every signature worker stopped', 'retry; if it persists, run with TIDEMARK_DEBUG=1 and report it');
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
       }

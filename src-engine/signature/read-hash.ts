@@ -34,7 +34,13 @@ export class DescriptorCache {
  * Hashes each location, reading it in chunks of chunk.length bytes (bounded memory whatever
  * the region size); bytes past the end of a file hash as zeros, as volumes read them.
  */
-export function hashLocations(algorithm: HashAlgorithm, hasher: RegionHasher, descriptors: DescriptorCache, locations: readonly RegionLocation[], chunk: Uint8Array): Uint8Array {
+export function hashLocations(
+  algorithm: HashAlgorithm,
+  hasher: RegionHasher,
+  descriptors: DescriptorCache,
+  locations: readonly RegionLocation[],
+  chunk: Uint8Array,
+): Uint8Array {
   const sigBytes = signatureBytes(algorithm);
   const signatures = new Uint8Array(locations.length * sigBytes);
   for (let i = 0; i < locations.length; i++) {

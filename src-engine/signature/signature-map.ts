@@ -69,7 +69,9 @@ export async function signRegions(
     for (const regionIndex of regions ? regions.indexes() : allRegions()) yield { regionIndex, location: locate(regionIndex) };
   }
   for await (const batch of pool.sign(items(), options)) {
-    batch.regionIndexes.forEach((regionIndex, i) => map.put(regionIndex, batch.signatures.subarray(i * map.bytesPerSignature, (i + 1) * map.bytesPerSignature)));
+    batch.regionIndexes.forEach((regionIndex, i) =>
+      map.put(regionIndex, batch.signatures.subarray(i * map.bytesPerSignature, (i + 1) * map.bytesPerSignature)),
+    );
   }
   return map;
 }

@@ -2,6 +2,7 @@
 // (the CLI, the single-file agent) with `eval: true`. Release builds replace this module with
 // the pre-bundled string (scripts/build.mjs); from source it is bundled here with esbuild.
 
+import type * as Esbuild from 'esbuild';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -10,7 +11,7 @@ let cached: string | undefined;
 export function signatureWorkerSource(): string {
   if (cached !== undefined) return cached;
   const require = createRequire(import.meta.url);
-  const esbuild = require('esbuild') as typeof import('esbuild');
+  const esbuild = require('esbuild') as typeof Esbuild;
   const result = esbuild.buildSync({
     entryPoints: [fileURLToPath(new URL('./worker.ts', import.meta.url))],
     bundle: true,

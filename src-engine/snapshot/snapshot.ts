@@ -107,7 +107,9 @@ async function tryReflink(volume: Volume, directory: string, policy: ReflinkPoli
       throw new TidemarkError(
         unsupported ? 'UNSUPPORTED' : 'IO',
         `cannot reflink-clone ${volume.path} into ${directory}: ${errnoCode(error) ?? String(error)}`,
-        unsupported ? 'use a filesystem with reflinks (XFS, Btrfs) or let Tidemark use a copy-on-write snapshot' : 'check free space and permissions there, then retry',
+        unsupported
+          ? 'use a filesystem with reflinks (XFS, Btrfs) or let Tidemark use a copy-on-write snapshot'
+          : 'check free space and permissions there, then retry',
         { cause: error },
       );
     }
@@ -117,7 +119,11 @@ async function tryReflink(volume: Volume, directory: string, policy: ReflinkPoli
 
 /** Reopens a snapshot after a restart; a copy-on-write one resumes tracking `volume`. */
 export async function openSnapshot(volume: Volume, directory: string): Promise<Snapshot> {
-  const record = await requireRecord(join(directory, recordFile), snapshotRecordKind, 'the snapshot directory is incomplete; delete it and take a new snapshot');
+  const record = await requireRecord(
+    join(directory, recordFile),
+    snapshotRecordKind,
+    'the snapshot directory is incomplete; delete it and take a new snapshot',
+  );
   if (record.sizeBytes !== volume.sizeBytes || record.regionBytes !== volume.regionBytes) {
     throw new TidemarkError('SIZE_MISMATCH', `snapshot ${directory} does not match volume ${volume.path}`, 'open it with the volume it was taken of');
   }

@@ -58,7 +58,15 @@ export class FileBackend implements VolumeBackend {
       throw fromSystemError(error, 'open volume', path);
     });
     if (!info.isFile() && !info.isBlockDevice()) {
-      const what = info.isDirectory() ? 'a directory' : info.isCharacterDevice() ? 'a character device' : info.isFIFO() ? 'a FIFO' : info.isSocket() ? 'a socket' : 'not a regular file';
+      const what = info.isDirectory()
+        ? 'a directory'
+        : info.isCharacterDevice()
+          ? 'a character device'
+          : info.isFIFO()
+            ? 'a FIFO'
+            : info.isSocket()
+              ? 'a socket'
+              : 'not a regular file';
       throw new TidemarkError('NOT_A_VOLUME', `cannot use ${path} as a volume: it is ${what}`, 'give the path of a regular file or a block device');
     }
     const readOnly = options.readOnly ?? false;

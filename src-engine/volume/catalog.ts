@@ -105,7 +105,11 @@ export class VolumeCatalog {
       await syncDirectory(dirname(path));
     } catch (error) {
       if (errnoCode(error) === 'EEXIST') {
-        throw new TidemarkError('ALREADY_EXISTS', `cannot create volume ${path}: a file is already there`, 'choose another path, or remove the old file if its data is not needed');
+        throw new TidemarkError(
+          'ALREADY_EXISTS',
+          `cannot create volume ${path}: a file is already there`,
+          'choose another path, or remove the old file if its data is not needed',
+        );
       }
       await rm(path, { force: true }).catch(() => undefined);
       throw fromSystemError(error, 'create volume', path);

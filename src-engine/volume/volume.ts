@@ -74,7 +74,11 @@ export class Volume {
 
   private checkSpan(offsetBytes: number, bytes: number): void {
     if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || !Number.isSafeInteger(bytes) || bytes < 0 || offsetBytes + bytes > this.sizeBytes) {
-      throw new TidemarkError('USAGE', `I/O of ${bytes} bytes at offset ${offsetBytes} is outside volume ${this.path} (${this.sizeBytes} bytes)`, 'address bytes within the volume');
+      throw new TidemarkError(
+        'USAGE',
+        `I/O of ${bytes} bytes at offset ${offsetBytes} is outside volume ${this.path} (${this.sizeBytes} bytes)`,
+        'address bytes within the volume',
+      );
     }
     assert(bytes <= ioBytesMax, `one I/O of ${bytes} bytes within ${ioBytesMax}`);
     assert(!this.closed, 'I/O on a closed volume');

@@ -22,7 +22,12 @@ describe('layer rule', () => {
     expect(check('src-engine/volume/x.ts', "import { Bitset } from '../bitmap/bitset';")).toEqual(['import engine folder "bitmap" through its index.ts']);
     expect(check('src-engine/volume/x.ts', "export { Bitset } from '../bitmap/bitset';")).toHaveLength(1);
     expect(check('src-engine/volume/x.ts', "const m = await import('../bitmap/moos');")).toHaveLength(1);
-    expect(check('src-engine/volume/x.ts', "import { Bitset } from '../bitmap';\nimport { assert } from '../assert';\nimport { x } from './geometry';\nimport { readFile } from 'node:fs/promises';")).toEqual([]);
+    expect(
+      check(
+        'src-engine/volume/x.ts',
+        "import { Bitset } from '../bitmap';\nimport { assert } from '../assert';\nimport { x } from './geometry';\nimport { readFile } from 'node:fs/promises';",
+      ),
+    ).toEqual([]);
   });
 
   it('catches main importing engine internals and renderer importing runtime code', () => {
@@ -30,7 +35,9 @@ describe('layer rule', () => {
     expect(check('src-main/main.ts', "import { Volume } from '../src-engine';")).toEqual([]);
     expect(check('src-renderer/App.tsx', "import { readFile } from 'node:fs';")).toHaveLength(1);
     expect(check('src-renderer/App.tsx', "import { Volume } from '../src-engine';")).toEqual(['src-renderer imports no engine code']);
-    expect(check('src-renderer/App.tsx', "import { api } from '../src-main/console-api';")).toEqual(['src-renderer imports console API types only (import type)']);
+    expect(check('src-renderer/App.tsx', "import { api } from '../src-main/console-api';")).toEqual([
+      'src-renderer imports console API types only (import type)',
+    ]);
     expect(check('src-renderer/App.tsx', "import type { ConsoleApi } from '../src-main/console-api';")).toEqual([]);
     expect(check('src-renderer/App.tsx', "import { type ConsoleApi } from '../src-main/console-api';")).toEqual([]);
   });

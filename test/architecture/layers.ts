@@ -26,13 +26,18 @@ export function importsOf(fileName: string, text: string): ImportRef[] {
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
       const clause = node.importClause;
-      const typeOnly = Boolean(clause?.isTypeOnly) || Boolean(clause && !clause.name && clause.namedBindings && ts.isNamedImports(clause.namedBindings) && clause.namedBindings.elements.every((e) => e.isTypeOnly));
+      const typeOnly =
+        Boolean(clause?.isTypeOnly) ||
+        Boolean(
+          clause && !clause.name && clause.namedBindings && ts.isNamedImports(clause.namedBindings) && clause.namedBindings.elements.every((e) => e.isTypeOnly),
+        );
       refs.push({ specifier: node.moduleSpecifier.text, typeOnly });
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       refs.push({ specifier: node.moduleSpecifier.text, typeOnly: node.isTypeOnly });
     } else if (ts.isCallExpression(node) && node.arguments.length === 1 && ts.isStringLiteral(node.arguments[0]!)) {
       const callee = node.expression;
-      if (callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require')) refs.push({ specifier: (node.arguments[0] as ts.StringLiteral).text, typeOnly: false });
+      if (callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require'))
+        refs.push({ specifier: (node.arguments[0] as ts.StringLiteral).text, typeOnly: false });
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
       refs.push({ specifier: node.argument.literal.text, typeOnly: true });
     }
@@ -69,7 +74,8 @@ export function checkFile(root: string, file: string, refs: readonly ImportRef[]
     const targetLayer = isRelative ? relative(root, target).split(sep)[0]! : '';
     if (layer === 'src-engine') {
       if (!isRelative) {
-        if (!nodeBuiltins.has(specifier) && !engineDependencies.has(packageName(specifier))) flag(specifier, 'src-engine imports only node builtins, its own modules and pure-JS dependencies');
+        if (!nodeBuiltins.has(specifier) && !engineDependencies.has(packageName(specifier)))
+          flag(specifier, 'src-engine imports only node builtins, its own modules and pure-JS dependencies');
         continue;
       }
       if (targetLayer !== 'src-engine') {
@@ -84,7 +90,8 @@ export function checkFile(root: string, file: string, refs: readonly ImportRef[]
         if (['react', 'react-dom'].includes(packageName(specifier)) || specifier.startsWith('@mui/')) flag(specifier, 'src-main does not import UI code');
         continue;
       }
-      if (targetLayer === 'src-engine' && relative(join(root, 'src-engine'), target) !== 'index' && relative(root, target) !== 'src-engine') flag(specifier, 'src-main imports src-engine/index.ts only');
+      if (targetLayer === 'src-engine' && relative(join(root, 'src-engine'), target) !== 'index' && relative(root, target) !== 'src-engine')
+        flag(specifier, 'src-main imports src-engine/index.ts only');
       if (targetLayer === 'src-renderer') flag(specifier, 'src-main does not import the renderer');
     } else if (layer === 'src-renderer') {
       if (!isRelative) {

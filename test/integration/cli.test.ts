@@ -35,7 +35,14 @@ describe('tidemark CLI', () => {
     expect(created.stdout).toMatch(/created .*a\.img: 64 MiB in 256 regions of 256 KiB/);
     const info = tidemark(['--home', home, '--json', 'volume', 'info', path]);
     expect(info.status).toBe(0);
-    expect(JSON.parse(info.stdout)).toMatchObject({ sizeBytes: 64 * 2 ** 20, regionBytes: 256 * 1024, regions: 256, realizedRegions: 0, realizedSource: 'tracked', kind: 'file' });
+    expect(JSON.parse(info.stdout)).toMatchObject({
+      sizeBytes: 64 * 2 ** 20,
+      regionBytes: 256 * 1024,
+      regions: 256,
+      realizedRegions: 0,
+      realizedSource: 'tracked',
+      kind: 'file',
+    });
     const text = tidemark(['--home', home, 'volume', 'info', path]);
     expect(text.stdout).toMatch(/realized: +0 regions \(tracked by Tidemark\)/);
   });

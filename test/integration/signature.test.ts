@@ -66,7 +66,9 @@ describe.each(['xxh3-128', 'sha256'] as const)('%s signatures', (algorithm) => {
 
   it('a missing file fails with the path; cancellation stops with CANCELLED', async () => {
     const missing = () => ({ path: '/nonexistent/tidemark.img', offsetBytes: 0, bytes: 4096 });
-    await expect(signRegions(pool, 4, missing)).rejects.toSatisfy((e: unknown) => e instanceof TidemarkError && e.code === 'NOT_FOUND' && e.message.includes('/nonexistent/tidemark.img'));
+    await expect(signRegions(pool, 4, missing)).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && e.code === 'NOT_FOUND' && e.message.includes('/nonexistent/tidemark.img'),
+    );
     const dir = await tempDir();
     const path = join(dir, 'big.img');
     await writeFile(path, Buffer.alloc(8 * 1024 * 1024, 1));

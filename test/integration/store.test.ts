@@ -10,7 +10,9 @@ import { tempDir } from '../helpers/tmp';
 const kind = defineRecord('tidemark/test', 1, z.object({ name: z.string(), count: z.number().int() }));
 
 async function expectCorrupt(path: string, pattern: RegExp) {
-  await expect(readRecord(path, kind)).rejects.toSatisfy((e: unknown) => e instanceof TidemarkError && e.code === 'METADATA_CORRUPT' && e.message.includes(path) && pattern.test(e.message));
+  await expect(readRecord(path, kind)).rejects.toSatisfy(
+    (e: unknown) => e instanceof TidemarkError && e.code === 'METADATA_CORRUPT' && e.message.includes(path) && pattern.test(e.message),
+  );
 }
 
 describe('store', () => {
@@ -54,6 +56,8 @@ describe('store', () => {
 
   it('a write into a missing directory fails with NOT_FOUND and the path', async () => {
     const dir = await tempDir();
-    await expect(writeRecord(join(dir, 'no', 'r.json'), kind, { name: 'a', count: 1 })).rejects.toSatisfy((e: unknown) => e instanceof TidemarkError && e.code === 'NOT_FOUND');
+    await expect(writeRecord(join(dir, 'no', 'r.json'), kind, { name: 'a', count: 1 })).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && e.code === 'NOT_FOUND',
+    );
   });
 });

@@ -60,7 +60,9 @@ describe('Bitset vs naive model', () => {
   it('agrees on get, popcount, scans, runs and serialisation after random operations', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 200 }).chain((bitCount) => fc.tuple(fc.constant(bitCount), fc.array(opArb(bitCount), { maxLength: 40 }), fc.nat({ max: bitCount }))),
+        fc
+          .integer({ min: 1, max: 200 })
+          .chain((bitCount) => fc.tuple(fc.constant(bitCount), fc.array(opArb(bitCount), { maxLength: 40 }), fc.nat({ max: bitCount }))),
         ([bitCount, ops, probe]) => {
           const bits = new Bitset(bitCount);
           const model = new Array<boolean>(bitCount).fill(false);

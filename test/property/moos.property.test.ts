@@ -18,7 +18,11 @@ describe('MoosPredictor', () => {
             regionCount: fc.constant(regionCount),
             predict: fc.integer({ min: 0, max: 64 }),
             steps: fc.array(
-              fc.record({ kind: fc.constantFrom('write' as const, 'write' as const, 'ship' as const), first: fc.nat({ max: regionCount - 1 }), count: fc.integer({ min: 1, max: 8 }) }),
+              fc.record({
+                kind: fc.constantFrom('write' as const, 'write' as const, 'ship' as const),
+                first: fc.nat({ max: regionCount - 1 }),
+                count: fc.integer({ min: 1, max: 8 }),
+              }),
               { maxLength: 60 },
             ),
             concurrency: fc.integer({ min: 1, max: 4 }),

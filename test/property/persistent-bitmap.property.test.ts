@@ -112,7 +112,7 @@ describe('PersistentBitmap', () => {
             }
           }
           // Power loss may persist any subset of the writes not yet synced.
-          const { bitmap: loaded } = await loadImage(file.imageWith((i) => ((keepMask >>> i % 31) & 1) === 1));
+          const { bitmap: loaded } = await loadImage(file.imageWith((i) => ((keepMask >>> (i % 31)) & 1) === 1));
           expectSuperset(loaded.bits, survive);
         },
       ),

@@ -59,7 +59,9 @@ describe('region geometry', () => {
   });
 
   it('accepts powers of two from 4 KiB to 64 MiB only', () => {
-    expect(() => new RegionGeometry(2 ** 30, 2048)).toThrow(expect.objectContaining({ code: 'USAGE', hint: expect.stringMatching(/power of two from 4 KiB to 64 MiB/) }));
+    expect(() => new RegionGeometry(2 ** 30, 2048)).toThrow(
+      expect.objectContaining({ code: 'USAGE', hint: expect.stringMatching(/power of two from 4 KiB to 64 MiB/) }),
+    );
     expect(() => new RegionGeometry(2 ** 30, 3 * 4096)).toThrow(TidemarkError);
     expect(() => new RegionGeometry(2 ** 30, 128 * 2 ** 20)).toThrow(TidemarkError);
     expect(new RegionGeometry(2 ** 30, 64 * 2 ** 20).regionCount).toBe(16);
