@@ -1,6 +1,6 @@
 // Bitset: a fixed-length set of region indexes over 32-bit words, with word-level scans.
 
-import { assert, assertCount } from '../assert';
+import { assert, assertCount, invariantViolated } from '../assert';
 
 /** Number of set bits in a 32-bit word (SWAR popcount). */
 export function popcount32(word: number): number {
@@ -58,14 +58,12 @@ export class Bitset {
   }
 
   private checkIndex(index: number): void {
-    assert(Number.isInteger(index) && index >= 0 && index < this.bitCount, `bit ${index} within 0..${this.bitCount - 1}`);
+    if (!(Number.isInteger(index) && index >= 0 && index < this.bitCount)) invariantViolated(`bit ${index} within 0..${this.bitCount - 1}`);
   }
 
   private checkRange(from: number, to: number): void {
-    assert(
-      Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= this.bitCount,
-      `range [${from}, ${to}) within ${this.bitCount} bits`,
-    );
+    if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= this.bitCount))
+      invariantViolated(`range [${from}, ${to}) within ${this.bitCount} bits`);
   }
 
   get(index: number): boolean {
@@ -133,7 +131,7 @@ export class Bitset {
 
   /** The lowest set bit at or after `from` and before `to`, or -1. Scans whole words. */
   nextSetBit(from: number, to = this.bitCount): number {
-    assert(Number.isInteger(from) && from >= 0 && to <= this.bitCount, `scan start ${from} / end ${to} within ${this.bitCount} bits`);
+    if (!(Number.isInteger(from) && from >= 0 && to <= this.bitCount)) invariantViolated(`scan start ${from} / end ${to} within ${this.bitCount} bits`);
     if (from >= to) return -1;
     const words = this.words;
     let w = from >>> 5;
@@ -151,7 +149,7 @@ export class Bitset {
 
   /** The lowest clear bit at or after `from` and before `to`, or -1. Scans whole words. */
   nextClearBit(from: number, to = this.bitCount): number {
-    assert(Number.isInteger(from) && from >= 0 && to <= this.bitCount, `scan start ${from} / end ${to} within ${this.bitCount} bits`);
+    if (!(Number.isInteger(from) && from >= 0 && to <= this.bitCount)) invariantViolated(`scan start ${from} / end ${to} within ${this.bitCount} bits`);
     if (from >= to) return -1;
     const words = this.words;
     let w = from >>> 5;

@@ -2,7 +2,7 @@
 // alternating slots, destaging only the segments that changed. Format: docs/bitmap-format.md.
 
 import { crc32 } from 'node:zlib';
-import { assert, assertCount } from '../assert';
+import { assert, assertCount, invariantViolated } from '../assert';
 import { bitmapBitsPerSegment, bitmapSlotBytes, bitmapSlotHeaderBytes, bitmapSuperblockBytes } from '../constants';
 import { TidemarkError } from '../errors';
 import { Bitset } from './bitset';
@@ -240,7 +240,7 @@ export class PersistentBitmap {
 
   /** Marks the segments holding bits [from, to) as changed; call after editing `bits`. */
   markChanged(from: number, to = from + 1): void {
-    assert(0 <= from && from <= to && to <= this.bitCount, `changed range [${from}, ${to}) within bitmap`);
+    if (!(0 <= from && from <= to && to <= this.bitCount)) invariantViolated(`changed range [${from}, ${to}) within bitmap`);
     if (from === to) return;
     const first = Math.floor(from / bitmapBitsPerSegment);
     const last = Math.floor((to - 1) / bitmapBitsPerSegment);
@@ -281,7 +281,7 @@ export class PersistentBitmap {
 
   /** True when bit `index` is set in the durable image (survives a crash now). */
   durableGet(index: number): boolean {
-    assert(index >= 0 && index < this.bitCount, `bit ${index} within bitmap`);
+    if (!(index >= 0 && index < this.bitCount)) invariantViolated(`bit ${index} within bitmap`);
     return (this.durableWords[index >>> 5]! & (1 << (index & 31))) !== 0;
   }
 

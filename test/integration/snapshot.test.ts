@@ -29,7 +29,7 @@ describe('copy-on-write snapshot', () => {
       fc.asyncProperty(fc.array(writeArb, { maxLength: 12 }), fc.array(writeArb, { minLength: 1, maxLength: 20 }), async (before, after) => {
         const { dir, catalog, path, opened } = await makeVolume();
         const { volume } = opened;
-        const apply = async (w: fc.RecordValue<typeof writeArb>) => {
+        const apply = async (w: { offset: number; length: number; seed: number }) => {
           const length = Math.min(w.length, volumeBytes - w.offset);
           await volume.write(w.offset, randomBytes(seededRandom(w.seed), length));
         };

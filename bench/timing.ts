@@ -1,0 +1,48 @@
+// Wall-clock timing: of in-process work, of peer commands, and of contenders run in interleaved
+// rounds so neither side profits from a warmer cache or a quieter moment.
+
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+
+export async function elapsedMsOf(work: () => unknown): Promise<number> {
+  const startMs = performance.now();
+  await work();
+  return performance.now() - startMs;
+}
+
+export function minMs(samplesMs: readonly number[]): number {
+  if (samplesMs.length === 0) throw new Error('no timing samples');
+  return Math.min(...samplesMs);
+}
+
+/**
+ * Runs every contender once per round, `rounds` times, in the order given; returns each
+ * contender's elapsed times. The caller takes the best (minimum) of each, for both sides alike.
+ */
+export async function measureRounds<Name extends string>(rounds: number, contenders: Readonly<Record<Name, () => unknown>>): Promise<Record<Name, number[]>> {
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`rounds ${rounds} must be a positive integer`);
+  const names = Object.keys(contenders) as Name[];
+  const samplesMs = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<Name, number[]>;
+  for (let round = 0; round < rounds; round++) {
+    for (const name of names) samplesMs[name].push(await elapsedMsOf(contenders[name]));
+  }
+  return samplesMs;
+}
+
+/** Runs `command args` with output discarded; resolves on exit 0, rejects (with its stderr) otherwise. */
+export function runCommand(command: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const stderrChunks: Buffer[] = [];
+    child.stderr.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      const hint = error.code === 'ENOENT' ? ` (install it: ${command} is in coreutils)` : '';
+      reject(new Error(`cannot run ${command}: ${error.message}${hint}`));
+    });
+    child.once('close', (code, signal) => {
+      if (code === 0) return resolve();
+      const stderr = Buffer.concat(stderrChunks).toString('utf8').trim();
+      reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${stderr}`));
+    });
+  });
+}
