@@ -14,6 +14,8 @@ packages=(
   rsync
   iproute2            # ip netns, tc netem for test hosts
   xxhash              # xxhsum: the independent xxh3-128 reference in signature tests
+  xfsprogs            # mkfs.xfs: a reflink-capable filesystem on a loop device for snapshot tests
+  mount               # losetup, mount: loop block devices in volume tests
   coreutils           # md5sum, sha256sum: benchmark and reference peers
 )
 

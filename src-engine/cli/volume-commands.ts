@@ -1,7 +1,6 @@
 // `tidemark volume create | info`.
 
 import type { Command } from 'commander';
-import { regionBytesDefault } from '../constants';
 import { ensureHomeDir, resolveHomeDir } from '../home';
 import { formatBytes, parseSize } from '../size';
 import { VolumeCatalog } from '../volume';
@@ -41,7 +40,7 @@ export function registerVolumeCommands(program: Command, io: Io, globals: () => 
       const global = globals();
       const regionBytes = parseSize(options.regionSize, '--region-size');
       const catalog = new VolumeCatalog(resolveHomeDir(global.home, io.env));
-      const info = await catalog.info(volref, { regionBytes: regionBytes || regionBytesDefault });
+      const info = await catalog.info(volref, { regionBytes });
       printResult(io, global, info, () =>
         [
           `path:      ${info.path}`,

@@ -2,7 +2,7 @@
 // their region size and tracked realization map. Layout: docs/home-layout.md.
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, realpath, rm, stat } from 'node:fs/promises';
+import { mkdir, open, realpath, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { createBitmapFile, openBitmapFile } from '../bitmap';
@@ -184,13 +184,5 @@ export class VolumeCatalog {
     } finally {
       await opened.close();
     }
-  }
-
-  /** True when a path exists (for error messages that distinguish missing from wrong type). */
-  static async exists(path: string): Promise<boolean> {
-    return stat(path).then(
-      () => true,
-      () => false,
-    );
   }
 }

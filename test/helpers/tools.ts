@@ -7,6 +7,7 @@ const packageOf: Record<string, string> = {
   sha256sum: 'coreutils',
   md5sum: 'coreutils',
   losetup: 'mount',
+  'mkfs.xfs': 'xfsprogs',
   'qemu-img': 'qemu-utils',
   nbdinfo: 'libnbd-bin',
   chromium: 'chromium',
