@@ -1,10 +1,13 @@
-// Builds the release bundles with esbuild:
-//   dist/tidemark.cjs        the `tidemark` CLI (package.json bin)
+// Builds everything:
+//   dist/tidemark.cjs        the `tidemark` CLI (package.json bin), console command included
 //   dist/tidemark-agent.cjs  the single-file host agent copied to remote hosts (no native modules)
 //   dist/bench.cjs           the benchmark runner (`npm run bench`)
+//   dist/main/main.cjs, dist/main/preload.cjs   Electron main process and preload (esbuild)
+//   dist/renderer/           the React + MUI console (vite)
 // The signature worker is bundled first and inlined as a string, so each bundle can start
 // worker threads from itself alone.
 import { build } from 'esbuild';
+import { build as viteBuild } from 'vite';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +44,9 @@ const inlineWorker = {
 };
 
 const bundles = [
-  { entry: 'src-engine/cli/main.ts', out: 'tidemark.cjs', executable: true },
+  { entry: 'src-main/cli-entry.ts', out: 'tidemark.cjs', executable: true },
+  { entry: 'src-main/main.ts', out: 'main/main.cjs', executable: false, external: ['electron'] },
+  { entry: 'src-main/preload.ts', out: 'main/preload.cjs', executable: false, external: ['electron'] },
   { entry: 'src-engine/cli/agent-main.ts', out: 'tidemark-agent.cjs', executable: true },
   { entry: 'bench/run.ts', out: 'bench.cjs', executable: false },
 ];
@@ -53,7 +58,12 @@ for (const bundle of bundles) {
     outfile: join(outDir, bundle.out),
     banner: bundle.executable ? { js: '#!/usr/bin/env node' } : undefined,
     plugins: [inlineWorker],
+    external: bundle.external ?? [],
   });
   if (bundle.executable) await chmod(join(outDir, bundle.out), 0o755);
 }
-console.log(`build: ${bundles.map((b) => `dist/${b.out}`).join(', ')}`);
+await viteBuild({
+  configFile: join(root, 'src-renderer/vite.config.ts'),
+  logLevel: 'error',
+});
+console.log(`build: ${bundles.map((b) => `dist/${b.out}`).join(', ')}, dist/renderer/`);

@@ -1,4 +1,4 @@
 // Public surface of cli/: the command-line program.
 
-export { runCli, type CliRole } from './program';
-export { exitCodes, type Io, type GlobalOptions } from './output';
+export { runCli, type CliRole, type CliExtension } from './program';
+export { exitCodes, reportError, printResult, type Io, type GlobalOptions } from './output';

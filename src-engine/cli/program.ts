@@ -5,11 +5,15 @@ import { Command, CommanderError } from 'commander';
 import { TidemarkError } from '../errors';
 import { tidemarkVersion } from '../version';
 import { exitCodes, reportError, type GlobalOptions, type Io } from './output';
+import { registerLabCommand } from './lab-command';
 import { registerVolumeCommands } from './volume-commands';
 
 export type CliRole = 'cli' | 'agent';
 
-function buildProgram(io: Io, role: CliRole): Command {
+/** Adds commands from outside the engine (the console's `console` command, from src-main). */
+export type CliExtension = (program: Command, io: Io, globals: () => GlobalOptions) => void;
+
+function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]): Command {
   const program = new Command('tidemark');
   program
     .description(
@@ -30,12 +34,14 @@ function buildProgram(io: Io, role: CliRole): Command {
     });
   const globals = () => program.opts<GlobalOptions>();
   registerVolumeCommands(program, io, globals);
+  if (role === 'cli') registerLabCommand(program, io, globals);
+  for (const extend of extensions) extend(program, io, globals);
   return program;
 }
 
 /** Runs the CLI on `argv` (without node and script); resolves with the exit code. */
-export async function runCli(argv: readonly string[], io: Io, role: CliRole = 'cli'): Promise<number> {
-  const program = buildProgram(io, role);
+export async function runCli(argv: readonly string[], io: Io, role: CliRole = 'cli', extensions: readonly CliExtension[] = []): Promise<number> {
+  const program = buildProgram(io, role, extensions);
   try {
     if (argv.length === 0) {
       program.outputHelp();

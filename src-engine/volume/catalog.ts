@@ -2,7 +2,7 @@
 // their region size and tracked realization map. Layout: docs/home-layout.md.
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, realpath, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { createBitmapFile, openBitmapFile } from '../bitmap';
@@ -63,7 +63,7 @@ export class VolumeCatalog {
     return join(this.volumeDir(volumeId), 'volume.json');
   }
 
-  private realizedPath(volumeId: string): string {
+  realizedPath(volumeId: string): string {
     return join(this.volumeDir(volumeId), 'realized.tmbm');
   }
 
@@ -125,6 +125,24 @@ export class VolumeCatalog {
       throw fromSystemError(error, 'open volume', path);
     }
     return readRecord(this.recordPath(VolumeCatalog.volumeIdFor(canonicalPath)), volumeRecordKind);
+  }
+
+  /** Every volume registered in this home. Unreadable records are skipped (reported by open). */
+  async list(): Promise<VolumeRecord[]> {
+    let ids: string[];
+    try {
+      ids = await readdir(join(this.homeDir, 'volumes'));
+    } catch {
+      return [];
+    }
+    const records = await Promise.all(ids.map((id) => readRecord(this.recordPath(id), volumeRecordKind).catch(() => undefined)));
+    return records.filter((r): r is VolumeRecord => r !== undefined).sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  /** Removes a volume's registration (its metadata); the volume's data is not touched. */
+  async forget(path: string): Promise<void> {
+    const record = await this.lookup(path).catch(() => undefined);
+    if (record) await rm(this.volumeDir(record.volumeId), { recursive: true, force: true });
   }
 
   /** Opens a volume; a registered one gets its region size and realization tracking. */

@@ -1,0 +1,258 @@
+// The engine as one object for a long-lived process (the console, web mode): it owns the
+// home lock, the event log, the volume catalog, the pair store and the pairs it has open
+// (tracking on their primaries), and the lab's write generator.
+
+import { join } from 'node:path';
+import { type Bitset, openBitmapFile } from '../bitmap';
+import { TidemarkError } from '../errors';
+import { EventLog } from '../events';
+import { ensureHomeDir } from '../home';
+import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type GeneratorSettings, type GeneratorState, type LabOptions } from '../lab';
+import { PairStore, type PairRecord } from '../replication';
+import { WriteTracker } from '../tracking';
+import { VolumeCatalog, type OpenedVolume } from '../volume';
+import { HomeLock } from './home-lock';
+
+export const mapKinds = ['oos', 'moos', 'realized'] as const;
+export type MapKind = (typeof mapKinds)[number];
+
+export interface BitmapView {
+  readonly pair: string;
+  readonly which: MapKind;
+  readonly regionCount: number;
+  readonly regionBytes: number;
+  readonly setCount: number;
+  /** The bits, 32 per word, bit i of word w is region 32·w + i. */
+  readonly words: Uint32Array;
+}
+
+export interface VolumeSummary {
+  readonly path: string;
+  readonly volumeId: string;
+  readonly sizeBytes: number;
+  readonly regionBytes: number;
+  readonly regions: number;
+  readonly realizedRegions: number;
+  readonly pair: string | null;
+  readonly role: 'primary' | 'secondary' | null;
+}
+
+export interface PairSummary {
+  readonly name: string;
+  readonly mode: PairRecord['mode'];
+  readonly primary: string;
+  readonly secondary: string;
+  readonly regionBytes: number;
+  readonly regions: number;
+  /** Tracking is live when this process has the pair's primary open. */
+  readonly tracking: boolean;
+  readonly oosRegions: number;
+  readonly moosRegions: number;
+  readonly lagBytes: number;
+  readonly writesTracked: number;
+}
+
+export interface Overview {
+  readonly homeDir: string;
+  readonly volumes: VolumeSummary[];
+  readonly pairs: PairSummary[];
+  readonly generator: GeneratorState | null;
+}
+
+interface OpenPair {
+  readonly record: PairRecord;
+  readonly primary: OpenedVolume;
+  readonly tracker: WriteTracker;
+}
+
+export class Engine {
+  readonly events: EventLog;
+  readonly catalog: VolumeCatalog;
+  readonly pairs: PairStore;
+  private readonly open = new Map<string, OpenPair>();
+  private generator: WriteGenerator | undefined;
+  private disposed = false;
+
+  private constructor(
+    readonly homeDir: string,
+    private readonly lock: HomeLock,
+    events: EventLog,
+  ) {
+    this.events = events;
+    this.catalog = new VolumeCatalog(homeDir);
+    this.pairs = new PairStore(homeDir);
+  }
+
+  static async open(homeDir: string, options: { purpose?: string; events?: EventLog } = {}): Promise<Engine> {
+    await ensureHomeDir(homeDir);
+    const lock = await HomeLock.acquire(homeDir, options.purpose ?? 'engine');
+    const engine = new Engine(homeDir, lock, options.events ?? new EventLog());
+    engine.events.emit({ severity: 'info', pair: null, kind: 'engine.started', message: `engine started on home ${homeDir}` });
+    return engine;
+  }
+
+  /** Creates the lab if missing and starts tracking its primary. */
+  async ensureLab(options: LabOptions = labDefaults): Promise<PairRecord> {
+    const { record } = await ensureLab(this.homeDir, this.catalog, this.pairs, this.events, options);
+    await this.openPair(record);
+    return record;
+  }
+
+  async resetLab(options: LabOptions = labDefaults): Promise<PairRecord> {
+    await this.closePair(labPairName);
+    await removeLab(this.homeDir, this.catalog, this.pairs);
+    this.events.emit({ severity: 'warning', pair: labPairName, kind: 'lab.reset', message: 'lab reset: volumes and pair removed and created afresh' });
+    return this.ensureLab(options);
+  }
+
+  private async openPair(record: PairRecord): Promise<OpenPair> {
+    const already = this.open.get(record.name);
+    if (already) return already;
+    const primary = await this.catalog.open(record.primary.volref);
+    try {
+      const tracker = await WriteTracker.attach(primary.volume, join(this.pairs.pairDir(record.name), 'moos.tmbm'), record.predictRegions);
+      if (tracker.recoveredRegions > 0) {
+        this.events.emit({
+          severity: 'warning',
+          pair: record.name,
+          kind: 'tracking.recovered',
+          message: `MOOS recovered: ${tracker.recoveredRegions} region(s) may be out of sync and will be resent`,
+        });
+      }
+      for (const segment of tracker.loadReport?.recovered ?? []) {
+        this.events.emit({ severity: 'warning', pair: record.name, kind: 'bitmap.segment-recovered', message: `MOOS segment ${segment.segmentIndex} was damaged (${segment.reason}); its regions are marked out of sync` });
+      }
+      const opened: OpenPair = { record, primary, tracker };
+      this.open.set(record.name, opened);
+      this.events.emit({ severity: 'info', pair: record.name, kind: 'tracking.started', message: `tracking writes to ${record.primary.volref}` });
+      return opened;
+    } catch (error) {
+      await primary.close();
+      throw error;
+    }
+  }
+
+  private async closePair(name: string): Promise<void> {
+    const opened = this.open.get(name);
+    if (!opened) return;
+    if (name === labPairName) await this.stopGenerator();
+    this.generator = name === labPairName ? undefined : this.generator;
+    this.open.delete(name);
+    await opened.tracker.close();
+    await opened.primary.close();
+  }
+
+  private labOpen(): OpenPair {
+    const opened = this.open.get(labPairName);
+    if (!opened) throw new TidemarkError('NOT_FOUND', 'the lab is not set up', 'create it first (the console does on first start; or `tidemark lab`)');
+    return opened;
+  }
+
+  startGenerator(settings: GeneratorSettings): GeneratorState {
+    const lab = this.labOpen();
+    this.generator ??= new WriteGenerator(lab.primary.volume);
+    const wasRunning = this.generator.state().running;
+    this.generator.start(settings);
+    this.events.emit({
+      severity: 'info',
+      pair: labPairName,
+      kind: wasRunning ? 'generator.changed' : 'generator.started',
+      message: `write generator ${wasRunning ? 'now' : 'started'}: ${settings.writesPerSecond} writes/s of ${settings.writeBytes} bytes, ${settings.pattern}`,
+    });
+    return this.generator.state();
+  }
+
+  async stopGenerator(): Promise<GeneratorState | null> {
+    if (!this.generator) return null;
+    const wasRunning = this.generator.state().running;
+    await this.generator.stop();
+    const state = this.generator.state();
+    if (wasRunning) this.events.emit({ severity: 'info', pair: labPairName, kind: 'generator.stopped', message: `write generator stopped after ${state.writes} writes` });
+    return state;
+  }
+
+  generatorState(): GeneratorState | null {
+    const state = this.generator?.state() ?? null;
+    if (state?.lastError) {
+      // Report a generator failure once, in the log where people look.
+      this.events.emit({ severity: 'error', pair: labPairName, kind: 'generator.failed', message: `write generator stopped: ${state.lastError}` });
+      this.generator = undefined;
+    }
+    return state;
+  }
+
+  async overview(): Promise<Overview> {
+    const records = await this.pairs.list();
+    const roles = new Map<string, { pair: string; role: 'primary' | 'secondary' }>();
+    for (const r of records) {
+      if (r.primary.volumeId) roles.set(r.primary.volumeId, { pair: r.name, role: 'primary' });
+      if (r.secondary.volumeId) roles.set(r.secondary.volumeId, { pair: r.name, role: 'secondary' });
+    }
+    const volumes = await Promise.all(
+      (await this.catalog.list()).map(async (v): Promise<VolumeSummary> => {
+        const role = roles.get(v.volumeId);
+        return {
+          path: v.path,
+          volumeId: v.volumeId,
+          sizeBytes: v.sizeBytes,
+          regionBytes: v.regionBytes,
+          regions: Math.ceil(v.sizeBytes / v.regionBytes),
+          realizedRegions: await this.realizedCount(v.volumeId, v.path),
+          pair: role?.pair ?? null,
+          role: role?.role ?? null,
+        };
+      }),
+    );
+    return { homeDir: this.homeDir, volumes, pairs: records.map((r) => this.pairSummary(r)), generator: this.generatorState() };
+  }
+
+  private async realizedCount(volumeId: string, path: string): Promise<number> {
+    for (const opened of this.open.values()) {
+      if (opened.primary.record?.volumeId === volumeId && opened.primary.realized) return opened.primary.realized.bitmap.bits.popcount();
+    }
+    try {
+      const { bitmap } = await openBitmapFile(this.catalog.realizedPath(volumeId), 'r');
+      const count = bitmap.bits.popcount();
+      await bitmap.close();
+      return count;
+    } catch {
+      this.events.emit({ severity: 'warning', pair: null, kind: 'volume.unreadable', message: `cannot read the realization map of ${path}` });
+      return 0;
+    }
+  }
+
+  private pairSummary(record: PairRecord): PairSummary {
+    const opened = this.open.get(record.name);
+    const regions = opened?.primary.volume.regionCount ?? 0;
+    const oosRegions = opened?.tracker.oos.popcount() ?? 0;
+    return {
+      name: record.name,
+      mode: record.mode,
+      primary: record.primary.volref,
+      secondary: record.secondary.volref,
+      regionBytes: record.regionBytes,
+      regions,
+      tracking: opened !== undefined,
+      oosRegions,
+      moosRegions: opened?.tracker.moosBits.popcount() ?? 0,
+      lagBytes: oosRegions * record.regionBytes,
+      writesTracked: opened?.tracker.stats.writes ?? 0,
+    };
+  }
+
+  /** A copy of one of an open pair's maps, for heatmaps and inspection. */
+  bitmap(pairName: string, which: MapKind): BitmapView {
+    const opened = this.open.get(pairName);
+    if (!opened) throw new TidemarkError('NOT_FOUND', `pair "${pairName}" is not open in this process`, 'open the console on the home that holds the pair');
+    const source: Bitset | undefined = which === 'oos' ? opened.tracker.oos : which === 'moos' ? opened.tracker.moosBits : opened.primary.realized?.bitmap.bits;
+    if (!source) throw new TidemarkError('NOT_FOUND', `pair "${pairName}" has no ${which} map`, 'realization is tracked only for volumes registered in this home');
+    return { pair: pairName, which, regionCount: source.bitCount, regionBytes: opened.record.regionBytes, setCount: source.popcount(), words: source.words.slice() };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const name of [...this.open.keys()]) await this.closePair(name);
+    await this.lock.release();
+  }
+}

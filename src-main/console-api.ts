@@ -1,0 +1,108 @@
+// The console API: the one typed contract between the renderer and the engine host, used by
+// the Electron preload bridge (IPC) and by web mode (WebSocket) alike. Types only: the
+// renderer imports this file with `import type`; runtime validation is console-schema.ts.
+
+export type Severity = 'info' | 'warning' | 'error';
+export type MapKind = 'oos' | 'moos' | 'realized';
+export type WritePattern = 'random' | 'sequential' | 'hot-spot';
+
+export interface EngineEventDto {
+  readonly id: number;
+  readonly atMs: number;
+  readonly severity: Severity;
+  readonly pair: string | null;
+  readonly kind: string;
+  readonly message: string;
+}
+
+export interface VolumeDto {
+  readonly path: string;
+  readonly volumeId: string;
+  readonly sizeBytes: number;
+  readonly regionBytes: number;
+  readonly regions: number;
+  readonly realizedRegions: number;
+  readonly pair: string | null;
+  readonly role: 'primary' | 'secondary' | null;
+}
+
+export interface PairDto {
+  readonly name: string;
+  readonly mode: 'continuous' | 'periodic';
+  readonly primary: string;
+  readonly secondary: string;
+  readonly regionBytes: number;
+  readonly regions: number;
+  readonly tracking: boolean;
+  readonly oosRegions: number;
+  readonly moosRegions: number;
+  readonly lagBytes: number;
+  readonly writesTracked: number;
+}
+
+export interface GeneratorSettingsDto {
+  readonly pattern: WritePattern;
+  readonly writesPerSecond: number;
+  readonly writeBytes: number;
+  readonly seed: number;
+}
+
+export interface GeneratorStateDto {
+  readonly running: boolean;
+  readonly settings: GeneratorSettingsDto;
+  readonly writes: number;
+  readonly bytesWritten: number;
+  readonly lastError: string | null;
+}
+
+export interface OverviewDto {
+  readonly homeDir: string;
+  readonly volumes: readonly VolumeDto[];
+  readonly pairs: readonly PairDto[];
+  readonly generator: GeneratorStateDto | null;
+}
+
+export interface BitmapDto {
+  readonly pair: string;
+  readonly which: MapKind;
+  readonly regionCount: number;
+  readonly regionBytes: number;
+  readonly setCount: number;
+  /** Little-endian 32-bit words, base64: bit i of word w is region 32·w + i. */
+  readonly wordsBase64: string;
+}
+
+/** An error the engine reported: what failed and why, and what to do. */
+export interface ConsoleErrorDto {
+  readonly code: string;
+  readonly message: string;
+  readonly hint: string;
+}
+
+/** Requests: verb → (arguments, result). */
+export interface ConsoleRequests {
+  overview: [Record<string, never>, OverviewDto];
+  bitmap: [{ pair: string; which: MapKind }, BitmapDto];
+  events: [{ afterId: number }, EngineEventDto[]];
+  labReset: [Record<string, never>, OverviewDto];
+  generatorStart: [GeneratorSettingsDto, GeneratorStateDto];
+  generatorStop: [Record<string, never>, GeneratorStateDto | null];
+}
+
+export type ConsoleVerb = keyof ConsoleRequests;
+export type ConsoleArgs<V extends ConsoleVerb> = ConsoleRequests[V][0];
+export type ConsoleResult<V extends ConsoleVerb> = ConsoleRequests[V][1];
+
+/** Pushed by the host without a request. */
+export interface ConsolePushes {
+  event: EngineEventDto;
+}
+
+/** What the renderer calls: the preload bridge and the web client both implement it. */
+export interface ConsoleApi {
+  request<V extends ConsoleVerb>(verb: V, args: ConsoleArgs<V>): Promise<ConsoleResult<V>>;
+  onEvent(listener: (event: EngineEventDto) => void): () => void;
+}
+
+/** The IPC channel of a verb (Electron): every channel is prefixed `tidemark:`. */
+export const channelPrefix = 'tidemark:';

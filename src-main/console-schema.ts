@@ -1,0 +1,50 @@
+// Runtime validation of every console request, shared by the IPC handlers and web mode: the
+// verb must be known and its arguments must match exactly (unknown keys are refused).
+
+import { z } from 'zod';
+import type { ConsoleVerb } from './console-api';
+
+const empty = z.object({}).strict();
+
+export const requestSchemas = {
+  overview: empty,
+  bitmap: z.object({ pair: z.string().min(1).max(64), which: z.enum(['oos', 'moos', 'realized']) }).strict(),
+  events: z.object({ afterId: z.number().int().nonnegative() }).strict(),
+  labReset: empty,
+  generatorStart: z
+    .object({
+      pattern: z.enum(['random', 'sequential', 'hot-spot']),
+      writesPerSecond: z.number().positive().max(5000),
+      writeBytes: z.number().int().min(512).max(4 * 1024 * 1024),
+      seed: z.number().int().nonnegative().max(2 ** 32 - 1),
+    })
+    .strict(),
+  generatorStop: empty,
+} satisfies Record<ConsoleVerb, z.ZodType>;
+
+export const consoleVerbs = Object.keys(requestSchemas) as ConsoleVerb[];
+
+/** A request the host refuses before it reaches the engine. */
+export class ConsoleRefusal extends Error {
+  constructor(
+    readonly code: 'UNKNOWN_VERB' | 'BAD_ARGUMENTS' | 'FORBIDDEN',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function isConsoleVerb(verb: unknown): verb is ConsoleVerb {
+  return typeof verb === 'string' && Object.prototype.hasOwnProperty.call(requestSchemas, verb);
+}
+
+/** Checks a verb and its arguments; returns the parsed arguments or throws ConsoleRefusal. */
+export function validateRequest(verb: unknown, args: unknown): { verb: ConsoleVerb; args: unknown } {
+  if (!isConsoleVerb(verb)) throw new ConsoleRefusal('UNKNOWN_VERB', `unknown console verb ${JSON.stringify(String(verb)).slice(0, 80)}`);
+  const parsed = requestSchemas[verb].safeParse(args ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConsoleRefusal('BAD_ARGUMENTS', `bad arguments for ${verb}: ${issue ? `${issue.path.join('.') || '(arguments)'} ${issue.message}` : 'invalid'}`);
+  }
+  return { verb, args: parsed.data };
+}

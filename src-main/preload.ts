@@ -1,0 +1,29 @@
+// Preload (sandboxed, context-isolated): exposes the console API as named verbs only —
+// never ipcRenderer itself. Each verb maps to its own `tidemark:<verb>` channel.
+
+import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
+import type { ConsoleApi, ConsoleArgs, ConsoleErrorDto, ConsoleVerb, EngineEventDto } from './console-api';
+
+const verbs: readonly ConsoleVerb[] = ['overview', 'bitmap', 'events', 'labReset', 'generatorStart', 'generatorStop'];
+
+class BridgeError extends Error {
+  constructor(readonly detail: ConsoleErrorDto) {
+    super(detail.message);
+  }
+}
+
+const api: ConsoleApi = {
+  async request<V extends ConsoleVerb>(verb: V, args: ConsoleArgs<V>) {
+    if (!verbs.includes(verb)) throw new BridgeError({ code: 'UNKNOWN_VERB', message: `unknown console verb ${String(verb)}`, hint: 'reload the console' });
+    const outcome = (await ipcRenderer.invoke(`tidemark:${verb}`, args)) as { ok: boolean; result?: unknown; error?: ConsoleErrorDto };
+    if (!outcome.ok) throw new BridgeError(outcome.error ?? { code: 'INTERNAL', message: 'malformed reply', hint: 'reload the console' });
+    return outcome.result as never;
+  },
+  onEvent(listener: (event: EngineEventDto) => void) {
+    const handler = (_event: IpcRendererEvent, data: EngineEventDto) => listener(data);
+    ipcRenderer.on('tidemark:event', handler);
+    return () => ipcRenderer.removeListener('tidemark:event', handler);
+  },
+};
+
+contextBridge.exposeInMainWorld('tidemark', api);

@@ -1,0 +1,97 @@
+// Pairs: live state of every pair; a pair's detail shows its maps as heatmaps and, for the
+// lab, the write generator.
+import { Box, Card, CardActionArea, CardContent, Chip, Grid, Stack, ToggleButton, ToggleButtonGroup, Typography } from '@mui/material';
+import { useMemo, useState } from 'react';
+import type { MapKind, OverviewDto, PairDto } from '../../src-main/console-api';
+import { EmptyState } from '../components/EmptyState';
+import { ErrorNote } from '../components/ErrorNote';
+import { Heatmap } from '../components/Heatmap';
+import { formatBytes } from '../format';
+import { decodeWords } from '../heatmap/density';
+import { useBitmap } from '../hooks';
+import { GeneratorPanel } from './GeneratorPanel';
+
+const mapLabels: Record<MapKind, { title: string; set: string }> = {
+  oos: { title: 'OOS', set: 'out of sync' },
+  moos: { title: 'MOOS', set: 'maybe out of sync' },
+  realized: { title: 'Realized', set: 'realized' },
+};
+
+export function PairsScreen({ overview, onChanged }: { overview: OverviewDto | undefined; onChanged: () => void }) {
+  const [selected, setSelected] = useState<string | null>(null);
+  if (!overview) return null;
+  const pair = overview.pairs.find((p) => p.name === selected);
+  if (pair) return <PairDetail pair={pair} overview={overview} onBack={() => setSelected(null)} onChanged={onChanged} />;
+  if (overview.pairs.length === 0) {
+    return <EmptyState title="No pairs yet">Pairs are created with <code>tidemark pair create</code>; the lab pair appears on first start (or run <code>tidemark lab</code>).</EmptyState>;
+  }
+  return (
+    <>
+      <Typography variant="h5" gutterBottom>
+        Pairs
+      </Typography>
+      <Grid container spacing={2}>
+        {overview.pairs.map((p) => (
+          <Grid key={p.name} size={{ xs: 12, md: 6 }}>
+            <Card variant="outlined">
+              <CardActionArea onClick={() => setSelected(p.name)} data-testid={`pair-card-${p.name}`} aria-label={`open pair ${p.name}`}>
+                <CardContent>
+                  <PairSummaryLine pair={p} />
+                </CardContent>
+              </CardActionArea>
+            </Card>
+          </Grid>
+        ))}
+      </Grid>
+    </>
+  );
+}
+
+function PairSummaryLine({ pair }: { pair: PairDto }) {
+  return (
+    <Stack spacing={1}>
+      <Stack direction="row" spacing={1} sx={{ alignItems: 'center' }}>
+        <Typography variant="h6">{pair.name}</Typography>
+        <Chip size="small" label={pair.mode} />
+        <Chip size="small" label={pair.tracking ? 'tracking' : 'idle'} color={pair.tracking ? 'success' : 'default'} />
+      </Stack>
+      <Typography variant="body2" sx={{ fontFamily: 'monospace', wordBreak: 'break-all' }}>
+        {pair.primary} → {pair.secondary}
+      </Typography>
+      <Typography variant="body2" data-testid={`pair-counts-${pair.name}`}>
+        {pair.regions} regions of {formatBytes(pair.regionBytes)} · OOS {pair.oosRegions} · MOOS {pair.moosRegions} · lag {formatBytes(pair.lagBytes)} · {pair.writesTracked} writes tracked
+      </Typography>
+    </Stack>
+  );
+}
+
+function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; overview: OverviewDto; onBack: () => void; onChanged: () => void }) {
+  const [which, setWhich] = useState<MapKind>('oos');
+  const bitmap = useBitmap(pair.name, which, 100);
+  const bits = useMemo(() => (bitmap.data ? { regionCount: bitmap.data.regionCount, regionBytes: bitmap.data.regionBytes, words: decodeWords(bitmap.data.wordsBase64) } : undefined), [bitmap.data]);
+  return (
+    <Stack spacing={2}>
+      <Box>
+        <Typography component="button" variant="body2" onClick={onBack} sx={{ border: 0, background: 'none', color: 'primary.main', cursor: 'pointer', p: 0 }}>
+          ← all pairs
+        </Typography>
+      </Box>
+      <PairSummaryLine pair={pair} />
+      <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
+        <ToggleButtonGroup size="small" exclusive value={which} onChange={(_, value: MapKind | null) => value && setWhich(value)} aria-label="map">
+          {(Object.keys(mapLabels) as MapKind[]).map((kind) => (
+            <ToggleButton key={kind} value={kind} data-testid={`map-${kind}`}>
+              {mapLabels[kind].title}
+            </ToggleButton>
+          ))}
+        </ToggleButtonGroup>
+        <Typography variant="body1" data-testid="map-count">
+          {mapLabels[which].title}: {bitmap.data?.setCount ?? '…'} of {bitmap.data?.regionCount ?? '…'} regions {mapLabels[which].set}
+        </Typography>
+      </Stack>
+      <ErrorNote error={bitmap.error} />
+      <Heatmap bits={bits} setLabel={mapLabels[which].set} />
+      {pair.name === 'lab' && <GeneratorPanel generator={overview.generator} onChanged={onChanged} />}
+    </Stack>
+  );
+}
