@@ -30,7 +30,7 @@ export class HomeLock {
         if (errnoCode(error) !== 'EEXIST') throw fromSystemError(error, 'lock Tidemark home', homeDir);
         const [pidText, ...what] = (await readFile(path, 'utf8').catch(() => '')).trim().split(' ');
         const pid = Number(pidText);
-        if (Number.isInteger(pid) && pid > 0 && processAlive(pid) && pid !== process.pid) {
+        if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
           throw new TidemarkError(
             'ALREADY_EXISTS',
             `Tidemark home ${homeDir} is in use by process ${pid} (${what.join(' ') || 'unknown'})`,

@@ -15,14 +15,17 @@ export interface HeatmapLayout {
   readonly rows: number;
   /** Regions per cell (≥ 1 when downsampling; 1 when every region has its own cell). */
   readonly regionsPerCell: number;
+  /** Cells the view is spread over when downsampling (cols × rows), for exact integer bounds. */
+  readonly cellsTotal: number;
 }
 
 export function heatmapLayout(viewRegions: number, widthPx: number, heightPx: number): HeatmapLayout {
   const pixels = Math.max(1, widthPx * heightPx);
-  if (viewRegions >= pixels) return { cellPx: 1, cols: widthPx, rows: heightPx, regionsPerCell: viewRegions / pixels };
+  if (viewRegions >= pixels) return { cellPx: 1, cols: widthPx, rows: heightPx, regionsPerCell: viewRegions / pixels, cellsTotal: pixels };
   const cellPx = Math.max(1, Math.min(32, Math.floor(Math.sqrt(pixels / Math.max(1, viewRegions)))));
   const cols = Math.max(1, Math.floor(widthPx / cellPx));
-  return { cellPx, cols, rows: Math.ceil(viewRegions / cols), regionsPerCell: 1 };
+  const rows = Math.ceil(viewRegions / cols);
+  return { cellPx, cols, rows, regionsPerCell: 1, cellsTotal: cols * rows };
 }
 
 function popcount32(word: number): number {
@@ -54,9 +57,11 @@ export function countRange(words: Uint32Array, from: number, to: number): number
 
 /** Regions [first, end) shown by cell `cell` of a layout over the view starting at `viewStart`. */
 export function cellRegions(layout: HeatmapLayout, viewStart: number, viewRegions: number, cell: number): { first: number; end: number } {
-  const first = viewStart + Math.floor(cell * layout.regionsPerCell);
-  const end = Math.min(viewStart + viewRegions, viewStart + Math.floor((cell + 1) * layout.regionsPerCell));
-  return { first, end: Math.max(first + 1, end) };
+  if (layout.regionsPerCell === 1) return { first: viewStart + cell, end: viewStart + cell + 1 };
+  // Integer numerators: the bounds of neighbouring cells meet exactly, with no gap or overlap.
+  const first = viewStart + Math.floor((cell * viewRegions) / layout.cellsTotal);
+  const end = viewStart + Math.floor(((cell + 1) * viewRegions) / layout.cellsTotal);
+  return { first, end };
 }
 
 /**
@@ -64,7 +69,7 @@ export function cellRegions(layout: HeatmapLayout, viewStart: number, viewRegion
  * 0 and are marked in `outside`. One pass over the words; no allocation but the result.
  */
 export function cellDensities(bits: BitsView, layout: HeatmapLayout, viewStart: number, viewRegions: number): { density: Uint8Array; cells: number } {
-  const cells = Math.min(layout.cols * layout.rows, Math.ceil(viewRegions / layout.regionsPerCell));
+  const cells = layout.regionsPerCell === 1 ? Math.min(layout.cellsTotal, viewRegions) : layout.cellsTotal;
   const density = new Uint8Array(layout.cols * layout.rows);
   for (let c = 0; c < cells; c++) {
     const { first, end } = cellRegions(layout, viewStart, viewRegions, c);

@@ -1,0 +1,54 @@
+// Debian's Chromium driven by playwright-core (never a downloaded browser), and the console
+// in web mode as a real process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chromium, type Browser } from 'playwright-core';
+import { cliBundle } from './cli';
+import { requireTool } from './tools';
+
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = requireTool('chromium');
+  return chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+  });
+}
+
+export interface WebConsole {
+  readonly url: string;
+  readonly port: number;
+  readonly token: string;
+  readonly process: ChildProcess;
+  stderr(): string;
+  stop(): Promise<number | null>;
+}
+
+/** Starts `tidemark console --web --no-open` on a free port and waits for its URL. */
+export function startWebConsole(homeDir: string): Promise<WebConsole> {
+  const child = spawn(process.execPath, [cliBundle, '--home', homeDir, 'console', '--web', '--no-open', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`console did not print its URL in 30 s; stderr: ${stderr}`)), 30_000);
+    child.once('exit', (code) => reject(new Error(`console exited with ${code}: ${stderr}`)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /(http:\/\/127\.0\.0\.1:(\d+)\/\?token=([\w-]+))/.exec(stdout);
+      if (!match) return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      resolve({
+        url: match[1]!,
+        port: Number(match[2]),
+        token: match[3]!,
+        process: child,
+        stderr: () => stderr,
+        stop: () =>
+          new Promise((done) => {
+            child.once('exit', (code) => done(code));
+            child.kill('SIGTERM');
+          }),
+      });
+    });
+  });
+}

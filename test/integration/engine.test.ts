@@ -1,0 +1,88 @@
+// The engine facade: the lab, the write generator writing through tracking, the event log,
+// the home lock, and maps for heatmaps.
+import { describe, expect, it } from 'vitest';
+import { Engine, TidemarkError } from '../../src-engine';
+import { engineWithLab, smallLab, until } from '../helpers/engine';
+
+describe('engine and lab', () => {
+  it('creates the lab once: two registered volumes and a tracked continuous pair', async () => {
+    const { engine, homeDir } = await engineWithLab();
+    const overview = await engine.overview();
+    expect(overview.volumes).toHaveLength(2);
+    expect(overview.volumes.map((v) => v.role).sort()).toEqual(['primary', 'secondary']);
+    expect(overview.pairs).toEqual([expect.objectContaining({ name: 'lab', mode: 'continuous', tracking: true, regions: 64, oosRegions: 0 })]);
+    await engine.ensureLab(smallLab); // idempotent
+    expect((await engine.overview()).volumes).toHaveLength(2);
+    expect(engine.events.list().map((e) => e.kind)).toEqual(['engine.started', 'lab.created', 'tracking.started']);
+    await engine.dispose();
+    const again = await Engine.open(homeDir);
+    await again.ensureLab(smallLab);
+    expect(again.events.list().map((e) => e.kind)).not.toContain('lab.created');
+    await again.dispose();
+  });
+
+  it('the write generator writes through tracking: OOS rises, OOS ⊆ MOOS, realized follows', async () => {
+    const { engine } = await engineWithLab();
+    engine.startGenerator({ pattern: 'random', writesPerSecond: 500, writeBytes: 64 * 1024, seed: 7 });
+    await until(() => (engine.generatorState()?.writes ?? 0) >= 40, 10_000, '40 generated writes');
+    const state = await engine.stopGenerator();
+    const oos = engine.bitmap('lab', 'oos');
+    const moos = engine.bitmap('lab', 'moos');
+    const realized = engine.bitmap('lab', 'realized');
+    expect(state?.writes).toBeGreaterThanOrEqual(40);
+    expect(oos.setCount).toBeGreaterThan(10);
+    for (let w = 0; w < oos.words.length; w++) expect((oos.words[w]! & ~moos.words[w]!) >>> 0).toBe(0);
+    expect(realized.setCount).toBe(oos.setCount); // a fresh lab: written = out of sync
+    const pair = (await engine.overview()).pairs[0]!;
+    expect(pair.writesTracked).toBe(state?.writes);
+    expect(engine.events.list().map((e) => e.kind)).toEqual(expect.arrayContaining(['generator.started', 'generator.stopped']));
+    await engine.dispose();
+  });
+
+  it('a sequential generator marks regions in order', async () => {
+    const { engine } = await engineWithLab();
+    engine.startGenerator({ pattern: 'sequential', writesPerSecond: 1000, writeBytes: 256 * 1024, seed: 1 });
+    await until(() => (engine.generatorState()?.writes ?? 0) >= 12, 10_000, '12 writes');
+    await engine.stopGenerator();
+    const oos = engine.bitmap('lab', 'oos');
+    const first = oos.words[0]!;
+    expect(first & 0b111).toBe(0b111); // regions 0, 1, 2 written first
+    await engine.dispose();
+  });
+
+  it('refuses bad generator settings with the limits, and a second engine on the same home', async () => {
+    const { engine, homeDir } = await engineWithLab();
+    expect(() => engine.startGenerator({ pattern: 'random', writesPerSecond: 0, writeBytes: 4096, seed: 1 })).toThrow(
+      expect.objectContaining({ code: 'USAGE', hint: expect.stringMatching(/use 1 to 5000 writes\/s/) }),
+    );
+    await expect(Engine.open(homeDir)).rejects.toSatisfy((e: unknown) => e instanceof TidemarkError && /in use by process \d+ \(test\)/.test(e.message));
+    await engine.dispose();
+  });
+
+  it('reset recreates an empty lab and says so in the log', async () => {
+    const { engine } = await engineWithLab();
+    engine.startGenerator({ pattern: 'hot-spot', writesPerSecond: 500, writeBytes: 4096, seed: 3 });
+    await until(() => (engine.generatorState()?.writes ?? 0) >= 5);
+    await engine.resetLab(smallLab);
+    expect(engine.bitmap('lab', 'oos').setCount).toBe(0);
+    expect(engine.generatorState()).toBeNull();
+    expect(engine.events.list().map((e) => e.kind)).toContain('lab.reset');
+    await engine.dispose();
+  });
+
+  it('restarting after writes recovers OOS from MOOS: those regions are resent, not everything', async () => {
+    const { engine, homeDir } = await engineWithLab();
+    engine.startGenerator({ pattern: 'random', writesPerSecond: 500, writeBytes: 4096, seed: 9 });
+    await until(() => (engine.generatorState()?.writes ?? 0) >= 20);
+    await engine.stopGenerator();
+    const oosBefore = engine.bitmap('lab', 'oos');
+    await engine.dispose();
+    const again = await Engine.open(homeDir);
+    await again.ensureLab(smallLab);
+    const recovered = again.bitmap('lab', 'oos');
+    expect(recovered.setCount).toBeGreaterThanOrEqual(oosBefore.setCount);
+    expect(recovered.setCount).toBeLessThan(64);
+    expect(again.events.list().map((e) => e.kind)).toContain('tracking.recovered');
+    await again.dispose();
+  });
+});
