@@ -5,12 +5,14 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchContext, Benchmark } from './benchmark';
 import { bitscanBenchmark } from './bitscan';
+import { consoleApiBenchmark } from './console-api';
+import { heatmapBenchmark } from './heatmap';
 import { moosDestageBenchmark } from './moos-destage';
 import { formatBenchLine, writeResults, type Figure } from './report';
 import { signatureBenchmark } from './signature';
 import { removeTempDirsNow } from './temp';
 
-const benchmarks: readonly Benchmark[] = [signatureBenchmark, bitscanBenchmark, moosDestageBenchmark];
+const benchmarks: readonly Benchmark[] = [signatureBenchmark, bitscanBenchmark, moosDestageBenchmark, heatmapBenchmark, consoleApiBenchmark];
 const seedDefault = 0x7d1de;
 
 interface RunOptions {

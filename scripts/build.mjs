@@ -48,7 +48,7 @@ const bundles = [
   { entry: 'src-main/main.ts', out: 'main/main.cjs', executable: false, external: ['electron'] },
   { entry: 'src-main/preload.ts', out: 'main/preload.cjs', executable: false, external: ['electron'] },
   { entry: 'src-engine/cli/agent-main.ts', out: 'tidemark-agent.cjs', executable: true },
-  { entry: 'bench/run.ts', out: 'bench.cjs', executable: false },
+  { entry: 'bench/run.ts', out: 'bench.cjs', executable: false, external: ['playwright-core'] },
 ];
 
 for (const bundle of bundles) {

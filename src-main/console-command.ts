@@ -24,7 +24,8 @@ export function rendererDir(): string {
 function parsePort(text: string | undefined): number {
   if (text === undefined) return 0;
   const port = Number(text);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`invalid --port "${text}"`, 'use a TCP port from 1 to 65535, or 0 for any free port');
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw usageError(`invalid --port "${text}"`, 'use a TCP port from 1 to 65535, or 0 for any free port');
   return port;
 }
 
@@ -37,9 +38,16 @@ function openBrowser(url: string): void {
 
 export async function runWebConsole(io: Io, global: GlobalOptions, port: number, open: boolean): Promise<void> {
   const engine = await Engine.open(resolveHomeDir(global.home, io.env), { purpose: 'tidemark console --web' });
-  const server = await startWebServer({ service: new ConsoleService(engine), staticDir: rendererDir(), port, log: (line) => io.stderr.write(`${line}\n`) }).catch(async (error: unknown) => {
+  const server = await startWebServer({
+    service: new ConsoleService(engine),
+    staticDir: rendererDir(),
+    port,
+    log: (line) => io.stderr.write(`${line}\n`),
+  }).catch(async (error: unknown) => {
     await engine.dispose();
-    throw new TidemarkError('IO', `cannot serve web mode on 127.0.0.1:${port}: ${(error as Error).message}`, 'choose another --port, or 0 for any free port', { cause: error });
+    throw new TidemarkError('IO', `cannot serve web mode on 127.0.0.1:${port}: ${(error as Error).message}`, 'choose another --port, or 0 for any free port', {
+      cause: error,
+    });
   });
   try {
     await engine.ensureLab();

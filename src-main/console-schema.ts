@@ -15,8 +15,16 @@ export const requestSchemas = {
     .object({
       pattern: z.enum(['random', 'sequential', 'hot-spot']),
       writesPerSecond: z.number().positive().max(5000),
-      writeBytes: z.number().int().min(512).max(4 * 1024 * 1024),
-      seed: z.number().int().nonnegative().max(2 ** 32 - 1),
+      writeBytes: z
+        .number()
+        .int()
+        .min(512)
+        .max(4 * 1024 * 1024),
+      seed: z
+        .number()
+        .int()
+        .nonnegative()
+        .max(2 ** 32 - 1),
     })
     .strict(),
   generatorStop: empty,

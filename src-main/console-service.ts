@@ -56,7 +56,14 @@ export class ConsoleService {
 
 function toBitmapDto(view: ReturnType<Engine['bitmap']>): BitmapDto {
   const bytes = Buffer.from(view.words.buffer, view.words.byteOffset, view.words.byteLength);
-  return { pair: view.pair, which: view.which, regionCount: view.regionCount, regionBytes: view.regionBytes, setCount: view.setCount, wordsBase64: bytes.toString('base64') };
+  return {
+    pair: view.pair,
+    which: view.which,
+    regionCount: view.regionCount,
+    regionBytes: view.regionBytes,
+    setCount: view.setCount,
+    wordsBase64: bytes.toString('base64'),
+  };
 }
 
 export { ConsoleRefusal };

@@ -9,10 +9,18 @@ export type ElectronLookup = { ok: true; binaryPath: string } | { ok: false; rea
 
 /** Resolves the Electron binary in a child process (the download may print or hang). */
 export function findElectron(timeoutMs = 120_000): ElectronLookup {
-  const probe = spawnSync(process.execPath, ['-e', "process.stdout.write(require('electron'))"], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+  const probe = spawnSync(process.execPath, ['-e', "process.stdout.write(require('electron'))"], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const binaryPath = probe.stdout?.trim() ?? '';
   if (probe.status === 0 && binaryPath && existsSync(binaryPath)) return { ok: true, binaryPath };
-  const detail = (probe.stderr ?? '').split('\n').find((line) => /Error|error/.test(line))?.trim() ?? (probe.error ? String(probe.error) : 'the electron package did not report a binary');
+  const detail =
+    (probe.stderr ?? '')
+      .split('\n')
+      .find((line) => /Error|error/.test(line))
+      ?.trim() ?? (probe.error ? String(probe.error) : 'the electron package did not report a binary');
   return { ok: false, reason: `Electron's binary is not available (${detail.slice(0, 160)})` };
 }
 

@@ -41,7 +41,12 @@ export function senderRefusal(event: InvokeEventLike, trustedWebContentsId: numb
  * Registers one handler per verb. The channel name carries the verb, so a message on any
  * other `tidemark:` channel has no handler and Electron rejects it.
  */
-export function registerIpc(ipcMain: IpcMainLike, service: ConsoleService, trustedWebContentsId: () => number | undefined, log: (line: string) => void): () => void {
+export function registerIpc(
+  ipcMain: IpcMainLike,
+  service: ConsoleService,
+  trustedWebContentsId: () => number | undefined,
+  log: (line: string) => void,
+): () => void {
   for (const verb of consoleVerbs) {
     ipcMain.handle(`${channelPrefix}${verb}`, async (event, ...args): Promise<HandleOutcome> => {
       const refusal = senderRefusal(event, trustedWebContentsId());

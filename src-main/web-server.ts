@@ -99,7 +99,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   /** Host, rate limit and token checks shared by the page and the API. Returns a refusal or null. */
   const gate = (req: IncomingMessage, url: URL, needsToken: boolean): { status: number; why: string } | null => {
     const client = req.socket.remoteAddress ?? 'unknown';
-    if (!allowedHosts().includes(req.headers.host ?? '')) return { status: 421, why: 'refused: unexpected Host header (Tidemark web mode answers on 127.0.0.1 only)' };
+    if (!allowedHosts().includes(req.headers.host ?? ''))
+      return { status: 421, why: 'refused: unexpected Host header (Tidemark web mode answers on 127.0.0.1 only)' };
     if (!needsToken) return null;
     if (limiter.blocked(client)) return { status: 429, why: 'refused: too many attempts with a wrong token; wait a minute' };
     if (!tokenMatches(token, url.searchParams.get('token'))) {
@@ -127,7 +128,12 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const wss = new WebSocketServer({ noServer: true, maxPayload: webLimits.wsFrameBytesMax });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const refusal = url.pathname !== '/api' ? { status: 404, why: 'not found' } : !allowedOrigins().includes(req.headers.origin ?? '') ? { status: 403, why: 'refused: foreign Origin' } : gate(req, url, true);
+    const refusal =
+      url.pathname !== '/api'
+        ? { status: 404, why: 'not found' }
+        : !allowedOrigins().includes(req.headers.origin ?? '')
+          ? { status: 403, why: 'refused: foreign Origin' }
+          : gate(req, url, true);
     if (refusal) {
       log(`web: refused an API connection (${refusal.why}) from origin ${req.headers.origin ?? '(none)'}`);
       socket.end(`HTTP/1.1 ${refusal.status} Refused\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${refusal.why}\n`);

@@ -39,7 +39,13 @@ class WebClient implements ConsoleApi {
       };
       socket.onerror = () => {
         this.opening = undefined;
-        reject(new ApiError({ code: 'DISCONNECTED', message: 'cannot reach the Tidemark engine', hint: 'is `tidemark console --web` still running? Reload the page.' }));
+        reject(
+          new ApiError({
+            code: 'DISCONNECTED',
+            message: 'cannot reach the Tidemark engine',
+            hint: 'is `tidemark console --web` still running? Reload the page.',
+          }),
+        );
       };
       socket.onclose = () => {
         this.socket = undefined;

@@ -4,7 +4,11 @@ import { useEffect, useRef, useState } from 'react';
 import type { BitmapDto, EngineEventDto, MapKind, OverviewDto } from '../src-main/console-api';
 import { ApiError, consoleApi } from './api';
 
-export function usePolling<T>(load: () => Promise<T>, intervalMs: number, deps: readonly unknown[]): { data: T | undefined; error: ApiError | undefined; refresh: () => void } {
+export function usePolling<T>(
+  load: () => Promise<T>,
+  intervalMs: number,
+  deps: readonly unknown[],
+): { data: T | undefined; error: ApiError | undefined; refresh: () => void } {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<ApiError>();
   const [tick, setTick] = useState(0);

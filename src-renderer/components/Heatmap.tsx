@@ -3,7 +3,8 @@
 
 import { Box, Button, ButtonGroup, Stack, Typography, useTheme } from '@mui/material';
 import { useCallback, useEffect, useMemo, useRef, useState, type MouseEvent, type WheelEvent } from 'react';
-import { cellAt, cellDensities, cellRegions, countRange, heatmapLayout, type BitsView } from '../heatmap/density';
+import { cellAt, cellRegions, countRange, heatmapLayout, type BitsView } from '../heatmap/density';
+import { DensityClient } from '../heatmap/density-client';
 import { darkPalette, lightPalette, paintDensities } from '../heatmap/paint';
 import { formatBytes } from '../format';
 
@@ -47,16 +48,27 @@ export function Heatmap({ bits, setLabel, heightPx = 320 }: HeatmapProps) {
 
   const layout = useMemo(() => heatmapLayout(Math.max(1, view.regions), widthPx, heightPx), [view.regions, widthPx, heightPx]);
 
+  const densities = useMemo(() => new DensityClient(), []);
+  useEffect(() => () => densities.dispose(), [densities]);
+
   useEffect(() => {
     const canvas = canvasRef.current;
     const context = canvas?.getContext('2d');
     if (!canvas || !context || !bits || view.regions === 0) return;
-    const frame = requestAnimationFrame(() => {
-      const { density, cells } = cellDensities(bits, layout, view.start, view.regions);
-      paintDensities(context, layout, density, cells, theme.palette.mode === 'dark' ? darkPalette : lightPalette);
+    let cancelled = false;
+    let frame = 0;
+    // Densities are computed off the UI thread; only the paint runs here, in a frame.
+    void densities.compute({ bits, layout, viewStart: view.start, viewRegions: view.regions }).then((result) => {
+      if (!result || cancelled) return;
+      frame = requestAnimationFrame(() =>
+        paintDensities(context, layout, result.density, result.cells, theme.palette.mode === 'dark' ? darkPalette : lightPalette),
+      );
     });
-    return () => cancelAnimationFrame(frame);
-  }, [bits, layout, view, theme.palette.mode, widthPx]);
+    return () => {
+      cancelled = true;
+      cancelAnimationFrame(frame);
+    };
+  }, [bits, layout, view, theme.palette.mode, widthPx, densities]);
 
   const describe = useCallback(
     (xPx: number, yPx: number): string | null => {
@@ -127,8 +139,12 @@ export function Heatmap({ bits, setLabel, heightPx = 320 }: HeatmapProps) {
       />
       <Stack direction="row" spacing={2} sx={{ mt: 1, alignItems: 'center', flexWrap: 'wrap' }}>
         <ButtonGroup size="small" aria-label="zoom">
-          <Button onClick={() => zoom(2)} aria-label="zoom in">+</Button>
-          <Button onClick={() => zoom(0.5)} aria-label="zoom out">−</Button>
+          <Button onClick={() => zoom(2)} aria-label="zoom in">
+            +
+          </Button>
+          <Button onClick={() => zoom(0.5)} aria-label="zoom out">
+            −
+          </Button>
           <Button onClick={() => setView({ start: 0, regions: regionCount })}>all</Button>
         </ButtonGroup>
         <Legend setLabel={setLabel} />

@@ -25,6 +25,18 @@ function ramp(palette: Palette): Uint32Array {
 }
 
 const ramps = new WeakMap<Palette, Uint32Array>();
+const images = new WeakMap<CanvasRenderingContext2D, ImageData>();
+
+/** One ImageData per canvas, reallocated only when the canvas is resized. */
+function imageFor(context: CanvasRenderingContext2D): ImageData {
+  const { width, height } = context.canvas;
+  let image = images.get(context);
+  if (!image || image.width !== width || image.height !== height) {
+    image = context.createImageData(width, height);
+    images.set(context, image);
+  }
+  return image;
+}
 
 export function paintDensities(context: CanvasRenderingContext2D, layout: HeatmapLayout, density: Uint8Array, cells: number, palette: Palette): void {
   const width = context.canvas.width;
@@ -34,11 +46,17 @@ export function paintDensities(context: CanvasRenderingContext2D, layout: Heatma
     table = ramp(palette);
     ramps.set(palette, table);
   }
-  const image = context.createImageData(width, height);
+  const image = imageFor(context);
   const pixels = new Uint32Array(image.data.buffer);
   const [or, og, ob] = palette.outside;
   pixels.fill((255 << 24) | (ob << 16) | (og << 8) | or);
   const cell = layout.cellPx;
+  if (cell === 1 && layout.cols === width) {
+    // One pixel per cell, row-major like the canvas: a straight table lookup per pixel.
+    for (let c = 0; c < cells; c++) pixels[c] = table[density[c]!]!;
+    context.putImageData(image, 0, 0);
+    return;
+  }
   const gap = cell >= 4 ? 1 : 0; // a grid line between big cells
   for (let c = 0; c < cells; c++) {
     const x0 = (c % layout.cols) * cell;

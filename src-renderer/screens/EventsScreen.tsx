@@ -21,7 +21,9 @@ export function EventsScreen({ events }: { events: readonly EngineEventDto[] }) 
   const [severity, setSeverity] = useState<'all' | Severity>('all');
   const shown = useMemo(() => {
     const needle = text.toLowerCase();
-    return events.filter((e) => (severity === 'all' || e.severity === severity) && (!needle || `${e.pair ?? ''} ${e.kind} ${e.message}`.toLowerCase().includes(needle))).reverse();
+    return events
+      .filter((e) => (severity === 'all' || e.severity === severity) && (!needle || `${e.pair ?? ''} ${e.kind} ${e.message}`.toLowerCase().includes(needle)))
+      .reverse();
   }, [events, text, severity]);
   return (
     <>
@@ -29,8 +31,21 @@ export function EventsScreen({ events }: { events: readonly EngineEventDto[] }) 
         Events
       </Typography>
       <Stack direction="row" spacing={2} sx={{ mb: 2 }}>
-        <TextField size="small" label="Filter" value={text} onChange={(e) => setText(e.target.value)} slotProps={{ htmlInput: { 'data-testid': 'events-filter' } }} />
-        <TextField size="small" select label="Severity" value={severity} onChange={(e) => setSeverity(e.target.value as 'all' | Severity)} sx={{ minWidth: 140 }}>
+        <TextField
+          size="small"
+          label="Filter"
+          value={text}
+          onChange={(e) => setText(e.target.value)}
+          slotProps={{ htmlInput: { 'data-testid': 'events-filter' } }}
+        />
+        <TextField
+          size="small"
+          select
+          label="Severity"
+          value={severity}
+          onChange={(e) => setSeverity(e.target.value as 'all' | Severity)}
+          sx={{ minWidth: 140 }}
+        >
           <MenuItem value="all">all</MenuItem>
           <MenuItem value="info">info</MenuItem>
           <MenuItem value="warning">warning</MenuItem>

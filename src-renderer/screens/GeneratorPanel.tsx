@@ -1,5 +1,18 @@
 // The lab's write generator: start/stop, rate, write size and pattern; lab reset.
-import { Button, Card, CardContent, Dialog, DialogActions, DialogContent, DialogContentText, DialogTitle, MenuItem, Stack, TextField, Typography } from '@mui/material';
+import {
+  Button,
+  Card,
+  CardContent,
+  Dialog,
+  DialogActions,
+  DialogContent,
+  DialogContentText,
+  DialogTitle,
+  MenuItem,
+  Stack,
+  TextField,
+  Typography,
+} from '@mui/material';
 import { useState } from 'react';
 import type { GeneratorStateDto, WritePattern } from '../../src-main/console-api';
 import { ApiError, consoleApi } from '../api';
@@ -23,7 +36,8 @@ export function GeneratorPanel({ generator, onChanged }: { generator: GeneratorS
     }
     onChanged();
   };
-  const start = () => act(() => consoleApi().request('generatorStart', { pattern, writesPerSecond: Number(rate), writeBytes: Math.round(Number(sizeKiB) * 1024), seed: 1 }));
+  const start = () =>
+    act(() => consoleApi().request('generatorStart', { pattern, writesPerSecond: Number(rate), writeBytes: Math.round(Number(sizeKiB) * 1024), seed: 1 }));
 
   return (
     <Card variant="outlined">
@@ -37,8 +51,22 @@ export function GeneratorPanel({ generator, onChanged }: { generator: GeneratorS
             <MenuItem value="sequential">sequential</MenuItem>
             <MenuItem value="hot-spot">hot-spot</MenuItem>
           </TextField>
-          <TextField size="small" label="Writes/s" value={rate} onChange={(e) => setRate(e.target.value)} slotProps={{ htmlInput: { inputMode: 'numeric', 'data-testid': 'generator-rate' } }} sx={{ width: 110 }} />
-          <TextField size="small" label="KiB per write" value={sizeKiB} onChange={(e) => setSizeKiB(e.target.value)} slotProps={{ htmlInput: { inputMode: 'numeric' } }} sx={{ width: 120 }} />
+          <TextField
+            size="small"
+            label="Writes/s"
+            value={rate}
+            onChange={(e) => setRate(e.target.value)}
+            slotProps={{ htmlInput: { inputMode: 'numeric', 'data-testid': 'generator-rate' } }}
+            sx={{ width: 110 }}
+          />
+          <TextField
+            size="small"
+            label="KiB per write"
+            value={sizeKiB}
+            onChange={(e) => setSizeKiB(e.target.value)}
+            slotProps={{ htmlInput: { inputMode: 'numeric' } }}
+            sx={{ width: 120 }}
+          />
           {running ? (
             <Button variant="contained" color="warning" onClick={() => void act(() => consoleApi().request('generatorStop', {}))} data-testid="generator-stop">
               Stop
@@ -58,7 +86,9 @@ export function GeneratorPanel({ generator, onChanged }: { generator: GeneratorS
           </Button>
         </Stack>
         <Typography variant="body2" sx={{ mt: 1 }} data-testid="generator-state">
-          {generator ? `${generator.running ? 'running' : 'stopped'}: ${generator.writes} writes, ${formatBytes(generator.bytesWritten)} written` : 'not started'}
+          {generator
+            ? `${generator.running ? 'running' : 'stopped'}: ${generator.writes} writes, ${formatBytes(generator.bytesWritten)} written`
+            : 'not started'}
         </Typography>
         <ErrorNote error={error} />
       </CardContent>

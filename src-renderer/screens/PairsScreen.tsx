@@ -23,7 +23,11 @@ export function PairsScreen({ overview, onChanged }: { overview: OverviewDto | u
   const pair = overview.pairs.find((p) => p.name === selected);
   if (pair) return <PairDetail pair={pair} overview={overview} onBack={() => setSelected(null)} onChanged={onChanged} />;
   if (overview.pairs.length === 0) {
-    return <EmptyState title="No pairs yet">Pairs are created with <code>tidemark pair create</code>; the lab pair appears on first start (or run <code>tidemark lab</code>).</EmptyState>;
+    return (
+      <EmptyState title="No pairs yet">
+        Pairs are created with <code>tidemark pair create</code>; the lab pair appears on first start (or run <code>tidemark lab</code>).
+      </EmptyState>
+    );
   }
   return (
     <>
@@ -59,7 +63,8 @@ function PairSummaryLine({ pair }: { pair: PairDto }) {
         {pair.primary} → {pair.secondary}
       </Typography>
       <Typography variant="body2" data-testid={`pair-counts-${pair.name}`}>
-        {pair.regions} regions of {formatBytes(pair.regionBytes)} · OOS {pair.oosRegions} · MOOS {pair.moosRegions} · lag {formatBytes(pair.lagBytes)} · {pair.writesTracked} writes tracked
+        {pair.regions} regions of {formatBytes(pair.regionBytes)} · OOS {pair.oosRegions} · MOOS {pair.moosRegions} · lag {formatBytes(pair.lagBytes)} ·{' '}
+        {pair.writesTracked} writes tracked
       </Typography>
     </Stack>
   );
@@ -68,7 +73,11 @@ function PairSummaryLine({ pair }: { pair: PairDto }) {
 function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; overview: OverviewDto; onBack: () => void; onChanged: () => void }) {
   const [which, setWhich] = useState<MapKind>('oos');
   const bitmap = useBitmap(pair.name, which, 100);
-  const bits = useMemo(() => (bitmap.data ? { regionCount: bitmap.data.regionCount, regionBytes: bitmap.data.regionBytes, words: decodeWords(bitmap.data.wordsBase64) } : undefined), [bitmap.data]);
+  const bits = useMemo(
+    () =>
+      bitmap.data ? { regionCount: bitmap.data.regionCount, regionBytes: bitmap.data.regionBytes, words: decodeWords(bitmap.data.wordsBase64) } : undefined,
+    [bitmap.data],
+  );
   return (
     <Stack spacing={2}>
       <Box>

@@ -36,23 +36,28 @@ describe('heatmap density', () => {
 
   it('downsampled cells cover every region exactly once, and densities are exact', () => {
     fc.assert(
-      fc.property(fc.array(fc.boolean(), { minLength: 50, maxLength: 3000 }), fc.integer({ min: 5, max: 40 }), fc.integer({ min: 1, max: 10 }), (bits, width, height) => {
-        const layout = heatmapLayout(bits.length, width, height);
-        const { density, cells } = cellDensities({ regionCount: bits.length, words: toWords(bits) }, layout, 0, bits.length);
-        const prefix = [0];
-        bits.forEach((b, i) => prefix.push(prefix[i]! + (b ? 1 : 0)));
-        let covered = 0;
-        for (let c = 0; c < cells; c++) {
-          const { first, end } = cellRegions(layout, 0, bits.length, c);
-          const to = Math.min(end, bits.length);
-          if (first >= bits.length) continue;
-          expect(first).toBe(covered);
-          covered = to;
-          expect(to).toBeGreaterThan(first);
-          expect(density[c]).toBe(Math.round(((prefix[to]! - prefix[first]!) / (to - first)) * 255));
-        }
-        expect(covered).toBe(bits.length);
-      }),
+      fc.property(
+        fc.array(fc.boolean(), { minLength: 50, maxLength: 3000 }),
+        fc.integer({ min: 5, max: 40 }),
+        fc.integer({ min: 1, max: 10 }),
+        (bits, width, height) => {
+          const layout = heatmapLayout(bits.length, width, height);
+          const { density, cells } = cellDensities({ regionCount: bits.length, words: toWords(bits) }, layout, 0, bits.length);
+          const prefix = [0];
+          bits.forEach((b, i) => prefix.push(prefix[i]! + (b ? 1 : 0)));
+          let covered = 0;
+          for (let c = 0; c < cells; c++) {
+            const { first, end } = cellRegions(layout, 0, bits.length, c);
+            const to = Math.min(end, bits.length);
+            if (first >= bits.length) continue;
+            expect(first).toBe(covered);
+            covered = to;
+            expect(to).toBeGreaterThan(first);
+            expect(density[c]).toBe(Math.round(((prefix[to]! - prefix[first]!) / (to - first)) * 255));
+          }
+          expect(covered).toBe(bits.length);
+        },
+      ),
     );
   });
 
