@@ -96,9 +96,10 @@ function takeToken(): string {
   return sessionStorage.getItem('tidemark-token') ?? '';
 }
 
-let api: ConsoleApi | undefined;
+let webClient: WebClient | undefined;
 
 export function consoleApi(): ConsoleApi {
-  api ??= window.tidemark ?? new WebClient(takeToken());
-  return api;
+  if (window.tidemark) return window.tidemark;
+  webClient ??= new WebClient(takeToken());
+  return webClient;
 }

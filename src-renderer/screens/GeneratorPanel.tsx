@@ -15,7 +15,7 @@ import {
 } from '@mui/material';
 import { useState } from 'react';
 import type { GeneratorStateDto, WritePattern } from '../../src-main/console-api';
-import { ApiError, consoleApi } from '../api';
+import { consoleApi, type ApiError } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { formatBytes } from '../format';
 
