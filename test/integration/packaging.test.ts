@@ -18,11 +18,18 @@ describe('electron-builder config', () => {
   });
 
   it('the validator does refuse a broken config (so the check above can fail)', async () => {
-    await expect(validateConfiguration({ ...(await loadConfig()), linux: { notAnOption: true } } as never, new DebugLogger(false))).rejects.toThrow(/Invalid configuration/);
+    await expect(validateConfiguration({ ...(await loadConfig()), linux: { notAnOption: true } } as never, new DebugLogger(false))).rejects.toThrow(
+      /Invalid configuration/,
+    );
   });
 
   it('targets AppImage, deb, NSIS and dmg, and ships the agent bundle', async () => {
-    const config = (await loadConfig()) as { linux: { target: string[] }; win: { target: string[] }; mac: { target: string[] }; extraResources: { from: string }[] };
+    const config = (await loadConfig()) as {
+      linux: { target: string[] };
+      win: { target: string[] };
+      mac: { target: string[] };
+      extraResources: { from: string }[];
+    };
     expect(config.linux.target).toEqual(['AppImage', 'deb']);
     expect(config.win.target).toEqual(['nsis']);
     expect(config.mac.target).toEqual(['dmg']);

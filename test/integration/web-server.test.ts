@@ -52,7 +52,12 @@ function connect(s: WebServer, options: { token?: string; origin?: string } = {}
   });
 }
 
-function call(ws: WebSocket, id: number, verb: string, args: unknown): Promise<{ id: number; ok: boolean; result?: unknown; error?: { code: string; message: string } }> {
+function call(
+  ws: WebSocket,
+  id: number,
+  verb: string,
+  args: unknown,
+): Promise<{ id: number; ok: boolean; result?: unknown; error?: { code: string; message: string } }> {
   return new Promise((resolve) => {
     const onMessage = (data: Buffer) => {
       const frame = JSON.parse(data.toString()) as { id?: number };
@@ -116,7 +121,9 @@ describe('web mode', () => {
     expect(missing).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
     const bad = await call(ws, 3, 'bitmap', { pair: 'lab', which: 'all' });
     expect(bad).toMatchObject({ ok: false, error: { code: 'BAD_ARGUMENTS' } });
-    const pushed = new Promise<{ push: string; data: { kind: string } }>((resolve) => ws.on('message', (d: Buffer) => JSON.parse(d.toString()).push && resolve(JSON.parse(d.toString()))));
+    const pushed = new Promise<{ push: string; data: { kind: string } }>((resolve) =>
+      ws.on('message', (d: Buffer) => JSON.parse(d.toString()).push && resolve(JSON.parse(d.toString()))),
+    );
     await call(ws, 4, 'generatorStart', { pattern: 'random', writesPerSecond: 100, writeBytes: 4096, seed: 1 });
     expect((await pushed).data.kind).toBe('generator.started');
     await call(ws, 5, 'generatorStop', {});

@@ -44,7 +44,12 @@ describe('console schema', () => {
 describe('IPC handlers', () => {
   it('registers exactly one tidemark:-prefixed channel per verb and removes them', () => {
     const { ipc, handlers } = recordingIpc();
-    const unregister = registerIpc(ipc, fakeService().service, () => 1, () => undefined);
+    const unregister = registerIpc(
+      ipc,
+      fakeService().service,
+      () => 1,
+      () => undefined,
+    );
     expect([...handlers.keys()].sort()).toEqual(consoleVerbs.map((v) => `tidemark:${v}`).sort());
     unregister();
     expect(handlers.size).toBe(0);
@@ -52,7 +57,12 @@ describe('IPC handlers', () => {
 
   it('a channel outside the verb list has no handler', () => {
     const { ipc, handlers } = recordingIpc();
-    registerIpc(ipc, fakeService().service, () => 1, () => undefined);
+    registerIpc(
+      ipc,
+      fakeService().service,
+      () => 1,
+      () => undefined,
+    );
     expect(handlers.get('tidemark:shell')).toBeUndefined();
     expect(handlers.get('overview')).toBeUndefined();
   });
@@ -67,7 +77,12 @@ describe('IPC handlers', () => {
     const { ipc, handlers } = recordingIpc();
     const { service, handle } = fakeService();
     const log: string[] = [];
-    registerIpc(ipc, service, () => 1, (line) => log.push(line));
+    registerIpc(
+      ipc,
+      service,
+      () => 1,
+      (line) => log.push(line),
+    );
     const outcome = (await handlers.get('tidemark:overview')!(event as InvokeEventLike, {})) as { ok: boolean; error: { code: string; message: string } };
     expect(outcome.ok).toBe(false);
     expect(outcome.error.code).toBe('FORBIDDEN');
@@ -79,7 +94,12 @@ describe('IPC handlers', () => {
   it('passes our own frame through to validation, and refuses extra arguments', async () => {
     const { ipc, handlers } = recordingIpc();
     const { service, handle } = fakeService();
-    registerIpc(ipc, service, () => 1, () => undefined);
+    registerIpc(
+      ipc,
+      service,
+      () => 1,
+      () => undefined,
+    );
     await handlers.get('tidemark:bitmap')!(ownFrame, { pair: 'lab', which: 'oos' });
     expect(handle).toHaveBeenCalledWith('bitmap', { pair: 'lab', which: 'oos' });
     const outcome = (await handlers.get('tidemark:bitmap')!(ownFrame, { pair: 'lab', which: 'oos' }, 'extra')) as { ok: boolean; error: { code: string } };
