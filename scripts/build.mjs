@@ -63,7 +63,7 @@ for (const bundle of bundles) {
   if (bundle.executable) await chmod(join(outDir, bundle.out), 0o755);
 }
 await viteBuild({
-  configFile: join(root, 'src-renderer/vite.config.ts'),
+  configFile: join(root, 'vite.config.ts'),
   logLevel: 'error',
 });
 console.log(`build: ${bundles.map((b) => `dist/${b.out}`).join(', ')}, dist/renderer/`);
