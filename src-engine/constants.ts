@@ -15,6 +15,13 @@ export const regionBytesDefault = 1 * MiB;
 /** Largest volume Tidemark addresses: byte offsets must stay safe integers. */
 export const volumeBytesMax = 2 ** 52;
 
+/**
+ * Most regions a volume may have, so most bits a Bitset holds. Bit scans use 32-bit integer
+ * arithmetic (`index >>> 5` for the word, `word << 5` back to an index), which is exact only
+ * while every index stays below 2^31. Larger volumes use larger regions.
+ */
+export const regionCountMax = 2 ** 31 - 1;
+
 /** Largest single read or write the volume layer accepts in one call. */
 export const ioBytesMax = 64 * MiB;
 
@@ -36,9 +43,20 @@ export const signatureWorkersMax = 64;
 /** Zero-scan (realization by content) reads this much at a time. */
 export const zeroScanChunkBytes = 4 * MiB;
 
+/** Agent RPC (docs/agent-rpc.md): protocol version, frame size, window, credits, keepalive. */
+export const rpcProtocolVersion = 1;
+export const rpcFrameBytesMax = 80 * MiB;
+export const rpcInFlightMax = 64;
+export const rpcCreditChunks = 8;
+export const rpcKeepaliveMs = 15_000;
+
 assert(isPowerOfTwo(regionBytesMin) && isPowerOfTwo(regionBytesMax), 'region bounds are powers of two');
 assert(regionBytesMin <= regionBytesDefault && regionBytesDefault <= regionBytesMax, 'default region size within bounds');
 assert(ioBytesMax >= regionBytesMax, 'one I/O can carry a whole region');
 assert(bitmapBitsPerSegment % 32 === 0, 'a bitmap segment holds whole 32-bit words');
 assert(signatureChunkBytes <= signatureBatchBytesMax, 'a chunk fits in a batch');
 assert(Number.isSafeInteger(volumeBytesMax + regionBytesMax), 'offsets stay safe integers');
+assert(rpcFrameBytesMax >= regionBytesMax + MiB, 'one RPC frame carries a whole region and its header');
+assert(rpcInFlightMax >= 1 && rpcCreditChunks >= 1, 'the RPC window and credit allow progress');
+assert(regionCountMax < 2 ** 31, 'every bit index is a positive int32, so `(word << 5)` never overflows');
+assert(volumeBytesMax / regionBytesMax <= regionCountMax, 'every volume fits the region cap with the largest region size');

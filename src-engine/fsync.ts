@@ -1,6 +1,7 @@
 // Durability helpers shared by every module that persists files.
 
-import { open } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 /** Syncs a directory so a rename or create inside it survives a crash. */
 export async function syncDirectory(path: string): Promise<void> {
@@ -9,5 +10,21 @@ export async function syncDirectory(path: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Creates `path` and any missing parents, then syncs the parent of every directory it
+ * created, so the new entries survive a crash (a file synced inside a directory whose own
+ * entry was lost is lost with it).
+ */
+export async function createDirectories(path: string, mode?: number): Promise<void> {
+  const target = resolve(path);
+  const created = await mkdir(target, { recursive: true, mode });
+  if (created === undefined) return;
+  const firstCreated = resolve(created);
+  for (let directory = target; ; directory = dirname(directory)) {
+    await syncDirectory(dirname(directory));
+    if (directory === firstCreated || dirname(directory) === directory) return;
   }
 }

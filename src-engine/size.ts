@@ -2,41 +2,54 @@
 
 import { usageError } from './errors';
 
-const unitBytes: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1024,
-  kb: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1024 ** 3,
-  gib: 1024 ** 3,
-  t: 1024 ** 4,
-  tb: 1024 ** 4,
-  tib: 1024 ** 4,
-  p: 1024 ** 5,
-  pb: 1024 ** 5,
-  pib: 1024 ** 5,
+const kibiBytes = 1024n;
+const unitBytes: Record<string, bigint> = {
+  '': 1n,
+  b: 1n,
+  k: kibiBytes,
+  kb: kibiBytes,
+  kib: kibiBytes,
+  m: kibiBytes ** 2n,
+  mb: kibiBytes ** 2n,
+  mib: kibiBytes ** 2n,
+  g: kibiBytes ** 3n,
+  gb: kibiBytes ** 3n,
+  gib: kibiBytes ** 3n,
+  t: kibiBytes ** 4n,
+  tb: kibiBytes ** 4n,
+  tib: kibiBytes ** 4n,
+  p: kibiBytes ** 5n,
+  pb: kibiBytes ** 5n,
+  pib: kibiBytes ** 5n,
 };
+
+/** Largest size parseSize returns: byte counts must stay exact as JavaScript numbers. */
+export const parsedSizeBytesMax = Number.MAX_SAFE_INTEGER;
 
 /**
  * Parses a size. Units are binary (K = 1024) whichever spelling is used, as in dd, qemu-img
  * and truncate. The result must be a whole number of bytes. Throws a USAGE error otherwise.
+ * Decimals are exact (integer and fraction digits as BigInt), never rounded through a float:
+ * `1.00000000000000001KiB` is refused, not read as 1024.
  */
 export function parseSize(text: string, what = 'size'): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const match = /^\s*(\d+)(?:\.(\d+))?\s*([a-zA-Z]*)\s*$/.exec(text);
   const hint = `write a size such as 4096, 64MiB, 1G or 1.5TiB`;
   if (!match) throw usageError(`invalid ${what} "${text}"`, hint);
-  const unit = unitBytes[match[2]!.toLowerCase()];
-  if (unit === undefined) throw usageError(`invalid ${what} "${text}": unknown unit "${match[2]}"`, hint);
-  const bytes = Number(match[1]) * unit;
-  if (!Number.isSafeInteger(bytes)) {
-    throw usageError(`invalid ${what} "${text}": not a whole number of bytes`, hint);
+  const unit = unitBytes[match[3]!.toLowerCase()];
+  if (unit === undefined) throw usageError(`invalid ${what} "${text}": unknown unit "${match[3]}"`, hint);
+  const fractionDigits = match[2] ?? '';
+  const scale = 10n ** BigInt(fractionDigits.length);
+  const scaledBytes = (BigInt(match[1]!) * scale + BigInt(fractionDigits || '0')) * unit;
+  if (scaledBytes % scale !== 0n) throw usageError(`invalid ${what} "${text}": not a whole number of bytes`, hint);
+  const bytes = scaledBytes / scale;
+  if (bytes > BigInt(parsedSizeBytesMax)) {
+    throw usageError(
+      `invalid ${what} "${text}": too large, the limit is ${parsedSizeBytesMax} bytes (just under 8 PiB)`,
+      'write a smaller size, such as 64MiB, 1G or 1.5TiB',
+    );
   }
-  return bytes;
+  return Number(bytes);
 }
 
 /** Formats bytes with a binary unit and up to 3 significant decimals: `1.5 GiB`. */
@@ -48,7 +61,9 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit += 1;
   }
-  const text = unit === 0 ? String(value) : value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2).replace(/\.?0+$/, '');
+  const fixed = unit === 0 ? String(value) : value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2);
+  // Trailing zeros go only after a decimal point: "1.50" → "1.5", but "100" stays "100".
+  const text = fixed.includes('.') ? fixed.replace(/\.?0+$/, '') : fixed;
   return `${text} ${units[unit]}`;
 }
 

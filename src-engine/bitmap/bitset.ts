@@ -1,6 +1,7 @@
 // Bitset: a fixed-length set of region indexes over 32-bit words, with word-level scans.
 
 import { assert, assertCount, invariantViolated } from '../assert';
+import { regionCountMax } from '../constants';
 
 /** Number of set bits in a 32-bit word (SWAR popcount). */
 export function popcount32(word: number): number {
@@ -28,12 +29,17 @@ export interface BitRun {
   readonly end: number;
 }
 
+/**
+ * Word arithmetic below (`index >>> 5`, `(w << 5)`) is 32-bit: exact because bitCount is at
+ * most regionCountMax (< 2^31), so every index and every `w << 5` is a positive int32.
+ */
 export class Bitset {
   readonly bitCount: number;
   readonly words: Uint32Array;
 
   constructor(bitCount: number, words?: Uint32Array) {
     assertCount(bitCount, 'bitCount');
+    if (bitCount > regionCountMax) invariantViolated(`bitset of ${bitCount} bits exceeds regionCountMax (${regionCountMax})`);
     this.bitCount = bitCount;
     const wordCount = Math.ceil(bitCount / 32);
     if (words) {

@@ -1,7 +1,7 @@
 // MOOS tracking (seed 003): a volatile OOS bitmap of regions out of sync, and a persisted
 // "maybe out of sync" superset kept durable before any host write is acknowledged.
 
-import { assert, assertCount } from '../assert';
+import { assert, assertCount, invariantViolated } from '../assert';
 import { bitmapBitsPerSegment, moosPredictMax } from '../constants';
 import { Bitset } from './bitset';
 import type { PersistentBitmap } from './persistent-bitmap';
@@ -40,14 +40,16 @@ export class MoosPredictor {
    * acknowledged: every one of its regions is set in the durable MOOS image.
    */
   async recordWrite(firstRegion: number, lastRegion: number): Promise<void> {
-    assert(0 <= firstRegion && firstRegion <= lastRegion && lastRegion < this.regionCount, `write regions [${firstRegion}, ${lastRegion}] within volume`);
+    // Hot path (every host write): messages are built only when a check fails.
+    if (!(0 <= firstRegion && firstRegion <= lastRegion && lastRegion < this.regionCount))
+      invariantViolated(`write regions [${firstRegion}, ${lastRegion}] within volume`);
     const end = lastRegion + 1;
     this.oos.setRange(firstRegion, end);
     if (!this.moos.bits.allSet(firstRegion, end)) this.predict(firstRegion, end);
     // Bits may be set in memory by a concurrent write whose destage is still running, or a
     // running destage may carry an image from before our bits: ensureDurable covers both.
     await this.moos.ensureDurable(firstRegion, end);
-    assert(this.oosDurable(firstRegion, end), 'OOS ⊆ durable MOOS for an acknowledged write');
+    if (!this.oosDurable(firstRegion, end)) invariantViolated('OOS ⊆ durable MOOS for an acknowledged write');
   }
 
   /** Every region of [from, end) still out of sync is set in the durable MOOS image. */
@@ -63,6 +65,7 @@ export class MoosPredictor {
     const firstSegment = Math.floor(from / bitmapBitsPerSegment);
     const lastSegment = Math.floor((predictedEnd - 1) / bitmapBitsPerSegment);
     // These segments are destaged anyway: drop MOOS bits whose regions are no longer OOS.
+    // `>>> 5` is exact: bit counts stay below 2^31 (regionCountMax), so these stay below 2^32.
     const moosWords = this.moos.bits.words;
     const oosWords = this.oos.words;
     const wordFrom = (firstSegment * bitmapBitsPerSegment) >>> 5;

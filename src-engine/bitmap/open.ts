@@ -15,9 +15,15 @@ export async function createBitmapFile(path: string, bitCount: number, tag: stri
   } catch (error) {
     throw fromSystemError(error, 'create bitmap', path);
   }
-  let bitmap: PersistentBitmap | undefined;
   try {
-    bitmap = await PersistentBitmap.create(await NodeBitmapFile.open(temporaryPath, 'r+'), bitCount, tag);
+    const file = await NodeBitmapFile.open(temporaryPath, 'r+');
+    let bitmap: PersistentBitmap;
+    try {
+      bitmap = await PersistentBitmap.create(file, bitCount, tag);
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      throw error;
+    }
     await bitmap.close();
     await rename(temporaryPath, path);
     await syncDirectory(dirname(path));

@@ -13,6 +13,10 @@ const formatVersion = 1;
 const slotMagic = 0x47534d54; // "TMSG" little-endian
 const superChecksumOffset = 60;
 const wordsPerSegment = bitmapBitsPerSegment / 32;
+/** The sequence of the image `create` writes to slot A of every segment. */
+const creationSequence = 1;
+/** A next-slot value meaning "write A, sync, then B" (healing a segment after recovery). */
+const bothSlots = 2;
 
 /** Why a segment was loaded as all-set instead of from a slot. */
 export interface SegmentRecovery {
@@ -99,75 +103,142 @@ function encodeSlot(segmentIndex: number, sequence: number, payload: Uint32Array
   return slot;
 }
 
-type SlotState = { kind: 'valid'; sequence: number; words: Uint32Array } | { kind: 'empty' } | { kind: 'invalid'; reason: string };
+type SlotState =
+  { kind: 'valid'; sequence: number; words: Uint32Array } | { kind: 'empty' } | { kind: 'invalid'; reason: string; headerSequence: number | undefined };
+
+/** The sequence in a slot header whose own checksum passes (payload unchecked), if any. */
+function headerSequence(slot: Uint8Array, segmentIndex: number): number | undefined {
+  const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+  if (view.getUint32(0, true) !== slotMagic || view.getUint32(24, true) !== crc32(slot.subarray(0, 24))) return undefined;
+  if (view.getUint32(4, true) !== segmentIndex) return undefined;
+  return view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32;
+}
 
 function decodeSlot(slot: Uint8Array, segmentIndex: number, wordCount: number): SlotState {
   if (slot.every((byte) => byte === 0)) return { kind: 'empty' };
+  const invalid = (reason: string): SlotState => ({ kind: 'invalid', reason, headerSequence: headerSequence(slot, segmentIndex) });
   const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
-  if (view.getUint32(0, true) !== slotMagic) return { kind: 'invalid', reason: 'bad slot magic' };
-  if (view.getUint32(24, true) !== crc32(slot.subarray(0, 24))) return { kind: 'invalid', reason: 'slot header checksum mismatch' };
-  if (view.getUint32(4, true) !== segmentIndex) return { kind: 'invalid', reason: 'slot belongs to another segment' };
+  if (view.getUint32(0, true) !== slotMagic) return invalid('bad slot magic');
+  if (view.getUint32(24, true) !== crc32(slot.subarray(0, 24))) return invalid('slot header checksum mismatch');
+  if (view.getUint32(4, true) !== segmentIndex) return invalid('slot belongs to another segment');
+  // Bytes 28‥31 are outside both checksums; they are written as zero, so damage there shows too.
+  if (view.getUint32(28, true) !== 0) return invalid('slot header padding not zero');
   const payloadBytes = view.getUint32(16, true);
-  if (payloadBytes !== wordCount * 4) return { kind: 'invalid', reason: 'slot payload length mismatch' };
-  if (view.getUint32(20, true) !== crc32(slot.subarray(bitmapSlotHeaderBytes))) return { kind: 'invalid', reason: 'slot payload checksum mismatch' };
+  if (payloadBytes !== wordCount * 4) return invalid('slot payload length mismatch');
+  if (view.getUint32(20, true) !== crc32(slot.subarray(bitmapSlotHeaderBytes))) return invalid('slot payload checksum mismatch');
   const payload = slot.subarray(bitmapSlotHeaderBytes, bitmapSlotHeaderBytes + payloadBytes);
   const sequence = view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32;
   return { kind: 'valid', sequence, words: new Uint32Array(payload.slice().buffer) };
 }
 
+function slotSequence(state: SlotState): number {
+  if (state.kind === 'valid') return state.sequence;
+  return state.kind === 'invalid' ? (state.headerSequence ?? 0) : 0;
+}
+
 /**
  * Chooses a segment's content from its two slots. Only two outcomes are trusted: both slots
- * valid (the higher sequence wins) or one valid and the other never written. Any slot that
- * fails verification makes the whole segment all-set: a torn destage and later media
- * corruption look identical on disk, and trusting the older slot in the second case could
- * clear a bit that was durably set. See docs/bitmap-format.md.
+ * valid (the higher sequence wins) or one valid with the creation sequence and the other never
+ * written. Any slot that fails verification makes the whole segment all-set: a torn destage
+ * and later media corruption look identical on disk, and trusting the older slot in the second
+ * case could clear a bit that was durably set. A blank slot beside a destaged one (sequence
+ * above the creation sequence) is damage too: a healthy file never has one, and a zeroed or
+ * re-extended page would otherwise let a stale image win. See docs/bitmap-format.md.
  */
 function chooseSlot(a: SlotState, b: SlotState): { slot: 0 | 1; sequence: number; words: Uint32Array } | { reason: string } {
   if (a.kind === 'invalid') return { reason: `slot A: ${a.reason}` };
   if (b.kind === 'invalid') return { reason: `slot B: ${b.reason}` };
-  if (a.kind === 'valid' && (b.kind === 'empty' || a.sequence > b.sequence)) return { slot: 0, sequence: a.sequence, words: a.words };
-  if (b.kind === 'valid' && (a.kind === 'empty' || b.sequence > a.sequence)) return { slot: 1, sequence: b.sequence, words: b.words };
-  return { reason: a.kind === 'empty' ? 'both slots empty' : 'both slots carry the same sequence' };
+  if (a.kind === 'valid' && b.kind === 'valid') {
+    if (a.sequence > b.sequence) return { slot: 0, sequence: a.sequence, words: a.words };
+    if (b.sequence > a.sequence) return { slot: 1, sequence: b.sequence, words: b.words };
+    return { reason: 'both slots carry the same sequence' };
+  }
+  const only = a.kind === 'valid' ? { slot: 0 as const, state: a } : b.kind === 'valid' ? { slot: 1 as const, state: b } : undefined;
+  if (!only) return { reason: 'both slots empty' };
+  if (only.state.sequence !== creationSequence) return { reason: `slot ${only.slot === 0 ? 'B' : 'A'} blank beside a destaged slot` };
+  return { slot: only.slot, sequence: only.state.sequence, words: only.state.words };
+}
+
+/**
+ * How the next destage of a segment after recovery makes the file whole again: rewrite only
+ * the damaged slot when the other one is valid, otherwise both (A, a sync, then B, so a crash
+ * in between never leaves a stale slot beside a blank one).
+ */
+function healPlan(a: SlotState, b: SlotState, truncated: boolean): 0 | 1 | typeof bothSlots {
+  if (!truncated && a.kind === 'valid' && b.kind === 'invalid') return 1;
+  if (!truncated && b.kind === 'valid' && a.kind === 'invalid') return 0;
+  return bothSlots;
 }
 
 export interface PersistentBitmapStats {
-  /** Destage passes that wrote at least one segment. */
+  /** Destage passes that wrote at least one segment and synced. */
   destages: number;
-  /** Segment slots written in all. */
+  /** Segment slots written in all (passes that failed included). */
   segmentWrites: number;
+  /** Destage passes that failed (a write or the sync); their segments stay dirty. */
+  failedDestages: number;
+}
+
+/** Where each segment's next image goes: slot 0, 1 or both (healing), and with which sequence. */
+interface SlotPlan {
+  readonly nextSlot: Uint8Array;
+  readonly nextSequence: Float64Array;
+}
+
+/** What load() found in one segment's slots. */
+interface SegmentLoad {
+  readonly words: Uint32Array | undefined;
+  readonly reason: string | undefined;
+  readonly nextSlot: 0 | 1 | typeof bothSlots;
+  /** Sequence of the chosen slot, or the highest sequence readable in the segment's headers. */
+  readonly sequence: number;
+}
+
+async function loadSegment(file: BitmapFile, geometry: Geometry, segmentIndex: number, fileBytes: number, pair: Uint8Array): Promise<SegmentLoad> {
+  pair.fill(0);
+  await file.read(pair, slotOffset(segmentIndex, 0));
+  const wordCount = segmentWordCount(geometry.bitCount, segmentIndex);
+  const a = decodeSlot(pair.subarray(0, bitmapSlotBytes), segmentIndex, wordCount);
+  const b = decodeSlot(pair.subarray(bitmapSlotBytes), segmentIndex, wordCount);
+  const truncated = slotOffset(segmentIndex + 1, 0) > fileBytes;
+  const choice = truncated ? { reason: 'file truncated' } : chooseSlot(a, b);
+  const sequence = Math.max(slotSequence(a), slotSequence(b));
+  if ('reason' in choice) return { words: undefined, reason: choice.reason, nextSlot: healPlan(a, b, truncated), sequence };
+  return { words: choice.words, reason: undefined, nextSlot: (1 - choice.slot) as 0 | 1, sequence: choice.sequence };
 }
 
 /**
  * The in-memory bits (`bits`) are the working copy; `destage()` makes them durable. A caller
  * that needs a bit durable before acknowledging something (seed 003: a host write) awaits
- * `destage()` after setting it. Concurrent destage calls are coalesced (group commit).
+ * `ensureDurable()` after setting it. Concurrent destage calls are coalesced (group commit).
  */
 export class PersistentBitmap {
   readonly bits: Bitset;
-  /** The bits as of the last completed destage (what a crash now would leave). */
+  /**
+   * A lower bound of what a crash now would leave: the images of the last completed destage,
+   * intersected with the image of every pass since that failed (its writes may still reach
+   * the disk, and a reload may then pick them).
+   */
   private readonly durableWords: Uint32Array;
   private readonly dirtySegments = new Set<number>();
-  private readonly activeSlot: Uint8Array;
-  private readonly sequence: Float64Array;
+  private readonly plan: SlotPlan;
   private inflight: Promise<number> | undefined;
   /** Segments the running destage pass writes (with the images it took). */
   private inflightSegments = new Set<number>();
   private closed = false;
   /** Set for bitmaps opened only to read (inspection): they never write, not even to heal. */
   private readOnly = false;
-  readonly stats: PersistentBitmapStats = { destages: 0, segmentWrites: 0 };
+  readonly stats: PersistentBitmapStats = { destages: 0, segmentWrites: 0, failedDestages: 0 };
 
   private constructor(
     private readonly file: BitmapFile,
     readonly tag: string,
     bits: Bitset,
-    activeSlot: Uint8Array,
-    sequence: Float64Array,
+    plan: SlotPlan,
   ) {
     this.bits = bits;
     this.durableWords = bits.words.slice();
-    this.activeSlot = activeSlot;
-    this.sequence = sequence;
+    this.plan = plan;
   }
 
   get path(): string {
@@ -179,7 +250,7 @@ export class PersistentBitmap {
   }
 
   get segmentCount(): number {
-    return this.activeSlot.length;
+    return this.plan.nextSlot.length;
   }
 
   /**
@@ -192,12 +263,13 @@ export class PersistentBitmap {
     await file.write(encodeSuperblock({ bitCount, segmentCount, tag }), 0);
     const bits = new Bitset(bitCount);
     for (let s = 0; s < segmentCount; s++) {
-      await file.write(encodeSlot(s, 1, segmentWords(bits, s)), slotOffset(s, 0));
+      await file.write(encodeSlot(s, creationSequence, segmentWords(bits, s)), slotOffset(s, 0));
     }
     // Slot B of the last segment is written as zeros so the file has its full length.
     await file.write(new Uint8Array(bitmapSlotBytes), slotOffset(segmentCount - 1, 1));
     await file.sync();
-    return new PersistentBitmap(file, tag, bits, new Uint8Array(segmentCount), new Float64Array(segmentCount).fill(1));
+    const plan = { nextSlot: new Uint8Array(segmentCount).fill(1), nextSequence: new Float64Array(segmentCount).fill(creationSequence + 1) };
+    return new PersistentBitmap(file, tag, bits, plan);
   }
 
   /** Loads a bitmap. Segments that fail verification come back all-set and are reported. */
@@ -206,32 +278,27 @@ export class PersistentBitmap {
     const headerBytes = await file.read(superblock, 0);
     const geometry = decodeSuperblock(superblock.subarray(0, headerBytes), file.path);
     const bits = new Bitset(geometry.bitCount);
-    const activeSlot = new Uint8Array(geometry.segmentCount);
-    const sequence = new Float64Array(geometry.segmentCount);
+    const plan = { nextSlot: new Uint8Array(geometry.segmentCount), nextSequence: new Float64Array(geometry.segmentCount) };
     const recovered: SegmentRecovery[] = [];
     const pair = new Uint8Array(bitmapSlotBytes * 2);
     const fileBytes = await file.sizeBytes();
+    let highestSequence = creationSequence;
     for (let s = 0; s < geometry.segmentCount; s++) {
-      pair.fill(0);
-      const wordCount = segmentWordCount(geometry.bitCount, s);
-      const truncated = slotOffset(s + 1, 0) > fileBytes;
-      if (!truncated) await file.read(pair, slotOffset(s, 0));
-      const choice = truncated
-        ? { reason: 'file truncated' }
-        : chooseSlot(decodeSlot(pair.subarray(0, bitmapSlotBytes), s, wordCount), decodeSlot(pair.subarray(bitmapSlotBytes), s, wordCount));
-      if ('reason' in choice) {
-        recovered.push({ segmentIndex: s, reason: choice.reason });
-        bits.setRange(s * bitmapBitsPerSegment, Math.min(geometry.bitCount, (s + 1) * bitmapBitsPerSegment));
-        // Next destage goes to slot A with a sequence above anything on disk for this segment.
-        activeSlot[s] = 1;
-        sequence[s] = 2 ** 40;
+      const segment = await loadSegment(file, geometry, s, fileBytes, pair);
+      highestSequence = Math.max(highestSequence, segment.sequence);
+      plan.nextSlot[s] = segment.nextSlot;
+      plan.nextSequence[s] = segment.sequence + 1;
+      if (segment.words) {
+        bits.copyWordsFrom(segment.words, s * wordsPerSegment);
       } else {
-        bits.copyWordsFrom(choice.words, s * wordsPerSegment);
-        activeSlot[s] = choice.slot;
-        sequence[s] = choice.sequence;
+        recovered.push({ segmentIndex: s, reason: segment.reason! });
+        bits.setRange(s * bitmapBitsPerSegment, Math.min(geometry.bitCount, (s + 1) * bitmapBitsPerSegment));
       }
     }
-    const bitmap = new PersistentBitmap(file, geometry.tag, bits, activeSlot, sequence);
+    // A recovered segment's next image must outrank anything a surviving slot holds, whatever
+    // the recoveries before this one did: above every sequence readable anywhere in the file.
+    for (const r of recovered) plan.nextSequence[r.segmentIndex] = highestSequence + 1;
+    const bitmap = new PersistentBitmap(file, geometry.tag, bits, plan);
     bitmap.readOnly = options.readOnly ?? false;
     // Recovered segments are rewritten at the next destage so the file heals.
     for (const r of recovered) bitmap.dirtySegments.add(r.segmentIndex);
@@ -297,11 +364,12 @@ export class PersistentBitmap {
    * would otherwise clear it on disk after the caller was told it was safe.
    */
   async ensureDurable(from: number, to: number): Promise<void> {
-    assert(0 <= from && from <= to && to <= this.bitCount, `range [${from}, ${to}) within bitmap`);
+    // Hot path (every tracked write): the message is built only when the check fails.
+    if (!(0 <= from && from <= to && to <= this.bitCount)) invariantViolated(`range [${from}, ${to}) within bitmap`);
     const first = Math.floor(from / bitmapBitsPerSegment);
     const last = Math.floor(Math.max(from, to - 1) / bitmapBitsPerSegment);
     for (let attempt = 0; ; attempt++) {
-      assert(attempt < 10_000, 'ensureDurable converges');
+      if (attempt >= 10_000) invariantViolated('ensureDurable converges');
       const inflight = this.inflight;
       if (inflight && this.touchesInflight(first, last)) {
         await inflight.catch(() => 0);
@@ -329,8 +397,8 @@ export class PersistentBitmap {
    * number of segments written when everything changed before the call is durable.
    */
   async destage(): Promise<number> {
-    assert(!this.closed, 'destage after close');
-    assert(!this.readOnly, `destage of ${this.path}, opened read-only`);
+    if (this.closed) invariantViolated('destage after close');
+    if (this.readOnly) invariantViolated(`destage of ${this.path}, opened read-only`);
     // A pass already running may have snapshotted before our changes: wait, then run our own.
     while (this.inflight) await this.inflight.catch(() => 0);
     if (this.dirtySegments.size === 0) return 0;
@@ -348,29 +416,66 @@ export class PersistentBitmap {
     this.inflightSegments = new Set(segments);
     const images = segments.map((s) => segmentWords(this.bits, s).slice());
     try {
-      for (let i = 0; i < segments.length; i++) {
-        const s = segments[i]!;
-        const target = (1 - this.activeSlot[s]!) as 0 | 1;
-        await this.file.write(encodeSlot(s, this.sequence[s]! + 1, images[i]!), slotOffset(s, target));
-      }
-      await this.file.sync();
+      await this.writeImages(segments, images);
     } catch (error) {
-      // Nothing of this pass counts as durable: the segments stay dirty for the next pass.
-      // A slot written but not acknowledged is the inactive one, so the active one is intact.
-      for (const s of segments) this.dirtySegments.add(s);
-      this.inflightSegments = new Set();
+      this.passFailed(segments, images);
       throw error;
+    } finally {
+      this.inflightSegments = new Set();
     }
-    this.inflightSegments = new Set();
+    this.passSucceeded(segments, images);
+    return segments.length;
+  }
+
+  /** Writes each image to its planned slot and syncs; segments being healed get A, a sync, then B. */
+  private async writeImages(segments: readonly number[], images: readonly Uint32Array[]): Promise<void> {
+    const healing: number[] = [];
     for (let i = 0; i < segments.length; i++) {
       const s = segments[i]!;
-      this.activeSlot[s] = 1 - this.activeSlot[s]!;
-      this.sequence[s] = this.sequence[s]! + 1;
+      const slot = this.plan.nextSlot[s] === bothSlots ? 0 : (this.plan.nextSlot[s] as 0 | 1);
+      if (this.plan.nextSlot[s] === bothSlots) healing.push(i);
+      await this.file.write(encodeSlot(s, this.plan.nextSequence[s]!, images[i]!), slotOffset(s, slot));
+      this.stats.segmentWrites += 1;
+    }
+    if (healing.length > 0) {
+      await this.file.sync();
+      for (const i of healing) {
+        const s = segments[i]!;
+        await this.file.write(encodeSlot(s, this.plan.nextSequence[s]! + 1, images[i]!), slotOffset(s, 1));
+        this.stats.segmentWrites += 1;
+      }
+    }
+    await this.file.sync();
+  }
+
+  private passSucceeded(segments: readonly number[], images: readonly Uint32Array[]): void {
+    for (let i = 0; i < segments.length; i++) {
+      const s = segments[i]!;
+      const healed = this.plan.nextSlot[s] === bothSlots;
+      // After healing, B holds the newer image (sequence + 1), so A is next.
+      this.plan.nextSequence[s] = this.plan.nextSequence[s]! + (healed ? 2 : 1);
+      this.plan.nextSlot[s] = healed ? 0 : 1 - this.plan.nextSlot[s]!;
       this.durableWords.set(images[i]!, s * wordsPerSegment);
     }
     this.stats.destages += 1;
-    this.stats.segmentWrites += segments.length;
-    return segments.length;
+  }
+
+  /**
+   * A failed pass may still have put its images on disk (writeback continues after a failed
+   * fsync), and a reload would then pick them: what survives a crash is either the old image
+   * or this one, so only their intersection counts as durable. The segments stay dirty, and
+   * the next pass writes the same slots with the same sequences: the slot that must not be
+   * touched is still the one holding the last image that was durably synced.
+   */
+  private passFailed(segments: readonly number[], images: readonly Uint32Array[]): void {
+    for (let i = 0; i < segments.length; i++) {
+      const s = segments[i]!;
+      const image = images[i]!;
+      const base = s * wordsPerSegment;
+      for (let w = 0; w < image.length; w++) this.durableWords[base + w]! &= image[w]!;
+      this.dirtySegments.add(s);
+    }
+    this.stats.failedDestages += 1;
   }
 
   /** Destages what is pending, then closes the file. */

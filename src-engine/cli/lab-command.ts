@@ -20,13 +20,24 @@ export function registerLabCommand(program: Command, io: Io, globals: () => Glob
         const overview = await engine.overview();
         const pair = overview.pairs.find((p) => p.name === labPairName)!;
         const layout = labLayout(engine.homeDir);
-        printResult(io, global, { pair: record.name, primary: layout.primaryPath, secondary: layout.secondaryPath, regionBytes: record.regionBytes, regions: pair.regions, reset: options.reset ?? false }, () =>
-          [
-            `lab ready${options.reset ? ' (reset)' : ''}: pair "${record.name}" (${record.mode}), ${pair.regions} regions of ${formatBytes(record.regionBytes)}`,
-            `  primary:   ${layout.primaryPath}`,
-            `  secondary: ${layout.secondaryPath}`,
-            'open it in the console: tidemark console --web',
-          ].join('\n'),
+        printResult(
+          io,
+          global,
+          {
+            pair: record.name,
+            primary: layout.primaryPath,
+            secondary: layout.secondaryPath,
+            regionBytes: record.regionBytes,
+            regions: pair.regions,
+            reset: options.reset ?? false,
+          },
+          () =>
+            [
+              `lab ready${options.reset ? ' (reset)' : ''}: pair "${record.name}" (${record.mode}), ${pair.regions} regions of ${formatBytes(record.regionBytes)}`,
+              `  primary:   ${layout.primaryPath}`,
+              `  secondary: ${layout.secondaryPath}`,
+              'open it in the console: tidemark console --web',
+            ].join('\n'),
         );
       } finally {
         await engine.dispose();

@@ -36,7 +36,30 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
   registerVolumeCommands(program, io, globals);
   if (role === 'cli') registerLabCommand(program, io, globals);
   for (const extend of extensions) extend(program, io, globals);
+  requireSubcommands(program, 'tidemark');
   return program;
+}
+
+function listed(names: readonly string[]): string {
+  return names.length === 1 ? names[0]! : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+}
+
+/**
+ * A command that only groups others (`tidemark volume`) run alone makes commander print help
+ * to stderr (which we discard) and exit 1 as if it were `--help`; make that a one-line usage
+ * error naming the subcommands instead. Help asked for (`--help`, `help`) exits 0 as before.
+ */
+function requireSubcommands(command: Command, path: string): void {
+  const names = command.commands.map((sub) => sub.name());
+  if (names.length === 0) return;
+  command.exitOverride((error) => {
+    if (error.code === 'commander.help' && error.exitCode !== 0) {
+      const what = command.parent ? 'a subcommand' : 'a command';
+      throw new TidemarkError('USAGE', `\`${path}\` needs ${what}: ${listed(names)}`, `see \`${path} --help\``);
+    }
+    throw error;
+  });
+  for (const sub of command.commands) requireSubcommands(sub, `${path} ${sub.name()}`);
 }
 
 /** Runs the CLI on `argv` (without node and script); resolves with the exit code. */

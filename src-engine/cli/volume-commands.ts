@@ -1,10 +1,10 @@
-// `tidemark volume create | info`.
+// `tidemark volume create | info | sign`.
 
 import type { Command } from 'commander';
 import { ensureHomeDir, resolveHomeDir } from '../home';
 import { formatBytes, parseSize } from '../size';
-import { VolumeCatalog } from '../volume';
-import { SignaturePool, parseHashAlgorithm, signRegions } from '../signature';
+import { VolumeCatalog, type Volume } from '../volume';
+import { SignaturePool, parseHashAlgorithm, signRegions, type HashAlgorithm } from '../signature';
 import { printResult, ProgressBar, type GlobalOptions, type Io } from './output';
 
 export function registerVolumeCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
@@ -62,22 +62,29 @@ export function registerVolumeCommands(program: Command, io: Io, globals: () => 
     .action(async (volref: string, options: { hash: string; regionSize: string }) => {
       const global = globals();
       const algorithm = parseHashAlgorithm(options.hash);
+      const regionBytes = parseSize(options.regionSize, '--region-size');
       const catalog = new VolumeCatalog(resolveHomeDir(global.home, io.env));
-      const opened = await catalog.open(volref, { readOnly: true, regionBytes: parseSize(options.regionSize, '--region-size') });
-      const pool = await SignaturePool.start(algorithm);
+      const opened = await catalog.open(volref, { readOnly: true, regionBytes });
       try {
-        const { volume } = opened;
-        const bar = new ProgressBar(io, global, 'signing', volume.sizeBytes, 'bytes');
-        const locate = (r: number) => ({ path: volume.path, ...volume.geometry.region(r) });
-        const map = await signRegions(pool, volume.regionCount, locate, { onProgress: (p) => bar.update(p.bytesDone) });
-        bar.finish();
-        const signatures = Array.from({ length: volume.regionCount }, (_, r) => map.hex(r)!);
-        printResult(io, global, { path: volume.path, hash: algorithm, regionBytes: volume.regionBytes, regions: volume.regionCount, signatures }, () =>
-          signatures.map((hex, r) => `${r}\t${hex}`).join('\n'),
-        );
+        await signVolume(io, global, opened.volume, algorithm);
       } finally {
-        await pool.dispose();
         await opened.close();
       }
     });
+}
+
+async function signVolume(io: Io, global: GlobalOptions, volume: Volume, algorithm: HashAlgorithm): Promise<void> {
+  const pool = await SignaturePool.start(algorithm);
+  try {
+    const bar = new ProgressBar(io, global, 'signing', volume.sizeBytes, 'bytes');
+    const locate = (r: number) => ({ path: volume.path, ...volume.geometry.region(r) });
+    const map = await signRegions(pool, volume.regionCount, locate, { onProgress: (p) => bar.update(p.bytesDone) });
+    bar.finish();
+    const signatures = Array.from({ length: volume.regionCount }, (_, r) => map.hex(r)!);
+    printResult(io, global, { path: volume.path, hash: algorithm, regionBytes: volume.regionBytes, regions: volume.regionCount, signatures }, () =>
+      signatures.map((hex, r) => `${r}\t${hex}`).join('\n'),
+    );
+  } finally {
+    await pool.dispose();
+  }
 }

@@ -120,7 +120,12 @@ export class Engine {
         });
       }
       for (const segment of tracker.loadReport?.recovered ?? []) {
-        this.events.emit({ severity: 'warning', pair: record.name, kind: 'bitmap.segment-recovered', message: `MOOS segment ${segment.segmentIndex} was damaged (${segment.reason}); its regions are marked out of sync` });
+        this.events.emit({
+          severity: 'warning',
+          pair: record.name,
+          kind: 'bitmap.segment-recovered',
+          message: `MOOS segment ${segment.segmentIndex} was damaged (${segment.reason}); its regions are marked out of sync`,
+        });
       }
       const opened: OpenPair = { record, primary, tracker };
       this.open.set(record.name, opened);
@@ -167,7 +172,8 @@ export class Engine {
     const wasRunning = this.generator.state().running;
     await this.generator.stop();
     const state = this.generator.state();
-    if (wasRunning) this.events.emit({ severity: 'info', pair: labPairName, kind: 'generator.stopped', message: `write generator stopped after ${state.writes} writes` });
+    if (wasRunning)
+      this.events.emit({ severity: 'info', pair: labPairName, kind: 'generator.stopped', message: `write generator stopped after ${state.writes} writes` });
     return state;
   }
 
@@ -245,8 +251,16 @@ export class Engine {
     const opened = this.open.get(pairName);
     if (!opened) throw new TidemarkError('NOT_FOUND', `pair "${pairName}" is not open in this process`, 'open the console on the home that holds the pair');
     const source: Bitset | undefined = which === 'oos' ? opened.tracker.oos : which === 'moos' ? opened.tracker.moosBits : opened.primary.realized?.bitmap.bits;
-    if (!source) throw new TidemarkError('NOT_FOUND', `pair "${pairName}" has no ${which} map`, 'realization is tracked only for volumes registered in this home');
-    return { pair: pairName, which, regionCount: source.bitCount, regionBytes: opened.record.regionBytes, setCount: source.popcount(), words: source.words.slice() };
+    if (!source)
+      throw new TidemarkError('NOT_FOUND', `pair "${pairName}" has no ${which} map`, 'realization is tracked only for volumes registered in this home');
+    return {
+      pair: pairName,
+      which,
+      regionCount: source.bitCount,
+      regionBytes: opened.record.regionBytes,
+      setCount: source.popcount(),
+      words: source.words.slice(),
+    };
   }
 
   async dispose(): Promise<void> {

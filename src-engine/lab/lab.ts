@@ -30,7 +30,13 @@ export function labLayout(homeDir: string): LabLayout {
 }
 
 /** Creates the lab volumes and pair if they are missing; returns the pair and whether it was new. */
-export async function ensureLab(homeDir: string, catalog: VolumeCatalog, pairs: PairStore, events: EventLog, options: LabOptions = labDefaults): Promise<{ record: PairRecord; created: boolean }> {
+export async function ensureLab(
+  homeDir: string,
+  catalog: VolumeCatalog,
+  pairs: PairStore,
+  events: EventLog,
+  options: LabOptions = labDefaults,
+): Promise<{ record: PairRecord; created: boolean }> {
   const existing = await pairs.get(labPairName);
   if (existing) return { record: existing, created: false };
   const layout = labLayout(homeDir);
@@ -47,7 +53,12 @@ export async function ensureLab(homeDir: string, catalog: VolumeCatalog, pairs: 
     primary: { volref: primary.path, volumeId: primary.volumeId },
     secondary: { volref: secondary.path, volumeId: secondary.volumeId },
   });
-  events.emit({ severity: 'info', pair: labPairName, kind: 'lab.created', message: `lab created: two sparse volumes of ${options.volumeBytes / GiB} GiB in ${layout.dir}, paired as "${labPairName}"` });
+  events.emit({
+    severity: 'info',
+    pair: labPairName,
+    kind: 'lab.created',
+    message: `lab created: two sparse volumes of ${options.volumeBytes / GiB} GiB in ${layout.dir}, paired as "${labPairName}"`,
+  });
   return { record, created: true };
 }
 

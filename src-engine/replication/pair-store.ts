@@ -68,7 +68,8 @@ export class PairStore {
 
   async require(name: string): Promise<PairRecord> {
     const record = await this.get(name);
-    if (!record) throw new TidemarkError('NOT_FOUND', `no pair named "${name}" in this home`, 'see `tidemark pair list`, or create it with `tidemark pair create`');
+    if (!record)
+      throw new TidemarkError('NOT_FOUND', `no pair named "${name}" in this home`, 'see `tidemark pair list`, or create it with `tidemark pair create`');
     return record;
   }
 

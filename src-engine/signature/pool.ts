@@ -42,6 +42,37 @@ interface PendingBatch {
 
 const batchesInFlightPerWorker = 2;
 
+/** Resolves when `thread` says it is ready; rejects if it fails or exits first. */
+function whenReady(thread: Worker): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const settle = (error?: Error) => {
+      thread.off('message', onMessage).off('error', onError).off('exit', onExit);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onMessage = () => settle();
+    const onError = (error: Error) => settle(error);
+    const onExit = (code: number) => settle(new Error(`it exited with code ${code} before it was ready`));
+    thread.on('message', onMessage).on('error', onError).on('exit', onExit);
+  });
+}
+
+/**
+ * Starts `count` threads running `source` (CommonJS, evaluated) and waits until each is ready.
+ * If any fails or exits first, every thread started is terminated and the error names why.
+ */
+export async function startWorkerThreads(source: string, workerData: unknown, count: number): Promise<Worker[]> {
+  const threads = Array.from({ length: count }, () => new Worker(source, { eval: true, workerData }));
+  const outcomes = await Promise.allSettled(threads.map(whenReady));
+  const failure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (!failure) return threads;
+  await Promise.all(threads.map((thread) => thread.terminate()));
+  const reason = failure.reason instanceof Error ? failure.reason.message : String(failure.reason);
+  throw new TidemarkError('IO', `cannot start a signature worker: ${reason}`, 'retry; if it persists, run with TIDEMARK_DEBUG=1 and report it', {
+    cause: failure.reason,
+  });
+}
+
 class PoolWorker {
   readonly pending = new Map<number, PendingBatch>();
   private failure: Error | undefined;
@@ -74,6 +105,11 @@ class PoolWorker {
     this.pending.set(batchId, batch);
     this.thread.postMessage({ kind: 'batch', batchId, locations } satisfies WorkerRequest);
   }
+
+  /** Closes the worker's descriptors once the batches sent so far are done. */
+  release(): void {
+    if (this.usable) this.thread.postMessage({ kind: 'release' } satisfies WorkerRequest);
+  }
 }
 
 export class SignaturePool {
@@ -99,17 +135,11 @@ export class SignaturePool {
       Number.isInteger(workerCount) && workerCount >= 1 && workerCount <= signatureWorkersMax,
       `worker count ${workerCount} within 1..${signatureWorkersMax}`,
     );
-    const source = signatureWorkerSource();
-    const threads = Array.from({ length: workerCount }, () => new Worker(source, { eval: true, workerData: { algorithm, chunkBytes } }));
-    await Promise.all(
-      threads.map(
-        (thread) =>
-          new Promise<void>((resolve, reject) => {
-            thread.once('message', () => resolve());
-            thread.once('error', reject);
-          }),
-      ),
+    assert(
+      Number.isInteger(chunkBytes) && chunkBytes > 0 && chunkBytes <= signatureBatchBytesMax,
+      `chunk of ${chunkBytes} bytes within 1..${signatureBatchBytesMax}`,
     );
+    const threads = await startWorkerThreads(signatureWorkerSource(), { algorithm, chunkBytes }, workerCount);
     return new SignaturePool(
       algorithm,
       threads.map((thread) => new PoolWorker(thread)),
@@ -140,6 +170,8 @@ export class SignaturePool {
     const ready: SignatureBatch[] = [];
     let inFlight = 0;
     let failure: Error | undefined;
+    /** Set when the consumer stops (break, throw, end): batches still in flight feed no more. */
+    let stopping = false;
     let wake: (() => void) | undefined;
     const progress = { regionsDone: 0, bytesDone: 0 };
     const signal = options.signal;
@@ -161,7 +193,7 @@ export class SignaturePool {
     };
 
     const feed = (worker: PoolWorker): void => {
-      while (worker.usable && worker.pending.size < batchesInFlightPerWorker && failure === undefined && !signal?.aborted) {
+      while (!stopping && worker.usable && worker.pending.size < batchesInFlightPerWorker && failure === undefined && !signal?.aborted) {
         const batch = takeBatch();
         if (!batch) return;
         inFlight += 1;
@@ -205,9 +237,11 @@ export class SignaturePool {
         wake = undefined;
       }
     } finally {
+      stopping = true;
       signal?.removeEventListener('abort', onAbort);
       // Let batches still in flight finish so the next call starts on idle workers.
       while (inFlight > 0) await new Promise<void>((resolve) => (wake = resolve));
+      for (const worker of this.workers) worker.release();
     }
   }
 

@@ -11,7 +11,7 @@ export interface RegionLocation {
   readonly bytes: number;
 }
 
-/** Keeps one read-only descriptor per path. */
+/** Keeps one read-only descriptor per path, for one sign() call (closeAll at its end). */
 export class DescriptorCache {
   private readonly descriptors = new Map<string, number>();
 

@@ -10,7 +10,13 @@ interface WorkerSetup {
   chunkBytes: number;
 }
 
-export type WorkerRequest = { kind: 'batch'; batchId: number; locations: RegionLocation[] } | { kind: 'close' };
+/**
+ * `release` closes the worker's file descriptors: sent at the end of every sign() call, so a
+ * file replaced between calls (a snapshot deleted and retaken at the same path) is reopened,
+ * never read through a descriptor of the old one. Messages are handled in order, so it
+ * follows every batch of that call.
+ */
+export type WorkerRequest = { kind: 'batch'; batchId: number; locations: RegionLocation[] } | { kind: 'release' } | { kind: 'close' };
 export type WorkerResponse =
   | { kind: 'ready' }
   | { kind: 'done'; batchId: number; signatures: Uint8Array }
@@ -24,9 +30,9 @@ async function main(): Promise<void> {
   const descriptors = new DescriptorCache();
   const chunk = new Uint8Array(setup.chunkBytes);
   port.on('message', (request: WorkerRequest) => {
-    if (request.kind === 'close') {
+    if (request.kind === 'release' || request.kind === 'close') {
       descriptors.closeAll();
-      port.close();
+      if (request.kind === 'close') port.close();
       return;
     }
     try {

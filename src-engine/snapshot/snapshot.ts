@@ -5,8 +5,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, mkdir, open, rm, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, open, realpath, rm, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { assert } from '../assert';
 import { createBitmapFile, openBitmapFile, type PersistentBitmap } from '../bitmap';
@@ -38,18 +38,28 @@ const storeFile = 'store.img';
 const cloneFile = 'clone.img';
 const validFile = 'valid.tmbm';
 
+export interface SnapshotStats {
+  /** Regions copied into the store (copy-on-write); each region is copied at most once. */
+  regionsCopied: number;
+}
+
 export interface Snapshot {
   readonly record: SnapshotRecord;
   readonly directory: string;
+  readonly stats: SnapshotStats;
   read(offsetBytes: number, bytes: number): Promise<Buffer>;
   readRegion(regionIndex: number): Promise<Buffer>;
-  /** Where region `regionIndex` of the snapshot lives now (for signature workers). */
+  /**
+   * Where region `regionIndex` of the snapshot lives at this instant. A region not yet copied
+   * aside is located on the volume, and a host write may replace those bytes right after:
+   * to hash a snapshot use `signSnapshot`, which re-checks; this is for inspection.
+   */
   locate(regionIndex: number): RegionLocation;
   /** Regions copied aside so far (copy-on-write snapshots); undefined for reflink clones. */
   copiedRegions(): number | undefined;
-  /** Stops tracking and releases the store. */
+  /** Stops tracking and releases the store. Not from inside `volume.quiesced()`. */
   delete(): Promise<void>;
-  /** Stops tracking but keeps the store (reopen with openSnapshot). */
+  /** Stops tracking but keeps the store (reopen with openSnapshot). Not from inside `volume.quiesced()`. */
   close(): Promise<void>;
 }
 
@@ -58,7 +68,10 @@ export async function createSnapshot(volume: Volume, directory: string, options:
   const policy = options.reflink ?? 'auto';
   try {
     await mkdir(directory, { recursive: false, mode: 0o700 });
+    // The new directory's entry must survive a crash before anything inside it counts.
+    await syncDirectory(dirname(directory));
   } catch (error) {
+    if (errnoCode(error) !== 'EEXIST') await rm(directory, { recursive: true, force: true });
     throw fromSystemError(error, 'create snapshot directory', directory);
   }
   try {
@@ -77,16 +90,33 @@ export async function createSnapshot(volume: Volume, directory: string, options:
         await writeRecord(join(directory, recordFile), snapshotRecordKind, reflinkRecord);
         return new ReflinkSnapshot(reflinkRecord, directory, volume);
       }
-      const store = await open(join(directory, storeFile), 'wx+', 0o600);
-      await store.truncate(volume.sizeBytes);
-      await store.sync();
-      const valid = await createBitmapFile(join(directory, validFile), volume.regionCount, 'snapshot-valid');
-      await writeRecord(join(directory, recordFile), snapshotRecordKind, record);
-      return CowSnapshot.attach(record, directory, volume, store, valid);
+      return await createCowSnapshot(volume, directory, record);
     });
   } catch (error) {
     await rm(directory, { recursive: true, force: true });
     throw error;
+  }
+}
+
+/** Creates the store and validation map of a copy-on-write snapshot; closes both if a step fails. */
+async function createCowSnapshot(volume: Volume, directory: string, record: SnapshotRecord): Promise<CowSnapshot> {
+  let store: FileHandle;
+  try {
+    store = await open(join(directory, storeFile), 'wx+', 0o600);
+  } catch (error) {
+    throw fromSystemError(error, 'create snapshot store', join(directory, storeFile));
+  }
+  let valid: PersistentBitmap | undefined;
+  try {
+    await store.truncate(volume.sizeBytes);
+    await store.sync();
+    valid = await createBitmapFile(join(directory, validFile), volume.regionCount, 'snapshot-valid');
+    await writeRecord(join(directory, recordFile), snapshotRecordKind, record);
+    return CowSnapshot.attach(record, directory, volume, store, valid);
+  } catch (error) {
+    await valid?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw fromSystemError(error, 'create snapshot store', join(directory, storeFile));
   }
 }
 
@@ -96,8 +126,11 @@ async function tryReflink(volume: Volume, directory: string, policy: ReflinkPoli
     await volume.flush();
     await copyFile(volume.path, target, fsConstants.COPYFILE_FICLONE_FORCE);
     const handle = await open(target, 'r');
-    await handle.sync();
-    await handle.close();
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await syncDirectory(directory);
     return true;
   } catch (error) {
@@ -117,6 +150,26 @@ async function tryReflink(volume: Volume, directory: string, policy: ReflinkPoli
   }
 }
 
+/** True when both paths name the same file (the record keeps the path the volume was opened by). */
+async function samePath(a: string, b: string): Promise<boolean> {
+  if (a === b) return true;
+  const [canonicalA, canonicalB] = await Promise.all([realpath(a).catch(() => a), realpath(b).catch(() => b)]);
+  return canonicalA === canonicalB;
+}
+
+async function checkSnapshotOf(record: SnapshotRecord, volume: Volume, directory: string): Promise<void> {
+  if (!(await samePath(record.volumePath, volume.path))) {
+    throw new TidemarkError(
+      'USAGE',
+      `snapshot ${directory} was taken of ${record.volumePath}, not of ${volume.path}`,
+      'open it with the volume it was taken of',
+    );
+  }
+  if (record.sizeBytes !== volume.sizeBytes || record.regionBytes !== volume.regionBytes) {
+    throw new TidemarkError('SIZE_MISMATCH', `snapshot ${directory} does not match volume ${volume.path}`, 'open it with the volume it was taken of');
+  }
+}
+
 /** Reopens a snapshot after a restart; a copy-on-write one resumes tracking `volume`. */
 export async function openSnapshot(volume: Volume, directory: string): Promise<Snapshot> {
   const record = await requireRecord(
@@ -124,9 +177,7 @@ export async function openSnapshot(volume: Volume, directory: string): Promise<S
     snapshotRecordKind,
     'the snapshot directory is incomplete; delete it and take a new snapshot',
   );
-  if (record.sizeBytes !== volume.sizeBytes || record.regionBytes !== volume.regionBytes) {
-    throw new TidemarkError('SIZE_MISMATCH', `snapshot ${directory} does not match volume ${volume.path}`, 'open it with the volume it was taken of');
-  }
+  await checkSnapshotOf(record, volume, directory);
   if (record.kind === 'reflink') return new ReflinkSnapshot(record, directory, volume);
   const { bitmap, report } = await openBitmapFile(join(directory, validFile));
   if (report.recovered.length > 0) {
@@ -145,10 +196,19 @@ export async function openSnapshot(volume: Volume, directory: string): Promise<S
     await bitmap.close();
     throw fromSystemError(error, 'open snapshot store', directory);
   }
-  return CowSnapshot.attach(record, directory, volume, store, bitmap);
+  // Attached with the volume still, so no write already past the hooks lands uncopied.
+  return volume.quiesced(async () => CowSnapshot.attach(record, directory, volume, store, bitmap));
 }
 
-abstract class SnapshotBase implements Snapshot {
+/** Where a region's snapshot bytes are now, and whether that is the live volume. */
+export interface SnapshotRegionLocation {
+  readonly location: RegionLocation;
+  readonly onVolume: boolean;
+}
+
+export abstract class SnapshotBase implements Snapshot {
+  readonly stats: SnapshotStats = { regionsCopied: 0 };
+
   constructor(
     readonly record: SnapshotRecord,
     readonly directory: string,
@@ -156,9 +216,24 @@ abstract class SnapshotBase implements Snapshot {
   ) {}
 
   abstract read(offsetBytes: number, bytes: number): Promise<Buffer>;
-  abstract locate(regionIndex: number): RegionLocation;
+  /**
+   * Where region `regionIndex` lives now, and whether that is the live volume. A region on
+   * the volume may be copied aside and overwritten right after: a reader that does not hold
+   * the volume still re-checks `copiedAside` once it has read (signSnapshot does).
+   */
+  abstract whereIs(regionIndex: number): SnapshotRegionLocation;
+  /** True once the region's snapshot bytes are in the store (never true for reflink clones). */
+  abstract copiedAside(regionIndex: number): boolean;
   abstract copiedRegions(): number | undefined;
   abstract close(): Promise<void>;
+
+  get regionCount(): number {
+    return this.volume.regionCount;
+  }
+
+  locate(regionIndex: number): RegionLocation {
+    return this.whereIs(regionIndex).location;
+  }
 
   async readRegion(regionIndex: number): Promise<Buffer> {
     const span = this.volume.geometry.region(regionIndex);
@@ -172,8 +247,11 @@ abstract class SnapshotBase implements Snapshot {
   }
 
   async delete(): Promise<void> {
-    await this.close();
-    await rm(this.directory, { recursive: true, force: true });
+    try {
+      await this.close();
+    } finally {
+      await rm(this.directory, { recursive: true, force: true });
+    }
   }
 }
 
@@ -192,9 +270,13 @@ class ReflinkSnapshot extends SnapshotBase {
     return buffer;
   }
 
-  locate(regionIndex: number): RegionLocation {
+  whereIs(regionIndex: number): SnapshotRegionLocation {
     const span = this.volume.geometry.region(regionIndex);
-    return { path: join(this.directory, cloneFile), offsetBytes: span.offsetBytes, bytes: span.bytes };
+    return { location: { path: join(this.directory, cloneFile), offsetBytes: span.offsetBytes, bytes: span.bytes }, onVolume: false };
+  }
+
+  copiedAside(): boolean {
+    return false;
   }
 
   copiedRegions(): undefined {
@@ -204,7 +286,9 @@ class ReflinkSnapshot extends SnapshotBase {
   async close(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
-    if (handle) await (await handle).close();
+    // A clone that never opened has nothing to close.
+    const opened = await handle?.catch(() => undefined);
+    await opened?.close();
   }
 }
 
@@ -228,6 +312,7 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
   readonly name = 'snapshot-cow';
   private readonly copying = new Map<number, Promise<void>>();
   private detach: (() => void) | undefined;
+  private closed = false;
 
   private constructor(
     record: SnapshotRecord,
@@ -275,6 +360,7 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
       } catch (error) {
         throw fromSystemError(error, 'copy a region into snapshot store', join(this.directory, storeFile));
       }
+      this.stats.regionsCopied += 1;
     }
     await this.store.datasync();
     for (const r of regions) this.valid.set(r);
@@ -304,10 +390,15 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
     return result;
   }
 
-  locate(regionIndex: number): RegionLocation {
+  whereIs(regionIndex: number): SnapshotRegionLocation {
     const span = this.volume.geometry.region(regionIndex);
-    const path = this.valid.bits.get(regionIndex) ? join(this.directory, storeFile) : this.volume.path;
-    return { path, offsetBytes: span.offsetBytes, bytes: span.bytes };
+    const onVolume = !this.copiedAside(regionIndex);
+    return { location: { path: onVolume ? this.volume.path : join(this.directory, storeFile), offsetBytes: span.offsetBytes, bytes: span.bytes }, onVolume };
+  }
+
+  /** The bit is set in memory once the store holds the region, and before the volume write. */
+  copiedAside(regionIndex: number): boolean {
+    return this.valid.bits.get(regionIndex);
   }
 
   copiedRegions(): number {
@@ -315,10 +406,21 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
   }
 
   async close(): Promise<void> {
-    this.detach?.();
+    if (this.closed) return;
+    this.closed = true;
+    const detach = this.detach;
     this.detach = undefined;
-    await Promise.all(this.copying.values());
-    await this.valid.close();
-    await this.store.close();
+    try {
+      // Under the gate, so once it returns no write is running this hook and none will.
+      if (detach) await this.volume.quiesced(async () => detach());
+      // A failed copy already failed its write; closing must still release the files.
+      await Promise.allSettled(this.copying.values());
+    } finally {
+      try {
+        await this.valid.close();
+      } finally {
+        await this.store.close();
+      }
+    }
   }
 }

@@ -2,16 +2,16 @@
 // their region size and tracked realization map. Layout: docs/home-layout.md.
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, realpath, rm } from 'node:fs/promises';
+import { open, readdir, realpath, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { createBitmapFile, openBitmapFile } from '../bitmap';
+import { createBitmapFile, openBitmapFile, type PersistentBitmap } from '../bitmap';
 import { regionBytesDefault } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
-import { syncDirectory } from '../fsync';
+import { createDirectories, syncDirectory } from '../fsync';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import { FileBackend } from './backend';
-import { RegionGeometry, validateRegionBytes, validateVolumeBytes } from './geometry';
+import { RegionGeometry, validateRegionBytes, validateRegionCount, validateVolumeBytes } from './geometry';
 import { RealizedTracker, zeroScanRealized } from './realized';
 import { Volume } from './volume';
 
@@ -47,6 +47,15 @@ export interface VolumeInfo {
   readonly realizedSource: 'tracked' | 'zero-scan';
 }
 
+/** Closes the volume, then its realization map, even when the first close fails. */
+async function closeBoth(volume: Volume, bitmap: PersistentBitmap | undefined): Promise<void> {
+  try {
+    await volume.close();
+  } finally {
+    await bitmap?.close();
+  }
+}
+
 export class VolumeCatalog {
   constructor(readonly homeDir: string) {}
 
@@ -71,6 +80,7 @@ export class VolumeCatalog {
   async create(path: string, sizeBytes: number, regionBytes = regionBytesDefault): Promise<VolumeRecord> {
     validateVolumeBytes(sizeBytes);
     validateRegionBytes(regionBytes);
+    validateRegionCount(sizeBytes, regionBytes);
     const absolutePath = resolve(path);
     await this.createSparseFile(absolutePath, sizeBytes);
     let volumeDirectory: string | undefined;
@@ -78,7 +88,7 @@ export class VolumeCatalog {
       const canonicalPath = await realpath(absolutePath);
       const volumeId = VolumeCatalog.volumeIdFor(canonicalPath);
       volumeDirectory = this.volumeDir(volumeId);
-      await mkdir(volumeDirectory, { recursive: true, mode: 0o700 });
+      await createDirectories(volumeDirectory, 0o700);
       const geometry = new RegionGeometry(sizeBytes, regionBytes);
       await (await createBitmapFile(this.realizedPath(volumeId), geometry.regionCount, 'realized')).close();
       const record: VolumeRecord = { volumeId, path: canonicalPath, kind: 'file', sizeBytes, regionBytes, createdAt: new Date().toISOString() };
@@ -94,7 +104,7 @@ export class VolumeCatalog {
 
   private async createSparseFile(path: string, sizeBytes: number): Promise<void> {
     try {
-      await mkdir(dirname(path), { recursive: true });
+      await createDirectories(dirname(path));
       const handle = await open(path, 'wx', 0o600);
       try {
         await handle.truncate(sizeBytes);
@@ -149,6 +159,7 @@ export class VolumeCatalog {
   async open(path: string, options: { readOnly?: boolean; regionBytes?: number } = {}): Promise<OpenedVolume> {
     const record = await this.lookup(path);
     const backend = await FileBackend.open(resolve(path), { readOnly: options.readOnly ?? false });
+    let bitmap: PersistentBitmap | undefined;
     try {
       if (record && backend.sizeBytes !== record.sizeBytes) {
         throw new TidemarkError(
@@ -159,28 +170,30 @@ export class VolumeCatalog {
       }
       const regionBytes = record?.regionBytes ?? options.regionBytes ?? regionBytesDefault;
       const volume = new Volume(backend, regionBytes, { volumeId: record?.volumeId });
-      let realized: RealizedTracker | undefined;
-      if (record && !options.readOnly) {
-        const { bitmap } = await openBitmapFile(this.realizedPath(record.volumeId));
-        realized = new RealizedTracker(bitmap);
-        volume.addWriteHook(realized);
-      } else if (record) {
-        const { bitmap } = await openBitmapFile(this.realizedPath(record.volumeId), 'r');
-        realized = new RealizedTracker(bitmap);
-      }
-      return {
-        volume,
-        record,
-        realized,
-        close: async () => {
-          await volume.close();
-          await realized?.bitmap.close();
-        },
-      };
+      if (record) bitmap = await this.openRealized(record, volume.regionCount, options.readOnly ?? false);
+      const realized = bitmap ? new RealizedTracker(bitmap) : undefined;
+      if (realized && !options.readOnly) volume.addWriteHook(realized);
+      return { volume, record, realized, close: () => closeBoth(volume, bitmap) };
     } catch (error) {
+      await bitmap?.close().catch(() => undefined);
       await backend.close();
       throw error;
     }
+  }
+
+  /** Opens a registered volume's realization map, refusing one made for another region count. */
+  private async openRealized(record: VolumeRecord, regionCount: number, readOnly: boolean): Promise<PersistentBitmap> {
+    const path = this.realizedPath(record.volumeId);
+    const { bitmap } = await openBitmapFile(path, readOnly ? 'r' : 'r+');
+    if (bitmap.bitCount !== regionCount) {
+      await bitmap.close().catch(() => undefined);
+      throw new TidemarkError(
+        'METADATA_CORRUPT',
+        `realization map ${path} has ${bitmap.bitCount} regions but volume ${record.path} has ${regionCount}`,
+        'the map belongs to another geometry; remove the volume from the home (its data is untouched) and register it again',
+      );
+    }
+    return bitmap;
   }
 
   /** Size, regions and realization of a volume (tracked when registered, zero-scanned otherwise). */

@@ -1,7 +1,7 @@
 // Region geometry: a volume of sizeBytes split into regions of regionBytes (the last may be short).
 
 import { assert, assertCount, isPowerOfTwo } from '../assert';
-import { regionBytesMax, regionBytesMin, volumeBytesMax } from '../constants';
+import { regionBytesMax, regionBytesMin, regionCountMax, volumeBytesMax } from '../constants';
 import { formatBytes } from '../size';
 import { usageError } from '../errors';
 
@@ -20,6 +20,24 @@ export function validateVolumeBytes(sizeBytes: number): void {
   }
 }
 
+/** The smallest valid region size that splits `sizeBytes` into at most regionCountMax regions. */
+function smallestRegionBytesFor(sizeBytes: number): number {
+  let regionBytes = regionBytesMin;
+  while (Math.ceil(sizeBytes / regionBytes) > regionCountMax) regionBytes *= 2;
+  return regionBytes;
+}
+
+/** Refuses a split into more regions than bitmaps can index (see regionCountMax). */
+export function validateRegionCount(sizeBytes: number, regionBytes: number): void {
+  const regionCount = Math.ceil(sizeBytes / regionBytes);
+  if (regionCount > regionCountMax) {
+    throw usageError(
+      `a volume of ${formatBytes(sizeBytes)} in regions of ${formatBytes(regionBytes)} would have ${regionCount} regions, more than the ${regionCountMax} Tidemark can track`,
+      `use a larger --region-size, at least ${formatBytes(smallestRegionBytesFor(sizeBytes)).replace(' ', '')}`,
+    );
+  }
+}
+
 export interface RegionSpan {
   readonly offsetBytes: number;
   readonly bytes: number;
@@ -34,6 +52,7 @@ export class RegionGeometry {
   constructor(sizeBytes: number, regionBytes: number) {
     validateVolumeBytes(sizeBytes);
     validateRegionBytes(regionBytes);
+    validateRegionCount(sizeBytes, regionBytes);
     this.sizeBytes = sizeBytes;
     this.regionBytes = regionBytes;
     this.regionCount = Math.ceil(sizeBytes / regionBytes);

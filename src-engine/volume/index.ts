@@ -1,6 +1,6 @@
 // Public surface of volume/: geometry, backends, the Volume with its write hooks, realization.
 
-export { RegionGeometry, validateRegionBytes, validateVolumeBytes, type RegionSpan } from './geometry';
+export { RegionGeometry, validateRegionBytes, validateRegionCount, validateVolumeBytes, type RegionSpan } from './geometry';
 export { FileBackend, blockDeviceBytes, deviceNumbers, type VolumeBackend } from './backend';
 export { Volume, type WriteHook, type VolumeOptions } from './volume';
 export { RealizedTracker, zeroScanRealized, type ScanProgress } from './realized';

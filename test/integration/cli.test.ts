@@ -63,6 +63,16 @@ describe('tidemark CLI', () => {
       [['volume', 'create', join(dir, 'c.img'), '--size', '1G', '--region-size', '3KiB'], 2, /invalid region size.*power of two/],
       [['volume', 'create', join(dir, 'c.img')], 2, /required option '--size <size>' not specified/],
       [['volume', 'frobnicate'], 2, /unknown command 'frobnicate'/],
+      [['volume'], 2, /`tidemark volume` needs a subcommand: create, info or sign — see `tidemark volume --help`/],
+      [[], 2, /`tidemark` needs a command: volume/],
+      [['volume', 'create', join(dir, 'c.img'), '--size', '8PiB'], 2, /invalid --size "8PiB": too large, the limit is 9007199254740991 bytes/],
+      [['volume', 'create', join(dir, 'c.img'), '--size', '99999999999999999999'], 2, /too large/],
+      [['volume', 'create', join(dir, 'c.img'), '--size', '1.00000000000000001KiB'], 2, /not a whole number of bytes/],
+      [
+        ['volume', 'create', join(dir, 'c.img'), '--size', '9TiB', '--region-size', '4KiB'],
+        2,
+        /more than the 2147483647 .*use a larger --region-size, at least 8KiB/,
+      ],
       [['--bogus'], 2, /unknown option '--bogus'/],
       [['volume', 'info', join(dir, 'missing.img')], 1, /no such file or directory — check the path/],
       [['volume', 'info', dir], 1, /is a directory — give the path of a regular file or a block device/],
@@ -72,6 +82,7 @@ describe('tidemark CLI', () => {
       expect(result.status, args.join(' ')).toBe(status);
       expectOneLineError(result.stderr, pattern);
     }
+    expect(existsSync(join(dir, 'c.img'))).toBe(false); // refused before anything was created
   });
 
   it('refuses to overwrite an existing file and leaves it untouched', async () => {

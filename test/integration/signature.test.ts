@@ -1,12 +1,15 @@
 // Signatures: equal regions sign equal, a one-byte difference changes the signature, and
-// every signature matches an independent implementation (xxhsum -H2, sha256sum).
+// every signature matches an independent implementation (xxhsum -H2, sha256sum). The pool
+// stops feeding when its consumer stops, never reads a replaced file through an old
+// descriptor, and fails fast when a worker cannot start.
 import fc from 'fast-check';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bitset } from '../../src-engine/bitmap';
 import { TidemarkError } from '../../src-engine/errors';
 import { SignaturePool, signBytes, signRegions, type HashAlgorithm } from '../../src-engine/signature';
+import { startWorkerThreads } from '../../src-engine/signature/pool';
 import { randomBytes, seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
 import { runTool } from '../helpers/tools';
@@ -82,5 +85,61 @@ describe.each(['xxh3-128', 'sha256'] as const)('%s signatures', (algorithm) => {
     // The pool is still usable after a cancelled run.
     const after = await signRegions(pool, 1, () => ({ path, offsetBytes: 0, bytes: 4096 }));
     expect(after.present.popcount()).toBe(1);
+  });
+});
+
+describe('signature pool', () => {
+  it('a consumer that stops early stops the feeding: the rest of the input is never read', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'f.img');
+    await writeFile(path, Buffer.alloc(4096 * 64, 1));
+    const pool = await SignaturePool.start('sha256', 2);
+    try {
+      let pulled = 0;
+      const items = function* () {
+        for (let r = 0; r < 4096; r++) {
+          pulled += 1;
+          yield { regionIndex: r, location: { path, offsetBytes: (r % 64) * 4096, bytes: 4096 } };
+        }
+      };
+      for await (const batch of pool.sign(items(), { batchBytesMax: 4096 })) {
+        expect(batch.regionIndexes).toHaveLength(1);
+        break;
+      }
+      // Two workers with two batches each, and one item of look-ahead per refill.
+      expect(pulled).toBeLessThan(16);
+    } finally {
+      await pool.dispose();
+    }
+  });
+
+  it('reads a file replaced between two calls afresh, not through an old descriptor', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'store.img');
+    const locate = () => ({ path, offsetBytes: 0, bytes: 4096 });
+    const pool = await SignaturePool.start('sha256', 1);
+    try {
+      await writeFile(path, Buffer.alloc(4096, 1));
+      const before = await signRegions(pool, 1, locate);
+      await rm(path);
+      await writeFile(path, Buffer.alloc(4096, 2));
+      const after = await signRegions(pool, 1, locate);
+      expect(after.hex(0)).toBe(Buffer.from(await signBytes('sha256', Buffer.alloc(4096, 2))).toString('hex'));
+      expect(after.hex(0)).not.toBe(before.hex(0));
+    } finally {
+      await pool.dispose();
+    }
+  });
+
+  it('starting fails fast, naming why, when a worker fails or exits before it is ready', async () => {
+    await expect(startWorkerThreads('throw new Error("no hasher here")', {}, 3)).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && e.code === 'IO' && /cannot start a signature worker: no hasher here/.test(e.message),
+    );
+    await expect(startWorkerThreads('process.exit(0)', {}, 2)).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && /exited with code 0 before it was ready/.test(e.message),
+    );
+    const ready = await startWorkerThreads('require("node:worker_threads").parentPort.postMessage({ kind: "ready" })', {}, 2);
+    expect(ready).toHaveLength(2);
+    await Promise.all(ready.map((thread) => thread.terminate()));
   });
 });

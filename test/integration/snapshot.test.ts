@@ -1,12 +1,12 @@
 // Snapshots on real files: after random writes a snapshot reads exactly the volume as it was
 // at snapshot time, concurrent writers included; it survives a reopen; delete releases it.
 import fc from 'fast-check';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../src-engine/errors';
 import { createSnapshot, openSnapshot } from '../../src-engine/snapshot';
-import { VolumeCatalog } from '../../src-engine/volume';
+import { FileBackend, Volume, VolumeCatalog, type VolumeBackend } from '../../src-engine/volume';
 import { randomBytes, seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
 
@@ -19,6 +19,12 @@ async function makeVolume() {
   const path = join(dir, 'vol.img');
   await catalog.create(path, volumeBytes, regionBytes);
   return { dir, catalog, path, opened: await catalog.open(path) };
+}
+
+/** Files under `directory` this process still holds open (Linux /proc). */
+async function openDescriptorsUnder(directory: string): Promise<string[]> {
+  const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return targets.filter((target) => target.startsWith(directory));
 }
 
 const writeArb = fc.record({ offset: fc.nat({ max: volumeBytes - 1 }), length: fc.integer({ min: 1, max: 3 * regionBytes }), seed: fc.nat() });
@@ -60,12 +66,100 @@ describe('copy-on-write snapshot', () => {
     const { dir, opened } = await makeVolume();
     const snapshot = await createSnapshot(opened.volume, join(dir, 'snap'), { reflink: 'never' });
     await opened.volume.write(0, Buffer.alloc(10, 1));
-    await opened.volume.write(5, Buffer.alloc(10, 2));
+    await opened.volume.write(5, Buffer.alloc(10, 2)); // region 0 again: no second copy
     await opened.volume.write(3 * regionBytes, Buffer.alloc(regionBytes + 1, 3));
+    await opened.volume.write(4 * regionBytes, Buffer.alloc(1, 4)); // region 4 again
     expect(snapshot.copiedRegions()).toBe(3);
+    expect(snapshot.stats.regionsCopied).toBe(3);
+    // A second copy would have put post-snapshot bytes into the store.
+    expect((await snapshot.read(0, 5 * regionBytes)).equals(Buffer.alloc(5 * regionBytes))).toBe(true);
     expect((await stat(join(dir, 'snap', 'store.img'))).blocks * 512).toBeLessThan(volumeBytes / 4); // sparse store
     await snapshot.delete();
     await opened.close();
+  });
+
+  it('closing one snapshot while a write runs its hook leaves the other snapshot copying', async () => {
+    const { dir, opened } = await makeVolume();
+    const { volume } = opened;
+    await volume.write(regionBytes, Buffer.alloc(regionBytes, 0xaa));
+    const first = await createSnapshot(volume, join(dir, 'a'), { reflink: 'never' });
+    const second = await createSnapshot(volume, join(dir, 'b'), { reflink: 'never' });
+    const write = volume.write(regionBytes, Buffer.alloc(regionBytes, 0xbb));
+    await new Promise((resolve) => setImmediate(resolve)); // the write is inside the hooks now
+    await first.close();
+    await write;
+    expect((await second.readRegion(1)).equals(Buffer.alloc(regionBytes, 0xaa))).toBe(true);
+    expect(second.stats.regionsCopied).toBe(1);
+    await second.delete();
+    await opened.close();
+  });
+
+  it('reopens only with the volume it was taken of', async () => {
+    const { dir, catalog, opened } = await makeVolume();
+    const snapshot = await createSnapshot(opened.volume, join(dir, 'snap'), { reflink: 'never' });
+    await snapshot.close();
+    const otherPath = join(dir, 'other.img');
+    await catalog.create(otherPath, volumeBytes, regionBytes);
+    const other = await catalog.open(otherPath);
+    await expect(openSnapshot(other.volume, join(dir, 'snap'))).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && e.code === 'USAGE' && /was taken of .*vol\.img, not of .*other\.img/.test(e.message),
+    );
+    await other.close();
+    await opened.close();
+  });
+
+  it('reopening attaches with the volume still: a write already in flight finishes first', async () => {
+    const { dir, opened } = await makeVolume();
+    const { volume } = opened;
+    const snapshot = await createSnapshot(volume, join(dir, 'snap'), { reflink: 'never' });
+    await snapshot.close();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    volume.addWriteHook({ name: 'held', beforeWrite: () => held });
+    const order: string[] = [];
+    const write = volume.write(0, Buffer.alloc(1, 7)).then(() => order.push('write'));
+    await new Promise((resolve) => setImmediate(resolve));
+    const reopening = openSnapshot(volume, join(dir, 'snap')).then((s) => (order.push('open'), s));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    release();
+    const reopened = await reopening;
+    await write;
+    expect(order).toEqual(['write', 'open']);
+    await reopened.delete();
+    await opened.close();
+  });
+
+  it('closing while a copy-aside fails still releases the store and the validation map', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'vol.img');
+    await writeFile(path, Buffer.alloc(volumeBytes));
+    const file = await FileBackend.open(path);
+    let releaseRead: (() => void) | undefined;
+    const backend: VolumeBackend = {
+      path: file.path,
+      kind: file.kind,
+      sizeBytes: file.sizeBytes,
+      // Once armed, the next read waits for the test, then fails (a dying disk).
+      pread: (buffer, offsetBytes) =>
+        releaseRead === undefined
+          ? file.pread(buffer, offsetBytes)
+          : new Promise((_, reject) => (releaseRead = () => reject(Object.assign(new Error('EIO'), { code: 'EIO' })))),
+      pwrite: (buffer, offsetBytes) => file.pwrite(buffer, offsetBytes),
+      flush: () => file.flush(),
+      close: () => file.close(),
+    };
+    const volume = new Volume(backend, regionBytes);
+    const snapshot = await createSnapshot(volume, join(dir, 'snap'), { reflink: 'never' });
+    releaseRead = () => undefined;
+    const write = volume.write(0, Buffer.alloc(1, 1));
+    const writeFailed = expect(write).rejects.toThrow(/EIO/);
+    await new Promise((resolve) => setImmediate(resolve)); // the copy-aside is reading now
+    const closing = snapshot.close();
+    releaseRead();
+    await closing;
+    await writeFailed;
+    expect(await openDescriptorsUnder(join(dir, 'snap'))).toEqual([]);
+    await volume.close();
   });
 
   it('refuses a damaged validation map instead of reading wrong bytes', async () => {

@@ -1,11 +1,12 @@
 // Volumes on real files and a real loop block device: sparse create, I/O by bytes and by
 // region, realization tracked durably and computed by zero scan, clear refusals.
 import { execFileSync } from 'node:child_process';
-import { stat, truncate, writeFile } from 'node:fs/promises';
+import { rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../src-engine/errors';
-import { FileBackend, Volume, VolumeCatalog, deviceNumbers, zeroScanRealized } from '../../src-engine/volume';
+import { createBitmapFile } from '../../src-engine/bitmap';
+import { FileBackend, Volume, VolumeCatalog, deviceNumbers, zeroScanRealized, type VolumeBackend, type WriteHook } from '../../src-engine/volume';
 import { mkfifo } from './fifo';
 import { tempDir } from '../helpers/tmp';
 import { requireTool } from '../helpers/tools';
@@ -88,6 +89,18 @@ describe('file volumes', () => {
     await expect(catalog.open(path)).rejects.toSatisfy(expectCode('SIZE_MISMATCH', /resized outside Tidemark/));
   });
 
+  it('refuses a realization map made for another region count, naming it', async () => {
+    const dir = await tempDir();
+    const catalog = new VolumeCatalog(join(dir, 'home'));
+    const path = join(dir, 'v.img');
+    const record = await catalog.create(path, 8 * 4096, 4096);
+    const mapPath = catalog.realizedPath(record.volumeId);
+    await rm(mapPath);
+    await (await createBitmapFile(mapPath, 9, 'realized')).close();
+    await expect(catalog.open(path)).rejects.toSatisfy(expectCode('METADATA_CORRUPT', /realization map .*realized\.tmbm has 9 regions but volume .* has 8/));
+    await expect(catalog.info(path)).rejects.toSatisfy(expectCode('METADATA_CORRUPT'));
+  });
+
   it('quiesced() holds new writes until the work is done', async () => {
     const dir = await tempDir();
     const catalog = new VolumeCatalog(join(dir, 'home'));
@@ -105,6 +118,87 @@ describe('file volumes', () => {
     await close();
   });
 });
+
+/** A backend that counts reads, to see how a scan reads. */
+function countingBackend(backend: VolumeBackend): VolumeBackend & { reads: number } {
+  const counting = {
+    path: backend.path,
+    kind: backend.kind,
+    sizeBytes: backend.sizeBytes,
+    reads: 0,
+    pread: async (buffer: Uint8Array, offsetBytes: number) => {
+      counting.reads += 1;
+      await backend.pread(buffer, offsetBytes);
+    },
+    pwrite: (buffer: Uint8Array, offsetBytes: number) => backend.pwrite(buffer, offsetBytes),
+    flush: () => backend.flush(),
+    close: () => backend.close(),
+  };
+  return counting;
+}
+
+describe('write hooks', () => {
+  it('a hook removed while a write runs it does not make the write skip the next hook', async () => {
+    const dir = await tempDir();
+    const catalog = new VolumeCatalog(join(dir, 'home'));
+    await catalog.create(join(dir, 'v.img'), 8 * 4096, 4096);
+    const { volume, close } = await catalog.open(join(dir, 'v.img'));
+    const calls: string[] = [];
+    let removeFirst: () => void = () => undefined;
+    const first: WriteHook = {
+      name: 'removes-itself',
+      beforeWrite: async () => {
+        calls.push('first');
+        removeFirst();
+      },
+    };
+    const second: WriteHook = { name: 'second', beforeWrite: async () => void calls.push('second') };
+    removeFirst = volume.addWriteHook(first);
+    volume.addWriteHook(second);
+    await volume.write(0, Buffer.from('x'));
+    await volume.write(0, Buffer.from('y'));
+    expect(calls).toEqual(['first', 'second', 'second']);
+    await close();
+  });
+});
+
+describe('realization by zero scan', () => {
+  it('reads many small regions per call, and finds data at every region edge', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'scan.img');
+    const regionBytes = 4096;
+    const sizeBytes = 4096 * regionBytes + 100; // 16 MiB and a short last region
+    await writeFile(path, Buffer.alloc(0));
+    await truncate(path, sizeBytes);
+    const marks = [0, regionBytes - 1, 5 * regionBytes, 1023 * regionBytes + regionBytes - 1, 1024 * regionBytes, sizeBytes - 1];
+    for (const at of marks) await writeAt(path, at);
+    const backend = countingBackend(await FileBackend.open(path, { readOnly: true }));
+    const volume = new Volume(backend, regionBytes);
+    const realized = await zeroScanRealized(volume);
+    expect([...realized.indexes()]).toEqual([0, 5, 1023, 1024, 4096]);
+    // 4 MiB per read: 5 reads, not one per region (4097).
+    expect(backend.reads).toBeLessThanOrEqual(5);
+    await volume.close();
+  });
+
+  it('scans regions larger than a read chunk by chunk', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'big-regions.img');
+    await writeFile(path, Buffer.alloc(0));
+    await truncate(path, 3 * 16 * MiB);
+    await writeAt(path, 16 * MiB + 9 * MiB); // region 1, third chunk
+    const volume = new Volume(await FileBackend.open(path, { readOnly: true }), 16 * MiB);
+    expect([...(await zeroScanRealized(volume)).indexes()]).toEqual([1]);
+    await volume.close();
+  });
+});
+
+async function writeAt(path: string, offsetBytes: number): Promise<void> {
+  const { open } = await import('node:fs/promises');
+  const handle = await open(path, 'r+');
+  await handle.write(Buffer.from([0x5a]), 0, 1, offsetBytes);
+  await handle.close();
+}
 
 describe('block devices', () => {
   it('decodes Linux device numbers', () => {

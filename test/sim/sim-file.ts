@@ -1,12 +1,22 @@
 // A simulated bitmap file for crash tests: writes land in a volatile image and reach the
 // durable image only on sync. A crash can be armed to strike during the Nth write (that
-// write is torn to a prefix) and the test then chooses which image a restart sees.
+// write is torn to a prefix) and the test then chooses which image a restart sees. Syncs
+// can be made to fail (EIO): the writes then stay unsynced, as after a real fsync error,
+// where writeback may still put any of them on disk later.
 
 import type { BitmapFile } from '../../src-engine/bitmap';
 
 export class CrashError extends Error {
   constructor() {
     super('simulated crash');
+  }
+}
+
+/** What a failed fdatasync reports. */
+export class SyncFailure extends Error {
+  readonly code = 'EIO';
+  constructor() {
+    super('simulated fdatasync failure (EIO)');
   }
 }
 
@@ -23,6 +33,10 @@ export class SimFile implements BitmapFile {
   private crashAtWrite = -1;
   private tornBytes = 0;
   crashed = false;
+  /** Decides, per sync attempt (0, 1, …), whether it fails with EIO. */
+  failSync: ((attempt: number) => boolean) | undefined;
+  syncAttempts = 0;
+  syncFailures = 0;
 
   /** The `n`th write from now (0 = next) keeps only its first `tornBytes` bytes, then the process "dies". */
   armCrash(n: number, tornBytes: number): void {
@@ -53,7 +67,10 @@ export class SimFile implements BitmapFile {
     if (this.crashed) throw new CrashError();
     if (this.writes === this.crashAtWrite) {
       this.crashed = true;
-      this.apply(buffer.subarray(0, this.tornBytes), offset);
+      const torn = buffer.slice(0, this.tornBytes);
+      this.apply(torn, offset);
+      // What reached the disk of a torn write is one more write a power loss may keep.
+      this.unsynced.push({ offset, data: torn });
       throw new CrashError();
     }
     this.writes += 1;
@@ -63,6 +80,11 @@ export class SimFile implements BitmapFile {
 
   async sync(): Promise<void> {
     if (this.crashed) throw new CrashError();
+    if (this.failSync?.(this.syncAttempts++)) {
+      // Nothing becomes durable, nothing is forgotten: the writes stay unsynced.
+      this.syncFailures += 1;
+      throw new SyncFailure();
+    }
     this.syncs += 1;
     this.durable = this.volatile.slice();
     this.unsynced = [];

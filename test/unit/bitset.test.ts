@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Bitset, popcount32 } from '../../src-engine/bitmap';
+import { regionCountMax } from '../../src-engine/constants';
 import { TidemarkError } from '../../src-engine/errors';
 
 describe('Bitset', () => {
@@ -63,5 +64,27 @@ describe('Bitset', () => {
     expect(bits.nextSetBit(0)).toBe(-1);
     expect(bits.popcount()).toBe(0);
     expect([...bits.runs()]).toEqual([]);
+  });
+});
+
+describe('Bitset size cap', () => {
+  it('refuses more bits than 32-bit word arithmetic indexes exactly', () => {
+    expect(() => new Bitset(regionCountMax + 1)).toThrow(expect.objectContaining({ code: 'INVARIANT' }));
+  });
+
+  it('scans exactly at the top of the allowed range', () => {
+    const bits = new Bitset(regionCountMax);
+    const top = regionCountMax - 1;
+    bits.set(top);
+    bits.set(top - 40);
+    expect(bits.nextSetBit(0)).toBe(top - 40);
+    expect(bits.nextSetBit(top - 39)).toBe(top);
+    expect(bits.nextClearBit(top)).toBe(-1);
+    expect(bits.nextClearBit(top - 40)).toBe(top - 39);
+    expect([...bits.runs(top - 64)]).toEqual([
+      { start: top - 40, end: top - 39 },
+      { start: top, end: top + 1 },
+    ]);
+    expect(bits.popcount(top - 64, regionCountMax)).toBe(2);
   });
 });

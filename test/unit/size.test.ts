@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../src-engine/errors';
 import { formatBytes, parseDurationMs, parseSize } from '../../src-engine/size';
+import { regionCountMax } from '../../src-engine/constants';
 import { RegionGeometry } from '../../src-engine/volume';
 
 describe('sizes', () => {
@@ -15,7 +16,7 @@ describe('sizes', () => {
   });
 
   it('refuses bad sizes with a usage error naming the input and the fix', () => {
-    for (const bad of ['', 'abc', '12Q', '-1', '1.5', '0.1KiB', '1e3']) {
+    for (const bad of ['', 'abc', '12Q', '-1', '1.5', '0.1KiB', '1e3', '1.00000000000000001KiB', '8PiB', '99999999999999999999']) {
       let caught: unknown;
       try {
         parseSize(bad, '--size');
@@ -28,10 +29,30 @@ describe('sizes', () => {
     }
   });
 
+  it('parses decimals exactly, never through a rounded float', () => {
+    expect(parseSize('1.5KiB')).toBe(1536);
+    expect(parseSize('0.25KiB')).toBe(256);
+    expect(parseSize('1.0000KiB')).toBe(1024);
+    expect(parseSize('1.0009765625KiB')).toBe(1025); // 1025 / 1024, written out in full
+    expect(() => parseSize('1.00000000000000001KiB', '--size')).toThrow(/invalid --size "1.00000000000000001KiB": not a whole number of bytes/);
+    expect(() => parseSize('1.000976562KiB')).toThrow(/not a whole number of bytes/);
+  });
+
+  it('says a size is too large, with the limit, rather than "not whole"', () => {
+    expect(parseSize(String(Number.MAX_SAFE_INTEGER))).toBe(Number.MAX_SAFE_INTEGER);
+    for (const huge of ['8PiB', String(Number.MAX_SAFE_INTEGER + 1), '99999999999999999999', '8192TiB']) {
+      expect(() => parseSize(huge, '--size'), huge).toThrow(
+        expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(/too large, the limit is 9007199254740991 bytes/) }),
+      );
+    }
+  });
+
   it('formats round values', () => {
     expect(formatBytes(0)).toBe('0 B');
     expect(formatBytes(1536)).toBe('1.5 KiB');
     expect(formatBytes(2 ** 30)).toBe('1 GiB');
+    expect(formatBytes(100 * 1024)).toBe('100 KiB'); // not "1 KiB": zeros of a whole number stay
+    expect(formatBytes(10 * 2 ** 20)).toBe('10 MiB');
   });
 
   it('parses durations', () => {
@@ -41,10 +62,27 @@ describe('sizes', () => {
     expect(() => parseDurationMs('soon')).toThrow(TidemarkError);
   });
 
-  it('parse(format(x)) round-trips whole KiB multiples', () => {
+  it('parses whole KiB multiples exactly', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 ** 20 }), (kib) => {
         expect(parseSize(`${kib}KiB`)).toBe(kib * 1024);
+      }),
+    );
+  });
+
+  it('parse(formatBytes(x)) round-trips every size formatBytes writes exactly', () => {
+    // formatBytes keeps 2 decimals below 10, 1 below 100, none above: quarters, halves and
+    // whole numbers of a unit (and any byte count below 1 KiB) print exactly.
+    const exactValue = fc.oneof(
+      fc.integer({ min: 4, max: 39 }).map((quarters) => quarters / 4),
+      fc.integer({ min: 20, max: 199 }).map((halves) => halves / 2),
+      fc.integer({ min: 100, max: 1023 }),
+    );
+    fc.assert(
+      fc.property(exactValue, fc.integer({ min: 1, max: 4 }), fc.nat({ max: 1023 }), (value, unitPower, smallBytes) => {
+        const bytes = value * 1024 ** unitPower;
+        expect(parseSize(formatBytes(bytes))).toBe(bytes);
+        expect(parseSize(formatBytes(smallBytes))).toBe(smallBytes);
       }),
     );
   });
@@ -65,6 +103,16 @@ describe('region geometry', () => {
     expect(() => new RegionGeometry(2 ** 30, 3 * 4096)).toThrow(TidemarkError);
     expect(() => new RegionGeometry(2 ** 30, 128 * 2 ** 20)).toThrow(TidemarkError);
     expect(new RegionGeometry(2 ** 30, 64 * 2 ** 20).regionCount).toBe(16);
+  });
+
+  it('refuses more regions than a bitmap can index, naming the region size that fits', () => {
+    const nineTiB = 9 * 2 ** 40;
+    expect(() => new RegionGeometry(nineTiB, 4096)).toThrow(
+      expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(/more than the 2147483647/), hint: 'use a larger --region-size, at least 8KiB' }),
+    );
+    expect(new RegionGeometry(nineTiB, 8192).regionCount).toBeLessThanOrEqual(regionCountMax);
+    expect(new RegionGeometry(regionCountMax * 4096, 4096).regionCount).toBe(regionCountMax);
+    expect(() => new RegionGeometry(regionCountMax * 4096 + 1, 4096)).toThrow(TidemarkError);
   });
 
   it('every byte belongs to exactly the region regionOf names', () => {

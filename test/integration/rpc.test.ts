@@ -1,0 +1,186 @@
+// RPC over a real Unix socket: handshake, unary and streamed calls with payloads, typed
+// errors, pipelining within the window, credit flow control, cancellation, keepalive, and
+// malformed input closing only that connection.
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { rpcCreditChunks, rpcInFlightMax } from '../../src-engine/constants';
+import { TidemarkError } from '../../src-engine/errors';
+import { encodeFrame } from '../../src-engine/transport/frame';
+import { RpcPeer, type RpcHandler } from '../../src-engine/transport/rpc';
+import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/engine';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+async function serve(handler: RpcHandler, options: { keepaliveMs?: number; log?: string[] } = {}): Promise<{ path: string; server: Server; peers: RpcPeer[] }> {
+  const path = join(await tempDir(), 'rpc.sock');
+  const peers: RpcPeer[] = [];
+  const server = createServer((socket) => {
+    const peer = new RpcPeer(socket, {
+      role: 'server',
+      handler,
+      peerInfo: { agent: 'test' },
+      keepaliveMs: options.keepaliveMs ?? 0,
+      log: (line) => options.log?.push(line),
+    });
+    peers.push(peer);
+    void peer.handshake().catch(() => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(path, () => resolve()));
+  cleanups.push(() => {
+    peers.forEach((p) => p.close());
+    server.close();
+  });
+  return { path, server, peers };
+}
+
+async function dial(path: string, keepaliveMs = 0): Promise<RpcPeer> {
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = createConnection(path, () => resolve(s));
+    s.once('error', reject);
+  });
+  const peer = new RpcPeer(socket, { role: 'client', peerInfo: { client: 'test' }, keepaliveMs });
+  cleanups.push(() => peer.close());
+  await peer.handshake();
+  return peer;
+}
+
+describe('RPC', () => {
+  it('handshakes, then answers unary calls with JSON and raw payloads', async () => {
+    const { path } = await serve(async (method, request) => ({ json: { method, echoed: request.json }, payload: Uint8Array.from(request.payload).reverse() }));
+    const client = await dial(path);
+    const reply = await client.call('echo', { n: 7 }, Uint8Array.from([1, 2, 3]));
+    expect(reply.json).toEqual({ method: 'echo', echoed: { n: 7 } });
+    expect([...reply.payload]).toEqual([3, 2, 1]);
+  });
+
+  it('re-raises the engine error with its code and hint', async () => {
+    const { path } = await serve(async () => {
+      throw new TidemarkError('NO_SPACE', 'cannot write volume /v: the disk is full', 'free space and retry');
+    });
+    const client = await dial(path);
+    await expect(client.call('write')).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && e.code === 'NO_SPACE' && e.hint === 'free space and retry',
+    );
+  });
+
+  it('pipelines many calls but never more than the in-flight window', async () => {
+    let inFlight = 0;
+    let inFlightPeak = 0;
+    const { path } = await serve(async (_method, request) => {
+      inFlight += 1;
+      inFlightPeak = Math.max(inFlightPeak, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      inFlight -= 1;
+      return { json: request.json, payload: new Uint8Array(0) };
+    });
+    const client = await dial(path);
+    const replies = await Promise.all(Array.from({ length: rpcInFlightMax * 3 }, (_, i) => client.call('n', { i })));
+    expect(replies.map((r) => r.json.i)).toEqual(Array.from({ length: rpcInFlightMax * 3 }, (_, i) => i));
+    expect(inFlightPeak).toBeGreaterThan(1);
+    expect(inFlightPeak).toBeLessThanOrEqual(rpcInFlightMax);
+  });
+
+  it('streams with credit flow control: the producer stays within the credit of a slow consumer', async () => {
+    let produced = 0;
+    const { path } = await serve(async function* () {
+      for (let i = 0; i < 60; i++) {
+        produced += 1;
+        yield { json: { i }, payload: new Uint8Array(1024) };
+      }
+    } as RpcHandler);
+    const client = await dial(path);
+    let consumed = 0;
+    for await (const chunk of client.stream('regions')) {
+      expect(chunk.json.i).toBe(consumed);
+      consumed += 1;
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      expect(produced - consumed).toBeLessThanOrEqual(rpcCreditChunks + 1);
+    }
+    expect(consumed).toBe(60);
+  });
+
+  it('cancels: the handler sees the abort and the caller gets CANCELLED', async () => {
+    let aborted = false;
+    const { path } = await serve(
+      (_method, _request, context) =>
+        new Promise((_, reject) => {
+          context.signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(new TidemarkError('CANCELLED', 'hash cancelled', ''));
+          });
+        }),
+    );
+    const client = await dial(path);
+    const controller = new AbortController();
+    const call = client.call('hash', {}, undefined, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 20);
+    await expect(call).rejects.toSatisfy((e: unknown) => e instanceof TidemarkError && e.code === 'CANCELLED');
+    expect(aborted).toBe(true);
+  });
+
+  it('a consumer that stops early stops the producer', async () => {
+    let produced = 0;
+    const { path } = await serve(async function* () {
+      for (let i = 0; i < 10_000; i++) {
+        produced += 1;
+        yield { json: { i }, payload: new Uint8Array(0) };
+      }
+    } as RpcHandler);
+    const client = await dial(path);
+    for await (const chunk of client.stream('many')) if (chunk.json.i === 2) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(produced).toBeLessThan(3 + rpcCreditChunks + 2);
+    expect((await client.call('many-unary-is-refused').catch((e: TidemarkError) => e.message)) as string).toMatch(/streams/);
+  });
+
+  it('malformed bytes close that connection with a logged reason; the server keeps serving', async () => {
+    const log: string[] = [];
+    const { path } = await serve(async () => ({ json: { ok: true }, payload: new Uint8Array(0) }), { log });
+    const raw = createConnection(path);
+    raw.resume(); // consume the server's hello so the close is seen
+    const closed = new Promise<void>((resolve) => raw.on('close', () => resolve()));
+    raw.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await closed;
+    expect(log.join('\n')).toMatch(/closing connection: (frame of \d+ bytes exceeds|unknown frame type)/);
+    const client = await dial(path);
+    expect((await client.call('still-alive')).json).toEqual({ ok: true });
+  });
+
+  it('a wrong protocol version is refused in the handshake', async () => {
+    const log: string[] = [];
+    const { path } = await serve(async () => ({ json: {}, payload: new Uint8Array(0) }), { log });
+    const raw = createConnection(path);
+    raw.resume(); // consume the server's hello so the close is seen
+    const closed = new Promise<void>((resolve) => raw.on('close', () => resolve()));
+    raw.write(encodeFrame({ type: 'hello', id: 0, json: { protocol: 'tidemark-rpc', version: 999 }, payload: new Uint8Array(0) }));
+    await closed;
+    expect(log.join('\n')).toMatch(/version 999/);
+  });
+
+  it('a dropped connection fails pending calls with a clear error', async () => {
+    const { path, peers } = await serve(() => new Promise(() => undefined));
+    const client = await dial(path);
+    const call = client.call('forever');
+    await until(() => peers.length === 1);
+    peers[0]!.close();
+    await expect(call).rejects.toThrow(/RPC connection (closed by the peer|lost: read ECONNRESET)/);
+  });
+
+  it('keepalive closes a peer that stops answering', async () => {
+    const path = join(await tempDir(), 'silent.sock');
+    // A server that completes the handshake, then goes silent (never answers pings).
+    const server = createServer((socket) =>
+      socket.write(encodeFrame({ type: 'hello', id: 0, json: { protocol: 'tidemark-rpc', version: 1 }, payload: new Uint8Array(0) })),
+    );
+    await new Promise<void>((resolve) => server.listen(path, () => resolve()));
+    cleanups.push(() => server.close());
+    const client = await dial(path, 30);
+    const closed = new Promise<Error>((resolve) => client.onClose(resolve));
+    expect((await closed).message).toMatch(/unresponsive/);
+  });
+});
