@@ -15,6 +15,7 @@ export class WriteTracker implements WriteHook {
   readonly name = 'tracking';
   readonly stats: TrackerStats = { writes: 0 };
   private detach: (() => void) | undefined;
+  private volume: Volume | undefined;
 
   private constructor(
     readonly predictor: MoosPredictor,
@@ -44,7 +45,11 @@ export class WriteTracker implements WriteHook {
       const bitmap = await createBitmapFile(moosPath, volume.regionCount, 'moos');
       tracker = new WriteTracker(new MoosPredictor(bitmap, predictRegions), bitmap, undefined, 0);
     }
-    tracker.detach = volume.addWriteHook(tracker);
+    // Attach at a quiet moment: no write may be past the hooks while tracking starts.
+    await volume.quiesced(async () => {
+      tracker.detach = volume.addWriteHook(tracker);
+    });
+    tracker.volume = volume;
     return tracker;
   }
 
@@ -66,8 +71,9 @@ export class WriteTracker implements WriteHook {
   }
 
   async close(): Promise<void> {
-    this.detach?.();
+    const detach = this.detach;
     this.detach = undefined;
+    if (detach) await (this.volume ? this.volume.quiesced(async () => detach()) : Promise.resolve(detach()));
     await this.moos.close();
   }
 }

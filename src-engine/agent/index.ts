@@ -1,0 +1,6 @@
+// Public surface of agent/: the AgentApi, its in-process implementation, and its RPC server
+// and client.
+
+export type { AgentApi, AgentInfo, RegionData, RegionSignatures, RealizedMap } from './agent-api';
+export { LocalAgent } from './local-agent';
+export { serveAgent, RpcAgent } from './agent-rpc';
