@@ -4,3 +4,4 @@
 export type { AgentApi, AgentInfo, RegionData, RegionSignatures, RealizedMap } from './agent-api';
 export { LocalAgent } from './local-agent';
 export { serveAgent, RpcAgent } from './agent-rpc';
+export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';

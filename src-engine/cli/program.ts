@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { TidemarkError } from '../errors';
 import { tidemarkVersion } from '../version';
 import { exitCodes, reportError, type GlobalOptions, type Io } from './output';
+import { registerAgentCommands } from './agent-commands';
 import { registerLabCommand } from './lab-command';
 import { registerVolumeCommands } from './volume-commands';
 
@@ -34,6 +35,7 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
     });
   const globals = () => program.opts<GlobalOptions>();
   registerVolumeCommands(program, io, globals);
+  registerAgentCommands(program, io, globals);
   if (role === 'cli') registerLabCommand(program, io, globals);
   for (const extend of extensions) extend(program, io, globals);
   requireSubcommands(program, 'tidemark');

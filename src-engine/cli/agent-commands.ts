@@ -1,0 +1,68 @@
+// `tidemark agent serve | dial-stdio`: the host agent in the foreground, and the stdio bridge
+// that SSH runs (starting a detached agent when none runs).
+
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { Command } from 'commander';
+import { connectAgentSocket, startAgentDaemon } from '../agent';
+import { TidemarkError } from '../errors';
+import { resolveHomeDir } from '../home';
+import type { GlobalOptions, Io } from './output';
+
+const agentStartWaitMs = 10_000;
+
+async function serve(io: Io, global: GlobalOptions): Promise<void> {
+  const homeDir = resolveHomeDir(global.home, io.env);
+  const daemon = await startAgentDaemon(homeDir, (line) => {
+    if (!global.quiet) io.stderr.write(`${line}\n`);
+  });
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await daemon.close();
+}
+
+/** Connects to the home's agent, starting a detached one if nothing answers. */
+async function connectOrStart(homeDir: string): Promise<Socket> {
+  const first = await connectAgentSocket(homeDir).catch(() => undefined);
+  if (first) return first;
+  const script = process.argv[1];
+  if (!script) throw new TidemarkError('IO', 'cannot find the Tidemark program to start an agent with', 'start one with `tidemark agent serve`');
+  const child = spawn(process.execPath, [script, '--home', homeDir, '--quiet', 'agent', 'serve'], { detached: true, stdio: 'ignore' });
+  child.unref();
+  const deadline = Date.now() + agentStartWaitMs;
+  for (;;) {
+    const socket = await connectAgentSocket(homeDir).catch(() => undefined);
+    if (socket) return socket;
+    if (Date.now() > deadline)
+      throw new TidemarkError(
+        'IO',
+        `the agent for ${homeDir} did not start within ${agentStartWaitMs / 1000} s`,
+        'run `tidemark agent serve` in the foreground to see why',
+      );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function dialStdio(io: Io, global: GlobalOptions): Promise<void> {
+  const socket = await connectOrStart(resolveHomeDir(global.home, io.env));
+  process.stdin.pipe(socket);
+  socket.pipe(process.stdout);
+  await new Promise<void>((resolve) => {
+    socket.once('close', () => resolve());
+    process.stdin.once('end', () => socket.end());
+  });
+}
+
+export function registerAgentCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
+  const agent = program.command('agent').description("the host agent that owns a home's volumes");
+  agent
+    .command('serve')
+    .description('run the agent in the foreground on <home>/agent.sock (SIGTERM stops it cleanly)')
+    .action(() => serve(io, globals()));
+  agent
+    .command('dial-stdio')
+    .description("bridge stdin/stdout to the home's agent, starting one if none runs (what SSH executes)")
+    .action(() => dialStdio(io, globals()));
+}
