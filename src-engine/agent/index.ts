@@ -5,3 +5,4 @@ export type { AgentApi, AgentInfo, RegionData, RegionSignatures, RealizedMap } f
 export { LocalAgent } from './local-agent';
 export { serveAgent, RpcAgent } from './agent-rpc';
 export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';
+export { parseVolRef, formatVolRef, type VolRef } from './volref';

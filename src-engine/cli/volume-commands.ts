@@ -1,11 +1,50 @@
 // `tidemark volume create | info | sign`.
 
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, formatVolRef, type AgentApi } from '../agent';
+import { TidemarkError } from '../errors';
 import { ensureHomeDir, resolveHomeDir } from '../home';
+import { RpcPeer } from '../transport';
 import { formatBytes, parseSize } from '../size';
 import { VolumeCatalog, type Volume } from '../volume';
 import { SignaturePool, parseHashAlgorithm, signRegions, type HashAlgorithm } from '../signature';
 import { printResult, ProgressBar, type GlobalOptions, type Io } from './output';
+
+/** A local path from a VOLREF; remote VOLREFs are refused until SSH agents arrive. */
+function localPath(volref: string): string {
+  const ref = parseVolRef(volref);
+  if (ref.kind === 'ssh') {
+    throw new TidemarkError(
+      'UNSUPPORTED',
+      `remote volume ${formatVolRef(ref)}: SSH agents are not available in this version`,
+      `run tidemark on ${ref.host} itself for now`,
+    );
+  }
+  return resolve(ref.path);
+}
+
+/**
+ * The home's agent: the running one when its socket answers (so it sees every write it
+ * owns), otherwise an in-process agent for this command only.
+ */
+async function withAgent<T>(io: Io, global: GlobalOptions, work: (agent: AgentApi) => Promise<T>): Promise<T> {
+  const homeDir = await ensureHomeDir(resolveHomeDir(global.home, io.env));
+  const socket = await connectAgentSocket(homeDir).catch(() => undefined);
+  let agent: AgentApi;
+  if (socket) {
+    const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
+    await peer.handshake();
+    agent = new RpcAgent(peer);
+  } else {
+    agent = new LocalAgent(homeDir);
+  }
+  try {
+    return await work(agent);
+  } finally {
+    await agent.dispose();
+  }
+}
 
 export function registerVolumeCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
   const volume = program.command('volume').description('create and inspect volumes (files or block devices)');
@@ -13,15 +52,15 @@ export function registerVolumeCommands(program: Command, io: Io, globals: () => 
   volume
     .command('create')
     .description('create a sparse file volume and register it in the home (realization is tracked)')
-    .argument('<path>', 'where to create the volume file (must not exist)')
+    .argument('<volref>', 'where to create the volume file (must not exist)')
     .requiredOption('--size <size>', 'volume size, e.g. 4096, 64MiB, 1G, 1.5TiB')
     .option('--region-size <size>', 'region size: a power of two from 4KiB to 64MiB', '1MiB')
-    .action(async (path: string, options: { size: string; regionSize: string }) => {
+    .action(async (volref: string, options: { size: string; regionSize: string }) => {
       const global = globals();
       const sizeBytes = parseSize(options.size, '--size');
       const regionBytes = parseSize(options.regionSize, '--region-size');
-      const catalog = new VolumeCatalog(await ensureHomeDir(resolveHomeDir(global.home, io.env)));
-      const record = await catalog.create(path, sizeBytes, regionBytes);
+      const path = localPath(volref);
+      const record = await withAgent(io, global, (agent) => agent.volumeCreate(path, sizeBytes, regionBytes));
       const regions = Math.ceil(sizeBytes / regionBytes);
       printResult(
         io,
@@ -39,8 +78,8 @@ export function registerVolumeCommands(program: Command, io: Io, globals: () => 
     .action(async (volref: string, options: { regionSize: string }) => {
       const global = globals();
       const regionBytes = parseSize(options.regionSize, '--region-size');
-      const catalog = new VolumeCatalog(resolveHomeDir(global.home, io.env));
-      const info = await catalog.info(volref, { regionBytes });
+      const path = localPath(volref);
+      const info = await withAgent(io, global, (agent) => agent.volumeInfo(path, { regionBytes }));
       printResult(io, global, info, () =>
         [
           `path:      ${info.path}`,
@@ -64,7 +103,7 @@ export function registerVolumeCommands(program: Command, io: Io, globals: () => 
       const algorithm = parseHashAlgorithm(options.hash);
       const regionBytes = parseSize(options.regionSize, '--region-size');
       const catalog = new VolumeCatalog(resolveHomeDir(global.home, io.env));
-      const opened = await catalog.open(volref, { readOnly: true, regionBytes });
+      const opened = await catalog.open(localPath(volref), { readOnly: true, regionBytes });
       try {
         await signVolume(io, global, opened.volume, algorithm);
       } finally {

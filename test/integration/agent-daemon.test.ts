@@ -96,4 +96,30 @@ describe('agent daemon', () => {
     expect((await again.info()).pid).toBe(info.pid);
     await again.dispose();
   });
+
+  it('CLI volume commands use the running agent, with paths resolved before they cross', async () => {
+    const homeDir = await home();
+    startAgent(homeDir);
+    await until(() => existsSync(join(homeDir, 'agent.sock')), 10_000, 'the agent socket');
+    const dir = await tempDir('tm-');
+    const created = tidemark(['--home', homeDir, '--json', 'volume', 'create', join(dir, 'w.img'), '--size', '4MiB']);
+    expect(created.status, created.stderr).toBe(0);
+    const agent = await rpcOver(await connectAgentSocket(homeDir));
+    await agent.writeRegion(join(dir, 'w.img'), 2, new Uint8Array(2 ** 20).fill(9));
+    await agent.dispose();
+    const info = tidemark(['--home', homeDir, '--json', 'volume', 'info', join(dir, 'w.img')]);
+    expect(JSON.parse(info.stdout)).toMatchObject({ regions: 4, realizedRegions: 1, realizedSource: 'tracked' });
+  });
+
+  it('refuses a remote VOLREF clearly until SSH agents exist, and a malformed one as usage', async () => {
+    const homeDir = await home();
+    const remote = tidemark(['--home', homeDir, 'volume', 'info', 'root@site-b:/srv/v.img']);
+    expect(remote.status).toBe(1);
+    expect(remote.stderr).toMatch(
+      /^tidemark: remote volume ssh:\/\/root@site-b\/srv\/v.img: SSH agents are not available in this version — run tidemark on site-b itself for now\n$/,
+    );
+    const bad = tidemark(['--home', homeDir, 'volume', 'info', 'site-b:relative']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/must be absolute/);
+  });
 });
