@@ -1,18 +1,8 @@
 // Seeded randomness for benchmark data (mulberry32), so every run can be reproduced from its seed.
 
-/** A generator of uniformly distributed unsigned 32-bit integers. */
-export type RandomUint32 = () => number;
+import type { RandomUint32 } from '../src-engine/random';
 
-export function mulberry32(seed: number): RandomUint32 {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+export { mulberry32, type RandomUint32 } from '../src-engine/random';
 
 /** A uniformly chosen integer in [0, count). */
 export function randomIndexBelow(random: RandomUint32, count: number): number {

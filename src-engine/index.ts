@@ -6,6 +6,7 @@ export * as limits from './constants';
 export { parseSize, formatBytes, parseDurationMs } from './size';
 export { ProgressMeter, formatDurationMs, type ProgressSnapshot } from './progress';
 export { tidemarkVersion } from './version';
+export { mulberry32, seededFractions, type RandomUint32 } from './random';
 export { resolveHomeDir, ensureHomeDir } from './home';
 export * from './bitmap';
 export * from './volume';

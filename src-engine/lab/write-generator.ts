@@ -3,6 +3,7 @@
 
 import { assert } from '../assert';
 import { TidemarkError } from '../errors';
+import { seededFractions } from '../random';
 import type { Volume } from '../volume';
 
 export const writePatterns = ['random', 'sequential', 'hot-spot'] as const;
@@ -30,17 +31,6 @@ const hotWriteFraction = 0.9;
 const hotSpanFraction = 0.05;
 
 export const generatorDefaults: GeneratorSettings = { pattern: 'random', writesPerSecond: 200, writeBytes: 64 * 1024, seed: 1 };
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function validateGeneratorSettings(settings: GeneratorSettings): void {
   const ok =
@@ -93,7 +83,7 @@ export class WriteGenerator {
   }
 
   private async run(): Promise<void> {
-    const random = mulberry32(this.settings.seed);
+    const random = seededFractions(this.settings.seed);
     const data = Buffer.alloc(generatorLimits.writeBytesMax);
     let cursorBytes = 0;
     let startedMs = this.nowMs();
