@@ -19,3 +19,4 @@ export * from './replication';
 export * from './lab';
 export * from './engine';
 export { runCli, exitCodes, type Io, type GlobalOptions, type CliRole, type CliExtension } from './cli';
+export * from './ssh';

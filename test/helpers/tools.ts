@@ -12,6 +12,7 @@ const packageOf: Record<string, string> = {
   nbdinfo: 'libnbd-bin',
   chromium: 'chromium',
   sshd: 'openssh-server',
+  'ssh-keygen': 'openssh-client',
 };
 
 export function requireTool(name: string): string {

@@ -1,0 +1,13 @@
+// Public surface of ssh/: OpenSSH conventions (known_hosts now; config and the ssh2 client next).
+
+export {
+  parseKnownHosts,
+  verifyHostKey,
+  loadKnownHosts,
+  knownHostsLine,
+  hostKeyName,
+  patternsMatch,
+  sha256Fingerprint,
+  type KnownHostEntry,
+  type HostKeyVerdict,
+} from './known-hosts';
