@@ -11,3 +11,4 @@ export {
   type KnownHostEntry,
   type HostKeyVerdict,
 } from './known-hosts';
+export { parseSshConfig, resolveHost, loadSshConfig, type SshHostConfig } from './ssh-config';

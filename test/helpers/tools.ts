@@ -13,6 +13,7 @@ const packageOf: Record<string, string> = {
   chromium: 'chromium',
   sshd: 'openssh-server',
   'ssh-keygen': 'openssh-client',
+  ssh: 'openssh-client',
 };
 
 export function requireTool(name: string): string {
