@@ -43,6 +43,22 @@ const inlineWorker = {
   },
 };
 
+/**
+ * ssh2 tries optional native accelerators (sshcrypto.node, cpu-features) inside try/catch
+ * and falls back to pure JavaScript. The bundles must carry no native code (the agent is
+ * copied to any host), so those requires resolve to a module that throws: ssh2's fallback.
+ */
+const noNativeModules = {
+  name: 'no-native-modules',
+  setup(b) {
+    b.onResolve({ filter: /\.node$|^cpu-features$/ }, (args) => ({ path: args.path, namespace: 'native-stub' }));
+    b.onLoad({ filter: /.*/, namespace: 'native-stub' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`native module ${args.path} is left out of Tidemark bundles`)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 const bundles = [
   { entry: 'src-main/cli-entry.ts', out: 'tidemark.cjs', executable: true },
   { entry: 'src-main/main.ts', out: 'main/main.cjs', executable: false, external: ['electron'] },
@@ -57,7 +73,7 @@ for (const bundle of bundles) {
     entryPoints: [join(root, bundle.entry)],
     outfile: join(outDir, bundle.out),
     banner: bundle.executable ? { js: '#!/usr/bin/env node' } : undefined,
-    plugins: [inlineWorker],
+    plugins: [inlineWorker, noNativeModules],
     external: bundle.external ?? [],
   });
   if (bundle.executable) await chmod(join(outDir, bundle.out), 0o755);

@@ -12,3 +12,5 @@ export {
   type HostKeyVerdict,
 } from './known-hosts';
 export { parseSshConfig, resolveHost, loadSshConfig, type SshHostConfig } from './ssh-config';
+export { connectSsh, keyTypeOf, type SshConnectOptions } from './connect';
+export { deployAgent, openRemoteAgent, type RemoteAgent } from './remote-agent';

@@ -1,0 +1,106 @@
+// A host's agent over SSH: check the host's Node, upload the single-file agent bundle over
+// SFTP to ~/.cache/tidemark/agent-<sha256>.cjs when it is absent, then run its
+// `agent dial-stdio` and speak the agent RPC over the exec channel.
+
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
+import { RpcAgent } from '../agent';
+import { TidemarkError } from '../errors';
+import { RpcPeer } from '../transport';
+import type { SshHostConfig } from './ssh-config';
+
+const nodeMajorMin = 20;
+
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Runs a command and collects its output (for short commands only). */
+function execCollect(client: Client, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error, channel) => {
+      if (error) return reject(error);
+      let stdout = '';
+      let stderr = '';
+      channel.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      channel.on('close', (code: number | null) => resolve({ code, stdout, stderr }));
+    });
+  });
+}
+
+async function checkNode(client: Client, host: SshHostConfig): Promise<string> {
+  const result = await execCollect(client, 'node --version');
+  const version = /^v(\d+)\.\d+\.\d+/.exec(result.stdout.trim());
+  if (result.code !== 0 || !version) {
+    throw new TidemarkError(
+      'UNSUPPORTED',
+      `host ${host.hostName} has no Node.js (\`node --version\` ${result.code === 127 ? 'not found' : `failed: ${result.stderr.trim().slice(0, 80)}`})`,
+      `install Node.js ${nodeMajorMin} or newer on ${host.hostName} (e.g. apt-get install nodejs)`,
+    );
+  }
+  if (Number(version[1]) < nodeMajorMin) {
+    throw new TidemarkError(
+      'UNSUPPORTED',
+      `host ${host.hostName} runs Node.js ${result.stdout.trim()}, Tidemark's agent needs ${nodeMajorMin} or newer`,
+      `upgrade Node.js on ${host.hostName}`,
+    );
+  }
+  return result.stdout.trim();
+}
+
+function sftpOf(client: Client): Promise<SFTPWrapper> {
+  return new Promise((resolve, reject) => client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp))));
+}
+
+const sftpCall = <T>(run: (done: (error: Error | null | undefined, value?: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value as T))));
+
+/** Uploads the agent bundle unless the host already has this exact one; returns its path. */
+export async function deployAgent(client: Client, bundlePath: string): Promise<string> {
+  const bundle = await readFile(bundlePath);
+  const digest = createHash('sha256').update(bundle).digest('hex');
+  const remotePath = `.cache/tidemark/agent-${digest}.cjs`; // relative to the login home
+  const sftp = await sftpOf(client);
+  try {
+    const present = await sftpCall<unknown>((done) => sftp.stat(remotePath, done)).then(
+      () => true,
+      () => false,
+    );
+    if (present) return remotePath;
+    for (const dir of ['.cache', '.cache/tidemark']) await sftpCall<void>((done) => sftp.mkdir(dir, { mode: 0o700 }, done)).catch(() => undefined);
+    const temporary = `${remotePath}.tmp-${process.pid}`;
+    await sftpCall<void>((done) => sftp.writeFile(temporary, bundle, { mode: 0o600 }, done));
+    await sftpCall<void>((done) => sftp.rename(temporary, remotePath, done)).catch(async (error: Error) => {
+      // Another client may have deployed the same bundle meanwhile: that is fine.
+      const there = await sftpCall<unknown>((done) => sftp.stat(remotePath, done)).then(
+        () => true,
+        () => false,
+      );
+      if (!there) throw error;
+    });
+    return remotePath;
+  } finally {
+    sftp.end();
+  }
+}
+
+export interface RemoteAgent {
+  readonly agent: RpcAgent;
+  readonly nodeVersion: string;
+  readonly agentPath: string;
+}
+
+/** Opens the agent of `homeDir` (the host's default home when null) over an SSH client. */
+export async function openRemoteAgent(client: Client, host: SshHostConfig, options: { bundlePath: string; homeDir?: string | null }): Promise<RemoteAgent> {
+  const nodeVersion = await checkNode(client, host);
+  const agentPath = await deployAgent(client, options.bundlePath);
+  const home = options.homeDir ? ` --home ${shellQuote(options.homeDir)}` : '';
+  const channel = await new Promise<ClientChannel>((resolve, reject) =>
+    client.exec(`node ${shellQuote(agentPath)}${home} agent dial-stdio`, (error, stream) => (error ? reject(error) : resolve(stream))),
+  );
+  const peer = new RpcPeer(channel, { role: 'client' });
+  await peer.handshake();
+  return { agent: new RpcAgent(peer), nodeVersion, agentPath };
+}
