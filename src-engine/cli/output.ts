@@ -9,6 +9,7 @@ export interface GlobalOptions {
   home?: string;
   json?: boolean;
   quiet?: boolean;
+  acceptNewHostKey?: boolean;
 }
 
 export interface Io {

@@ -26,6 +26,7 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
     .option('--home <dir>', 'Tidemark home (default: $TIDEMARK_HOME or ~/.local/share/tidemark)')
     .option('--json', 'print one JSON document on stdout')
     .option('--quiet', 'print nothing but errors')
+    .option('--accept-new-host-key', 'trust an SSH host seen for the first time (otherwise asked on a terminal, refused without one)')
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({

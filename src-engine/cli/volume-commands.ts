@@ -1,27 +1,66 @@
 // `tidemark volume create | info | sign`.
 
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, formatVolRef, type AgentApi } from '../agent';
 import { TidemarkError } from '../errors';
 import { ensureHomeDir, resolveHomeDir } from '../home';
+import { connectSsh, openRemoteAgent } from '../ssh';
 import { RpcPeer } from '../transport';
 import { formatBytes, parseSize } from '../size';
 import { VolumeCatalog, type Volume } from '../volume';
 import { SignaturePool, parseHashAlgorithm, signRegions, type HashAlgorithm } from '../signature';
 import { printResult, ProgressBar, type GlobalOptions, type Io } from './output';
 
-/** A local path from a VOLREF; remote VOLREFs are refused until SSH agents arrive. */
+/** A local path from a VOLREF, for commands that work on this machine only. */
 function localPath(volref: string): string {
   const ref = parseVolRef(volref);
   if (ref.kind === 'ssh') {
-    throw new TidemarkError(
-      'UNSUPPORTED',
-      `remote volume ${formatVolRef(ref)}: SSH agents are not available in this version`,
-      `run tidemark on ${ref.host} itself for now`,
-    );
+    throw new TidemarkError('UNSUPPORTED', `remote volume ${formatVolRef(ref)}: this command works on local volumes only`, `run it on ${ref.host} itself`);
   }
   return resolve(ref.path);
+}
+
+/** Asks on the terminal whether to trust an unknown host key; refuses without a terminal. */
+function hostKeyApprover(io: Io, global: GlobalOptions): ((host: string, fingerprint: string) => Promise<boolean>) | undefined {
+  if (global.acceptNewHostKey) return async () => true;
+  if (!process.stdin.isTTY || !io.stderr.isTTY) return undefined; // refused, with the fingerprint in the error
+  return async (host, fingerprint) => {
+    const prompt = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      const answer = await prompt.question(
+        `The authenticity of host ${host} can't be established.\nKey fingerprint is ${fingerprint}.\nTrust it and remember it (yes/no)? `,
+      );
+      return answer.trim().toLowerCase() === 'yes';
+    } finally {
+      prompt.close();
+    }
+  };
+}
+
+/** Runs `work` with the agent that owns the volume a VOLREF names, local or over SSH. */
+async function withVolumeAgent<T>(io: Io, global: GlobalOptions, volref: string, work: (agent: AgentApi, path: string) => Promise<T>): Promise<T> {
+  const ref = parseVolRef(volref);
+  if (ref.kind === 'local') return withAgent(io, global, (agent) => work(agent, resolve(ref.path)));
+  const homeDir = await ensureHomeDir(resolveHomeDir(global.home, io.env));
+  const { client, host } = await connectSsh(ref.host, {
+    tidemarkKnownHosts: join(homeDir, 'known_hosts'),
+    approveHostKey: hostKeyApprover(io, global),
+    user: ref.user,
+    port: ref.port,
+  });
+  try {
+    const bundlePath = join(dirname(process.argv[1] ?? '.'), 'tidemark-agent.cjs');
+    const remote = await openRemoteAgent(client, host, { bundlePath });
+    try {
+      return await work(remote.agent, ref.path);
+    } finally {
+      await remote.agent.dispose();
+    }
+  } finally {
+    client.end();
+  }
 }
 
 /**
@@ -52,15 +91,14 @@ export function registerVolumeCommands(program: Command, io: Io, globals: () => 
   volume
     .command('create')
     .description('create a sparse file volume and register it in the home (realization is tracked)')
-    .argument('<volref>', 'where to create the volume file (must not exist)')
+    .argument('<volref>', 'where to create the volume file (must not exist): a path or a remote VOLREF')
     .requiredOption('--size <size>', 'volume size, e.g. 4096, 64MiB, 1G, 1.5TiB')
     .option('--region-size <size>', 'region size: a power of two from 4KiB to 64MiB', '1MiB')
     .action(async (volref: string, options: { size: string; regionSize: string }) => {
       const global = globals();
       const sizeBytes = parseSize(options.size, '--size');
       const regionBytes = parseSize(options.regionSize, '--region-size');
-      const path = localPath(volref);
-      const record = await withAgent(io, global, (agent) => agent.volumeCreate(path, sizeBytes, regionBytes));
+      const record = await withVolumeAgent(io, global, volref, (agent, path) => agent.volumeCreate(path, sizeBytes, regionBytes));
       const regions = Math.ceil(sizeBytes / regionBytes);
       printResult(
         io,
@@ -73,13 +111,12 @@ export function registerVolumeCommands(program: Command, io: Io, globals: () => 
   volume
     .command('info')
     .description('size, regions and realized regions of a volume (zero-scanned when not registered)')
-    .argument('<volref>', 'a local path (remote VOLREFs come with SSH agents)')
+    .argument('<volref>', 'a path, [user@]host:/abs/path or ssh://[user@]host[:port]/abs/path')
     .option('--region-size <size>', 'region size for a volume not registered in this home', '1MiB')
     .action(async (volref: string, options: { regionSize: string }) => {
       const global = globals();
       const regionBytes = parseSize(options.regionSize, '--region-size');
-      const path = localPath(volref);
-      const info = await withAgent(io, global, (agent) => agent.volumeInfo(path, { regionBytes }));
+      const info = await withVolumeAgent(io, global, volref, (agent, path) => agent.volumeInfo(path, { regionBytes }));
       printResult(io, global, info, () =>
         [
           `path:      ${info.path}`,

@@ -3,14 +3,16 @@
 // the clear error.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
+import { RpcPeer } from '../../src-engine/transport';
 import { connectSsh, openRemoteAgent, sha256Fingerprint } from '../../src-engine/ssh';
-import { agentBundle } from '../helpers/cli';
+import { agentBundle, tidemark } from '../helpers/cli';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 
 let sshd: TestSshd;
@@ -19,14 +21,27 @@ const clients: Client[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tm-ssh-')); // one directory for the whole file: sshd lives in it
-  sshd = await startSshd(join(dir, 'sshd'));
+  // The host's default Tidemark home, so agents started by VOLREFs without a home stay in here.
+  sshd = await startSshd(join(dir, 'sshd'), { extraConfig: [`SetEnv TIDEMARK_HOME=${join(dir, 'remote-default-home')}`] });
 });
 
 afterAll(async () => {
   clients.forEach((c) => c.end());
+  await stopAgentOf(join(dir, 'remote-default-home'));
   await sshd?.stop();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Stops the detached agent a test started on a home (its pid comes from the agent itself). */
+async function stopAgentOf(homeDir: string): Promise<void> {
+  const socket = await connectAgentSocket(homeDir).catch(() => undefined);
+  if (!socket) return;
+  const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
+  await peer.handshake();
+  const { pid } = await new RpcAgent(peer).info();
+  peer.close();
+  process.kill(pid, 'SIGTERM');
+}
 
 async function hostFingerprint(): Promise<string> {
   const [, base64] = (await readFile(sshd.hostKeyPub, 'utf8')).trim().split(' ');
@@ -132,5 +147,24 @@ describe('ssh', () => {
     } finally {
       await noNode.stop();
     }
+  });
+
+  it('the CLI reaches a remote VOLREF: refused without approval off a terminal, then created and read with --accept-new-host-key', async () => {
+    const userHome = join(dir, 'user-home');
+    await mkdir(join(userHome, '.ssh'), { recursive: true });
+    await writeFile(join(userHome, '.ssh', 'config'), await readFile(sshd.sshConfigPath, 'utf8'));
+    const env = { HOME: userHome, SSH_AUTH_SOCK: '' };
+    const tidemarkHome = join(dir, 'cli-home');
+    const volref = `${sshd.alias}:${join(dir, 'cli-remote.img')}`;
+    const refused = tidemark(['--home', tidemarkHome, 'volume', 'create', volref, '--size', '4MiB'], env);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^tidemark: unknown host 127\.0\.0\.1:\d+, key fingerprint SHA256:\S+ — compare the fingerprint/);
+    const created = tidemark(['--home', tidemarkHome, '--accept-new-host-key', '--json', 'volume', 'create', volref, '--size', '4MiB'], env);
+    expect(created.status, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ regions: 4 });
+    const info = tidemark(['--home', tidemarkHome, '--json', 'volume', 'info', `ssh://${sshd.alias}${join(dir, 'cli-remote.img')}`], env);
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout)).toMatchObject({ regions: 4, realizedSource: 'tracked' });
+    expect(await readFile(join(tidemarkHome, 'known_hosts'), 'utf8')).toMatch(/^\|1\|/);
   });
 });
