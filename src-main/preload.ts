@@ -6,9 +6,13 @@ import type { ConsoleApi, ConsoleArgs, ConsoleErrorDto, ConsoleVerb, EngineEvent
 
 const verbs: readonly ConsoleVerb[] = ['overview', 'bitmap', 'events', 'labReset', 'generatorStart', 'generatorStop'];
 
+/**
+ * contextBridge copies only an error's message into the page, so the engine's error travels
+ * as JSON in it (`tidemark:{code,message,hint}`); the renderer's api.ts unpacks it.
+ */
 class BridgeError extends Error {
-  constructor(readonly detail: ConsoleErrorDto) {
-    super(detail.message);
+  constructor(detail: ConsoleErrorDto) {
+    super(`tidemark:${JSON.stringify(detail)}`);
   }
 }
 

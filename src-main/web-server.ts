@@ -53,6 +53,7 @@ export class FailureLimiter {
 
   record(client: string): void {
     this.failures.set(client, [...this.recent(client), this.nowMs()]);
+    for (const [other, times] of this.failures) if (times.every((at) => at <= this.nowMs() - webLimits.failureWindowMs)) this.failures.delete(other);
   }
 
   private recent(client: string): number[] {
@@ -102,23 +103,29 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     if (!allowedHosts().includes(req.headers.host ?? ''))
       return { status: 421, why: 'refused: unexpected Host header (Tidemark web mode answers on 127.0.0.1 only)' };
     if (!needsToken) return null;
+    if (tokenMatches(token, url.searchParams.get('token'))) return null;
+    // Only wrong tokens are limited, so a flood of guesses cannot lock the owner out.
     if (limiter.blocked(client)) return { status: 429, why: 'refused: too many attempts with a wrong token; wait a minute' };
-    if (!tokenMatches(token, url.searchParams.get('token'))) {
-      limiter.record(client);
-      log(`web: refused a request from ${client} without a valid token`);
-      return { status: 401, why: 'refused: missing or wrong token; open the URL Tidemark printed' };
-    }
-    return null;
+    limiter.record(client);
+    log(`web: refused a request from ${client} without a valid token`);
+    return { status: 401, why: 'refused: missing or wrong token; open the URL Tidemark printed' };
   };
 
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'method not allowed');
-      const isPage = url.pathname === '/' || url.pathname === '/index.html';
+      let pathname: string;
+      try {
+        pathname = normalize(decodeURIComponent(url.pathname));
+      } catch {
+        return refuse(res, 400, 'bad path');
+      }
+      // Every HTML file is "the page": decided on the decoded path, so %-encoding cannot skip the token.
+      const isPage = pathname === '/' || extname(pathname) === '.html';
       const refusal = gate(req, url, isPage);
       if (refusal) return refuse(res, refusal.status, refusal.why);
-      await serveStatic(res, options.staticDir, isPage ? '/index.html' : url.pathname, port);
+      await serveStatic(res, options.staticDir, pathname === '/' ? '/index.html' : pathname, port);
     })().catch((error: unknown) => {
       log(`web: ${String(error)}`);
       if (!res.headersSent) refuse(res, 500, 'internal error');
@@ -154,14 +161,15 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     close: async () => {
       for (const client of wss.clients) client.terminate();
       wss.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections(); // before waiting: a half-open request must not hold shutdown
+      await closed;
     },
   };
 }
 
 async function serveStatic(res: ServerResponse, staticDir: string, pathname: string, port: number): Promise<void> {
-  const path = normalize(join(staticDir, decodeURIComponent(pathname)));
+  const path = normalize(join(staticDir, pathname));
   if (!path.startsWith(normalize(staticDir) + sep)) {
     res.writeHead(404).end();
     return;

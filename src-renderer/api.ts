@@ -96,10 +96,32 @@ function takeToken(): string {
   return sessionStorage.getItem('tidemark-token') ?? '';
 }
 
+/** Any rejection as an ApiError: the Electron bridge's JSON message, or a plain error. */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const packed = /^tidemark:(\{.*\})$/s.exec(message);
+  if (packed) {
+    try {
+      return new ApiError(JSON.parse(packed[1]!) as ConsoleErrorDto);
+    } catch {
+      // fall through: not our packing after all
+    }
+  }
+  return new ApiError({ code: 'INTERNAL', message, hint: 'reload the console; if it persists, see the console log' });
+}
+
 let webClient: WebClient | undefined;
 
+function bridged(bridge: ConsoleApi): ConsoleApi {
+  return {
+    request: (verb, args) => bridge.request(verb, args).catch((error: unknown) => Promise.reject(toApiError(error))),
+    onEvent: (listener) => bridge.onEvent(listener),
+  };
+}
+
 export function consoleApi(): ConsoleApi {
-  if (window.tidemark) return window.tidemark;
+  if (window.tidemark) return bridged(window.tidemark);
   webClient ??= new WebClient(takeToken());
   return webClient;
 }

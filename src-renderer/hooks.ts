@@ -2,7 +2,7 @@
 
 import { useEffect, useRef, useState } from 'react';
 import type { BitmapDto, EngineEventDto, MapKind, OverviewDto } from '../src-main/console-api';
-import { ApiError, consoleApi } from './api';
+import { consoleApi, toApiError, type ApiError } from './api';
 
 export function usePolling<T>(
   load: () => Promise<T>,
@@ -25,7 +25,7 @@ export function usePolling<T>(
           setError(undefined);
         }
       } catch (e) {
-        if (!cancelled) setError(e instanceof ApiError ? e : new ApiError({ code: 'INTERNAL', message: String(e), hint: 'reload the console' }));
+        if (!cancelled) setError(toApiError(e));
       }
       if (!cancelled) timer = setTimeout(() => void run(), intervalMs);
     };
@@ -54,16 +54,22 @@ export function useEvents(): { events: EngineEventDto[]; error: ApiError | undef
   const [error, setError] = useState<ApiError>();
   useEffect(() => {
     const api = consoleApi();
-    let lastId = 0;
-    const append = (more: EngineEventDto[]) => {
-      const fresh = more.filter((e) => e.id > lastId);
-      if (fresh.length === 0) return;
-      lastId = fresh[fresh.length - 1]!.id;
-      setEvents((old) => [...old, ...fresh].slice(-eventsKept));
+    let cancelled = false;
+    // Merge by id: a push may arrive before the initial list, and effects may run twice.
+    const merge = (more: EngineEventDto[]) => {
+      if (cancelled || more.length === 0) return;
+      setEvents((old) => {
+        const byId = new Map(old.map((e) => [e.id, e]));
+        for (const e of more) byId.set(e.id, e);
+        return [...byId.values()].sort((a, b) => a.id - b.id).slice(-eventsKept);
+      });
     };
-    const unsubscribe = api.onEvent((event) => append([event]));
-    api.request('events', { afterId: 0 }).then(append, (e: unknown) => setError(e as ApiError));
-    return unsubscribe;
+    const unsubscribe = api.onEvent((event) => merge([event]));
+    api.request('events', { afterId: 0 }).then(merge, (e: unknown) => !cancelled && setError(toApiError(e)));
+    return () => {
+      cancelled = true;
+      unsubscribe();
+    };
   }, []);
   return { events, error };
 }

@@ -2,9 +2,10 @@
 // on first use and kept open (their write hooks stay attached) until dispose.
 
 import { hostname } from 'node:os';
+import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { assert } from '../assert';
-import { TidemarkError } from '../errors';
+import { TidemarkError, fromSystemError } from '../errors';
 import { SignaturePool, type HashAlgorithm } from '../signature';
 import { VolumeCatalog, zeroScanRealized, type OpenedVolume, type VolumeInfo, type VolumeRecord } from '../volume';
 import { tidemarkVersion } from '../version';
@@ -29,7 +30,8 @@ export class LocalAgent implements AgentApi {
   }
 
   async volumeInfo(path: string, options: { regionBytes?: number } = {}): Promise<VolumeInfo> {
-    const open = this.opened.get(resolve(path));
+    const canonical = await realpath(resolve(path)).catch(() => resolve(path));
+    const open = this.opened.get(canonical);
     if (!open) return this.catalog.info(path, options);
     const { volume, record, realized } = await open;
     const realizedRegions = realized ? realized.bitmap.bits.popcount() : (await zeroScanRealized(volume)).popcount();
@@ -45,9 +47,12 @@ export class LocalAgent implements AgentApi {
     };
   }
 
-  private open(path: string): Promise<OpenedVolume> {
+  /** One open Volume per file, whatever path names it: two would each own the realization map. */
+  private async open(path: string): Promise<OpenedVolume> {
     assert(!this.disposed, 'agent used after dispose');
-    const key = resolve(path);
+    const key = await realpath(resolve(path)).catch((error: unknown) => {
+      throw fromSystemError(error, 'open volume', path);
+    });
     let open = this.opened.get(key);
     if (!open) {
       open = this.catalog.open(key);

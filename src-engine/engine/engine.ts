@@ -71,6 +71,7 @@ export class Engine {
   readonly pairs: PairStore;
   private readonly open = new Map<string, OpenPair>();
   private generator: WriteGenerator | undefined;
+  private readonly reportedUnreadable = new Set<string>();
   private disposed = false;
 
   private constructor(
@@ -222,7 +223,10 @@ export class Engine {
       await bitmap.close();
       return count;
     } catch {
-      this.events.emit({ severity: 'warning', pair: null, kind: 'volume.unreadable', message: `cannot read the realization map of ${path}` });
+      if (!this.reportedUnreadable.has(volumeId)) {
+        this.reportedUnreadable.add(volumeId); // once, not at every poll
+        this.events.emit({ severity: 'warning', pair: null, kind: 'volume.unreadable', message: `cannot read the realization map of ${path}` });
+      }
       return 0;
     }
   }

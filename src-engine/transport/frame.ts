@@ -71,8 +71,12 @@ export class FrameDecoder {
     }
   }
 
+  /** The first `bytes` buffered bytes; concatenates only the chunks needed for them. */
   private peek(bytes: number): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    if (this.chunks[0]!.length >= bytes) return this.chunks[0]!.subarray(0, bytes);
+    let joined = 1;
+    for (let have = this.chunks[0]!.length; have < bytes; joined++) have += this.chunks[joined]!.length;
+    this.chunks.splice(0, joined, Buffer.concat(this.chunks.slice(0, joined)));
     return this.chunks[0]!.subarray(0, bytes);
   }
 

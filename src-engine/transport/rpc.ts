@@ -294,13 +294,14 @@ export class RpcPeer {
     this.serving.set(frame.id, {
       abort,
       credit: (n) => {
-        credits += n;
+        credits = Math.min(rpcCreditChunks, credits + n); // a peer cannot bank unlimited credit
         creditWaiter?.();
       },
     });
+    abort.signal.addEventListener('abort', () => creditWaiter?.());
     const waitForCredit = async () => {
       while (credits === 0 && !abort.signal.aborted && !this.closedError) await new Promise<void>((resolve) => (creditWaiter = resolve));
-      credits -= 1;
+      if (!abort.signal.aborted && !this.closedError) credits -= 1;
     };
     void this.run(frame.id, method, { json: params as Record<string, unknown>, payload: frame.payload }, streaming, handler, abort, waitForCredit);
   }
@@ -317,7 +318,10 @@ export class RpcPeer {
     try {
       const result = handler(method, request, { signal: abort.signal });
       if (streaming) {
-        if (!(Symbol.asyncIterator in result)) throw new TidemarkError('USAGE', `method ${method} does not stream`, 'call it without streaming');
+        if (!(Symbol.asyncIterator in result)) {
+          result.catch(() => undefined); // the work started; its outcome is not wanted
+          throw new TidemarkError('USAGE', `method ${method} does not stream`, 'call it without streaming');
+        }
         for await (const message of result) {
           await waitForCredit();
           if (abort.signal.aborted || this.closedError) break;

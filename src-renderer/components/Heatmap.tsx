@@ -48,8 +48,16 @@ export function Heatmap({ bits, setLabel, heightPx = 320 }: HeatmapProps) {
 
   const layout = useMemo(() => heatmapLayout(Math.max(1, view.regions), widthPx, heightPx), [view.regions, widthPx, heightPx]);
 
-  const densities = useMemo(() => new DensityClient(), []);
-  useEffect(() => () => densities.dispose(), [densities]);
+  // The worker lives in a ref, created on first use and disposed on unmount (not in render,
+  // so React's double-invoked renders and effects never leak or lose it).
+  const densitiesRef = useRef<DensityClient | undefined>(undefined);
+  useEffect(
+    () => () => {
+      densitiesRef.current?.dispose();
+      densitiesRef.current = undefined;
+    },
+    [],
+  );
 
   useEffect(() => {
     const canvas = canvasRef.current;
@@ -58,7 +66,8 @@ export function Heatmap({ bits, setLabel, heightPx = 320 }: HeatmapProps) {
     let cancelled = false;
     let frame = 0;
     // Densities are computed off the UI thread; only the paint runs here, in a frame.
-    void densities.compute({ bits, layout, viewStart: view.start, viewRegions: view.regions }).then((result) => {
+    densitiesRef.current ??= new DensityClient();
+    void densitiesRef.current.compute({ bits, layout, viewStart: view.start, viewRegions: view.regions }).then((result) => {
       if (!result || cancelled) return;
       frame = requestAnimationFrame(() =>
         paintDensities(context, layout, result.density, result.cells, theme.palette.mode === 'dark' ? darkPalette : lightPalette),
@@ -68,7 +77,7 @@ export function Heatmap({ bits, setLabel, heightPx = 320 }: HeatmapProps) {
       cancelled = true;
       cancelAnimationFrame(frame);
     };
-  }, [bits, layout, view, theme.palette.mode, widthPx, densities]);
+  }, [bits, layout, view, theme.palette.mode, widthPx]);
 
   const describe = useCallback(
     (xPx: number, yPx: number): string | null => {

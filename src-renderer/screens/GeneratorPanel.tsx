@@ -15,7 +15,7 @@ import {
 } from '@mui/material';
 import { useState } from 'react';
 import type { GeneratorStateDto, WritePattern } from '../../src-main/console-api';
-import { consoleApi, type ApiError } from '../api';
+import { consoleApi, toApiError, type ApiError } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { formatBytes } from '../format';
 
@@ -32,7 +32,7 @@ export function GeneratorPanel({ generator, onChanged }: { generator: GeneratorS
       await work();
       setError(undefined);
     } catch (e) {
-      setError(e as ApiError);
+      setError(toApiError(e));
     }
     onChanged();
   };

@@ -26,6 +26,14 @@ describe('ErrorNote', () => {
     expect(screen.getByTestId('error-note').textContent).toContain('free space and retry');
   });
 
+  it('shows a plain Error too (how Electron delivers bridge errors), and unpacks the bridge detail', () => {
+    render(<ErrorNote error={new Error('tidemark:{"code":"NO_SPACE","message":"disk full","hint":"free space"}')} />);
+    expect(screen.getByTestId('error-note').textContent).toBe('disk fullfree space');
+    cleanup();
+    render(<ErrorNote error={new Error('something odd')} />);
+    expect(screen.getByTestId('error-note').textContent).toContain('something odd');
+  });
+
   it('renders nothing without an error', () => {
     const { container } = render(<ErrorNote error={undefined} />);
     expect(container.innerHTML).toBe('');

@@ -123,18 +123,23 @@ describe('RPC', () => {
     expect(aborted).toBe(true);
   });
 
-  it('a consumer that stops early stops the producer', async () => {
+  it('a consumer that stops early stops the producer, and the handler finishes', async () => {
     let produced = 0;
+    let finished = 0;
     const { path } = await serve(async function* () {
-      for (let i = 0; i < 10_000; i++) {
-        produced += 1;
-        yield { json: { i }, payload: new Uint8Array(0) };
+      try {
+        for (let i = 0; i < 10_000; i++) {
+          produced += 1;
+          yield { json: { i }, payload: new Uint8Array(0) };
+        }
+      } finally {
+        finished += 1;
       }
     } as RpcHandler);
     const client = await dial(path);
-    for await (const chunk of client.stream('many')) if (chunk.json.i === 2) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(produced).toBeLessThan(3 + rpcCreditChunks + 2);
+    for (let round = 0; round < 3; round++) for await (const chunk of client.stream('many')) if (chunk.json.i === 2) break;
+    await until(() => finished === 3, 5_000, 'every abandoned handler to finish');
+    expect(produced).toBeLessThan(3 * (3 + rpcCreditChunks + 2));
     expect((await client.call('many-unary-is-refused').catch((e: TidemarkError) => e.message)) as string).toMatch(/streams/);
   });
 
@@ -182,5 +187,24 @@ describe('RPC', () => {
     const client = await dial(path, 30);
     const closed = new Promise<Error>((resolve) => client.onClose(resolve));
     expect((await closed).message).toMatch(/unresponsive/);
+  });
+
+  it('a streaming request for a unary method is refused without crashing the server', async () => {
+    const { path } = await serve(async () => {
+      throw new TidemarkError('NOT_FOUND', 'no such volume', 'check the path');
+    });
+    const client = await dial(path);
+    const streaming = async () => {
+      for await (const _ of client.stream('volume.info')) void _;
+    };
+    await expect(streaming()).rejects.toThrow(/does not stream/);
+    await expect(client.call('volume.info')).rejects.toThrow(/no such volume/); // still serving
+  });
+
+  it('decodes a large frame arriving in small pieces in linear time', async () => {
+    const { path } = await serve(async (_m, request) => ({ json: { bytes: request.payload.length }, payload: new Uint8Array(0) }));
+    const client = await dial(path);
+    const reply = await client.call('put', {}, new Uint8Array(32 * 2 ** 20)); // arrives in socket-sized pieces
+    expect(reply.json.bytes).toBe(32 * 2 ** 20);
   });
 });

@@ -88,6 +88,9 @@ describe('web mode', () => {
     expect((await get(s.port, '/?token=wrong', host)).status).toBe(401);
     expect((await get(s.port, '/assets/app.js', host)).status).toBe(200); // code, not data
     expect((await get(s.port, '/assets/../../etc/passwd', host)).status).toBe(404);
+    expect((await get(s.port, '/assets%2f..%2f..%2f..%2fetc%2fpasswd', host)).status).toBe(404); // escapes the static dir: refused
+    expect((await get(s.port, '/%69ndex.html', host)).status).toBe(401); // an encoded page name still needs the token
+    expect((await get(s.port, '/assets%2f..%2findex.html', host)).status).toBe(401);
   });
 
   it('refuses a foreign Host header (DNS rebinding), even with the token', async () => {
@@ -101,8 +104,8 @@ describe('web mode', () => {
     const s = await start();
     const host = { host: `127.0.0.1:${s.port}` };
     for (let i = 0; i < webLimits.failuresPerWindow; i++) expect((await get(s.port, '/?token=guess', host)).status).toBe(401);
-    const limited = await get(s.port, `/?token=${s.token}`, host);
-    expect(limited.status).toBe(429); // even the right token waits out the window
+    expect((await get(s.port, '/?token=guess', host)).status).toBe(429); // further guesses wait out the window
+    expect((await get(s.port, `/?token=${s.token}`, host)).status).toBe(200); // the owner is never locked out
   });
 
   it('refuses API connections without the token or from a foreign Origin', async () => {
