@@ -73,6 +73,8 @@ export class Engine {
   private generator: WriteGenerator | undefined;
   private readonly reportedUnreadable = new Set<string>();
   private disposed = false;
+  /** Mutating operations run one at a time (two tabs resetting the lab at once, say). */
+  private serial: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly homeDir: string,
@@ -92,18 +94,30 @@ export class Engine {
     return engine;
   }
 
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(work, work);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
   /** Creates the lab if missing and starts tracking its primary. */
-  async ensureLab(options: LabOptions = labDefaults): Promise<PairRecord> {
+  ensureLab(options: LabOptions = labDefaults): Promise<PairRecord> {
+    return this.exclusive(() => this.ensureLabNow(options));
+  }
+
+  private async ensureLabNow(options: LabOptions): Promise<PairRecord> {
     const { record } = await ensureLab(this.homeDir, this.catalog, this.pairs, this.events, options);
     await this.openPair(record);
     return record;
   }
 
-  async resetLab(options: LabOptions = labDefaults): Promise<PairRecord> {
-    await this.closePair(labPairName);
-    await removeLab(this.homeDir, this.catalog, this.pairs);
-    this.events.emit({ severity: 'warning', pair: labPairName, kind: 'lab.reset', message: 'lab reset: volumes and pair removed and created afresh' });
-    return this.ensureLab(options);
+  resetLab(options: LabOptions = labDefaults): Promise<PairRecord> {
+    return this.exclusive(async () => {
+      await this.closePair(labPairName);
+      await removeLab(this.homeDir, this.catalog, this.pairs);
+      this.events.emit({ severity: 'warning', pair: labPairName, kind: 'lab.reset', message: 'lab reset: volumes and pair removed and created afresh' });
+      return this.ensureLabNow(options);
+    });
   }
 
   private async openPair(record: PairRecord): Promise<OpenPair> {
@@ -141,7 +155,7 @@ export class Engine {
   private async closePair(name: string): Promise<void> {
     const opened = this.open.get(name);
     if (!opened) return;
-    if (name === labPairName) await this.stopGenerator();
+    if (name === labPairName) await this.stopGeneratorNow();
     this.generator = name === labPairName ? undefined : this.generator;
     this.open.delete(name);
     await opened.tracker.close();
@@ -154,7 +168,11 @@ export class Engine {
     return opened;
   }
 
-  startGenerator(settings: GeneratorSettings): GeneratorState {
+  startGenerator(settings: GeneratorSettings): Promise<GeneratorState> {
+    return this.exclusive(async () => this.startGeneratorNow(settings));
+  }
+
+  private startGeneratorNow(settings: GeneratorSettings): GeneratorState {
     const lab = this.labOpen();
     this.generator ??= new WriteGenerator(lab.primary.volume);
     const wasRunning = this.generator.state().running;
@@ -168,7 +186,11 @@ export class Engine {
     return this.generator.state();
   }
 
-  async stopGenerator(): Promise<GeneratorState | null> {
+  stopGenerator(): Promise<GeneratorState | null> {
+    return this.exclusive(() => this.stopGeneratorNow());
+  }
+
+  private async stopGeneratorNow(): Promise<GeneratorState | null> {
     if (!this.generator) return null;
     const wasRunning = this.generator.state().running;
     await this.generator.stop();
@@ -267,10 +289,12 @@ export class Engine {
     };
   }
 
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const name of [...this.open.keys()]) await this.closePair(name);
-    await this.lock.release();
+  dispose(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.disposed) return;
+      this.disposed = true;
+      for (const name of [...this.open.keys()]) await this.closePair(name);
+      await this.lock.release();
+    });
   }
 }

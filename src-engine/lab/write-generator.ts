@@ -56,6 +56,8 @@ export class WriteGenerator {
   private bytesWritten = 0;
   private lastError: string | null = null;
   private loop: Promise<void> | undefined;
+  /** Each loop runs only while the token is its own: a stale loop can never outlive a restart. */
+  private loopToken = 0;
 
   constructor(
     private readonly volume: Volume,
@@ -73,23 +75,25 @@ export class WriteGenerator {
     if (this.running) return; // new settings apply from the next tick
     this.running = true;
     this.lastError = null;
-    this.loop = this.run();
+    this.loop = this.run(++this.loopToken);
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    await this.loop;
-    this.loop = undefined;
+    this.loopToken += 1; // the current loop ends at its next check, even if start() follows at once
+    const loop = this.loop;
+    await loop;
+    if (this.loop === loop) this.loop = undefined;
   }
 
-  private async run(): Promise<void> {
+  private async run(token: number): Promise<void> {
     const random = seededFractions(this.settings.seed);
     const data = Buffer.alloc(generatorLimits.writeBytesMax);
     let cursorBytes = 0;
     let startedMs = this.nowMs();
     let dueWrites = 0;
     let settings = this.settings;
-    while (this.running) {
+    while (this.running && token === this.loopToken) {
       if (settings !== this.settings) {
         settings = this.settings;
         startedMs = this.nowMs();
@@ -98,7 +102,7 @@ export class WriteGenerator {
       const target = Math.floor(((this.nowMs() - startedMs) / 1000) * settings.writesPerSecond);
       // Bounded catch-up: never more than one second of writes in one tick.
       const batch = Math.min(target - dueWrites, Math.ceil(settings.writesPerSecond));
-      for (let i = 0; i < batch && this.running; i++) {
+      for (let i = 0; i < batch && this.running && token === this.loopToken; i++) {
         const offsetBytes = this.nextOffset(settings, random, cursorBytes);
         cursorBytes = offsetBytes + settings.writeBytes;
         const payload = data.subarray(0, settings.writeBytes);

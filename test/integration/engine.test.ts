@@ -23,7 +23,7 @@ describe('engine and lab', () => {
 
   it('the write generator writes through tracking: OOS rises, OOS ⊆ MOOS, realized follows', async () => {
     const { engine } = await engineWithLab();
-    engine.startGenerator({ pattern: 'random', writesPerSecond: 500, writeBytes: 64 * 1024, seed: 7 });
+    await engine.startGenerator({ pattern: 'random', writesPerSecond: 500, writeBytes: 64 * 1024, seed: 7 });
     await until(() => (engine.generatorState()?.writes ?? 0) >= 40, 10_000, '40 generated writes');
     const state = await engine.stopGenerator();
     const oos = engine.bitmap('lab', 'oos');
@@ -41,7 +41,7 @@ describe('engine and lab', () => {
 
   it('a sequential generator marks regions in order', async () => {
     const { engine } = await engineWithLab();
-    engine.startGenerator({ pattern: 'sequential', writesPerSecond: 1000, writeBytes: 256 * 1024, seed: 1 });
+    await engine.startGenerator({ pattern: 'sequential', writesPerSecond: 1000, writeBytes: 256 * 1024, seed: 1 });
     await until(() => (engine.generatorState()?.writes ?? 0) >= 12, 10_000, '12 writes');
     await engine.stopGenerator();
     const oos = engine.bitmap('lab', 'oos');
@@ -52,7 +52,7 @@ describe('engine and lab', () => {
 
   it('refuses bad generator settings with the limits, and a second engine on the same home', async () => {
     const { engine, homeDir } = await engineWithLab();
-    expect(() => engine.startGenerator({ pattern: 'random', writesPerSecond: 0, writeBytes: 4096, seed: 1 })).toThrow(
+    await expect(engine.startGenerator({ pattern: 'random', writesPerSecond: 0, writeBytes: 4096, seed: 1 })).rejects.toThrow(
       expect.objectContaining({ code: 'USAGE', hint: expect.stringMatching(/use 1 to 5000 writes\/s/) }),
     );
     await expect(Engine.open(homeDir)).rejects.toSatisfy((e: unknown) => e instanceof TidemarkError && /in use by process \d+ \(test\)/.test(e.message));
@@ -61,7 +61,7 @@ describe('engine and lab', () => {
 
   it('reset recreates an empty lab and says so in the log', async () => {
     const { engine } = await engineWithLab();
-    engine.startGenerator({ pattern: 'hot-spot', writesPerSecond: 500, writeBytes: 4096, seed: 3 });
+    await engine.startGenerator({ pattern: 'hot-spot', writesPerSecond: 500, writeBytes: 4096, seed: 3 });
     await until(() => (engine.generatorState()?.writes ?? 0) >= 5);
     await engine.resetLab(smallLab);
     expect(engine.bitmap('lab', 'oos').setCount).toBe(0);
@@ -72,7 +72,7 @@ describe('engine and lab', () => {
 
   it('restarting after writes recovers OOS from MOOS: those regions are resent, not everything', async () => {
     const { engine, homeDir } = await engineWithLab();
-    engine.startGenerator({ pattern: 'random', writesPerSecond: 500, writeBytes: 4096, seed: 9 });
+    await engine.startGenerator({ pattern: 'random', writesPerSecond: 500, writeBytes: 4096, seed: 9 });
     await until(() => (engine.generatorState()?.writes ?? 0) >= 20);
     await engine.stopGenerator();
     const oosBefore = engine.bitmap('lab', 'oos');
@@ -84,5 +84,25 @@ describe('engine and lab', () => {
     expect(recovered.setCount).toBeLessThan(64);
     expect(again.events.list().map((e) => e.kind)).toContain('tracking.recovered');
     await again.dispose();
+  });
+
+  it('a Start during a Stop leaves one loop, and two concurrent resets leave one good lab', async () => {
+    const { engine } = await engineWithLab();
+    await engine.startGenerator({ pattern: 'random', writesPerSecond: 100, writeBytes: 4096, seed: 1 });
+    const stopping = engine.stopGenerator();
+    const restarting = engine.startGenerator({ pattern: 'random', writesPerSecond: 100, writeBytes: 4096, seed: 2 });
+    await stopping;
+    await restarting;
+    const before = engine.generatorState()!.writes;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const rate = engine.generatorState()!.writes - before;
+    expect(rate).toBeLessThanOrEqual(130); // one loop at 100 writes/s, not two
+    expect(rate).toBeGreaterThan(40);
+    await Promise.all([engine.resetLab(smallLab), engine.resetLab(smallLab)]);
+    const overview = await engine.overview();
+    expect(overview.pairs.map((p) => p.name)).toEqual(['lab']);
+    expect(overview.volumes).toHaveLength(2);
+    expect(engine.bitmap('lab', 'oos').setCount).toBe(0);
+    await engine.dispose();
   });
 });
