@@ -11,15 +11,11 @@ import { ConsoleService } from '../src-main/console-service';
 import { startWebServer } from '../src-main/web-server';
 import { type BenchContext, type Benchmark } from './benchmark';
 import { makeFigure } from './report';
+import { percentile } from './timing';
 import { withTempDir } from './temp';
 
 const requests = 1000;
 const warmup = 100;
-
-function percentile(samples: readonly number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 function open(url: string, origin: string): Promise<WebSocket> {
   const ws = new WebSocket(url, { origin });

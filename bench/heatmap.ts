@@ -9,7 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import { chromium } from 'playwright-core';
 import { scaledCount, type BenchContext, type Benchmark } from './benchmark';
+import type {} from '../src-renderer/bench-entry'; // declares window.runHeatmapBench and its result
 import { makeFigure } from './report';
+import { percentile } from './timing';
 
 const regionCountBase = 4 * 2 ** 20;
 const setFraction = 0.1;
@@ -28,11 +30,6 @@ function serve(dir: string): Promise<Server> {
     );
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-function percentile(samples: readonly number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 async function run(context: BenchContext): Promise<void> {
@@ -84,20 +81,6 @@ async function run(context: BenchContext): Promise<void> {
   } finally {
     await browser.close();
     server.close();
-  }
-}
-
-interface HeatmapBenchResult {
-  readonly uiMs: number[];
-  readonly densityMs: number[];
-  readonly updateMs: number[];
-  readonly inlineMs: number[];
-  readonly setCount: number;
-}
-
-declare global {
-  interface Window {
-    runHeatmapBench: (regionCount: number, setFraction: number, frames: number, seed: number) => Promise<HeatmapBenchResult>;
   }
 }
 

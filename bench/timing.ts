@@ -10,6 +10,13 @@ export async function elapsedMsOf(work: () => unknown): Promise<number> {
   return performance.now() - startMs;
 }
 
+/** The p-th percentile (nearest rank) of some samples. */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) throw new Error('no samples');
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
 export function minMs(samplesMs: readonly number[]): number {
   if (samplesMs.length === 0) throw new Error('no timing samples');
   return Math.min(...samplesMs);
