@@ -7,6 +7,9 @@ packages=(
   chromium            # E2E tests drive the console in Debian's Chromium
   openssh-server      # system tests run a real sshd on loopback
   openssh-client
+  procps              # pgrep: the sshd harness drops live connections
+  openssl             # password hashes for the password-login sshd test
+  util-linux          # unshare: that sshd sees its own /etc/shadow
   qemu-utils          # qemu-img, qemu-io: real NBD clients
   libnbd-bin          # nbdcopy, nbdinfo
   nbdkit              # NBD peer for benchmarks

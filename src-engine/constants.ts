@@ -49,9 +49,17 @@ export const rpcFrameBytesMax = 80 * MiB;
 export const rpcInFlightMax = 64;
 export const rpcCreditChunks = 8;
 export const rpcKeepaliveMs = 15_000;
+/** A peer that has not said hello within this time is not an agent (or is stuck): the connection closes. */
+export const rpcHandshakeTimeoutMs = 20_000;
+
+/** SSH hosts: a dropped connection is re-established on the next operation, retrying with capped exponential backoff. */
+export const sshReconnectAttempts = 5;
+export const sshReconnectDelayMsInitial = 250;
+export const sshReconnectDelayMsMax = 8_000;
 
 assert(isPowerOfTwo(regionBytesMin) && isPowerOfTwo(regionBytesMax), 'region bounds are powers of two');
 assert(regionBytesMin <= regionBytesDefault && regionBytesDefault <= regionBytesMax, 'default region size within bounds');
+assert(sshReconnectDelayMsInitial <= sshReconnectDelayMsMax, 'backoff starts below its cap');
 assert(ioBytesMax >= regionBytesMax, 'one I/O can carry a whole region');
 assert(bitmapBitsPerSegment % 32 === 0, 'a bitmap segment holds whole 32-bit words');
 assert(signatureChunkBytes <= signatureBatchBytesMax, 'a chunk fits in a batch');

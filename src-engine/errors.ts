@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'ALREADY_EXISTS'
   | 'NOT_A_VOLUME'
   | 'IO'
+  | 'DISCONNECTED' // a connection to an agent or host dropped; the next operation reconnects
   | 'NO_SPACE'
   | 'PERMISSION'
   | 'METADATA_CORRUPT'

@@ -100,6 +100,11 @@ export function serveAgent(agent: AgentApi): RpcHandler {
 export class RpcAgent implements AgentApi {
   constructor(private readonly peer: RpcPeer) {}
 
+  /** Called once when the connection closes, with the reason (DISCONNECTED for a dropped link). */
+  onClose(listener: (error: Error) => void): void {
+    this.peer.onClose(listener);
+  }
+
   async info(): Promise<AgentInfo> {
     return (await this.peer.call('info')).json as unknown as AgentInfo;
   }

@@ -1,17 +1,17 @@
 // `tidemark volume create | info | sign`.
 
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, formatVolRef, type AgentApi } from '../agent';
 import { TidemarkError } from '../errors';
 import { ensureHomeDir, resolveHomeDir } from '../home';
-import { connectSsh, openRemoteAgent } from '../ssh';
+import { RemoteHost } from '../ssh';
 import { RpcPeer } from '../transport';
 import { formatBytes, parseSize } from '../size';
 import { VolumeCatalog, type Volume } from '../volume';
 import { SignaturePool, parseHashAlgorithm, signRegions, type HashAlgorithm } from '../signature';
 import { printResult, ProgressBar, type GlobalOptions, type Io } from './output';
+import { hostKeyApprover, secretAsker } from './prompts';
 
 /** A local path from a VOLREF, for commands that work on this machine only. */
 function localPath(volref: string): string {
@@ -22,44 +22,25 @@ function localPath(volref: string): string {
   return resolve(ref.path);
 }
 
-/** Asks on the terminal whether to trust an unknown host key; refuses without a terminal. */
-function hostKeyApprover(io: Io, global: GlobalOptions): ((host: string, fingerprint: string) => Promise<boolean>) | undefined {
-  if (global.acceptNewHostKey) return async () => true;
-  if (!process.stdin.isTTY || !io.stderr.isTTY) return undefined; // refused, with the fingerprint in the error
-  return async (host, fingerprint) => {
-    const prompt = createInterface({ input: process.stdin, output: process.stderr });
-    try {
-      const answer = await prompt.question(
-        `The authenticity of host ${host} can't be established.\nKey fingerprint is ${fingerprint}.\nTrust it and remember it (yes/no)? `,
-      );
-      return answer.trim().toLowerCase() === 'yes';
-    } finally {
-      prompt.close();
-    }
-  };
-}
-
 /** Runs `work` with the agent that owns the volume a VOLREF names, local or over SSH. */
 async function withVolumeAgent<T>(io: Io, global: GlobalOptions, volref: string, work: (agent: AgentApi, path: string) => Promise<T>): Promise<T> {
   const ref = parseVolRef(volref);
   if (ref.kind === 'local') return withAgent(io, global, (agent) => work(agent, resolve(ref.path)));
   const homeDir = await ensureHomeDir(resolveHomeDir(global.home, io.env));
-  const { client, host } = await connectSsh(ref.host, {
+  const remote = new RemoteHost(ref.host, {
     tidemarkKnownHosts: join(homeDir, 'known_hosts'),
     approveHostKey: hostKeyApprover(io, global),
+    askSecret: secretAsker(io),
+    agentSocket: io.env.SSH_AUTH_SOCK ?? '',
     user: ref.user,
     port: ref.port,
+    bundlePath: join(dirname(process.argv[1] ?? '.'), 'tidemark-agent.cjs'),
+    reconnectAttempts: 1, // one command, one try: a person is waiting
   });
   try {
-    const bundlePath = join(dirname(process.argv[1] ?? '.'), 'tidemark-agent.cjs');
-    const remote = await openRemoteAgent(client, host, { bundlePath });
-    try {
-      return await work(remote.agent, ref.path);
-    } finally {
-      await remote.agent.dispose();
-    }
+    return await work(remote, ref.path);
   } finally {
-    client.end();
+    await remote.dispose();
   }
 }
 

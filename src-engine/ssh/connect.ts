@@ -1,15 +1,16 @@
 // SSH connections with the user's conventions: ~/.ssh/config (HostName, User, Port,
-// IdentityFile), ssh-agent, and strict host-key checking against ~/.ssh/known_hosts plus
+// IdentityFile, ProxyJump), ssh-agent, passphrase-protected keys (auth.ts), and strict host-key checking against ~/.ssh/known_hosts plus
 // Tidemark's own known_hosts. An unknown host is refused unless the caller approves its
 // SHA256 fingerprint (then recorded, hashed, in Tidemark's file); a changed key is refused
 // naming the file and line, with no way around it.
 
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Client, type ConnectConfig } from 'ssh2';
-import { TidemarkError, errnoCode } from '../errors';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { TidemarkError } from '../errors';
+import { planAuth, type AskSecret, type AuthLog } from './auth';
 import { knownHostsLine, loadKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
 import { loadSshConfig, resolveHost, type SshHostConfig } from './ssh-config';
 
@@ -23,6 +24,11 @@ export interface SshConnectOptions {
   readonly user?: string | null;
   readonly port?: number | null;
   readonly readyTimeoutMs?: number;
+  readonly keepaliveIntervalMs?: number;
+  /** Asks a person for a key passphrase or a password; absent: such methods are skipped. */
+  readonly askSecret?: AskSecret;
+  /** ssh-agent socket; undefined: $SSH_AUTH_SOCK; empty: no agent. */
+  readonly agentSocket?: string;
 }
 
 /** The key type named inside an SSH public key blob (its first wire string). */
@@ -30,17 +36,6 @@ export function keyTypeOf(blob: Buffer): string {
   if (blob.length < 4) return 'unknown';
   const length = blob.readUInt32BE(0);
   return blob.subarray(4, 4 + length).toString('latin1');
-}
-
-async function readIdentity(files: readonly string[]): Promise<Buffer | undefined> {
-  for (const file of files) {
-    try {
-      return await readFile(file);
-    } catch (error) {
-      if (errnoCode(error) !== 'ENOENT') throw error;
-    }
-  }
-  return undefined;
 }
 
 function hostKeyError(host: SshHostConfig, verdict: HostKeyVerdict): TidemarkError {
@@ -66,27 +61,80 @@ function hostKeyError(host: SshHostConfig, verdict: HostKeyVerdict): TidemarkErr
   );
 }
 
-/** Connects and authenticates; the returned client is ready for exec and SFTP. */
-export async function connectSsh(alias: string, options: SshConnectOptions): Promise<{ client: Client; host: SshHostConfig }> {
+const jumpDepthMax = 4;
+
+/** `[user@]host[:port]` or `ssh://[user@]host[:port]`, the first hop of a ProxyJump value. */
+export function parseJump(value: string): { alias: string; user: string | null; port: number | null } {
+  const match = /^(?:ssh:\/\/)?(?:([^@/\s]+)@)?(\[[^\]\s]+\]|[^:/@\s]+)(?::(\d+))?\/?$/.exec(value.trim());
+  if (!match) throw new TidemarkError('USAGE', `ProxyJump "${value}" is not [user@]host[:port]`, 'fix ProxyJump in ~/.ssh/config');
+  return { alias: match[2]!.replace(/^\[(.*)\]$/, '$1'), user: match[1] ?? null, port: match[3] ? Number(match[3]) : null };
+}
+
+/** A channel to host:port through an already connected jump host. */
+function forwardThrough(jump: Client, jumpHost: SshHostConfig, host: SshHostConfig): Promise<ClientChannel> {
+  return new Promise((resolve, reject) =>
+    jump.forwardOut('127.0.0.1', 0, host.hostName, host.port, (error, channel) => {
+      if (!error) return resolve(channel);
+      reject(
+        new TidemarkError(
+          'IO',
+          `jump host ${jumpHost.hostName} could not open a connection to ${host.hostName}:${host.port}: ${error.message}`,
+          `check that ${host.hostName}:${host.port} is reachable from ${jumpHost.hostName} and that its sshd allows TCP forwarding (AllowTcpForwarding)`,
+        ),
+      );
+    }),
+  );
+}
+
+/** Connects and authenticates, through ProxyJump hops when the config names them. */
+export async function connectSsh(alias: string, options: SshConnectOptions, depth = 0): Promise<{ client: Client; host: SshHostConfig }> {
   const host = resolveHost(await loadSshConfig(options.sshConfigPath), alias, { user: options.user, port: options.port });
-  if (host.proxyJump) {
-    throw new TidemarkError(
-      'UNSUPPORTED',
-      `${alias} is reached through ProxyJump ${host.proxyJump}, which Tidemark does not follow yet`,
-      'connect directly, or run tidemark on the jump host',
-    );
+  if (!host.proxyJump) return { client: await connectTo(host, options), host };
+  if (depth >= jumpDepthMax) {
+    throw new TidemarkError('USAGE', `more than ${jumpDepthMax} ProxyJump hops to reach ${alias}`, 'check ~/.ssh/config for a ProxyJump loop');
   }
+  const hop = parseJump(host.proxyJump);
+  const jump = await connectSsh(hop.alias, { ...options, user: hop.user, port: hop.port }, depth + 1);
+  try {
+    const sock = await forwardThrough(jump.client, jump.host, host);
+    const client = await connectTo(host, options, sock);
+    client.once('close', () => jump.client.end());
+    return { client, host };
+  } catch (error) {
+    jump.client.end();
+    throw error;
+  }
+}
+
+function refusedError(host: SshHostConfig, log: AuthLog): TidemarkError {
+  return new TidemarkError(
+    'PERMISSION',
+    `${host.user}@${host.hostName}:${host.port} refused every credential offered (${log.describe()})`,
+    'add your public key to the host’s authorized_keys, load your key with ssh-add, or set IdentityFile in ~/.ssh/config',
+  );
+}
+
+async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?: ClientChannel): Promise<Client> {
   const knownFiles = [options.userKnownHosts ?? join(homedir(), '.ssh', 'known_hosts'), options.tidemarkKnownHosts];
   const entries = await loadKnownHosts(knownFiles);
-  const privateKey = await readIdentity(host.identityFiles);
+  const agentSocket = options.agentSocket === undefined ? process.env.SSH_AUTH_SOCK || undefined : options.agentSocket || undefined;
+  const auth = await planAuth({
+    user: host.user,
+    target: `${host.user}@${host.hostName}:${host.port}`,
+    identityFiles: host.identityFiles,
+    agentSocket,
+    askSecret: options.askSecret,
+  });
   let refusal: TidemarkError | undefined;
   const config: ConnectConfig = {
     host: host.hostName,
     port: host.port,
     username: host.user,
     readyTimeout: options.readyTimeoutMs ?? 20_000,
-    ...(privateKey ? { privateKey } : {}),
-    ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
+    keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
+    keepaliveCountMax: 3,
+    authHandler: auth.handler,
+    ...(sock ? { sock } : {}),
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
       const verdict = verifyHostKey(entries, host.hostName, host.port, keyTypeOf(key), key);
       if (verdict.kind === 'match') return verify(true);
@@ -96,14 +144,8 @@ export async function connectSsh(alias: string, options: SshConnectOptions): Pro
       }
       void options.approveHostKey(`${host.hostName}:${host.port}`, verdict.fingerprint).then(
         async (approved) => {
-          if (approved) {
-            await mkdir(dirname(options.tidemarkKnownHosts), { recursive: true, mode: 0o700 });
-            await appendFile(options.tidemarkKnownHosts, `${knownHostsLine(host.hostName, host.port, keyTypeOf(key), key, randomBytes(20))}\n`, {
-              mode: 0o600,
-            });
-          } else {
-            refusal = hostKeyError(host, verdict);
-          }
+          if (approved) await recordHostKey(options.tidemarkKnownHosts, host, key);
+          else refusal = hostKeyError(host, verdict);
           verify(approved);
         },
         () => verify(false),
@@ -115,18 +157,10 @@ export async function connectSsh(alias: string, options: SshConnectOptions): Pro
     client.once('ready', () => resolve());
     client.once('error', (error: Error & { level?: string }) => {
       if (refusal) return reject(refusal);
-      if (error.level === 'client-authentication') {
-        return reject(
-          new TidemarkError(
-            'PERMISSION',
-            `${host.user}@${host.hostName}:${host.port} refused every key offered (${privateKey ? host.identityFiles.join(', ') : 'no key file found'}${process.env.SSH_AUTH_SOCK ? ', ssh-agent' : ''})`,
-            'add your public key to the host’s authorized_keys, or set IdentityFile in ~/.ssh/config',
-          ),
-        );
-      }
+      if (error.level === 'client-authentication') return reject(refusedError(host, auth.log));
       reject(
         new TidemarkError(
-          'IO',
+          'DISCONNECTED',
           `cannot reach ${host.hostName}:${host.port} over SSH: ${error.message}`,
           'check the address, the port and that sshd runs there',
         ),
@@ -134,5 +168,13 @@ export async function connectSsh(alias: string, options: SshConnectOptions): Pro
     });
     client.connect(config);
   });
-  return { client, host };
+  // After ready, a dropped link surfaces as 'close' (and through every channel); an 'error'
+  // without a listener would crash the process.
+  client.on('error', () => undefined);
+  return client;
+}
+
+async function recordHostKey(file: string, host: SshHostConfig, key: Buffer): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await appendFile(file, `${knownHostsLine(host.hostName, host.port, keyTypeOf(key), key, randomBytes(20))}\n`, { mode: 0o600 });
 }

@@ -1,4 +1,5 @@
-// Public surface of ssh/: OpenSSH conventions (known_hosts now; config and the ssh2 client next).
+// Public surface of ssh/: OpenSSH conventions (config, known_hosts, authentication), the ssh2
+// client, agent deployment and RemoteHost (an AgentApi that reconnects).
 
 export {
   parseKnownHosts,
@@ -12,5 +13,7 @@ export {
   type HostKeyVerdict,
 } from './known-hosts';
 export { parseSshConfig, resolveHost, loadSshConfig, type SshHostConfig } from './ssh-config';
-export { connectSsh, keyTypeOf, type SshConnectOptions } from './connect';
+export { connectSsh, keyTypeOf, parseJump, type SshConnectOptions } from './connect';
+export { planAuth, type AskSecret, type SecretRequest, type SecretKind } from './auth';
+export { RemoteHost, backoffDelayMs, type ConnectionState, type RemoteHostStatus, type RemoteHostOptions } from './remote-host';
 export { deployAgent, openRemoteAgent, type RemoteAgent } from './remote-agent';

@@ -4,7 +4,7 @@
 
 import type { Duplex } from 'node:stream';
 import { assert } from '../assert';
-import { rpcCreditChunks, rpcInFlightMax, rpcKeepaliveMs, rpcProtocolVersion } from '../constants';
+import { rpcCreditChunks, rpcInFlightMax, rpcKeepaliveMs, rpcHandshakeTimeoutMs, rpcProtocolVersion } from '../constants';
 import { TidemarkError, isTidemarkError, type ErrorCode } from '../errors';
 import { FrameDecoder, FrameError, encodeFrame, type Frame } from './frame';
 
@@ -65,9 +65,11 @@ export class RpcPeer {
     void this.helloReceived.catch(() => undefined);
     channel.on('data', (chunk: Buffer) => this.receive(chunk));
     channel.on('error', (error: Error) =>
-      this.close(new TidemarkError('IO', `RPC connection lost: ${error.message}`, 'the agent or the link went away; retry to reconnect')),
+      this.close(new TidemarkError('DISCONNECTED', `RPC connection lost: ${error.message}`, 'the agent or the link went away; retry to reconnect')),
     );
-    channel.on('close', () => this.close(new TidemarkError('IO', 'RPC connection closed by the peer', 'the agent or the link went away; retry to reconnect')));
+    channel.on('close', () =>
+      this.close(new TidemarkError('DISCONNECTED', 'RPC connection closed by the peer', 'the agent or the link went away; retry to reconnect')),
+    );
     const keepaliveMs = options.keepaliveMs ?? rpcKeepaliveMs;
     if (keepaliveMs > 0) {
       this.keepaliveTimer = setInterval(() => this.keepalive(keepaliveMs), keepaliveMs);
@@ -76,10 +78,20 @@ export class RpcPeer {
   }
 
   /** Exchanges hellos; resolves with the peer's info. Refuses another protocol version. */
-  async handshake(): Promise<Record<string, unknown>> {
+  async handshake(timeoutMs = rpcHandshakeTimeoutMs): Promise<Record<string, unknown>> {
     this.send({ type: 'hello', id: 0, json: { protocol: 'tidemark-rpc', version: rpcProtocolVersion, ...this.options.peerInfo }, payload: emptyPayload });
-    const info = await Promise.race([this.helloReceived, new Promise<never>((_, reject) => this.onClose(reject))]);
-    return info;
+    const timer = setTimeout(
+      () =>
+        this.close(
+          new TidemarkError('DISCONNECTED', `RPC peer sent no hello within ${timeoutMs / 1000} s`, 'the far side is not a Tidemark agent, or it is stuck'),
+        ),
+      timeoutMs,
+    );
+    try {
+      return await Promise.race([this.helloReceived, new Promise<never>((_, reject) => this.onClose(reject))]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   onClose(listener: (error: Error) => void): void {
@@ -100,7 +112,7 @@ export class RpcPeer {
     if (Date.now() - this.lastHeardMs > 3 * keepaliveMs) {
       this.close(
         new TidemarkError(
-          'IO',
+          'DISCONNECTED',
           `RPC peer unresponsive for ${Math.round((Date.now() - this.lastHeardMs) / 1000)} s`,
           'the link may be down; Tidemark reconnects on the next operation',
         ),

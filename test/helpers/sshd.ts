@@ -1,8 +1,9 @@
 // A real OpenSSH sshd for tests: generated host and user keys, loopback only, a free port,
-// public-key auth only. Started and stopped by the test; nothing outside its temp dir.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+// public-key auth only (password auth when asked, in a private mount namespace). Started and stopped by the test; nothing outside its temp dir.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { requireTool } from './tools';
 
@@ -14,6 +15,10 @@ export interface TestSshd {
   readonly sshConfigPath: string;
   readonly hostKeyPub: string;
   readonly userKeyPath: string;
+  /** Kills every per-connection sshd process: each client sees its connection drop mid-flight. */
+  dropConnections(): number;
+  /** How many connections sshd is serving now (its per-connection processes). */
+  sessions(): number;
   stop(): Promise<void>;
 }
 
@@ -25,7 +30,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startSshd(dir: string, options: { extraConfig?: string[] } = {}): Promise<TestSshd> {
+export interface SshdOptions {
+  /** sshd_config lines; they come first, so they win over the defaults (sshd takes the first value). */
+  readonly extraConfig?: string[];
+  /**
+   * Password login for the current user: sshd runs in its own mount namespace where
+   * /etc/shadow is a copy giving the user this password (the machine's file is untouched).
+   */
+  readonly password?: string;
+}
+
+export async function startSshd(dir: string, options: SshdOptions = {}): Promise<TestSshd> {
   requireTool('sshd');
   requireTool('ssh-keygen');
   if (process.getuid?.() !== 0) throw new Error('the sshd harness logs in as the current user with a generated key; it needs root here (CI runs as root)');
@@ -35,6 +50,7 @@ export async function startSshd(dir: string, options: { extraConfig?: string[] }
   await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'user_key.pub')), { mode: 0o600 });
   const port = await freePort();
   const sshdConfig = [
+    ...(options.extraConfig ?? []),
     `Port ${port}`,
     'ListenAddress 127.0.0.1',
     `HostKey ${join(dir, 'host_key')}`,
@@ -47,7 +63,6 @@ export async function startSshd(dir: string, options: { extraConfig?: string[] }
     'StrictModes no',
     'UsePAM no',
     'Subsystem sftp internal-sftp',
-    ...(options.extraConfig ?? []),
   ];
   await writeFile(join(dir, 'sshd_config'), `${sshdConfig.join('\n')}\n`);
   const alias = 'tidemark-test-host';
@@ -56,7 +71,25 @@ export async function startSshd(dir: string, options: { extraConfig?: string[] }
     sshConfigPath,
     `Host ${alias}\n  HostName 127.0.0.1\n  Port ${port}\n  User ${process.env.USER ?? 'root'}\n  IdentityFile ${join(dir, 'user_key')}\n`,
   );
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const sshdArgs = ['-D', '-e', '-f', join(dir, 'sshd_config')];
+  const sshd = options.password
+    ? spawn(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount --bind "$0" /etc/shadow && exec /usr/sbin/sshd "$@"',
+          await shadowWithPassword(dir, options.password),
+          ...sshdArgs,
+        ],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      )
+    : spawn('/usr/sbin/sshd', sshdArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   sshd.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
   await waitForPort(port, sshd, () => log);
@@ -67,8 +100,26 @@ export async function startSshd(dir: string, options: { extraConfig?: string[] }
     sshConfigPath,
     hostKeyPub: join(dir, 'host_key.pub'),
     userKeyPath: join(dir, 'user_key'),
+    dropConnections: () => dropConnections(sshd.pid!),
+    sessions: () => sessionPids(sshd.pid!).length,
     stop: () => stop(sshd),
   };
+}
+
+/** A copy of /etc/shadow where the current user's password is `password`. */
+async function shadowWithPassword(dir: string, password: string): Promise<string> {
+  requireTool('openssl');
+  const hash = execFileSync('openssl', ['passwd', '-6', '-salt', 'tidemarktest', password], { encoding: 'utf8' }).trim();
+  const user = userInfo().username;
+  const lines = (await readFile('/etc/shadow', 'utf8')).split('\n').map((line) => {
+    const fields = line.split(':');
+    if (fields[0] !== user) return line;
+    fields[1] = hash;
+    return fields.join(':');
+  });
+  const path = join(dir, 'shadow');
+  await writeFile(path, lines.join('\n'), { mode: 0o600 });
+  return path;
 }
 
 async function waitForPort(port: number, sshd: ChildProcess, log: () => string): Promise<void> {
@@ -87,6 +138,17 @@ async function waitForPort(port: number, sshd: ChildProcess, log: () => string):
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`sshd did not listen on ${port}: ${log()}`);
+}
+
+function sessionPids(listenerPid: number): number[] {
+  const found = spawnSync('pgrep', ['-P', String(listenerPid)], { encoding: 'utf8' });
+  return found.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+function dropConnections(listenerPid: number): number {
+  const pids = sessionPids(listenerPid);
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  return pids.length;
 }
 
 function stop(sshd: ChildProcess): Promise<void> {

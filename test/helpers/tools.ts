@@ -14,6 +14,10 @@ const packageOf: Record<string, string> = {
   sshd: 'openssh-server',
   'ssh-keygen': 'openssh-client',
   ssh: 'openssh-client',
+  'ssh-agent': 'openssh-client',
+  openssl: 'openssl',
+  unshare: 'util-linux',
+  pgrep: 'procps',
 };
 
 export function requireTool(name: string): string {

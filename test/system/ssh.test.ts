@@ -97,7 +97,7 @@ describe('ssh', () => {
     delete process.env.SSH_AUTH_SOCK;
     try {
       await expect(connectSsh(sshd.alias, options('kh-approve', { sshConfigPath: config }))).rejects.toSatisfy(
-        refusedWith(/refused every key offered \(.*wrong_key/),
+        refusedWith(/refused every credential offered \(.*wrong_key/),
       );
     } finally {
       if (previousAgent) process.env.SSH_AUTH_SOCK = previousAgent;

@@ -1,0 +1,251 @@
+// A remote host as an AgentApi that survives dropped links. It connects on first use (SSH,
+// Node check, agent deployment, `agent dial-stdio`), and when the link drops every operation
+// in flight fails with a DISCONNECTED error saying what was interrupted and how far it got;
+// the next operation reconnects, retrying with capped exponential backoff. Authentication
+// and host-key refusals are never retried: a person must act on them.
+//
+// Nothing is left half-written without a record: a region write either never reached the
+// agent (the frame is incomplete, so it is dropped) or the agent performs it through the
+// volume's write hooks, which record the region before its data lands. Writes are
+// idempotent, so the error asks to write the region again.
+
+import type { Client } from 'ssh2';
+import type { AgentApi, AgentInfo, RealizedMap, RegionData, RegionSignatures, RpcAgent } from '../agent';
+import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
+import { TidemarkError } from '../errors';
+import type { HashAlgorithm } from '../signature';
+import type { VolumeInfo, VolumeRecord } from '../volume';
+import { connectSsh, type SshConnectOptions } from './connect';
+import { openRemoteAgent } from './remote-agent';
+import type { SshHostConfig } from './ssh-config';
+
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'failed';
+
+export interface RemoteHostStatus {
+  readonly state: ConnectionState;
+  /** `user@host:port` once resolved. */
+  readonly target: string | null;
+  readonly nodeVersion: string | null;
+  readonly lastError: TidemarkError | null;
+  /** Connections made so far (the first one and every reconnect). */
+  readonly connections: number;
+}
+
+export interface RemoteHostOptions extends SshConnectOptions {
+  readonly bundlePath: string;
+  /** The host's Tidemark home; null: the host's default. */
+  readonly homeDir?: string | null;
+  readonly reconnectAttempts?: number;
+  readonly reconnectDelayMsInitial?: number;
+  readonly reconnectDelayMsMax?: number;
+  readonly onStatus?: (status: RemoteHostStatus) => void;
+}
+
+interface Session {
+  readonly client: Client;
+  readonly host: SshHostConfig;
+  readonly agent: RpcAgent;
+  readonly nodeVersion: string;
+  dropped: TidemarkError | null;
+}
+
+/** Capped exponential backoff: the delay before attempt `attempt` (0 = the first, no wait). */
+export function backoffDelayMs(attempt: number, initialMs: number, maxMs: number): number {
+  return attempt === 0 ? 0 : Math.min(maxMs, initialMs * 2 ** (attempt - 1));
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class RemoteHost implements AgentApi {
+  private session: Promise<Session> | undefined;
+  private current: RemoteHostStatus = { state: 'idle', target: null, nodeVersion: null, lastError: null, connections: 0 };
+  private disposed = false;
+
+  constructor(
+    readonly alias: string,
+    private readonly options: RemoteHostOptions,
+  ) {}
+
+  get status(): RemoteHostStatus {
+    return this.current;
+  }
+
+  private setStatus(change: Partial<RemoteHostStatus>): void {
+    this.current = { ...this.current, ...change };
+    this.options.onStatus?.(this.current);
+  }
+
+  /** Connects now (the first time, or again after a drop); resolves when the agent answers. */
+  async connect(): Promise<void> {
+    await this.sessionNow();
+  }
+
+  private sessionNow(): Promise<Session> {
+    if (this.disposed) return Promise.reject(new TidemarkError('CANCELLED', `host ${this.alias} was closed`, 'open it again'));
+    if (!this.session) {
+      const opening = this.connectWithBackoff();
+      this.session = opening;
+      opening.catch(() => {
+        if (this.session === opening) this.session = undefined;
+      });
+    }
+    return this.session;
+  }
+
+  private async connectWithBackoff(): Promise<Session> {
+    const attempts = this.options.reconnectAttempts ?? sshReconnectAttempts;
+    const initialMs = this.options.reconnectDelayMsInitial ?? sshReconnectDelayMsInitial;
+    const maxMs = this.options.reconnectDelayMsMax ?? sshReconnectDelayMsMax;
+    this.setStatus({ state: 'connecting' });
+    let lastError: TidemarkError | undefined;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      await sleep(backoffDelayMs(attempt, initialMs, maxMs));
+      try {
+        const session = await this.connectOnce();
+        this.setStatus({ state: 'connected', lastError: null, connections: this.current.connections + 1, nodeVersion: session.nodeVersion });
+        return session;
+      } catch (error) {
+        lastError = error instanceof TidemarkError ? error : new TidemarkError('IO', String(error), '');
+        if (lastError.code !== 'DISCONNECTED' || this.disposed) break; // refusals need a person, not a retry
+      }
+    }
+    const failure =
+      lastError?.code === 'DISCONNECTED' && attempts > 1
+        ? new TidemarkError('DISCONNECTED', `${lastError.message} (gave up after ${attempts} attempts)`, lastError.hint)
+        : lastError!;
+    this.setStatus({ state: 'failed', lastError: failure });
+    throw failure;
+  }
+
+  private async connectOnce(): Promise<Session> {
+    const { client, host } = await connectSsh(this.alias, this.options);
+    this.setStatus({ target: `${host.user}@${host.hostName}:${host.port}` });
+    try {
+      const remote = await openRemoteAgent(client, host, { bundlePath: this.options.bundlePath, homeDir: this.options.homeDir ?? null });
+      const session: Session = { client, host, agent: remote.agent, nodeVersion: remote.nodeVersion, dropped: null };
+      const onDrop = (error: TidemarkError) => this.dropped(session, error);
+      remote.agent.onClose((error) => onDrop(error instanceof TidemarkError ? error : new TidemarkError('DISCONNECTED', error.message, '')));
+      client.once('close', () => onDrop(new TidemarkError('DISCONNECTED', `SSH connection to ${host.hostName}:${host.port} closed`, '')));
+      return session;
+    } catch (error) {
+      client.end();
+      throw error;
+    }
+  }
+
+  private dropped(session: Session, error: TidemarkError): void {
+    if (session.dropped) return;
+    session.dropped = error;
+    session.client.end();
+    void this.session?.then((s) => {
+      if (s === session) this.session = undefined;
+    });
+    if (!this.disposed) this.setStatus({ state: 'disconnected', lastError: error });
+  }
+
+  /** A DISCONNECTED error naming the host, what was interrupted and what to do. */
+  private interrupted(error: unknown, session: Session, what: string, hint: string): unknown {
+    if (!(error instanceof TidemarkError) || error.code !== 'DISCONNECTED') return error;
+    const target = `${session.host.user}@${session.host.hostName}:${session.host.port}`;
+    return new TidemarkError('DISCONNECTED', `connection to ${target} dropped while ${what}`, hint, { cause: error });
+  }
+
+  private async unary<T>(what: string, run: (agent: RpcAgent) => Promise<T>, hint = 'the next operation reconnects; run it again'): Promise<T> {
+    const session = await this.sessionNow();
+    try {
+      return await run(session.agent);
+    } catch (error) {
+      throw this.interrupted(error, session, what, hint);
+    }
+  }
+
+  info(): Promise<AgentInfo> {
+    return this.unary('asking the agent for its info', (agent) => agent.info());
+  }
+
+  volumeCreate(path: string, sizeBytes: number, regionBytes: number): Promise<VolumeRecord> {
+    return this.unary(
+      `creating ${path}`,
+      (agent) => agent.volumeCreate(path, sizeBytes, regionBytes),
+      `check with \`tidemark volume info\` whether ${path} exists, then create it again if not`,
+    );
+  }
+
+  volumeInfo(path: string, options?: { regionBytes?: number }): Promise<VolumeInfo> {
+    return this.unary(`reading the info of ${path}`, (agent) => agent.volumeInfo(path, options));
+  }
+
+  writeRegion(path: string, regionIndex: number, data: Uint8Array): Promise<void> {
+    return this.unary(
+      `writing region ${regionIndex} of ${path}`,
+      (agent) => agent.writeRegion(path, regionIndex, data),
+      'the region may be partly written and is recorded as written; write it again (writes are idempotent) — the next operation reconnects',
+    );
+  }
+
+  flush(path: string): Promise<void> {
+    return this.unary(
+      `flushing ${path}`,
+      (agent) => agent.flush(path),
+      'writes since the last completed flush may not be durable; flush again — the next operation reconnects',
+    );
+  }
+
+  realizedMap(path: string): Promise<RealizedMap> {
+    return this.unary(`reading the realization map of ${path}`, (agent) => agent.realizedMap(path));
+  }
+
+  async *readRegions(path: string, firstRegion: number, regionCount: number, options?: { signal?: AbortSignal }): AsyncIterable<RegionData> {
+    const session = await this.sessionNow();
+    let received = 0;
+    try {
+      for await (const region of session.agent.readRegions(path, firstRegion, regionCount, options)) {
+        received += 1;
+        yield region;
+      }
+    } catch (error) {
+      throw this.interrupted(
+        error,
+        session,
+        `reading ${path} (${received} of ${regionCount} regions received)`,
+        `the next operation reconnects; resume from region ${firstRegion + received}`,
+      );
+    }
+  }
+
+  async *signatures(
+    path: string,
+    hash: HashAlgorithm,
+    firstRegion: number,
+    regionCount: number,
+    options?: { signal?: AbortSignal },
+  ): AsyncIterable<RegionSignatures> {
+    const session = await this.sessionNow();
+    let received = 0;
+    try {
+      for await (const batch of session.agent.signatures(path, hash, firstRegion, regionCount, options)) {
+        received += batch.regionIndexes.length;
+        yield batch;
+      }
+    } catch (error) {
+      throw this.interrupted(
+        error,
+        session,
+        `signing ${path} (${received} of ${regionCount} signatures received)`,
+        'the next operation reconnects; run it again',
+      );
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const session = await this.session?.catch(() => undefined);
+    this.session = undefined;
+    if (session) {
+      await session.agent.dispose();
+      session.client.end();
+    }
+    this.setStatus({ state: 'idle' });
+  }
+}

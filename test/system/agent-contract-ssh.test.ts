@@ -1,0 +1,64 @@
+// The AgentApi contract (test/helpers/agent-contract.ts) over SSH: a RemoteHost against a real
+// OpenSSH sshd on loopback, the agent deployed over SFTP and reached through `agent dial-stdio`.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
+import { RemoteHost } from '../../src-engine/ssh';
+import { RpcPeer } from '../../src-engine/transport';
+import { agentContract } from '../helpers/agent-contract';
+import { agentBundle } from '../helpers/cli';
+import { startSshd, type TestSshd } from '../helpers/sshd';
+import { tempDir } from '../helpers/tmp';
+
+let sshd: TestSshd;
+let dir: string;
+const hosts: RemoteHost[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tm-contract-ssh-'));
+  sshd = await startSshd(join(dir, 'sshd'));
+});
+
+afterEach(async () => {
+  for (const host of hosts.splice(0)) await host.dispose();
+});
+
+afterAll(async () => {
+  const info = await localViewOfRemoteAgent().catch(() => undefined);
+  if (info) process.kill(info.pid, 'SIGTERM');
+  await sshd?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const remoteHome = () => join(dir, 'remote-home');
+
+/** The remote agent as seen through its own socket: an independent witness of pid and Node. */
+async function localViewOfRemoteAgent(): Promise<{ pid: number; nodeVersion: string }> {
+  const socket = await connectAgentSocket(remoteHome());
+  const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
+  await peer.handshake();
+  const { pid, nodeVersion } = await new RpcAgent(peer).info();
+  peer.close();
+  return { pid, nodeVersion };
+}
+
+agentContract({
+  name: 'over SSH',
+  make: async () => {
+    const host = new RemoteHost(sshd.alias, {
+      tidemarkKnownHosts: join(dir, 'known_hosts'),
+      userKnownHosts: join(dir, 'no-user-known-hosts'),
+      sshConfigPath: sshd.sshConfigPath,
+      agentSocket: '',
+      approveHostKey: async () => true,
+      bundlePath: agentBundle,
+      homeDir: remoteHome(),
+    });
+    hosts.push(host);
+    await host.connect();
+    return { agent: host, dir: await tempDir('tm-contract-vol-') };
+  },
+  expectedInfo: localViewOfRemoteAgent,
+});
