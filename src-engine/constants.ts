@@ -52,6 +52,17 @@ export const rpcKeepaliveMs = 15_000;
 /** A peer that has not said hello within this time is not an agent (or is stuck): the connection closes. */
 export const rpcHandshakeTimeoutMs = 20_000;
 
+/** Bitmap contents go over the RPC in chunks of this many bytes (a 2^31-region map is 256 MiB). */
+export const rpcBitmapChunkBytes = 1 * MiB;
+
+/**
+ * Per volume: snapshots and named tracking bitmaps (change maps). Every host write runs the
+ * copy-on-write hook of each snapshot and sets a bit in each map, so both are bounded.
+ */
+export const snapshotsPerVolumeMax = 64;
+export const changeMapsPerVolumeMax = 64;
+export const snapshotLabelCharsMax = 256;
+
 /** SSH hosts: a dropped connection is re-established on the next operation, retrying with capped exponential backoff. */
 export const sshReconnectAttempts = 5;
 export const sshReconnectDelayMsInitial = 250;
@@ -65,6 +76,7 @@ assert(bitmapBitsPerSegment % 32 === 0, 'a bitmap segment holds whole 32-bit wor
 assert(signatureChunkBytes <= signatureBatchBytesMax, 'a chunk fits in a batch');
 assert(Number.isSafeInteger(volumeBytesMax + regionBytesMax), 'offsets stay safe integers');
 assert(rpcFrameBytesMax >= regionBytesMax + MiB, 'one RPC frame carries a whole region and its header');
+assert(rpcBitmapChunkBytes % 4 === 0 && rpcBitmapChunkBytes + MiB <= rpcFrameBytesMax, 'a bitmap chunk is whole words and fits a frame');
 assert(rpcInFlightMax >= 1 && rpcCreditChunks >= 1, 'the RPC window and credit allow progress');
 assert(regionCountMax < 2 ** 31, 'every bit index is a positive int32, so `(word << 5)` never overflows');
 assert(volumeBytesMax / regionBytesMax <= regionCountMax, 'every volume fits the region cap with the largest region size');

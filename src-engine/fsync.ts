@@ -1,6 +1,6 @@
 // Durability helpers shared by every module that persists files.
 
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 /** Syncs a directory so a rename or create inside it survives a crash. */
@@ -27,4 +27,23 @@ export async function createDirectories(path: string, mode?: number): Promise<vo
     await syncDirectory(dirname(directory));
     if (directory === firstCreated || dirname(directory) === directory) return;
   }
+}
+
+/** Writes a whole file atomically: a temp file beside it, fsync, rename over, fsync the directory. */
+export async function writeFileDurably(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
+  const temporary = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const handle = await open(temporary, 'wx', mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temporary, path);
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+  await syncDirectory(dirname(path));
 }

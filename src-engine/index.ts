@@ -19,4 +19,6 @@ export * from './replication';
 export * from './lab';
 export * from './engine';
 export { runCli, exitCodes, type Io, type GlobalOptions, type CliRole, type CliExtension } from './cli';
+export * from './agent';
 export * from './ssh';
+export * from './hosts';

@@ -72,6 +72,41 @@ export interface BitmapDto {
   readonly wordsBase64: string;
 }
 
+export type HostStateDto = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'failed';
+
+/** A question a host's connection asks a person; answered with `hostAnswer`. */
+export type HostQuestionDto =
+  | { readonly id: number; readonly kind: 'host-key'; readonly hostPort: string; readonly fingerprint: string }
+  | {
+      readonly id: number;
+      readonly kind: 'passphrase' | 'password' | 'keyboard-interactive';
+      readonly prompt: string;
+      readonly echo: boolean;
+      readonly keyFile: string | null;
+      /** The OS keychain that can remember the answer; null: kept in memory only. */
+      readonly keychain: string | null;
+    };
+
+export interface HostDto {
+  readonly name: string;
+  readonly target: string | null;
+  readonly state: HostStateDto;
+  readonly lastError: ConsoleErrorDto | null;
+  readonly nodeVersion: string | null;
+  readonly agentVersion: string | null;
+  readonly homeDir: string | null;
+  readonly homeFreeBytes: number | null;
+  readonly connections: number;
+  readonly question: HostQuestionDto | null;
+  readonly addedAtMs: number;
+}
+
+export interface HostsDto {
+  readonly hosts: readonly HostDto[];
+  /** Host aliases of ~/.ssh/config not added yet. */
+  readonly candidates: readonly string[];
+}
+
 /** An error the engine reported: what failed and why, and what to do. */
 export interface ConsoleErrorDto {
   readonly code: string;
@@ -87,6 +122,11 @@ export interface ConsoleRequests {
   labReset: [Record<string, never>, OverviewDto];
   generatorStart: [GeneratorSettingsDto, GeneratorStateDto];
   generatorStop: [Record<string, never>, GeneratorStateDto | null];
+  hosts: [Record<string, never>, HostsDto];
+  hostAdd: [{ name: string }, HostDto];
+  hostRemove: [{ name: string }, HostsDto];
+  hostConnect: [{ name: string }, HostDto];
+  hostAnswer: [{ name: string; questionId: number; approve?: boolean; secret?: string | null; remember?: boolean }, HostDto];
 }
 
 export type ConsoleVerb = keyof ConsoleRequests;

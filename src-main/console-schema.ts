@@ -5,6 +5,10 @@ import { z } from 'zod';
 import type { ConsoleVerb } from './console-api';
 
 const empty = z.object({}).strict();
+const hostName = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9._@:[\]-]{1,128}$/, 'is not a host alias or [user@]host[:port]');
 
 export const requestSchemas = {
   overview: empty,
@@ -28,6 +32,19 @@ export const requestSchemas = {
     })
     .strict(),
   generatorStop: empty,
+  hosts: empty,
+  hostAdd: z.object({ name: hostName }).strict(),
+  hostRemove: z.object({ name: hostName }).strict(),
+  hostConnect: z.object({ name: hostName }).strict(),
+  hostAnswer: z
+    .object({
+      name: hostName,
+      questionId: z.number().int().positive(),
+      approve: z.boolean().optional(),
+      secret: z.string().max(4096).nullable().optional(),
+      remember: z.boolean().optional(),
+    })
+    .strict(),
 } satisfies Record<ConsoleVerb, z.ZodType>;
 
 export const consoleVerbs = Object.keys(requestSchemas) as ConsoleVerb[];

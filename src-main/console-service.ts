@@ -2,7 +2,7 @@
 // One instance per engine; the IPC handlers and the web server both call `handle`.
 
 import { isTidemarkError, type Engine, type EngineEvent, type GeneratorSettings } from '../src-engine';
-import type { BitmapDto, ConsoleArgs, ConsoleErrorDto, ConsoleResult, ConsoleVerb, EngineEventDto, OverviewDto } from './console-api';
+import type { BitmapDto, ConsoleArgs, ConsoleErrorDto, ConsoleResult, ConsoleVerb, EngineEventDto, HostsDto, OverviewDto } from './console-api';
 import { ConsoleRefusal, validateRequest } from './console-schema';
 
 type Handlers = { [V in ConsoleVerb]: (args: ConsoleArgs<V>) => Promise<ConsoleResult<V>> };
@@ -23,7 +23,20 @@ export class ConsoleService {
       },
       generatorStart: async (settings) => engine.startGenerator(settings as GeneratorSettings),
       generatorStop: async () => engine.stopGenerator(),
+      hosts: () => this.hosts(),
+      hostAdd: ({ name }) => engine.hosts.add(name),
+      hostRemove: async ({ name }) => {
+        await engine.hosts.remove(name);
+        return this.hosts();
+      },
+      hostConnect: ({ name }) => engine.hosts.connect(name),
+      hostAnswer: ({ name, questionId, ...answer }) => engine.hosts.answer(name, questionId, answer),
     };
+  }
+
+  private async hosts(): Promise<HostsDto> {
+    const [hosts, candidates] = await Promise.all([this.engine.hosts.list(), this.engine.hosts.candidates()]);
+    return { hosts, candidates };
   }
 
   private async overview(): Promise<OverviewDto> {

@@ -2,12 +2,13 @@
 // renderer, CSP, navigation and new windows blocked, app content from app://tidemark, not
 // file://), the engine in-process, single-instance lock, clean shutdown.
 
-import { app, BrowserWindow, ipcMain, net, protocol, session } from 'electron';
+import { app, BrowserWindow, ipcMain, net, protocol, safeStorage, session } from 'electron';
 import { join, normalize, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Engine, resolveHomeDir } from '../src-engine';
 import { ConsoleService } from './console-service';
 import { appOrigin, registerIpc, type IpcMainLike } from './ipc';
+import { keychainCipher } from './keychain';
 import { createFileLogger } from './logger';
 
 const rendererDir = join(__dirname, '..', 'renderer');
@@ -67,7 +68,11 @@ async function main(): Promise<void> {
   session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
   const homeDir = resolveHomeDir(homeFromArgs(process.argv));
   const log = createFileLogger(homeDir);
-  const engine = await Engine.open(homeDir, { purpose: 'Tidemark console (Electron)' });
+  const engine = await Engine.open(homeDir, {
+    purpose: 'Tidemark console (Electron)',
+    agentBundlePath: app.isPackaged ? join(process.resourcesPath, 'agent', 'tidemark-agent.cjs') : join(__dirname, '..', 'tidemark-agent.cjs'),
+    secretCipher: keychainCipher(safeStorage),
+  });
   await engine.ensureLab();
   const service = new ConsoleService(engine);
   serveApp();

@@ -10,7 +10,8 @@ import { ErrorNote } from './components/ErrorNote';
 import { useEvents, useOverview } from './hooks';
 import { EventsScreen } from './screens/EventsScreen';
 import { PairsScreen } from './screens/PairsScreen';
-import { HostsScreen, SeedingScreen } from './screens/PlaceholderScreens';
+import { HostsScreen } from './screens/HostsScreen';
+import { SeedingScreen } from './screens/PlaceholderScreens';
 import { VolumesScreen } from './screens/VolumesScreen';
 
 type Screen = 'hosts' | 'volumes' | 'pairs' | 'seeding' | 'events';

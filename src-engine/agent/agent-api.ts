@@ -10,6 +10,8 @@ export interface AgentInfo {
   readonly nodeVersion: string;
   readonly hostname: string;
   readonly homeDir: string;
+  /** Bytes unprivileged users may still write on the home's filesystem (snapshot stores grow there). */
+  readonly homeFreeBytes: number;
   readonly pid: number;
 }
 
@@ -31,17 +33,83 @@ export interface RealizedMap {
   readonly source: 'tracked' | 'zero-scan';
 }
 
+/** Where reads and signatures come from: the live volume, or one of its snapshots. */
+export interface ReadOptions {
+  readonly signal?: AbortSignal;
+  /** Read the volume as it was when this snapshot was taken. */
+  readonly snapshotId?: string;
+}
+
+export interface SnapshotInfo {
+  readonly snapshotId: string;
+  readonly kind: 'reflink' | 'cow';
+  readonly label: string;
+  readonly createdAtMs: number;
+  readonly sizeBytes: number;
+  readonly regionBytes: number;
+  readonly regionCount: number;
+  /** Regions copied aside since the snapshot was taken (copy-on-write); null for a reflink clone. */
+  readonly copiedRegions: number | null;
+}
+
+/** A snapshot that could not be reopened (its error); it can only be deleted. */
+export interface DamagedSnapshotInfo {
+  readonly snapshotId: string;
+  readonly code: string;
+  readonly message: string;
+  readonly hint: string;
+}
+
+export interface SnapshotList {
+  /** Oldest first. */
+  readonly snapshots: readonly SnapshotInfo[];
+  readonly damaged: readonly DamagedSnapshotInfo[];
+}
+
+/** A named tracking bitmap: every region written through the agent since it was created or cleared. */
+export interface BitmapInfo {
+  readonly name: string;
+  /** The bitmap file's id; bitmapSwap exchanges the ids of two names. */
+  readonly bitmapId: string;
+  readonly regionCount: number;
+  readonly setCount: number;
+}
+
+export interface BitmapContents {
+  readonly regionCount: number;
+  readonly setCount: number;
+  /** Bit i of word w: region 32·w + i was written. */
+  readonly words: Uint32Array;
+}
+
 export interface AgentApi {
   info(): Promise<AgentInfo>;
   volumeCreate(path: string, sizeBytes: number, regionBytes: number): Promise<VolumeRecord>;
   volumeInfo(path: string, options?: { regionBytes?: number }): Promise<VolumeInfo>;
-  /** Streams regions [firstRegion, firstRegion + regionCount) in order. */
-  readRegions(path: string, firstRegion: number, regionCount: number, options?: { signal?: AbortSignal }): AsyncIterable<RegionData>;
+  /** Streams regions [firstRegion, firstRegion + regionCount) in order, of the volume or of one of its snapshots. */
+  readRegions(path: string, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionData>;
   writeRegion(path: string, regionIndex: number, data: Uint8Array): Promise<void>;
   flush(path: string): Promise<void>;
   realizedMap(path: string): Promise<RealizedMap>;
   /** Streams the signatures of regions [firstRegion, firstRegion + regionCount), batch by batch. */
-  signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options?: { signal?: AbortSignal }): AsyncIterable<RegionSignatures>;
+  signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionSignatures>;
+
+  /** Takes a crash-consistent snapshot (writes held while it is taken); it lasts until deleted, across restarts. */
+  snapshotCreate(path: string, options?: { label?: string }): Promise<SnapshotInfo>;
+  snapshotList(path: string): Promise<SnapshotList>;
+  snapshotDelete(path: string, snapshotId: string): Promise<void>;
+
+  /** Creates an empty bitmap `name` (1–32 of a-z, 0-9, -) that records every write from now on. */
+  bitmapCreate(path: string, name: string): Promise<BitmapInfo>;
+  bitmapRead(path: string, name: string): Promise<BitmapContents>;
+  /** Clears the given regions, or every region when none are given. */
+  bitmapClear(path: string, name: string, regionIndexes?: readonly number[]): Promise<void>;
+  bitmapDelete(path: string, name: string): Promise<void>;
+  /** By name. */
+  bitmapList(path: string): Promise<BitmapInfo[]>;
+  /** Exchanges the contents of bitmaps `a` and `b`, atomically (a crash leaves one mapping or the other). */
+  bitmapSwap(path: string, a: string, b: string): Promise<void>;
+
   /** Releases what the agent holds for this client (open volumes, workers, connections). */
   dispose(): Promise<void>;
 }

@@ -3,11 +3,25 @@
 // and signatures travel as raw payloads.
 
 import { z } from 'zod';
+import { rpcBitmapChunkBytes, snapshotLabelCharsMax } from '../constants';
 import { TidemarkError } from '../errors';
 import { hashAlgorithms, type HashAlgorithm } from '../signature';
-import type { RpcHandler, RpcMessage, RpcPeer } from '../transport';
+import { checkSnapshotId, checkSnapshotLabel, snapshotIdPattern } from '../snapshot';
+import { checkChangeMapName } from '../tracking';
+import type { RpcContext, RpcHandler, RpcMessage, RpcPeer } from '../transport';
 import type { VolumeInfo, VolumeRecord } from '../volume';
-import type { AgentApi, AgentInfo, RealizedMap, RegionData, RegionSignatures } from './agent-api';
+import type {
+  AgentApi,
+  AgentInfo,
+  BitmapContents,
+  BitmapInfo,
+  ReadOptions,
+  RealizedMap,
+  RegionData,
+  RegionSignatures,
+  SnapshotInfo,
+  SnapshotList,
+} from './agent-api';
 
 const pathSchema = z.string().min(1).max(4096);
 const count = z
@@ -15,22 +29,38 @@ const count = z
   .int()
   .nonnegative()
   .max(2 ** 31);
+const snapshotId = z.string().regex(snapshotIdPattern);
+const bitmapName = z.string().regex(/^[a-z0-9-]{1,32}$/);
 const schemas = {
   info: z.object({}).strict(),
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
   'volume.info': z.object({ path: pathSchema, regionBytes: z.number().int().positive().optional() }).strict(),
-  'volume.read': z.object({ path: pathSchema, firstRegion: count, regionCount: count }).strict(),
+  'volume.read': z.object({ path: pathSchema, firstRegion: count, regionCount: count, snapshotId: snapshotId.optional() }).strict(),
   'volume.write': z.object({ path: pathSchema, regionIndex: count }).strict(),
   'volume.flush': z.object({ path: pathSchema }).strict(),
   'volume.realized': z.object({ path: pathSchema }).strict(),
-  'volume.signatures': z.object({ path: pathSchema, hash: z.enum(hashAlgorithms), firstRegion: count, regionCount: count }).strict(),
+  'volume.signatures': z
+    .object({ path: pathSchema, hash: z.enum(hashAlgorithms), firstRegion: count, regionCount: count, snapshotId: snapshotId.optional() })
+    .strict(),
+  'snapshot.create': z.object({ path: pathSchema, label: z.string().max(snapshotLabelCharsMax).optional() }).strict(),
+  'snapshot.list': z.object({ path: pathSchema }).strict(),
+  'snapshot.delete': z.object({ path: pathSchema, snapshotId }).strict(),
+  'bitmap.create': z.object({ path: pathSchema, name: bitmapName }).strict(),
+  'bitmap.read': z.object({ path: pathSchema, name: bitmapName }).strict(),
+  /** The regions to clear travel as the payload: little-endian uint32 indexes; `all` clears every region instead. */
+  'bitmap.clear': z.object({ path: pathSchema, name: bitmapName, all: z.boolean() }).strict(),
+  'bitmap.delete': z.object({ path: pathSchema, name: bitmapName }).strict(),
+  'bitmap.list': z.object({ path: pathSchema }).strict(),
+  'bitmap.swap': z.object({ path: pathSchema, a: bitmapName, b: bitmapName }).strict(),
 } as const;
 type Method = keyof typeof schemas;
+type Params<M extends Method> = z.infer<(typeof schemas)[M]>;
+type Reply = Promise<RpcMessage> | AsyncIterable<RpcMessage>;
 
 const none = new Uint8Array(0);
 const reply = (json: object, payload: Uint8Array = none): RpcMessage => ({ json: json as Record<string, unknown>, payload });
 
-function parse<M extends Method>(method: M, params: Record<string, unknown>): z.infer<(typeof schemas)[M]> {
+function parse<M extends Method>(method: M, params: Record<string, unknown>): Params<M> {
   const parsed = schemas[method].safeParse(params);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -40,12 +70,65 @@ function parse<M extends Method>(method: M, params: Record<string, unknown>): z.
       'the client and the agent disagree; update both to one version',
     );
   }
-  return parsed.data as z.infer<(typeof schemas)[M]>;
+  return parsed.data as Params<M>;
 }
 
 function wordsBytes(words: Uint32Array): Uint8Array {
   return new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
 }
+
+/** A copy of `bytes` as 32-bit words (a payload need not be 4-byte aligned). */
+function bytesWords(bytes: Uint8Array): Uint32Array {
+  if (bytes.byteLength % 4 !== 0)
+    throw new TidemarkError(
+      'USAGE',
+      `a payload of ${bytes.byteLength} bytes is not whole 32-bit words`,
+      'the client and the agent disagree; update both to one version',
+    );
+  return new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+const readOptions = (p: { snapshotId?: string }, context: RpcContext): ReadOptions => ({ signal: context.signal, snapshotId: p.snapshotId });
+
+/** Streams a bitmap in chunks of whole words, each saying where it goes: one frame could not carry the largest. */
+async function* bitmapChunks(contents: Promise<BitmapContents>): AsyncIterable<RpcMessage> {
+  const { regionCount, setCount, words } = await contents;
+  const bytes = wordsBytes(words);
+  for (let offsetBytes = 0; offsetBytes < bytes.length; offsetBytes += rpcBitmapChunkBytes) {
+    yield reply({ regionCount, setCount, offsetBytes }, bytes.subarray(offsetBytes, offsetBytes + rpcBitmapChunkBytes));
+  }
+}
+
+/** Every RPC method: the parameters parsed, the AgentApi call, the reply. */
+const methods: { [M in Method]: (agent: AgentApi, p: Params<M>, request: RpcMessage, context: RpcContext) => Reply } = {
+  info: (agent) => agent.info().then((info) => reply(info)),
+  'volume.create': (agent, p) => agent.volumeCreate(p.path, p.sizeBytes, p.regionBytes).then((record) => reply(record)),
+  'volume.info': (agent, p) => agent.volumeInfo(p.path, { regionBytes: p.regionBytes }).then((info) => reply(info)),
+  'volume.read': async function* (agent, p, _request, context) {
+    for await (const region of agent.readRegions(p.path, p.firstRegion, p.regionCount, readOptions(p, context)))
+      yield reply({ regionIndex: region.regionIndex }, region.data);
+  },
+  'volume.write': (agent, p, request) => agent.writeRegion(p.path, p.regionIndex, request.payload).then(() => reply({})),
+  'volume.flush': (agent, p) => agent.flush(p.path).then(() => reply({})),
+  'volume.realized': (agent, p) => agent.realizedMap(p.path).then((map) => reply({ regionCount: map.regionCount, source: map.source }, wordsBytes(map.words))),
+  'volume.signatures': async function* (agent, p, _request, context) {
+    for await (const batch of agent.signatures(p.path, p.hash, p.firstRegion, p.regionCount, readOptions(p, context)))
+      yield reply({ regionIndexes: batch.regionIndexes }, batch.signatures);
+  },
+  'snapshot.create': (agent, p) => agent.snapshotCreate(p.path, { label: p.label }).then((info) => reply(info)),
+  'snapshot.list': (agent, p) => agent.snapshotList(p.path).then((list) => reply(list)),
+  'snapshot.delete': (agent, p) => agent.snapshotDelete(p.path, p.snapshotId).then(() => reply({})),
+  'bitmap.create': (agent, p) => agent.bitmapCreate(p.path, p.name).then((info) => reply(info)),
+  'bitmap.read': (agent, p) => bitmapChunks(agent.bitmapRead(p.path, p.name)),
+  'bitmap.clear': (agent, p, request) => {
+    if (p.all && request.payload.length > 0)
+      throw new TidemarkError('USAGE', 'bitmap.clear: all with region indexes', 'the client and the agent disagree; update both to one version');
+    return agent.bitmapClear(p.path, p.name, p.all ? undefined : Array.from(bytesWords(request.payload))).then(() => reply({}));
+  },
+  'bitmap.delete': (agent, p) => agent.bitmapDelete(p.path, p.name).then(() => reply({})),
+  'bitmap.list': (agent, p) => agent.bitmapList(p.path).then((bitmaps) => reply({ bitmaps })),
+  'bitmap.swap': (agent, p) => agent.bitmapSwap(p.path, p.a, p.b).then(() => reply({})),
+};
 
 /** The RPC handler of an agent process: every method of AgentApi, parameters validated. */
 export function serveAgent(agent: AgentApi): RpcHandler {
@@ -54,46 +137,45 @@ export function serveAgent(agent: AgentApi): RpcHandler {
       return Promise.reject(new TidemarkError('USAGE', `unknown agent method "${method}"`, 'the client is newer than this agent; update the agent'));
     }
     const m = method as Method;
-    switch (m) {
-      case 'info':
-        parse(m, request.json);
-        return agent.info().then((info) => reply(info));
-      case 'volume.create': {
-        const p = parse(m, request.json);
-        return agent.volumeCreate(p.path, p.sizeBytes, p.regionBytes).then((record) => reply(record));
-      }
-      case 'volume.info': {
-        const p = parse(m, request.json);
-        return agent.volumeInfo(p.path, { regionBytes: p.regionBytes }).then((info) => reply(info));
-      }
-      case 'volume.read': {
-        const p = parse(m, request.json);
-        return (async function* () {
-          for await (const region of agent.readRegions(p.path, p.firstRegion, p.regionCount, context))
-            yield reply({ regionIndex: region.regionIndex }, region.data);
-        })();
-      }
-      case 'volume.write': {
-        const p = parse(m, request.json);
-        return agent.writeRegion(p.path, p.regionIndex, request.payload).then(() => reply({}));
-      }
-      case 'volume.flush': {
-        const p = parse(m, request.json);
-        return agent.flush(p.path).then(() => reply({}));
-      }
-      case 'volume.realized': {
-        const p = parse(m, request.json);
-        return agent.realizedMap(p.path).then((map) => reply({ regionCount: map.regionCount, source: map.source }, wordsBytes(map.words)));
-      }
-      case 'volume.signatures': {
-        const p = parse(m, request.json);
-        return (async function* () {
-          for await (const batch of agent.signatures(p.path, p.hash, p.firstRegion, p.regionCount, context))
-            yield reply({ regionIndexes: batch.regionIndexes }, batch.signatures);
-        })();
-      }
-    }
+    const serve = methods[m] as (agent: AgentApi, p: Params<Method>, request: RpcMessage, context: RpcContext) => Reply;
+    // A bad parameter throws here, before any work: the peer answers with that error.
+    return serve(agent, parse(m, request.json), request, context);
   };
+}
+
+/** Region indexes as 32-bit words; anything that is not an index is refused, never wrapped around. */
+function regionIndexWords(regionIndexes: readonly number[]): Uint32Array {
+  const words = new Uint32Array(regionIndexes.length);
+  regionIndexes.forEach((r, i) => {
+    if (!Number.isSafeInteger(r) || r < 0 || r >= 2 ** 32) throw new TidemarkError('USAGE', `${r} is not a region index`, 'clear regions within the volume');
+    words[i] = r;
+  });
+  return words;
+}
+
+function malformedBitmap(why: string): TidemarkError {
+  return new TidemarkError('IO', `the agent sent a malformed bitmap: ${why}`, 'the client and the agent disagree; update both to one version');
+}
+
+/** Puts a bitmap streamed in chunks (bitmapChunks) back together, checking every chunk's place. */
+async function assembleBitmap(chunks: AsyncIterable<RpcMessage>): Promise<BitmapContents> {
+  let assembled: { regionCount: number; setCount: number; bytes: Uint8Array } | undefined;
+  for await (const { json, payload } of chunks) {
+    const { regionCount, setCount, offsetBytes } = json as { regionCount: number; setCount: number; offsetBytes: number };
+    if (!Number.isSafeInteger(regionCount) || regionCount <= 0 || regionCount > 2 ** 31) throw malformedBitmap(`region count ${regionCount}`);
+    assembled ??= { regionCount, setCount, bytes: new Uint8Array(Math.ceil(regionCount / 32) * 4) };
+    if (
+      regionCount !== assembled.regionCount ||
+      !Number.isSafeInteger(offsetBytes) ||
+      offsetBytes < 0 ||
+      offsetBytes + payload.length > assembled.bytes.length
+    ) {
+      throw malformedBitmap(`a chunk of ${payload.length} bytes at ${offsetBytes}`);
+    }
+    assembled.bytes.set(payload, offsetBytes);
+  }
+  if (!assembled) throw malformedBitmap('no chunks');
+  return { regionCount: assembled.regionCount, setCount: assembled.setCount, words: new Uint32Array(assembled.bytes.buffer) };
 }
 
 /** AgentApi on the far side of an RPC connection. */
@@ -117,8 +199,10 @@ export class RpcAgent implements AgentApi {
     return (await this.peer.call('volume.info', { path, ...(options.regionBytes ? { regionBytes: options.regionBytes } : {}) })).json as unknown as VolumeInfo;
   }
 
-  async *readRegions(path: string, firstRegion: number, regionCount: number, options: { signal?: AbortSignal } = {}): AsyncIterable<RegionData> {
-    for await (const chunk of this.peer.stream('volume.read', { path, firstRegion, regionCount }, undefined, options)) {
+  async *readRegions(path: string, firstRegion: number, regionCount: number, options: ReadOptions = {}): AsyncIterable<RegionData> {
+    if (options.snapshotId !== undefined) checkSnapshotId(options.snapshotId);
+    const params = { path, firstRegion, regionCount, snapshotId: options.snapshotId };
+    for await (const chunk of this.peer.stream('volume.read', params, undefined, { signal: options.signal })) {
       yield { regionIndex: chunk.json.regionIndex as number, data: chunk.payload };
     }
   }
@@ -137,16 +221,59 @@ export class RpcAgent implements AgentApi {
     return { regionCount: json.regionCount as number, words, source: json.source as RealizedMap['source'] };
   }
 
-  async *signatures(
-    path: string,
-    hash: HashAlgorithm,
-    firstRegion: number,
-    regionCount: number,
-    options: { signal?: AbortSignal } = {},
-  ): AsyncIterable<RegionSignatures> {
-    for await (const chunk of this.peer.stream('volume.signatures', { path, hash, firstRegion, regionCount }, undefined, options)) {
+  async *signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options: ReadOptions = {}): AsyncIterable<RegionSignatures> {
+    if (options.snapshotId !== undefined) checkSnapshotId(options.snapshotId);
+    const params = { path, hash, firstRegion, regionCount, snapshotId: options.snapshotId };
+    for await (const chunk of this.peer.stream('volume.signatures', params, undefined, { signal: options.signal })) {
       yield { regionIndexes: chunk.json.regionIndexes as number[], signatures: chunk.payload };
     }
+  }
+
+  // Names, ids and labels are checked here too, so a bad one fails with the same error as in-process.
+
+  async snapshotCreate(path: string, options: { label?: string } = {}): Promise<SnapshotInfo> {
+    if (options.label !== undefined) checkSnapshotLabel(options.label);
+    return (await this.peer.call('snapshot.create', { path, label: options.label })).json as unknown as SnapshotInfo;
+  }
+
+  async snapshotList(path: string): Promise<SnapshotList> {
+    return (await this.peer.call('snapshot.list', { path })).json as unknown as SnapshotList;
+  }
+
+  async snapshotDelete(path: string, snapshotId: string): Promise<void> {
+    checkSnapshotId(snapshotId);
+    await this.peer.call('snapshot.delete', { path, snapshotId });
+  }
+
+  async bitmapCreate(path: string, name: string): Promise<BitmapInfo> {
+    checkChangeMapName(name);
+    return (await this.peer.call('bitmap.create', { path, name })).json as unknown as BitmapInfo;
+  }
+
+  async bitmapRead(path: string, name: string): Promise<BitmapContents> {
+    checkChangeMapName(name);
+    return assembleBitmap(this.peer.stream('bitmap.read', { path, name }));
+  }
+
+  async bitmapClear(path: string, name: string, regionIndexes?: readonly number[]): Promise<void> {
+    checkChangeMapName(name);
+    const indexes = regionIndexes === undefined ? none : wordsBytes(regionIndexWords(regionIndexes));
+    await this.peer.call('bitmap.clear', { path, name, all: regionIndexes === undefined }, indexes);
+  }
+
+  async bitmapDelete(path: string, name: string): Promise<void> {
+    checkChangeMapName(name);
+    await this.peer.call('bitmap.delete', { path, name });
+  }
+
+  async bitmapList(path: string): Promise<BitmapInfo[]> {
+    return (await this.peer.call('bitmap.list', { path })).json.bitmaps as BitmapInfo[];
+  }
+
+  async bitmapSwap(path: string, a: string, b: string): Promise<void> {
+    checkChangeMapName(a);
+    checkChangeMapName(b);
+    await this.peer.call('bitmap.swap', { path, a, b });
   }
 
   async dispose(): Promise<void> {

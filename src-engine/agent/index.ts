@@ -1,7 +1,19 @@
 // Public surface of agent/: the AgentApi, its in-process implementation, and its RPC server
 // and client.
 
-export type { AgentApi, AgentInfo, RegionData, RegionSignatures, RealizedMap } from './agent-api';
+export type {
+  AgentApi,
+  AgentInfo,
+  RegionData,
+  RegionSignatures,
+  RealizedMap,
+  ReadOptions,
+  SnapshotInfo,
+  SnapshotList,
+  DamagedSnapshotInfo,
+  BitmapInfo,
+  BitmapContents,
+} from './agent-api';
 export { LocalAgent } from './local-agent';
 export { serveAgent, RpcAgent } from './agent-rpc';
 export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';

@@ -1,19 +1,66 @@
 // The in-process agent: AgentApi over this machine's volumes in one home. Volumes are opened
-// on first use and kept open (their write hooks stay attached) until dispose.
+// on first use and kept open (their write hooks — realization, snapshots' copy-on-write,
+// change maps — stay attached) until dispose.
 
 import { hostname } from 'node:os';
-import { realpath } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { realpath, statfs } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { assert } from '../assert';
-import { TidemarkError, fromSystemError } from '../errors';
+import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { SignaturePool, type HashAlgorithm } from '../signature';
-import { VolumeCatalog, zeroScanRealized, type OpenedVolume, type VolumeInfo, type VolumeRecord } from '../volume';
+import { signSnapshotBatches, type Snapshot } from '../snapshot';
+import { VolumeCatalog, zeroScanRealized, type VolumeInfo, type VolumeRecord } from '../volume';
 import { tidemarkVersion } from '../version';
-import type { AgentApi, AgentInfo, RealizedMap, RegionData, RegionSignatures } from './agent-api';
+import type {
+  AgentApi,
+  AgentInfo,
+  BitmapContents,
+  BitmapInfo,
+  ReadOptions,
+  RealizedMap,
+  RegionData,
+  RegionSignatures,
+  SnapshotInfo,
+  SnapshotList,
+} from './agent-api';
+import { changeMapsOf, closeAgentVolume, openAgentVolume, snapshotsOf, type AgentVolume } from './agent-volume';
+
+/** Free bytes on the filesystem of `directory`, or of its nearest existing parent (a home not made yet). */
+async function freeBytesAt(directory: string): Promise<number> {
+  for (let path = resolve(directory); ; path = dirname(path)) {
+    try {
+      const stats = await statfs(path);
+      assert(Number.isSafeInteger(stats.bavail * stats.bsize), 'free bytes are a safe integer');
+      return stats.bavail * stats.bsize;
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT' || dirname(path) === path) throw fromSystemError(error, 'measure the free space of', directory);
+    }
+  }
+}
+
+function snapshotInfo(snapshot: Snapshot, regionCount: number): SnapshotInfo {
+  const { record } = snapshot;
+  const createdAtMs = Date.parse(record.createdAt);
+  assert(Number.isFinite(createdAtMs), `snapshot ${record.snapshotId} has a valid creation time`);
+  return {
+    snapshotId: record.snapshotId,
+    kind: record.kind,
+    label: record.label,
+    createdAtMs,
+    sizeBytes: record.sizeBytes,
+    regionBytes: record.regionBytes,
+    regionCount,
+    copiedRegions: snapshot.copiedRegions() ?? null,
+  };
+}
+
+function* regionRange(firstRegion: number, regionCount: number): Generator<number> {
+  for (let r = firstRegion; r < firstRegion + regionCount; r++) yield r;
+}
 
 export class LocalAgent implements AgentApi {
   private readonly catalog: VolumeCatalog;
-  private readonly opened = new Map<string, Promise<OpenedVolume>>();
+  private readonly opened = new Map<string, Promise<AgentVolume>>();
   private readonly pools = new Map<HashAlgorithm, Promise<SignaturePool>>();
   private disposed = false;
 
@@ -22,7 +69,14 @@ export class LocalAgent implements AgentApi {
   }
 
   async info(): Promise<AgentInfo> {
-    return { agentVersion: tidemarkVersion, nodeVersion: process.versions.node, hostname: hostname(), homeDir: this.homeDir, pid: process.pid };
+    return {
+      agentVersion: tidemarkVersion,
+      nodeVersion: process.versions.node,
+      hostname: hostname(),
+      homeDir: this.homeDir,
+      homeFreeBytes: await freeBytesAt(this.homeDir),
+      pid: process.pid,
+    };
   }
 
   async volumeCreate(path: string, sizeBytes: number, regionBytes: number): Promise<VolumeRecord> {
@@ -33,7 +87,7 @@ export class LocalAgent implements AgentApi {
     const canonical = await realpath(resolve(path)).catch(() => resolve(path));
     const open = this.opened.get(canonical);
     if (!open) return this.catalog.info(path, options);
-    const { volume, record, realized } = await open;
+    const { volume, record, realized } = (await open).opened;
     const realizedRegions = realized ? realized.bitmap.bits.popcount() : (await zeroScanRealized(volume)).popcount();
     return {
       path: record?.path ?? volume.path,
@@ -48,21 +102,21 @@ export class LocalAgent implements AgentApi {
   }
 
   /** One open Volume per file, whatever path names it: two would each own the realization map. */
-  private async open(path: string): Promise<OpenedVolume> {
+  private async open(path: string): Promise<AgentVolume> {
     assert(!this.disposed, 'agent used after dispose');
     const key = await realpath(resolve(path)).catch((error: unknown) => {
       throw fromSystemError(error, 'open volume', path);
     });
     let open = this.opened.get(key);
     if (!open) {
-      open = this.catalog.open(key);
+      open = openAgentVolume(this.catalog, key);
       this.opened.set(key, open);
       open.catch(() => this.opened.delete(key));
     }
     return open;
   }
 
-  private checkRegions(opened: OpenedVolume, firstRegion: number, regionCount: number): void {
+  private checkRegions({ opened }: AgentVolume, firstRegion: number, regionCount: number): void {
     const total = opened.volume.regionCount;
     if (!Number.isSafeInteger(firstRegion) || !Number.isSafeInteger(regionCount) || firstRegion < 0 || regionCount < 0 || firstRegion + regionCount > total) {
       throw new TidemarkError(
@@ -73,27 +127,36 @@ export class LocalAgent implements AgentApi {
     }
   }
 
-  async *readRegions(path: string, firstRegion: number, regionCount: number, options: { signal?: AbortSignal } = {}): AsyncIterable<RegionData> {
-    const opened = await this.open(path);
-    this.checkRegions(opened, firstRegion, regionCount);
-    for (let r = firstRegion; r < firstRegion + regionCount; r++) {
+  /** Reads a region of the volume, or of snapshot `snapshotId` (looked up per region: a deleted one stops the read). */
+  private regionReader(volume: AgentVolume, snapshotId: string | undefined): (regionIndex: number) => Promise<Uint8Array> {
+    if (snapshotId === undefined) return (r) => volume.opened.volume.readRegion(r);
+    const snapshots = snapshotsOf(volume, this.homeDir);
+    snapshots.get(snapshotId); // fails before the first region when there is no such snapshot
+    return (r) => snapshots.get(snapshotId).readRegion(r);
+  }
+
+  async *readRegions(path: string, firstRegion: number, regionCount: number, options: ReadOptions = {}): AsyncIterable<RegionData> {
+    const volume = await this.open(path);
+    this.checkRegions(volume, firstRegion, regionCount);
+    const read = this.regionReader(volume, options.snapshotId);
+    for (const r of regionRange(firstRegion, regionCount)) {
       if (options.signal?.aborted) throw new TidemarkError('CANCELLED', `reading ${path} cancelled`, '');
-      yield { regionIndex: r, data: await opened.volume.readRegion(r) };
+      yield { regionIndex: r, data: await read(r) };
     }
   }
 
   async writeRegion(path: string, regionIndex: number, data: Uint8Array): Promise<void> {
-    const opened = await this.open(path);
-    this.checkRegions(opened, regionIndex, 1);
-    await opened.volume.writeRegion(regionIndex, data);
+    const volume = await this.open(path);
+    this.checkRegions(volume, regionIndex, 1);
+    await volume.opened.volume.writeRegion(regionIndex, data);
   }
 
   async flush(path: string): Promise<void> {
-    await (await this.open(path)).volume.flush();
+    await (await this.open(path)).opened.volume.flush();
   }
 
   async realizedMap(path: string): Promise<RealizedMap> {
-    const { volume, realized } = await this.open(path);
+    const { volume, realized } = (await this.open(path)).opened;
     const bits = realized ? realized.snapshot() : await zeroScanRealized(volume);
     return { regionCount: bits.bitCount, words: bits.words, source: realized ? 'tracked' : 'zero-scan' };
   }
@@ -108,27 +171,72 @@ export class LocalAgent implements AgentApi {
     return pool;
   }
 
-  async *signatures(
-    path: string,
-    hash: HashAlgorithm,
-    firstRegion: number,
-    regionCount: number,
-    options: { signal?: AbortSignal } = {},
-  ): AsyncIterable<RegionSignatures> {
+  async *signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options: ReadOptions = {}): AsyncIterable<RegionSignatures> {
     const opened = await this.open(path);
     this.checkRegions(opened, firstRegion, regionCount);
-    const { volume } = opened;
+    const snapshot = options.snapshotId === undefined ? undefined : snapshotsOf(opened, this.homeDir).get(options.snapshotId);
+    const { volume } = opened.opened;
     function* items() {
-      for (let r = firstRegion; r < firstRegion + regionCount; r++) yield { regionIndex: r, location: { path: volume.path, ...volume.geometry.region(r) } };
+      for (const r of regionRange(firstRegion, regionCount)) yield { regionIndex: r, location: { path: volume.path, ...volume.geometry.region(r) } };
     }
     const pool = await this.pool(hash);
-    for await (const batch of pool.sign(items(), { signal: options.signal })) yield { regionIndexes: batch.regionIndexes, signatures: batch.signatures };
+    const batches = snapshot
+      ? signSnapshotBatches(pool, snapshot, regionRange(firstRegion, regionCount), { signal: options.signal })
+      : pool.sign(items(), { signal: options.signal });
+    for await (const batch of batches) yield { regionIndexes: batch.regionIndexes, signatures: batch.signatures };
+  }
+
+  async snapshotCreate(path: string, options: { label?: string } = {}): Promise<SnapshotInfo> {
+    const volume = await this.open(path);
+    const snapshot = await snapshotsOf(volume, this.homeDir).create(options.label ?? '');
+    return snapshotInfo(snapshot, volume.opened.volume.regionCount);
+  }
+
+  async snapshotList(path: string): Promise<SnapshotList> {
+    const volume = await this.open(path);
+    const { snapshots, damaged } = snapshotsOf(volume, this.homeDir).list();
+    return {
+      snapshots: snapshots.map((s) => snapshotInfo(s, volume.opened.volume.regionCount)),
+      damaged: damaged.map(({ snapshotId, error }) => ({ snapshotId, code: error.code, message: error.message, hint: error.hint })),
+    };
+  }
+
+  async snapshotDelete(path: string, snapshotId: string): Promise<void> {
+    await snapshotsOf(await this.open(path), this.homeDir).delete(snapshotId);
+  }
+
+  async bitmapCreate(path: string, name: string): Promise<BitmapInfo> {
+    return changeMapsOf(await this.open(path), this.homeDir).create(name);
+  }
+
+  async bitmapRead(path: string, name: string): Promise<BitmapContents> {
+    const bits = changeMapsOf(await this.open(path), this.homeDir).read(name);
+    return { regionCount: bits.bitCount, setCount: bits.popcount(), words: bits.words };
+  }
+
+  async bitmapClear(path: string, name: string, regionIndexes?: readonly number[]): Promise<void> {
+    await changeMapsOf(await this.open(path), this.homeDir).clear(name, regionIndexes);
+  }
+
+  async bitmapDelete(path: string, name: string): Promise<void> {
+    await changeMapsOf(await this.open(path), this.homeDir).delete(name);
+  }
+
+  async bitmapList(path: string): Promise<BitmapInfo[]> {
+    return changeMapsOf(await this.open(path), this.homeDir).list();
+  }
+
+  async bitmapSwap(path: string, a: string, b: string): Promise<void> {
+    await changeMapsOf(await this.open(path), this.homeDir).swap(a, b);
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const open of this.opened.values()) await (await open.catch(() => undefined))?.close();
+    for (const open of this.opened.values()) {
+      const volume = await open.catch(() => undefined);
+      if (volume) await closeAgentVolume(volume);
+    }
     for (const pool of this.pools.values()) await (await pool.catch(() => undefined))?.dispose();
     this.opened.clear();
     this.pools.clear();

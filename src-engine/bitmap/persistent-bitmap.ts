@@ -342,6 +342,15 @@ export class PersistentBitmap {
     }
   }
 
+  /**
+   * Sets bits [from, to) and resolves once they are durable: what a write hook does so its
+   * map covers a region before the region's data lands (realization, change maps).
+   */
+  async setRangeDurable(from: number, to: number): Promise<void> {
+    this.setRange(from, to);
+    await this.ensureDurable(from, to);
+  }
+
   get dirty(): boolean {
     return this.dirtySegments.size > 0;
   }

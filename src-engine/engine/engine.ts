@@ -2,7 +2,7 @@
 // home lock, the event log, the volume catalog, the pair store and the pairs it has open
 // (tracking on their primaries), and the lab's write generator.
 
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type Bitset, openBitmapFile } from '../bitmap';
 import { TidemarkError } from '../errors';
 import { EventLog } from '../events';
@@ -11,6 +11,7 @@ import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type Ge
 import { PairStore, type PairRecord } from '../replication';
 import { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
+import { HostManager, SecretVault, type SecretCipher } from '../hosts';
 import { HomeLock } from './home-lock';
 
 export const mapKinds = ['oos', 'moos', 'realized'] as const;
@@ -59,6 +60,16 @@ export interface Overview {
   readonly generator: GeneratorState | null;
 }
 
+/** How the engine reaches remote hosts. */
+export interface EngineHostOptions {
+  /** The single-file agent uploaded to hosts; default: tidemark-agent.cjs beside the running script. */
+  readonly agentBundlePath?: string;
+  /** An OS-keychain cipher (Electron safeStorage) for secrets a person asks to remember. */
+  readonly secretCipher?: SecretCipher | null;
+  readonly sshConfigPath?: string;
+  readonly userKnownHosts?: string;
+}
+
 interface OpenPair {
   readonly record: PairRecord;
   readonly primary: OpenedVolume;
@@ -76,20 +87,30 @@ export class Engine {
   /** Mutating operations run one at a time (two tabs resetting the lab at once, say). */
   private serial: Promise<unknown> = Promise.resolve();
 
+  readonly hosts: HostManager;
+
   private constructor(
     readonly homeDir: string,
     private readonly lock: HomeLock,
     events: EventLog,
+    hostOptions: EngineHostOptions,
   ) {
     this.events = events;
     this.catalog = new VolumeCatalog(homeDir);
     this.pairs = new PairStore(homeDir);
+    this.hosts = new HostManager(homeDir, {
+      bundlePath: hostOptions.agentBundlePath ?? join(dirname(process.argv[1] ?? '.'), 'tidemark-agent.cjs'),
+      vault: new SecretVault(homeDir, hostOptions.secretCipher ?? null),
+      events,
+      sshConfigPath: hostOptions.sshConfigPath,
+      userKnownHosts: hostOptions.userKnownHosts,
+    });
   }
 
-  static async open(homeDir: string, options: { purpose?: string; events?: EventLog } = {}): Promise<Engine> {
+  static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
     await ensureHomeDir(homeDir);
     const lock = await HomeLock.acquire(homeDir, options.purpose ?? 'engine');
-    const engine = new Engine(homeDir, lock, options.events ?? new EventLog());
+    const engine = new Engine(homeDir, lock, options.events ?? new EventLog(), options);
     engine.events.emit({ severity: 'info', pair: null, kind: 'engine.started', message: `engine started on home ${homeDir}` });
     return engine;
   }
@@ -294,6 +315,7 @@ export class Engine {
       if (this.disposed) return;
       this.disposed = true;
       for (const name of [...this.open.keys()]) await this.closePair(name);
+      await this.hosts.dispose();
       await this.lock.release();
     });
   }

@@ -2,11 +2,11 @@
 // regions live on the volume, and a host write may replace them between the moment a batch
 // is located and the moment a worker reads it. The copy-aside always happens before the
 // volume write, so a region whose validation bit is still clear once its batch is hashed was
-// read intact; one whose bit was set meanwhile is signed again from the store.
+// read intact; one whose bit was set meanwhile is held back and signed again from the store.
 
 import { assert } from '../assert';
-import { Bitset } from '../bitmap';
-import { SignatureMap, type SignaturePool, type SignatureBatch, type SignOptions, type RegionToSign } from '../signature';
+import type { Bitset } from '../bitmap';
+import { SignatureMap, signatureBytes, type SignaturePool, type SignatureBatch, type SignOptions, type RegionToSign } from '../signature';
 import { SnapshotBase, type Snapshot } from './snapshot';
 
 /** What signs batches of region locations: a SignaturePool (tests wrap one). */
@@ -21,35 +21,74 @@ export interface SnapshotSignOptions extends SignOptions {
 export async function signSnapshot(signer: RegionSigner, snapshot: Snapshot, options: SnapshotSignOptions = {}): Promise<SignatureMap> {
   assert(snapshot instanceof SnapshotBase, 'signSnapshot takes a snapshot made by createSnapshot or openSnapshot');
   const map = new SignatureMap(signer.algorithm, snapshot.regionCount);
-  const readFromVolume = new Bitset(snapshot.regionCount);
-  const resign = new Bitset(snapshot.regionCount);
+  for await (const batch of signSnapshotBatches(signer, snapshot, regionsToSign(snapshot.regionCount, options.regions), options)) putBatch(map, batch);
+  return map;
+}
+
+/**
+ * Streams the signatures of `regionIndexes` of `snapshot`, batch by batch (in no particular
+ * order), each of the bytes the region held when the snapshot was taken. A region read from
+ * the volume and copied aside meanwhile is held back from its batch and signed again from the
+ * store once the rest is done (a signer serves one call at a time).
+ */
+export async function* signSnapshotBatches(
+  signer: RegionSigner,
+  snapshot: Snapshot,
+  regionIndexes: Iterable<number>,
+  options: SignOptions = {},
+): AsyncGenerator<SignatureBatch> {
+  assert(snapshot instanceof SnapshotBase, 'signSnapshotBatches takes a snapshot made by createSnapshot or openSnapshot');
+  const width = signatureBytes(signer.algorithm);
+  // Bounded by what the signer has located but not yet returned (its read-ahead).
+  const readFromVolume = new Set<number>();
+  // Bounded by the regions written while they were being signed.
+  const resign: number[] = [];
   const located = function* (): Generator<RegionToSign> {
-    for (const regionIndex of regionsToSign(snapshot.regionCount, options.regions)) {
+    for (const regionIndex of regionIndexes) {
       const { location, onVolume } = snapshot.whereIs(regionIndex);
-      if (onVolume) readFromVolume.set(regionIndex);
+      if (onVolume) readFromVolume.add(regionIndex);
       yield { regionIndex, location };
     }
   };
   for await (const batch of signer.sign(located(), options)) {
-    putBatch(map, batch);
     // The worker is done reading this batch: only now does a clear bit prove the bytes intact.
-    for (const r of batch.regionIndexes) if (readFromVolume.get(r) && snapshot.copiedAside(r)) resign.set(r);
+    const intact = batch.regionIndexes.map((r) => !(readFromVolume.delete(r) && snapshot.copiedAside(r)));
+    if (intact.every(Boolean)) yield batch;
+    else yield withoutRegions(batch, intact, width, resign);
   }
-  if (resign.anySet()) await signFromStore(signer, snapshot, resign, map, options);
-  return map;
+  assert(readFromVolume.size === 0, 'every region located on the volume was signed and re-checked');
+  if (resign.length > 0) yield* signFromStore(signer, snapshot, resign, options);
 }
 
-/** Re-signs regions copied aside while they were being read; their store bytes never change. */
-async function signFromStore(signer: RegionSigner, snapshot: SnapshotBase, regions: Bitset, map: SignatureMap, options: SignOptions): Promise<void> {
+/** The regions of `batch` marked intact, with their signatures; the others are added to `heldBack`. */
+function withoutRegions(batch: SignatureBatch, intact: readonly boolean[], width: number, heldBack: number[]): SignatureBatch {
+  assert(batch.signatures.length === batch.regionIndexes.length * width, 'a batch holds one signature per region');
+  const regionIndexes: number[] = [];
+  const signatures = new Uint8Array(intact.filter(Boolean).length * width);
+  batch.regionIndexes.forEach((r, i) => {
+    if (!intact[i]) return void heldBack.push(r);
+    signatures.set(batch.signatures.subarray(i * width, (i + 1) * width), regionIndexes.length * width);
+    regionIndexes.push(r);
+  });
+  return { regionIndexes, signatures };
+}
+
+/** Signs regions copied aside while they were being read; their store bytes never change. */
+async function* signFromStore(signer: RegionSigner, snapshot: SnapshotBase, regions: readonly number[], options: SignOptions): AsyncGenerator<SignatureBatch> {
   const fromStore = function* (): Generator<RegionToSign> {
-    for (const regionIndex of regions.indexes()) {
+    for (const regionIndex of regions) {
       const { location, onVolume } = snapshot.whereIs(regionIndex);
       assert(!onVolume, 'a region copied aside stays in the store');
       yield { regionIndex, location };
     }
   };
+  let signed = 0;
   // Progress already counted these regions once; report none twice.
-  for await (const batch of signer.sign(fromStore(), { signal: options.signal, batchBytesMax: options.batchBytesMax })) putBatch(map, batch);
+  for await (const batch of signer.sign(fromStore(), { signal: options.signal, batchBytesMax: options.batchBytesMax })) {
+    signed += batch.regionIndexes.length;
+    yield batch;
+  }
+  assert(signed === regions.length, 'every region held back was signed from the store');
 }
 
 function* regionsToSign(regionCount: number, regions: Bitset | undefined): Generator<number> {

@@ -38,6 +38,14 @@ const storeFile = 'store.img';
 const cloneFile = 'clone.img';
 const validFile = 'valid.tmbm';
 
+/** Snapshot ids are UUIDs, so an id is also a safe directory name. */
+export const snapshotIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The record a snapshot directory holds once the snapshot is complete (createSnapshot writes it last). */
+export function snapshotRecordPath(directory: string): string {
+  return join(directory, recordFile);
+}
+
 export interface SnapshotStats {
   /** Regions copied into the store (copy-on-write); each region is copied at most once. */
   regionsCopied: number;
@@ -63,9 +71,18 @@ export interface Snapshot {
   close(): Promise<void>;
 }
 
+export interface CreateSnapshotOptions {
+  readonly label?: string;
+  readonly reflink?: ReflinkPolicy;
+  /** A UUID chosen by the caller (a registry names the directory by it); a fresh one by default. */
+  readonly snapshotId?: string;
+}
+
 /** Takes a snapshot of `volume` in `directory` (created; must not exist). */
-export async function createSnapshot(volume: Volume, directory: string, options: { label?: string; reflink?: ReflinkPolicy } = {}): Promise<Snapshot> {
+export async function createSnapshot(volume: Volume, directory: string, options: CreateSnapshotOptions = {}): Promise<Snapshot> {
   const policy = options.reflink ?? 'auto';
+  const snapshotId = options.snapshotId ?? randomUUID();
+  assert(snapshotIdPattern.test(snapshotId), `snapshot id ${snapshotId} is a UUID`);
   try {
     await mkdir(directory, { recursive: false, mode: 0o700 });
     // The new directory's entry must survive a crash before anything inside it counts.
@@ -77,7 +94,7 @@ export async function createSnapshot(volume: Volume, directory: string, options:
   try {
     return await volume.quiesced(async () => {
       const record: SnapshotRecord = {
-        snapshotId: randomUUID(),
+        snapshotId,
         kind: 'cow',
         volumePath: volume.path,
         sizeBytes: volume.sizeBytes,

@@ -18,6 +18,8 @@ export interface SecretRequest {
   /** The answer may be shown while typed (keyboard-interactive prompts say so). */
   readonly echo: boolean;
   readonly keyFile?: string;
+  /** 1 for the first ask; more after a wrong answer (a remembered secret is only good for 1). */
+  readonly attempt: number;
 }
 
 /** Asks a person for a secret; null means they declined (the method is skipped). */
@@ -128,7 +130,7 @@ async function publicKeyMethod(
   for (let attempt = 1; attempt <= passphraseTriesMax; attempt++) {
     const prompt =
       attempt === 1 ? `Passphrase for ${identity.file}` : `Wrong passphrase; passphrase for ${identity.file} (try ${attempt} of ${passphraseTriesMax})`;
-    const passphrase = await askSecret({ kind: 'passphrase', target, prompt, echo: false, keyFile: identity.file });
+    const passphrase = await askSecret({ kind: 'passphrase', target, prompt, echo: false, keyFile: identity.file, attempt });
     if (passphrase === null) break;
     const parsed = utils.parseKey(identity.data, passphrase);
     if (!(parsed instanceof Error)) {
@@ -154,6 +156,7 @@ function keyboardInteractiveMethod(user: string, target: string, askSecret: AskS
             target,
             prompt: [instructions, p.prompt].filter(Boolean).join('\n'),
             echo: p.echo ?? false,
+            attempt: 1,
           });
           if (answer === null) return finish([]);
           answers.push(answer);
@@ -165,7 +168,7 @@ function keyboardInteractiveMethod(user: string, target: string, askSecret: AskS
 }
 
 async function passwordMethod(user: string, target: string, askSecret: AskSecret, log: AuthLog): Promise<AnyAuthMethod | null> {
-  const password = await askSecret({ kind: 'password', target, prompt: `Password for ${target}`, echo: false });
+  const password = await askSecret({ kind: 'password', target, prompt: `Password for ${target}`, echo: false, attempt: 1 });
   if (password === null) {
     log.skipped.push('password (not given)');
     return null;

@@ -10,7 +10,19 @@
 // idempotent, so the error asks to write the region again.
 
 import type { Client } from 'ssh2';
-import type { AgentApi, AgentInfo, RealizedMap, RegionData, RegionSignatures, RpcAgent } from '../agent';
+import type {
+  AgentApi,
+  AgentInfo,
+  BitmapContents,
+  BitmapInfo,
+  ReadOptions,
+  RealizedMap,
+  RegionData,
+  RegionSignatures,
+  RpcAgent,
+  SnapshotInfo,
+  SnapshotList,
+} from '../agent';
 import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
 import { TidemarkError } from '../errors';
 import type { HashAlgorithm } from '../signature';
@@ -53,6 +65,9 @@ interface Session {
 export function backoffDelayMs(attempt: number, initialMs: number, maxMs: number): number {
   return attempt === 0 ? 0 : Math.min(maxMs, initialMs * 2 ** (attempt - 1));
 }
+
+/** What a read or signing reads from: the volume, or one of its snapshots. */
+const source = (path: string, options: ReadOptions | undefined) => (options?.snapshotId === undefined ? path : `snapshot ${options.snapshotId} of ${path}`);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -195,7 +210,7 @@ export class RemoteHost implements AgentApi {
     return this.unary(`reading the realization map of ${path}`, (agent) => agent.realizedMap(path));
   }
 
-  async *readRegions(path: string, firstRegion: number, regionCount: number, options?: { signal?: AbortSignal }): AsyncIterable<RegionData> {
+  async *readRegions(path: string, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionData> {
     const session = await this.sessionNow();
     let received = 0;
     try {
@@ -207,19 +222,13 @@ export class RemoteHost implements AgentApi {
       throw this.interrupted(
         error,
         session,
-        `reading ${path} (${received} of ${regionCount} regions received)`,
+        `reading ${source(path, options)} (${received} of ${regionCount} regions received)`,
         `the next operation reconnects; resume from region ${firstRegion + received}`,
       );
     }
   }
 
-  async *signatures(
-    path: string,
-    hash: HashAlgorithm,
-    firstRegion: number,
-    regionCount: number,
-    options?: { signal?: AbortSignal },
-  ): AsyncIterable<RegionSignatures> {
+  async *signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionSignatures> {
     const session = await this.sessionNow();
     let received = 0;
     try {
@@ -231,10 +240,70 @@ export class RemoteHost implements AgentApi {
       throw this.interrupted(
         error,
         session,
-        `signing ${path} (${received} of ${regionCount} signatures received)`,
+        `signing ${source(path, options)} (${received} of ${regionCount} signatures received)`,
         'the next operation reconnects; run it again',
       );
     }
+  }
+
+  snapshotCreate(path: string, options?: { label?: string }): Promise<SnapshotInfo> {
+    return this.unary(
+      `taking a snapshot of ${path}`,
+      (agent) => agent.snapshotCreate(path, options),
+      'the snapshot may have been taken: list the snapshots of the volume and delete a stray one, then take it again — the next operation reconnects',
+    );
+  }
+
+  snapshotList(path: string): Promise<SnapshotList> {
+    return this.unary(`listing the snapshots of ${path}`, (agent) => agent.snapshotList(path));
+  }
+
+  snapshotDelete(path: string, snapshotId: string): Promise<void> {
+    return this.unary(
+      `deleting snapshot ${snapshotId} of ${path}`,
+      (agent) => agent.snapshotDelete(path, snapshotId),
+      'the snapshot may be deleted already: list the snapshots of the volume and delete it again if it is still there — the next operation reconnects',
+    );
+  }
+
+  bitmapCreate(path: string, name: string): Promise<BitmapInfo> {
+    return this.unary(
+      `creating bitmap "${name}" of ${path}`,
+      (agent) => agent.bitmapCreate(path, name),
+      'list the bitmaps of the volume to see whether it was created, then create it again if not — the next operation reconnects',
+    );
+  }
+
+  bitmapRead(path: string, name: string): Promise<BitmapContents> {
+    return this.unary(`reading bitmap "${name}" of ${path}`, (agent) => agent.bitmapRead(path, name));
+  }
+
+  bitmapClear(path: string, name: string, regionIndexes?: readonly number[]): Promise<void> {
+    return this.unary(
+      `clearing ${regionIndexes === undefined ? 'every region' : `${regionIndexes.length} region(s)`} of bitmap "${name}" of ${path}`,
+      (agent) => agent.bitmapClear(path, name, regionIndexes),
+      'some bits may still be set (a set bit only costs a resend); clear them again — the next operation reconnects',
+    );
+  }
+
+  bitmapDelete(path: string, name: string): Promise<void> {
+    return this.unary(
+      `deleting bitmap "${name}" of ${path}`,
+      (agent) => agent.bitmapDelete(path, name),
+      'the bitmap may be deleted already: list the bitmaps of the volume and delete it again if it is still there — the next operation reconnects',
+    );
+  }
+
+  bitmapList(path: string): Promise<BitmapInfo[]> {
+    return this.unary(`listing the bitmaps of ${path}`, (agent) => agent.bitmapList(path));
+  }
+
+  bitmapSwap(path: string, a: string, b: string): Promise<void> {
+    return this.unary(
+      `swapping bitmaps "${a}" and "${b}" of ${path}`,
+      (agent) => agent.bitmapSwap(path, a, b),
+      'the swap happened whole or not at all: compare the bitmapIds in the bitmap list with the ones before, then swap again only if they did not change — the next operation reconnects',
+    );
   }
 
   async dispose(): Promise<void> {

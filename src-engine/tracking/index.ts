@@ -1,3 +1,5 @@
-// Public surface of tracking/: write tracking (OOS + MOOS) on primaries.
+// Public surface of tracking/: write tracking (OOS + MOOS) on primaries, and a volume's named
+// change maps.
 
 export { WriteTracker, type TrackerStats } from './write-tracker';
+export { ChangeMaps, checkChangeMapName, changeMapsRecordKind, type ChangeMapInfo } from './change-maps';

@@ -76,6 +76,11 @@ export class VolumeCatalog {
     return join(this.volumeDir(volumeId), 'realized.tmbm');
   }
 
+  /** Where the volume's snapshots live, one directory each (snapshot/ owns what is inside). */
+  snapshotsDir(volumeId: string): string {
+    return join(this.volumeDir(volumeId), 'snapshots');
+  }
+
   /** Creates a sparse file volume of `sizeBytes` at `path` and registers it. Refuses to overwrite. */
   async create(path: string, sizeBytes: number, regionBytes = regionBytesDefault): Promise<VolumeRecord> {
     validateVolumeBytes(sizeBytes);
@@ -88,6 +93,8 @@ export class VolumeCatalog {
       const canonicalPath = await realpath(absolutePath);
       const volumeId = VolumeCatalog.volumeIdFor(canonicalPath);
       volumeDirectory = this.volumeDir(volumeId);
+      // The file did not exist, so metadata under its id (snapshots, bitmaps) is a deleted file's.
+      await rm(volumeDirectory, { recursive: true, force: true });
       await createDirectories(volumeDirectory, 0o700);
       const geometry = new RegionGeometry(sizeBytes, regionBytes);
       await (await createBitmapFile(this.realizedPath(volumeId), geometry.regionCount, 'realized')).close();

@@ -17,9 +17,7 @@ export class RealizedTracker implements WriteHook {
   constructor(readonly bitmap: PersistentBitmap) {}
 
   async beforeWrite(firstRegion: number, lastRegion: number): Promise<void> {
-    const end = lastRegion + 1;
-    if (!this.bitmap.bits.allSet(firstRegion, end)) this.bitmap.setRange(firstRegion, end);
-    await this.bitmap.ensureDurable(firstRegion, end);
+    await this.bitmap.setRangeDurable(firstRegion, lastRegion + 1);
   }
 
   /** Marks regions unrealized after they were reclaimed (zeroed or hole-punched). */

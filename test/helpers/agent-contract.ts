@@ -2,9 +2,11 @@
 // in-process, over RPC on a Unix socket (test/integration/agent-contract.test.ts) and over SSH
 // (test/system/agent-contract-ssh.test.ts). Both sides must behave identically, errors included.
 import { createHash } from 'node:crypto';
+import { statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { AgentApi } from '../../src-engine/agent';
+import type { AgentApi, BitmapContents } from '../../src-engine/agent';
+import { rpcBitmapChunkBytes } from '../../src-engine/constants';
 import { TidemarkError } from '../../src-engine/errors';
 import { signBytes } from '../../src-engine/signature';
 import { randomBytes, seededRandom } from './random';
@@ -15,6 +17,49 @@ export interface ContractAgent {
   readonly agent: AgentApi;
   /** A directory the agent's host can write (volumes are created in it). */
   readonly dir: string;
+  /** Disposes `agent` — for a daemon, stops its process — and returns a new agent on the same home. */
+  reopen(): Promise<AgentApi>;
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MiB = 2 ** 20;
+
+/** Every region of a read starting at `firstRegion`, checking they come in order. */
+async function readAll(regions: AsyncIterable<{ regionIndex: number; data: Uint8Array }>, firstRegion = 0): Promise<Buffer[]> {
+  const read: Buffer[] = [];
+  for await (const region of regions) {
+    expect(region.regionIndex).toBe(firstRegion + read.length);
+    read.push(Buffer.from(region.data));
+  }
+  return read;
+}
+
+async function sha256Signatures(agent: AgentApi, path: string, regionCount: number, snapshotId?: string): Promise<string[]> {
+  const hex: string[] = [];
+  for await (const batch of agent.signatures(path, 'sha256', 0, regionCount, { snapshotId })) {
+    batch.regionIndexes.forEach((r, i) => (hex[r] = Buffer.from(batch.signatures.subarray(i * 32, (i + 1) * 32)).toString('hex')));
+  }
+  return hex;
+}
+
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/** The set regions of a bitmap, in order. */
+function setRegions(bitmap: BitmapContents): number[] {
+  const regions: number[] = [];
+  for (let r = 0; r < bitmap.regionCount; r++) if ((bitmap.words[r >>> 5]! >>> (r & 31)) & 1) regions.push(r);
+  expect(bitmap.setCount).toBe(regions.length);
+  expect(bitmap.words.length).toBe(Math.ceil(bitmap.regionCount / 32));
+  return regions;
+}
+
+const sortedUnion = (...lists: number[][]) => [...new Set(lists.flat())].sort((a, b) => a - b);
+
+/** `count` distinct regions below `regionCount`, drawn from `random`, sorted. */
+function pickRegions(random: () => number, regionCount: number, count: number): number[] {
+  const picked = new Set<number>();
+  while (picked.size < count) picked.add(Math.floor(random() * regionCount));
+  return [...picked].sort((a, b) => a - b);
 }
 
 export interface ContractTarget {
@@ -35,6 +80,23 @@ export function agentContract(target: ContractTarget): void {
       expect(info.nodeVersion).toBe(expected.nodeVersion);
       expect(info.pid).toBe(expected.pid);
       expect(info.agentVersion).toMatch(/^\d+\.\d+\.\d+/);
+    });
+
+    it('reports the free space of its home', async () => {
+      const { agent, dir } = await makeAgent();
+      await agent.volumeCreate(join(dir, 'v.img'), 4096, 4096); // the home exists from now on
+      const free = async (path: string) => {
+        const stats = await statfs(path);
+        return stats.bavail * stats.bsize;
+      };
+      const { homeDir } = await agent.info();
+      const before = await free(homeDir);
+      const { homeFreeBytes } = await agent.info();
+      const after = await free(homeDir);
+      expect(Number.isSafeInteger(homeFreeBytes) && homeFreeBytes > 0).toBe(true);
+      // Other tests write meanwhile: the agent's figure lies between two taken around it, give or take.
+      expect(homeFreeBytes).toBeGreaterThanOrEqual(Math.min(before, after) - 256 * MiB);
+      expect(homeFreeBytes).toBeLessThanOrEqual(Math.max(before, after) + 256 * MiB);
     });
 
     it('creates a volume, writes and reads regions byte-exactly, tracks realization', async () => {
@@ -111,6 +173,171 @@ export function agentContract(target: ContractTarget): void {
       };
       await expect(reading()).rejects.toSatisfy((e: unknown) => e instanceof TidemarkError && e.code === 'CANCELLED');
       expect(got).toBeLessThan(64);
+    });
+
+    it('a snapshot reads and signs the volume as it was, whatever is written after it', async () => {
+      const { agent, dir } = await makeAgent();
+      const path = join(dir, 'v.img');
+      const regionBytes = 65536;
+      await agent.volumeCreate(path, 5 * regionBytes + 4096, regionBytes); // a short last region
+      const random = seededRandom(23);
+      const sizes = [regionBytes, regionBytes, regionBytes, regionBytes, regionBytes, 4096];
+      const before = sizes.map((bytes) => randomBytes(random, bytes));
+      for (const [r, data] of before.entries()) await agent.writeRegion(path, r, data);
+      const startedMs = Date.now();
+      const first = await agent.snapshotCreate(path, { label: 'before' });
+      expect(first).toMatchObject({ label: 'before', sizeBytes: 5 * regionBytes + 4096, regionBytes, regionCount: 6 });
+      expect(first.snapshotId).toMatch(uuid);
+      expect(first.createdAtMs).toBeGreaterThanOrEqual(startedMs - 1000);
+      expect(first.createdAtMs).toBeLessThanOrEqual(Date.now() + 1000);
+      expect(['reflink', 'cow']).toContain(first.kind);
+      expect(first.copiedRegions).toBe(first.kind === 'cow' ? 0 : null);
+
+      const after = before.map((data, r) => (r % 2 === 1 ? randomBytes(random, data.length) : data));
+      for (const r of [1, 3, 5]) await agent.writeRegion(path, r, after[r]!);
+      const fromSnapshot = await readAll(agent.readRegions(path, 0, 6, { snapshotId: first.snapshotId }));
+      fromSnapshot.forEach((data, r) => expect(data.equals(before[r]!), `snapshot region ${r}`).toBe(true));
+      (await readAll(agent.readRegions(path, 0, 6))).forEach((data, r) => expect(data.equals(after[r]!), `live region ${r}`).toBe(true));
+      expect(await sha256Signatures(agent, path, 6, first.snapshotId)).toEqual(before.map(sha256));
+      expect(await sha256Signatures(agent, path, 6)).toEqual(after.map(sha256));
+
+      const second = await agent.snapshotCreate(path);
+      await agent.writeRegion(path, 1, randomBytes(random, regionBytes));
+      expect((await readAll(agent.readRegions(path, 1, 1, { snapshotId: second.snapshotId }), 1))[0]).toEqual(after[1]);
+      const listed = await agent.snapshotList(path);
+      expect(listed.damaged).toEqual([]);
+      expect(listed.snapshots.map((s) => s.snapshotId)).toEqual([first.snapshotId, second.snapshotId]);
+      if (first.kind === 'cow') expect(listed.snapshots.map((s) => s.copiedRegions)).toEqual([3, 1]);
+
+      await agent.snapshotDelete(path, first.snapshotId);
+      expect((await agent.snapshotList(path)).snapshots.map((s) => s.snapshotId)).toEqual([second.snapshotId]);
+      await expect(readAll(agent.readRegions(path, 0, 1, { snapshotId: first.snapshotId }))).rejects.toSatisfy(isCode('NOT_FOUND'));
+      expect((await readAll(agent.readRegions(path, 3, 1, { snapshotId: second.snapshotId }), 3))[0]).toEqual(after[3]);
+    });
+
+    it('bitmaps record every region written through the agent; clear, swap, delete', async () => {
+      const { agent, dir } = await makeAgent();
+      const path = join(dir, 'v.img');
+      const regionCount = 100; // four words, the last one partial
+      await agent.volumeCreate(path, regionCount * 4096, 4096);
+      expect(await agent.bitmapCreate(path, 'current')).toMatchObject({ name: 'current', regionCount, setCount: 0 });
+      await agent.writeRegion(path, 7, new Uint8Array(4096)); // before "next" exists: only "current" records it
+      await agent.bitmapCreate(path, 'next');
+      const random = seededRandom(41);
+      const written = pickRegions(random, regionCount, 20);
+      for (const r of written) await agent.writeRegion(path, r, randomBytes(random, 4096));
+      expect(setRegions(await agent.bitmapRead(path, 'next'))).toEqual(written);
+      expect(setRegions(await agent.bitmapRead(path, 'current'))).toEqual(sortedUnion([7], written));
+
+      const shipped = written.slice(0, 5);
+      await agent.bitmapClear(path, 'next', shipped);
+      expect(setRegions(await agent.bitmapRead(path, 'next'))).toEqual(written.slice(5));
+      const ids = Object.fromEntries((await agent.bitmapList(path)).map((b) => [b.name, b.bitmapId]));
+      await agent.bitmapSwap(path, 'current', 'next');
+      const swapped = await agent.bitmapList(path);
+      expect(swapped.map((b) => [b.name, b.bitmapId, b.setCount])).toEqual([
+        ['current', ids.next, 15],
+        ['next', ids.current, sortedUnion([7], written).length],
+      ]);
+      expect(setRegions(await agent.bitmapRead(path, 'current'))).toEqual(written.slice(5));
+
+      await agent.bitmapClear(path, 'next');
+      expect(setRegions(await agent.bitmapRead(path, 'next'))).toEqual([]);
+      await agent.writeRegion(path, 99, new Uint8Array(4096));
+      expect(setRegions(await agent.bitmapRead(path, 'next'))).toEqual([99]);
+      expect(setRegions(await agent.bitmapRead(path, 'current'))).toEqual(sortedUnion(written.slice(5), [99]));
+
+      await agent.bitmapDelete(path, 'current');
+      expect((await agent.bitmapList(path)).map((b) => b.name)).toEqual(['next']);
+      await expect(agent.bitmapRead(path, 'current')).rejects.toSatisfy(isCode('NOT_FOUND'));
+    });
+
+    it('a bitmap larger than one RPC chunk arrives whole', async () => {
+      const { agent, dir } = await makeAgent();
+      const path = join(dir, 'big.img');
+      const chunkRegions = rpcBitmapChunkBytes * 8;
+      const regionCount = chunkRegions + 40; // one chunk and 8 bytes of words
+      await agent.volumeCreate(path, regionCount * 4096, 4096); // sparse
+      await agent.bitmapCreate(path, 'next');
+      const written = [0, chunkRegions / 2 + 3, chunkRegions - 1, chunkRegions, regionCount - 1];
+      for (const r of written) await agent.writeRegion(path, r, new Uint8Array(4096).fill(1));
+      const bitmap = await agent.bitmapRead(path, 'next');
+      expect(bitmap.regionCount).toBe(regionCount);
+      expect(bitmap.setCount).toBe(written.length);
+      expect(bitmap.words.length).toBe(Math.ceil(regionCount / 32));
+      const set: number[] = [];
+      bitmap.words.forEach((word, w) => {
+        for (let bit = 0; word !== 0 && bit < 32; bit++) if ((word >>> bit) & 1) set.push(w * 32 + bit);
+      });
+      expect(set).toEqual(written);
+    });
+
+    it('snapshots and bitmaps survive closing and reopening, and the snapshot stays protected', async () => {
+      const contract = await makeAgent();
+      const path = join(contract.dir, 'v.img');
+      let agent = contract.agent;
+      await agent.volumeCreate(path, 16 * 4096, 4096);
+      const random = seededRandom(57);
+      const before = Array.from({ length: 16 }, () => randomBytes(random, 4096));
+      for (const [r, data] of before.entries()) await agent.writeRegion(path, r, data);
+      const snapshot = await agent.snapshotCreate(path, { label: 'kept' });
+      await agent.bitmapCreate(path, 'unused');
+      await agent.bitmapCreate(path, 'next');
+      await agent.writeRegion(path, 2, randomBytes(random, 4096));
+      await agent.bitmapCreate(path, 'current');
+      for (const r of [5, 11]) await agent.writeRegion(path, r, randomBytes(random, 4096));
+      await agent.bitmapDelete(path, 'unused');
+      await agent.bitmapSwap(path, 'next', 'current'); // the last change: it alone must be durable
+      const listedBefore = await agent.bitmapList(path);
+      expect(listedBefore.map((b) => [b.name, b.setCount])).toEqual([
+        ['current', 3],
+        ['next', 2],
+      ]);
+
+      agent = await contract.reopen();
+      expect(await agent.bitmapList(path)).toEqual(listedBefore);
+      expect(setRegions(await agent.bitmapRead(path, 'current'))).toEqual([2, 5, 11]);
+      expect(setRegions(await agent.bitmapRead(path, 'next'))).toEqual([5, 11]);
+      const { snapshots } = await agent.snapshotList(path);
+      expect(snapshots).toEqual([expect.objectContaining({ snapshotId: snapshot.snapshotId, label: 'kept', createdAtMs: snapshot.createdAtMs })]);
+      // After the reopen a write must still copy the old bytes aside first, and still be recorded.
+      await agent.writeRegion(path, 0, randomBytes(random, 4096));
+      expect((await readAll(agent.readRegions(path, 0, 16, { snapshotId: snapshot.snapshotId }))).map(sha256)).toEqual(before.map(sha256));
+      expect(setRegions(await agent.bitmapRead(path, 'next'))).toEqual([0, 5, 11]);
+      expect(setRegions(await agent.bitmapRead(path, 'current'))).toEqual([0, 2, 5, 11]);
+    });
+
+    it('snapshot and bitmap errors keep their code and hint', async () => {
+      const { agent, dir } = await makeAgent();
+      const path = join(dir, 'v.img');
+      await agent.volumeCreate(path, 8 * 4096, 4096);
+      const unknown = '00000000-0000-4000-8000-000000000000';
+      await expect(readAll(agent.readRegions(path, 0, 1, { snapshotId: unknown }))).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await expect(sha256Signatures(agent, path, 1, unknown)).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await expect(agent.snapshotDelete(path, unknown)).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await expect(agent.snapshotDelete(path, '../../etc')).rejects.toSatisfy(isCode('USAGE'));
+      await expect(readAll(agent.readRegions(path, 0, 1, { snapshotId: 'latest' }))).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.snapshotCreate(path, { label: 'x'.repeat(257) })).rejects.toSatisfy(isCode('USAGE'));
+
+      await expect(agent.bitmapRead(path, 'next')).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await expect(agent.bitmapClear(path, 'next')).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await expect(agent.bitmapDelete(path, 'next')).rejects.toSatisfy(isCode('NOT_FOUND'));
+      for (const bad of ['', 'Next', 'a_b', '../x', 'x'.repeat(33)]) await expect(agent.bitmapCreate(path, bad), bad).rejects.toSatisfy(isCode('USAGE'));
+      await agent.bitmapCreate(path, 'x'.repeat(32));
+      await agent.bitmapCreate(path, 'next');
+      await expect(agent.bitmapCreate(path, 'next')).rejects.toSatisfy(isCode('ALREADY_EXISTS'));
+      await expect(agent.bitmapSwap(path, 'next', 'current')).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await expect(agent.bitmapSwap(path, 'next', 'next')).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.bitmapClear(path, 'next', [8])).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.bitmapClear(path, 'next', [-1])).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.bitmapClear(path, 'next', [1.5])).rejects.toSatisfy(isCode('USAGE'));
+      expect((await agent.bitmapList(path)).map((b) => b.name)).toEqual(['next', 'x'.repeat(32)]);
+
+      const plain = join(dir, 'plain.img'); // a volume this home never registered
+      await writeFile(plain, Buffer.alloc(4 * 4096));
+      await expect(agent.snapshotCreate(plain)).rejects.toSatisfy(isCode('UNSUPPORTED'));
+      await expect(agent.bitmapCreate(plain, 'next')).rejects.toSatisfy(isCode('UNSUPPORTED'));
+      await expect(agent.bitmapList(plain)).rejects.toSatisfy(isCode('UNSUPPORTED'));
     });
   });
 }

@@ -23,8 +23,11 @@ export interface WebConsole {
 }
 
 /** Starts `tidemark console --web --no-open` on a free port and waits for its URL. */
-export function startWebConsole(homeDir: string): Promise<WebConsole> {
-  const child = spawn(process.execPath, [cliBundle, '--home', homeDir, 'console', '--web', '--no-open', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startWebConsole(homeDir: string, env: NodeJS.ProcessEnv = {}): Promise<WebConsole> {
+  const child = spawn(process.execPath, [cliBundle, '--home', homeDir, 'console', '--web', '--no-open', '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { LocalAgent, RpcAgent, serveAgent, type AgentApi } from '../../src-engine/agent';
 import { RpcPeer } from '../../src-engine/transport';
-import { agentContract } from '../helpers/agent-contract';
+import { agentContract, type ContractAgent } from '../helpers/agent-contract';
 import { tempDir } from '../helpers/tmp';
 
 const disposers: (() => Promise<void>)[] = [];
@@ -13,15 +13,27 @@ afterEach(async () => {
   for (const dispose of disposers.splice(0).reverse()) await dispose();
 });
 
-async function localAgent(): Promise<{ agent: AgentApi; dir: string }> {
-  const dir = await tempDir();
-  const agent = new LocalAgent(join(dir, 'home'));
+/** An in-process agent on `homeDir`, disposed after the test. */
+function startLocal(homeDir: string): LocalAgent {
+  const agent = new LocalAgent(homeDir);
   disposers.push(() => agent.dispose());
-  return { agent, dir };
+  return agent;
 }
 
-async function rpcAgent(): Promise<{ agent: AgentApi; dir: string }> {
-  const { agent: local, dir } = await localAgent();
+async function localAgent(): Promise<ContractAgent> {
+  const dir = await tempDir();
+  const homeDir = join(dir, 'home');
+  let agent = startLocal(homeDir);
+  const reopen = async () => {
+    await agent.dispose();
+    agent = startLocal(homeDir);
+    return agent;
+  };
+  return { agent, dir, reopen };
+}
+
+/** `local` served on a Unix socket in `dir`, and a client for it; both closed by the returned function. */
+async function serveOverSocket(local: AgentApi, dir: string): Promise<{ agent: RpcAgent; close: () => Promise<void> }> {
   const socketPath = join(dir, 'agent.sock');
   const peers: RpcPeer[] = [];
   const server = createServer((socket) => {
@@ -37,12 +49,26 @@ async function rpcAgent(): Promise<{ agent: AgentApi; dir: string }> {
   const client = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
   await client.handshake();
   const agent = new RpcAgent(client);
-  disposers.push(async () => {
+  const close = async () => {
     await agent.dispose();
     peers.forEach((p) => p.close());
-    server.close();
-  });
-  return { agent, dir };
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await local.dispose();
+  };
+  disposers.push(close);
+  return { agent, close };
+}
+
+async function rpcAgent(): Promise<ContractAgent> {
+  const dir = await tempDir();
+  const homeDir = join(dir, 'home');
+  let served = await serveOverSocket(startLocal(homeDir), dir);
+  const reopen = async () => {
+    await served.close();
+    served = await serveOverSocket(startLocal(homeDir), dir);
+    return served.agent;
+  };
+  return { agent: served.agent, dir, reopen };
 }
 
 const here = async () => ({ pid: process.pid, nodeVersion: process.versions.node });

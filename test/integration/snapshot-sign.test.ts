@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bitset } from '../../src-engine/bitmap';
 import { SignaturePool, signBytes, type RegionToSign, type SignOptions } from '../../src-engine/signature';
-import { createSnapshot, signSnapshot, type RegionSigner } from '../../src-engine/snapshot';
+import { createSnapshot, signSnapshot, signSnapshotBatches, type RegionSigner } from '../../src-engine/snapshot';
 import { VolumeCatalog } from '../../src-engine/volume';
 import { randomBytes, seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
@@ -56,6 +56,38 @@ describe('signSnapshot', () => {
     const map = await signSnapshot(lateReader, snapshot);
     const expected = await expectedSignatures(atSnapshot);
     for (let r = 0; r < regionCount; r++) expect(map.hex(r), `region ${r}`).toBe(expected[r]);
+    await snapshot.delete();
+    await opened.close();
+  });
+
+  it('streams each region once, never a signature of bytes written after the snapshot', async () => {
+    const { dir, opened, volume } = await makeVolume();
+    const atSnapshot = await volume.read(0, regionCount * regionBytes);
+    const snapshot = await createSnapshot(volume, join(dir, 'snap'), { reflink: 'never' });
+    let overwritten = false;
+    const lateReader: RegionSigner = {
+      algorithm: pool.algorithm,
+      sign: async function* (items: Iterable<RegionToSign>, options?: SignOptions) {
+        const located = [...items];
+        if (!overwritten) for (let r = 8; r < 40; r += 3) await volume.write(r * regionBytes, Buffer.alloc(regionBytes, 0xa5));
+        overwritten = true;
+        yield* pool.sign(located, options);
+      },
+    };
+    const expected = await expectedSignatures(atSnapshot);
+    const seen: number[] = [];
+    for await (const batch of signSnapshotBatches(
+      lateReader,
+      snapshot,
+      Array.from({ length: 40 }, (_, r) => r),
+      { batchBytesMax: 4 * regionBytes },
+    )) {
+      batch.regionIndexes.forEach((r, i) => {
+        seen.push(r);
+        expect(Buffer.from(batch.signatures.subarray(i * 32, (i + 1) * 32)).toString('hex'), `region ${r}`).toBe(expected[r]);
+      });
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, r) => r));
     await snapshot.delete();
     await opened.close();
   });

@@ -1,14 +1,15 @@
 // The AgentApi contract (test/helpers/agent-contract.ts) over SSH: a RemoteHost against a real
 // OpenSSH sshd on loopback, the agent deployed over SFTP and reached through `agent dial-stdio`.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { RemoteHost } from '../../src-engine/ssh';
 import { RpcPeer } from '../../src-engine/transport';
 import { agentContract } from '../helpers/agent-contract';
 import { agentBundle } from '../helpers/cli';
+import { until } from '../helpers/engine';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 import { tempDir } from '../helpers/tmp';
 
@@ -44,21 +45,44 @@ async function localViewOfRemoteAgent(): Promise<{ pid: number; nodeVersion: str
   return { pid, nodeVersion };
 }
 
+function remoteHost(): RemoteHost {
+  const host = new RemoteHost(sshd.alias, {
+    tidemarkKnownHosts: join(dir, 'known_hosts'),
+    userKnownHosts: join(dir, 'no-user-known-hosts'),
+    sshConfigPath: sshd.sshConfigPath,
+    agentSocket: '',
+    approveHostKey: async () => true,
+    bundlePath: agentBundle,
+    homeDir: remoteHome(),
+  });
+  hosts.push(host);
+  return host;
+}
+
+/** True once `pid` has exited (a zombie left for its parent to reap counts as exited). */
+async function exited(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat === undefined || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+}
+
 agentContract({
   name: 'over SSH',
   make: async () => {
-    const host = new RemoteHost(sshd.alias, {
-      tidemarkKnownHosts: join(dir, 'known_hosts'),
-      userKnownHosts: join(dir, 'no-user-known-hosts'),
-      sshConfigPath: sshd.sshConfigPath,
-      agentSocket: '',
-      approveHostKey: async () => true,
-      bundlePath: agentBundle,
-      homeDir: remoteHome(),
-    });
-    hosts.push(host);
+    let host = remoteHost();
     await host.connect();
-    return { agent: host, dir: await tempDir('tm-contract-vol-') };
+    // Stops the remote agent process itself (SIGTERM: it closes its volumes), so the next
+    // connection starts a new one that reopens everything from the home.
+    const reopen = async () => {
+      const { pid } = await host.info();
+      await host.dispose();
+      process.kill(pid, 'SIGTERM');
+      await until(() => exited(pid), 10_000, `remote agent ${pid} to exit`);
+      host = remoteHost();
+      await host.connect();
+      expect((await host.info()).pid).not.toBe(pid);
+      return host;
+    };
+    return { agent: host, dir: await tempDir('tm-contract-vol-'), reopen };
   },
   expectedInfo: localViewOfRemoteAgent,
 });

@@ -1,0 +1,62 @@
+// A volume as the agent holds it open: the catalog's volume (realization tracking) plus, for
+// a registered volume, its snapshots (their copy-on-write hooks) and its change maps. All of
+// them are attached before the agent lets the first write through, and closed together.
+
+import { TidemarkError } from '../errors';
+import { SnapshotRegistry } from '../snapshot';
+import { ChangeMaps } from '../tracking';
+import type { OpenedVolume, VolumeCatalog } from '../volume';
+
+export interface AgentVolume {
+  readonly opened: OpenedVolume;
+  /** Undefined for a volume this home did not register (it has no catalog directory). */
+  readonly snapshots: SnapshotRegistry | undefined;
+  readonly changeMaps: ChangeMaps | undefined;
+}
+
+export async function openAgentVolume(catalog: VolumeCatalog, canonicalPath: string): Promise<AgentVolume> {
+  const opened = await catalog.open(canonicalPath);
+  const { record, volume } = opened;
+  let snapshots: SnapshotRegistry | undefined;
+  try {
+    if (!record) return { opened, snapshots: undefined, changeMaps: undefined };
+    snapshots = await SnapshotRegistry.open(volume, catalog.snapshotsDir(record.volumeId));
+    const changeMaps = await ChangeMaps.open(volume, catalog.volumeDir(record.volumeId));
+    return { opened, snapshots, changeMaps };
+  } catch (error) {
+    await snapshots?.close().catch(() => undefined);
+    await opened.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Detaches snapshots and change maps (keeping them on disk), then closes the volume. */
+export async function closeAgentVolume(volume: AgentVolume): Promise<void> {
+  try {
+    await volume.snapshots?.close();
+  } finally {
+    try {
+      await volume.changeMaps?.close();
+    } finally {
+      await volume.opened.close();
+    }
+  }
+}
+
+function unregistered(volume: AgentVolume, homeDir: string): TidemarkError {
+  return new TidemarkError(
+    'UNSUPPORTED',
+    `volume ${volume.opened.volume.path} is not registered in home ${homeDir}: snapshots and bitmaps live in its catalog directory`,
+    'create the volume with `tidemark volume create` so this home registers it',
+  );
+}
+
+export function snapshotsOf(volume: AgentVolume, homeDir: string): SnapshotRegistry {
+  if (!volume.snapshots) throw unregistered(volume, homeDir);
+  return volume.snapshots;
+}
+
+export function changeMapsOf(volume: AgentVolume, homeDir: string): ChangeMaps {
+  if (!volume.changeMaps) throw unregistered(volume, homeDir);
+  return volume.changeMaps;
+}
