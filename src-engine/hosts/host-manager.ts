@@ -70,6 +70,10 @@ interface Entry {
   homeDir: string | null;
   homeFreeBytes: number | null;
   reportedState: ConnectionState | null;
+  /** Removed from the home (or the manager disposed): asks nothing, reports nothing. */
+  gone: boolean;
+  /** Passwords answered during the current attempt: kept once the host accepts them. */
+  provisional: { slot: string; secret: string; persist: boolean }[];
 }
 
 export class HostManager {
@@ -108,6 +112,7 @@ export class HostManager {
     await this.store.remove(name);
     const entry = this.entries.get(name);
     this.entries.delete(name);
+    if (entry) entry.gone = true;
     entry?.pending?.resolve({ approve: false, secret: null });
     await entry?.remote.dispose();
     await this.options.vault.forgetHost(name);
@@ -139,11 +144,13 @@ export class HostManager {
 
   async dispose(): Promise<void> {
     this.disposed = true;
-    for (const entry of this.entries.values()) {
-      entry.pending?.resolve({ approve: false, secret: null });
-      await entry.remote.dispose();
-    }
+    const entries = [...this.entries.values()];
     this.entries.clear();
+    for (const entry of entries) {
+      entry.gone = true;
+      entry.pending?.resolve({ approve: false, secret: null });
+    }
+    await Promise.all(entries.map((entry) => entry.remote.dispose()));
   }
 
   private async require(name: string): Promise<Entry> {
@@ -162,6 +169,8 @@ export class HostManager {
       homeDir: null,
       homeFreeBytes: null,
       reportedState: null,
+      gone: false,
+      provisional: [],
       remote: new RemoteHost(record.alias, {
         tidemarkKnownHosts: join(this.homeDir, 'known_hosts'),
         userKnownHosts: this.options.userKnownHosts,
@@ -197,41 +206,72 @@ export class HostManager {
 
   private ask(entry: Entry, question: Omit<Extract<HostQuestion, { kind: 'host-key' }>, 'id'> | Omit<Exclude<HostQuestion, { kind: 'host-key' }>, 'id'>) {
     entry.pending?.resolve({ approve: false, secret: null }); // one question at a time
+    if (entry.gone) return Promise.resolve<HostAnswer>({ approve: false, secret: null }); // nobody left to answer
     return new Promise<HostAnswer>((resolve) => {
       entry.pending = { question: { ...question, id: this.nextQuestionId++ } as HostQuestion, resolve };
     });
   }
 
+  /**
+   * A passphrase is checked locally (the key decrypts) before use, so it is remembered at
+   * once and forgotten when a later attempt says it was wrong. A password is only known good
+   * once the host accepts it: it is kept provisionally and remembered on connect. Keyboard-
+   * interactive answers (often one-time codes) are never remembered.
+   */
   private async askSecret(entry: Entry, request: SecretRequest): Promise<string | null> {
-    const slot = request.kind === 'passphrase' ? `passphrase:${request.keyFile ?? ''}` : `${request.kind}:${request.target}:${request.prompt}`;
     const vault = this.options.vault;
-    if (request.attempt === 1) {
-      const remembered = await vault.get(entry.record.name, slot);
+    const name = entry.record.name;
+    const slot = request.kind === 'passphrase' ? `passphrase:${request.keyFile ?? ''}` : `${request.kind}:${request.target}`;
+    const remembers = request.kind !== 'keyboard-interactive';
+    if (remembers && request.attempt === 1) {
+      const remembered = await vault.get(name, slot);
       if (remembered !== null) return remembered;
-    } else {
-      await vault.forget(entry.record.name, slot); // it was wrong
+    } else if (remembers) {
+      await vault.forget(name, slot); // it was wrong
     }
     const answer = await this.ask(entry, {
       kind: request.kind,
       prompt: request.prompt,
       echo: request.echo,
       keyFile: request.keyFile ?? null,
-      keychain: vault.keychain,
+      keychain: remembers ? vault.keychain : null,
     });
     if (typeof answer.secret !== 'string') return null;
-    await vault.put(entry.record.name, slot, answer.secret, answer.remember === true);
+    const persist = answer.remember === true;
+    if (request.kind === 'passphrase') await vault.put(name, slot, answer.secret, persist);
+    if (request.kind === 'password') entry.provisional.push({ slot, secret: answer.secret, persist });
     return answer.secret;
   }
 
+  /** After an attempt: keep the passwords the host accepted; forget those it refused. */
+  private async settleSecrets(entry: Entry, status: RemoteHostStatus): Promise<void> {
+    const provisional = entry.provisional.splice(0);
+    const vault = this.options.vault;
+    const name = entry.record.name;
+    if (status.state === 'connected') {
+      for (const p of provisional) await vault.put(name, p.slot, p.secret, p.persist);
+    } else if (status.lastError?.code === 'PERMISSION') {
+      for (const p of provisional) await vault.forget(name, p.slot);
+      if (status.target) await vault.forget(name, `password:${status.target}`); // a remembered one was refused too
+    }
+  }
+
   private statusChanged(entry: Entry, status: RemoteHostStatus): void {
+    if (entry.gone || status.state === entry.reportedState) return;
+    if (status.state === 'connected' || status.state === 'failed') void this.settleSecrets(entry, status).catch(() => undefined);
     const events = this.options.events;
     const name = entry.record.name;
-    if (!events || this.disposed || status.state === entry.reportedState) return;
+    if (!events) return;
     entry.reportedState = status.state;
     if (status.state === 'connected')
       events.emit({ severity: 'info', pair: null, kind: 'host.connected', message: `host ${name} connected (${status.target})` });
     if (status.state === 'disconnected')
-      events.emit({ severity: 'warning', pair: null, kind: 'host.disconnected', message: `host ${name} disconnected: ${status.lastError?.message ?? ''}` });
+      events.emit({
+        severity: 'warning',
+        pair: null,
+        kind: 'host.disconnected',
+        message: `host ${name} disconnected: ${status.lastError?.message ?? 'the link dropped'} — the next operation reconnects`,
+      });
     if (status.state === 'failed')
       events.emit({ severity: 'error', pair: null, kind: 'host.failed', message: `host ${name}: ${status.lastError?.oneLine() ?? 'connection failed'}` });
   }

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { TidemarkError } from '../errors';
 import { planAuth, type AskSecret, type AuthLog } from './auth';
-import { knownHostsLine, loadKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
+import { knownHostsLine, loadKnownHosts, recordedKeyTypes, verifyHostKey, type HostKeyVerdict } from './known-hosts';
 import { loadSshConfig, resolveHost, type SshHostConfig } from './ssh-config';
 
 export interface SshConnectOptions {
@@ -29,6 +29,8 @@ export interface SshConnectOptions {
   readonly askSecret?: AskSecret;
   /** ssh-agent socket; undefined: $SSH_AUTH_SOCK; empty: no agent. */
   readonly agentSocket?: string;
+  /** Aborts a connection in progress (CANCELLED). */
+  readonly signal?: AbortSignal;
 }
 
 /** The key type named inside an SSH public key blob (its first wire string). */
@@ -44,6 +46,13 @@ function hostKeyError(host: SshHostConfig, verdict: HostKeyVerdict): TidemarkErr
       'PERMISSION',
       `the host key of ${host.hostName}:${host.port} (${verdict.fingerprint}) differs from the one recorded in ${verdict.entry.file} line ${verdict.entry.line} — possible man-in-the-middle, connection refused`,
       `if the host was really reinstalled, verify its new fingerprint out of band and remove line ${verdict.entry.line} of ${verdict.entry.file}`,
+    );
+  }
+  if (verdict.kind === 'other-type') {
+    return new TidemarkError(
+      'PERMISSION',
+      `${host.hostName}:${host.port} presented a ${verdict.keyType} host key (${verdict.fingerprint}), but ${verdict.entry.file} line ${verdict.entry.line} records a ${verdict.entry.keyType} key for it — possible man-in-the-middle, connection refused`,
+      `if the host really changed its keys, verify the new fingerprint out of band and remove line ${verdict.entry.line} of ${verdict.entry.file}`,
     );
   }
   if (verdict.kind === 'revoked') {
@@ -114,26 +123,112 @@ function refusedError(host: SshHostConfig, log: AuthLog): TidemarkError {
   );
 }
 
+/**
+ * The handshake deadline, stopped while a person is being asked (a host-key approval or a
+ * passphrase can take minutes) and restarted in full once they answer.
+ */
+class HandshakeClock {
+  private timer: NodeJS.Timeout | undefined;
+  private asking = 0;
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly expired: () => void,
+  ) {}
+  start(): void {
+    clearTimeout(this.timer);
+    if (this.asking === 0 && this.timeoutMs > 0) this.timer = setTimeout(this.expired, this.timeoutMs);
+  }
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+  /** Runs `question` with the clock stopped. */
+  async whileAsking<T>(question: () => Promise<T>): Promise<T> {
+    this.asking += 1;
+    this.stop();
+    try {
+      return await question();
+    } finally {
+      this.asking -= 1;
+      this.start();
+    }
+  }
+}
+
+/** Host-key algorithms ssh2 speaks (its SUPPORTED_SERVER_HOST_KEY). */
+const ssh2HostKeyAlgorithms = new Set([
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+  'ssh-dss',
+]);
+
+const cancelled = (host: SshHostConfig) => new TidemarkError('CANCELLED', `connecting to ${host.hostName}:${host.port} was cancelled`, '');
+
+/** ssh2 names RSA host-key algorithms by signature; known_hosts by key type. */
+function hostKeyAlgorithmsFor(keyTypes: readonly string[]): string[] {
+  const algorithms = keyTypes.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t]));
+  return [...new Set(algorithms.filter((a) => ssh2HostKeyAlgorithms.has(a)))];
+}
+
 async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?: ClientChannel): Promise<Client> {
   const knownFiles = [options.userKnownHosts ?? join(homedir(), '.ssh', 'known_hosts'), options.tidemarkKnownHosts];
   const entries = await loadKnownHosts(knownFiles);
+  const target = `${host.user}@${host.hostName}:${host.port}`;
   const agentSocket = options.agentSocket === undefined ? process.env.SSH_AUTH_SOCK || undefined : options.agentSocket || undefined;
+  const client = new Client();
+  let fail: (error: TidemarkError) => void = () => undefined;
+  let refusal: TidemarkError | undefined;
+  const timeoutMs = options.readyTimeoutMs ?? 20_000;
+  const clock = new HandshakeClock(timeoutMs, () =>
+    fail(
+      new TidemarkError(
+        'DISCONNECTED',
+        `no SSH handshake with ${host.hostName}:${host.port} within ${timeoutMs / 1000} s`,
+        'check the address, the port and that sshd runs there (a firewall may be dropping packets)',
+      ),
+    ),
+  );
+  const askSecret = options.askSecret;
   const auth = await planAuth({
     user: host.user,
-    target: `${host.user}@${host.hostName}:${host.port}`,
+    target,
     identityFiles: host.identityFiles,
     agentSocket,
-    askSecret: options.askSecret,
+    askSecret: askSecret && ((request) => clock.whileAsking(() => askSecret(request))),
   });
-  let refusal: TidemarkError | undefined;
+  const approve = async (key: Buffer, fingerprint: string, verdict: HostKeyVerdict): Promise<boolean> => {
+    const approved = await clock.whileAsking(() => options.approveHostKey!(`${host.hostName}:${host.port}`, fingerprint));
+    if (!approved) {
+      refusal = hostKeyError(host, verdict);
+      return false;
+    }
+    try {
+      await recordHostKey(options.tidemarkKnownHosts, host, key);
+    } catch (error) {
+      refusal = new TidemarkError(
+        'IO',
+        `cannot record the approved host key of ${host.hostName}:${host.port} in ${options.tidemarkKnownHosts}: ${error instanceof Error ? error.message : String(error)}`,
+        'make the Tidemark home writable (and not full), then connect again',
+      );
+      return false;
+    }
+    return true;
+  };
+  const recordedTypes = recordedKeyTypes(entries, host.hostName, host.port);
   const config: ConnectConfig = {
     host: host.hostName,
     port: host.port,
     username: host.user,
-    readyTimeout: options.readyTimeoutMs ?? 20_000,
+    readyTimeout: 0, // the HandshakeClock keeps time, stopped while a person answers
     keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
     keepaliveCountMax: 3,
     authHandler: auth.handler,
+    // A host with several key types presents the one recorded, as OpenSSH arranges.
+    ...(hostKeyAlgorithmsFor(recordedTypes).length > 0 ? { algorithms: { serverHostKey: { prepend: hostKeyAlgorithmsFor(recordedTypes) } as never } } : {}),
     ...(sock ? { sock } : {}),
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
       const verdict = verifyHostKey(entries, host.hostName, host.port, keyTypeOf(key), key);
@@ -142,35 +237,48 @@ async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?:
         refusal = hostKeyError(host, verdict);
         return verify(false);
       }
-      void options.approveHostKey(`${host.hostName}:${host.port}`, verdict.fingerprint).then(
-        async (approved) => {
-          if (approved) await recordHostKey(options.tidemarkKnownHosts, host, key);
-          else refusal = hostKeyError(host, verdict);
-          verify(approved);
-        },
-        () => verify(false),
-      );
+      approve(key, verdict.fingerprint, verdict).then(verify, () => verify(false));
     },
   };
-  const client = new Client();
-  await new Promise<void>((resolve, reject) => {
-    client.once('ready', () => resolve());
-    client.once('error', (error: Error & { level?: string }) => {
-      if (refusal) return reject(refusal);
-      if (error.level === 'client-authentication') return reject(refusedError(host, auth.log));
-      reject(
-        new TidemarkError(
-          'DISCONNECTED',
-          `cannot reach ${host.hostName}:${host.port} over SSH: ${error.message}`,
-          'check the address, the port and that sshd runs there',
+  try {
+    await new Promise<void>((resolve, reject) => {
+      fail = (error) => {
+        clock.stop();
+        reject(error);
+        client.end();
+      };
+      client.once('ready', () => {
+        clock.stop();
+        resolve();
+      });
+      client.on('error', (error: Error & { level?: string }) => {
+        if (refusal) return fail(refusal);
+        if (error.level === 'client-authentication') return fail(refusedError(host, auth.log));
+        fail(
+          new TidemarkError(
+            'DISCONNECTED',
+            `cannot reach ${host.hostName}:${host.port} over SSH: ${error.message}`,
+            'check the address, the port and that sshd runs there',
+          ),
+        );
+      });
+      client.once('close', () =>
+        fail(
+          refusal ??
+            new TidemarkError('DISCONNECTED', `${host.hostName}:${host.port} closed the SSH connection during the handshake`, 'check the host’s sshd log'),
         ),
       );
+      const signal = options.signal;
+      if (signal?.aborted) return fail(cancelled(host));
+      signal?.addEventListener('abort', () => fail(cancelled(host)), { once: true });
+      clock.start();
+      client.connect(config);
     });
-    client.connect(config);
-  });
-  // After ready, a dropped link surfaces as 'close' (and through every channel); an 'error'
-  // without a listener would crash the process.
-  client.on('error', () => undefined);
+  } finally {
+    clock.stop();
+  }
+  // After ready, a dropped link surfaces as 'close' (and through every channel); the
+  // 'error' listener above stays so an error never crashes the process.
   return client;
 }
 

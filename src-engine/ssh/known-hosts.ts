@@ -5,7 +5,7 @@
 
 import { createHash, createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { errnoCode } from '../errors';
+import { TidemarkError, errnoCode } from '../errors';
 
 export interface KnownHostEntry {
   readonly file: string;
@@ -20,7 +20,9 @@ export type HostKeyVerdict =
   | { readonly kind: 'match'; readonly entry: KnownHostEntry }
   | { readonly kind: 'unknown'; readonly fingerprint: string }
   | { readonly kind: 'mismatch'; readonly fingerprint: string; readonly entry: KnownHostEntry }
-  | { readonly kind: 'revoked'; readonly fingerprint: string; readonly entry: KnownHostEntry };
+  | { readonly kind: 'revoked'; readonly fingerprint: string; readonly entry: KnownHostEntry }
+  /** Keys of other types are recorded for the host, this one is not: refused, never approvable. */
+  | { readonly kind: 'other-type'; readonly fingerprint: string; readonly keyType: string; readonly entry: KnownHostEntry };
 
 /** `SHA256:…` as `ssh-keygen -lf` prints it (base64, no padding). */
 export function sha256Fingerprint(keyBlob: Uint8Array): string {
@@ -87,11 +89,21 @@ export function verifyHostKey(entries: readonly KnownHostEntry[], host: string, 
   if (revoked) return { kind: 'revoked', fingerprint, entry: revoked };
   const match = forHost.find((e) => e.marker === null && e.keyType === keyType && e.keyBase64 === keyBase64);
   if (match) return { kind: 'match', entry: match };
-  // A recorded key of the same type that differs is a changed host key. (A host may have
-  // several key types; an entry of another type alone is not a mismatch, as in OpenSSH.)
+  // A recorded key of the same type that differs is a changed host key. A host with keys
+  // recorded only of other types is refused too (OpenSSH would ask): approving a new key type
+  // is exactly what a man in the middle needs. The connection prefers the recorded types
+  // (recordedKeyTypes), so a real host that has one presents it.
   const changed = forHost.find((e) => e.marker === null && e.keyType === keyType);
   if (changed) return { kind: 'mismatch', fingerprint, entry: changed };
+  const otherType = forHost.find((e) => e.marker === null);
+  if (otherType) return { kind: 'other-type', fingerprint, keyType, entry: otherType };
   return { kind: 'unknown', fingerprint };
+}
+
+/** The key types recorded for a host (to ask the server for those first). */
+export function recordedKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
+  const name = hostKeyName(host, port);
+  return [...new Set(entries.filter((e) => e.marker === null && patternsMatch(e.patterns, name)).map((e) => e.keyType))];
 }
 
 /** Reads known_hosts files that exist (missing ones are simply empty). */
@@ -101,7 +113,9 @@ export async function loadKnownHosts(files: readonly string[]): Promise<KnownHos
     try {
       all.push(...parseKnownHosts(await readFile(file, 'utf8'), file));
     } catch (error) {
-      if (errnoCode(error) !== 'ENOENT') throw error;
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue; // no such file: no entries
+      throw new TidemarkError('IO', `cannot read known_hosts file ${file}: ${code ?? String(error)}`, 'make it readable (or move it away), then connect again');
     }
   }
   return all;

@@ -24,6 +24,7 @@ import type {
   SnapshotList,
 } from '../agent';
 import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
+import { assert } from '../assert';
 import { TidemarkError } from '../errors';
 import type { HashAlgorithm } from '../signature';
 import type { VolumeInfo, VolumeRecord } from '../volume';
@@ -69,17 +70,38 @@ export function backoffDelayMs(attempt: number, initialMs: number, maxMs: number
 /** What a read or signing reads from: the volume, or one of its snapshots. */
 const source = (path: string, options: ReadOptions | undefined) => (options?.snapshotId === undefined ? path : `snapshot ${options.snapshotId} of ${path}`);
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts. */
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/** Any error as a TidemarkError with a hint a person can act on. */
+function asTidemarkError(error: unknown, alias: string): TidemarkError {
+  if (error instanceof TidemarkError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new TidemarkError(
+    'IO',
+    `connecting to ${alias} failed: ${message}`,
+    'check that the Tidemark home and the agent bundle are readable; TIDEMARK_DEBUG=1 shows details',
+  );
+}
 
 export class RemoteHost implements AgentApi {
   private session: Promise<Session> | undefined;
   private current: RemoteHostStatus = { state: 'idle', target: null, nodeVersion: null, lastError: null, connections: 0 };
   private disposed = false;
+  /** Aborts connection attempts in progress (and their backoff waits) on dispose. */
+  private readonly lifetime = new AbortController();
 
   constructor(
     readonly alias: string,
     private readonly options: RemoteHostOptions,
-  ) {}
+  ) {
+    assert((options.reconnectAttempts ?? 1) >= 1, 'a host makes at least one connection attempt');
+  }
 
   get status(): RemoteHostStatus {
     return this.current;
@@ -95,16 +117,22 @@ export class RemoteHost implements AgentApi {
     await this.sessionNow();
   }
 
-  private sessionNow(): Promise<Session> {
-    if (this.disposed) return Promise.reject(new TidemarkError('CANCELLED', `host ${this.alias} was closed`, 'open it again'));
-    if (!this.session) {
-      const opening = this.connectWithBackoff();
-      this.session = opening;
-      opening.catch(() => {
-        if (this.session === opening) this.session = undefined;
-      });
+  /** The live session: the current one unless it dropped, else a new connection (shared by concurrent callers). */
+  private async sessionNow(): Promise<Session> {
+    for (;;) {
+      if (this.disposed) throw new TidemarkError('CANCELLED', `host ${this.alias} was closed`, 'open it again');
+      if (!this.session) {
+        const started = this.connectWithBackoff();
+        this.session = started;
+        started.catch(() => {
+          if (this.session === started) this.session = undefined;
+        });
+      }
+      const opening = this.session;
+      const session = await opening;
+      if (!session.dropped) return session;
+      if (this.session === opening) this.session = undefined; // dropped: connect again
     }
-    return this.session;
   }
 
   private async connectWithBackoff(): Promise<Session> {
@@ -114,13 +142,14 @@ export class RemoteHost implements AgentApi {
     this.setStatus({ state: 'connecting' });
     let lastError: TidemarkError | undefined;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      await sleep(backoffDelayMs(attempt, initialMs, maxMs));
+      await sleep(backoffDelayMs(attempt, initialMs, maxMs), this.lifetime.signal);
+      if (this.disposed) throw new TidemarkError('CANCELLED', `host ${this.alias} was closed while connecting`, '');
       try {
         const session = await this.connectOnce();
         this.setStatus({ state: 'connected', lastError: null, connections: this.current.connections + 1, nodeVersion: session.nodeVersion });
         return session;
       } catch (error) {
-        lastError = error instanceof TidemarkError ? error : new TidemarkError('IO', String(error), '');
+        lastError = asTidemarkError(error, this.alias);
         if (lastError.code !== 'DISCONNECTED' || this.disposed) break; // refusals need a person, not a retry
       }
     }
@@ -133,7 +162,7 @@ export class RemoteHost implements AgentApi {
   }
 
   private async connectOnce(): Promise<Session> {
-    const { client, host } = await connectSsh(this.alias, this.options);
+    const { client, host } = await connectSsh(this.alias, { ...this.options, signal: this.lifetime.signal });
     this.setStatus({ target: `${host.user}@${host.hostName}:${host.port}` });
     try {
       const remote = await openRemoteAgent(client, host, { bundlePath: this.options.bundlePath, homeDir: this.options.homeDir ?? null });
@@ -141,6 +170,8 @@ export class RemoteHost implements AgentApi {
       const onDrop = (error: TidemarkError) => this.dropped(session, error);
       remote.agent.onClose((error) => onDrop(error instanceof TidemarkError ? error : new TidemarkError('DISCONNECTED', error.message, '')));
       client.once('close', () => onDrop(new TidemarkError('DISCONNECTED', `SSH connection to ${host.hostName}:${host.port} closed`, '')));
+      // The link may have dropped already (onClose fires at once then): that is a failed attempt.
+      if (session.dropped) throw session.dropped;
       return session;
     } catch (error) {
       client.end();
@@ -152,10 +183,14 @@ export class RemoteHost implements AgentApi {
     if (session.dropped) return;
     session.dropped = error;
     session.client.end();
-    void this.session?.then((s) => {
-      if (s === session) this.session = undefined;
-    });
-    if (!this.disposed) this.setStatus({ state: 'disconnected', lastError: error });
+    void this.session?.then(
+      (s) => {
+        if (s === session) this.session = undefined;
+      },
+      () => undefined, // a connection attempt that failed cleans up after itself
+    );
+    // A drop while still connecting is that attempt's failure, reported by the attempt.
+    if (!this.disposed && this.current.state === 'connected') this.setStatus({ state: 'disconnected', lastError: error });
   }
 
   /** A DISCONNECTED error naming the host, what was interrupted and what to do. */
@@ -309,6 +344,7 @@ export class RemoteHost implements AgentApi {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.lifetime.abort();
     const session = await this.session?.catch(() => undefined);
     this.session = undefined;
     if (session) {

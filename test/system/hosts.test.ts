@@ -187,9 +187,46 @@ describe('hosts', () => {
   });
 
   it('refuses a bad host name and a duplicate with clear errors', async () => {
-    const hosts = manager(join(dir, 'home-bad'));
+    const config = join(dir, 'ssh_config_closed');
+    await writeFile(config, 'Host closed-port\n  HostName 127.0.0.1\n  Port 1\n');
+    const hosts = manager(join(dir, 'home-bad'), { sshConfigPath: config });
     await expect(hosts.add('not a host')).rejects.toThrow(/is not a host name or address/);
-    await hosts.add('tidemark-unreachable-alias');
-    await expect(hosts.add('tidemark-unreachable-alias')).rejects.toThrow(/already added/);
+    await hosts.add('closed-port');
+    await expect(hosts.add('closed-port')).rejects.toThrow(/already added/);
+  });
+
+  it('removing a host while it waits for an answer returns at once and asks nothing more', async () => {
+    const home = join(dir, 'home-remove-asking');
+    const hosts = manager(home);
+    await hosts.add(sshd.alias);
+    await until(hosts, sshd.alias, (h) => h.question !== null);
+    const started = Date.now();
+    await hosts.remove(sshd.alias);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await hosts.list()).toEqual([]);
+  });
+
+  it('a wrong password is forgotten, never replayed: the next connect asks again', async () => {
+    const passwordSshd = await startSshd(join(dir, 'sshd-password'), {
+      password: 'right horse',
+      extraConfig: ['PasswordAuthentication yes', 'PermitRootLogin yes', 'PubkeyAuthentication no'],
+    });
+    try {
+      const hosts = manager(join(dir, 'home-password'), { sshConfigPath: passwordSshd.sshConfigPath });
+      await hosts.add(passwordSshd.alias);
+      const key = await until(hosts, passwordSshd.alias, (h) => h.question?.kind === 'host-key');
+      await hosts.answer(passwordSshd.alias, key.question!.id, { approve: true });
+      const first = await until(hosts, passwordSshd.alias, (h) => h.question?.kind === 'password');
+      await hosts.answer(passwordSshd.alias, first.question!.id, { secret: 'wrong horse', remember: true });
+      const failed = await until(hosts, passwordSshd.alias, (h) => h.state === 'failed');
+      expect(failed.lastError?.message).toMatch(/refused every credential offered \(password\)/);
+      await hosts.connect(passwordSshd.alias);
+      const again = await until(hosts, passwordSshd.alias, (h) => h.question?.kind === 'password' || h.state === 'failed');
+      expect(again.question?.kind).toBe('password'); // asked again, not replayed
+      await hosts.answer(passwordSshd.alias, again.question!.id, { secret: 'right horse' });
+      await until(hosts, passwordSshd.alias, (h) => h.state === 'connected');
+    } finally {
+      await passwordSshd.stop();
+    }
   });
 });

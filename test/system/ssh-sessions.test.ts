@@ -4,6 +4,7 @@
 // can be asked.
 import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -116,6 +117,55 @@ describe('reconnect', () => {
     const started = Date.now();
     await expect(host.info()).rejects.toSatisfy(isError('PERMISSION', /unknown host/));
     expect(Date.now() - started).toBeLessThan(5000); // no backoff wait happened
+  });
+});
+
+describe('handshake', () => {
+  it('a host presenting a key type other than the recorded one is refused, never offered for approval', async () => {
+    const rsa = join(dir, 'rsa_host_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-N', '', '-f', rsa]);
+    const [type, base64] = (await readFile(`${rsa}.pub`, 'utf8')).trim().split(' ');
+    const knownHosts = join(dir, 'kh-rsa-only');
+    await writeFile(knownHosts, `[127.0.0.1]:${sshd.port} ${type} ${base64}\n`);
+    let asked = 0;
+    await expect(connectSsh(sshd.alias, { ...baseOptions(), tidemarkKnownHosts: knownHosts, approveHostKey: async () => (asked++, true) })).rejects.toSatisfy(
+      isError('PERMISSION', new RegExp(`presented a ssh-ed25519 host key .*records a ssh-rsa key for it.*line 1`)),
+    );
+    expect(asked).toBe(0);
+    expect((await readFile(knownHosts, 'utf8')).split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it('the handshake deadline stops while a person decides', async () => {
+    const { client } = await connectSsh(sshd.alias, {
+      ...baseOptions(),
+      tidemarkKnownHosts: join(dir, 'kh-slow'),
+      readyTimeoutMs: 400,
+      approveHostKey: () => new Promise((resolve) => setTimeout(() => resolve(true), 1000)),
+    });
+    client.end();
+  });
+
+  it('a host that never speaks SSH times out with a clear error', async () => {
+    const silent = createServer(() => undefined); // accepts, says nothing
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    cleanups.push(() => void silent.close());
+    const config = join(dir, 'ssh_config_silent');
+    await writeFile(config, `Host silent\n  HostName 127.0.0.1\n  Port ${(silent.address() as AddressInfo).port}\n`);
+    await expect(connectSsh('silent', { ...baseOptions({ sshConfigPath: config }), readyTimeoutMs: 300 })).rejects.toSatisfy(
+      isError('DISCONNECTED', /no SSH handshake with 127\.0\.0\.1:\d+ within 0\.3 s — check the address/),
+    );
+  });
+
+  it('an approved key that cannot be recorded fails with the file named, and the process lives on', async () => {
+    const notADir = join(dir, 'plain-file');
+    await writeFile(notADir, 'x');
+    const knownHosts = join(notADir, 'known_hosts');
+    await expect(connectSsh(sshd.alias, { ...baseOptions(), tidemarkKnownHosts: knownHosts })).rejects.toSatisfy(
+      isError(
+        'IO',
+        new RegExp(`cannot record the approved host key of 127\\.0\\.0\\.1:\\d+ in ${knownHosts.replace(/[.]/g, '\\.')}.*make the Tidemark home writable`),
+      ),
+    );
   });
 });
 
