@@ -10,9 +10,19 @@ import { heatmapBenchmark } from './heatmap';
 import { moosDestageBenchmark } from './moos-destage';
 import { formatBenchLine, writeResults, type Figure } from './report';
 import { signatureBenchmark } from './signature';
+import { sshBulkReadBenchmark } from './ssh-bulk-read';
+import { sshInfoLatencyBenchmark } from './ssh-info-latency';
 import { removeTempDirsNow } from './temp';
 
-const benchmarks: readonly Benchmark[] = [signatureBenchmark, bitscanBenchmark, moosDestageBenchmark, heatmapBenchmark, consoleApiBenchmark];
+const benchmarks: readonly Benchmark[] = [
+  signatureBenchmark,
+  bitscanBenchmark,
+  moosDestageBenchmark,
+  heatmapBenchmark,
+  consoleApiBenchmark,
+  sshBulkReadBenchmark,
+  sshInfoLatencyBenchmark,
+];
 const seedDefault = 0x7d1de;
 
 interface RunOptions {

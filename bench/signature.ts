@@ -1,27 +1,19 @@
 // signature: region signatures of a page-cached file through SignaturePool (xxh3-128, sha256)
 // against md5sum / sha256sum over the same file, and 2 pool workers against 1.
 
-import { open, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { signRegions, SignaturePool, type SignatureMap } from '../src-engine/signature';
 import { GiB, MiB, scaledCount, type BenchContext, type Benchmark } from './benchmark';
-import { mulberry32, randomBuffer } from './random';
 import { makeFigure } from './report';
 import { withTempDir } from './temp';
+import { writeTestFile, type TestFile } from './test-file';
 import { measureRounds, minMs, runCommand } from './timing';
 
 const fileBytesBase = 1 * GiB;
 const regionBytes = 1 * MiB;
-const writeChunkBytes = 16 * MiB;
 const rounds = 3;
-
-interface TestFile {
-  readonly path: string;
-  readonly fileBytes: number;
-  readonly regionCount: number;
-}
 
 interface Pools {
   readonly xxh3OneWorker: SignaturePool;
@@ -31,36 +23,6 @@ interface Pools {
 
 type Contender = 'md5sum' | 'xxh3OneWorker' | 'xxh3TwoWorkers' | 'sha256sum' | 'sha256OneWorker';
 type Samples = Record<Contender, number[]>;
-
-/** Writes the region index into the first 8 bytes of each region, so no two regions are alike. */
-function stampRegionIndexes(chunk: Buffer, firstRegionIndex: number): void {
-  for (let offset = 0; offset < chunk.length; offset += regionBytes) {
-    chunk.writeBigUInt64LE(BigInt(firstRegionIndex + offset / regionBytes), offset);
-  }
-}
-
-async function writeAll(handle: FileHandle, data: Uint8Array, positionBytes: number): Promise<void> {
-  let doneBytes = 0;
-  while (doneBytes < data.length) {
-    const { bytesWritten } = await handle.write(data, doneBytes, data.length - doneBytes, positionBytes + doneBytes);
-    doneBytes += bytesWritten;
-  }
-}
-
-/** One seeded 16 MiB random chunk, written over and over with each region stamped. */
-async function writeTestFile(path: string, fileBytes: number, seed: number): Promise<TestFile> {
-  const chunk = randomBuffer(mulberry32(seed), writeChunkBytes);
-  const handle = await open(path, 'w');
-  try {
-    for (let positionBytes = 0; positionBytes < fileBytes; positionBytes += chunk.length) {
-      stampRegionIndexes(chunk, positionBytes / regionBytes);
-      await writeAll(handle, chunk.subarray(0, Math.min(chunk.length, fileBytes - positionBytes)), positionBytes);
-    }
-  } finally {
-    await handle.close();
-  }
-  return { path, fileBytes, regionCount: fileBytes / regionBytes };
-}
 
 async function startPools(): Promise<Pools> {
   const started = await Promise.allSettled([SignaturePool.start('xxh3-128', 1), SignaturePool.start('xxh3-128', 2), SignaturePool.start('sha256', 1)]);
@@ -158,7 +120,7 @@ function recordFigures(context: BenchContext, file: TestFile, samplesMs: Samples
 async function prepareTestFile(context: BenchContext, dir: string, fileBytes: number): Promise<TestFile> {
   context.log(`signature: writing a ${(fileBytes / GiB).toFixed(2)} GiB test file (seed ${context.seed}) in ${dir}`);
   const startMs = performance.now();
-  const file = await writeTestFile(join(dir, 'volume.bin'), fileBytes, context.seed);
+  const file = await writeTestFile(join(dir, 'volume.bin'), fileBytes, regionBytes, context.seed);
   context.log(`signature: written in ${Math.round(performance.now() - startMs)} ms; warming the page cache (cat > /dev/null)`);
   await runCommand('cat', [file.path]);
   return file;

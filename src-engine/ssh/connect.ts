@@ -273,6 +273,9 @@ async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?:
       signal?.addEventListener('abort', () => fail(cancelled(host)), { once: true });
       clock.start();
       client.connect(config);
+      // ssh2 writes a packet in several pieces; with Nagle on, each small request waits for
+      // the peer's delayed ACK (~40 ms per agent call). Off, as OpenSSH does for sessions.
+      client.setNoDelay(true);
     });
   } finally {
     clock.stop();
