@@ -1,10 +1,11 @@
-// `tidemark agent serve | dial-stdio`: the host agent in the foreground, and the stdio bridge
-// that SSH runs (starting a detached agent when none runs).
+// `tidemark agent serve | dial-stdio | ensure`: the host agent in the foreground, the stdio
+// bridge SSH can run, and `ensure`, which starts a detached agent when none runs and prints
+// its socket for an SSH client to forward to (sshd then relays, no Node process in between).
 
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { Command } from 'commander';
-import { connectAgentSocket, startAgentDaemon } from '../agent';
+import { agentSocketPath, connectAgentSocket, startAgentDaemon } from '../agent';
 import { TidemarkError } from '../errors';
 import { resolveHomeDir } from '../home';
 import type { GlobalOptions, Io } from './output';
@@ -55,6 +56,14 @@ async function dialStdio(io: Io, global: GlobalOptions): Promise<void> {
   });
 }
 
+/** Starts the home's agent if none runs and prints its socket path (SSH clients then forward to it). */
+async function ensure(io: Io, global: GlobalOptions): Promise<void> {
+  const homeDir = resolveHomeDir(global.home, io.env);
+  const socket = await connectOrStart(homeDir);
+  socket.destroy();
+  io.stdout.write(`${agentSocketPath(homeDir)}\n`);
+}
+
 export function registerAgentCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
   const agent = program.command('agent').description("the host agent that owns a home's volumes");
   agent
@@ -65,4 +74,8 @@ export function registerAgentCommands(program: Command, io: Io, globals: () => G
     .command('dial-stdio')
     .description("bridge stdin/stdout to the home's agent, starting one if none runs (what SSH executes)")
     .action(() => dialStdio(io, globals()));
+  agent
+    .command('ensure')
+    .description("start the home's agent if none runs, and print its socket path")
+    .action(() => ensure(io, globals()));
 }

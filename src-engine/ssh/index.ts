@@ -16,4 +16,4 @@ export { parseSshConfig, resolveHost, loadSshConfig, type SshHostConfig } from '
 export { connectSsh, keyTypeOf, parseJump, type SshConnectOptions } from './connect';
 export { planAuth, type AskSecret, type SecretRequest, type SecretKind } from './auth';
 export { RemoteHost, backoffDelayMs, type ConnectionState, type RemoteHostStatus, type RemoteHostOptions } from './remote-host';
-export { deployAgent, openRemoteAgent, type RemoteAgent } from './remote-agent';
+export { deployAgent, openRemoteAgent, type RemoteAgent, type AgentChannelMode } from './remote-agent';

@@ -1,6 +1,7 @@
 // A host's agent over SSH: check the host's Node, upload the single-file agent bundle over
-// SFTP to ~/.cache/tidemark/agent-<sha256>.cjs when it is absent, then run its
-// `agent dial-stdio` and speak the agent RPC over the exec channel.
+// SFTP to ~/.cache/tidemark/agent-<sha256>.cjs when it is absent, make sure the home's agent
+// runs (`agent ensure`), and speak the agent RPC over a channel sshd relays to its socket —
+// or, where the host or key forbids forwarding, over `agent dial-stdio`'s exec channel.
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -90,17 +91,40 @@ export interface RemoteAgent {
   readonly agent: RpcAgent;
   readonly nodeVersion: string;
   readonly agentPath: string;
+  /** How the RPC reaches the agent: sshd relaying to its socket, or `agent dial-stdio`. */
+  readonly via: 'streamlocal' | 'dial-stdio';
+}
+
+export type AgentChannelMode = 'auto' | 'dial-stdio';
+
+function execChannel(client: Client, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => client.exec(command, (error, stream) => (error ? reject(error) : resolve(stream))));
+}
+
+/**
+ * sshd relaying straight to the agent's socket (`direct-streamlocal`): no Node relay process,
+ * about a fifth less CPU on bulk reads. Null when the host or the key does not allow it
+ * (AllowStreamLocalForwarding no, `restrict`): then `agent dial-stdio` is used.
+ */
+async function streamLocalChannel(client: Client, agentCommand: string): Promise<ClientChannel | null> {
+  const ensured = await execCollect(client, `${agentCommand} agent ensure`);
+  const socketPath = ensured.stdout.trim();
+  if (ensured.code !== 0 || !socketPath.startsWith('/')) return null;
+  return new Promise((resolve) => client.openssh_forwardOutStreamLocal(socketPath, (error, channel) => resolve(error ? null : channel)));
 }
 
 /** Opens the agent of `homeDir` (the host's default home when null) over an SSH client. */
-export async function openRemoteAgent(client: Client, host: SshHostConfig, options: { bundlePath: string; homeDir?: string | null }): Promise<RemoteAgent> {
+export async function openRemoteAgent(
+  client: Client,
+  host: SshHostConfig,
+  options: { bundlePath: string; homeDir?: string | null; mode?: AgentChannelMode },
+): Promise<RemoteAgent> {
   const nodeVersion = await checkNode(client, host);
   const agentPath = await deployAgent(client, options.bundlePath);
-  const home = options.homeDir ? ` --home ${shellQuote(options.homeDir)}` : '';
-  const channel = await new Promise<ClientChannel>((resolve, reject) =>
-    client.exec(`node ${shellQuote(agentPath)}${home} agent dial-stdio`, (error, stream) => (error ? reject(error) : resolve(stream))),
-  );
+  const agentCommand = `node ${shellQuote(agentPath)}${options.homeDir ? ` --home ${shellQuote(options.homeDir)}` : ''}`;
+  const forwarded = options.mode === 'dial-stdio' ? null : await streamLocalChannel(client, agentCommand);
+  const channel = forwarded ?? (await execChannel(client, `${agentCommand} agent dial-stdio`));
   const peer = new RpcPeer(channel, { role: 'client' });
   await peer.handshake();
-  return { agent: new RpcAgent(peer), nodeVersion, agentPath };
+  return { agent: new RpcAgent(peer), nodeVersion, agentPath, via: forwarded ? 'streamlocal' : 'dial-stdio' };
 }

@@ -29,7 +29,7 @@ import { TidemarkError } from '../errors';
 import type { HashAlgorithm } from '../signature';
 import type { VolumeInfo, VolumeRecord } from '../volume';
 import { connectSsh, type SshConnectOptions } from './connect';
-import { openRemoteAgent } from './remote-agent';
+import { openRemoteAgent, type AgentChannelMode, type RemoteAgent } from './remote-agent';
 import type { SshHostConfig } from './ssh-config';
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'failed';
@@ -42,12 +42,16 @@ export interface RemoteHostStatus {
   readonly lastError: TidemarkError | null;
   /** Connections made so far (the first one and every reconnect). */
   readonly connections: number;
+  /** How the current connection reaches the agent. */
+  readonly via: RemoteAgent['via'] | null;
 }
 
 export interface RemoteHostOptions extends SshConnectOptions {
   readonly bundlePath: string;
   /** The host's Tidemark home; null: the host's default. */
   readonly homeDir?: string | null;
+  /** 'auto' (default): sshd relays to the agent's socket when allowed, else dial-stdio. */
+  readonly agentChannel?: AgentChannelMode;
   readonly reconnectAttempts?: number;
   readonly reconnectDelayMsInitial?: number;
   readonly reconnectDelayMsMax?: number;
@@ -59,6 +63,7 @@ interface Session {
   readonly host: SshHostConfig;
   readonly agent: RpcAgent;
   readonly nodeVersion: string;
+  readonly via: RemoteAgent['via'];
   dropped: TidemarkError | null;
 }
 
@@ -91,7 +96,7 @@ function asTidemarkError(error: unknown, alias: string): TidemarkError {
 
 export class RemoteHost implements AgentApi {
   private session: Promise<Session> | undefined;
-  private current: RemoteHostStatus = { state: 'idle', target: null, nodeVersion: null, lastError: null, connections: 0 };
+  private current: RemoteHostStatus = { state: 'idle', target: null, nodeVersion: null, lastError: null, connections: 0, via: null };
   private disposed = false;
   /** Aborts connection attempts in progress (and their backoff waits) on dispose. */
   private readonly lifetime = new AbortController();
@@ -146,7 +151,7 @@ export class RemoteHost implements AgentApi {
       if (this.disposed) throw new TidemarkError('CANCELLED', `host ${this.alias} was closed while connecting`, '');
       try {
         const session = await this.connectOnce();
-        this.setStatus({ state: 'connected', lastError: null, connections: this.current.connections + 1, nodeVersion: session.nodeVersion });
+        this.setStatus({ state: 'connected', lastError: null, connections: this.current.connections + 1, nodeVersion: session.nodeVersion, via: session.via });
         return session;
       } catch (error) {
         lastError = asTidemarkError(error, this.alias);
@@ -165,8 +170,12 @@ export class RemoteHost implements AgentApi {
     const { client, host } = await connectSsh(this.alias, { ...this.options, signal: this.lifetime.signal });
     this.setStatus({ target: `${host.user}@${host.hostName}:${host.port}` });
     try {
-      const remote = await openRemoteAgent(client, host, { bundlePath: this.options.bundlePath, homeDir: this.options.homeDir ?? null });
-      const session: Session = { client, host, agent: remote.agent, nodeVersion: remote.nodeVersion, dropped: null };
+      const remote = await openRemoteAgent(client, host, {
+        bundlePath: this.options.bundlePath,
+        homeDir: this.options.homeDir ?? null,
+        mode: this.options.agentChannel ?? 'auto',
+      });
+      const session: Session = { client, host, agent: remote.agent, nodeVersion: remote.nodeVersion, via: remote.via, dropped: null };
       const onDrop = (error: TidemarkError) => this.dropped(session, error);
       remote.agent.onClose((error) => onDrop(error instanceof TidemarkError ? error : new TidemarkError('DISCONNECTED', error.message, '')));
       client.once('close', () => onDrop(new TidemarkError('DISCONNECTED', `SSH connection to ${host.hostName}:${host.port} closed`, '')));

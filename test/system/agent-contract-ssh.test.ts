@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
-import { RemoteHost } from '../../src-engine/ssh';
+import { RemoteHost, type AgentChannelMode } from '../../src-engine/ssh';
 import { RpcPeer } from '../../src-engine/transport';
 import { agentContract } from '../helpers/agent-contract';
 import { agentBundle } from '../helpers/cli';
@@ -45,8 +45,9 @@ async function localViewOfRemoteAgent(): Promise<{ pid: number; nodeVersion: str
   return { pid, nodeVersion };
 }
 
-function remoteHost(): RemoteHost {
+function remoteHost(agentChannel: AgentChannelMode): RemoteHost {
   const host = new RemoteHost(sshd.alias, {
+    agentChannel,
     tidemarkKnownHosts: join(dir, 'known_hosts'),
     userKnownHosts: join(dir, 'no-user-known-hosts'),
     sshConfigPath: sshd.sshConfigPath,
@@ -65,24 +66,32 @@ async function exited(pid: number): Promise<boolean> {
   return stat === undefined || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
 }
 
-agentContract({
-  name: 'over SSH',
-  make: async () => {
-    let host = remoteHost();
-    await host.connect();
-    // Stops the remote agent process itself (SIGTERM: it closes its volumes), so the next
-    // connection starts a new one that reopens everything from the home.
-    const reopen = async () => {
-      const { pid } = await host.info();
-      await host.dispose();
-      process.kill(pid, 'SIGTERM');
-      await until(() => exited(pid), 10_000, `remote agent ${pid} to exit`);
-      host = remoteHost();
+const channels: [AgentChannelMode, 'streamlocal' | 'dial-stdio', string][] = [
+  ['auto', 'streamlocal', 'over SSH, sshd relaying to the agent socket'],
+  ['dial-stdio', 'dial-stdio', 'over SSH, through agent dial-stdio'],
+];
+
+for (const [mode, via, name] of channels) {
+  agentContract({
+    name,
+    make: async () => {
+      let host = remoteHost(mode);
       await host.connect();
-      expect((await host.info()).pid).not.toBe(pid);
-      return host;
-    };
-    return { agent: host, dir: await tempDir('tm-contract-vol-'), reopen };
-  },
-  expectedInfo: localViewOfRemoteAgent,
-});
+      expect(host.status.via).toBe(via);
+      // Stops the remote agent process itself (SIGTERM: it closes its volumes), so the next
+      // connection starts a new one that reopens everything from the home.
+      const reopen = async () => {
+        const { pid } = await host.info();
+        await host.dispose();
+        process.kill(pid, 'SIGTERM');
+        await until(() => exited(pid), 10_000, `remote agent ${pid} to exit`);
+        host = remoteHost(mode);
+        await host.connect();
+        expect((await host.info()).pid).not.toBe(pid);
+        return host;
+      };
+      return { agent: host, dir: await tempDir('tm-contract-vol-'), reopen };
+    },
+    expectedInfo: localViewOfRemoteAgent,
+  });
+}

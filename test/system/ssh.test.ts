@@ -109,6 +109,7 @@ describe('ssh', () => {
     clients.push(client);
     const remoteHome = join(dir, 'remote-home');
     const remote = await openRemoteAgent(client, host, { bundlePath: agentBundle, homeDir: remoteHome });
+    expect(remote.via).toBe('streamlocal'); // sshd relays straight to the agent's socket
     expect(remote.nodeVersion).toMatch(/^v\d+/);
     expect(existsSync(join(homedir(), remote.agentPath))).toBe(true);
     const info = await remote.agent.info();
@@ -128,6 +129,28 @@ describe('ssh', () => {
     expect((await again.agent.info()).pid).toBe(info.pid); // the same detached agent serves the home
     await again.agent.dispose();
     process.kill(info.pid, 'SIGTERM');
+  });
+
+  it('where sshd forbids forwarding to sockets, the agent is reached through dial-stdio', async () => {
+    const strict = await startSshd(join(dir, 'sshd-nostreamlocal'), { extraConfig: ['AllowStreamLocalForwarding no'] });
+    const remoteHome = join(dir, 'remote-home-strict');
+    try {
+      const { client, host } = await connectSsh(strict.alias, {
+        tidemarkKnownHosts: join(dir, 'kh-strict'),
+        userKnownHosts: join(dir, 'none'),
+        sshConfigPath: strict.sshConfigPath,
+        approveHostKey: async () => true,
+        agentSocket: '',
+      });
+      clients.push(client);
+      const remote = await openRemoteAgent(client, host, { bundlePath: agentBundle, homeDir: remoteHome });
+      expect(remote.via).toBe('dial-stdio');
+      expect((await remote.agent.info()).homeDir).toBe(remoteHome);
+      await remote.agent.dispose();
+    } finally {
+      await stopAgentOf(remoteHome);
+      await strict.stop();
+    }
   });
 
   it('a host without Node gets the clear error naming what to install', async () => {
