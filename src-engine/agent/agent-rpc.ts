@@ -23,7 +23,11 @@ import type {
   SnapshotList,
 } from './agent-api';
 
-const pathSchema = z.string().min(1).max(4096);
+const pathSchema = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((path) => !path.includes('\0'), 'must not contain a NUL byte');
 const count = z
   .number()
   .int()
@@ -57,6 +61,15 @@ type Method = keyof typeof schemas;
 type Params<M extends Method> = z.infer<(typeof schemas)[M]>;
 type Reply = Promise<RpcMessage> | AsyncIterable<RpcMessage>;
 
+/** The methods that answer with a stream; every other one answers once. */
+const streamingMethods = ['volume.read', 'volume.signatures', 'bitmap.read'] as const satisfies readonly Method[];
+type StreamingMethod = (typeof streamingMethods)[number];
+const streams = (method: Method): method is StreamingMethod => (streamingMethods as readonly Method[]).includes(method);
+/** The methods that take a request payload; the others refuse one. */
+const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear'];
+
+const mismatchHint = 'the client and the agent disagree; update both to one version';
+
 const none = new Uint8Array(0);
 const reply = (json: object, payload: Uint8Array = none): RpcMessage => ({ json: json as Record<string, unknown>, payload });
 
@@ -67,7 +80,7 @@ function parse<M extends Method>(method: M, params: Record<string, unknown>): Pa
     throw new TidemarkError(
       'USAGE',
       `bad parameters for ${method}: ${issue ? `${issue.path.join('.') || '(params)'} ${issue.message}` : 'invalid'}`,
-      'the client and the agent disagree; update both to one version',
+      mismatchHint,
     );
   }
   return parsed.data as Params<M>;
@@ -79,28 +92,28 @@ function wordsBytes(words: Uint32Array): Uint8Array {
 
 /** A copy of `bytes` as 32-bit words (a payload need not be 4-byte aligned). */
 function bytesWords(bytes: Uint8Array): Uint32Array {
-  if (bytes.byteLength % 4 !== 0)
-    throw new TidemarkError(
-      'USAGE',
-      `a payload of ${bytes.byteLength} bytes is not whole 32-bit words`,
-      'the client and the agent disagree; update both to one version',
-    );
+  if (bytes.byteLength % 4 !== 0) throw new TidemarkError('USAGE', `a payload of ${bytes.byteLength} bytes is not whole 32-bit words`, mismatchHint);
   return new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
 const readOptions = (p: { snapshotId?: string }, context: RpcContext): ReadOptions => ({ signal: context.signal, snapshotId: p.snapshotId });
 
 /** Streams a bitmap in chunks of whole words, each saying where it goes: one frame could not carry the largest. */
-async function* bitmapChunks(contents: Promise<BitmapContents>): AsyncIterable<RpcMessage> {
-  const { regionCount, setCount, words } = await contents;
+function* bitmapChunks({ regionCount, setCount, words }: BitmapContents): Generator<RpcMessage> {
   const bytes = wordsBytes(words);
   for (let offsetBytes = 0; offsetBytes < bytes.length; offsetBytes += rpcBitmapChunkBytes) {
     yield reply({ regionCount, setCount, offsetBytes }, bytes.subarray(offsetBytes, offsetBytes + rpcBitmapChunkBytes));
   }
 }
 
-/** Every RPC method: the parameters parsed, the AgentApi call, the reply. */
-const methods: { [M in Method]: (agent: AgentApi, p: Params<M>, request: RpcMessage, context: RpcContext) => Reply } = {
+type Serve<M extends Method, R> = (agent: AgentApi, p: Params<M>, request: RpcMessage, context: RpcContext) => R;
+
+/**
+ * Every RPC method: the parameters parsed, the AgentApi call, the reply. A streaming method is
+ * an async generator function, so nothing runs until the stream is consumed: work started
+ * eagerly and then not consumed would reject with no one listening, and that kills the agent.
+ */
+const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterable<RpcMessage> : Promise<RpcMessage>> } = {
   info: (agent) => agent.info().then((info) => reply(info)),
   'volume.create': (agent, p) => agent.volumeCreate(p.path, p.sizeBytes, p.regionBytes).then((record) => reply(record)),
   'volume.info': (agent, p) => agent.volumeInfo(p.path, { regionBytes: p.regionBytes }).then((info) => reply(info)),
@@ -119,26 +132,39 @@ const methods: { [M in Method]: (agent: AgentApi, p: Params<M>, request: RpcMess
   'snapshot.list': (agent, p) => agent.snapshotList(p.path).then((list) => reply(list)),
   'snapshot.delete': (agent, p) => agent.snapshotDelete(p.path, p.snapshotId).then(() => reply({})),
   'bitmap.create': (agent, p) => agent.bitmapCreate(p.path, p.name).then((info) => reply(info)),
-  'bitmap.read': (agent, p) => bitmapChunks(agent.bitmapRead(p.path, p.name)),
-  'bitmap.clear': (agent, p, request) => {
+  'bitmap.read': async function* (agent, p) {
+    yield* bitmapChunks(await agent.bitmapRead(p.path, p.name));
+  },
+  'bitmap.clear': async (agent, p, request) => {
     if (p.all && request.payload.length > 0)
-      throw new TidemarkError('USAGE', 'bitmap.clear: all with region indexes', 'the client and the agent disagree; update both to one version');
-    return agent.bitmapClear(p.path, p.name, p.all ? undefined : Array.from(bytesWords(request.payload))).then(() => reply({}));
+      throw new TidemarkError('USAGE', `bitmap.clear: all with ${request.payload.length} bytes of region indexes`, 'send either all or region indexes');
+    await agent.bitmapClear(p.path, p.name, p.all ? undefined : Array.from(bytesWords(request.payload)));
+    return reply({});
   },
   'bitmap.delete': (agent, p) => agent.bitmapDelete(p.path, p.name).then(() => reply({})),
   'bitmap.list': (agent, p) => agent.bitmapList(p.path).then((bitmaps) => reply({ bitmaps })),
   'bitmap.swap': (agent, p) => agent.bitmapSwap(p.path, p.a, p.b).then(() => reply({})),
 };
 
+/** Refuses a request in the wrong mode or with a payload its method does not take, before any work. */
+function checkRequest(method: Method, request: RpcMessage, context: RpcContext): void {
+  if (streams(method) && !context.streaming) throw new TidemarkError('USAGE', `${method} streams: it cannot be called for a single reply`, mismatchHint);
+  if (!streams(method) && context.streaming) throw new TidemarkError('USAGE', `${method} does not stream: it answers once`, mismatchHint);
+  if (request.payload.length > 0 && !payloadMethods.includes(method)) {
+    throw new TidemarkError('USAGE', `${method} takes no request payload, got ${request.payload.length} bytes`, mismatchHint);
+  }
+}
+
 /** The RPC handler of an agent process: every method of AgentApi, parameters validated. */
 export function serveAgent(agent: AgentApi): RpcHandler {
   return (method, request, context) => {
     if (!Object.prototype.hasOwnProperty.call(schemas, method)) {
-      return Promise.reject(new TidemarkError('USAGE', `unknown agent method "${method}"`, 'the client is newer than this agent; update the agent'));
+      throw new TidemarkError('USAGE', `unknown agent method "${method}"`, 'the client is newer than this agent; update the agent');
     }
     const m = method as Method;
-    const serve = methods[m] as (agent: AgentApi, p: Params<Method>, request: RpcMessage, context: RpcContext) => Reply;
-    // A bad parameter throws here, before any work: the peer answers with that error.
+    const serve = methods[m] as Serve<Method, Reply>;
+    // A bad request throws here, before any work: the peer answers with that error.
+    checkRequest(m, request, context);
     return serve(agent, parse(m, request.json), request, context);
   };
 }
@@ -154,7 +180,7 @@ function regionIndexWords(regionIndexes: readonly number[]): Uint32Array {
 }
 
 function malformedBitmap(why: string): TidemarkError {
-  return new TidemarkError('IO', `the agent sent a malformed bitmap: ${why}`, 'the client and the agent disagree; update both to one version');
+  return new TidemarkError('IO', `the agent sent a malformed bitmap: ${why}`, mismatchHint);
 }
 
 /** Puts a bitmap streamed in chunks (bitmapChunks) back together, checking every chunk's place. */

@@ -127,12 +127,14 @@ export class LocalAgent implements AgentApi {
     }
   }
 
-  /** Reads a region of the volume, or of snapshot `snapshotId` (looked up per region: a deleted one stops the read). */
+  /**
+   * Reads a region of the volume, or of snapshot `snapshotId`. A snapshot deleted meanwhile
+   * fails the read that was running and every one after it (NOT_FOUND, Snapshot.checkOpen).
+   */
   private regionReader(volume: AgentVolume, snapshotId: string | undefined): (regionIndex: number) => Promise<Uint8Array> {
     if (snapshotId === undefined) return (r) => volume.opened.volume.readRegion(r);
-    const snapshots = snapshotsOf(volume, this.homeDir);
-    snapshots.get(snapshotId); // fails before the first region when there is no such snapshot
-    return (r) => snapshots.get(snapshotId).readRegion(r);
+    const snapshot = snapshotsOf(volume, this.homeDir).get(snapshotId); // fails before the first region when there is no such snapshot
+    return (r) => snapshot.readRegion(r);
   }
 
   async *readRegions(path: string, firstRegion: number, regionCount: number, options: ReadOptions = {}): AsyncIterable<RegionData> {
@@ -174,6 +176,7 @@ export class LocalAgent implements AgentApi {
   async *signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options: ReadOptions = {}): AsyncIterable<RegionSignatures> {
     const opened = await this.open(path);
     this.checkRegions(opened, firstRegion, regionCount);
+    // Held for the whole stream: signSnapshotBatches fails it if the snapshot is deleted meanwhile.
     const snapshot = options.snapshotId === undefined ? undefined : snapshotsOf(opened, this.homeDir).get(options.snapshotId);
     const { volume } = opened.opened;
     function* items() {

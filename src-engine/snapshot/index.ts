@@ -11,6 +11,7 @@ export {
   type SnapshotStats,
   type ReflinkPolicy,
   type CreateSnapshotOptions,
+  type SnapshotCloseOptions,
 } from './snapshot';
 export { signSnapshot, signSnapshotBatches, type RegionSigner, type SnapshotSignOptions } from './sign';
-export { SnapshotRegistry, checkSnapshotId, checkSnapshotLabel, type DamagedSnapshot } from './registry';
+export { SnapshotRegistry, checkSnapshotId, checkSnapshotLabel, type DamagedSnapshot, type SnapshotRegistryOptions } from './registry';

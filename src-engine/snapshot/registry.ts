@@ -16,6 +16,12 @@ import { createSnapshot, openSnapshot, snapshotIdPattern, snapshotRecordPath, ty
 /** A snapshot directory being deleted: renamed first, so a crash never leaves half a snapshot under its id. */
 const deletingPrefix = '.deleting-';
 
+export interface SnapshotRegistryOptions {
+  readonly reflink?: ReflinkPolicy;
+  /** Renames a snapshot directory (a delete's commit point): fs.rename; tests pass one that fails. */
+  readonly rename?: (from: string, to: string) => Promise<void>;
+}
+
 /** A snapshot that could not be reopened; it can only be deleted. */
 export interface DamagedSnapshot {
   readonly snapshotId: string;
@@ -61,11 +67,12 @@ export class SnapshotRegistry {
     private readonly volume: Volume,
     readonly directory: string,
     private readonly reflink: ReflinkPolicy,
+    private readonly rename: (from: string, to: string) => Promise<void>,
   ) {}
 
   /** Reopens every snapshot of `volume` kept in `directory`; the volume must not be written yet. */
-  static async open(volume: Volume, directory: string, options: { reflink?: ReflinkPolicy } = {}): Promise<SnapshotRegistry> {
-    const registry = new SnapshotRegistry(volume, directory, options.reflink ?? 'auto');
+  static async open(volume: Volume, directory: string, options: SnapshotRegistryOptions = {}): Promise<SnapshotRegistry> {
+    const registry = new SnapshotRegistry(volume, directory, options.reflink ?? 'auto', options.rename ?? rename);
     try {
       await registry.load();
     } catch (error) {
@@ -151,27 +158,55 @@ export class SnapshotRegistry {
     return { snapshots, damaged: [...this.damaged].map(([snapshotId, error]) => ({ snapshotId, error })) };
   }
 
-  /** Deletes a snapshot, damaged ones included. Reads of it that are still running fail. */
+  /**
+   * Deletes a snapshot, damaged ones included. Moving its directory away from its id is the
+   * commit point, and the copy-on-write hook goes only once that move is durable: a delete
+   * that fails leaves the snapshot listed and protected, and no restart can bring back a
+   * snapshot whose hook was gone while the volume was written. Reads of it that are still
+   * running fail with NOT_FOUND (Snapshot.checkOpen).
+   */
   async delete(snapshotId: string): Promise<void> {
     checkSnapshotId(snapshotId);
     return this.exclusive(async () => {
       const snapshot = this.snapshots.get(snapshotId);
-      if (!snapshot && !this.damaged.delete(snapshotId)) throw this.notFound(snapshotId);
+      if (!snapshot && !this.damaged.has(snapshotId)) throw this.notFound(snapshotId);
+      const trash = await this.moveAside(snapshotId);
       this.snapshots.delete(snapshotId);
-      await snapshot?.close();
-      await this.removeDirectory(snapshotId);
+      this.damaged.delete(snapshotId);
+      try {
+        await snapshot?.close({ deleted: true });
+      } finally {
+        await rm(trash, { recursive: true, force: true });
+      }
     });
   }
 
-  private async removeDirectory(snapshotId: string): Promise<void> {
+  /** Renames the snapshot's directory to its `.deleting-` name and makes that durable; on failure it stays under its id. */
+  private async moveAside(snapshotId: string): Promise<string> {
+    const path = join(this.directory, snapshotId);
     const trash = join(this.directory, `${deletingPrefix}${snapshotId}`);
     try {
-      await rename(join(this.directory, snapshotId), trash);
+      await this.rename(path, trash);
+    } catch (error) {
+      throw this.notDeleted(snapshotId, fromSystemError(error, 'rename snapshot directory', path));
+    }
+    try {
       await syncDirectory(this.directory);
     } catch (error) {
-      throw fromSystemError(error, 'delete snapshot', join(this.directory, snapshotId));
+      // A crash could still undo the rename, and the snapshot must not come back unprotected: keep it.
+      await this.rename(trash, path).catch(() => undefined);
+      throw this.notDeleted(snapshotId, fromSystemError(error, 'sync snapshot directory', this.directory));
     }
-    await rm(trash, { recursive: true, force: true });
+    return trash;
+  }
+
+  private notDeleted(snapshotId: string, cause: TidemarkError): TidemarkError {
+    return new TidemarkError(
+      cause.code,
+      `cannot delete snapshot ${snapshotId} of ${this.volume.path}: ${cause.message}; the snapshot is kept and still protected`,
+      cause.hint,
+      { cause },
+    );
   }
 
   /** Closes every snapshot (keeping them on disk); not from inside `volume.quiesced()`. */

@@ -29,7 +29,9 @@ export async function signSnapshot(signer: RegionSigner, snapshot: Snapshot, opt
  * Streams the signatures of `regionIndexes` of `snapshot`, batch by batch (in no particular
  * order), each of the bytes the region held when the snapshot was taken. A region read from
  * the volume and copied aside meanwhile is held back from its batch and signed again from the
- * store once the rest is done (a signer serves one call at a time).
+ * store once the rest is done (a signer serves one call at a time). Once the snapshot is
+ * closed (deleted) nothing proves a region intact any more: the stream fails (checkOpen)
+ * before the next batch.
  */
 export async function* signSnapshotBatches(
   signer: RegionSigner,
@@ -50,14 +52,21 @@ export async function* signSnapshotBatches(
       yield { regionIndex, location };
     }
   };
-  for await (const batch of signer.sign(located(), options)) {
-    // The worker is done reading this batch: only now does a clear bit prove the bytes intact.
-    const intact = batch.regionIndexes.map((r) => !(readFromVolume.delete(r) && snapshot.copiedAside(r)));
-    if (intact.every(Boolean)) yield batch;
-    else yield withoutRegions(batch, intact, width, resign);
+  try {
+    for await (const batch of signer.sign(located(), options)) {
+      // The worker is done reading this batch: only now does a clear bit prove the bytes
+      // intact, and only while the snapshot is open (its hook still copies regions aside).
+      snapshot.checkOpen();
+      const intact = batch.regionIndexes.map((r) => !(readFromVolume.delete(r) && snapshot.copiedAside(r)));
+      if (intact.every(Boolean)) yield batch;
+      else yield withoutRegions(batch, intact, width, resign);
+    }
+    assert(readFromVolume.size === 0, 'every region located on the volume was signed and re-checked');
+    if (resign.length > 0) yield* signFromStore(signer, snapshot, resign, options);
+  } catch (error) {
+    snapshot.checkOpen(); // a read failed because the snapshot went away: say that
+    throw error;
   }
-  assert(readFromVolume.size === 0, 'every region located on the volume was signed and re-checked');
-  if (resign.length > 0) yield* signFromStore(signer, snapshot, resign, options);
 }
 
 /** The regions of `batch` marked intact, with their signatures; the others are added to `heldBack`. */
@@ -85,6 +94,7 @@ async function* signFromStore(signer: RegionSigner, snapshot: SnapshotBase, regi
   let signed = 0;
   // Progress already counted these regions once; report none twice.
   for await (const batch of signer.sign(fromStore(), { signal: options.signal, batchBytesMax: options.batchBytesMax })) {
+    snapshot.checkOpen();
     signed += batch.regionIndexes.length;
     yield batch;
   }

@@ -67,8 +67,24 @@ export interface Snapshot {
   copiedRegions(): number | undefined;
   /** Stops tracking and releases the store. Not from inside `volume.quiesced()`. */
   delete(): Promise<void>;
-  /** Stops tracking but keeps the store (reopen with openSnapshot). Not from inside `volume.quiesced()`. */
-  close(): Promise<void>;
+  /**
+   * Stops tracking but keeps the store (reopen with openSnapshot). Not from inside
+   * `volume.quiesced()`. From the moment it starts, reads fail (see `checkOpen`); `deleted`
+   * says in their error that the snapshot was deleted (a registry closes what it deletes).
+   */
+  close(options?: SnapshotCloseOptions): Promise<void>;
+  /**
+   * Throws once the snapshot is closed or deleted: NOT_FOUND for a deleted one. Bytes read
+   * from the volume after its copy-on-write hook is gone may be newer than the snapshot, so a
+   * reader that got bytes or signatures other than through `read` checks this after getting
+   * them (signSnapshotBatches does, per batch); `read` checks by itself.
+   */
+  checkOpen(): void;
+}
+
+export interface SnapshotCloseOptions {
+  /** The snapshot is closed because it is being deleted. */
+  readonly deleted?: boolean;
 }
 
 export interface CreateSnapshotOptions {
@@ -225,6 +241,8 @@ export interface SnapshotRegionLocation {
 
 export abstract class SnapshotBase implements Snapshot {
   readonly stats: SnapshotStats = { regionsCopied: 0 };
+  /** Set as close() starts, before tracking stops: nothing read after that can be trusted. */
+  private ended: 'closed' | 'deleted' | undefined;
 
   constructor(
     readonly record: SnapshotRecord,
@@ -232,7 +250,6 @@ export abstract class SnapshotBase implements Snapshot {
     protected readonly volume: Volume,
   ) {}
 
-  abstract read(offsetBytes: number, bytes: number): Promise<Buffer>;
   /**
    * Where region `regionIndex` lives now, and whether that is the live volume. A region on
    * the volume may be copied aside and overwritten right after: a reader that does not hold
@@ -242,7 +259,9 @@ export abstract class SnapshotBase implements Snapshot {
   /** True once the region's snapshot bytes are in the store (never true for reflink clones). */
   abstract copiedAside(regionIndex: number): boolean;
   abstract copiedRegions(): number | undefined;
-  abstract close(): Promise<void>;
+  abstract close(options?: SnapshotCloseOptions): Promise<void>;
+  /** The bytes of [offsetBytes, offsetBytes + bytes) as of the snapshot, the span checked; `read` checks the snapshot is open around it. */
+  protected abstract readSpan(offsetBytes: number, bytes: number): Promise<Buffer>;
 
   get regionCount(): number {
     return this.volume.regionCount;
@@ -250,6 +269,45 @@ export abstract class SnapshotBase implements Snapshot {
 
   locate(regionIndex: number): RegionLocation {
     return this.whereIs(regionIndex).location;
+  }
+
+  /** Marks the snapshot closed (or deleted); false when it already was. Call first thing in close(). */
+  protected markClosed(options: SnapshotCloseOptions = {}): boolean {
+    if (this.ended) return false;
+    this.ended = options.deleted ? 'deleted' : 'closed';
+    return true;
+  }
+
+  checkOpen(): void {
+    if (this.ended === 'deleted') {
+      throw new TidemarkError(
+        'NOT_FOUND',
+        `snapshot ${this.record.snapshotId} of ${this.volume.path} was deleted while being read`,
+        'take a new snapshot and read that one; delete a snapshot only once nothing reads it',
+      );
+    }
+    if (this.ended === 'closed') {
+      throw new TidemarkError(
+        'CANCELLED',
+        `snapshot ${this.record.snapshotId} of ${this.volume.path} was closed while being read (its volume was closed)`,
+        'read it again once the agent has the volume open again',
+      );
+    }
+  }
+
+  async read(offsetBytes: number, bytes: number): Promise<Buffer> {
+    this.checkOpen();
+    this.checkSpan(offsetBytes, bytes);
+    let data: Buffer;
+    try {
+      data = await this.readSpan(offsetBytes, bytes);
+    } catch (error) {
+      this.checkOpen(); // a store closed under the read fails it: say why
+      throw error;
+    }
+    // Closed meanwhile: a region read from the volume may already hold a newer write.
+    this.checkOpen();
+    return data;
   }
 
   async readRegion(regionIndex: number): Promise<Buffer> {
@@ -265,7 +323,7 @@ export abstract class SnapshotBase implements Snapshot {
 
   async delete(): Promise<void> {
     try {
-      await this.close();
+      await this.close({ deleted: true });
     } finally {
       await rm(this.directory, { recursive: true, force: true });
     }
@@ -280,8 +338,7 @@ class ReflinkSnapshot extends SnapshotBase {
     return this.handle;
   }
 
-  async read(offsetBytes: number, bytes: number): Promise<Buffer> {
-    this.checkSpan(offsetBytes, bytes);
+  protected async readSpan(offsetBytes: number, bytes: number): Promise<Buffer> {
     const buffer = Buffer.alloc(bytes);
     await readFully(await this.clone(), buffer, offsetBytes);
     return buffer;
@@ -300,7 +357,8 @@ class ReflinkSnapshot extends SnapshotBase {
     return undefined;
   }
 
-  async close(): Promise<void> {
+  async close(options?: SnapshotCloseOptions): Promise<void> {
+    this.markClosed(options);
     const handle = this.handle;
     this.handle = undefined;
     // A clone that never opened has nothing to close.
@@ -329,7 +387,6 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
   readonly name = 'snapshot-cow';
   private readonly copying = new Map<number, Promise<void>>();
   private detach: (() => void) | undefined;
-  private closed = false;
 
   private constructor(
     record: SnapshotRecord,
@@ -385,8 +442,7 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
     for (const r of regions) assert(this.valid.durableGet(r), 'validation bit durable before the volume write');
   }
 
-  async read(offsetBytes: number, bytes: number): Promise<Buffer> {
-    this.checkSpan(offsetBytes, bytes);
+  protected async readSpan(offsetBytes: number, bytes: number): Promise<Buffer> {
     const result = Buffer.alloc(bytes);
     if (bytes === 0) return result;
     const { first, last } = this.volume.geometry.regionsOf(offsetBytes, bytes);
@@ -422,9 +478,8 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
     return this.valid.bits.popcount();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  async close(options?: SnapshotCloseOptions): Promise<void> {
+    if (!this.markClosed(options)) return;
     const detach = this.detach;
     this.detach = undefined;
     try {

@@ -15,9 +15,15 @@ export interface RpcMessage {
 
 export interface RpcContext {
   readonly signal: AbortSignal;
+  /** Whether the client asked for a stream of replies (else one reply). */
+  readonly streaming: boolean;
 }
 
-/** Serves one method: a single reply, or a stream of replies (an async iterable). */
+/**
+ * Serves one method: a single reply, or a stream of replies (an async iterable). A handler
+ * that streams should produce lazily (an async generator): when the client asked for one
+ * reply, the stream is closed unconsumed. A handler may refuse a request by throwing.
+ */
 export type RpcHandler = (method: string, request: RpcMessage, context: RpcContext) => Promise<RpcMessage> | AsyncIterable<RpcMessage>;
 
 export interface RpcOptions {
@@ -34,6 +40,31 @@ const emptyPayload = new Uint8Array(0);
 interface Pending {
   readonly onFrame: (frame: Frame) => void;
   readonly onClose: (error: Error) => void;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<RpcMessage> {
+  return typeof value === 'object' && value !== null && typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function';
+}
+
+function isThenable(value: unknown): value is PromiseLike<RpcMessage> {
+  return typeof value === 'object' && value !== null && typeof (value as Partial<PromiseLike<unknown>>).then === 'function';
+}
+
+/**
+ * Lets go of a handler's result that will not be consumed (the client asked for the other
+ * kind of reply): a promise's rejection is handled, and a stream is closed (a generator that
+ * never started then runs nothing). An unhandled rejection would end the serving process.
+ */
+function discardResult(result: unknown): void {
+  try {
+    if (isThenable(result)) Promise.resolve(result).catch(() => undefined);
+    if (isAsyncIterable(result)) {
+      const iterator = result[Symbol.asyncIterator]();
+      if (typeof iterator.return === 'function') Promise.resolve(iterator.return()).catch(() => undefined);
+    }
+  } catch {
+    // A result that cannot even be closed holds nothing this side can release.
+  }
 }
 
 function errorFromFrame(json: Record<string, unknown>): TidemarkError {
@@ -328,10 +359,10 @@ export class RpcPeer {
     waitForCredit: () => Promise<void>,
   ): Promise<void> {
     try {
-      const result = handler(method, request, { signal: abort.signal });
+      const result: unknown = handler(method, request, { signal: abort.signal, streaming });
       if (streaming) {
-        if (!(Symbol.asyncIterator in result)) {
-          result.catch(() => undefined); // the work started; its outcome is not wanted
+        if (!isAsyncIterable(result)) {
+          discardResult(result); // the work started; its outcome is not wanted
           throw new TidemarkError('USAGE', `method ${method} does not stream`, 'call it without streaming');
         }
         for await (const message of result) {
@@ -342,7 +373,10 @@ export class RpcPeer {
         if (abort.signal.aborted) throw new TidemarkError('CANCELLED', `${method} cancelled`, '');
         if (!this.closedError) this.send({ type: 'end', id, json: {}, payload: emptyPayload });
       } else {
-        if (Symbol.asyncIterator in result) throw new TidemarkError('USAGE', `method ${method} streams`, 'call it as a stream');
+        if (!isThenable(result)) {
+          discardResult(result);
+          throw new TidemarkError('USAGE', `method ${method} streams`, 'call it as a stream');
+        }
         const message = await result;
         if (!this.closedError) this.send({ type: 'response', id, json: message.json, payload: message.payload });
       }

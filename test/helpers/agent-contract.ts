@@ -44,6 +44,15 @@ async function sha256Signatures(agent: AgentApi, path: string, regionCount: numb
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
+/** What a stream of a snapshot deleted under it fails with. */
+const deletedMidStream = (e: unknown) =>
+  e instanceof TidemarkError && e.code === 'NOT_FOUND' && /^snapshot [0-9a-f-]{36} of .+ was deleted while being read$/.test(e.message) && e.hint.length > 0;
+
+/** Appends what `iterator` yields to `into` until it ends or fails. */
+async function drain<T>(iterator: AsyncIterator<T>, into: T[]): Promise<void> {
+  for (let next = await iterator.next(); !next.done; next = await iterator.next()) into.push(next.value);
+}
+
 /** The set regions of a bitmap, in order. */
 function setRegions(bitmap: BitmapContents): number[] {
   const regions: number[] = [];
@@ -213,6 +222,50 @@ export function agentContract(target: ContractTarget): void {
       expect((await agent.snapshotList(path)).snapshots.map((s) => s.snapshotId)).toEqual([second.snapshotId]);
       await expect(readAll(agent.readRegions(path, 0, 1, { snapshotId: first.snapshotId }))).rejects.toSatisfy(isCode('NOT_FOUND'));
       expect((await readAll(agent.readRegions(path, 3, 1, { snapshotId: second.snapshotId }), 3))[0]).toEqual(after[3]);
+    });
+
+    it('a snapshot deleted while it is read fails the read with NOT_FOUND, never yielding live bytes for it', async () => {
+      const { agent, dir } = await makeAgent();
+      // One chunk per region, and more regions than any read-ahead (RPC credit) holds.
+      const path = join(dir, 'v.img');
+      const regionCount = 64;
+      await agent.volumeCreate(path, regionCount * 4096, 4096);
+      const random = seededRandom(71);
+      const before = Array.from({ length: regionCount }, () => randomBytes(random, 4096));
+      for (const [r, data] of before.entries()) await agent.writeRegion(path, r, data);
+      const snapshot = await agent.snapshotCreate(path);
+      const reading = agent.readRegions(path, 0, regionCount, { snapshotId: snapshot.snapshotId })[Symbol.asyncIterator]();
+      const read = [(await reading.next()).value as { regionIndex: number; data: Uint8Array }];
+      await agent.snapshotDelete(path, snapshot.snapshotId);
+      for (let r = 0; r < regionCount; r++) await agent.writeRegion(path, r, randomBytes(random, 4096)); // not copied aside any more
+      await expect(drain(reading, read)).rejects.toSatisfy(deletedMidStream);
+      expect(read.length).toBeLessThan(regionCount);
+      read.forEach(({ regionIndex, data }, i) => {
+        expect(regionIndex).toBe(i);
+        expect(Buffer.from(data).equals(before[i]!), `region ${i}`).toBe(true);
+      });
+      expect((await readAll(agent.readRegions(path, 0, 1)))[0]!.equals(before[0]!)).toBe(false); // the volume reads on
+    });
+
+    it('a snapshot deleted while it is signed fails the signatures with NOT_FOUND, never yielding live ones for it', async () => {
+      const { agent, dir } = await makeAgent();
+      // A batch holds one region this large, so there are more batches than any read-ahead (RPC credit) holds.
+      const big = join(dir, 'big.img');
+      const bigRegionBytes = 16 * MiB;
+      const bigRegions = 16;
+      await agent.volumeCreate(big, bigRegions * bigRegionBytes, bigRegionBytes); // sparse: every region zeros
+      const zeros = Buffer.from(await signBytes('xxh3-128', new Uint8Array(bigRegionBytes))).toString('hex');
+      const bigSnapshot = await agent.snapshotCreate(big);
+      const signing = agent.signatures(big, 'xxh3-128', 0, bigRegions, { snapshotId: bigSnapshot.snapshotId })[Symbol.asyncIterator]();
+      const batches = [(await signing.next()).value as { regionIndexes: readonly number[]; signatures: Uint8Array }];
+      await agent.snapshotDelete(big, bigSnapshot.snapshotId);
+      await agent.writeRegion(big, bigRegions - 1, new Uint8Array(bigRegionBytes).fill(0xee));
+      await expect(drain(signing, batches)).rejects.toSatisfy(deletedMidStream);
+      const signed = batches.flatMap((batch) => batch.regionIndexes);
+      expect(signed.length).toBeLessThan(bigRegions);
+      for (const batch of batches) {
+        batch.regionIndexes.forEach((r, i) => expect(Buffer.from(batch.signatures.subarray(i * 16, (i + 1) * 16)).toString('hex'), `region ${r}`).toBe(zeros));
+      }
     });
 
     it('bitmaps record every region written through the agent; clear, swap, delete', async () => {

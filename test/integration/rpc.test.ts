@@ -201,6 +201,69 @@ describe('RPC', () => {
     await expect(client.call('volume.info')).rejects.toThrow(/no such volume/); // still serving
   });
 
+  it('a reply of the wrong kind is let go of: a rejecting promise is handled, an unconsumed stream is closed unstarted', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    cleanups.push(() => process.off('unhandledRejection', onUnhandled));
+    let rejected!: () => void;
+    const rejection = new Promise<void>((resolve) => (rejected = resolve));
+    const closed: string[] = [];
+    let started = 0;
+    const { path } = await serve(((method) => {
+      if (method === 'later-rejects') {
+        return new Promise((_, reject) =>
+          setTimeout(() => {
+            reject(new TidemarkError('NOT_FOUND', 'no such bitmap', 'create it first'));
+            rejected();
+          }, 20),
+        );
+      }
+      if (method === 'generator') {
+        return (async function* () {
+          started += 1;
+          yield { json: {}, payload: new Uint8Array(0) };
+        })();
+      }
+      if (method === 'iterator') {
+        // Not a generator: only return() can release what it holds.
+        const iterator: AsyncIterableIterator<never> = {
+          [Symbol.asyncIterator]: () => iterator,
+          next: () => Promise.reject(new TidemarkError('NOT_FOUND', 'no such bitmap', 'create it first')),
+          return: () => {
+            closed.push(method);
+            return Promise.reject(new Error('a failing return() is handled too'));
+          },
+        };
+        return iterator;
+      }
+      return Promise.resolve({ json: { alive: true }, payload: new Uint8Array(0) });
+    }) as RpcHandler);
+    const client = await dial(path);
+    const streaming = async (method: string) => {
+      for await (const _ of client.stream(method)) void _;
+    };
+    await expect(streaming('later-rejects')).rejects.toThrow(/does not stream/);
+    await expect(client.call('generator')).rejects.toThrow(/streams/);
+    await expect(client.call('iterator')).rejects.toThrow(/streams/);
+    await rejection;
+    await new Promise((resolve) => setTimeout(resolve, 20)); // unhandledRejection fires after the microtasks
+    expect(unhandled).toEqual([]);
+    expect(started).toBe(0);
+    expect(closed).toEqual(['iterator']);
+    expect((await client.call('ping')).json).toEqual({ alive: true });
+  });
+
+  it('tells the handler whether a stream was asked for', async () => {
+    const { path } = await serve(async function* (_method, _request, context) {
+      yield { json: { streaming: context.streaming }, payload: new Uint8Array(0) };
+    } as RpcHandler);
+    const client = await dial(path);
+    for await (const chunk of client.stream('which')) expect(chunk.json).toEqual({ streaming: true });
+    const unaryServer = await serve(async (_method, _request, context) => ({ json: { streaming: context.streaming }, payload: new Uint8Array(0) }));
+    expect((await (await dial(unaryServer.path)).call('which')).json).toEqual({ streaming: false });
+  });
+
   it('decodes a large frame arriving in small pieces in linear time', async () => {
     const { path } = await serve(async (_m, request) => ({ json: { bytes: request.payload.length }, payload: new Uint8Array(0) }));
     const client = await dial(path);
