@@ -38,16 +38,31 @@ export class FrameError extends Error {
   }
 }
 
-export function encodeFrame(frame: Frame): Buffer {
-  const json = Buffer.from(JSON.stringify(frame.json), 'utf8');
-  const total = frameHeaderBytes + json.length + frame.payload.length;
+/**
+ * A frame as two pieces to write back to back: the header with its JSON, then the payload
+ * as given (not copied — region data goes to the socket as is; the caller must not change it
+ * until the frame is answered).
+ */
+export function encodeFrameParts(frame: Frame): [head: Buffer, payload: Uint8Array] {
+  const json = JSON.stringify(frame.json);
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  const total = frameHeaderBytes + jsonBytes + frame.payload.length;
   if (total > rpcFrameBytesMax) throw new FrameError(`frame of ${total} bytes exceeds the ${rpcFrameBytesMax}-byte limit`);
-  const header = Buffer.alloc(frameHeaderBytes);
-  header.writeUInt32BE(total - lengthFieldBytes, 0);
-  header.writeUInt8(frameTypes[frame.type], 4);
-  header.writeUInt32BE(frame.id >>> 0, 8);
-  header.writeUInt32BE(json.length, 12);
-  return Buffer.concat([header, json, frame.payload]);
+  const head = Buffer.allocUnsafe(frameHeaderBytes + jsonBytes);
+  head.writeUInt32BE(total - lengthFieldBytes, 0);
+  head.writeUInt8(frameTypes[frame.type], 4);
+  head.writeUInt8(0, 5);
+  head.writeUInt16BE(0, 6);
+  head.writeUInt32BE(frame.id >>> 0, 8);
+  head.writeUInt32BE(jsonBytes, 12);
+  head.write(json, frameHeaderBytes, 'utf8');
+  return [head, frame.payload];
+}
+
+/** The whole frame in one buffer (tests and fuzzing; the RPC peer writes the parts). */
+export function encodeFrame(frame: Frame): Buffer {
+  const [head, payload] = encodeFrameParts(frame);
+  return Buffer.concat([head, payload]);
 }
 
 /**
@@ -80,13 +95,30 @@ export class FrameDecoder {
     return this.chunks[0]!.subarray(0, bytes);
   }
 
-  private take(bytes: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const taken = all.subarray(0, bytes);
-    const rest = all.subarray(bytes);
-    this.chunks = rest.length > 0 ? [rest] : [];
+  /**
+   * Removes the first `bytes` buffered bytes. From one received chunk they are a view of it
+   * (`owned` false: the chunk may hold other frames); across chunks they are copied once into
+   * a buffer of exactly that size (`owned` true: a payload may be handed out as a view).
+   */
+  private take(bytes: number): { bytes: Buffer; owned: boolean } {
     this.buffered -= bytes;
-    return taken;
+    const first = this.chunks[0]!;
+    if (first.length >= bytes) {
+      if (first.length === bytes) this.chunks.shift();
+      else this.chunks[0] = first.subarray(bytes);
+      return { bytes: first.subarray(0, bytes), owned: false };
+    }
+    const taken = Buffer.allocUnsafe(bytes);
+    let filled = 0;
+    while (filled < bytes) {
+      const chunk = this.chunks[0]!;
+      const used = Math.min(chunk.length, bytes - filled);
+      chunk.copy(taken, filled, 0, used);
+      filled += used;
+      if (used === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(used);
+    }
+    return { bytes: taken, owned: true };
   }
 
   private fail(reason: string): never {
@@ -100,10 +132,11 @@ export class FrameDecoder {
     if (length + lengthFieldBytes > rpcFrameBytesMax) this.fail(`frame of ${length + lengthFieldBytes} bytes exceeds the ${rpcFrameBytesMax}-byte limit`);
     if (length < frameHeaderBytes - lengthFieldBytes) this.fail(`frame length ${length} is shorter than a header`);
     if (this.buffered < length + lengthFieldBytes) return undefined;
-    return this.parse(this.take(length + lengthFieldBytes));
+    const taken = this.take(length + lengthFieldBytes);
+    return this.parse(taken.bytes, taken.owned);
   }
 
-  private parse(bytes: Buffer): Frame {
+  private parse(bytes: Buffer, owned: boolean): Frame {
     const type = typeByCode.get(bytes.readUInt8(4));
     if (!type) this.fail(`unknown frame type ${bytes.readUInt8(4)}`);
     if (bytes.readUInt8(5) !== 0 || bytes.readUInt16BE(6) !== 0) this.fail('reserved header bits are set');
@@ -117,8 +150,10 @@ export class FrameDecoder {
       this.fail('JSON header does not parse');
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) this.fail('JSON header is not an object');
-    // Copy the payload out of the receive buffer so a caller may keep it.
-    const payload = Uint8Array.prototype.slice.call(bytes.subarray(frameHeaderBytes + jsonBytes));
+    // A payload in a shared receive chunk is copied so a caller may keep it without pinning
+    // the chunk; one in a buffer assembled for this frame alone is handed out as is.
+    const view = bytes.subarray(frameHeaderBytes + jsonBytes);
+    const payload = owned ? view : Uint8Array.prototype.slice.call(view);
     return { type, id, json: json as Record<string, unknown>, payload };
   }
 }

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { assert } from '../assert';
 import { rpcCreditChunks, rpcInFlightMax, rpcKeepaliveMs, rpcHandshakeTimeoutMs, rpcProtocolVersion } from '../constants';
 import { TidemarkError, isTidemarkError, type ErrorCode } from '../errors';
-import { FrameDecoder, FrameError, encodeFrame, type Frame } from './frame';
+import { FrameDecoder, FrameError, encodeFrameParts, type Frame } from './frame';
 
 export interface RpcMessage {
   readonly json: Record<string, unknown>;
@@ -136,7 +136,15 @@ export class RpcPeer {
 
   private send(frame: Frame): void {
     if (this.closedError) throw this.closedError;
-    this.channel.write(encodeFrame(frame));
+    const [head, payload] = encodeFrameParts(frame);
+    if (payload.length === 0) {
+      this.channel.write(head);
+      return;
+    }
+    this.channel.cork(); // one writev for both pieces
+    this.channel.write(head);
+    this.channel.write(payload);
+    this.channel.uncork();
   }
 
   private keepalive(keepaliveMs: number): void {
