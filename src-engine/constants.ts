@@ -49,6 +49,9 @@ export const rpcFrameBytesMax = 80 * MiB;
 export const rpcInFlightMax = 64;
 export const rpcCreditChunks = 8;
 export const rpcKeepaliveMs = 15_000;
+/** An agent streaming regions reads this many bytes ahead of the consumer (at least one region). */
+export const agentReadAheadBytes = 4 * MiB;
+export const agentReadAheadRegionsMax = 4;
 /** A peer that has not said hello within this time is not an agent (or is stuck): the connection closes. */
 export const rpcHandshakeTimeoutMs = 20_000;
 

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { realpath, statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { assert } from '../assert';
+import { agentReadAheadBytes, agentReadAheadRegionsMax } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { SignaturePool, type HashAlgorithm } from '../signature';
 import { signSnapshotBatches, type Snapshot } from '../snapshot';
@@ -141,9 +142,20 @@ export class LocalAgent implements AgentApi {
     const volume = await this.open(path);
     this.checkRegions(volume, firstRegion, regionCount);
     const read = this.regionReader(volume, options.snapshotId);
-    for (const r of regionRange(firstRegion, regionCount)) {
+    // Read ahead a few regions (bounded in bytes) so the file read of the next region overlaps
+    // sending this one; a failed read-ahead surfaces when its turn comes.
+    const aheadMax = Math.max(1, Math.min(agentReadAheadRegionsMax, Math.floor(agentReadAheadBytes / volume.opened.volume.regionBytes)));
+    const ahead: Promise<Uint8Array>[] = [];
+    let next = firstRegion;
+    const end = firstRegion + regionCount;
+    for (let r = firstRegion; r < end; r++) {
       if (options.signal?.aborted) throw new TidemarkError('CANCELLED', `reading ${path} cancelled`, '');
-      yield { regionIndex: r, data: await read(r) };
+      while (next < end && ahead.length <= aheadMax) {
+        const reading = read(next++);
+        reading.catch(() => undefined); // awaited below in order; never an unhandled rejection
+        ahead.push(reading);
+      }
+      yield { regionIndex: r, data: await ahead.shift()! };
     }
   }
 
