@@ -44,7 +44,7 @@ async function openLocal(homeDir: string): Promise<RpcAgent> {
 
 async function run(context: BenchContext): Promise<void> {
   const calls = Math.max(callsMin, scaledCount(callsBase, context.sizeFactor));
-  await withSshHarness('ssh-info-latency', async (harness) => {
+  await withSshHarness('ssh-info-latency', benchCipher, async (harness) => {
     const homeDir = join(harness.dir, 'home');
     const remote = await harness.openAgent(homeDir);
     const local = await openLocal(homeDir);

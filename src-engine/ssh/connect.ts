@@ -72,6 +72,13 @@ function hostKeyError(host: SshHostConfig, verdict: HostKeyVerdict): TidemarkErr
 
 const jumpDepthMax = 4;
 
+export interface SshConnection {
+  readonly client: Client;
+  readonly host: SshHostConfig;
+  /** The cipher negotiated for data from the host (server → client). */
+  readonly cipher: string;
+}
+
 /** `[user@]host[:port]` or `ssh://[user@]host[:port]`, the first hop of a ProxyJump value. */
 export function parseJump(value: string): { alias: string; user: string | null; port: number | null } {
   const match = /^(?:ssh:\/\/)?(?:([^@/\s]+)@)?(\[[^\]\s]+\]|[^:/@\s]+)(?::(\d+))?\/?$/.exec(value.trim());
@@ -96,9 +103,9 @@ function forwardThrough(jump: Client, jumpHost: SshHostConfig, host: SshHostConf
 }
 
 /** Connects and authenticates, through ProxyJump hops when the config names them. */
-export async function connectSsh(alias: string, options: SshConnectOptions, depth = 0): Promise<{ client: Client; host: SshHostConfig }> {
+export async function connectSsh(alias: string, options: SshConnectOptions, depth = 0): Promise<SshConnection> {
   const host = resolveHost(await loadSshConfig(options.sshConfigPath), alias, { user: options.user, port: options.port });
-  if (!host.proxyJump) return { client: await connectTo(host, options), host };
+  if (!host.proxyJump) return { ...(await connectTo(host, options)), host };
   if (depth >= jumpDepthMax) {
     throw new TidemarkError('USAGE', `more than ${jumpDepthMax} ProxyJump hops to reach ${alias}`, 'check ~/.ssh/config for a ProxyJump loop');
   }
@@ -106,9 +113,9 @@ export async function connectSsh(alias: string, options: SshConnectOptions, dept
   const jump = await connectSsh(hop.alias, { ...options, user: hop.user, port: hop.port }, depth + 1);
   try {
     const sock = await forwardThrough(jump.client, jump.host, host);
-    const client = await connectTo(host, options, sock);
-    client.once('close', () => jump.client.end());
-    return { client, host };
+    const connected = await connectTo(host, options, sock);
+    connected.client.once('close', () => jump.client.end());
+    return { ...connected, host };
   } catch (error) {
     jump.client.end();
     throw error;
@@ -174,7 +181,7 @@ function hostKeyAlgorithmsFor(keyTypes: readonly string[]): string[] {
   return [...new Set(algorithms.filter((a) => ssh2HostKeyAlgorithms.has(a)))];
 }
 
-async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?: ClientChannel): Promise<Client> {
+async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?: ClientChannel): Promise<{ client: Client; cipher: string }> {
   const knownFiles = [options.userKnownHosts ?? join(homedir(), '.ssh', 'known_hosts'), options.tidemarkKnownHosts];
   const entries = await loadKnownHosts(knownFiles);
   const target = `${host.user}@${host.hostName}:${host.port}`;
@@ -240,6 +247,8 @@ async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?:
       approve(key, verdict.fingerprint, verdict).then(verify, () => verify(false));
     },
   };
+  let cipher = 'unknown';
+  client.once('handshake', (negotiated: { sc?: { cipher?: string } }) => (cipher = negotiated.sc?.cipher ?? cipher));
   try {
     await new Promise<void>((resolve, reject) => {
       fail = (error) => {
@@ -282,7 +291,7 @@ async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?:
   }
   // After ready, a dropped link surfaces as 'close' (and through every channel); the
   // 'error' listener above stays so an error never crashes the process.
-  return client;
+  return { client, cipher };
 }
 
 async function recordHostKey(file: string, host: SshHostConfig, key: Buffer): Promise<void> {

@@ -13,7 +13,7 @@ export {
   type HostKeyVerdict,
 } from './known-hosts';
 export { parseSshConfig, resolveHost, loadSshConfig, type SshHostConfig } from './ssh-config';
-export { connectSsh, keyTypeOf, parseJump, type SshConnectOptions } from './connect';
+export { connectSsh, keyTypeOf, parseJump, type SshConnectOptions, type SshConnection } from './connect';
 export { planAuth, type AskSecret, type SecretRequest, type SecretKind } from './auth';
 export { RemoteHost, backoffDelayMs, type ConnectionState, type RemoteHostStatus, type RemoteHostOptions } from './remote-host';
 export { deployAgent, openRemoteAgent, type RemoteAgent, type AgentChannelMode } from './remote-agent';
