@@ -86,6 +86,7 @@ export class RpcPeer {
   private lastHeardMs = Date.now();
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private helloResolve: ((info: Record<string, unknown>) => void) | undefined;
+  private helloSeen = false;
   private readonly helloReceived: Promise<Record<string, unknown>>;
 
   constructor(
@@ -185,6 +186,9 @@ export class RpcPeer {
   }
 
   private dispatch(frame: Frame): void {
+    // The peer's hello comes first and once: nothing is served to a peer that has not said
+    // which protocol it speaks.
+    if ((frame.type === 'hello') !== !this.helloSeen) throw new Error(frame.type === 'hello' ? 'a second hello' : `${frame.type} frame before hello`);
     switch (frame.type) {
       case 'hello':
         return this.receiveHello(frame);
@@ -219,6 +223,7 @@ export class RpcPeer {
     if (frame.json.protocol !== 'tidemark-rpc' || frame.json.version !== rpcProtocolVersion) {
       throw new Error(`peer speaks ${String(frame.json.protocol)} version ${String(frame.json.version)}, this side ${rpcProtocolVersion}`);
     }
+    this.helloSeen = true;
     this.helloResolve?.(frame.json);
     this.helloResolve = undefined;
   }

@@ -167,6 +167,26 @@ describe('RPC', () => {
     expect(log.join('\n')).toMatch(/version 999/);
   });
 
+  it('nothing is served before the hello, and a second hello closes the connection', async () => {
+    let served = 0;
+    const log: string[] = [];
+    const { path } = await serve(async () => (served++, { json: {}, payload: new Uint8Array(0) }), { log });
+    const hello = encodeFrame({ type: 'hello', id: 0, json: { protocol: 'tidemark-rpc', version: 1 }, payload: new Uint8Array(0) });
+    const request = encodeFrame({ type: 'request', id: 1, json: { method: 'anything', params: {} }, payload: new Uint8Array(0) });
+    for (const [bytes, reason] of [
+      [request, /request frame before hello/],
+      [Buffer.concat([hello, hello]), /a second hello/],
+    ] as const) {
+      const raw = createConnection(path);
+      raw.resume();
+      const closed = new Promise<void>((resolve) => raw.on('close', () => resolve()));
+      raw.write(bytes);
+      await closed;
+      expect(log.join('\n')).toMatch(reason);
+    }
+    expect(served).toBe(0);
+  });
+
   it('a dropped connection fails pending calls with a clear error', async () => {
     const { path, peers } = await serve(() => new Promise(() => undefined));
     const client = await dial(path);
