@@ -13,6 +13,8 @@ export interface AgentInfo {
   /** Bytes unprivileged users may still write on the home's filesystem (snapshot stores grow there). */
   readonly homeFreeBytes: number;
   readonly pid: number;
+  /** What the owning process is: 'agent', 'Tidemark console (Electron)', … */
+  readonly purpose: string;
 }
 
 export interface RegionData {

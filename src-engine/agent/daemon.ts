@@ -85,9 +85,14 @@ export interface AgentDaemon {
   close(): Promise<void>;
 }
 
-export async function startAgentDaemon(homeDir: string, log: (line: string) => void = () => undefined): Promise<AgentDaemon> {
+/**
+ * Serves a home's agent on <home>/agent.sock; binding it is the home's ownership lock. With
+ * `agent` given (an owner that also uses it in-process, like the console's Engine) the caller
+ * keeps it and disposes it; otherwise the daemon makes its own and disposes it on close.
+ */
+export async function startAgentDaemon(homeDir: string, log: (line: string) => void = () => undefined, shared?: LocalAgent): Promise<AgentDaemon> {
   await ensureHomeDir(homeDir);
-  const agent = new LocalAgent(homeDir);
+  const agent = shared ?? new LocalAgent(homeDir);
   const peers = new Set<RpcPeer>();
   const server = createServer((socket) => {
     const peer = new RpcPeer(socket, {
@@ -109,7 +114,7 @@ export async function startAgentDaemon(homeDir: string, log: (line: string) => v
         server.close(() => resolve());
         for (const peer of peers) peer.close();
       });
-      await agent.dispose();
+      if (!shared) await agent.dispose();
       log('agent: stopped');
     },
   };

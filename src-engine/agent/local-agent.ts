@@ -10,7 +10,7 @@ import { agentReadAheadBytes, agentReadAheadRegionsMax } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { SignaturePool, type HashAlgorithm } from '../signature';
 import { signSnapshotBatches, type Snapshot } from '../snapshot';
-import { VolumeCatalog, zeroScanRealized, type VolumeInfo, type VolumeRecord } from '../volume';
+import { VolumeCatalog, zeroScanRealized, type OpenedVolume, type VolumeInfo, type VolumeRecord } from '../volume';
 import { tidemarkVersion } from '../version';
 import type {
   AgentApi,
@@ -65,7 +65,10 @@ export class LocalAgent implements AgentApi {
   private readonly pools = new Map<HashAlgorithm, Promise<SignaturePool>>();
   private disposed = false;
 
-  constructor(readonly homeDir: string) {
+  constructor(
+    readonly homeDir: string,
+    private readonly options: { purpose?: string } = {},
+  ) {
     this.catalog = new VolumeCatalog(homeDir);
   }
 
@@ -77,6 +80,7 @@ export class LocalAgent implements AgentApi {
       homeDir: this.homeDir,
       homeFreeBytes: await freeBytesAt(this.homeDir),
       pid: process.pid,
+      purpose: this.options.purpose ?? 'agent',
     };
   }
 
@@ -115,6 +119,24 @@ export class LocalAgent implements AgentApi {
       open.catch(() => this.opened.delete(key));
     }
     return open;
+  }
+
+  /**
+   * The open volume behind a path, for an in-process owner (the Engine's tracking and lab):
+   * its writes go through the same volume, hooks and records as the agent's own.
+   */
+  async openedVolume(path: string): Promise<OpenedVolume> {
+    return (await this.open(path)).opened;
+  }
+
+  /** Closes a volume this agent holds (before its files are removed); a no-op if not open. */
+  async closeVolume(path: string): Promise<void> {
+    const key = await realpath(resolve(path)).catch(() => resolve(path));
+    const open = this.opened.get(key);
+    if (!open) return;
+    this.opened.delete(key);
+    const volume = await open.catch(() => undefined);
+    if (volume) await closeAgentVolume(volume);
   }
 
   private checkRegions({ opened }: AgentVolume, firstRegion: number, regionCount: number): void {

@@ -1,10 +1,11 @@
 // The engine as one object for a long-lived process (the console, web mode): it owns the
-// home lock, the event log, the volume catalog, the pair store and the pairs it has open
-// (tracking on their primaries), and the lab's write generator.
+// home's agent (serving agent.sock, which is the home's lock), the event log, the volume
+// catalog, the pair store, the pairs it has open (tracking on their primaries, through the
+// agent's open volumes), the hosts, and the lab's write generator.
 
 import { dirname, join } from 'node:path';
 import { type Bitset, openBitmapFile } from '../bitmap';
-import { TidemarkError } from '../errors';
+import { TidemarkError, isTidemarkError } from '../errors';
 import { EventLog } from '../events';
 import { ensureHomeDir } from '../home';
 import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type GeneratorSettings, type GeneratorState, type LabOptions } from '../lab';
@@ -12,7 +13,23 @@ import { PairStore, type PairRecord } from '../replication';
 import { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
 import { HostManager, SecretVault, type SecretCipher } from '../hosts';
-import { HomeLock } from './home-lock';
+import { LocalAgent, RpcAgent, connectAgentSocket, startAgentDaemon, type AgentDaemon } from '../agent';
+import { RpcPeer } from '../transport';
+
+/** The refusal when another process owns the home, naming it (asked through its own socket). */
+async function homeInUse(homeDir: string, cause: TidemarkError): Promise<TidemarkError> {
+  const owner = await (async () => {
+    const peer = new RpcPeer(await connectAgentSocket(homeDir), { role: 'client', keepaliveMs: 0 });
+    try {
+      await peer.handshake(5_000);
+      return await new RpcAgent(peer).info();
+    } finally {
+      peer.close();
+    }
+  })().catch(() => undefined);
+  const who = owner ? `process ${owner.pid} (${owner.purpose})` : 'another process';
+  return new TidemarkError('ALREADY_EXISTS', `Tidemark home ${homeDir} is in use by ${who}`, 'stop that process, or use another home with --home', { cause });
+}
 
 export const mapKinds = ['oos', 'moos', 'realized'] as const;
 export type MapKind = (typeof mapKinds)[number];
@@ -91,7 +108,9 @@ export class Engine {
 
   private constructor(
     readonly homeDir: string,
-    private readonly lock: HomeLock,
+    /** The home's one agent: this process owns the home's volumes and serves them on agent.sock. */
+    readonly agent: LocalAgent,
+    private readonly daemon: AgentDaemon,
     events: EventLog,
     hostOptions: EngineHostOptions,
   ) {
@@ -109,8 +128,14 @@ export class Engine {
 
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
     await ensureHomeDir(homeDir);
-    const lock = await HomeLock.acquire(homeDir, options.purpose ?? 'engine');
-    const engine = new Engine(homeDir, lock, options.events ?? new EventLog(), options);
+    const purpose = options.purpose ?? 'engine';
+    const agent = new LocalAgent(homeDir, { purpose });
+    // Binding the home's agent socket is the ownership lock: one process owns a home, and CLI
+    // commands on it go through this process's agent (never a second copy of its volumes).
+    const daemon = await startAgentDaemon(homeDir, () => undefined, agent).catch(async (error: unknown) => {
+      throw isTidemarkError(error) && error.code === 'ALREADY_EXISTS' ? await homeInUse(homeDir, error) : error;
+    });
+    const engine = new Engine(homeDir, agent, daemon, options.events ?? new EventLog(), options);
     engine.events.emit({ severity: 'info', pair: null, kind: 'engine.started', message: `engine started on home ${homeDir}` });
     return engine;
   }
@@ -134,7 +159,9 @@ export class Engine {
 
   resetLab(options: LabOptions = labDefaults): Promise<PairRecord> {
     return this.exclusive(async () => {
+      const lab = await this.pairs.get(labPairName);
       await this.closePair(labPairName);
+      for (const side of lab ? [lab.primary, lab.secondary] : []) await this.agent.closeVolume(side.volref);
       await removeLab(this.homeDir, this.catalog, this.pairs);
       this.events.emit({ severity: 'warning', pair: labPairName, kind: 'lab.reset', message: 'lab reset: volumes and pair removed and created afresh' });
       return this.ensureLabNow(options);
@@ -144,7 +171,7 @@ export class Engine {
   private async openPair(record: PairRecord): Promise<OpenPair> {
     const already = this.open.get(record.name);
     if (already) return already;
-    const primary = await this.catalog.open(record.primary.volref);
+    const primary = await this.agent.openedVolume(record.primary.volref);
     try {
       const tracker = await WriteTracker.attach(primary.volume, join(this.pairs.pairDir(record.name), 'moos.tmbm'), record.predictRegions);
       if (tracker.recoveredRegions > 0) {
@@ -168,7 +195,7 @@ export class Engine {
       this.events.emit({ severity: 'info', pair: record.name, kind: 'tracking.started', message: `tracking writes to ${record.primary.volref}` });
       return opened;
     } catch (error) {
-      await primary.close();
+      await this.agent.closeVolume(record.primary.volref);
       throw error;
     }
   }
@@ -179,8 +206,7 @@ export class Engine {
     if (name === labPairName) await this.stopGeneratorNow();
     this.generator = name === labPairName ? undefined : this.generator;
     this.open.delete(name);
-    await opened.tracker.close();
-    await opened.primary.close();
+    await opened.tracker.close(); // the volume stays open in the agent until the home is released
   }
 
   private labOpen(): OpenPair {
@@ -316,7 +342,8 @@ export class Engine {
       this.disposed = true;
       for (const name of [...this.open.keys()]) await this.closePair(name);
       await this.hosts.dispose();
-      await this.lock.release();
+      await this.daemon.close();
+      await this.agent.dispose();
     });
   }
 }

@@ -1,4 +1,3 @@
 // Public surface of engine/: the engine facade for long-lived processes.
 
 export { Engine, mapKinds, type EngineHostOptions, type MapKind, type BitmapView, type Overview, type PairSummary, type VolumeSummary } from './engine';
-export { HomeLock } from './home-lock';

@@ -37,7 +37,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   if (web) expect(await web.stop()).toBe(0);
-  expect(existsSync(join(homeDir, 'engine.lock'))).toBe(false); // clean shutdown released the home
+  expect(existsSync(join(homeDir, 'agent.sock'))).toBe(false); // clean shutdown released the home
 });
 
 describe('console in Chromium (web mode)', () => {

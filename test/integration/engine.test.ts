@@ -2,6 +2,7 @@
 // the home lock, and maps for heatmaps.
 import { describe, expect, it } from 'vitest';
 import { Engine, TidemarkError } from '../../src-engine';
+import { tidemarkAsync } from '../helpers/cli';
 import { engineWithLab, smallLab, until } from '../helpers/engine';
 
 describe('engine and lab', () => {
@@ -56,6 +57,22 @@ describe('engine and lab', () => {
       expect.objectContaining({ code: 'USAGE', hint: expect.stringMatching(/use 1 to 5000 writes\/s/) }),
     );
     await expect(Engine.open(homeDir)).rejects.toSatisfy((e: unknown) => e instanceof TidemarkError && /in use by process \d+ \(test\)/.test(e.message));
+    await engine.dispose();
+  });
+
+  it('owns the home through its agent socket: CLI commands are served by it, a second agent is refused', async () => {
+    const { engine, homeDir } = await engineWithLab();
+    const primary = (await engine.overview()).volumes.find((v) => v.role === 'primary')!;
+    await engine.startGenerator({ pattern: 'sequential', writesPerSecond: 500, writeBytes: 4096, seed: 3 });
+    await until(async () => (await engine.overview()).volumes.find((v) => v.role === 'primary')!.realizedRegions >= 5);
+    await engine.stopGenerator();
+    const realized = (await engine.overview()).volumes.find((v) => v.role === 'primary')!.realizedRegions;
+    const info = await tidemarkAsync(['--home', homeDir, '--json', 'volume', 'info', primary.path]);
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout)).toMatchObject({ realizedSource: 'tracked', realizedRegions: realized }); // the engine's own count
+    const agent = await tidemarkAsync(['--home', homeDir, 'agent', 'serve']);
+    expect(agent.status).toBe(1);
+    expect(agent.stderr).toMatch(/an agent already serves Tidemark home/);
     await engine.dispose();
   });
 
