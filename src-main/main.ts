@@ -2,10 +2,10 @@
 // renderer, CSP, navigation and new windows blocked, app content from app://tidemark, not
 // file://), the engine in-process, single-instance lock, clean shutdown.
 
-import { app, BrowserWindow, ipcMain, net, protocol, safeStorage, session } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, net, protocol, safeStorage, session } from 'electron';
 import { join, normalize, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Engine, resolveHomeDir } from '../src-engine';
+import { Engine, isTidemarkError, resolveHomeDir } from '../src-engine';
 import { ConsoleService } from './console-service';
 import { appOrigin, registerIpc, type IpcMainLike } from './ipc';
 import { keychainCipher } from './keychain';
@@ -98,4 +98,10 @@ async function main(): Promise<void> {
   log(`console started on home ${homeDir}`);
 }
 
-void main();
+// A failure to start (the home owned by another process, unwritable, …) is shown and ends
+// the app; it must never leave a process with no window running.
+main().catch((error: unknown) => {
+  const detail = isTidemarkError(error) ? error.oneLine() : error instanceof Error ? error.message : String(error);
+  dialog.showErrorBox('Tidemark cannot start', detail);
+  app.exit(1);
+});
