@@ -148,6 +148,20 @@ export class RpcPeer {
     this.channel.uncork();
   }
 
+  /** Resolves once the channel has room again (at once when it has), or when it closes. */
+  private drained(): Promise<void> {
+    if (!this.channel.writableNeedDrain || this.closedError) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.channel.off('drain', done);
+        this.channel.off('close', done);
+        resolve();
+      };
+      this.channel.on('drain', done);
+      this.channel.on('close', done);
+    });
+  }
+
   private keepalive(keepaliveMs: number): void {
     if (Date.now() - this.lastHeardMs > 3 * keepaliveMs) {
       this.close(
@@ -382,6 +396,7 @@ export class RpcPeer {
           await waitForCredit();
           if (abort.signal.aborted || this.closedError) break;
           this.send({ type: 'chunk', id, json: message.json, payload: message.payload });
+          await this.drained(); // credits bound each stream; this bounds all of them together
         }
         if (abort.signal.aborted) throw new TidemarkError('CANCELLED', `${method} cancelled`, '');
         if (!this.closedError) this.send({ type: 'end', id, json: {}, payload: emptyPayload });

@@ -187,6 +187,32 @@ describe('RPC', () => {
     expect(served).toBe(0);
   });
 
+  it('a client that stops reading stops every stream at the socket, not only at its credits', async () => {
+    const chunkBytes = 1024 * 1024;
+    let produced = 0;
+    const { path } = await serve(() =>
+      (async function* () {
+        for (let i = 0; i < 100; i++) {
+          produced += 1;
+          yield { json: { i }, payload: new Uint8Array(chunkBytes) };
+        }
+      })(),
+    );
+    const raw = createConnection(path);
+    await new Promise<void>((resolve) => raw.once('connect', () => resolve()));
+    raw.pause(); // never reads: the server's writes back up
+    const streams = 16;
+    raw.write(encodeFrame({ type: 'hello', id: 0, json: { protocol: 'tidemark-rpc', version: 1 }, payload: new Uint8Array(0) }));
+    for (let id = 1; id <= streams; id++) {
+      raw.write(encodeFrame({ type: 'request', id, json: { method: 'big', params: {}, streaming: true }, payload: new Uint8Array(0) }));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Credits alone would let each stream queue rpcCreditChunks chunks (16 × 8 MiB here).
+    expect(produced).toBeGreaterThan(0);
+    expect(produced).toBeLessThan(streams * rpcCreditChunks);
+    raw.destroy();
+  });
+
   it('a dropped connection fails pending calls with a clear error', async () => {
     const { path, peers } = await serve(() => new Promise(() => undefined));
     const client = await dial(path);
