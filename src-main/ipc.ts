@@ -33,7 +33,8 @@ export function senderRefusal(event: InvokeEventLike, trustedWebContentsId: numb
     return `unparsable sender URL ${frame.url.slice(0, 80)}`;
   }
   if (origin !== appOrigin) return `sender origin ${origin} is not ${appOrigin}`;
-  if (trustedWebContentsId !== undefined && event.sender.id !== trustedWebContentsId) return 'the request came from another window';
+  if (trustedWebContentsId === undefined) return 'no Tidemark window is open';
+  if (event.sender.id !== trustedWebContentsId) return 'the request came from another window';
   return null;
 }
 

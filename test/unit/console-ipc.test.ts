@@ -91,6 +91,20 @@ describe('IPC handlers', () => {
     expect(log[0]).toMatch(/^ipc: refused overview/);
   });
 
+  it('after the window closed, even an app:// frame is refused', async () => {
+    const { ipc, handlers } = recordingIpc();
+    const { service, handle } = fakeService();
+    registerIpc(
+      ipc,
+      service,
+      () => undefined, // the window is gone
+      () => undefined,
+    );
+    const outcome = (await handlers.get('tidemark:overview')!(ownFrame, {})) as { ok: boolean; error: { message: string } };
+    expect(outcome).toMatchObject({ ok: false, error: { message: expect.stringMatching(/no Tidemark window is open/) } });
+    expect(handle).not.toHaveBeenCalled();
+  });
+
   it('passes our own frame through to validation, and refuses extra arguments', async () => {
     const { ipc, handlers } = recordingIpc();
     const { service, handle } = fakeService();
