@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
-import { RpcPeer } from '../../src-engine/transport';
+import { stopAgentOf } from '../helpers/agents';
 import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
 import { repoRoot } from '../helpers/cli';
 import { startSshd, type TestSshd } from '../helpers/sshd';
@@ -35,13 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   if (web) expect(await web.stop()).toBe(0);
-  const socket = await connectAgentSocket(join(dir, 'remote-home')).catch(() => undefined);
-  if (socket) {
-    const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
-    await peer.handshake();
-    process.kill((await new RpcAgent(peer).info()).pid, 'SIGTERM');
-    peer.close();
-  }
+  await stopAgentOf(join(dir, 'remote-home'));
   await sshd?.stop();
   await rm(dir, { recursive: true, force: true });
 });

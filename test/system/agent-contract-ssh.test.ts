@@ -4,11 +4,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { RemoteHost, type AgentChannelMode } from '../../src-engine/ssh';
-import { RpcPeer } from '../../src-engine/transport';
+import { agentInfoOf, stopAgentOf, testRemoteHostOptions } from '../helpers/agents';
 import { agentContract } from '../helpers/agent-contract';
-import { agentBundle } from '../helpers/cli';
 import { until } from '../helpers/engine';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 import { tempDir } from '../helpers/tmp';
@@ -27,8 +25,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  const info = await localViewOfRemoteAgent().catch(() => undefined);
-  if (info) process.kill(info.pid, 'SIGTERM');
+  await stopAgentOf(remoteHome());
   await sshd?.stop();
   await rm(dir, { recursive: true, force: true });
 });
@@ -37,25 +34,13 @@ const remoteHome = () => join(dir, 'remote-home');
 
 /** The remote agent as seen through its own socket: an independent witness of pid and Node. */
 async function localViewOfRemoteAgent(): Promise<{ pid: number; nodeVersion: string }> {
-  const socket = await connectAgentSocket(remoteHome());
-  const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
-  await peer.handshake();
-  const { pid, nodeVersion } = await new RpcAgent(peer).info();
-  peer.close();
-  return { pid, nodeVersion };
+  const info = await agentInfoOf(remoteHome());
+  if (!info) throw new Error(`no agent answers on ${remoteHome()}`);
+  return { pid: info.pid, nodeVersion: info.nodeVersion };
 }
 
 function remoteHost(agentChannel: AgentChannelMode): RemoteHost {
-  const host = new RemoteHost(sshd.alias, {
-    agentChannel,
-    tidemarkKnownHosts: join(dir, 'known_hosts'),
-    userKnownHosts: join(dir, 'no-user-known-hosts'),
-    sshConfigPath: sshd.sshConfigPath,
-    agentSocket: '',
-    approveHostKey: async () => true,
-    bundlePath: agentBundle,
-    homeDir: remoteHome(),
-  });
+  const host = new RemoteHost(sshd.alias, { ...testRemoteHostOptions(sshd, dir, remoteHome()), agentChannel });
   hosts.push(host);
   return host;
 }

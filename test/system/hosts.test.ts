@@ -9,11 +9,10 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { EventLog } from '../../src-engine/events';
 import { HostManager, SecretVault, type HostView, type SecretCipher } from '../../src-engine/hosts';
 import { sha256Fingerprint } from '../../src-engine/ssh';
-import { RpcPeer } from '../../src-engine/transport';
+import { stopAgentOf } from '../helpers/agents';
 import { agentBundle } from '../helpers/cli';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 
@@ -31,13 +30,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  const socket = await connectAgentSocket(join(dir, 'remote-home')).catch(() => undefined);
-  if (socket) {
-    const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
-    await peer.handshake();
-    process.kill((await new RpcAgent(peer).info()).pid, 'SIGTERM');
-    peer.close();
-  }
+  await stopAgentOf(join(dir, 'remote-home'));
   await sshd?.stop();
   await rm(dir, { recursive: true, force: true });
 });

@@ -8,11 +8,10 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
-import { RemoteHost, backoffDelayMs, connectSsh, parseJump, type RemoteHostStatus, type SecretRequest } from '../../src-engine/ssh';
-import { RpcPeer } from '../../src-engine/transport';
-import { agentBundle, tidemark } from '../helpers/cli';
+import { RemoteHost, backoffDelayMs, connectSsh, parseJump, type RemoteHostOptions, type RemoteHostStatus, type SecretRequest } from '../../src-engine/ssh';
+import { stopAgentOf, testRemoteHostOptions } from '../helpers/agents';
+import { tidemark } from '../helpers/cli';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 import { requireTool } from '../helpers/tools';
 
@@ -30,30 +29,13 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  for (const home of ['remote-home']) {
-    const socket = await connectAgentSocket(join(dir, home)).catch(() => undefined);
-    if (!socket) continue;
-    const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
-    await peer.handshake();
-    const { pid } = await new RpcAgent(peer).info();
-    peer.close();
-    process.kill(pid, 'SIGTERM');
-  }
+  await stopAgentOf(join(dir, 'remote-home'));
   await sshd?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
-function baseOptions(extra: Partial<ConstructorParameters<typeof RemoteHost>[1]> = {}) {
-  return {
-    tidemarkKnownHosts: join(dir, 'known_hosts'),
-    userKnownHosts: join(dir, 'no-user-known-hosts'),
-    sshConfigPath: sshd.sshConfigPath,
-    agentSocket: '',
-    approveHostKey: async () => true,
-    bundlePath: agentBundle,
-    homeDir: join(dir, 'remote-home'),
-    ...extra,
-  };
+function baseOptions(extra: Partial<RemoteHostOptions> = {}): RemoteHostOptions {
+  return { ...testRemoteHostOptions(sshd, dir, join(dir, 'remote-home')), ...extra };
 }
 
 function remoteHost(extra: Partial<ConstructorParameters<typeof RemoteHost>[1]> = {}, alias = sshd.alias): { host: RemoteHost; states: string[] } {

@@ -8,10 +8,9 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
-import { RpcPeer } from '../../src-engine/transport';
 import { connectSsh, openRemoteAgent, sha256Fingerprint } from '../../src-engine/ssh';
+import { stopAgentOf } from '../helpers/agents';
 import { agentBundle, tidemark } from '../helpers/cli';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 
@@ -31,17 +30,6 @@ afterAll(async () => {
   await sshd?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-/** Stops the detached agent a test started on a home (its pid comes from the agent itself). */
-async function stopAgentOf(homeDir: string): Promise<void> {
-  const socket = await connectAgentSocket(homeDir).catch(() => undefined);
-  if (!socket) return;
-  const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
-  await peer.handshake();
-  const { pid } = await new RpcAgent(peer).info();
-  peer.close();
-  process.kill(pid, 'SIGTERM');
-}
 
 async function hostFingerprint(): Promise<string> {
   const [, base64] = (await readFile(sshd.hostKeyPub, 'utf8')).trim().split(' ');
