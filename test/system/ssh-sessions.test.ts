@@ -21,7 +21,8 @@ const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tm-ssh-sessions-'));
-  sshd = await startSshd(join(dir, 'sshd'));
+  // Agents started without a --home (the CLI's remote VOLREFs) stay in here, not in the machine's default home.
+  sshd = await startSshd(join(dir, 'sshd'), { extraConfig: [`SetEnv TIDEMARK_HOME=${join(dir, 'remote-default-home')}`] });
 });
 
 afterEach(async () => {
@@ -30,6 +31,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await stopAgentOf(join(dir, 'remote-home'));
+  await stopAgentOf(join(dir, 'remote-default-home'));
   await sshd?.stop();
   await rm(dir, { recursive: true, force: true });
 });
