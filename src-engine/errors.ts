@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'METADATA_CORRUPT'
   | 'SIZE_MISMATCH'
   | 'CANCELLED'
+  | 'BUSY' // the thing is in use by another operation right now; retry shortly
   | 'UNSUPPORTED'
   | 'INVARIANT';
 

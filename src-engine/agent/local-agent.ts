@@ -62,6 +62,8 @@ function* regionRange(firstRegion: number, regionCount: number): Generator<numbe
 export class LocalAgent implements AgentApi {
   private readonly catalog: VolumeCatalog;
   private readonly opened = new Map<string, Promise<AgentVolume>>();
+  /** Canonical paths being retired (closed and removed): nobody may open them meanwhile. */
+  private readonly retiring = new Set<string>();
   private readonly pools = new Map<HashAlgorithm, Promise<SignaturePool>>();
   private disposed = false;
 
@@ -112,6 +114,9 @@ export class LocalAgent implements AgentApi {
     const key = await realpath(resolve(path)).catch((error: unknown) => {
       throw fromSystemError(error, 'open volume', path);
     });
+    if (this.retiring.has(key)) {
+      throw new TidemarkError('BUSY', `volume ${path} is being removed (lab reset)`, 'wait a moment and try again; it is created afresh');
+    }
     let open = this.opened.get(key);
     if (!open) {
       open = openAgentVolume(this.catalog, key);
@@ -129,9 +134,27 @@ export class LocalAgent implements AgentApi {
     return (await this.open(path)).opened;
   }
 
-  /** Closes a volume this agent holds (before its files are removed); a no-op if not open. */
+  /**
+   * Closes these volumes and runs `work` (which removes their files) while nobody can open
+   * them: a client of the socket arriving meanwhile gets BUSY, never the file being deleted.
+   */
+  async retire<T>(paths: readonly string[], work: () => Promise<T>): Promise<T> {
+    const keys = await Promise.all(paths.map((p) => realpath(resolve(p)).catch(() => resolve(p))));
+    keys.forEach((key) => this.retiring.add(key));
+    try {
+      for (const key of keys) await this.closeKey(key);
+      return await work();
+    } finally {
+      keys.forEach((key) => this.retiring.delete(key));
+    }
+  }
+
+  /** Closes a volume this agent holds; a no-op if not open. */
   async closeVolume(path: string): Promise<void> {
-    const key = await realpath(resolve(path)).catch(() => resolve(path));
+    await this.closeKey(await realpath(resolve(path)).catch(() => resolve(path)));
+  }
+
+  private async closeKey(key: string): Promise<void> {
     const open = this.opened.get(key);
     if (!open) return;
     this.opened.delete(key);

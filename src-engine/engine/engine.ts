@@ -16,17 +16,20 @@ import { HostManager, SecretVault, type SecretCipher } from '../hosts';
 import { LocalAgent, RpcAgent, connectAgentSocket, startAgentDaemon, type AgentDaemon } from '../agent';
 import { RpcPeer } from '../transport';
 
+const ownerProbeMs = 2_000;
+
 /** The refusal when another process owns the home, naming it (asked through its own socket). */
 async function homeInUse(homeDir: string, cause: TidemarkError): Promise<TidemarkError> {
-  const owner = await (async () => {
-    const peer = new RpcPeer(await connectAgentSocket(homeDir), { role: 'client', keepaliveMs: 0 });
-    try {
-      await peer.handshake(5_000);
-      return await new RpcAgent(peer).info();
-    } finally {
-      peer.close();
-    }
-  })().catch(() => undefined);
+  let peer: RpcPeer | undefined;
+  const ask = (async () => {
+    peer = new RpcPeer(await connectAgentSocket(homeDir), { role: 'client', keepaliveMs: 0 });
+    await peer.handshake(ownerProbeMs);
+    return new RpcAgent(peer).info();
+  })();
+  // A stalled owner must not stall this refusal: one deadline for connect, hello and info.
+  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ownerProbeMs).unref());
+  const owner = await Promise.race([ask.catch(() => undefined), timeout]);
+  peer?.close();
   const who = owner ? `process ${owner.pid} (${owner.purpose})` : 'another process';
   return new TidemarkError('ALREADY_EXISTS', `Tidemark home ${homeDir} is in use by ${who}`, 'stop that process, or use another home with --home', { cause });
 }
@@ -161,8 +164,8 @@ export class Engine {
     return this.exclusive(async () => {
       const lab = await this.pairs.get(labPairName);
       await this.closePair(labPairName);
-      for (const side of lab ? [lab.primary, lab.secondary] : []) await this.agent.closeVolume(side.volref);
-      await removeLab(this.homeDir, this.catalog, this.pairs);
+      const paths = lab ? [lab.primary.volref, lab.secondary.volref] : [];
+      await this.agent.retire(paths, () => removeLab(this.homeDir, this.catalog, this.pairs));
       this.events.emit({ severity: 'warning', pair: labPairName, kind: 'lab.reset', message: 'lab reset: volumes and pair removed and created afresh' });
       return this.ensureLabNow(options);
     });
@@ -171,33 +174,29 @@ export class Engine {
   private async openPair(record: PairRecord): Promise<OpenPair> {
     const already = this.open.get(record.name);
     if (already) return already;
+    // On failure the volume stays open in the agent: socket clients may be using it.
     const primary = await this.agent.openedVolume(record.primary.volref);
-    try {
-      const tracker = await WriteTracker.attach(primary.volume, join(this.pairs.pairDir(record.name), 'moos.tmbm'), record.predictRegions);
-      if (tracker.recoveredRegions > 0) {
-        this.events.emit({
-          severity: 'warning',
-          pair: record.name,
-          kind: 'tracking.recovered',
-          message: `MOOS recovered: ${tracker.recoveredRegions} region(s) may be out of sync and will be resent`,
-        });
-      }
-      for (const segment of tracker.loadReport?.recovered ?? []) {
-        this.events.emit({
-          severity: 'warning',
-          pair: record.name,
-          kind: 'bitmap.segment-recovered',
-          message: `MOOS segment ${segment.segmentIndex} was damaged (${segment.reason}); its regions are marked out of sync`,
-        });
-      }
-      const opened: OpenPair = { record, primary, tracker };
-      this.open.set(record.name, opened);
-      this.events.emit({ severity: 'info', pair: record.name, kind: 'tracking.started', message: `tracking writes to ${record.primary.volref}` });
-      return opened;
-    } catch (error) {
-      await this.agent.closeVolume(record.primary.volref);
-      throw error;
+    const tracker = await WriteTracker.attach(primary.volume, join(this.pairs.pairDir(record.name), 'moos.tmbm'), record.predictRegions);
+    if (tracker.recoveredRegions > 0) {
+      this.events.emit({
+        severity: 'warning',
+        pair: record.name,
+        kind: 'tracking.recovered',
+        message: `MOOS recovered: ${tracker.recoveredRegions} region(s) may be out of sync and will be resent`,
+      });
     }
+    for (const segment of tracker.loadReport?.recovered ?? []) {
+      this.events.emit({
+        severity: 'warning',
+        pair: record.name,
+        kind: 'bitmap.segment-recovered',
+        message: `MOOS segment ${segment.segmentIndex} was damaged (${segment.reason}); its regions are marked out of sync`,
+      });
+    }
+    const opened: OpenPair = { record, primary, tracker };
+    this.open.set(record.name, opened);
+    this.events.emit({ severity: 'info', pair: record.name, kind: 'tracking.started', message: `tracking writes to ${record.primary.volref}` });
+    return opened;
   }
 
   private async closePair(name: string): Promise<void> {
@@ -340,10 +339,16 @@ export class Engine {
     return this.exclusive(async () => {
       if (this.disposed) return;
       this.disposed = true;
-      for (const name of [...this.open.keys()]) await this.closePair(name);
-      await this.hosts.dispose();
-      await this.daemon.close();
-      await this.agent.dispose();
+      try {
+        for (const name of [...this.open.keys()]) await this.closePair(name);
+        await this.hosts.dispose();
+      } finally {
+        try {
+          await this.daemon.close(); // the home is released whatever failed above
+        } finally {
+          await this.agent.dispose();
+        }
+      }
     });
   }
 }

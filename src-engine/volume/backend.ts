@@ -49,6 +49,12 @@ export class FileBackend implements VolumeBackend {
     readonly readOnly: boolean,
   ) {}
 
+  /** Device and inode of the open file (is it still the file at `path`?). */
+  async identity(): Promise<{ dev: number; ino: number }> {
+    const { dev, ino } = await this.handle.stat();
+    return { dev, ino };
+  }
+
   /**
    * Opens a regular file or a block device. `sizeBytes` overrides the size of a regular file
    * (a sparse file may be shorter on disk than the volume it holds); other paths are refused.

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectAgentSocket } from '../../src-engine/agent';
 import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
 import { repoRoot } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
@@ -38,6 +39,7 @@ afterAll(async () => {
   await browser?.close();
   if (web) expect(await web.stop()).toBe(0);
   expect(existsSync(join(homeDir, 'agent.sock'))).toBe(false); // clean shutdown released the home
+  await expect(connectAgentSocket(homeDir)).rejects.toThrow(); // and nothing serves it any more
 });
 
 describe('console in Chromium (web mode)', () => {

@@ -2,6 +2,10 @@
 // the home lock, and maps for heatmaps.
 import { describe, expect, it } from 'vitest';
 import { Engine, TidemarkError } from '../../src-engine';
+import { stat } from 'node:fs/promises';
+import { type FileBackend, RpcAgent, connectAgentSocket } from '../../src-engine';
+import { RpcPeer } from '../../src-engine/transport';
+import { agentInfoOf } from '../helpers/agents';
 import { tidemarkAsync } from '../helpers/cli';
 import { engineWithLab, smallLab, until } from '../helpers/engine';
 
@@ -70,9 +74,43 @@ describe('engine and lab', () => {
     const info = await tidemarkAsync(['--home', homeDir, '--json', 'volume', 'info', primary.path]);
     expect(info.status, info.stderr).toBe(0);
     expect(JSON.parse(info.stdout)).toMatchObject({ realizedSource: 'tracked', realizedRegions: realized }); // the engine's own count
+    const owner = await agentInfoOf(homeDir);
+    expect(owner).toMatchObject({ pid: process.pid, purpose: 'test' }); // the socket is the engine's own agent
     const agent = await tidemarkAsync(['--home', homeDir, 'agent', 'serve']);
     expect(agent.status).toBe(1);
     expect(agent.stderr).toMatch(/an agent already serves Tidemark home/);
+    await engine.dispose();
+  });
+
+  it('a lab reset while socket clients read and write never leaves the engine on the deleted file', async () => {
+    const { engine, homeDir } = await engineWithLab();
+    const primaryPath = (await engine.overview()).volumes.find((v) => v.role === 'primary')!.path;
+    let resetting = true;
+    const refused = new Set<string>();
+    const client = async (seed: number) => {
+      const peer = new RpcPeer(await connectAgentSocket(homeDir), { role: 'client', keepaliveMs: 0 });
+      await peer.handshake();
+      const agent = new RpcAgent(peer);
+      for (let i = 0; resetting; i++) {
+        await agent
+          .writeRegion(primaryPath, (seed * 7 + i) % 64, new Uint8Array(smallLab.regionBytes).fill(seed))
+          .catch((e: TidemarkError) => refused.add(e.code));
+      }
+      peer.close();
+    };
+    const clients = [1, 2, 3].map(client);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await engine.resetLab(smallLab);
+    resetting = false;
+    await Promise.all(clients);
+    const opened = await engine.agent.openedVolume(primaryPath);
+    const onDisk = await stat(primaryPath);
+    const held = await (opened.volume.backend as FileBackend).identity();
+    expect(held.ino).toBe(onDisk.ino); // the engine tracks the file that is there, not a deleted one
+    expect(
+      [...refused].every((code) => ['BUSY', 'NOT_FOUND', 'INVARIANT', 'CANCELLED'].includes(code)),
+      [...refused].join(),
+    ).toBe(true);
     await engine.dispose();
   });
 
