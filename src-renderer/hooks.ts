@@ -39,6 +39,24 @@ export function usePolling<T>(
   return { data, error, refresh: () => setTick((t) => t + 1) };
 }
 
+/**
+ * Runs engine requests for a view: the last error (or none after a success) to show in
+ * context, and `after` once each request settles (a refresh, say).
+ */
+export function useAction(after: () => void): { act: (work: () => Promise<unknown>) => Promise<void>; error: ApiError | undefined } {
+  const [error, setError] = useState<ApiError>();
+  const act = async (work: () => Promise<unknown>) => {
+    try {
+      await work();
+      setError(undefined);
+    } catch (e) {
+      setError(toApiError(e));
+    }
+    after();
+  };
+  return { act, error };
+}
+
 export function useOverview() {
   return usePolling<OverviewDto>(() => consoleApi().request('overview', {}), 1000, []);
 }

@@ -15,27 +15,19 @@ import {
 } from '@mui/material';
 import { useState } from 'react';
 import type { GeneratorStateDto, WritePattern } from '../../src-main/console-api';
-import { consoleApi, toApiError, type ApiError } from '../api';
+import { consoleApi } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { formatBytes } from '../format';
+import { useAction } from '../hooks';
 
 export function GeneratorPanel({ generator, onChanged }: { generator: GeneratorStateDto | null; onChanged: () => void }) {
   const [pattern, setPattern] = useState<WritePattern>(generator?.settings.pattern ?? 'random');
   const [rate, setRate] = useState(String(generator?.settings.writesPerSecond ?? 200));
   const [sizeKiB, setSizeKiB] = useState(String((generator?.settings.writeBytes ?? 65536) / 1024));
-  const [error, setError] = useState<ApiError>();
+  const { act, error } = useAction(onChanged);
   const [confirmReset, setConfirmReset] = useState(false);
   const running = generator?.running ?? false;
 
-  const act = async (work: () => Promise<unknown>) => {
-    try {
-      await work();
-      setError(undefined);
-    } catch (e) {
-      setError(toApiError(e));
-    }
-    onChanged();
-  };
   const start = () =>
     act(() => consoleApi().request('generatorStart', { pattern, writesPerSecond: Number(rate), writeBytes: Math.round(Number(sizeKiB) * 1024), seed: 1 }));
 

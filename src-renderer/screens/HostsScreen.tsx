@@ -26,11 +26,11 @@ import {
 } from '@mui/material';
 import { useState, type FormEvent } from 'react';
 import type { HostDto, HostQuestionDto, HostsDto, HostStateDto } from '../../src-main/console-api';
-import { consoleApi, toApiError, type ApiError } from '../api';
+import { consoleApi } from '../api';
 import { EmptyState } from '../components/EmptyState';
 import { ErrorNote } from '../components/ErrorNote';
 import { formatBytes } from '../format';
-import { usePolling } from '../hooks';
+import { useAction, usePolling } from '../hooks';
 
 const stateColor: Record<HostStateDto, 'default' | 'success' | 'warning' | 'error' | 'info'> = {
   idle: 'default',
@@ -42,17 +42,8 @@ const stateColor: Record<HostStateDto, 'default' | 'success' | 'warning' | 'erro
 
 export function HostsScreen() {
   const hosts = usePolling<HostsDto>(() => consoleApi().request('hosts', {}), 1000, []);
-  const [error, setError] = useState<ApiError>();
+  const { act, error } = useAction(hosts.refresh);
   const [removing, setRemoving] = useState<string | null>(null);
-  const act = async (work: () => Promise<unknown>) => {
-    try {
-      await work();
-      setError(undefined);
-    } catch (e) {
-      setError(toApiError(e));
-    }
-    hosts.refresh();
-  };
   const asking = hosts.data?.hosts.find((h) => h.question !== null);
   return (
     <Stack spacing={2}>
