@@ -5,6 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { stopAgentOf } from './agent-processes';
 import { requireTool } from './tools';
 
 export interface TestSshd {
@@ -49,8 +50,13 @@ export async function startSshd(dir: string, options: SshdOptions = {}): Promise
   for (const key of ['host_key', 'user_key']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, key)]);
   await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'user_key.pub')), { mode: 0o600 });
   const port = await freePort();
+  // Agents started without --home land in the host's default Tidemark home: keep that inside
+  // this harness (stopped with it), never the machine's own ~/.local/share/tidemark.
+  const defaultHome = join(dir, 'default-tidemark-home');
+  const ownHome = (options.extraConfig ?? []).some((line) => /^SetEnv .*TIDEMARK_HOME=/.test(line));
   const sshdConfig = [
     ...(options.extraConfig ?? []),
+    ...(ownHome ? [] : [`SetEnv TIDEMARK_HOME=${defaultHome}`]),
     `Port ${port}`,
     'ListenAddress 127.0.0.1',
     `HostKey ${join(dir, 'host_key')}`,
@@ -102,7 +108,10 @@ export async function startSshd(dir: string, options: SshdOptions = {}): Promise
     userKeyPath: join(dir, 'user_key'),
     dropConnections: () => dropConnections(sshd.pid!),
     sessions: () => sessionPids(sshd.pid!).length,
-    stop: () => stop(sshd),
+    stop: async () => {
+      await stopAgentOf(defaultHome);
+      await stop(sshd);
+    },
   };
 }
 
