@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { TidemarkError } from '../errors';
 import { createDirectories } from '../fsync';
-import { parseJump, type SshHostConfig } from '../ssh';
+import { parseHostSpec, type SshHostConfig } from '../ssh';
 import { defineRecord, readRecord, writeRecord } from '../store';
 
 export const hostNamePattern = /^[A-Za-z0-9._@:[\]-]{1,128}$/;
@@ -41,7 +41,7 @@ export class HostStore {
     if (!hostNamePattern.test(trimmed)) {
       throw new TidemarkError('USAGE', `"${name}" is not a host name or address`, 'give an alias from ~/.ssh/config or [user@]host[:port]');
     }
-    const spec = parseJump(trimmed);
+    const spec = parseHostSpec(trimmed, 'host', 'give an alias from ~/.ssh/config or [user@]host[:port]');
     const hosts = await this.list();
     if (hosts.some((h) => h.name === trimmed)) throw new TidemarkError('ALREADY_EXISTS', `host ${trimmed} is already added`, 'pick it in the list');
     const record: HostRecord = { name: trimmed, alias: spec.alias, user: spec.user, port: spec.port, homeDir, addedAtMs: Date.now() };

@@ -12,7 +12,7 @@ import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { TidemarkError } from '../errors';
 import { planAuth, type AskSecret, type AuthLog } from './auth';
 import { knownHostsLine, loadKnownHosts, recordedKeyTypes, verifyHostKey, type HostKeyVerdict } from './known-hosts';
-import { loadSshConfig, resolveHost, type SshHostConfig } from './ssh-config';
+import { loadSshConfig, resolveHost, targetOf, type SshHostConfig } from './ssh-config';
 
 export interface SshConnectOptions {
   /** Tidemark's own known_hosts (approved keys are written here). */
@@ -79,10 +79,17 @@ export interface SshConnection {
   readonly cipher: string;
 }
 
-/** `[user@]host[:port]` or `ssh://[user@]host[:port]`, the first hop of a ProxyJump value. */
-export function parseJump(value: string): { alias: string; user: string | null; port: number | null } {
+/**
+ * `[user@]host[:port]` or `ssh://[user@]host[:port]`: a ProxyJump hop, or a host typed on the
+ * Hosts screen. `what` names it in the error, `fix` says where to correct it.
+ */
+export function parseHostSpec(
+  value: string,
+  what = 'ProxyJump',
+  fix = 'fix ProxyJump in ~/.ssh/config',
+): { alias: string; user: string | null; port: number | null } {
   const match = /^(?:ssh:\/\/)?(?:([^@/\s]+)@)?(\[[^\]\s]+\]|[^:/@\s]+)(?::(\d+))?\/?$/.exec(value.trim());
-  if (!match) throw new TidemarkError('USAGE', `ProxyJump "${value}" is not [user@]host[:port]`, 'fix ProxyJump in ~/.ssh/config');
+  if (!match) throw new TidemarkError('USAGE', `${what} "${value}" is not [user@]host[:port]`, fix);
   return { alias: match[2]!.replace(/^\[(.*)\]$/, '$1'), user: match[1] ?? null, port: match[3] ? Number(match[3]) : null };
 }
 
@@ -109,7 +116,7 @@ export async function connectSsh(alias: string, options: SshConnectOptions, dept
   if (depth >= jumpDepthMax) {
     throw new TidemarkError('USAGE', `more than ${jumpDepthMax} ProxyJump hops to reach ${alias}`, 'check ~/.ssh/config for a ProxyJump loop');
   }
-  const hop = parseJump(host.proxyJump);
+  const hop = parseHostSpec(host.proxyJump);
   const jump = await connectSsh(hop.alias, { ...options, user: hop.user, port: hop.port }, depth + 1);
   try {
     const sock = await forwardThrough(jump.client, jump.host, host);
@@ -125,7 +132,7 @@ export async function connectSsh(alias: string, options: SshConnectOptions, dept
 function refusedError(host: SshHostConfig, log: AuthLog): TidemarkError {
   return new TidemarkError(
     'PERMISSION',
-    `${host.user}@${host.hostName}:${host.port} refused every credential offered (${log.describe()})`,
+    `${targetOf(host)} refused every credential offered (${log.describe()})`,
     'add your public key to the host’s authorized_keys, load your key with ssh-add, or set IdentityFile in ~/.ssh/config',
   );
 }
@@ -184,7 +191,7 @@ function hostKeyAlgorithmsFor(keyTypes: readonly string[]): string[] {
 async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?: ClientChannel): Promise<{ client: Client; cipher: string }> {
   const knownFiles = [options.userKnownHosts ?? join(homedir(), '.ssh', 'known_hosts'), options.tidemarkKnownHosts];
   const entries = await loadKnownHosts(knownFiles);
-  const target = `${host.user}@${host.hostName}:${host.port}`;
+  const target = targetOf(host);
   const agentSocket = options.agentSocket === undefined ? process.env.SSH_AUTH_SOCK || undefined : options.agentSocket || undefined;
   const client = new Client();
   let fail: (error: TidemarkError) => void = () => undefined;

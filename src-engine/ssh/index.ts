@@ -12,8 +12,8 @@ export {
   type KnownHostEntry,
   type HostKeyVerdict,
 } from './known-hosts';
-export { parseSshConfig, resolveHost, loadSshConfig, type SshHostConfig } from './ssh-config';
-export { connectSsh, keyTypeOf, parseJump, type SshConnectOptions, type SshConnection } from './connect';
+export { parseSshConfig, resolveHost, loadSshConfig, targetOf, type SshHostConfig } from './ssh-config';
+export { connectSsh, keyTypeOf, parseHostSpec, type SshConnectOptions, type SshConnection } from './connect';
 export { planAuth, type AskSecret, type SecretRequest, type SecretKind } from './auth';
 export { RemoteHost, backoffDelayMs, type ConnectionState, type RemoteHostStatus, type RemoteHostOptions } from './remote-host';
 export { deployAgent, openRemoteAgent, type RemoteAgent, type AgentChannelMode } from './remote-agent';

@@ -30,7 +30,7 @@ import type { HashAlgorithm } from '../signature';
 import type { VolumeInfo, VolumeRecord } from '../volume';
 import { connectSsh, type SshConnectOptions } from './connect';
 import { openRemoteAgent, type AgentChannelMode, type RemoteAgent } from './remote-agent';
-import type { SshHostConfig } from './ssh-config';
+import { targetOf, type SshHostConfig } from './ssh-config';
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'failed';
 
@@ -168,7 +168,7 @@ export class RemoteHost implements AgentApi {
 
   private async connectOnce(): Promise<Session> {
     const { client, host } = await connectSsh(this.alias, { ...this.options, signal: this.lifetime.signal });
-    this.setStatus({ target: `${host.user}@${host.hostName}:${host.port}` });
+    this.setStatus({ target: targetOf(host) });
     try {
       const remote = await openRemoteAgent(client, host, {
         bundlePath: this.options.bundlePath,
@@ -190,14 +190,8 @@ export class RemoteHost implements AgentApi {
 
   private dropped(session: Session, error: TidemarkError): void {
     if (session.dropped) return;
-    session.dropped = error;
+    session.dropped = error; // sessionNow() connects anew instead of handing it out
     session.client.end();
-    void this.session?.then(
-      (s) => {
-        if (s === session) this.session = undefined;
-      },
-      () => undefined, // a connection attempt that failed cleans up after itself
-    );
     // A drop while still connecting is that attempt's failure, reported by the attempt.
     if (!this.disposed && this.current.state === 'connected') this.setStatus({ state: 'disconnected', lastError: error });
   }
@@ -205,8 +199,7 @@ export class RemoteHost implements AgentApi {
   /** A DISCONNECTED error naming the host, what was interrupted and what to do. */
   private interrupted(error: unknown, session: Session, what: string, hint: string): unknown {
     if (!(error instanceof TidemarkError) || error.code !== 'DISCONNECTED') return error;
-    const target = `${session.host.user}@${session.host.hostName}:${session.host.port}`;
-    return new TidemarkError('DISCONNECTED', `connection to ${target} dropped while ${what}`, hint, { cause: error });
+    return new TidemarkError('DISCONNECTED', `connection to ${targetOf(session.host)} dropped while ${what}`, hint, { cause: error });
   }
 
   private async unary<T>(what: string, run: (agent: RpcAgent) => Promise<T>, hint = 'the next operation reconnects; run it again'): Promise<T> {
@@ -254,40 +247,45 @@ export class RemoteHost implements AgentApi {
     return this.unary(`reading the realization map of ${path}`, (agent) => agent.realizedMap(path));
   }
 
-  async *readRegions(path: string, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionData> {
+  /** A stream that counts the regions it delivered, so an interruption can say how far it got. */
+  private async *streamed<T>(
+    run: (agent: RpcAgent) => AsyncIterable<T>,
+    regionsIn: (item: T) => number,
+    interruption: (received: number) => { what: string; hint: string },
+  ): AsyncIterable<T> {
     const session = await this.sessionNow();
     let received = 0;
     try {
-      for await (const region of session.agent.readRegions(path, firstRegion, regionCount, options)) {
-        received += 1;
-        yield region;
+      for await (const item of run(session.agent)) {
+        received += regionsIn(item);
+        yield item;
       }
     } catch (error) {
-      throw this.interrupted(
-        error,
-        session,
-        `reading ${source(path, options)} (${received} of ${regionCount} regions received)`,
-        `the next operation reconnects; resume from region ${firstRegion + received}`,
-      );
+      const { what, hint } = interruption(received);
+      throw this.interrupted(error, session, what, hint);
     }
   }
 
-  async *signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionSignatures> {
-    const session = await this.sessionNow();
-    let received = 0;
-    try {
-      for await (const batch of session.agent.signatures(path, hash, firstRegion, regionCount, options)) {
-        received += batch.regionIndexes.length;
-        yield batch;
-      }
-    } catch (error) {
-      throw this.interrupted(
-        error,
-        session,
-        `signing ${source(path, options)} (${received} of ${regionCount} signatures received)`,
-        'the next operation reconnects; run it again',
-      );
-    }
+  readRegions(path: string, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionData> {
+    return this.streamed(
+      (agent) => agent.readRegions(path, firstRegion, regionCount, options),
+      () => 1,
+      (received) => ({
+        what: `reading ${source(path, options)} (${received} of ${regionCount} regions received)`,
+        hint: `the next operation reconnects; resume from region ${firstRegion + received}`,
+      }),
+    );
+  }
+
+  signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionSignatures> {
+    return this.streamed(
+      (agent) => agent.signatures(path, hash, firstRegion, regionCount, options),
+      (batch) => batch.regionIndexes.length,
+      (received) => ({
+        what: `signing ${source(path, options)} (${received} of ${regionCount} signatures received)`,
+        hint: 'the next operation reconnects; run it again',
+      }),
+    );
   }
 
   snapshotCreate(path: string, options?: { label?: string }): Promise<SnapshotInfo> {

@@ -21,6 +21,11 @@ interface Block {
   readonly options: [keyword: string, value: string][];
 }
 
+/** `user@host:port`, how a resolved host is named in messages and prompts. */
+export function targetOf(host: Pick<SshHostConfig, 'user' | 'hostName' | 'port'>): string {
+  return `${host.user}@${host.hostName}:${host.port}`;
+}
+
 export function parseSshConfig(text: string): Block[] {
   const blocks: Block[] = [{ patterns: ['*'], options: [] }]; // options before any Host apply to all
   for (const raw of text.split('\n')) {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../src-engine/errors';
-import { RemoteHost, backoffDelayMs, connectSsh, parseJump, type RemoteHostOptions, type RemoteHostStatus, type SecretRequest } from '../../src-engine/ssh';
+import { RemoteHost, backoffDelayMs, connectSsh, parseHostSpec, type RemoteHostOptions, type RemoteHostStatus, type SecretRequest } from '../../src-engine/ssh';
 import { stopAgentOf, testRemoteHostOptions } from '../helpers/agents';
 import { tidemark } from '../helpers/cli';
 import { startSshd, type TestSshd } from '../helpers/sshd';
@@ -155,9 +155,9 @@ describe('handshake', () => {
 
 describe('ProxyJump', () => {
   it('parses the first hop in both forms', () => {
-    expect(parseJump('admin@bastion:2222')).toEqual({ alias: 'bastion', user: 'admin', port: 2222 });
-    expect(parseJump('ssh://bastion')).toEqual({ alias: 'bastion', user: null, port: null });
-    expect(() => parseJump('a b')).toThrow(/is not \[user@\]host\[:port\]/);
+    expect(parseHostSpec('admin@bastion:2222')).toEqual({ alias: 'bastion', user: 'admin', port: 2222 });
+    expect(parseHostSpec('ssh://bastion')).toEqual({ alias: 'bastion', user: null, port: null });
+    expect(() => parseHostSpec('a b')).toThrow(/ProxyJump "a b" is not \[user@\]host\[:port\]/);
   });
 
   it('reaches a host through a jump host, approving both host keys', async () => {
