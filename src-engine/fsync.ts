@@ -1,7 +1,7 @@
 // Durability helpers shared by every module that persists files.
 
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /** Syncs a directory so a rename or create inside it survives a crash. */
 export async function syncDirectory(path: string): Promise<void> {
@@ -29,17 +29,23 @@ export async function createDirectories(path: string, mode?: number): Promise<vo
   }
 }
 
-/** Writes a whole file atomically: a temp file beside it, fsync, rename over, fsync the directory. */
-export async function writeFileDurably(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
-  const temporary = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const handle = await open(temporary, 'wx', mode);
+let temporaryCounter = 0;
+
+/**
+ * Writes a whole file atomically: a temporary file beside it (unique per process and call),
+ * fsync, rename over the target, fsync the directory. On failure the temporary file is
+ * removed and the target is as it was.
+ */
+export async function writeFileDurably(path: string, data: Uint8Array | string, mode = 0o600): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${temporaryCounter++}`);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    const handle = await open(temporary, 'wx', mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(temporary, path);
   } catch (error) {
     await unlink(temporary).catch(() => undefined);

@@ -3,11 +3,11 @@
 // and signatures travel as raw payloads.
 
 import { z } from 'zod';
-import { rpcBitmapChunkBytes, snapshotLabelCharsMax } from '../constants';
+import { regionCountMax, rpcBitmapChunkBytes, snapshotLabelCharsMax } from '../constants';
 import { TidemarkError } from '../errors';
 import { hashAlgorithms, type HashAlgorithm } from '../signature';
 import { checkSnapshotId, checkSnapshotLabel, snapshotIdPattern } from '../snapshot';
-import { checkChangeMapName } from '../tracking';
+import { changeMapNamePattern, checkChangeMapName } from '../tracking';
 import type { RpcContext, RpcHandler, RpcMessage, RpcPeer } from '../transport';
 import type { VolumeInfo, VolumeRecord } from '../volume';
 import type {
@@ -28,13 +28,9 @@ const pathSchema = z
   .min(1)
   .max(4096)
   .refine((path) => !path.includes('\0'), 'must not contain a NUL byte');
-const count = z
-  .number()
-  .int()
-  .nonnegative()
-  .max(2 ** 31);
+const count = z.number().int().nonnegative().max(regionCountMax);
 const snapshotId = z.string().regex(snapshotIdPattern);
-const bitmapName = z.string().regex(/^[a-z0-9-]{1,32}$/);
+const bitmapName = z.string().regex(changeMapNamePattern);
 const schemas = {
   info: z.object({}).strict(),
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
@@ -188,7 +184,7 @@ async function assembleBitmap(chunks: AsyncIterable<RpcMessage>): Promise<Bitmap
   let assembled: { regionCount: number; setCount: number; bytes: Uint8Array } | undefined;
   for await (const { json, payload } of chunks) {
     const { regionCount, setCount, offsetBytes } = json as { regionCount: number; setCount: number; offsetBytes: number };
-    if (!Number.isSafeInteger(regionCount) || regionCount <= 0 || regionCount > 2 ** 31) throw malformedBitmap(`region count ${regionCount}`);
+    if (!Number.isSafeInteger(regionCount) || regionCount <= 0 || regionCount > regionCountMax) throw malformedBitmap(`region count ${regionCount}`);
     assembled ??= { regionCount, setCount, bytes: new Uint8Array(Math.ceil(regionCount / 32) * 4) };
     if (
       regionCount !== assembled.regionCount ||
@@ -243,7 +239,7 @@ export class RpcAgent implements AgentApi {
 
   async realizedMap(path: string): Promise<RealizedMap> {
     const { json, payload } = await this.peer.call('volume.realized', { path });
-    const words = new Uint32Array(payload.buffer.slice(payload.byteOffset, payload.byteOffset + payload.byteLength));
+    const words = bytesWords(payload);
     return { regionCount: json.regionCount as number, words, source: json.source as RealizedMap['source'] };
   }
 

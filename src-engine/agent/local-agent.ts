@@ -59,6 +59,9 @@ function* regionRange(firstRegion: number, regionCount: number): Generator<numbe
   for (let r = firstRegion; r < firstRegion + regionCount; r++) yield r;
 }
 
+/** The key a volume is held under: its real path, or the path as given when it does not exist (yet). */
+const canonicalPath = (path: string) => realpath(resolve(path)).catch(() => resolve(path));
+
 export class LocalAgent implements AgentApi {
   private readonly catalog: VolumeCatalog;
   private readonly opened = new Map<string, Promise<AgentVolume>>();
@@ -91,7 +94,7 @@ export class LocalAgent implements AgentApi {
   }
 
   async volumeInfo(path: string, options: { regionBytes?: number } = {}): Promise<VolumeInfo> {
-    const canonical = await realpath(resolve(path)).catch(() => resolve(path));
+    const canonical = await canonicalPath(path);
     const open = this.opened.get(canonical);
     if (!open) return this.catalog.info(path, options);
     const { volume, record, realized } = (await open).opened;
@@ -139,7 +142,7 @@ export class LocalAgent implements AgentApi {
    * them: a client of the socket arriving meanwhile gets BUSY, never the file being deleted.
    */
   async retire<T>(paths: readonly string[], work: () => Promise<T>): Promise<T> {
-    const keys = await Promise.all(paths.map((p) => realpath(resolve(p)).catch(() => resolve(p))));
+    const keys = await Promise.all(paths.map(canonicalPath));
     keys.forEach((key) => this.retiring.add(key));
     try {
       for (const key of keys) await this.closeKey(key);
@@ -147,11 +150,6 @@ export class LocalAgent implements AgentApi {
     } finally {
       keys.forEach((key) => this.retiring.delete(key));
     }
-  }
-
-  /** Closes a volume this agent holds; a no-op if not open. */
-  async closeVolume(path: string): Promise<void> {
-    await this.closeKey(await realpath(resolve(path)).catch(() => resolve(path)));
   }
 
   private async closeKey(key: string): Promise<void> {

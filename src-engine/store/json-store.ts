@@ -3,11 +3,10 @@
 // Read: verify the checksum and the schema; a damaged file is reported by path, never replaced.
 
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
-import { syncDirectory } from '../fsync';
+import { writeFileDurably } from '../fsync';
 
 interface Envelope {
   format: string;
@@ -31,27 +30,13 @@ function bodyChecksum(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(body)).digest('hex');
 }
 
-let temporaryCounter = 0;
-
 export async function writeRecord<T>(path: string, kind: RecordKind<T>, value: T): Promise<void> {
   const body = kind.schema.parse(value);
   const envelope: Envelope = { format: kind.format, version: kind.version, sha256: bodyChecksum(body), body };
   const text = `${JSON.stringify(envelope, null, 2)}\n`;
-  const temporaryPath = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${temporaryCounter++}`);
-  try {
-    const handle = await open(temporaryPath, 'wx', 0o600);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporaryPath, path);
-    await syncDirectory(dirname(path));
-  } catch (error) {
-    await unlink(temporaryPath).catch(() => undefined);
+  await writeFileDurably(path, text).catch((error: unknown) => {
     throw fromSystemError(error, `write ${kind.format} metadata`, path);
-  }
+  });
 }
 
 function corrupt(path: string, why: string): TidemarkError {

@@ -16,13 +16,13 @@ import { createDirectories } from '../fsync';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { Volume, WriteHook } from '../volume';
 
-const namePattern = /^[a-z0-9-]{1,32}$/;
+export const changeMapNamePattern = /^[a-z0-9-]{1,32}$/;
 const bitmapIdPattern = /^[0-9a-f]{16}$/;
 
 export const changeMapsRecordKind = defineRecord(
   'tidemark/change-maps',
   1,
-  z.object({ maps: z.array(z.object({ name: z.string().regex(namePattern), bitmapId: z.string().regex(bitmapIdPattern) })) }),
+  z.object({ maps: z.array(z.object({ name: z.string().regex(changeMapNamePattern), bitmapId: z.string().regex(bitmapIdPattern) })) }),
 );
 
 export interface ChangeMapInfo {
@@ -40,7 +40,7 @@ interface Entry {
 
 /** Refuses a name other than 1–32 of a-z, 0-9 and '-'. */
 export function checkChangeMapName(name: string): void {
-  if (!namePattern.test(name)) {
+  if (!changeMapNamePattern.test(name)) {
     throw new TidemarkError(
       'USAGE',
       `"${name.slice(0, 64)}" is not a bitmap name: use 1 to 32 characters from a-z, 0-9 and -`,

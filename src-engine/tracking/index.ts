@@ -2,4 +2,4 @@
 // change maps.
 
 export { WriteTracker, type TrackerStats } from './write-tracker';
-export { ChangeMaps, checkChangeMapName, changeMapsRecordKind, type ChangeMapInfo } from './change-maps';
+export { ChangeMaps, checkChangeMapName, changeMapNamePattern, type ChangeMapInfo } from './change-maps';

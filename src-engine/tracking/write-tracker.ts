@@ -14,8 +14,8 @@ export interface TrackerStats {
 export class WriteTracker implements WriteHook {
   readonly name = 'tracking';
   readonly stats: TrackerStats = { writes: 0 };
-  private detach: (() => void) | undefined;
-  private volume: Volume | undefined;
+  /** Removes the hook at a quiet moment (no write past the hooks meanwhile). */
+  private detach: (() => Promise<void>) | undefined;
 
   private constructor(
     readonly predictor: MoosPredictor,
@@ -47,9 +47,9 @@ export class WriteTracker implements WriteHook {
     }
     // Attach at a quiet moment: no write may be past the hooks while tracking starts.
     await volume.quiesced(async () => {
-      tracker.detach = volume.addWriteHook(tracker);
+      const remove = volume.addWriteHook(tracker);
+      tracker.detach = () => volume.quiesced(async () => remove());
     });
-    tracker.volume = volume;
     return tracker;
   }
 
@@ -73,7 +73,7 @@ export class WriteTracker implements WriteHook {
   async close(): Promise<void> {
     const detach = this.detach;
     this.detach = undefined;
-    if (detach) await (this.volume ? this.volume.quiesced(async () => detach()) : Promise.resolve(detach()));
+    await detach?.();
     await this.moos.close();
   }
 }

@@ -94,9 +94,9 @@ export class Volume {
   }
 
   async read(offsetBytes: number, bytes: number): Promise<Buffer> {
-    this.checkSpan(offsetBytes, bytes);
+    this.checkSpan(offsetBytes, bytes); // before allocating
     const buffer = Buffer.allocUnsafe(bytes);
-    await this.readInto(buffer, offsetBytes);
+    await this.backend.pread(buffer, offsetBytes);
     return buffer;
   }
 
