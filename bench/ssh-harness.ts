@@ -9,9 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Client } from 'ssh2';
-import { RpcAgent, connectAgentSocket } from '../src-engine/agent';
 import { connectSsh, openRemoteAgent, sha256Fingerprint, type RemoteAgent } from '../src-engine/ssh';
-import { RpcPeer } from '../src-engine/transport';
+import { agentInfoOf } from '../test/helpers/agent-processes';
 import { startSshd, type TestSshd } from '../test/helpers/sshd';
 import { requireTool } from '../test/helpers/tools';
 import { withTempDir } from './temp';
@@ -83,19 +82,12 @@ async function waitForExit(pid: number): Promise<void> {
   }
 }
 
-/** Stops the detached agent serving a home, if one does (its pid comes from the agent itself). */
+/** Stops the detached agent serving a home, if one does, and waits for it to exit. */
 async function stopAgentOf(homeDir: string): Promise<void> {
-  const socket = await connectAgentSocket(homeDir).catch(() => undefined);
-  if (!socket) return;
-  const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
-  try {
-    await peer.handshake();
-    const { pid } = await new RpcAgent(peer).info();
-    killQuietly(pid);
-    await waitForExit(pid);
-  } finally {
-    peer.close();
-  }
+  const info = await agentInfoOf(homeDir);
+  if (!info) return;
+  killQuietly(info.pid);
+  await waitForExit(info.pid);
 }
 
 /**

@@ -82,10 +82,11 @@ describe('engine and lab', () => {
     await engine.dispose();
   });
 
-  it('a lab reset while socket clients read and write never leaves the engine on the deleted file', async () => {
+  it('a lab reset while socket clients write never leaves the engine on the deleted file', async () => {
     const { engine, homeDir } = await engineWithLab();
     const primaryPath = (await engine.overview()).volumes.find((v) => v.role === 'primary')!.path;
     let resetting = true;
+    let written = 0;
     const refused = new Set<string>();
     const client = async (seed: number) => {
       const peer = new RpcPeer(await connectAgentSocket(homeDir), { role: 'client', keepaliveMs: 0 });
@@ -94,12 +95,13 @@ describe('engine and lab', () => {
       for (let i = 0; resetting; i++) {
         await agent
           .writeRegion(primaryPath, (seed * 7 + i) % 64, new Uint8Array(smallLab.regionBytes).fill(seed))
+          .then(() => (written += 1))
           .catch((e: TidemarkError) => refused.add(e.code));
       }
       peer.close();
     };
     const clients = [1, 2, 3].map(client);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await until(() => written >= 6, 10_000, 'the clients to be writing'); // the reset really races them
     await engine.resetLab(smallLab);
     resetting = false;
     await Promise.all(clients);
@@ -149,10 +151,12 @@ describe('engine and lab', () => {
     await stopping;
     await restarting;
     const before = engine.generatorState()!.writes;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const rate = engine.generatorState()!.writes - before;
-    expect(rate).toBeLessThanOrEqual(130); // one loop at 100 writes/s, not two
-    expect(rate).toBeGreaterThan(40);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const writes = engine.generatorState()!.writes - before;
+    // One loop at 100 writes/s makes at most ~200 in 2 s (catching up included), two ~400;
+    // a loaded machine may make fewer, never more.
+    expect(writes).toBeLessThanOrEqual(300);
+    expect(writes).toBeGreaterThan(0);
     await Promise.all([engine.resetLab(smallLab), engine.resetLab(smallLab)]);
     const overview = await engine.overview();
     expect(overview.pairs.map((p) => p.name)).toEqual(['lab']);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rpcCreditChunks, rpcInFlightMax } from '../../src-engine/constants';
 import { TidemarkError } from '../../src-engine/errors';
-import { encodeFrame } from '../../src-engine/transport/frame';
+import { FrameDecoder, encodeFrame } from '../../src-engine/transport/frame';
 import { RpcPeer, type RpcHandler } from '../../src-engine/transport/rpc';
 import { tempDir } from '../helpers/tmp';
 import { until } from '../helpers/engine';
@@ -206,9 +206,13 @@ describe('RPC', () => {
     for (let id = 1; id <= streams; id++) {
       raw.write(encodeFrame({ type: 'request', id, json: { method: 'big', params: {}, streaming: true }, payload: new Uint8Array(0) }));
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await until(() => produced > 0, 10_000, 'the streams to start');
+    // Then until the producers are stuck (no new chunk for 200 ms): that is where they stay.
+    for (let seen = -1; seen !== produced;) {
+      seen = produced;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     // Credits alone would let each stream queue rpcCreditChunks chunks (16 × 8 MiB here).
-    expect(produced).toBeGreaterThan(0);
     expect(produced).toBeLessThan(streams * rpcCreditChunks);
     raw.destroy();
   });
@@ -310,7 +314,19 @@ describe('RPC', () => {
     expect((await (await dial(unaryServer.path)).call('which')).json).toEqual({ streaming: false });
   });
 
-  it('decodes a large frame arriving in small pieces in linear time', async () => {
+  it('decodes a 4 MiB frame fed 64 bytes at a time without re-copying what it holds', () => {
+    // 65 536 pushes: a decoder that joined its buffer on every push would copy ~128 GiB (minutes);
+    // this one assembles the frame once.
+    const bytes = encodeFrame({ type: 'request', id: 1, json: {}, payload: new Uint8Array(4 * 2 ** 20).fill(7) });
+    const decoder = new FrameDecoder();
+    const frames = [];
+    for (let at = 0; at < bytes.length; at += 64) frames.push(...decoder.push(bytes.subarray(at, at + 64)));
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.payload.length).toBe(4 * 2 ** 20);
+    expect(frames[0]!.payload.every((b) => b === 7)).toBe(true);
+  });
+
+  it('decodes a 32 MiB frame arriving over a socket in socket-sized pieces', async () => {
     const { path } = await serve(async (_m, request) => ({ json: { bytes: request.payload.length }, payload: new Uint8Array(0) }));
     const client = await dial(path);
     const reply = await client.call('put', {}, new Uint8Array(32 * 2 ** 20)); // arrives in socket-sized pieces

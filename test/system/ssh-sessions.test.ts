@@ -3,6 +3,7 @@
 // protected keys (callback and $SSH_ASKPASS), ssh-agent, and password login only when a person
 // can be asked.
 import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { stopAgentOf, testRemoteHostOptions } from '../helpers/agents';
 import { tidemark } from '../helpers/cli';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 import { requireTool } from '../helpers/tools';
+import { until } from '../helpers/engine';
 
 let sshd: TestSshd;
 let dir: string;
@@ -257,7 +259,7 @@ describe('authentication', () => {
     const socket = join(dir, 'ssh-agent.sock');
     const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
     cleanups.push(() => void agent.kill());
-    for (let i = 0; i < 100 && !(await import('node:fs')).existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+    await until(() => existsSync(socket), 5_000, 'the ssh-agent socket');
     execFileSync('ssh-add', [sshd.userKeyPath], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' });
     const noKeys = join(dir, 'ssh_config_agent');
     await writeFile(noKeys, (await readFile(sshd.sshConfigPath, 'utf8')).replace(sshd.userKeyPath, join(dir, 'no-such-key')));
