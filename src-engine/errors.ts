@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'SIZE_MISMATCH'
   | 'CANCELLED'
   | 'BUSY' // the thing is in use by another operation right now; retry shortly
+  | 'STALE' // the operation carries an older pair generation than the volume (a role change happened)
+  | 'INCOMPLETE' // the volume holds an unfinished import or sync; finish or restart it first
   | 'UNSUPPORTED'
   | 'INVARIANT';
 

@@ -3,7 +3,11 @@
 // contract test suite runs against both (test/integration/agent-contract.test.ts).
 
 import type { HashAlgorithm } from '../signature';
-import type { VolumeInfo, VolumeRecord } from '../volume';
+import type { VolumeInfo, VolumeRecord, WriteAuth } from '../volume';
+import type { PairMember, PairMemberChange } from './pair-members';
+
+export type { WriteAuth } from '../volume';
+export type { PairMember, PairMemberChange } from './pair-members';
 
 export interface AgentInfo {
   readonly agentVersion: string;
@@ -40,6 +44,18 @@ export interface ReadOptions {
   readonly signal?: AbortSignal;
   /** Read the volume as it was when this snapshot was taken. */
   readonly snapshotId?: string;
+  /**
+   * Live reads only: a region whose bit in this change map is set when its turn comes is
+   * skipped (not in the stream). Tardy sync (seed 000): a marked region is sent later anyway.
+   */
+  readonly skipMarked?: string;
+}
+
+/** What the agent knows of a volume's pairs. */
+export interface VolumeState {
+  readonly path: string;
+  readonly volumeId: string | null;
+  readonly members: readonly PairMember[];
 }
 
 export interface SnapshotInfo {
@@ -90,7 +106,8 @@ export interface AgentApi {
   volumeInfo(path: string, options?: { regionBytes?: number }): Promise<VolumeInfo>;
   /** Streams regions [firstRegion, firstRegion + regionCount) in order, of the volume or of one of its snapshots. */
   readRegions(path: string, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionData>;
-  writeRegion(path: string, regionIndex: number, data: Uint8Array): Promise<void>;
+  /** Writes one whole region; a pair's secondary takes only writes with its pair's `auth` (PERMISSION, or STALE for an old generation). */
+  writeRegion(path: string, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void>;
   flush(path: string): Promise<void>;
   realizedMap(path: string): Promise<RealizedMap>;
   /** Streams the signatures of regions [firstRegion, firstRegion + regionCount), batch by batch. */
@@ -111,6 +128,16 @@ export interface AgentApi {
   bitmapList(path: string): Promise<BitmapInfo[]>;
   /** Exchanges the contents of bitmaps `a` and `b`, atomically (a crash leaves one mapping or the other). */
   bitmapSwap(path: string, a: string, b: string): Promise<void>;
+
+  volumeState(path: string): Promise<VolumeState>;
+  /**
+   * Records that the volume is a member of a pair (idempotent); a secondary is locked before
+   * this resolves. An unregistered volume is registered first (adopted, its data untouched).
+   */
+  pairJoin(path: string, member: PairMember): Promise<PairMember>;
+  pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember>;
+  /** Forgets the membership (unlocking a secondary); the data is untouched. Idempotent. */
+  pairLeave(path: string, pairId: string): Promise<void>;
 
   /** Releases what the agent holds for this client (open volumes, workers, connections). */
   dispose(): Promise<void>;

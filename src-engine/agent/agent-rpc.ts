@@ -21,7 +21,10 @@ import type {
   RegionSignatures,
   SnapshotInfo,
   SnapshotList,
+  VolumeState,
+  WriteAuth,
 } from './agent-api';
+import { pairMemberSchema, type PairMember, type PairMemberChange } from './pair-members';
 
 const pathSchema = z
   .string()
@@ -31,12 +34,18 @@ const pathSchema = z
 const count = z.number().int().nonnegative().max(regionCountMax);
 const snapshotId = z.string().regex(snapshotIdPattern);
 const bitmapName = z.string().regex(changeMapNamePattern);
+const pairId = z.string().uuid();
+const generation = z.number().int().positive();
+const memberChange = pairMemberSchema.pick({ generation: true, seed: true, lcsSnapshotId: true }).partial().strict();
 const schemas = {
   info: z.object({}).strict(),
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
   'volume.info': z.object({ path: pathSchema, regionBytes: z.number().int().positive().optional() }).strict(),
-  'volume.read': z.object({ path: pathSchema, firstRegion: count, regionCount: count, snapshotId: snapshotId.optional() }).strict(),
-  'volume.write': z.object({ path: pathSchema, regionIndex: count }).strict(),
+  'volume.read': z
+    .object({ path: pathSchema, firstRegion: count, regionCount: count, snapshotId: snapshotId.optional(), skipMarked: bitmapName.optional() })
+    .strict(),
+  /** `pairId` and `generation` together: the write's WriteAuth. */
+  'volume.write': z.object({ path: pathSchema, regionIndex: count, pairId: pairId.optional(), generation: generation.optional() }).strict(),
   'volume.flush': z.object({ path: pathSchema }).strict(),
   'volume.realized': z.object({ path: pathSchema }).strict(),
   'volume.signatures': z
@@ -52,6 +61,10 @@ const schemas = {
   'bitmap.delete': z.object({ path: pathSchema, name: bitmapName }).strict(),
   'bitmap.list': z.object({ path: pathSchema }).strict(),
   'bitmap.swap': z.object({ path: pathSchema, a: bitmapName, b: bitmapName }).strict(),
+  'volume.state': z.object({ path: pathSchema }).strict(),
+  'pair.join': z.object({ path: pathSchema, member: pairMemberSchema }).strict(),
+  'pair.update': z.object({ path: pathSchema, pairId, change: memberChange }).strict(),
+  'pair.leave': z.object({ path: pathSchema, pairId }).strict(),
 } as const;
 type Method = keyof typeof schemas;
 type Params<M extends Method> = z.infer<(typeof schemas)[M]>;
@@ -92,7 +105,18 @@ function bytesWords(bytes: Uint8Array): Uint32Array {
   return new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
-const readOptions = (p: { snapshotId?: string }, context: RpcContext): ReadOptions => ({ signal: context.signal, snapshotId: p.snapshotId });
+const readOptions = (p: { snapshotId?: string; skipMarked?: string }, context: RpcContext): ReadOptions => ({
+  signal: context.signal,
+  snapshotId: p.snapshotId,
+  skipMarked: p.skipMarked,
+});
+
+function writeAuth(p: { pairId?: string; generation?: number }): { auth?: WriteAuth } {
+  if ((p.pairId === undefined) !== (p.generation === undefined)) {
+    throw new TidemarkError('USAGE', 'volume.write: pairId and generation go together', mismatchHint);
+  }
+  return p.pairId === undefined ? {} : { auth: { pairId: p.pairId, generation: p.generation! } };
+}
 
 /** Streams a bitmap in chunks of whole words, each saying where it goes: one frame could not carry the largest. */
 function* bitmapChunks({ regionCount, setCount, words }: BitmapContents): Generator<RpcMessage> {
@@ -117,7 +141,7 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
     for await (const region of agent.readRegions(p.path, p.firstRegion, p.regionCount, readOptions(p, context)))
       yield reply({ regionIndex: region.regionIndex }, region.data);
   },
-  'volume.write': (agent, p, request) => agent.writeRegion(p.path, p.regionIndex, request.payload).then(() => reply({})),
+  'volume.write': (agent, p, request) => agent.writeRegion(p.path, p.regionIndex, request.payload, writeAuth(p)).then(() => reply({})),
   'volume.flush': (agent, p) => agent.flush(p.path).then(() => reply({})),
   'volume.realized': (agent, p) => agent.realizedMap(p.path).then((map) => reply({ regionCount: map.regionCount, source: map.source }, wordsBytes(map.words))),
   'volume.signatures': async function* (agent, p, _request, context) {
@@ -140,6 +164,10 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   'bitmap.delete': (agent, p) => agent.bitmapDelete(p.path, p.name).then(() => reply({})),
   'bitmap.list': (agent, p) => agent.bitmapList(p.path).then((bitmaps) => reply({ bitmaps })),
   'bitmap.swap': (agent, p) => agent.bitmapSwap(p.path, p.a, p.b).then(() => reply({})),
+  'volume.state': (agent, p) => agent.volumeState(p.path).then((state) => reply(state)),
+  'pair.join': (agent, p) => agent.pairJoin(p.path, p.member).then((member) => reply(member)),
+  'pair.update': (agent, p) => agent.pairUpdate(p.path, p.pairId, p.change).then((member) => reply(member)),
+  'pair.leave': (agent, p) => agent.pairLeave(p.path, p.pairId).then(() => reply({})),
 };
 
 /** Refuses a request in the wrong mode or with a payload its method does not take, before any work. */
@@ -223,14 +251,15 @@ export class RpcAgent implements AgentApi {
 
   async *readRegions(path: string, firstRegion: number, regionCount: number, options: ReadOptions = {}): AsyncIterable<RegionData> {
     if (options.snapshotId !== undefined) checkSnapshotId(options.snapshotId);
-    const params = { path, firstRegion, regionCount, snapshotId: options.snapshotId };
+    const params = { path, firstRegion, regionCount, snapshotId: options.snapshotId, skipMarked: options.skipMarked };
     for await (const chunk of this.peer.stream('volume.read', params, undefined, { signal: options.signal })) {
       yield { regionIndex: chunk.json.regionIndex as number, data: chunk.payload };
     }
   }
 
-  async writeRegion(path: string, regionIndex: number, data: Uint8Array): Promise<void> {
-    await this.peer.call('volume.write', { path, regionIndex }, data);
+  async writeRegion(path: string, regionIndex: number, data: Uint8Array, options: { auth?: WriteAuth } = {}): Promise<void> {
+    const auth = options.auth ? { pairId: options.auth.pairId, generation: options.auth.generation } : {};
+    await this.peer.call('volume.write', { path, regionIndex, ...auth }, data);
   }
 
   async flush(path: string): Promise<void> {
@@ -296,6 +325,22 @@ export class RpcAgent implements AgentApi {
     checkChangeMapName(a);
     checkChangeMapName(b);
     await this.peer.call('bitmap.swap', { path, a, b });
+  }
+
+  async volumeState(path: string): Promise<VolumeState> {
+    return (await this.peer.call('volume.state', { path })).json as unknown as VolumeState;
+  }
+
+  async pairJoin(path: string, member: PairMember): Promise<PairMember> {
+    return (await this.peer.call('pair.join', { path, member })).json as unknown as PairMember;
+  }
+
+  async pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember> {
+    return (await this.peer.call('pair.update', { path, pairId, change })).json as unknown as PairMember;
+  }
+
+  async pairLeave(path: string, pairId: string): Promise<void> {
+    await this.peer.call('pair.leave', { path, pairId });
   }
 
   async dispose(): Promise<void> {

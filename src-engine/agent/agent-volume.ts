@@ -6,12 +6,14 @@ import { TidemarkError } from '../errors';
 import { SnapshotRegistry } from '../snapshot';
 import { ChangeMaps } from '../tracking';
 import type { OpenedVolume, VolumeCatalog } from '../volume';
+import { PairMembers } from './pair-members';
 
 export interface AgentVolume {
   readonly opened: OpenedVolume;
   /** Undefined for a volume this home did not register (it has no catalog directory). */
   readonly snapshots: SnapshotRegistry | undefined;
   readonly changeMaps: ChangeMaps | undefined;
+  readonly members: PairMembers | undefined;
 }
 
 export async function openAgentVolume(catalog: VolumeCatalog, canonicalPath: string): Promise<AgentVolume> {
@@ -19,10 +21,12 @@ export async function openAgentVolume(catalog: VolumeCatalog, canonicalPath: str
   const { record, volume } = opened;
   let snapshots: SnapshotRegistry | undefined;
   try {
-    if (!record) return { opened, snapshots: undefined, changeMaps: undefined };
+    if (!record) return { opened, snapshots: undefined, changeMaps: undefined, members: undefined };
+    // Members first: a secondary is locked before anything could write to it.
+    const members = await PairMembers.open(catalog.volumeDir(record.volumeId), volume);
     snapshots = await SnapshotRegistry.open(volume, catalog.snapshotsDir(record.volumeId));
     const changeMaps = await ChangeMaps.open(volume, catalog.volumeDir(record.volumeId));
-    return { opened, snapshots, changeMaps };
+    return { opened, snapshots, changeMaps, members };
   } catch (error) {
     await snapshots?.close().catch(() => undefined);
     await opened.close().catch(() => undefined);
@@ -54,6 +58,11 @@ function unregistered(volume: AgentVolume, homeDir: string): TidemarkError {
 export function snapshotsOf(volume: AgentVolume, homeDir: string): SnapshotRegistry {
   if (!volume.snapshots) throw unregistered(volume, homeDir);
   return volume.snapshots;
+}
+
+export function membersOf(volume: AgentVolume, homeDir: string): PairMembers {
+  if (!volume.members) throw unregistered(volume, homeDir);
+  return volume.members;
 }
 
 export function changeMapsOf(volume: AgentVolume, homeDir: string): ChangeMaps {

@@ -13,7 +13,12 @@ export type {
   DamagedSnapshotInfo,
   BitmapInfo,
   BitmapContents,
+  VolumeState,
+  WriteAuth,
+  PairMember,
+  PairMemberChange,
 } from './agent-api';
+export { pairMemberSchema, secondaryLock } from './pair-members';
 export { LocalAgent } from './local-agent';
 export { serveAgent, RpcAgent } from './agent-rpc';
 export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';

@@ -23,8 +23,11 @@ import type {
   RegionSignatures,
   SnapshotInfo,
   SnapshotList,
+  VolumeState,
+  WriteAuth,
 } from './agent-api';
-import { changeMapsOf, closeAgentVolume, openAgentVolume, snapshotsOf, type AgentVolume } from './agent-volume';
+import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, type AgentVolume } from './agent-volume';
+import type { PairMember, PairMemberChange } from './pair-members';
 
 /** Free bytes on the filesystem of `directory`, or of its nearest existing parent (a home not made yet). */
 async function freeBytesAt(directory: string): Promise<number> {
@@ -185,27 +188,46 @@ export class LocalAgent implements AgentApi {
     const volume = await this.open(path);
     this.checkRegions(volume, firstRegion, regionCount);
     const read = this.regionReader(volume, options.snapshotId);
+    const skip = this.skipper(volume, options);
     // Read ahead a few regions (bounded in bytes) so the file read of the next region overlaps
     // sending this one; a failed read-ahead surfaces when its turn comes.
     const aheadMax = Math.max(1, Math.min(agentReadAheadRegionsMax, Math.floor(agentReadAheadBytes / volume.opened.volume.regionBytes)));
-    const ahead: Promise<Uint8Array>[] = [];
+    // A region's mark is checked just before its read is issued: a write after the check marks
+    // it, so it is sent again later (tardy sync's rounds), never lost.
+    const ahead: { regionIndex: number; data: Promise<Uint8Array> }[] = [];
     let next = firstRegion;
     const end = firstRegion + regionCount;
-    for (let r = firstRegion; r < end; r++) {
+    for (;;) {
       if (options.signal?.aborted) throw new TidemarkError('CANCELLED', `reading ${path} cancelled`, '');
       while (next < end && ahead.length <= aheadMax) {
-        const reading = read(next++);
-        reading.catch(() => undefined); // awaited below in order; never an unhandled rejection
-        ahead.push(reading);
+        const regionIndex = next++;
+        if (skip(regionIndex)) continue;
+        const data = read(regionIndex);
+        data.catch(() => undefined); // awaited below in order; never an unhandled rejection
+        ahead.push({ regionIndex, data });
       }
-      yield { regionIndex: r, data: await ahead.shift()! };
+      const head = ahead.shift();
+      if (!head) return;
+      yield { regionIndex: head.regionIndex, data: await head.data };
     }
   }
 
-  async writeRegion(path: string, regionIndex: number, data: Uint8Array): Promise<void> {
+  /** Whether a region is to be skipped (ReadOptions.skipMarked). */
+  private skipper(volume: AgentVolume, options: ReadOptions): (regionIndex: number) => boolean {
+    const name = options.skipMarked;
+    if (name === undefined) return () => false;
+    if (options.snapshotId !== undefined) {
+      throw new TidemarkError('USAGE', 'skipMarked applies to live reads, not to reads from a snapshot', 'ask for one or the other');
+    }
+    const maps = changeMapsOf(volume, this.homeDir);
+    maps.marked(name, 0); // fails now, before the first region, when there is no such map
+    return (r) => maps.marked(name, r);
+  }
+
+  async writeRegion(path: string, regionIndex: number, data: Uint8Array, options: { auth?: WriteAuth } = {}): Promise<void> {
     const volume = await this.open(path);
     this.checkRegions(volume, regionIndex, 1);
-    await volume.opened.volume.writeRegion(regionIndex, data);
+    await volume.opened.volume.writeRegion(regionIndex, data, options.auth);
   }
 
   async flush(path: string): Promise<void> {
@@ -286,6 +308,33 @@ export class LocalAgent implements AgentApi {
 
   async bitmapSwap(path: string, a: string, b: string): Promise<void> {
     await changeMapsOf(await this.open(path), this.homeDir).swap(a, b);
+  }
+
+  async volumeState(path: string): Promise<VolumeState> {
+    const volume = await this.open(path);
+    const { record } = volume.opened;
+    return { path: record?.path ?? volume.opened.volume.path, volumeId: record?.volumeId ?? null, members: volume.members?.list() ?? [] };
+  }
+
+  async pairJoin(path: string, member: PairMember): Promise<PairMember> {
+    let volume = await this.open(path);
+    if (!volume.opened.record) {
+      // Adopt: register the file (zero-scanning its realization), then reopen it registered.
+      const key = await canonicalPath(path);
+      await this.closeKey(key);
+      await this.catalog.adopt(key, member.regionBytes);
+      volume = await this.open(path);
+    }
+    return membersOf(volume, this.homeDir).join(member);
+  }
+
+  async pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember> {
+    return membersOf(await this.open(path), this.homeDir).update(pairId, change);
+  }
+
+  async pairLeave(path: string, pairId: string): Promise<void> {
+    const volume = await this.open(path);
+    if (volume.members) await volume.members.leave(pairId);
   }
 
   async dispose(): Promise<void> {

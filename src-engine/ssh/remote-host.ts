@@ -22,6 +22,10 @@ import type {
   RpcAgent,
   SnapshotInfo,
   SnapshotList,
+  VolumeState,
+  WriteAuth,
+  PairMember,
+  PairMemberChange,
 } from '../agent';
 import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
 import { assert } from '../assert';
@@ -227,10 +231,10 @@ export class RemoteHost implements AgentApi {
     return this.unary(`reading the info of ${path}`, (agent) => agent.volumeInfo(path, options));
   }
 
-  writeRegion(path: string, regionIndex: number, data: Uint8Array): Promise<void> {
+  writeRegion(path: string, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void> {
     return this.unary(
       `writing region ${regionIndex} of ${path}`,
-      (agent) => agent.writeRegion(path, regionIndex, data),
+      (agent) => agent.writeRegion(path, regionIndex, data, options),
       'the region may be partly written and is recorded as written; write it again (writes are idempotent) — the next operation reconnects',
     );
   }
@@ -346,6 +350,26 @@ export class RemoteHost implements AgentApi {
       (agent) => agent.bitmapSwap(path, a, b),
       'the swap happened whole or not at all: compare the bitmapIds in the bitmap list with the ones before, then swap again only if they did not change — the next operation reconnects',
     );
+  }
+
+  volumeState(path: string): Promise<VolumeState> {
+    return this.unary(`reading the pair state of ${path}`, (agent) => agent.volumeState(path));
+  }
+
+  pairJoin(path: string, member: PairMember): Promise<PairMember> {
+    return this.unary(`recording ${path} in pair "${member.name}"`, (agent) => agent.pairJoin(path, member), 'joining is idempotent: run the command again');
+  }
+
+  pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember> {
+    return this.unary(
+      `updating the pair record of ${path}`,
+      (agent) => agent.pairUpdate(path, pairId, change),
+      'updating is idempotent: run the command again',
+    );
+  }
+
+  pairLeave(path: string, pairId: string): Promise<void> {
+    return this.unary(`removing ${path} from pair ${pairId}`, (agent) => agent.pairLeave(path, pairId), 'leaving is idempotent: run the command again');
   }
 
   async dispose(): Promise<void> {

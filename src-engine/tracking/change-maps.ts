@@ -180,6 +180,11 @@ export class ChangeMaps implements WriteHook {
     });
   }
 
+  /** Whether region `regionIndex` is marked (a write in flight has already marked it). */
+  marked(name: string, regionIndex: number): boolean {
+    return this.entry(name).bitmap.bits.get(regionIndex);
+  }
+
   /** A copy of the map's bits (bits of writes in flight are already set). */
   read(name: string): Bitset {
     return this.entry(name).bitmap.bits.clone();

@@ -109,6 +109,59 @@ export class VolumeCatalog {
     }
   }
 
+  /**
+   * Registers an existing file or block device (its data untouched): a record, and a
+   * realization map seeded by a zero scan so it is a superset of the regions holding data.
+   * Registering an already-registered volume returns its record when the region size agrees.
+   */
+  async adopt(path: string, regionBytes = regionBytesDefault, options: { signal?: AbortSignal } = {}): Promise<VolumeRecord> {
+    validateRegionBytes(regionBytes);
+    const existing = await this.lookup(path);
+    if (existing) {
+      if (existing.regionBytes !== regionBytes) {
+        throw new TidemarkError(
+          'SIZE_MISMATCH',
+          `volume ${existing.path} is registered with regions of ${existing.regionBytes} bytes, not ${regionBytes}`,
+          `use --region-size ${existing.regionBytes}, or remove the volume from the home first`,
+        );
+      }
+      return existing;
+    }
+    const canonicalPath = await realpath(resolve(path));
+    const backend = await FileBackend.open(canonicalPath, { readOnly: true });
+    const volume = new Volume(backend, regionBytes);
+    const volumeId = VolumeCatalog.volumeIdFor(canonicalPath);
+    try {
+      validateRegionCount(backend.sizeBytes, regionBytes);
+      const realizedBits = await zeroScanRealized(volume, options);
+      await rm(this.volumeDir(volumeId), { recursive: true, force: true }); // a deleted file's leftovers
+      await createDirectories(this.volumeDir(volumeId), 0o700);
+      const bitmap = await createBitmapFile(this.realizedPath(volumeId), volume.regionCount, 'realized');
+      try {
+        bitmap.bits.unionWith(realizedBits);
+        bitmap.markChanged(0, volume.regionCount);
+        await bitmap.destage();
+      } finally {
+        await bitmap.close();
+      }
+      const record: VolumeRecord = {
+        volumeId,
+        path: canonicalPath,
+        kind: backend.kind,
+        sizeBytes: backend.sizeBytes,
+        regionBytes,
+        createdAt: new Date().toISOString(),
+      };
+      await writeRecord(this.recordPath(volumeId), volumeRecordKind, record);
+      return record;
+    } catch (error) {
+      await rm(this.volumeDir(volumeId), { recursive: true, force: true }).catch(() => undefined);
+      throw error;
+    } finally {
+      await volume.close();
+    }
+  }
+
   private async createSparseFile(path: string, sizeBytes: number): Promise<void> {
     try {
       await createDirectories(dirname(path));

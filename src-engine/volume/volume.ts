@@ -17,6 +17,19 @@ export interface WriteHook {
   beforeWrite(firstRegion: number, lastRegion: number): Promise<void>;
 }
 
+/** Who writes to a locked volume: the pair's replication, at the pair's generation. */
+export interface WriteAuth {
+  readonly pairId: string;
+  readonly generation: number;
+}
+
+/** A secondary's lock: writes are refused unless they carry this pair's auth at this generation. */
+export interface WriteLock extends WriteAuth {
+  /** Why writes are refused, and what to do: one line for the person who tried. */
+  readonly message: string;
+  readonly hint: string;
+}
+
 export interface VolumeOptions {
   /** A Tidemark id when the volume is registered in a home. */
   readonly volumeId?: string;
@@ -36,7 +49,7 @@ export class Volume {
   private drainWaiters: (() => void)[] = [];
   private gateClosed = false;
   private closed = false;
-  private readOnlyReason: string | undefined;
+  private writeLock: WriteLock | undefined;
 
   constructor(
     readonly backend: VolumeBackend,
@@ -75,9 +88,26 @@ export class Volume {
     };
   }
 
-  /** Refuses writes with `reason` (e.g. a secondary locked until failover), or allows them again. */
-  setReadOnly(reason: string | undefined): void {
-    this.readOnlyReason = reason;
+  /** Locks the volume (a pair's secondary until failover): only writes with the lock's auth pass. Undefined unlocks. */
+  setWriteLock(lock: WriteLock | undefined): void {
+    this.writeLock = lock;
+  }
+
+  get lockedBy(): WriteLock | undefined {
+    return this.writeLock;
+  }
+
+  private checkWriteLock(auth: WriteAuth | undefined): void {
+    const lock = this.writeLock;
+    if (lock === undefined) return;
+    if (auth === undefined || auth.pairId !== lock.pairId) throw new TidemarkError('PERMISSION', lock.message, lock.hint);
+    if (auth.generation !== lock.generation) {
+      throw new TidemarkError(
+        'STALE',
+        `write to ${this.path} carries generation ${auth.generation} of pair ${lock.pairId}, but the volume is at generation ${lock.generation}`,
+        'the pair changed roles since this operation began (a failover?); check `tidemark pair show` and start again',
+      );
+    }
   }
 
   private checkSpan(offsetBytes: number, bytes: number): void {
@@ -111,14 +141,14 @@ export class Volume {
     return this.read(span.offsetBytes, span.bytes);
   }
 
-  async write(offsetBytes: number, data: Uint8Array): Promise<void> {
+  /** Writes `data` at `offsetBytes`; a locked volume takes only writes with its lock's `auth`. */
+  async write(offsetBytes: number, data: Uint8Array, auth?: WriteAuth): Promise<void> {
     this.checkSpan(offsetBytes, data.length);
-    if (this.readOnlyReason !== undefined) {
-      throw new TidemarkError('PERMISSION', `volume ${this.path} refuses writes: ${this.readOnlyReason}`, 'write to the primary, or fail over first');
-    }
+    this.checkWriteLock(auth);
     if (data.length === 0) return;
     await this.enterWrite();
     try {
+      this.checkWriteLock(auth); // the lock may have been set while this write waited at the gate
       const { first, last } = this.geometry.regionsOf(offsetBytes, data.length);
       const hooks = this.hooks;
       for (const hook of hooks) await hook.beforeWrite(first, last);
@@ -128,12 +158,12 @@ export class Volume {
     }
   }
 
-  async writeRegion(regionIndex: number, data: Uint8Array): Promise<void> {
+  async writeRegion(regionIndex: number, data: Uint8Array, auth?: WriteAuth): Promise<void> {
     const span = this.geometry.region(regionIndex);
     if (data.length !== span.bytes) {
       throw new TidemarkError('USAGE', `region ${regionIndex} of ${this.path} holds ${span.bytes} bytes, got ${data.length}`, 'write whole regions');
     }
-    await this.write(span.offsetBytes, data);
+    await this.write(span.offsetBytes, data, auth);
   }
 
   async flush(): Promise<void> {

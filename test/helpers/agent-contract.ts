@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { AgentApi, BitmapContents } from '../../src-engine/agent';
+import type { AgentApi, BitmapContents, PairMember } from '../../src-engine/agent';
 import { rpcBitmapChunkBytes } from '../../src-engine/constants';
 import { TidemarkError } from '../../src-engine/errors';
 import { signBytes } from '../../src-engine/signature';
@@ -392,5 +392,93 @@ export function agentContract(target: ContractTarget): void {
       await expect(agent.bitmapCreate(plain, 'next')).rejects.toSatisfy(isCode('UNSUPPORTED'));
       await expect(agent.bitmapList(plain)).rejects.toSatisfy(isCode('UNSUPPORTED'));
     });
+    it('a secondary member is locked: plain writes PERMISSION, its pair at an old generation STALE, its pair at its generation pass', async () => {
+      const { agent, dir, reopen } = await makeAgent();
+      const path = join(dir, 'secondary.img');
+      await agent.volumeCreate(path, 8 * 4096, 4096);
+      const member = memberOf('secondary');
+      expect(await agent.pairJoin(path, member)).toEqual(member);
+      expect(await agent.pairJoin(path, member)).toEqual(member); // idempotent
+      const data = Buffer.alloc(4096, 7);
+      const refused = (e: unknown) => isCode('PERMISSION')(e) && /secondary of pair "p1" and is read-only until failover/.test((e as Error).message);
+      await expect(agent.writeRegion(path, 1, data)).rejects.toSatisfy(refused);
+      await expect(agent.writeRegion(path, 1, data, { auth: { pairId: otherPairId, generation: 1 } })).rejects.toSatisfy(refused);
+      await expect(agent.writeRegion(path, 1, data, { auth: { pairId: member.pairId, generation: 2 } })).rejects.toSatisfy(isCode('STALE'));
+      await agent.writeRegion(path, 1, data, { auth: { pairId: member.pairId, generation: 1 } });
+      await expect(agent.pairJoin(path, { ...memberOf('secondary'), pairId: otherPairId })).rejects.toSatisfy(isCode('ALREADY_EXISTS'));
+      await expect(agent.pairJoin(path, { ...member, role: 'primary' })).rejects.toSatisfy(isCode('ALREADY_EXISTS'));
+
+      // The lock is durable: a reopened agent (another process for a daemon) still refuses.
+      const again = await reopen();
+      expect((await again.volumeState(path)).members).toEqual([member]);
+      await expect(again.writeRegion(path, 2, data)).rejects.toSatisfy(refused);
+      expect((await again.pairUpdate(path, member.pairId, { generation: 2, lcsSnapshotId: 'x' })).generation).toBe(2);
+      await expect(again.writeRegion(path, 2, data, { auth: { pairId: member.pairId, generation: 1 } })).rejects.toSatisfy(isCode('STALE'));
+      await again.pairLeave(path, member.pairId);
+      await again.pairLeave(path, member.pairId); // idempotent
+      expect((await again.volumeState(path)).members).toEqual([]);
+      await again.writeRegion(path, 2, data);
+      const read = await readAll(again.readRegions(path, 0, 3));
+      expect(read[1]!.equals(data) && read[2]!.equals(data)).toBe(true); // leaving kept the bytes
+    });
+
+    it('a primary may be in several pairs; joining adopts an unregistered file with its data', async () => {
+      const { agent, dir } = await makeAgent();
+      const path = join(dir, 'plain.img');
+      const data = Buffer.alloc(4 * 4096);
+      data.fill(9, 4096, 8192);
+      await writeFile(path, data);
+      expect((await agent.volumeState(path)).volumeId).toBeNull();
+      await agent.pairJoin(path, memberOf('primary', 4));
+      await agent.pairJoin(path, { ...memberOf('primary', 4), pairId: otherPairId, name: 'p2' });
+      const state = await agent.volumeState(path);
+      expect(state.volumeId).toMatch(/^[0-9a-f]{16}$/);
+      expect(state.members.map((m) => m.name)).toEqual(['p1', 'p2']);
+      const realized = await agent.realizedMap(path);
+      expect(realized).toMatchObject({ regionCount: 4, source: 'tracked' });
+      expect(realized.words[0]).toBe(0b10); // seeded by a zero scan
+      await agent.writeRegion(path, 3, Buffer.alloc(4096, 1)); // a primary takes writes
+      expect((await readAll(agent.readRegions(path, 0, 4)))[1]!.equals(data.subarray(4096, 8192))).toBe(true);
+      await expect(agent.pairJoin(path, { ...memberOf('secondary', 4), pairId: '00000000-0000-4000-8000-00000000000c' })).rejects.toSatisfy(
+        isCode('ALREADY_EXISTS'),
+      );
+      await expect(agent.pairJoin(join(dir, 'small.img'), memberOf('secondary', 4))).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await agent.volumeCreate(join(dir, 'small.img'), 2 * 4096, 4096);
+      await expect(agent.pairJoin(join(dir, 'small.img'), memberOf('secondary', 4))).rejects.toSatisfy(isCode('SIZE_MISMATCH'));
+      await expect(agent.pairUpdate(path, '00000000-0000-4000-8000-00000000000d', { generation: 3 })).rejects.toSatisfy(isCode('NOT_FOUND'));
+    });
+
+    it('skipMarked leaves out regions marked in the change map when their turn comes', async () => {
+      const { agent, dir } = await makeAgent();
+      const path = join(dir, 'v.img');
+      await agent.volumeCreate(path, 16 * 4096, 4096);
+      await agent.bitmapCreate(path, 'since');
+      for (const r of [2, 3, 9]) await agent.writeRegion(path, r, Buffer.alloc(4096, r));
+      const regions: number[] = [];
+      for await (const region of agent.readRegions(path, 1, 12, { skipMarked: 'since' })) regions.push(region.regionIndex);
+      expect(regions).toEqual([1, 4, 5, 6, 7, 8, 10, 11, 12]);
+      const none: number[] = [];
+      for await (const region of agent.readRegions(path, 2, 2, { skipMarked: 'since' })) none.push(region.regionIndex);
+      expect(none).toEqual([]);
+      await expect(readAll(agent.readRegions(path, 0, 1, { skipMarked: 'nope' }))).rejects.toSatisfy(isCode('NOT_FOUND'));
+    });
   });
+}
+
+const otherPairId = '00000000-0000-4000-8000-00000000000b';
+
+function memberOf(role: 'primary' | 'secondary', regionCount = 8): PairMember {
+  return {
+    pairId: '00000000-0000-4000-8000-00000000000a',
+    name: 'p1',
+    role,
+    generation: 1,
+    regionBytes: 4096,
+    regionCount,
+    hash: 'xxh3-128',
+    peer: { volref: '/elsewhere/primary.img', volumeId: '0123456789abcdef' },
+    createdAt: '2026-11-23T00:00:00.000Z',
+    seed: null,
+    lcsSnapshotId: null,
+  };
 }

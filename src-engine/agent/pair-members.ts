@@ -1,0 +1,175 @@
+// What an agent knows of the pairs its volumes belong to: one member record per pair in the
+// volume's catalog directory, `volumes/<volumeId>/pairs/<pairId>.json`. The listing is the
+// list. A secondary member locks the volume (Volume.setWriteLock) until it leaves or fails
+// over. Design: docs/sync.md "Pair records" and "The secondary's write lock".
+
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { TidemarkError, errnoCode, fromSystemError } from '../errors';
+import { syncDirectory } from '../fsync';
+import { hashAlgorithms } from '../signature';
+import { defineRecord, readRecord, writeRecord } from '../store';
+import type { Volume, WriteLock } from '../volume';
+
+const uuid = z.string().uuid();
+
+export const pairMemberSchema = z
+  .object({
+    pairId: uuid,
+    name: z.string().min(1).max(64),
+    role: z.enum(['primary', 'secondary']),
+    generation: z.number().int().positive(),
+    regionBytes: z.number().int().positive(),
+    /** The pair's extent: the primary's region count. */
+    regionCount: z.number().int().positive(),
+    hash: z.enum(hashAlgorithms),
+    peer: z.object({ volref: z.string().min(1).max(4200), volumeId: z.string().regex(/^[0-9a-f]{16}$/) }).strict(),
+    createdAt: z.string().max(64),
+    /** The image this secondary was seeded from (issue 6 images). */
+    seed: z
+      .object({ imageId: uuid, generation: z.number().int().positive(), pointInTime: z.string().max(64) })
+      .strict()
+      .nullable(),
+    /** A secondary's last consistent snapshot, taken when a sync finished. */
+    lcsSnapshotId: z.string().max(64).nullable(),
+  })
+  .strict();
+export const pairMemberKind = defineRecord('tidemark/pair-member', 1, pairMemberSchema);
+export type PairMember = z.infer<typeof pairMemberKind.schema>;
+export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId'>>;
+
+function checkPairId(pairId: string): void {
+  if (!uuid.safeParse(pairId).success) throw new TidemarkError('USAGE', `"${pairId}" is not a pair id`, 'pair ids are UUIDs; see `tidemark pair show`');
+}
+
+/** The lock a secondary member puts on its volume. */
+export function secondaryLock(member: PairMember, volumePath: string): WriteLock {
+  return {
+    pairId: member.pairId,
+    generation: member.generation,
+    message: `volume ${volumePath} is the secondary of pair "${member.name}" and is read-only until failover`,
+    hint: `write to the primary ${member.peer.volref}, or run \`tidemark failover ${member.name}\``,
+  };
+}
+
+/** The member records of one registered volume, cached and kept in step with its lock. */
+export class PairMembers {
+  private constructor(
+    private readonly dir: string,
+    private readonly volume: Volume,
+    private members: Map<string, PairMember>,
+  ) {}
+
+  static async open(volumeDir: string, volume: Volume): Promise<PairMembers> {
+    const dir = join(volumeDir, 'pairs');
+    let names: string[] = [];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw fromSystemError(error, 'list pair members of', volume.path);
+    }
+    const members = new Map<string, PairMember>();
+    for (const name of names.filter((n) => n.endsWith('.json'))) {
+      const member = await readRecord(join(dir, name), pairMemberKind);
+      if (member) members.set(member.pairId, member);
+    }
+    const result = new PairMembers(dir, volume, members);
+    result.applyLock();
+    return result;
+  }
+
+  list(): PairMember[] {
+    return [...this.members.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get(pairId: string): PairMember | undefined {
+    return this.members.get(pairId);
+  }
+
+  require(pairId: string): PairMember {
+    checkPairId(pairId);
+    const member = this.members.get(pairId);
+    if (!member) {
+      throw new TidemarkError('NOT_FOUND', `volume ${this.volume.path} is not in pair ${pairId}`, 'see `tidemark pair list`; the pair may have been deleted');
+    }
+    return member;
+  }
+
+  /** Records a membership; the same record again is a no-op. A secondary is locked before this returns. */
+  async join(member: PairMember): Promise<PairMember> {
+    const parsed = pairMemberKind.schema.parse(member);
+    const existing = this.members.get(parsed.pairId);
+    if (existing) {
+      if (existing.role !== parsed.role) {
+        throw new TidemarkError(
+          'ALREADY_EXISTS',
+          `volume ${this.volume.path} is already the ${existing.role} of pair "${existing.name}"`,
+          'delete that pair first, or choose another volume',
+        );
+      }
+      return existing;
+    }
+    this.checkJoinable(parsed);
+    await this.write({ ...parsed });
+    return parsed;
+  }
+
+  private checkJoinable(member: PairMember): void {
+    for (const other of this.members.values()) {
+      if (other.role === 'secondary' || member.role === 'secondary') {
+        throw new TidemarkError(
+          'ALREADY_EXISTS',
+          `volume ${this.volume.path} is already the ${other.role} of pair "${other.name}"; a secondary belongs to one pair and nothing else`,
+          'choose another volume, or delete that pair first',
+        );
+      }
+    }
+    if (member.regionBytes !== this.volume.regionBytes || member.regionCount > this.volume.regionCount) {
+      throw new TidemarkError(
+        'SIZE_MISMATCH',
+        `volume ${this.volume.path} has ${this.volume.regionCount} regions of ${this.volume.regionBytes} bytes; the pair needs ${member.regionCount} of ${member.regionBytes}`,
+        'use a secondary at least as large as the primary',
+      );
+    }
+  }
+
+  async update(pairId: string, change: PairMemberChange): Promise<PairMember> {
+    const member = { ...this.require(pairId), ...change };
+    await this.write(pairMemberKind.schema.parse(member));
+    return member;
+  }
+
+  /** Forgets the membership (unlocking a secondary); the volume's bytes are untouched. Idempotent. */
+  async leave(pairId: string): Promise<void> {
+    checkPairId(pairId);
+    if (!this.members.has(pairId)) return;
+    try {
+      await rm(join(this.dir, `${pairId}.json`), { force: true });
+      await syncDirectory(this.dir);
+    } catch (error) {
+      throw fromSystemError(error, 'remove the pair member record of', this.volume.path);
+    }
+    this.members.delete(pairId);
+    this.applyLock();
+  }
+
+  private async write(member: PairMember): Promise<void> {
+    // The lock comes first: a secondary refuses writes before its record says it is one.
+    const next = new Map(this.members).set(member.pairId, member);
+    this.applyLock(next);
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await writeRecord(join(this.dir, `${member.pairId}.json`), pairMemberKind, member);
+    } catch (error) {
+      this.applyLock();
+      throw error;
+    }
+    this.members = next;
+  }
+
+  private applyLock(members: ReadonlyMap<string, PairMember> = this.members): void {
+    const secondary = [...members.values()].find((m) => m.role === 'secondary');
+    this.volume.setWriteLock(secondary ? secondaryLock(secondary, this.volume.path) : undefined);
+  }
+}
