@@ -104,6 +104,11 @@ export interface AgentApi {
   info(): Promise<AgentInfo>;
   volumeCreate(path: string, sizeBytes: number, regionBytes: number): Promise<VolumeRecord>;
   volumeInfo(path: string, options?: { regionBytes?: number }): Promise<VolumeInfo>;
+  /**
+   * Registers an existing file or block device in the home, its data untouched: realization
+   * is seeded by a zero scan and tracked from then on. A registered volume is returned as is.
+   */
+  volumeAdopt(path: string, regionBytes: number): Promise<VolumeRecord>;
   /** Streams regions [firstRegion, firstRegion + regionCount) in order, of the volume or of one of its snapshots. */
   readRegions(path: string, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionData>;
   /** Writes one whole region; a pair's secondary takes only writes with its pair's `auth` (PERMISSION, or STALE for an old generation). */
@@ -130,10 +135,7 @@ export interface AgentApi {
   bitmapSwap(path: string, a: string, b: string): Promise<void>;
 
   volumeState(path: string): Promise<VolumeState>;
-  /**
-   * Records that the volume is a member of a pair (idempotent); a secondary is locked before
-   * this resolves. An unregistered volume is registered first (adopted, its data untouched).
-   */
+  /** Records that the (registered) volume is a member of a pair (idempotent); a secondary is locked before this resolves. */
   pairJoin(path: string, member: PairMember): Promise<PairMember>;
   pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember>;
   /** Forgets the membership (unlocking a secondary); the data is untouched. Idempotent. */

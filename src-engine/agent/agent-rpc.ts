@@ -41,6 +41,7 @@ const schemas = {
   info: z.object({}).strict(),
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
   'volume.info': z.object({ path: pathSchema, regionBytes: z.number().int().positive().optional() }).strict(),
+  'volume.adopt': z.object({ path: pathSchema, regionBytes: z.number().int().positive() }).strict(),
   'volume.read': z
     .object({ path: pathSchema, firstRegion: count, regionCount: count, snapshotId: snapshotId.optional(), skipMarked: bitmapName.optional() })
     .strict(),
@@ -137,6 +138,7 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   info: (agent) => agent.info().then((info) => reply(info)),
   'volume.create': (agent, p) => agent.volumeCreate(p.path, p.sizeBytes, p.regionBytes).then((record) => reply(record)),
   'volume.info': (agent, p) => agent.volumeInfo(p.path, { regionBytes: p.regionBytes }).then((info) => reply(info)),
+  'volume.adopt': (agent, p) => agent.volumeAdopt(p.path, p.regionBytes).then((record) => reply(record)),
   'volume.read': async function* (agent, p, _request, context) {
     for await (const region of agent.readRegions(p.path, p.firstRegion, p.regionCount, readOptions(p, context)))
       yield reply({ regionIndex: region.regionIndex }, region.data);
@@ -247,6 +249,10 @@ export class RpcAgent implements AgentApi {
 
   async volumeInfo(path: string, options: { regionBytes?: number } = {}): Promise<VolumeInfo> {
     return (await this.peer.call('volume.info', { path, ...(options.regionBytes ? { regionBytes: options.regionBytes } : {}) })).json as unknown as VolumeInfo;
+  }
+
+  async volumeAdopt(path: string, regionBytes: number): Promise<VolumeRecord> {
+    return (await this.peer.call('volume.adopt', { path, regionBytes })).json as unknown as VolumeRecord;
   }
 
   async *readRegions(path: string, firstRegion: number, regionCount: number, options: ReadOptions = {}): AsyncIterable<RegionData> {

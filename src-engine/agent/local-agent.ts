@@ -114,6 +114,16 @@ export class LocalAgent implements AgentApi {
     };
   }
 
+  async volumeAdopt(path: string, regionBytes: number): Promise<VolumeRecord> {
+    const key = await realpath(resolve(path)).catch((error: unknown) => {
+      throw fromSystemError(error, 'adopt volume', path);
+    });
+    const registered = await this.catalog.lookup(key);
+    if (registered) return this.catalog.adopt(key, regionBytes); // checks the region size
+    // Opened unregistered (no hooks): closed, so it is reopened with its new realization tracking.
+    return this.retire([key], () => this.catalog.adopt(key, regionBytes));
+  }
+
   /** One open Volume per file, whatever path names it: two would each own the realization map. */
   private async open(path: string): Promise<AgentVolume> {
     assert(!this.disposed, 'agent used after dispose');
@@ -317,15 +327,7 @@ export class LocalAgent implements AgentApi {
   }
 
   async pairJoin(path: string, member: PairMember): Promise<PairMember> {
-    let volume = await this.open(path);
-    if (!volume.opened.record) {
-      // Adopt: register the file (zero-scanning its realization), then reopen it registered.
-      const key = await canonicalPath(path);
-      await this.closeKey(key);
-      await this.catalog.adopt(key, member.regionBytes);
-      volume = await this.open(path);
-    }
-    return membersOf(volume, this.homeDir).join(member);
+    return membersOf(await this.open(path), this.homeDir).join(member);
   }
 
   async pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember> {

@@ -231,6 +231,10 @@ export class RemoteHost implements AgentApi {
     return this.unary(`reading the info of ${path}`, (agent) => agent.volumeInfo(path, options));
   }
 
+  volumeAdopt(path: string, regionBytes: number): Promise<VolumeRecord> {
+    return this.unary(`registering ${path}`, (agent) => agent.volumeAdopt(path, regionBytes), 'registering is idempotent: run the command again');
+  }
+
   writeRegion(path: string, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void> {
     return this.unary(
       `writing region ${regionIndex} of ${path}`,

@@ -422,13 +422,19 @@ export function agentContract(target: ContractTarget): void {
       expect(read[1]!.equals(data) && read[2]!.equals(data)).toBe(true); // leaving kept the bytes
     });
 
-    it('a primary may be in several pairs; joining adopts an unregistered file with its data', async () => {
+    it('adopts an unregistered file with its data; a primary may be in several pairs', async () => {
       const { agent, dir } = await makeAgent();
       const path = join(dir, 'plain.img');
       const data = Buffer.alloc(4 * 4096);
       data.fill(9, 4096, 8192);
       await writeFile(path, data);
       expect((await agent.volumeState(path)).volumeId).toBeNull();
+      await expect(agent.pairJoin(path, memberOf('primary', 4))).rejects.toSatisfy(isCode('UNSUPPORTED'));
+      await agent.readRegions(path, 0, 1)[Symbol.asyncIterator]().next(); // opened unregistered first
+      const record = await agent.volumeAdopt(path, 4096);
+      expect(await agent.volumeAdopt(path, 4096)).toEqual(record);
+      await expect(agent.volumeAdopt(path, 8192)).rejects.toSatisfy(isCode('SIZE_MISMATCH'));
+      await expect(agent.volumeAdopt(join(dir, 'missing.img'), 4096)).rejects.toSatisfy(isCode('NOT_FOUND'));
       await agent.pairJoin(path, memberOf('primary', 4));
       await agent.pairJoin(path, { ...memberOf('primary', 4), pairId: otherPairId, name: 'p2' });
       const state = await agent.volumeState(path);
