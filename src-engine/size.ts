@@ -67,6 +67,13 @@ export function formatBytes(bytes: number): string {
   return `${text} ${units[unit]}`;
 }
 
+/** Parses a rate in bytes per second: `50MiB/s`, `1G/s`, or a size (per second implied). */
+export function parseRate(text: string, what = 'rate'): number {
+  const bytes = parseSize(text.replace(/\/s\s*$/i, ''), what);
+  if (bytes <= 0) throw usageError(`invalid ${what} "${text}": must be more than 0`, 'write a rate such as 50MiB/s');
+  return bytes;
+}
+
 /** Parses a duration: `500ms`, `60s`, `5m`, `1h`, or bare milliseconds. */
 export function parseDurationMs(text: string, what = 'duration'): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);

@@ -114,6 +114,11 @@ export interface AgentApi {
   /** Writes one whole region; a pair's secondary takes only writes with its pair's `auth` (PERMISSION, or STALE for an old generation). */
   writeRegion(path: string, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void>;
   flush(path: string): Promise<void>;
+  /**
+   * Regions [firstRegion, +regionCount) read as zeros and are unrealized afterwards: a hole is
+   * punched where possible, else zeros are written. Locked like writeRegion. `punched`: a hole.
+   */
+  reclaimRegions(path: string, firstRegion: number, regionCount: number, options?: { auth?: WriteAuth }): Promise<{ punched: boolean }>;
   realizedMap(path: string): Promise<RealizedMap>;
   /** Streams the signatures of regions [firstRegion, firstRegion + regionCount), batch by batch. */
   signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionSignatures>;

@@ -48,6 +48,9 @@ const schemas = {
   /** `pairId` and `generation` together: the write's WriteAuth. */
   'volume.write': z.object({ path: pathSchema, regionIndex: count, pairId: pairId.optional(), generation: generation.optional() }).strict(),
   'volume.flush': z.object({ path: pathSchema }).strict(),
+  'volume.reclaim': z
+    .object({ path: pathSchema, firstRegion: count, regionCount: count, pairId: pairId.optional(), generation: generation.optional() })
+    .strict(),
   'volume.realized': z.object({ path: pathSchema }).strict(),
   'volume.signatures': z
     .object({ path: pathSchema, hash: z.enum(hashAlgorithms), firstRegion: count, regionCount: count, snapshotId: snapshotId.optional() })
@@ -145,6 +148,7 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   },
   'volume.write': (agent, p, request) => agent.writeRegion(p.path, p.regionIndex, request.payload, writeAuth(p)).then(() => reply({})),
   'volume.flush': (agent, p) => agent.flush(p.path).then(() => reply({})),
+  'volume.reclaim': (agent, p) => agent.reclaimRegions(p.path, p.firstRegion, p.regionCount, writeAuth(p)).then((result) => reply(result)),
   'volume.realized': (agent, p) => agent.realizedMap(p.path).then((map) => reply({ regionCount: map.regionCount, source: map.source }, wordsBytes(map.words))),
   'volume.signatures': async function* (agent, p, _request, context) {
     for await (const batch of agent.signatures(p.path, p.hash, p.firstRegion, p.regionCount, readOptions(p, context)))
@@ -270,6 +274,11 @@ export class RpcAgent implements AgentApi {
 
   async flush(path: string): Promise<void> {
     await this.peer.call('volume.flush', { path });
+  }
+
+  async reclaimRegions(path: string, firstRegion: number, regionCount: number, options: { auth?: WriteAuth } = {}): Promise<{ punched: boolean }> {
+    const auth = options.auth ? { pairId: options.auth.pairId, generation: options.auth.generation } : {};
+    return (await this.peer.call('volume.reclaim', { path, firstRegion, regionCount, ...auth })).json as { punched: boolean };
   }
 
   async realizedMap(path: string): Promise<RealizedMap> {

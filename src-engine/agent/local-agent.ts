@@ -240,6 +240,17 @@ export class LocalAgent implements AgentApi {
     await volume.opened.volume.writeRegion(regionIndex, data, options.auth);
   }
 
+  async reclaimRegions(path: string, firstRegion: number, regionCount: number, options: { auth?: WriteAuth } = {}): Promise<{ punched: boolean }> {
+    const volume = await this.open(path);
+    this.checkRegions(volume, firstRegion, regionCount);
+    if (regionCount === 0) return { punched: false };
+    const { volume: v, realized } = volume.opened;
+    const punched = await v.reclaim(firstRegion, firstRegion + regionCount, options.auth, async () => {
+      await realized?.markReclaimed(firstRegion, firstRegion + regionCount - 1);
+    });
+    return { punched };
+  }
+
   async flush(path: string): Promise<void> {
     await (await this.open(path)).opened.volume.flush();
   }

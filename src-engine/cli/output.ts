@@ -20,6 +20,13 @@ export interface Io {
 
 export const exitCodes = { ok: 0, failed: 1, usage: 2 } as const;
 
+/** Thrown by a command whose result is printed but whose exit code is not 0 (verify: volumes differ). */
+export class ExitStatus extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}
+
 export function exitCodeFor(error: TidemarkError): number {
   return error.code === 'USAGE' ? exitCodes.usage : exitCodes.failed;
 }
@@ -41,6 +48,39 @@ export function reportError(io: Io, error: unknown): number {
 export function printResult(io: Io, options: GlobalOptions, json: unknown, text: () => string): void {
   if (options.json) io.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
   else if (!options.quiet) io.stdout.write(`${text()}\n`);
+}
+
+/** One status line redrawn on stderr when it is a TTY (and not --quiet / --json), at most 10 times a second. */
+export class StatusLine {
+  private readonly enabled: boolean;
+  private lastDrawMs = 0;
+  private drawn = false;
+
+  constructor(
+    private readonly io: Io,
+    options: GlobalOptions,
+  ) {
+    this.enabled = Boolean(io.stderr.isTTY) && !options.quiet && !options.json;
+  }
+
+  draw(text: () => string, force = false): void {
+    if (!this.enabled) return;
+    const now = performance.now();
+    if (!force && now - this.lastDrawMs < 100) return;
+    this.lastDrawMs = now;
+    this.drawn = true;
+    this.io.stderr.write(`\r${text()}\x1b[K`);
+  }
+
+  finish(): void {
+    if (this.enabled && this.drawn) this.io.stderr.write('\n');
+  }
+}
+
+/** `[#####...]` for a fraction in [0, 1]. */
+export function bar(fraction: number, width = 24): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
 
 /** A progress bar on stderr when it is a TTY (and not --quiet / --json); silent otherwise. */

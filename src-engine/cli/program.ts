@@ -4,9 +4,10 @@
 import { Command, CommanderError } from 'commander';
 import { TidemarkError } from '../errors';
 import { tidemarkVersion } from '../version';
-import { exitCodes, reportError, type GlobalOptions, type Io } from './output';
+import { ExitStatus, exitCodes, reportError, type GlobalOptions, type Io } from './output';
 import { registerAgentCommands } from './agent-commands';
 import { registerLabCommand } from './lab-command';
+import { registerPairCommands } from './pair-commands';
 import { registerVolumeCommands } from './volume-commands';
 
 export type CliRole = 'cli' | 'agent';
@@ -37,7 +38,10 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
   const globals = () => program.opts<GlobalOptions>();
   registerVolumeCommands(program, io, globals);
   registerAgentCommands(program, io, globals);
-  if (role === 'cli') registerLabCommand(program, io, globals);
+  if (role === 'cli') {
+    registerPairCommands(program, io, globals);
+    registerLabCommand(program, io, globals);
+  }
   for (const extend of extensions) extend(program, io, globals);
   requireSubcommands(program, 'tidemark');
   return program;
@@ -76,6 +80,7 @@ export async function runCli(argv: readonly string[], io: Io, role: CliRole = 'c
     await program.parseAsync([...argv], { from: 'user' });
     return exitCodes.ok;
   } catch (error) {
+    if (error instanceof ExitStatus) return error.exitCode;
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return exitCodes.ok;
       const message = error.message.replace(/^error: /, '').split('\n')[0]!;

@@ -1,17 +1,15 @@
 // `tidemark volume create | info | sign`.
 
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, formatVolRef, type AgentApi } from '../agent';
+import { parseVolRef, formatVolRef, type AgentApi } from '../agent';
 import { TidemarkError } from '../errors';
-import { ensureHomeDir, resolveHomeDir } from '../home';
-import { RemoteHost } from '../ssh';
-import { RpcPeer } from '../transport';
+import { resolveHomeDir } from '../home';
 import { formatBytes, parseSize } from '../size';
 import { VolumeCatalog, type Volume } from '../volume';
 import { SignaturePool, parseHashAlgorithm, signRegions, type HashAlgorithm } from '../signature';
 import { printResult, ProgressBar, type GlobalOptions, type Io } from './output';
-import { hostKeyApprover, secretAsker } from './prompts';
+import { withAgentPool } from './agents';
 
 /** A local path from a VOLREF, for commands that work on this machine only. */
 function localPath(volref: string): string {
@@ -23,47 +21,11 @@ function localPath(volref: string): string {
 }
 
 /** Runs `work` with the agent that owns the volume a VOLREF names, local or over SSH. */
-async function withVolumeAgent<T>(io: Io, global: GlobalOptions, volref: string, work: (agent: AgentApi, path: string) => Promise<T>): Promise<T> {
-  const ref = parseVolRef(volref);
-  if (ref.kind === 'local') return withAgent(io, global, (agent) => work(agent, resolve(ref.path)));
-  const homeDir = await ensureHomeDir(resolveHomeDir(global.home, io.env));
-  const remote = new RemoteHost(ref.host, {
-    tidemarkKnownHosts: join(homeDir, 'known_hosts'),
-    approveHostKey: hostKeyApprover(io, global),
-    askSecret: secretAsker(io),
-    agentSocket: io.env.SSH_AUTH_SOCK ?? '',
-    user: ref.user,
-    port: ref.port,
-    bundlePath: join(dirname(process.argv[1] ?? '.'), 'tidemark-agent.cjs'),
-    reconnectAttempts: 1, // one command, one try: a person is waiting
+function withVolumeAgent<T>(io: Io, global: GlobalOptions, volref: string, work: (agent: AgentApi, path: string) => Promise<T>): Promise<T> {
+  return withAgentPool(io, global, async (pool) => {
+    const endpoint = await pool.resolve(volref);
+    return work(endpoint.agent, endpoint.path);
   });
-  try {
-    return await work(remote, ref.path);
-  } finally {
-    await remote.dispose();
-  }
-}
-
-/**
- * The home's agent: the running one when its socket answers (so it sees every write it
- * owns), otherwise an in-process agent for this command only.
- */
-async function withAgent<T>(io: Io, global: GlobalOptions, work: (agent: AgentApi) => Promise<T>): Promise<T> {
-  const homeDir = await ensureHomeDir(resolveHomeDir(global.home, io.env));
-  const socket = await connectAgentSocket(homeDir).catch(() => undefined);
-  let agent: AgentApi;
-  if (socket) {
-    const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
-    await peer.handshake();
-    agent = new RpcAgent(peer);
-  } else {
-    agent = new LocalAgent(homeDir);
-  }
-  try {
-    return await work(agent);
-  } finally {
-    await agent.dispose();
-  }
 }
 
 export function registerVolumeCommands(program: Command, io: Io, globals: () => GlobalOptions): void {

@@ -1,3 +1,11 @@
-// Public surface of replication/: pairs (sync methods, shipping and failover follow).
+// Public surface of replication/: pairs across agents, the sync engine and verify (shipping
+// and failover follow).
 
 export { PairStore, pairRecordKind, validatePairName, type PairRecord, type PairMode } from './pair-store';
+export type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
+export { createPair, deletePair, pairStatus, type PairCreateOptions, type PairDeleteResult, type PairStatus, type PairSideStatus } from './pairs';
+export { runSync, type SyncOptions, type SyncProgress, type SyncSummary, type SyncMethodChoice } from './sync/sync';
+export { syncMethods, CursorStore, type SyncMethod, type SyncCursor } from './sync/cursor';
+export { verifyPair, type VerifyResult } from './sync/verify';
+export { sinceMapName, swapMapName } from './sync/names';
+export { acquirePairLock } from './sync/lock';

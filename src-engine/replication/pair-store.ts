@@ -30,6 +30,17 @@ export const pairRecordKind = defineRecord(
     secondary: sideSchema,
     generation: z.number().int().nonnegative(),
     createdAt: z.string(),
+    /** The last finished sync: cleared when one starts, set when it finishes (absent in older records). */
+    lastSync: z
+      .object({
+        syncId: z.string().uuid(),
+        method: z.string(),
+        finishedAt: z.string(),
+        pointInTime: z.string(),
+        generation: z.number().int().positive(),
+      })
+      .nullable()
+      .optional(),
   }),
 );
 export type PairRecord = z.infer<typeof pairRecordKind.schema>;
@@ -51,14 +62,21 @@ export class PairStore {
     return join(this.homeDir, 'pairs', name);
   }
 
-  async create(fields: Omit<PairRecord, 'pairId' | 'createdAt' | 'generation'>): Promise<PairRecord> {
+  async create(fields: Omit<PairRecord, 'pairId' | 'createdAt' | 'generation' | 'lastSync'>): Promise<PairRecord> {
     const dir = this.pairDir(fields.name);
     if (await this.get(fields.name)) {
       throw new TidemarkError('ALREADY_EXISTS', `pair "${fields.name}" already exists`, 'choose another name, or delete the old pair first');
     }
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const record: PairRecord = { ...fields, pairId: randomUUID(), generation: 1, createdAt: new Date().toISOString() };
+    const record: PairRecord = { ...fields, pairId: randomUUID(), generation: 1, createdAt: new Date().toISOString(), lastSync: null };
     await writeRecord(join(dir, 'pair.json'), pairRecordKind, record);
+    return record;
+  }
+
+  /** Changes fields of an existing record (durably). */
+  async update(name: string, change: Partial<Pick<PairRecord, 'lastSync' | 'generation'>>): Promise<PairRecord> {
+    const record = { ...(await this.require(name)), ...change };
+    await writeRecord(join(this.pairDir(name), 'pair.json'), pairRecordKind, record);
     return record;
   }
 

@@ -243,6 +243,14 @@ export class RemoteHost implements AgentApi {
     );
   }
 
+  reclaimRegions(path: string, firstRegion: number, regionCount: number, options?: { auth?: WriteAuth }): Promise<{ punched: boolean }> {
+    return this.unary(
+      `reclaiming regions of ${path}`,
+      (agent) => agent.reclaimRegions(path, firstRegion, regionCount, options),
+      'reclaiming is idempotent: run it again — the next operation reconnects',
+    );
+  }
+
   flush(path: string): Promise<void> {
     return this.unary(
       `flushing ${path}`,

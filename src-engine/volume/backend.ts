@@ -1,6 +1,7 @@
 // Volume backends in the nbdkit shape: a few required operations (size, pread, pwrite,
 // flush, close) and optional capabilities. Files and block devices share one implementation.
 
+import { execFile } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
@@ -14,6 +15,8 @@ export interface VolumeBackend {
   pwrite(buffer: Uint8Array, offsetBytes: number): Promise<void>;
   /** Makes completed writes durable (fdatasync). */
   flush(): Promise<void>;
+  /** Optional: deallocates a byte range so it reads as zeros; false when not possible. */
+  punchHole?(offsetBytes: number, bytes: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -117,6 +120,19 @@ export class FileBackend implements VolumeBackend {
     } catch (error) {
       throw fromSystemError(error, 'write volume', this.path);
     }
+  }
+
+  /**
+   * Deallocates bytes [offsetBytes, +bytes) of a file so they read as zeros (util-linux
+   * `fallocate --punch-hole --keep-size`); false where that is not possible (a block device, no
+   * tool, a file system without holes): the caller writes zeros instead.
+   */
+  async punchHole(offsetBytes: number, bytes: number): Promise<boolean> {
+    if (this.kind !== 'file' || this.readOnly) return false;
+    const args = ['--punch-hole', '--keep-size', '--offset', String(offsetBytes), '--length', String(bytes), this.path];
+    return new Promise<boolean>((resolve) => {
+      execFile('fallocate', args, { timeout: 60_000 }, (error) => resolve(error === null));
+    });
   }
 
   async flush(): Promise<void> {

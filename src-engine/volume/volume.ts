@@ -166,6 +166,46 @@ export class Volume {
     await this.write(span.offsetBytes, data, auth);
   }
 
+  /**
+   * Reclaims regions [firstRegion, endRegion) (seed 001: "releases the remote region for
+   * re-use"): the write hooks run as for a write (a snapshot copies the old data aside), then
+   * the bytes are deallocated (a hole) or, where that is not possible, overwritten with zeros.
+   * Runs with writes held, so `afterReclaim` (clearing realization) sees no write in between.
+   * Resolves true when a hole was punched.
+   */
+  async reclaim(firstRegion: number, endRegion: number, auth: WriteAuth | undefined, afterReclaim: () => Promise<void>): Promise<boolean> {
+    if (!(
+      Number.isSafeInteger(firstRegion) &&
+      Number.isSafeInteger(endRegion) &&
+      0 <= firstRegion &&
+      firstRegion < endRegion &&
+      endRegion <= this.regionCount
+    )) {
+      throw new TidemarkError(
+        'USAGE',
+        `regions [${firstRegion}, ${endRegion}) are outside ${this.path} (${this.regionCount} regions)`,
+        'reclaim regions within the volume',
+      );
+    }
+    this.checkWriteLock(auth);
+    return this.quiesced(async () => {
+      assert(!this.closed, 'reclaim on a closed volume');
+      this.checkWriteLock(auth);
+      for (const hook of this.hooks) await hook.beforeWrite(firstRegion, endRegion - 1);
+      const offsetBytes = this.geometry.region(firstRegion).offsetBytes;
+      const last = this.geometry.region(endRegion - 1);
+      const bytes = last.offsetBytes + last.bytes - offsetBytes;
+      const punched = (await this.backend.punchHole?.(offsetBytes, bytes)) ?? false;
+      if (!punched) {
+        const zeros = new Uint8Array(Math.min(bytes, 4 * 1024 * 1024));
+        for (let done = 0; done < bytes; done += zeros.length)
+          await this.backend.pwrite(zeros.subarray(0, Math.min(zeros.length, bytes - done)), offsetBytes + done);
+      }
+      await afterReclaim();
+      return punched;
+    });
+  }
+
   async flush(): Promise<void> {
     await this.backend.flush();
   }

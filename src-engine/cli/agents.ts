@@ -1,0 +1,85 @@
+// How CLI commands reach agents: the home's agent (the running one through its socket, so it
+// sees every write it owns, else an in-process one) for local VOLREFs, and a RemoteHost per
+// SSH host for remote ones. An AgentPool is an EndpointResolver for replication commands.
+
+import { dirname, join, resolve } from 'node:path';
+import { LocalAgent, RpcAgent, connectAgentSocket, formatVolRef, parseVolRef, type AgentApi } from '../agent';
+import { ensureHomeDir, resolveHomeDir } from '../home';
+import type { EndpointResolver, VolumeEndpoint } from '../replication';
+import { RemoteHost } from '../ssh';
+import { RpcPeer } from '../transport';
+import type { GlobalOptions, Io } from './output';
+import { hostKeyApprover, secretAsker } from './prompts';
+
+/** The home's agent: the running one when its socket answers, otherwise an in-process agent. */
+export async function openHomeAgent(homeDir: string): Promise<AgentApi> {
+  const socket = await connectAgentSocket(homeDir).catch(() => undefined);
+  if (!socket) return new LocalAgent(homeDir, { purpose: 'tidemark CLI' });
+  const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
+  await peer.handshake();
+  return new RpcAgent(peer);
+}
+
+export class AgentPool implements EndpointResolver {
+  private local: Promise<AgentApi> | undefined;
+  private readonly remotes = new Map<string, RemoteHost>();
+
+  constructor(
+    private readonly io: Io,
+    private readonly global: GlobalOptions,
+    /** One try for a quick command (a person is waiting); long work reconnects with backoff. */
+    private readonly reconnectAttempts: number | undefined = 1,
+  ) {}
+
+  private homeDir(): Promise<string> {
+    return ensureHomeDir(resolveHomeDir(this.global.home, this.io.env));
+  }
+
+  localAgent(): Promise<AgentApi> {
+    this.local ??= this.homeDir().then(openHomeAgent);
+    return this.local;
+  }
+
+  async resolve(volref: string): Promise<VolumeEndpoint> {
+    const ref = parseVolRef(volref);
+    if (ref.kind === 'local') {
+      const path = resolve(ref.path);
+      return { volref: path, agent: await this.localAgent(), path, where: 'this machine' };
+    }
+    const where = `${ref.user ? `${ref.user}@` : ''}${ref.host}${ref.port ? `:${ref.port}` : ''}`;
+    let remote = this.remotes.get(where);
+    if (!remote) {
+      const homeDir = await this.homeDir();
+      remote = new RemoteHost(ref.host, {
+        tidemarkKnownHosts: join(homeDir, 'known_hosts'),
+        approveHostKey: hostKeyApprover(this.io, this.global),
+        askSecret: secretAsker(this.io),
+        agentSocket: this.io.env.SSH_AUTH_SOCK ?? '',
+        user: ref.user,
+        port: ref.port,
+        bundlePath: join(dirname(process.argv[1] ?? '.'), 'tidemark-agent.cjs'),
+        ...(this.reconnectAttempts === undefined ? {} : { reconnectAttempts: this.reconnectAttempts }),
+      });
+      this.remotes.set(where, remote);
+    }
+    return { volref: formatVolRef(ref), agent: remote, path: ref.path, where };
+  }
+
+  async dispose(): Promise<void> {
+    const local = this.local;
+    this.local = undefined;
+    await (await local?.catch(() => undefined))?.dispose();
+    for (const remote of this.remotes.values()) await remote.dispose();
+    this.remotes.clear();
+  }
+}
+
+/** Runs `work` with a pool, disposed after. */
+export async function withAgentPool<T>(io: Io, global: GlobalOptions, work: (pool: AgentPool) => Promise<T>, reconnectAttempts?: number): Promise<T> {
+  const pool = new AgentPool(io, global, reconnectAttempts);
+  try {
+    return await work(pool);
+  } finally {
+    await pool.dispose();
+  }
+}

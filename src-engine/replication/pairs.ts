@@ -1,0 +1,248 @@
+// Pairs across agents: create (checks, then the orchestrator's record and both members, the
+// secondary locked first), delete (both members leave, data untouched), and status. Design:
+// docs/sync.md "Pair records".
+
+import { regionBytesDefault } from '../constants';
+import { TidemarkError, isTidemarkError } from '../errors';
+import { formatBytes } from '../size';
+import { hashAlgorithmDefault, type HashAlgorithm } from '../signature';
+import type { PairMember, VolumeState } from '../agent';
+import type { VolumeInfo } from '../volume';
+import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
+import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
+import { CursorStore, type SyncCursor } from './sync/cursor';
+import { acquirePairLock } from './sync/lock';
+import { lcsSnapshotLabel, sinceMapName, swapMapName, syncSnapshotPrefix } from './sync/names';
+
+export interface PairCreateOptions {
+  readonly name: string;
+  readonly primary: string;
+  readonly secondary: string;
+  /** Default: the primary's registered region size, else 1 MiB. */
+  readonly regionBytes?: number;
+  readonly mode?: PairMode;
+  readonly intervalMs?: number;
+  readonly hash?: HashAlgorithm;
+  readonly predictRegions?: number;
+}
+
+function regionSizeOf(options: PairCreateOptions, primary: VolumeInfo, secondary: VolumeInfo): number {
+  const chosen = options.regionBytes ?? (primary.volumeId ? primary.regionBytes : secondary.volumeId ? secondary.regionBytes : regionBytesDefault);
+  for (const [info, side] of [
+    [primary, 'primary'],
+    [secondary, 'secondary'],
+  ] as const) {
+    if (info.volumeId && info.regionBytes !== chosen) {
+      throw new TidemarkError(
+        'SIZE_MISMATCH',
+        `the ${side} ${info.path} is registered with regions of ${formatBytes(info.regionBytes)}, the pair would use ${formatBytes(chosen)}`,
+        `create the pair with --region-size ${formatBytes(info.regionBytes).replace(' ', '')}, or use a volume registered with ${formatBytes(chosen)} regions`,
+      );
+    }
+  }
+  return chosen;
+}
+
+/** Sizes must match, or the secondary be larger with the primary a whole number of regions. */
+function checkSizes(primary: VolumeInfo, secondary: VolumeInfo, regionBytes: number): void {
+  if (secondary.sizeBytes < primary.sizeBytes) {
+    throw new TidemarkError(
+      'SIZE_MISMATCH',
+      `the secondary ${secondary.path} (${secondary.sizeBytes} bytes) is smaller than the primary ${primary.path} (${primary.sizeBytes} bytes)`,
+      'use a secondary at least as large as the primary',
+    );
+  }
+  if (secondary.sizeBytes > primary.sizeBytes && primary.sizeBytes % regionBytes !== 0) {
+    throw new TidemarkError(
+      'SIZE_MISMATCH',
+      `the secondary ${secondary.path} is larger than the primary, whose ${primary.sizeBytes} bytes are not a whole number of ${regionBytes}-byte regions`,
+      'use a secondary of exactly the primary’s size, or a region size that divides the primary’s size',
+    );
+  }
+}
+
+async function resolveBoth(resolver: EndpointResolver, primary: string, secondary: string): Promise<PairEndpoints> {
+  const [p, s] = await Promise.all([resolver.resolve(primary), resolver.resolve(secondary)]);
+  return { primary: p, secondary: s };
+}
+
+/** Creates a pair: checks both volumes, records it here, then on the secondary (locking it) and the primary. */
+export async function createPair(store: PairStore, resolver: EndpointResolver, options: PairCreateOptions): Promise<PairRecord> {
+  validatePairName(options.name);
+  if (await store.get(options.name)) {
+    throw new TidemarkError('ALREADY_EXISTS', `pair "${options.name}" already exists`, 'choose another name, or delete the old pair first');
+  }
+  const { primary, secondary } = await resolveBoth(resolver, options.primary, options.secondary);
+  const [pInfo, sInfo] = await Promise.all([primary.agent.volumeInfo(primary.path), secondary.agent.volumeInfo(secondary.path)]);
+  const regionBytes = regionSizeOf(options, pInfo, sInfo);
+  checkSizes(pInfo, sInfo, regionBytes);
+  const [pRecord, sRecord] = [await primary.agent.volumeAdopt(primary.path, regionBytes), await secondary.agent.volumeAdopt(secondary.path, regionBytes)];
+  if (primary.where === secondary.where && pRecord.volumeId === sRecord.volumeId) {
+    throw new TidemarkError('USAGE', `the primary and the secondary are the same volume (${pRecord.path})`, 'choose two different volumes');
+  }
+  const sState = await secondary.agent.volumeState(secondary.path);
+  const busy = sState.members[0];
+  if (busy) {
+    throw new TidemarkError(
+      'ALREADY_EXISTS',
+      `the secondary ${secondary.volref} is already the ${busy.role} of pair "${busy.name}"`,
+      'a secondary belongs to one pair and nothing else: choose another volume, or delete that pair first',
+    );
+  }
+  const record = await store.create({
+    name: options.name,
+    mode: options.mode ?? 'continuous',
+    regionBytes,
+    hash: options.hash ?? hashAlgorithmDefault,
+    predictRegions: options.predictRegions ?? 16,
+    intervalMs: options.intervalMs ?? 60_000,
+    primary: { volref: primary.volref, volumeId: pRecord.volumeId },
+    secondary: { volref: secondary.volref, volumeId: sRecord.volumeId },
+  });
+  const regionCount = Math.ceil(pInfo.sizeBytes / regionBytes);
+  const member = (role: PairMember['role'], peer: VolumeEndpoint, peerVolumeId: string): PairMember => ({
+    pairId: record.pairId,
+    name: record.name,
+    role,
+    generation: record.generation,
+    regionBytes,
+    regionCount,
+    hash: record.hash,
+    peer: { volref: peer.volref, volumeId: peerVolumeId },
+    createdAt: record.createdAt,
+    seed: null,
+    lcsSnapshotId: null,
+  });
+  try {
+    await secondary.agent.pairJoin(secondary.path, member('secondary', primary, pRecord.volumeId));
+    await primary.agent.pairJoin(primary.path, member('primary', secondary, sRecord.volumeId));
+  } catch (error) {
+    await secondary.agent.pairLeave(secondary.path, record.pairId).catch(() => undefined);
+    await primary.agent.pairLeave(primary.path, record.pairId).catch(() => undefined);
+    await store.delete(record.name).catch(() => undefined);
+    throw error;
+  }
+  return record;
+}
+
+export interface PairDeleteResult {
+  /** Sides that could not be reached with --force: what to run there. */
+  readonly leftBehind: readonly string[];
+}
+
+/**
+ * Deletes a pair: the primary leaves (its sync maps and snapshots go), the secondary leaves
+ * (unlocked, its last consistent snapshot goes, its bytes untouched), the record goes. An
+ * unreachable side fails it, named; with `force` the rest goes on and the side is reported.
+ */
+export async function deletePair(store: PairStore, resolver: EndpointResolver, name: string, options: { force?: boolean } = {}): Promise<PairDeleteResult> {
+  const record = await store.require(name);
+  const lock = await acquirePairLock(store.pairDir(name), name, 'delete');
+  try {
+    const leftBehind: string[] = [];
+    for (const side of ['primary', 'secondary'] as const) {
+      const volref = record[side].volref;
+      try {
+        const endpoint = await resolver.resolve(volref);
+        await (side === 'primary' ? leavePrimary(endpoint, record) : leaveSecondary(endpoint, record));
+      } catch (error) {
+        if (!options.force || !isTidemarkError(error)) {
+          throw new TidemarkError(
+            isTidemarkError(error) ? error.code : 'IO',
+            `cannot delete pair "${name}": its ${side} ${volref} did not leave: ${error instanceof Error ? error.message : String(error)}`,
+            'fix that and run the delete again, or add --force to delete the pair here anyway',
+            { cause: error },
+          );
+        }
+        leftBehind.push(`${side} ${volref}: ${error.message}`);
+      }
+    }
+    await store.delete(name);
+    return { leftBehind };
+  } finally {
+    await lock.release();
+  }
+}
+
+async function isMember(endpoint: VolumeEndpoint, pairId: string): Promise<boolean> {
+  const state = await endpoint.agent.volumeState(endpoint.path);
+  return state.members.some((m) => m.pairId === pairId);
+}
+
+async function leavePrimary(endpoint: VolumeEndpoint, record: PairRecord): Promise<void> {
+  const { agent, path } = endpoint;
+  if (!(await isMember(endpoint, record.pairId))) return;
+  const maps = await agent.bitmapList(path);
+  for (const name of [sinceMapName(record.pairId), swapMapName(record.pairId)]) if (maps.some((m) => m.name === name)) await agent.bitmapDelete(path, name);
+  const prefix = syncSnapshotPrefix(record.pairId);
+  for (const s of (await agent.snapshotList(path)).snapshots) if (s.label.startsWith(prefix)) await agent.snapshotDelete(path, s.snapshotId);
+  await agent.pairLeave(path, record.pairId);
+}
+
+async function leaveSecondary(endpoint: VolumeEndpoint, record: PairRecord): Promise<void> {
+  const { agent, path } = endpoint;
+  if (!(await isMember(endpoint, record.pairId))) return;
+  await agent.pairLeave(path, record.pairId); // unlocked first: the LCS is only metadata
+  const prefix = lcsSnapshotLabel(record.pairId, '');
+  for (const s of (await agent.snapshotList(path)).snapshots) if (s.label.startsWith(prefix)) await agent.snapshotDelete(path, s.snapshotId);
+}
+
+export interface PairSideStatus {
+  readonly volref: string;
+  readonly reachable: boolean;
+  readonly error: string | null;
+  readonly member: PairMember | null;
+  readonly sizeBytes: number | null;
+  readonly realizedRegions: number | null;
+}
+
+export interface PairStatus {
+  readonly record: PairRecord;
+  readonly regions: number;
+  readonly primary: PairSideStatus;
+  readonly secondary: PairSideStatus;
+  /** Regions written on the primary since the secondary's point in time (null: unknown). */
+  readonly pendingRegions: number | null;
+  readonly syncInProgress: SyncCursor | null;
+  readonly state: 'new' | 'syncing' | 'interrupted' | 'in-sync' | 'behind' | 'unknown';
+}
+
+async function sideStatus(resolver: EndpointResolver, volref: string, pairId: string): Promise<{ status: PairSideStatus; endpoint?: VolumeEndpoint }> {
+  try {
+    const endpoint = await resolver.resolve(volref);
+    const [state, info]: [VolumeState, VolumeInfo] = await Promise.all([endpoint.agent.volumeState(endpoint.path), endpoint.agent.volumeInfo(endpoint.path)]);
+    const member = state.members.find((m) => m.pairId === pairId) ?? null;
+    return { status: { volref, reachable: true, error: null, member, sizeBytes: info.sizeBytes, realizedRegions: info.realizedRegions }, endpoint };
+  } catch (error) {
+    const message = isTidemarkError(error) ? error.oneLine() : error instanceof Error ? error.message : String(error);
+    return { status: { volref, reachable: false, error: message, member: null, sizeBytes: null, realizedRegions: null } };
+  }
+}
+
+export async function pairStatus(store: PairStore, resolver: EndpointResolver, name: string): Promise<PairStatus> {
+  const record = await store.require(name);
+  const [p, s] = await Promise.all([sideStatus(resolver, record.primary.volref, record.pairId), sideStatus(resolver, record.secondary.volref, record.pairId)]);
+  let pendingRegions: number | null = null;
+  if (p.endpoint && p.status.member) {
+    const since = (await p.endpoint.agent.bitmapList(p.endpoint.path)).find((m) => m.name === sinceMapName(record.pairId));
+    pendingRegions = since ? since.setCount : null;
+  }
+  const cursor = (await new CursorStore(store.pairDir(name)).read()) ?? null;
+  const regions = p.status.member?.regionCount ?? s.status.member?.regionCount ?? 0;
+  const busy = await acquirePairLock(store.pairDir(name), name, 'status').then(
+    (lock) => lock.release().then(() => false),
+    () => true,
+  );
+  const state: PairStatus['state'] = busy
+    ? 'syncing'
+    : cursor
+      ? 'interrupted'
+      : !record.lastSync
+        ? 'new'
+        : pendingRegions === null
+          ? 'unknown'
+          : pendingRegions === 0
+            ? 'in-sync'
+            : 'behind';
+  return { record, regions, primary: p.status, secondary: s.status, pendingRegions, syncInProgress: cursor, state };
+}
