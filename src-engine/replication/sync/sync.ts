@@ -214,9 +214,11 @@ class SyncRun {
       this.cursor = cursor;
       this.resumed = true;
       await this.deleteStraySnapshots();
+      // A tail whose P is gone freezes again: the todo keeps what was not conveyed, since has the rest.
+      if (cursor.phase === 'tail' && !(await this.snapshotExists(cursor.snapshotId))) await this.freeze(cursor.round);
       return;
     }
-    if (cursor) cursor = await this.abandon(cursor);
+    if (cursor) await this.abandon(cursor);
     await this.begin(explicit ?? (await this.autoMethod()));
   }
 
@@ -230,11 +232,6 @@ class SyncRun {
     if (cursor.phase === 'pass' && cursor.method === 'early' && !(await this.snapshotExists(cursor.snapshotId))) {
       this.options.onWarning?.(`the early sync's snapshot is gone; the sync starts over`);
       return false;
-    }
-    if (cursor.phase === 'tail' && !(await this.snapshotExists(cursor.snapshotId))) {
-      // The tail's P is gone: freeze again (the todo keeps what was not conveyed; since has the rest).
-      this.cursor = cursor;
-      await this.freeze(cursor.round);
     }
     return true;
   }
