@@ -4,7 +4,7 @@
 export { PairStore, pairRecordKind, validatePairName, type PairRecord, type PairMode } from './pair-store';
 export type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 export { createPair, deletePair, pairStatus, type PairCreateOptions, type PairDeleteResult, type PairStatus, type PairSideStatus } from './pairs';
-export { runSync, type SyncOptions, type SyncProgress, type SyncSummary, type SyncMethodChoice } from './sync/sync';
+export { runSync, syncWindowRegions, syncWritesInFlight, type SyncOptions, type SyncProgress, type SyncSummary, type SyncMethodChoice } from './sync/sync';
 export { syncMethods, CursorStore, type SyncMethod, type SyncCursor } from './sync/cursor';
 export { verifyPair, type VerifyResult } from './sync/verify';
 export { sinceMapName, swapMapName } from './sync/names';

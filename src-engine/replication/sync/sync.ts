@@ -50,6 +50,8 @@ export interface SyncOptions {
   /** Tests: rounds before giving up on a busy primary (default 8). */
   readonly roundsMax?: number;
   readonly commitIntervalMs?: number;
+  /** W in bytes: written but uncommitted at most (default 64 MiB); what a crash can make the next run send again. */
+  readonly windowBytes?: number;
   readonly onWarning?: (message: string) => void;
 }
 
@@ -75,6 +77,16 @@ export interface SyncSummary {
 }
 
 const roundsMaxDefault = 8;
+
+/** Writes in flight to the secondary: up to 16 MiB, 2 to 16 writes. */
+export function syncWritesInFlight(regionBytes: number): number {
+  return Math.min(16, Math.max(2, Math.floor((16 * MiB) / regionBytes)));
+}
+
+/** W: regions sent but not committed at most; a crash makes the next run send at most these again. */
+export function syncWindowRegions(regionBytes: number, windowBytes = 64 * MiB): number {
+  return Math.max(4, syncWritesInFlight(regionBytes), Math.floor(windowBytes / regionBytes));
+}
 
 /** Runs (or resumes) a sync of `pair`; one at a time per pair (BUSY otherwise). */
 export async function runSync(options: SyncOptions): Promise<SyncSummary> {
@@ -316,12 +328,12 @@ class SyncRun {
 
   private conveyor(commit: (acked: readonly number[], inFlight: ReadonlySet<number>) => Promise<void>): Conveyor {
     const regionBytes = this.pair.regionBytes;
-    const writesInFlightMax = Math.min(16, Math.max(2, Math.floor((16 * MiB) / regionBytes)));
+    const writesInFlightMax = syncWritesInFlight(regionBytes);
     return new Conveyor({
       secondary: this.secondary,
       auth: this.auth,
       writesInFlightMax,
-      windowRegions: Math.max(4, writesInFlightMax, Math.floor((64 * MiB) / regionBytes)),
+      windowRegions: syncWindowRegions(regionBytes, this.options.windowBytes),
       commitIntervalMs: this.options.commitIntervalMs ?? 1000,
       bucket: this.bucket,
       signal: this.options.signal,
