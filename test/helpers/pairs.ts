@@ -114,7 +114,10 @@ export async function sameBytes(a: string, b: string, bytes: number): Promise<bo
 }
 
 /** An AgentApi that counts writeRegion calls per region, and can start failing every call after `failAfterWrites`. */
-export function recordingAgent(inner: AgentApi, options: { failAfterWrites?: () => number | undefined } = {}): AgentApi & { writes: Map<number, number> } {
+export function recordingAgent(
+  inner: AgentApi,
+  options: { failAfterWrites?: () => number | undefined; onWrite?: (totalWrites: number) => void } = {},
+): AgentApi & { writes: Map<number, number> } {
   const writes = new Map<number, number>();
   let total = 0;
   const failing = () => {
@@ -133,6 +136,7 @@ export function recordingAgent(inner: AgentApi, options: { failAfterWrites?: () 
           total += 1;
           const r = args[1] as number;
           writes.set(r, (writes.get(r) ?? 0) + 1);
+          options.onWrite?.(total);
         }
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
