@@ -4,10 +4,10 @@
 
 import type { HashAlgorithm } from '../signature';
 import type { VolumeInfo, VolumeRecord, WriteAuth } from '../volume';
-import type { PairMember, PairMemberChange } from './pair-members';
+import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
 export type { WriteAuth } from '../volume';
-export type { PairMember, PairMemberChange } from './pair-members';
+export type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
 export interface AgentInfo {
   readonly agentVersion: string;
@@ -56,6 +56,8 @@ export interface VolumeState {
   readonly path: string;
   readonly volumeId: string | null;
   readonly members: readonly PairMember[];
+  /** An unfinished image import: sync refuses the volume (INCOMPLETE) until it is finished. */
+  readonly importing: ImportMarker | null;
 }
 
 export interface SnapshotInfo {
@@ -145,6 +147,8 @@ export interface AgentApi {
   pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember>;
   /** Forgets the membership (unlocking a secondary); the data is untouched. Idempotent. */
   pairLeave(path: string, pairId: string): Promise<void>;
+  /** Sets the volume's import marker, or removes it (null: the import finished). A locked volume needs its pair's auth. */
+  importMark(path: string, marker: ImportMarker | null, options?: { auth?: WriteAuth }): Promise<void>;
 
   /** Releases what the agent holds for this client (open volumes, workers, connections). */
   dispose(): Promise<void>;

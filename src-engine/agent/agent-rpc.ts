@@ -24,7 +24,7 @@ import type {
   VolumeState,
   WriteAuth,
 } from './agent-api';
-import { pairMemberSchema, type PairMember, type PairMemberChange } from './pair-members';
+import { importMarkerSchema, pairMemberSchema, type ImportMarker, type PairMember, type PairMemberChange } from './pair-members';
 
 const pathSchema = z
   .string()
@@ -69,6 +69,7 @@ const schemas = {
   'pair.join': z.object({ path: pathSchema, member: pairMemberSchema }).strict(),
   'pair.update': z.object({ path: pathSchema, pairId, change: memberChange }).strict(),
   'pair.leave': z.object({ path: pathSchema, pairId }).strict(),
+  'import.mark': z.object({ path: pathSchema, marker: importMarkerSchema.nullable(), pairId: pairId.optional(), generation: generation.optional() }).strict(),
 } as const;
 type Method = keyof typeof schemas;
 type Params<M extends Method> = z.infer<(typeof schemas)[M]>;
@@ -174,6 +175,7 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   'pair.join': (agent, p) => agent.pairJoin(p.path, p.member).then((member) => reply(member)),
   'pair.update': (agent, p) => agent.pairUpdate(p.path, p.pairId, p.change).then((member) => reply(member)),
   'pair.leave': (agent, p) => agent.pairLeave(p.path, p.pairId).then(() => reply({})),
+  'import.mark': (agent, p) => agent.importMark(p.path, p.marker, writeAuth(p)).then(() => reply({})),
 };
 
 /** Refuses a request in the wrong mode or with a payload its method does not take, before any work. */
@@ -356,6 +358,11 @@ export class RpcAgent implements AgentApi {
 
   async pairLeave(path: string, pairId: string): Promise<void> {
     await this.peer.call('pair.leave', { path, pairId });
+  }
+
+  async importMark(path: string, marker: ImportMarker | null, options: { auth?: WriteAuth } = {}): Promise<void> {
+    const auth = options.auth ? { pairId: options.auth.pairId, generation: options.auth.generation } : {};
+    await this.peer.call('import.mark', { path, marker, ...auth });
   }
 
   async dispose(): Promise<void> {

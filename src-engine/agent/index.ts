@@ -17,8 +17,9 @@ export type {
   WriteAuth,
   PairMember,
   PairMemberChange,
+  ImportMarker,
 } from './agent-api';
-export { pairMemberSchema, secondaryLock } from './pair-members';
+export { pairMemberSchema, importMarkerSchema, secondaryLock } from './pair-members';
 export { LocalAgent } from './local-agent';
 export { serveAgent, RpcAgent } from './agent-rpc';
 export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';

@@ -27,7 +27,7 @@ import type {
   WriteAuth,
 } from './agent-api';
 import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, type AgentVolume } from './agent-volume';
-import type { PairMember, PairMemberChange } from './pair-members';
+import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
 /** Free bytes on the filesystem of `directory`, or of its nearest existing parent (a home not made yet). */
 async function freeBytesAt(directory: string): Promise<number> {
@@ -334,7 +334,12 @@ export class LocalAgent implements AgentApi {
   async volumeState(path: string): Promise<VolumeState> {
     const volume = await this.open(path);
     const { record } = volume.opened;
-    return { path: record?.path ?? volume.opened.volume.path, volumeId: record?.volumeId ?? null, members: volume.members?.list() ?? [] };
+    return {
+      path: record?.path ?? volume.opened.volume.path,
+      volumeId: record?.volumeId ?? null,
+      members: volume.members?.list() ?? [],
+      importing: volume.members?.importing ?? null,
+    };
   }
 
   async pairJoin(path: string, member: PairMember): Promise<PairMember> {
@@ -348,6 +353,10 @@ export class LocalAgent implements AgentApi {
   async pairLeave(path: string, pairId: string): Promise<void> {
     const volume = await this.open(path);
     if (volume.members) await volume.members.leave(pairId);
+  }
+
+  async importMark(path: string, marker: ImportMarker | null, options: { auth?: WriteAuth } = {}): Promise<void> {
+    await membersOf(await this.open(path), this.homeDir).markImport(marker, options.auth);
   }
 
   async dispose(): Promise<void> {

@@ -10,7 +10,7 @@ import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { syncDirectory } from '../fsync';
 import { hashAlgorithms } from '../signature';
 import { defineRecord, readRecord, writeRecord } from '../store';
-import type { Volume, WriteLock } from '../volume';
+import type { Volume, WriteAuth, WriteLock } from '../volume';
 
 const uuid = z.string().uuid();
 
@@ -36,6 +36,21 @@ export const pairMemberSchema = z
   })
   .strict();
 export const pairMemberKind = defineRecord('tidemark/pair-member', 1, pairMemberSchema);
+
+/** An image import in progress on a volume (docs/image-format.md): sync refuses the volume meanwhile. */
+export const importMarkerSchema = z
+  .object({
+    imageId: uuid,
+    manifestSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    pairId: uuid.nullable(),
+    generation: z.number().int().nonnegative(),
+    /** Regions below it are imported (committed: the volume was flushed before this was written). */
+    nextRegion: z.number().int().nonnegative(),
+    startedAt: z.string().max(64),
+  })
+  .strict();
+export const importMarkerKind = defineRecord('tidemark/import-marker', 1, importMarkerSchema);
+export type ImportMarker = z.infer<typeof importMarkerSchema>;
 export type PairMember = z.infer<typeof pairMemberKind.schema>;
 export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId'>>;
 
@@ -59,7 +74,28 @@ export class PairMembers {
     private readonly dir: string,
     private readonly volume: Volume,
     private members: Map<string, PairMember>,
+    private importMarker: ImportMarker | null,
   ) {}
+
+  private get markerPath(): string {
+    return join(this.dir, '..', 'import.json');
+  }
+
+  get importing(): ImportMarker | null {
+    return this.importMarker;
+  }
+
+  /** Records (or, with null, removes) the volume's import marker; a locked volume needs its pair's auth. */
+  async markImport(marker: ImportMarker | null, auth: WriteAuth | undefined): Promise<void> {
+    this.volume.checkWriteLock(auth);
+    if (marker === null) {
+      await rm(this.markerPath, { force: true });
+      await syncDirectory(join(this.dir, '..'));
+    } else {
+      await writeRecord(this.markerPath, importMarkerKind, importMarkerSchema.parse(marker));
+    }
+    this.importMarker = marker;
+  }
 
   static async open(volumeDir: string, volume: Volume): Promise<PairMembers> {
     const dir = join(volumeDir, 'pairs');
@@ -74,7 +110,8 @@ export class PairMembers {
       const member = await readRecord(join(dir, name), pairMemberKind);
       if (member) members.set(member.pairId, member);
     }
-    const result = new PairMembers(dir, volume, members);
+    const importMarker = (await readRecord(join(volumeDir, 'import.json'), importMarkerKind)) ?? null;
+    const result = new PairMembers(dir, volume, members, importMarker);
     result.applyLock();
     return result;
   }

@@ -26,6 +26,7 @@ import type {
   WriteAuth,
   PairMember,
   PairMemberChange,
+  ImportMarker,
 } from '../agent';
 import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
 import { assert } from '../assert';
@@ -382,6 +383,10 @@ export class RemoteHost implements AgentApi {
 
   pairLeave(path: string, pairId: string): Promise<void> {
     return this.unary(`removing ${path} from pair ${pairId}`, (agent) => agent.pairLeave(path, pairId), 'leaving is idempotent: run the command again');
+  }
+
+  importMark(path: string, marker: ImportMarker | null, options?: { auth?: WriteAuth }): Promise<void> {
+    return this.unary(`marking the import state of ${path}`, (agent) => agent.importMark(path, marker, options), 'marking is idempotent: run the import again');
   }
 
   async dispose(): Promise<void> {

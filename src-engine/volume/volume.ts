@@ -97,7 +97,8 @@ export class Volume {
     return this.writeLock;
   }
 
-  private checkWriteLock(auth: WriteAuth | undefined): void {
+  /** Throws as a write would: PERMISSION without the lock's auth, STALE at another generation. */
+  checkWriteLock(auth: WriteAuth | undefined): void {
     const lock = this.writeLock;
     if (lock === undefined) return;
     if (auth === undefined || auth.pairId !== lock.pairId) throw new TidemarkError('PERMISSION', lock.message, lock.hint);

@@ -414,6 +414,19 @@ export function agentContract(target: ContractTarget): void {
       await expect(again.writeRegion(path, 2, data)).rejects.toSatisfy(refused);
       expect((await again.pairUpdate(path, member.pairId, { generation: 2, lcsSnapshotId: 'x' })).generation).toBe(2);
       await expect(again.writeRegion(path, 2, data, { auth: { pairId: member.pairId, generation: 1 } })).rejects.toSatisfy(isCode('STALE'));
+      const marker = {
+        imageId: '00000000-0000-4000-8000-0000000000ee',
+        manifestSha256: 'a'.repeat(64),
+        pairId: member.pairId,
+        generation: 2,
+        nextRegion: 3,
+        startedAt: '2026-11-23T00:00:00.000Z',
+      };
+      await expect(again.importMark(path, marker)).rejects.toSatisfy(isCode('PERMISSION'));
+      await again.importMark(path, marker, { auth: { pairId: member.pairId, generation: 2 } });
+      expect((await again.volumeState(path)).importing).toEqual(marker);
+      await again.importMark(path, null, { auth: { pairId: member.pairId, generation: 2 } });
+      expect((await again.volumeState(path)).importing).toBeNull();
       await again.pairLeave(path, member.pairId);
       await again.pairLeave(path, member.pairId); // idempotent
       expect((await again.volumeState(path)).members).toEqual([]);

@@ -203,6 +203,13 @@ class SyncRun {
         );
       }
     }
+    if (s.importing) {
+      throw new TidemarkError(
+        'INCOMPLETE',
+        `the secondary ${this.secondary.volref} holds an unfinished image import (image ${s.importing.imageId}, at region ${s.importing.nextRegion})`,
+        `finish it with \`tidemark image import DIR ${this.secondary.volref}\` (it resumes), then sync`,
+      );
+    }
     return pm!.regionCount;
   }
 
