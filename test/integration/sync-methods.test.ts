@@ -4,7 +4,7 @@
 // regions only it has). docs/sync.md "Tests" 1.
 import { describe, expect, it } from 'vitest';
 import { Bitset } from '../../src-engine/bitmap';
-import { runSync, syncMethods, verifyPair, type SyncMethod } from '../../src-engine/replication';
+import { runSync, syncMethods, verifyPair } from '../../src-engine/replication';
 import { makeLocalPair, RandomWriter, sameBytes, writeRandomRegions } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
