@@ -155,7 +155,7 @@ export class Engine {
   }
 
   private async ensureLabNow(options: LabOptions): Promise<PairRecord> {
-    const { record } = await ensureLab(this.homeDir, this.catalog, this.pairs, this.events, options);
+    const { record } = await ensureLab(this.homeDir, this.agent, this.pairs, this.events, options);
     await this.openPair(record);
     return record;
   }

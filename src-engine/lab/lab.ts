@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { GiB, MiB, moosPredictDefault } from '../constants';
 import type { EventLog } from '../events';
 import { hashAlgorithmDefault } from '../signature';
-import type { PairRecord, PairStore } from '../replication';
+import type { AgentApi } from '../agent';
+import { createPair, type PairRecord, type PairStore } from '../replication';
 import type { VolumeCatalog } from '../volume';
 
 export const labPairName = 'lab';
@@ -32,7 +33,7 @@ export function labLayout(homeDir: string): LabLayout {
 /** Creates the lab volumes and pair if they are missing; returns the pair and whether it was new. */
 export async function ensureLab(
   homeDir: string,
-  catalog: VolumeCatalog,
+  agent: AgentApi,
   pairs: PairStore,
   events: EventLog,
   options: LabOptions = labDefaults,
@@ -41,17 +42,19 @@ export async function ensureLab(
   if (existing) return { record: existing, created: false };
   const layout = labLayout(homeDir);
   await rm(layout.dir, { recursive: true, force: true }); // leftovers of an interrupted creation
-  const primary = await catalog.create(layout.primaryPath, options.volumeBytes, options.regionBytes);
-  const secondary = await catalog.create(layout.secondaryPath, options.volumeBytes, options.regionBytes);
-  const record = await pairs.create({
+  const primary = await agent.volumeCreate(layout.primaryPath, options.volumeBytes, options.regionBytes);
+  const secondary = await agent.volumeCreate(layout.secondaryPath, options.volumeBytes, options.regionBytes);
+  // Through createPair like any pair: both members recorded, the secondary locked.
+  const local = { resolve: async (volref: string) => ({ volref, agent, path: volref, where: 'this machine' }) };
+  const record = await createPair(pairs, local, {
     name: labPairName,
+    primary: primary.path,
+    secondary: secondary.path,
     mode: 'continuous',
     regionBytes: options.regionBytes,
     hash: hashAlgorithmDefault,
     predictRegions: moosPredictDefault,
     intervalMs: 60_000,
-    primary: { volref: primary.path, volumeId: primary.volumeId },
-    secondary: { volref: secondary.path, volumeId: secondary.volumeId },
   });
   events.emit({
     severity: 'info',

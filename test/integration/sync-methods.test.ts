@@ -81,7 +81,9 @@ describe('sync methods under a concurrent writer', () => {
       const neverOnPrimary = secondaryOnly.filter((r) => !writer.written.has(r));
       if (method === 'realized') {
         // Seed 001 embodiment 2: a region only the secondary had is reclaimed, not copied over with zeros.
-        expect(summary.regionsReclaimed).toBe(secondaryOnly.length);
+        // (A secondary-only region the writer wrote on the primary before the pass read its map is sent instead.)
+        expect(summary.regionsReclaimed).toBeGreaterThanOrEqual(neverOnPrimary.length);
+        expect(summary.regionsReclaimed).toBeLessThanOrEqual(secondaryOnly.length);
         for (const r of neverOnPrimary) expect(realized.get(r), `region ${r} reclaimed`).toBe(false);
       }
       if (method === 'signature' || method === 'realized') {

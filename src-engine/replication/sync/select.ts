@@ -91,17 +91,25 @@ async function signaturesOf(ctx: SelectionContext, side: VolumeEndpoint, start: 
 /**
  * Both sides sign a window in parallel (each on its own workers); regions whose signatures
  * differ are selected. Only signatures cross to the orchestrator: 16 B a region for xxh3-128.
- * `only`: sign just these regions (realized: the both-realized ones); others are not selected.
+ * `only`: sign just these runs, and select only regions it accepts (realized: the
+ * both-realized ones; its runs bridge short gaps, whose regions are never selected here).
  */
-function signatureSelection(ctx: SelectionContext, only: ((start: number, end: number) => BitRun[]) | undefined): Selection {
+interface SignedSubset {
+  runs(start: number, end: number): BitRun[];
+  accepts(regionIndex: number): boolean;
+}
+
+function signatureSelection(ctx: SelectionContext, only: SignedSubset | undefined): Selection {
   const compareWindow = async (start: number, end: number): Promise<SelectionWindow> => {
-    const runs = only ? only(start, end) : [{ start, end }];
+    const runs = only ? only.runs(start, end) : [{ start, end }];
     const selected = new Bitset(end - start);
     for (const run of runs) {
       const [p, s] = await Promise.all([signaturesOf(ctx, ctx.primary, run.start, run.end), signaturesOf(ctx, ctx.secondary, run.start, run.end)]);
       const count = run.end - run.start;
       ctx.onSignatures(count, 2 * count * signatureBytes(ctx.hash));
-      for (let i = 0; i < count; i++) if (!Buffer.from(p[i]!).equals(s[i]!)) selected.set(run.start + i - start);
+      for (let i = 0; i < count; i++) {
+        if ((!only || only.accepts(run.start + i)) && !Buffer.from(p[i]!).equals(s[i]!)) selected.set(run.start + i - start);
+      }
     }
     return { start, end, runs: [...selected.runs()].map((r) => ({ start: r.start + start, end: r.end + start })) };
   };
@@ -139,7 +147,7 @@ async function realizedSelection(ctx: SelectionContext): Promise<Selection> {
     }
     return runs;
   };
-  const compared = signatureSelection(ctx, both);
+  const compared = signatureSelection(ctx, { runs: both, accepts: (r) => p.get(r) && s.get(r) });
   return {
     async *windows(from) {
       for await (const window of compared.windows(from)) {
