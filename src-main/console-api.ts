@@ -3,7 +3,8 @@
 // renderer imports this file with `import type`; runtime validation is console-schema.ts.
 
 export type Severity = 'info' | 'warning' | 'error';
-export type MapKind = 'oos' | 'moos' | 'realized';
+export type MapKind = 'oos' | 'moos' | 'realized' | 'since' | 'conveyed';
+export type SyncMethodDto = 'full' | 'tardy' | 'early' | 'signature' | 'realized';
 export type WritePattern = 'random' | 'sequential' | 'hot-spot';
 
 export interface EngineEventDto {
@@ -38,6 +39,79 @@ export interface PairDto {
   readonly moosRegions: number;
   readonly lagBytes: number;
   readonly writesTracked: number;
+  readonly lastSync: { readonly method: string; readonly finishedAt: string; readonly pointInTime: string } | null;
+  /** This console's latest sync of the pair (running or finished), or null. */
+  readonly sync: SyncStateDto | null;
+}
+
+export interface SyncProgressDto {
+  readonly method: SyncMethodDto;
+  readonly round: number;
+  readonly phase: 'pass' | 'tail' | 'finish';
+  readonly regionsDone: number;
+  readonly regionsTotal: number;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly bytesPerSecond: number;
+  readonly etaMs: number | null;
+  readonly marked: number;
+}
+
+export interface SyncSummaryDto {
+  readonly method: SyncMethodDto;
+  readonly regions: number;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly regionsReclaimed: number;
+  readonly pendingRegions: number;
+  readonly pointInTime: string;
+  readonly durationMs: number;
+  readonly rounds: number;
+  readonly resumed: boolean;
+}
+
+export interface SyncStateDto {
+  readonly pair: string;
+  readonly method: SyncMethodDto | 'auto';
+  readonly running: boolean;
+  readonly startedAtMs: number;
+  readonly progress: SyncProgressDto | null;
+  readonly summary: SyncSummaryDto | null;
+  readonly error: ConsoleErrorDto | null;
+}
+
+export interface MethodEstimateDto {
+  readonly method: SyncMethodDto;
+  readonly bytesUpTo: number;
+  readonly regionsUpTo: number;
+  readonly signatureBytes: number;
+  readonly regionsReclaimed: number;
+  readonly note: string;
+}
+
+export interface SyncEstimateDto {
+  readonly regions: number;
+  readonly regionBytes: number;
+  readonly primaryRealized: number;
+  readonly secondaryRealized: number;
+  readonly methods: readonly MethodEstimateDto[];
+}
+
+export interface VerifyDto {
+  readonly pair: string;
+  readonly regions: number;
+  readonly regionsDiffering: number;
+  readonly differing: readonly number[];
+  readonly pendingRegions: number | null;
+}
+
+export interface PairCreateDto {
+  readonly name: string;
+  readonly primary: string;
+  readonly secondary: string;
+  readonly regionBytes?: number;
+  readonly mode: 'continuous' | 'periodic';
+  readonly hash: 'xxh3-128' | 'sha256';
 }
 
 export interface GeneratorSettingsDto {
@@ -127,6 +201,12 @@ export interface ConsoleRequests {
   hostRemove: [{ name: string }, HostsDto];
   hostConnect: [{ name: string }, HostDto];
   hostAnswer: [{ name: string; questionId: number; approve?: boolean; secret?: string | null; remember?: boolean }, HostDto];
+  pairEstimate: [{ primary: string; secondary: string; regionBytes: number }, SyncEstimateDto];
+  pairCreate: [PairCreateDto, OverviewDto];
+  pairDelete: [{ name: string; force?: boolean }, OverviewDto];
+  syncStart: [{ pair: string; method: SyncMethodDto | 'auto'; limitRateBytesPerSecond?: number }, SyncStateDto];
+  syncCancel: [{ pair: string }, SyncStateDto | null];
+  verify: [{ pair: string }, VerifyDto];
 }
 
 export type ConsoleVerb = keyof ConsoleRequests;

@@ -5,6 +5,18 @@ import { z } from 'zod';
 import type { ConsoleVerb } from './console-api';
 
 const empty = z.object({}).strict();
+const pairName = z.string().min(1).max(64);
+const volref = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((v) => !v.includes('\0'), 'must not contain a NUL byte');
+const regionBytes = z
+  .number()
+  .int()
+  .min(4096)
+  .max(64 * 1024 * 1024);
+const methods = ['full', 'tardy', 'early', 'signature', 'realized'] as const;
 const hostName = z
   .string()
   .trim()
@@ -12,7 +24,7 @@ const hostName = z
 
 export const requestSchemas = {
   overview: empty,
-  bitmap: z.object({ pair: z.string().min(1).max(64), which: z.enum(['oos', 'moos', 'realized']) }).strict(),
+  bitmap: z.object({ pair: pairName, which: z.enum(['oos', 'moos', 'realized', 'since', 'conveyed']) }).strict(),
   events: z.object({ afterId: z.number().int().nonnegative() }).strict(),
   labReset: empty,
   generatorStart: z
@@ -45,6 +57,32 @@ export const requestSchemas = {
       remember: z.boolean().optional(),
     })
     .strict(),
+  pairEstimate: z.object({ primary: volref, secondary: volref, regionBytes }).strict(),
+  pairCreate: z
+    .object({
+      name: pairName,
+      primary: volref,
+      secondary: volref,
+      regionBytes: regionBytes.optional(),
+      mode: z.enum(['continuous', 'periodic']),
+      hash: z.enum(['xxh3-128', 'sha256']),
+    })
+    .strict(),
+  pairDelete: z.object({ name: pairName, force: z.boolean().optional() }).strict(),
+  syncStart: z
+    .object({
+      pair: pairName,
+      method: z.enum(['auto', ...methods]),
+      limitRateBytesPerSecond: z
+        .number()
+        .int()
+        .positive()
+        .max(2 ** 40)
+        .optional(),
+    })
+    .strict(),
+  syncCancel: z.object({ pair: pairName }).strict(),
+  verify: z.object({ pair: pairName }).strict(),
 } satisfies Record<ConsoleVerb, z.ZodType>;
 
 export const consoleVerbs = Object.keys(requestSchemas) as ConsoleVerb[];

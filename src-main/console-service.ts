@@ -1,8 +1,8 @@
 // The host side of the console API: validated requests in, engine calls, plain data out.
 // One instance per engine; the IPC handlers and the web server both call `handle`.
 
-import { isTidemarkError, type Engine, type EngineEvent, type GeneratorSettings } from '../src-engine';
-import type { BitmapDto, ConsoleArgs, ConsoleErrorDto, ConsoleResult, ConsoleVerb, EngineEventDto, HostsDto, OverviewDto } from './console-api';
+import { isTidemarkError, type Engine, type EngineEvent, type GeneratorSettings, type SyncState } from '../src-engine';
+import type { BitmapDto, ConsoleArgs, ConsoleErrorDto, ConsoleResult, ConsoleVerb, EngineEventDto, HostsDto, OverviewDto, SyncStateDto } from './console-api';
 import { ConsoleRefusal, validateRequest } from './console-schema';
 
 type Handlers = { [V in ConsoleVerb]: (args: ConsoleArgs<V>) => Promise<ConsoleResult<V>> };
@@ -15,7 +15,7 @@ export class ConsoleService {
   constructor(private readonly engine: Engine) {
     this.handlers = {
       overview: () => this.overview(),
-      bitmap: async ({ pair, which }) => toBitmapDto(engine.bitmap(pair, which)),
+      bitmap: async ({ pair, which }) => toBitmapDto(await engine.bitmap(pair, which)),
       events: async ({ afterId }) => engine.events.list(afterId),
       labReset: async () => {
         await engine.resetLab();
@@ -31,6 +31,24 @@ export class ConsoleService {
       },
       hostConnect: ({ name }) => engine.hosts.connect(name),
       hostAnswer: ({ name, questionId, ...answer }) => engine.hosts.answer(name, questionId, answer),
+      pairEstimate: ({ primary, secondary, regionBytes }) => engine.pairOps.estimate(primary, secondary, regionBytes),
+      pairCreate: async (options) => {
+        await engine.pairOps.create(options);
+        return this.overview();
+      },
+      pairDelete: async ({ name, force }) => {
+        await engine.pairOps.delete(name, force ?? false);
+        return this.overview();
+      },
+      syncStart: async ({ pair, method, limitRateBytesPerSecond }) => toSyncStateDto(await engine.pairOps.startSync(pair, method, limitRateBytesPerSecond)),
+      syncCancel: async ({ pair }) => {
+        const state = await engine.pairOps.cancelSync(pair);
+        return state ? toSyncStateDto(state) : null;
+      },
+      verify: async ({ pair }) => {
+        const { regions, regionsDiffering, differing, pendingRegions } = await engine.pairOps.verify(pair);
+        return { pair, regions, regionsDiffering, differing, pendingRegions };
+      },
     };
   }
 
@@ -40,7 +58,8 @@ export class ConsoleService {
   }
 
   private async overview(): Promise<OverviewDto> {
-    return this.engine.overview();
+    const overview = await this.engine.overview();
+    return { ...overview, pairs: overview.pairs.map((p) => ({ ...p, sync: p.sync ? toSyncStateDto(p.sync) : null })) };
   }
 
   /** Validates and runs one request. Never throws: refusals and engine errors are outcomes. */
@@ -67,7 +86,7 @@ export class ConsoleService {
   }
 }
 
-function toBitmapDto(view: ReturnType<Engine['bitmap']>): BitmapDto {
+function toBitmapDto(view: Awaited<ReturnType<Engine['bitmap']>>): BitmapDto {
   const bytes = Buffer.from(view.words.buffer, view.words.byteOffset, view.words.byteLength);
   return {
     pair: view.pair,
@@ -76,6 +95,46 @@ function toBitmapDto(view: ReturnType<Engine['bitmap']>): BitmapDto {
     regionBytes: view.regionBytes,
     setCount: view.setCount,
     wordsBase64: bytes.toString('base64'),
+  };
+}
+
+/** Plain data for the renderer: the summary without its bulky parts, times as numbers. */
+export function toSyncStateDto(state: SyncState): SyncStateDto {
+  const { progress, summary } = state;
+  return {
+    pair: state.pair,
+    method: state.method,
+    running: state.running,
+    startedAtMs: state.startedAtMs,
+    progress: progress
+      ? {
+          method: progress.method,
+          round: progress.round,
+          phase: progress.phase,
+          regionsDone: progress.regionsDone,
+          regionsTotal: progress.regionsTotal,
+          regionsTransferred: progress.regionsTransferred,
+          bytesTransferred: progress.bytesTransferred,
+          bytesPerSecond: progress.bytesPerSecond,
+          etaMs: progress.etaMs ?? null,
+          marked: progress.marked,
+        }
+      : null,
+    summary: summary
+      ? {
+          method: summary.method,
+          regions: summary.regions,
+          regionsTransferred: summary.regionsTransferred,
+          bytesTransferred: summary.bytesTransferred,
+          regionsReclaimed: summary.regionsReclaimed,
+          pendingRegions: summary.pendingRegions,
+          pointInTime: summary.pointInTime,
+          durationMs: summary.durationMs,
+          rounds: summary.rounds,
+          resumed: summary.resumed,
+        }
+      : null,
+    error: state.error,
   };
 }
 

@@ -14,3 +14,14 @@ export function formatBytes(bytes: number): string {
 export function formatTime(atMs: number): string {
   return new Date(atMs).toLocaleTimeString(undefined, { hour12: false });
 }
+
+/** `1:02:03`, `4:05` or `7s`. */
+export function formatDurationMs(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  if (h > 0) return `${h}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
+  if (m > 0) return `${m}:${String(s).padStart(2, '0')}`;
+  return `${s}s`;
+}

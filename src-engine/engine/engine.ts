@@ -4,12 +4,13 @@
 // agent's open volumes), the hosts, and the lab's write generator.
 
 import { dirname, join } from 'node:path';
-import { type Bitset, openBitmapFile } from '../bitmap';
+import { Bitset, openBitmapFile } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
 import { EventLog } from '../events';
 import { ensureHomeDir } from '../home';
 import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type GeneratorSettings, type GeneratorState, type LabOptions } from '../lab';
-import { PairStore, type PairRecord } from '../replication';
+import { PairStore, sinceMapName, type PairRecord } from '../replication';
+import { PairOperations, type SyncState } from './pair-ops';
 import { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
 import { HostManager, SecretVault, type SecretCipher } from '../hosts';
@@ -34,7 +35,7 @@ async function homeInUse(homeDir: string, cause: TidemarkError): Promise<Tidemar
   return new TidemarkError('ALREADY_EXISTS', `Tidemark home ${homeDir} is in use by ${who}`, 'stop that process, or use another home with --home', { cause });
 }
 
-export const mapKinds = ['oos', 'moos', 'realized'] as const;
+export const mapKinds = ['oos', 'moos', 'realized', 'since', 'conveyed'] as const;
 export type MapKind = (typeof mapKinds)[number];
 
 export interface BitmapView {
@@ -71,6 +72,9 @@ export interface PairSummary {
   readonly moosRegions: number;
   readonly lagBytes: number;
   readonly writesTracked: number;
+  readonly lastSync: { readonly method: string; readonly finishedAt: string; readonly pointInTime: string } | null;
+  /** This process's latest sync of the pair, or null. */
+  readonly sync: SyncState | null;
 }
 
 export interface Overview {
@@ -108,6 +112,8 @@ export class Engine {
   private serial: Promise<unknown> = Promise.resolve();
 
   readonly hosts: HostManager;
+  /** Create, delete, sync and verify pairs (local and over the hosts' agents). */
+  readonly pairOps: PairOperations;
 
   private constructor(
     readonly homeDir: string,
@@ -127,6 +133,7 @@ export class Engine {
       sshConfigPath: hostOptions.sshConfigPath,
       userKnownHosts: hostOptions.userKnownHosts,
     });
+    this.pairOps = new PairOperations(this.pairs, agent, this.hosts, events);
   }
 
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
@@ -278,7 +285,7 @@ export class Engine {
         };
       }),
     );
-    return { homeDir: this.homeDir, volumes, pairs: records.map((r) => this.pairSummary(r)), generator: this.generatorState() };
+    return { homeDir: this.homeDir, volumes, pairs: records.map((r) => this.pairSummary(r, volumes)), generator: this.generatorState() };
   }
 
   private async realizedCount(volumeId: string, path: string): Promise<number> {
@@ -299,9 +306,11 @@ export class Engine {
     }
   }
 
-  private pairSummary(record: PairRecord): PairSummary {
+  private pairSummary(record: PairRecord, volumes: readonly VolumeSummary[]): PairSummary {
     const opened = this.open.get(record.name);
-    const regions = opened?.primary.volume.regionCount ?? 0;
+    // A pair this process does not track: its primary's size from this home's catalog (0 when remote).
+    const primaryBytes = record.primary.volumeId ? (volumes.find((v) => v.volumeId === record.primary.volumeId)?.sizeBytes ?? 0) : 0;
+    const regions = opened?.primary.volume.regionCount ?? Math.ceil(primaryBytes / record.regionBytes);
     const oosRegions = opened?.tracker.oos.popcount() ?? 0;
     return {
       name: record.name,
@@ -315,11 +324,18 @@ export class Engine {
       moosRegions: opened?.tracker.moosBits.popcount() ?? 0,
       lagBytes: oosRegions * record.regionBytes,
       writesTracked: opened?.tracker.stats.writes ?? 0,
+      lastSync: record.lastSync ? { method: record.lastSync.method, finishedAt: record.lastSync.finishedAt, pointInTime: record.lastSync.pointInTime } : null,
+      sync: this.pairOps.syncState(record.name),
     };
   }
 
-  /** A copy of one of an open pair's maps, for heatmaps and inspection. */
-  bitmap(pairName: string, which: MapKind): BitmapView {
+  /**
+   * A copy of one of a pair's maps, for heatmaps and inspection: OOS, MOOS and realization of
+   * a pair this process tracks; `since` (written on the primary since the secondary's point in
+   * time, asked of the primary's agent) and `conveyed` (regions this console's sync sent).
+   */
+  async bitmap(pairName: string, which: MapKind): Promise<BitmapView> {
+    if (which === 'since' || which === 'conveyed') return this.syncMap(pairName, which);
     const opened = this.open.get(pairName);
     if (!opened) throw new TidemarkError('NOT_FOUND', `pair "${pairName}" is not open in this process`, 'open the console on the home that holds the pair');
     const source: Bitset | undefined = which === 'oos' ? opened.tracker.oos : which === 'moos' ? opened.tracker.moosBits : opened.primary.realized?.bitmap.bits;
@@ -335,11 +351,32 @@ export class Engine {
     };
   }
 
+  private async syncMap(pairName: string, which: 'since' | 'conveyed'): Promise<BitmapView> {
+    const record = await this.pairs.require(pairName);
+    let bits: Bitset;
+    if (which === 'conveyed') {
+      const conveyed = this.pairOps.conveyedMap(pairName);
+      if (!conveyed) throw new TidemarkError('NOT_FOUND', `no sync of pair "${pairName}" ran in this console`, 'start one with Sync');
+      bits = conveyed;
+    } else {
+      const primary = await this.pairOps.resolve(record.primary.volref);
+      const since = await primary.agent.bitmapRead(primary.path, sinceMapName(record.pairId)).catch((error: unknown) => {
+        if (isTidemarkError(error) && error.code === 'NOT_FOUND') {
+          throw new TidemarkError('NOT_FOUND', `pair "${pairName}" has not been synced yet: nothing is tracked since`, 'start a sync');
+        }
+        throw error;
+      });
+      bits = new Bitset(since.regionCount, since.words);
+    }
+    return { pair: pairName, which, regionCount: bits.bitCount, regionBytes: record.regionBytes, setCount: bits.popcount(), words: bits.words.slice() };
+  }
+
   dispose(): Promise<void> {
     return this.exclusive(async () => {
       if (this.disposed) return;
       this.disposed = true;
       try {
+        await this.pairOps.dispose();
         for (const name of [...this.open.keys()]) await this.closePair(name);
         await this.hosts.dispose();
       } finally {

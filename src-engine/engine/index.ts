@@ -1,3 +1,4 @@
 // Public surface of engine/: the engine facade for long-lived processes.
 
 export { Engine, mapKinds, type EngineHostOptions, type MapKind, type BitmapView, type Overview, type PairSummary, type VolumeSummary } from './engine';
+export { PairOperations, type SyncState, type SyncEstimate, type MethodEstimate } from './pair-ops';

@@ -1,6 +1,6 @@
 // Pairs: live state of every pair; a pair's detail shows its maps as heatmaps and, for the
 // lab, the write generator.
-import { Box, Card, CardActionArea, CardContent, Chip, Grid, Stack, ToggleButton, ToggleButtonGroup, Typography } from '@mui/material';
+import { Box, Button, Card, CardActionArea, CardContent, Chip, Grid, Stack, ToggleButton, ToggleButtonGroup, Typography } from '@mui/material';
 import { useMemo, useState } from 'react';
 import type { MapKind, OverviewDto, PairDto } from '../../src-main/console-api';
 import { EmptyState } from '../components/EmptyState';
@@ -10,30 +10,52 @@ import { formatBytes } from '../format';
 import { decodeWords } from '../heatmap/density';
 import { useBitmap } from '../hooks';
 import { GeneratorPanel } from './GeneratorPanel';
+import { PairWizard } from './PairWizard';
+import { SyncPanel } from './SyncPanel';
 
 const mapLabels: Record<MapKind, { title: string; set: string }> = {
   oos: { title: 'OOS', set: 'out of sync' },
   moos: { title: 'MOOS', set: 'maybe out of sync' },
   realized: { title: 'Realized', set: 'realized' },
+  since: { title: 'Written since', set: "written on the primary since the secondary's point in time" },
+  conveyed: { title: 'Conveyed', set: 'conveyed by this console’s sync' },
 };
 
 export function PairsScreen({ overview, onChanged }: { overview: OverviewDto | undefined; onChanged: () => void }) {
   const [selected, setSelected] = useState<string | null>(null);
+  const [wizard, setWizard] = useState(false);
   if (!overview) return null;
   const pair = overview.pairs.find((p) => p.name === selected);
   if (pair) return <PairDetail pair={pair} overview={overview} onBack={() => setSelected(null)} onChanged={onChanged} />;
+  const created = (name: string) => {
+    setWizard(false);
+    onChanged();
+    setSelected(name);
+  };
+  const wizardDialog = <PairWizard open={wizard} overview={overview} onClose={() => setWizard(false)} onCreated={created} />;
+  const newPair = (
+    <Button variant="contained" onClick={() => setWizard(true)} data-testid="pair-new">
+      New pair
+    </Button>
+  );
   if (overview.pairs.length === 0) {
     return (
-      <EmptyState title="No pairs yet">
-        Pairs are created with <code>tidemark pair create</code>; the lab pair appears on first start (or run <code>tidemark lab</code>).
-      </EmptyState>
+      <>
+        <EmptyState title="No pairs yet">
+          Create one with New pair (or <code>tidemark pair create</code>); the lab pair appears on first start (or run <code>tidemark lab</code>).
+        </EmptyState>
+        {newPair}
+        {wizardDialog}
+      </>
     );
   }
   return (
     <>
-      <Typography variant="h5" gutterBottom>
-        Pairs
-      </Typography>
+      <Stack direction="row" sx={{ alignItems: 'center', justifyContent: 'space-between', mb: 1 }}>
+        <Typography variant="h5">Pairs</Typography>
+        {newPair}
+      </Stack>
+      {wizardDialog}
       <Grid container spacing={2}>
         {overview.pairs.map((p) => (
           <Grid key={p.name} size={{ xs: 12, md: 6 }}>
@@ -66,12 +88,20 @@ function PairSummaryLine({ pair }: { pair: PairDto }) {
         {pair.regions} regions of {formatBytes(pair.regionBytes)} · OOS {pair.oosRegions} · MOOS {pair.moosRegions} · lag {formatBytes(pair.lagBytes)} ·{' '}
         {pair.writesTracked} writes tracked
       </Typography>
+      <Typography variant="body2" color="text.secondary" data-testid={`pair-sync-${pair.name}`}>
+        {pair.sync?.running
+          ? `syncing: ${pair.sync.progress ? `${pair.sync.progress.regionsDone} of ${pair.sync.progress.regionsTotal} regions (${pair.sync.progress.phase})` : 'starting'}`
+          : pair.lastSync
+            ? `last sync ${pair.lastSync.method}, ${new Date(pair.lastSync.finishedAt).toLocaleString()}`
+            : 'never synced'}
+      </Typography>
     </Stack>
   );
 }
 
 function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; overview: OverviewDto; onBack: () => void; onChanged: () => void }) {
-  const [which, setWhich] = useState<MapKind>('oos');
+  // A pair this console tracks opens on its OOS map; another one on what its sync conveys.
+  const [which, setWhich] = useState<MapKind>(pair.tracking ? 'oos' : 'conveyed');
   const bitmap = useBitmap(pair.name, which, 100);
   const bits = useMemo(
     () =>
@@ -86,6 +116,7 @@ function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; over
         </Typography>
       </Box>
       <PairSummaryLine pair={pair} />
+      <SyncPanel pair={pair} onChanged={onChanged} onDeleted={onBack} />
       <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
         <ToggleButtonGroup size="small" exclusive value={which} onChange={(_, value: MapKind | null) => value && setWhich(value)} aria-label="map">
           {(Object.keys(mapLabels) as MapKind[]).map((kind) => (

@@ -31,9 +31,9 @@ describe('engine and lab', () => {
     await engine.startGenerator({ pattern: 'random', writesPerSecond: 500, writeBytes: 64 * 1024, seed: 7 });
     await until(() => (engine.generatorState()?.writes ?? 0) >= 40, 10_000, '40 generated writes');
     const state = await engine.stopGenerator();
-    const oos = engine.bitmap('lab', 'oos');
-    const moos = engine.bitmap('lab', 'moos');
-    const realized = engine.bitmap('lab', 'realized');
+    const oos = await engine.bitmap('lab', 'oos');
+    const moos = await engine.bitmap('lab', 'moos');
+    const realized = await engine.bitmap('lab', 'realized');
     expect(state?.writes).toBeGreaterThanOrEqual(40);
     expect(oos.setCount).toBeGreaterThan(10);
     for (let w = 0; w < oos.words.length; w++) expect((oos.words[w]! & ~moos.words[w]!) >>> 0).toBe(0);
@@ -49,7 +49,7 @@ describe('engine and lab', () => {
     await engine.startGenerator({ pattern: 'sequential', writesPerSecond: 1000, writeBytes: 256 * 1024, seed: 1 });
     await until(() => (engine.generatorState()?.writes ?? 0) >= 12, 10_000, '12 writes');
     await engine.stopGenerator();
-    const oos = engine.bitmap('lab', 'oos');
+    const oos = await engine.bitmap('lab', 'oos');
     const first = oos.words[0]!;
     expect(first & 0b111).toBe(0b111); // regions 0, 1, 2 written first
     await engine.dispose();
@@ -121,7 +121,7 @@ describe('engine and lab', () => {
     await engine.startGenerator({ pattern: 'hot-spot', writesPerSecond: 500, writeBytes: 4096, seed: 3 });
     await until(() => (engine.generatorState()?.writes ?? 0) >= 5);
     await engine.resetLab(smallLab);
-    expect(engine.bitmap('lab', 'oos').setCount).toBe(0);
+    expect((await engine.bitmap('lab', 'oos')).setCount).toBe(0);
     expect(engine.generatorState()).toBeNull();
     expect(engine.events.list().map((e) => e.kind)).toContain('lab.reset');
     await engine.dispose();
@@ -132,11 +132,11 @@ describe('engine and lab', () => {
     await engine.startGenerator({ pattern: 'random', writesPerSecond: 500, writeBytes: 4096, seed: 9 });
     await until(() => (engine.generatorState()?.writes ?? 0) >= 20);
     await engine.stopGenerator();
-    const oosBefore = engine.bitmap('lab', 'oos');
+    const oosBefore = await engine.bitmap('lab', 'oos');
     await engine.dispose();
     const again = await Engine.open(homeDir);
     await again.ensureLab(smallLab);
-    const recovered = again.bitmap('lab', 'oos');
+    const recovered = await again.bitmap('lab', 'oos');
     expect(recovered.setCount).toBeGreaterThanOrEqual(oosBefore.setCount);
     expect(recovered.setCount).toBeLessThan(64);
     expect(again.events.list().map((e) => e.kind)).toContain('tracking.recovered');
@@ -161,7 +161,7 @@ describe('engine and lab', () => {
     const overview = await engine.overview();
     expect(overview.pairs.map((p) => p.name)).toEqual(['lab']);
     expect(overview.volumes).toHaveLength(2);
-    expect(engine.bitmap('lab', 'oos').setCount).toBe(0);
+    expect((await engine.bitmap('lab', 'oos')).setCount).toBe(0);
     await engine.dispose();
   });
 });

@@ -53,6 +53,8 @@ export interface SyncOptions {
   /** W in bytes: written but uncommitted at most (default 64 MiB); what a crash can make the next run send again. */
   readonly windowBytes?: number;
   readonly onWarning?: (message: string) => void;
+  /** Each region as its write to the secondary is acknowledged (the console's heatmap). */
+  readonly onConveyed?: (regionIndex: number) => void;
 }
 
 export interface SyncSummary {
@@ -345,7 +347,8 @@ class SyncRun {
       bucket: this.bucket,
       signal: this.options.signal,
       commit,
-      onWritten: (_r, bytes) => {
+      onWritten: (regionIndex, bytes) => {
+        this.options.onConveyed?.(regionIndex);
         this.counters.regionsTransferred += 1;
         this.counters.bytesTransferred += bytes;
       },

@@ -1,0 +1,239 @@
+// Pair operations of a long-lived engine (the console): create, delete, sync in the background
+// with live progress and a heatmap of conveyed regions, cancel, verify, and the per-method
+// estimate the pair wizard shows. Local VOLREFs go to the home's agent, remote ones to the
+// HostManager's host of that name (added on the Hosts screen).
+
+import { resolve } from 'node:path';
+import { parseVolRef, formatVolRef, type AgentApi } from '../agent';
+import { Bitset } from '../bitmap';
+import { TidemarkError, isTidemarkError } from '../errors';
+import type { EventLog } from '../events';
+import type { HostManager } from '../hosts';
+import {
+  createPair,
+  deletePair,
+  pairStatus,
+  runSync,
+  verifyPair,
+  type EndpointResolver,
+  type PairCreateOptions,
+  type PairRecord,
+  type PairStatus,
+  type PairStore,
+  type SyncMethod,
+  type SyncMethodChoice,
+  type SyncProgress,
+  type SyncSummary,
+  type VerifyResult,
+  type VolumeEndpoint,
+} from '../replication';
+
+export interface SyncState {
+  readonly pair: string;
+  readonly method: SyncMethodChoice;
+  readonly running: boolean;
+  readonly startedAtMs: number;
+  readonly progress: SyncProgress | null;
+  readonly summary: SyncSummary | null;
+  readonly error: { code: string; message: string; hint: string } | null;
+}
+
+interface RunningSync {
+  state: SyncState;
+  readonly controller: AbortController;
+  /** Regions conveyed to the secondary by this run (the console's heatmap). */
+  readonly conveyed: Bitset | undefined;
+  done: Promise<void>;
+}
+
+export interface MethodEstimate {
+  readonly method: SyncMethod;
+  /** Region bytes that may cross to the secondary: exact for full/tardy/early, an upper bound for signature and realized. */
+  readonly bytesUpTo: number;
+  readonly regionsUpTo: number;
+  /** Signature bytes both sides send the orchestrator. */
+  readonly signatureBytes: number;
+  readonly regionsReclaimed: number;
+  readonly note: string;
+}
+
+export interface SyncEstimate {
+  readonly regions: number;
+  readonly regionBytes: number;
+  readonly primaryRealized: number;
+  readonly secondaryRealized: number;
+  readonly methods: readonly MethodEstimate[];
+}
+
+const bitsOf = (map: { regionCount: number; words: Uint32Array }, regionCount: number) => {
+  const bits = new Bitset(regionCount);
+  bits.copyWordsFrom(map.words.subarray(0, Math.ceil(regionCount / 32)), 0);
+  return bits;
+};
+
+export class PairOperations implements EndpointResolver {
+  private readonly syncs = new Map<string, RunningSync>();
+
+  constructor(
+    private readonly store: PairStore,
+    private readonly agent: AgentApi,
+    private readonly hosts: HostManager,
+    private readonly events: EventLog,
+  ) {}
+
+  async resolve(volref: string): Promise<VolumeEndpoint> {
+    const ref = parseVolRef(volref);
+    if (ref.kind === 'local') {
+      const path = resolve(ref.path);
+      return { volref: path, agent: this.agent, path, where: 'this machine' };
+    }
+    const name = ref.user ? `${ref.user}@${ref.host}` : ref.host;
+    const known = (await this.hosts.list()).find((h) => h.name === name || h.name === ref.host);
+    if (!known) {
+      throw new TidemarkError('NOT_FOUND', `host ${name} is not one of this console's hosts`, `add ${name} on the Hosts screen first, then try again`);
+    }
+    return { volref: formatVolRef(ref), agent: await this.hosts.agent(known.name), path: ref.path, where: known.name };
+  }
+
+  async create(options: PairCreateOptions): Promise<PairRecord> {
+    const record = await createPair(this.store, this, options);
+    this.events.emit({
+      severity: 'info',
+      pair: record.name,
+      kind: 'pair.created',
+      message: `pair ${record.name} created: ${record.primary.volref} → ${record.secondary.volref}`,
+    });
+    return record;
+  }
+
+  async delete(name: string, force = false): Promise<void> {
+    if (this.syncs.get(name)?.state.running) throw new TidemarkError('BUSY', `pair ${name} is syncing`, 'cancel the sync first');
+    const result = await deletePair(this.store, this, name, { force });
+    this.syncs.delete(name);
+    this.events.emit({
+      severity: result.leftBehind.length > 0 ? 'warning' : 'info',
+      pair: name,
+      kind: 'pair.deleted',
+      message: `pair ${name} deleted${result.leftBehind.length > 0 ? `; not reached: ${result.leftBehind.join('; ')}` : ''}`,
+    });
+  }
+
+  status(name: string): Promise<PairStatus> {
+    return pairStatus(this.store, this, name);
+  }
+
+  async endpoints(record: PairRecord) {
+    const [primary, secondary] = await Promise.all([this.resolve(record.primary.volref), this.resolve(record.secondary.volref)]);
+    return { primary, secondary };
+  }
+
+  /** Starts a sync in the background; its state is polled with `syncState`. */
+  async startSync(name: string, method: SyncMethodChoice, limitRateBytesPerSecond?: number): Promise<SyncState> {
+    const existing = this.syncs.get(name);
+    if (existing?.state.running) throw new TidemarkError('BUSY', `pair ${name} is already syncing`, 'wait for it, or cancel it');
+    const record = await this.store.require(name);
+    const endpoints = await this.endpoints(record);
+    const regionCount = Math.ceil((await endpoints.primary.agent.volumeInfo(endpoints.primary.path)).sizeBytes / record.regionBytes);
+    const running: RunningSync = {
+      state: { pair: name, method, running: true, startedAtMs: Date.now(), progress: null, summary: null, error: null },
+      controller: new AbortController(),
+      conveyed: regionCount > 0 ? new Bitset(regionCount) : undefined,
+      done: Promise.resolve(),
+    };
+    this.syncs.set(name, running);
+    this.events.emit({ severity: 'info', pair: name, kind: 'sync.started', message: `sync of ${name} started (${method})` });
+    running.done = runSync({
+      store: this.store,
+      pair: record,
+      endpoints,
+      method,
+      limitRateBytesPerSecond,
+      signal: running.controller.signal,
+      onProgress: (progress) => (running.state = { ...running.state, progress }),
+      onConveyed: (regionIndex) => running.conveyed?.set(regionIndex),
+      onWarning: (message) => this.events.emit({ severity: 'warning', pair: name, kind: 'sync.warning', message }),
+    }).then(
+      (summary) => {
+        running.state = { ...running.state, running: false, summary };
+        this.events.emit({
+          severity: 'info',
+          pair: name,
+          kind: 'sync.finished',
+          message: `sync of ${name} finished (${summary.method}): ${summary.regionsTransferred} of ${summary.regions} regions sent`,
+        });
+      },
+      (error: unknown) => {
+        const e = isTidemarkError(error) ? error : new TidemarkError('IO', error instanceof Error ? error.message : String(error), 'see the log');
+        running.state = { ...running.state, running: false, error: { code: e.code, message: e.message, hint: e.hint } };
+        this.events.emit({ severity: e.code === 'CANCELLED' ? 'warning' : 'error', pair: name, kind: 'sync.stopped', message: e.oneLine() });
+      },
+    );
+    return running.state;
+  }
+
+  syncState(name: string): SyncState | null {
+    return this.syncs.get(name)?.state ?? null;
+  }
+
+  /** The regions this console's sync of `name` conveyed so far (a copy), if one ran. */
+  conveyedMap(name: string): Bitset | undefined {
+    return this.syncs.get(name)?.conveyed?.clone();
+  }
+
+  async cancelSync(name: string): Promise<SyncState | null> {
+    const running = this.syncs.get(name);
+    if (!running?.state.running) return running?.state ?? null;
+    running.controller.abort();
+    await running.done;
+    return running.state;
+  }
+
+  async verify(name: string): Promise<VerifyResult> {
+    const record = await this.store.require(name);
+    return verifyPair(record, await this.endpoints(record));
+  }
+
+  /** What each method would move for two volumes (before or after they are paired). */
+  async estimate(primaryVolref: string, secondaryVolref: string, regionBytes: number): Promise<SyncEstimate> {
+    const [p, s] = await Promise.all([this.resolve(primaryVolref), this.resolve(secondaryVolref)]);
+    const [pInfo, sInfo] = await Promise.all([p.agent.volumeInfo(p.path, { regionBytes }), s.agent.volumeInfo(s.path, { regionBytes })]);
+    const regions = Math.ceil(pInfo.sizeBytes / regionBytes);
+    const registered = pInfo.volumeId !== null && sInfo.volumeId !== null && pInfo.regionBytes === regionBytes && sInfo.regionBytes === regionBytes;
+    const [pMap, sMap] = registered ? await Promise.all([p.agent.realizedMap(p.path), s.agent.realizedMap(s.path)]) : [undefined, undefined];
+    const pBits = pMap ? bitsOf(pMap, regions) : Bitset.full(regions);
+    const sBits = sMap ? bitsOf(sMap, regions) : Bitset.full(regions);
+    const primaryRealized = pMap ? pBits.popcount() : pInfo.realizedRegions;
+    const secondaryRealized = sMap ? sBits.popcount() : sInfo.realizedRegions;
+    const both = pBits.clone().intersectWith(sBits).popcount();
+    const primaryOnly = pBits.clone().subtract(sBits).popcount();
+    const secondaryOnly = sBits.clone().subtract(pBits).popcount();
+    const signatureBytes = 16;
+    const tardyRegions = secondaryRealized === 0 && pMap ? primaryRealized : regions;
+    const estimate = (method: SyncMethod, regionsUpTo: number, signatures: number, reclaimed: number, note: string): MethodEstimate => ({
+      method,
+      regionsUpTo,
+      bytesUpTo: regionsUpTo * regionBytes,
+      signatureBytes: signatures * signatureBytes * 2,
+      regionsReclaimed: reclaimed,
+      note,
+    });
+    return {
+      regions,
+      regionBytes,
+      primaryRealized,
+      secondaryRealized,
+      methods: [
+        estimate('tardy', tardyRegions, 0, 0, 'copies every region (only realized ones onto an empty secondary); snapshot held only for the tail'),
+        estimate('early', tardyRegions, 0, 0, 'like tardy, but a snapshot is held for the whole copy'),
+        estimate('full', regions, 0, 0, 'copies every region, no shortcut'),
+        estimate('signature', regions, regions, 0, 'sends only regions whose signatures differ: usually far fewer after an image import'),
+        estimate('realized', primaryOnly + both, both, secondaryOnly, 'realized on one side only: sent or reclaimed; on both: compared by signature'),
+      ],
+    };
+  }
+
+  async dispose(): Promise<void> {
+    for (const running of this.syncs.values()) running.controller.abort();
+    await Promise.all([...this.syncs.values()].map((r) => r.done));
+  }
+}
