@@ -12,6 +12,8 @@ import { formatBenchLine, writeResults, type Figure } from './report';
 import { signatureBenchmark } from './signature';
 import { sshBulkReadBenchmark } from './ssh-bulk-read';
 import { sshInfoLatencyBenchmark } from './ssh-info-latency';
+import { syncSignatureVsRsyncBenchmark } from './sync-signature-vs-rsync';
+import { syncTardyVsEarlyBenchmark } from './sync-tardy-vs-early';
 import { removeTempDirsNow } from './temp';
 
 const benchmarks: readonly Benchmark[] = [
@@ -22,6 +24,8 @@ const benchmarks: readonly Benchmark[] = [
   consoleApiBenchmark,
   sshBulkReadBenchmark,
   sshInfoLatencyBenchmark,
+  syncTardyVsEarlyBenchmark,
+  syncSignatureVsRsyncBenchmark,
 ];
 const seedDefault = 0x7d1de;
 

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Client } from 'ssh2';
-import { connectSsh, openRemoteAgent, sha256Fingerprint, type RemoteAgent } from '../src-engine/ssh';
+import { RemoteHost, connectSsh, openRemoteAgent, sha256Fingerprint, type RemoteAgent, type SshConnectOptions } from '../src-engine/ssh';
 import { agentInfoOf } from '../test/helpers/agent-processes';
 import { startSshd, type TestSshd } from '../test/helpers/sshd';
 import { requireTool } from '../test/helpers/tools';
@@ -38,6 +38,10 @@ export interface SshHarness {
   readonly tidemarkCipher: string;
   /** Tidemark's side: the agent of `homeDir` on the host, over its own ssh2 connection. */
   openAgent(homeDir: string): Promise<RemoteAgent>;
+  /** Tidemark's side as the CLI reaches a remote VOLREF: a RemoteHost on `homeDir`'s agent, connected. */
+  openHost(homeDir: string): Promise<RemoteHost>;
+  /** `ssh` and its options through the master connection, for tools that take an ssh command (rsync -e). */
+  sshCommand(): Promise<string[]>;
   /** OpenSSH's side: `ssh host <command>` through the master connection, stdout to /dev/null. */
   sshToDevNull(command: string): Promise<void>;
   /** Like sshToDevNull but counts the bytes of stdout (for checks outside timed runs). */
@@ -101,6 +105,7 @@ class Harness implements SshHarness {
   opensshCipher = 'unknown';
   tidemarkCipher = 'unknown';
   private readonly clients: Client[] = [];
+  private readonly hosts: RemoteHost[] = [];
   private readonly homes: string[] = [];
   private master: ChildProcess | undefined;
   private readonly controlPath: string;
@@ -165,22 +170,41 @@ class Harness implements SshHarness {
     this.opensshCipher = /kex: server->client cipher: (\S+)/.exec(log)?.[1] ?? 'unknown';
   }
 
-  async openAgent(homeDir: string): Promise<RemoteAgent> {
+  /** How Tidemark's connections reach the host: the harness config, the host key approved by its fingerprint, no ssh-agent. */
+  private async connectOptions(): Promise<SshConnectOptions> {
     const { blob } = await this.hostKey();
     const expected = sha256Fingerprint(blob);
-    const { client, host, cipher } = await connectSsh(this.sshd.alias, {
+    return {
       tidemarkKnownHosts: this.tidemarkKnownHosts,
       userKnownHosts: join(this.dir, 'no-user-known-hosts'),
       sshConfigPath: this.sshd.sshConfigPath,
       agentSocket: '',
       approveHostKey: async (_host, fingerprint) => fingerprint === expected,
-    });
+    };
+  }
+
+  async openAgent(homeDir: string): Promise<RemoteAgent> {
+    const { client, host, cipher } = await connectSsh(this.sshd.alias, await this.connectOptions());
     this.tidemarkCipher = cipher;
     this.clients.push(client);
     this.homes.push(homeDir);
     const remote = await openRemoteAgent(client, host, { bundlePath: agentBundlePath(), homeDir });
     livePids.add((await remote.agent.info()).pid);
     return remote;
+  }
+
+  async openHost(homeDir: string): Promise<RemoteHost> {
+    const host = new RemoteHost(this.sshd.alias, { ...(await this.connectOptions()), bundlePath: agentBundlePath(), homeDir, reconnectAttempts: 1 });
+    this.hosts.push(host);
+    if (!this.homes.includes(homeDir)) this.homes.push(homeDir);
+    await host.connect();
+    livePids.add((await host.info()).pid);
+    return host;
+  }
+
+  async sshCommand(): Promise<string[]> {
+    await this.ensureMaster();
+    return ['ssh', ...this.sshOptions(), '-o', 'ControlMaster=no'];
   }
 
   private async ssh(command: string, stdout: 'devnull' | 'count'): Promise<number> {
@@ -218,6 +242,7 @@ class Harness implements SshHarness {
 
   /** Ends every connection, stops the agents and the master; sshd is the caller's. */
   async close(): Promise<void> {
+    await Promise.all(this.hosts.splice(0).map((host) => host.dispose().catch(() => undefined)));
     for (const client of this.clients.splice(0)) client.end();
     await Promise.all(this.homes.splice(0).map((home) => stopAgentOf(home).catch(() => undefined)));
     const master = this.master;

@@ -368,4 +368,9 @@ export class RpcAgent implements AgentApi {
   async dispose(): Promise<void> {
     this.peer.close();
   }
+
+  /** RPC bytes both ways on this connection's stream so far (requests, replies, handshake, keepalives); kept after it closes. */
+  wireBytes(): number {
+    return this.peer.wireBytes();
+  }
 }

@@ -105,6 +105,8 @@ export class RemoteHost implements AgentApi {
   private disposed = false;
   /** Aborts connection attempts in progress (and their backoff waits) on dispose. */
   private readonly lifetime = new AbortController();
+  /** The agent of every connection made so far, for wireBytes(). */
+  private readonly connectedAgents: RpcAgent[] = [];
 
   constructor(
     readonly alias: string,
@@ -181,6 +183,7 @@ export class RemoteHost implements AgentApi {
         mode: this.options.agentChannel ?? 'auto',
       });
       const session: Session = { client, host, agent: remote.agent, nodeVersion: remote.nodeVersion, via: remote.via, dropped: null };
+      this.connectedAgents.push(remote.agent);
       const onDrop = (error: TidemarkError) => this.dropped(session, error);
       remote.agent.onClose((error) => onDrop(error instanceof TidemarkError ? error : new TidemarkError('DISCONNECTED', error.message, '')));
       client.once('close', () => onDrop(new TidemarkError('DISCONNECTED', `SSH connection to ${host.hostName}:${host.port} closed`, '')));
@@ -400,5 +403,14 @@ export class RemoteHost implements AgentApi {
       session.client.end();
     }
     this.setStatus({ state: 'idle' });
+  }
+
+  /**
+   * RPC bytes both ways between here and the host's agent, summed over every connection made
+   * so far (dropped ones included): the agent link's traffic, before SSH's own framing and
+   * encryption. Deploying the agent (SFTP) and the Node check are not counted.
+   */
+  wireBytes(): number {
+    return this.connectedAgents.reduce((sum, agent) => sum + agent.wireBytes(), 0);
   }
 }

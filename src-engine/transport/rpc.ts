@@ -88,6 +88,8 @@ export class RpcPeer {
   private helloResolve: ((info: Record<string, unknown>) => void) | undefined;
   private helloSeen = false;
   private readonly helloReceived: Promise<Record<string, unknown>>;
+  private bytesReadCount = 0;
+  private bytesWrittenCount = 0;
 
   constructor(
     private readonly channel: Duplex,
@@ -135,9 +137,25 @@ export class RpcPeer {
     return this.closedError !== undefined;
   }
 
+  /** Bytes this side has received on its stream (frames of every kind, handshake included). */
+  get bytesRead(): number {
+    return this.bytesReadCount;
+  }
+
+  /** Bytes this side has handed to its stream (frames of every kind, handshake included). */
+  get bytesWritten(): number {
+    return this.bytesWrittenCount;
+  }
+
+  /** Bytes both ways on this connection's stream so far; kept after it closes. */
+  wireBytes(): number {
+    return this.bytesReadCount + this.bytesWrittenCount;
+  }
+
   private send(frame: Frame): void {
     if (this.closedError) throw this.closedError;
     const [head, payload] = encodeFrameParts(frame);
+    this.bytesWrittenCount += head.length + payload.length;
     if (payload.length === 0) {
       this.channel.write(head);
       return;
@@ -178,6 +196,7 @@ export class RpcPeer {
 
   private receive(chunk: Buffer): void {
     this.lastHeardMs = Date.now();
+    this.bytesReadCount += chunk.length;
     let frames: Frame[];
     try {
       frames = this.decoder.push(chunk);
