@@ -55,6 +55,9 @@ export interface ReadOptions {
 export interface VolumeState {
   readonly path: string;
   readonly volumeId: string | null;
+  readonly sizeBytes: number;
+  /** The registered region size; null for a volume this home has not registered. */
+  readonly regionBytes: number | null;
   readonly members: readonly PairMember[];
   /** An unfinished image import: sync refuses the volume (INCOMPLETE) until it is finished. */
   readonly importing: ImportMarker | null;

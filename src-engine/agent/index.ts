@@ -20,7 +20,7 @@ export type {
   ImportMarker,
 } from './agent-api';
 export { pairMemberSchema, importMarkerSchema, secondaryLock } from './pair-members';
-export { LocalAgent } from './local-agent';
+export { LocalAgent, exportSnapshotLabelPrefix } from './local-agent';
 export { serveAgent, RpcAgent } from './agent-rpc';
 export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';
 export { parseVolRef, formatVolRef, type VolRef } from './volref';

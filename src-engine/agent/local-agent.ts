@@ -29,6 +29,9 @@ import type {
 import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, type AgentVolume } from './agent-volume';
 import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
+/** Labels of image export snapshots: `tidemark-export <imageId>` (docs/image-format.md). */
+export const exportSnapshotLabelPrefix = 'tidemark-export ';
+
 /** Free bytes on the filesystem of `directory`, or of its nearest existing parent (a home not made yet). */
 async function freeBytesAt(directory: string): Promise<number> {
   for (let path = resolve(directory); ; path = dirname(path)) {
@@ -93,7 +96,9 @@ export class LocalAgent implements AgentApi {
   }
 
   async volumeCreate(path: string, sizeBytes: number, regionBytes: number): Promise<VolumeRecord> {
-    return this.catalog.create(path, sizeBytes, regionBytes);
+    // Fenced like a removal: a client opening the new file before its record is written would
+    // hold it open unregistered (no realization tracking, no snapshots or pair records).
+    return this.retire([path], () => this.catalog.create(path, sizeBytes, regionBytes));
   }
 
   async volumeInfo(path: string, options: { regionBytes?: number } = {}): Promise<VolumeInfo> {
@@ -131,7 +136,7 @@ export class LocalAgent implements AgentApi {
       throw fromSystemError(error, 'open volume', path);
     });
     if (this.retiring.has(key)) {
-      throw new TidemarkError('BUSY', `volume ${path} is being removed (lab reset)`, 'wait a moment and try again; it is created afresh');
+      throw new TidemarkError('BUSY', `volume ${path} is being created or removed right now`, 'wait a moment and try again');
     }
     let open = this.opened.get(key);
     if (!open) {
@@ -246,9 +251,19 @@ export class LocalAgent implements AgentApi {
     if (regionCount === 0) return { punched: false };
     const { volume: v, realized } = volume.opened;
     const punched = await v.reclaim(firstRegion, firstRegion + regionCount, options.auth, async () => {
-      await realized?.markReclaimed(firstRegion, firstRegion + regionCount - 1);
+      // Writes are held here, as when a snapshot is taken: an export snapshot either exists now or sees the zeros.
+      if (!this.isExporting(volume)) await realized?.markReclaimed(firstRegion, firstRegion + regionCount - 1);
     });
     return { punched };
+  }
+
+  /**
+   * An image export reads the live realization map as a superset of the regions holding data at
+   * its snapshot (docs/image-format.md). Only a reclaim clears a bit, so while an export snapshot
+   * exists a reclaim leaves the bits set (zeros that read as realized: still a superset).
+   */
+  private isExporting(volume: AgentVolume): boolean {
+    return volume.snapshots?.list().snapshots.some((s) => s.record.label.startsWith(exportSnapshotLabelPrefix)) ?? false;
   }
 
   async flush(path: string): Promise<void> {
@@ -337,6 +352,8 @@ export class LocalAgent implements AgentApi {
     return {
       path: record?.path ?? volume.opened.volume.path,
       volumeId: record?.volumeId ?? null,
+      sizeBytes: volume.opened.volume.sizeBytes,
+      regionBytes: record?.regionBytes ?? null,
       members: volume.members?.list() ?? [],
       importing: volume.members?.importing ?? null,
     };

@@ -26,13 +26,13 @@ export interface PairCreateOptions {
   readonly predictRegions?: number;
 }
 
-function regionSizeOf(options: PairCreateOptions, primary: VolumeInfo, secondary: VolumeInfo): number {
-  const chosen = options.regionBytes ?? (primary.volumeId ? primary.regionBytes : secondary.volumeId ? secondary.regionBytes : regionBytesDefault);
+function regionSizeOf(options: PairCreateOptions, primary: VolumeState, secondary: VolumeState): number {
+  const chosen = options.regionBytes ?? primary.regionBytes ?? secondary.regionBytes ?? regionBytesDefault;
   for (const [info, side] of [
     [primary, 'primary'],
     [secondary, 'secondary'],
   ] as const) {
-    if (info.volumeId && info.regionBytes !== chosen) {
+    if (info.regionBytes !== null && info.regionBytes !== chosen) {
       throw new TidemarkError(
         'SIZE_MISMATCH',
         `the ${side} ${info.path} is registered with regions of ${formatBytes(info.regionBytes)}, the pair would use ${formatBytes(chosen)}`,
@@ -44,7 +44,7 @@ function regionSizeOf(options: PairCreateOptions, primary: VolumeInfo, secondary
 }
 
 /** Sizes must match, or the secondary be larger with the primary a whole number of regions. */
-function checkSizes(primary: VolumeInfo, secondary: VolumeInfo, regionBytes: number): void {
+function checkSizes(primary: VolumeState, secondary: VolumeState, regionBytes: number): void {
   if (secondary.sizeBytes < primary.sizeBytes) {
     throw new TidemarkError(
       'SIZE_MISMATCH',
@@ -73,14 +73,13 @@ export async function createPair(store: PairStore, resolver: EndpointResolver, o
     throw new TidemarkError('ALREADY_EXISTS', `pair "${options.name}" already exists`, 'choose another name, or delete the old pair first');
   }
   const { primary, secondary } = await resolveBoth(resolver, options.primary, options.secondary);
-  const [pInfo, sInfo] = await Promise.all([primary.agent.volumeInfo(primary.path), secondary.agent.volumeInfo(secondary.path)]);
-  const regionBytes = regionSizeOf(options, pInfo, sInfo);
-  checkSizes(pInfo, sInfo, regionBytes);
-  const [pRecord, sRecord] = [await primary.agent.volumeAdopt(primary.path, regionBytes), await secondary.agent.volumeAdopt(secondary.path, regionBytes)];
-  if (primary.where === secondary.where && pRecord.volumeId === sRecord.volumeId) {
-    throw new TidemarkError('USAGE', `the primary and the secondary are the same volume (${pRecord.path})`, 'choose two different volumes');
+  // States, not infos: they need no zero scan of an unregistered volume (adoption does one).
+  const [pState, sState] = await Promise.all([primary.agent.volumeState(primary.path), secondary.agent.volumeState(secondary.path)]);
+  const regionBytes = regionSizeOf(options, pState, sState);
+  checkSizes(pState, sState, regionBytes);
+  if (primary.where === secondary.where && pState.path === sState.path) {
+    throw new TidemarkError('USAGE', `the primary and the secondary are the same volume (${pState.path})`, 'choose two different volumes');
   }
-  const sState = await secondary.agent.volumeState(secondary.path);
   const busy = sState.members[0];
   if (busy) {
     throw new TidemarkError(
@@ -89,6 +88,10 @@ export async function createPair(store: PairStore, resolver: EndpointResolver, o
       'a secondary belongs to one pair and nothing else: choose another volume, or delete that pair first',
     );
   }
+  const [pRecord, sRecord] = await Promise.all([
+    primary.agent.volumeAdopt(primary.path, regionBytes),
+    secondary.agent.volumeAdopt(secondary.path, regionBytes),
+  ]);
   const record = await store.create({
     name: options.name,
     mode: options.mode ?? 'continuous',
@@ -99,7 +102,7 @@ export async function createPair(store: PairStore, resolver: EndpointResolver, o
     primary: { volref: primary.volref, volumeId: pRecord.volumeId },
     secondary: { volref: secondary.volref, volumeId: sRecord.volumeId },
   });
-  const regionCount = Math.ceil(pInfo.sizeBytes / regionBytes);
+  const regionCount = Math.ceil(pState.sizeBytes / regionBytes);
   const member = (role: PairMember['role'], peer: VolumeEndpoint, peerVolumeId: string): PairMember => ({
     pairId: record.pairId,
     name: record.name,

@@ -70,6 +70,8 @@ export interface SyncSummary {
   readonly regionsReclaimed: number;
   readonly regionsCompared: number;
   readonly signatureBytes: number;
+  /** RPC bytes both ways on the agent connections during this run (0 for in-process agents). */
+  readonly wireBytes: number;
   readonly pendingRegions: number;
   readonly pointInTime: string;
   readonly secondarySnapshotId: string;
@@ -101,6 +103,17 @@ export async function runSync(options: SyncOptions): Promise<SyncSummary> {
   }
 }
 
+/** RPC bytes of the endpoints' agents that count them (RpcAgent, RemoteHost), each agent once. */
+function wireBytesOf(endpoints: PairEndpoints): number {
+  const agents = new Set<unknown>([endpoints.primary.agent, endpoints.secondary.agent]);
+  let bytes = 0;
+  for (const agent of agents) {
+    const counter = (agent as { wireBytes?: () => number }).wireBytes;
+    if (typeof counter === 'function') bytes += counter.call(agent);
+  }
+  return bytes;
+}
+
 interface Counters {
   regionsTransferred: number;
   bytesTransferred: number;
@@ -119,10 +132,13 @@ class SyncRun {
   private readonly auth: WriteAuth;
   private readonly bucket: TokenBucket | undefined;
   private readonly startedAtMs = performance.now();
+  private readonly wireBytesAtStart: number;
   private readonly counters: Counters = { regionsTransferred: 0, bytesTransferred: 0, regionsReclaimed: 0, regionsCompared: 0, signatureBytes: 0 };
   private cursor!: SyncCursor;
   private resumed = false;
-  private snapshotTakenAtMs: number | undefined;
+  /** Sync snapshots this run holds on the primary, and since when at least one has been held. */
+  private snapshotsHeld = 0;
+  private heldSinceMs = 0;
   private snapshotLifetimeMs = 0;
   private cowBytesPeak = 0;
   private lastProgressMs = 0;
@@ -140,6 +156,7 @@ class SyncRun {
     this.since = sinceMapName(this.pair.pairId);
     this.swap = swapMapName(this.pair.pairId);
     this.auth = { pairId: this.pair.pairId, generation: this.pair.generation };
+    this.wireBytesAtStart = wireBytesOf(options.endpoints);
     const rate = options.limitRateBytesPerSecond;
     this.bucket = rate === undefined ? undefined : new TokenBucket(rate, this.pair.regionBytes);
   }
@@ -153,10 +170,16 @@ class SyncRun {
     await this.start();
     try {
       if (this.cursor.phase === 'pass') await this.pass();
+      // Rounds go on while what is pending shrinks: a writer that stopped converges in a round
+      // or two; one that keeps writing would keep every round busy (and a snapshot held), so
+      // its regions stay pending for the next sync or for replication.
+      let previousPending = Number.POSITIVE_INFINITY;
       for (;;) {
         await this.tail();
         const pending = await this.sinceCount();
-        if (pending === 0 || this.cursor.round + 1 >= (this.options.roundsMax ?? roundsMaxDefault)) break;
+        const shrinking = pending < previousPending;
+        previousPending = pending;
+        if (pending === 0 || !shrinking || this.cursor.round + 1 >= (this.options.roundsMax ?? roundsMaxDefault)) break;
         await this.freeze(this.cursor.round + 1);
       }
       return await this.finish();
@@ -235,8 +258,10 @@ class SyncRun {
       this.cursor = cursor;
       this.resumed = true;
       await this.deleteStraySnapshots();
+      const held = await this.snapshotExists(cursor.snapshotId);
+      if (held) this.snapshotHeld(+1); // this run holds it from now on
       // A tail whose P is gone freezes again: the todo keeps what was not conveyed, since has the rest.
-      if (cursor.phase === 'tail' && !(await this.snapshotExists(cursor.snapshotId))) await this.freeze(cursor.round);
+      if (cursor.phase === 'tail' && !held) await this.freeze(cursor.round);
       return;
     }
     if (cursor) await this.abandon(cursor);
@@ -316,7 +341,7 @@ class SyncRun {
     if (method === 'early') {
       const p = await this.p.snapshotCreate(this.primary.path, { label: syncSnapshotLabel(this.pair.pairId, syncId, 0) });
       this.cursor = { ...this.cursor, snapshotId: p.snapshotId, snapshotCreatedAt: new Date(p.createdAtMs).toISOString() };
-      this.snapshotTakenAtMs = performance.now();
+      this.snapshotHeld(+1);
     }
     await this.cursors.write(this.cursor);
   }
@@ -441,8 +466,7 @@ class SyncRun {
     await this.p.bitmapCreate(path, this.swap);
     const previous = this.cursor.snapshotId;
     const snapshot = await this.p.snapshotCreate(path, { label: syncSnapshotLabel(this.pair.pairId, this.cursor.syncId, round) });
-    this.snapshotLifetimeMs += this.snapshotTakenAtMs === undefined ? 0 : performance.now() - this.snapshotTakenAtMs;
-    this.snapshotTakenAtMs = performance.now();
+    this.snapshotHeld(+1);
     const since = await this.p.bitmapRead(path, this.since);
     const sinceBitmapId = (await this.p.bitmapList(path)).find((m) => m.name === this.since)!.bitmapId;
     const todo = await this.cursors.readTodo(this.regionCount);
@@ -458,7 +482,7 @@ class SyncRun {
       sinceBitmapId,
     };
     await this.cursors.write(this.cursor);
-    if (previous !== null && (await this.snapshotExists(previous))) await this.p.snapshotDelete(path, previous);
+    if (previous !== null) await this.deleteSnapshot(previous);
     await this.p.bitmapSwap(path, this.since, this.swap);
     await this.p.bitmapDelete(path, this.swap);
   }
@@ -497,8 +521,25 @@ class SyncRun {
     assert(todo.popcount() === 0, 'the tail conveyed its todo');
   }
 
-  private async sampleCow(): Promise<void> {
-    const id = this.cursor.snapshotId;
+  /** Counts a sync snapshot taken (+1) or deleted (-1): the lifetime is the time at least one is held. */
+  private snapshotHeld(change: 1 | -1): void {
+    if (change === 1) {
+      if (this.snapshotsHeld++ === 0) this.heldSinceMs = performance.now();
+      return;
+    }
+    assert(this.snapshotsHeld > 0, 'a deleted sync snapshot was counted when it was taken or found');
+    if (--this.snapshotsHeld === 0) this.snapshotLifetimeMs += performance.now() - this.heldSinceMs;
+  }
+
+  /** Deletes a sync snapshot of the primary (sampling its copy-on-write size first), if it still exists. */
+  private async deleteSnapshot(snapshotId: string): Promise<void> {
+    if (!(await this.snapshotExists(snapshotId))) return;
+    await this.sampleCow(snapshotId);
+    await this.p.snapshotDelete(this.primary.path, snapshotId);
+    this.snapshotHeld(-1);
+  }
+
+  private async sampleCow(id = this.cursor.snapshotId): Promise<void> {
     if (id === null) return;
     const info = (await this.p.snapshotList(this.primary.path)).snapshots.find((s) => s.snapshotId === id);
     if (info?.copiedRegions != null) this.cowBytesPeak = Math.max(this.cowBytesPeak, info.copiedRegions * this.pair.regionBytes);
@@ -516,8 +557,7 @@ class SyncRun {
       await s.agent.snapshotDelete(s.path, member.lcsSnapshotId).catch(() => undefined); // gone already is fine
     }
     const pointInTime = this.cursor.snapshotCreatedAt!;
-    if (this.cursor.snapshotId !== null) await this.p.snapshotDelete(this.primary.path, this.cursor.snapshotId);
-    this.snapshotLifetimeMs += this.snapshotTakenAtMs === undefined ? 0 : performance.now() - this.snapshotTakenAtMs;
+    if (this.cursor.snapshotId !== null) await this.deleteSnapshot(this.cursor.snapshotId);
     const pendingRegions = await this.sinceCount();
     const durationMs = Math.round(performance.now() - this.startedAtMs);
     await this.options.store.update(this.pair.name, {
@@ -535,6 +575,7 @@ class SyncRun {
       rounds: this.cursor.round + 1,
       regions: this.regionCount,
       ...this.counters,
+      wireBytes: wireBytesOf(this.options.endpoints) - this.wireBytesAtStart,
       pendingRegions,
       pointInTime,
       secondarySnapshotId: lcs.snapshotId,
