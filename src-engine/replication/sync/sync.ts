@@ -169,7 +169,8 @@ class SyncRun {
     this.regionCount = await this.checkMembers();
     await this.start();
     try {
-      if (this.cursor.phase === 'pass') await this.pass();
+      if (this.cursor.phase === 'pass' && this.cursor.scope === 'pending') await this.freeze(0);
+      else if (this.cursor.phase === 'pass') await this.pass();
       // Rounds go on while what is pending shrinks: a writer that stopped converges in a round
       // or two; one that keeps writing would keep every round busy (and a snapshot held), so
       // its regions stay pending for the next sync or for replication.
@@ -265,7 +266,8 @@ class SyncRun {
       return;
     }
     if (cursor) await this.abandon(cursor);
-    await this.begin(explicit ?? (await this.autoMethod()));
+    const chosen = explicit ? { method: explicit, scope: 'extent' as const } : await this.autoMethod();
+    await this.begin(chosen.method, chosen.scope);
   }
 
   private async resumable(cursor: SyncCursor): Promise<boolean> {
@@ -302,24 +304,39 @@ class SyncRun {
       if (s.label.startsWith(prefix) && s.snapshotId !== this.cursor?.snapshotId) await this.p.snapshotDelete(this.primary.path, s.snapshotId);
   }
 
-  private async autoMethod(): Promise<SyncMethod> {
-    const [sm, pRealized, sRealized] = await Promise.all([
+  /**
+   * docs/sync.md "auto": after a finished sync whose marks are intact, only what was written
+   * since (tardy over the pending set); a fresh pair, tardy; with both realization maps
+   * tracked, realized; after an image import, signature; else tardy.
+   */
+  private async autoMethod(): Promise<{ method: SyncMethod; scope: SyncCursor['scope'] }> {
+    const [sm, pRealized, sRealized, maps] = await Promise.all([
       this.secondary.agent.volumeState(this.secondary.path).then((s) => s.members.find((m) => m.pairId === this.pair.pairId)!),
       this.p.realizedMap(this.primary.path),
       this.secondary.agent.realizedMap(this.secondary.path),
+      this.p.bitmapList(this.primary.path),
     ]);
-    if (sm.lcsSnapshotId === null && sm.seed === null) return 'tardy';
-    if (pRealized.source === 'tracked' && sRealized.source === 'tracked') return 'realized';
-    if (sm.seed !== null) return 'signature';
-    return 'tardy';
+    const last = this.pair.lastSync;
+    const marksIntact = last && last.generation === this.pair.generation && sm.lcsSnapshotId !== null && maps.some((m) => m.name === this.since);
+    if (marksIntact) return { method: 'tardy', scope: 'pending' };
+    if (sm.lcsSnapshotId === null && sm.seed === null) return { method: 'tardy', scope: 'extent' };
+    if (pRealized.source === 'tracked' && sRealized.source === 'tracked') return { method: 'realized', scope: 'extent' };
+    return { method: sm.seed !== null ? 'signature' : 'tardy', scope: 'extent' };
   }
 
-  /** Round 0: a fresh `since` (seed 000: all bits initialised to 0), and for early its snapshot. */
-  private async begin(method: SyncMethod): Promise<void> {
+  /**
+   * Round 0: a fresh `since` (seed 000: all bits initialised to 0) and for early its snapshot;
+   * the pending scope keeps `since` as it is (it holds what the secondary lacks).
+   */
+  private async begin(method: SyncMethod, scope: SyncCursor['scope']): Promise<void> {
     await this.options.store.update(this.pair.name, { lastSync: null });
-    const scope: SyncCursor['scope'] = 'extent';
     const maps = await this.p.bitmapList(this.primary.path);
-    if (maps.some((m) => m.name === this.since)) await this.p.bitmapClear(this.primary.path, this.since);
+    if (scope === 'pending')
+      assert(
+        maps.some((m) => m.name === this.since),
+        'a pending-scope sync has its since map',
+      );
+    else if (maps.some((m) => m.name === this.since)) await this.p.bitmapClear(this.primary.path, this.since);
     else await this.p.bitmapCreate(this.primary.path, this.since);
     const syncId = randomUUID();
     this.cursor = {
