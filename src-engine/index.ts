@@ -16,6 +16,7 @@ export * from './store';
 export * from './events';
 export * from './tracking';
 export * from './replication';
+export * from './image';
 export * from './lab';
 export * from './engine';
 export { runCli, exitCodes, type Io, type GlobalOptions, type CliRole, type CliExtension } from './cli';

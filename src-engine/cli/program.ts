@@ -6,6 +6,7 @@ import { TidemarkError } from '../errors';
 import { tidemarkVersion } from '../version';
 import { ExitStatus, exitCodes, reportError, type GlobalOptions, type Io } from './output';
 import { registerAgentCommands } from './agent-commands';
+import { registerImageCommands } from './image-commands';
 import { registerLabCommand } from './lab-command';
 import { registerPairCommands } from './pair-commands';
 import { registerVolumeCommands } from './volume-commands';
@@ -40,6 +41,7 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
   registerAgentCommands(program, io, globals);
   if (role === 'cli') {
     registerPairCommands(program, io, globals);
+    registerImageCommands(program, io, globals);
     registerLabCommand(program, io, globals);
   }
   for (const extend of extensions) extend(program, io, globals);

@@ -41,6 +41,16 @@ export const pairRecordKind = defineRecord(
       })
       .nullable()
       .optional(),
+    /** The last seed image exported from the primary (`image export NAME`; absent in older records). */
+    reference: z
+      .object({
+        imageId: z.string().uuid(),
+        manifestSha256: z.string().regex(/^[0-9a-f]{64}$/),
+        generation: z.number().int().positive(),
+        pointInTime: z.string(),
+      })
+      .nullable()
+      .optional(),
   }),
 );
 export type PairRecord = z.infer<typeof pairRecordKind.schema>;
@@ -74,7 +84,7 @@ export class PairStore {
   }
 
   /** Changes fields of an existing record (durably). */
-  async update(name: string, change: Partial<Pick<PairRecord, 'lastSync' | 'generation'>>): Promise<PairRecord> {
+  async update(name: string, change: Partial<Pick<PairRecord, 'lastSync' | 'generation' | 'reference'>>): Promise<PairRecord> {
     const record = { ...(await this.require(name)), ...change };
     await writeRecord(join(this.pairDir(name), 'pair.json'), pairRecordKind, record);
     return record;
