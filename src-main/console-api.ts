@@ -188,6 +188,37 @@ export interface ConsoleErrorDto {
   readonly hint: string;
 }
 
+export interface ImageProgressDto {
+  readonly phase: 'export' | 'verify' | 'check' | 'import' | 'finish';
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly bytesPerSecond: number;
+  readonly etaMs: number | null;
+}
+
+export interface SeedingTaskDto {
+  readonly id: number;
+  readonly kind: 'export' | 'verify' | 'import';
+  readonly dir: string;
+  readonly volume: string | null;
+  readonly running: boolean;
+  readonly startedAtMs: number;
+  readonly progress: ImageProgressDto | null;
+  /** The command's --json document once it finished (export: manifestSha256, storedRegions…; verify: ok, problems…). */
+  readonly result: Record<string, unknown> | null;
+  readonly error: ConsoleErrorDto | null;
+}
+
+export interface ExportPreflightDto {
+  readonly dir: string;
+  readonly neededBytes: number;
+  readonly availableBytes: number;
+  readonly fat: boolean;
+  readonly splitBytes: number;
+  readonly ok: boolean;
+  readonly problem: string | null;
+}
+
 /** Requests: verb → (arguments, result). */
 export interface ConsoleRequests {
   overview: [Record<string, never>, OverviewDto];
@@ -207,6 +238,12 @@ export interface ConsoleRequests {
   syncStart: [{ pair: string; method: SyncMethodDto | 'auto'; limitRateBytesPerSecond?: number }, SyncStateDto];
   syncCancel: [{ pair: string }, SyncStateDto | null];
   verify: [{ pair: string }, VerifyDto];
+  seedingTasks: [Record<string, never>, SeedingTaskDto[]];
+  exportPreflight: [{ source: string; dir: string; splitBytes?: number }, ExportPreflightDto];
+  imageExport: [{ source: string; dir: string; splitBytes?: number }, SeedingTaskDto];
+  imageVerify: [{ dir: string }, SeedingTaskDto];
+  imageImport: [{ dir: string; target: string }, SeedingTaskDto];
+  seedingCancel: [{ id: number }, SeedingTaskDto];
 }
 
 export type ConsoleVerb = keyof ConsoleRequests;

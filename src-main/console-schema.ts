@@ -16,6 +16,11 @@ const regionBytes = z
   .int()
   .min(4096)
   .max(64 * 1024 * 1024);
+const splitBytes = z
+  .number()
+  .int()
+  .min(1024 * 1024)
+  .max(2 ** 40);
 const methods = ['full', 'tardy', 'early', 'signature', 'realized'] as const;
 const hostName = z
   .string()
@@ -83,6 +88,12 @@ export const requestSchemas = {
     .strict(),
   syncCancel: z.object({ pair: pairName }).strict(),
   verify: z.object({ pair: pairName }).strict(),
+  seedingTasks: empty,
+  exportPreflight: z.object({ source: volref, dir: volref, splitBytes: splitBytes.optional() }).strict(),
+  imageExport: z.object({ source: volref, dir: volref, splitBytes: splitBytes.optional() }).strict(),
+  imageVerify: z.object({ dir: volref }).strict(),
+  imageImport: z.object({ dir: volref, target: volref }).strict(),
+  seedingCancel: z.object({ id: z.number().int().positive() }).strict(),
 } satisfies Record<ConsoleVerb, z.ZodType>;
 
 export const consoleVerbs = Object.keys(requestSchemas) as ConsoleVerb[];

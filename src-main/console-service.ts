@@ -1,8 +1,19 @@
 // The host side of the console API: validated requests in, engine calls, plain data out.
 // One instance per engine; the IPC handlers and the web server both call `handle`.
 
-import { isTidemarkError, type Engine, type EngineEvent, type GeneratorSettings, type SyncState } from '../src-engine';
-import type { BitmapDto, ConsoleArgs, ConsoleErrorDto, ConsoleResult, ConsoleVerb, EngineEventDto, HostsDto, OverviewDto, SyncStateDto } from './console-api';
+import { isTidemarkError, type Engine, type EngineEvent, type GeneratorSettings, type SeedingTask, type SyncState } from '../src-engine';
+import type {
+  BitmapDto,
+  ConsoleArgs,
+  ConsoleErrorDto,
+  ConsoleResult,
+  ConsoleVerb,
+  EngineEventDto,
+  HostsDto,
+  OverviewDto,
+  SeedingTaskDto,
+  SyncStateDto,
+} from './console-api';
 import { ConsoleRefusal, validateRequest } from './console-schema';
 
 type Handlers = { [V in ConsoleVerb]: (args: ConsoleArgs<V>) => Promise<ConsoleResult<V>> };
@@ -45,6 +56,15 @@ export class ConsoleService {
         const state = await engine.pairOps.cancelSync(pair);
         return state ? toSyncStateDto(state) : null;
       },
+      seedingTasks: async () => engine.seeding.list().map(toSeedingTaskDto),
+      exportPreflight: async ({ source, dir, splitBytes }) => {
+        const { fileSystemType: _type, ...preflight } = await engine.seeding.preflight(source, dir, splitBytes);
+        return preflight;
+      },
+      imageExport: async ({ source, dir, splitBytes }) => toSeedingTaskDto(engine.seeding.startExport(source, dir, splitBytes)),
+      imageVerify: async ({ dir }) => toSeedingTaskDto(engine.seeding.startVerify(dir)),
+      imageImport: async ({ dir, target }) => toSeedingTaskDto(engine.seeding.startImport(dir, target)),
+      seedingCancel: async ({ id }) => toSeedingTaskDto(await engine.seeding.cancel(id)),
       verify: async ({ pair }) => {
         const { regions, regionsDiffering, differing, pendingRegions } = await engine.pairOps.verify(pair);
         return { pair, regions, regionsDiffering, differing, pendingRegions };
@@ -136,6 +156,10 @@ export function toSyncStateDto(state: SyncState): SyncStateDto {
       : null,
     error: state.error,
   };
+}
+
+function toSeedingTaskDto(task: SeedingTask): SeedingTaskDto {
+  return { ...task, progress: task.progress ? { ...task.progress, etaMs: task.progress.etaMs ?? null } : null };
 }
 
 export { ConsoleRefusal };

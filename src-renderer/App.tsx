@@ -11,7 +11,7 @@ import { useEvents, useOverview } from './hooks';
 import { EventsScreen } from './screens/EventsScreen';
 import { PairsScreen } from './screens/PairsScreen';
 import { HostsScreen } from './screens/HostsScreen';
-import { SeedingScreen } from './screens/PlaceholderScreens';
+import { SeedingScreen } from './screens/SeedingScreen';
 import { VolumesScreen } from './screens/VolumesScreen';
 
 type Screen = 'hosts' | 'volumes' | 'pairs' | 'seeding' | 'events';
@@ -58,7 +58,7 @@ export function App() {
         {screen === 'hosts' && <HostsScreen />}
         {screen === 'volumes' && <VolumesScreen overview={overview.data} />}
         {screen === 'pairs' && <PairsScreen overview={overview.data} onChanged={overview.refresh} />}
-        {screen === 'seeding' && <SeedingScreen />}
+        {screen === 'seeding' && <SeedingScreen overview={overview.data} />}
         {screen === 'events' && <EventsScreen events={events} />}
       </Box>
     </Box>

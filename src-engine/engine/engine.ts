@@ -11,6 +11,7 @@ import { ensureHomeDir } from '../home';
 import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type GeneratorSettings, type GeneratorState, type LabOptions } from '../lab';
 import { PairStore, sinceMapName, type PairRecord } from '../replication';
 import { PairOperations, type SyncState } from './pair-ops';
+import { SeedingOperations } from './seeding';
 import { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
 import { HostManager, SecretVault, type SecretCipher } from '../hosts';
@@ -114,6 +115,8 @@ export class Engine {
   readonly hosts: HostManager;
   /** Create, delete, sync and verify pairs (local and over the hosts' agents). */
   readonly pairOps: PairOperations;
+  /** Image export, verify and import as background tasks (the Seeding screen). */
+  readonly seeding: SeedingOperations;
 
   private constructor(
     readonly homeDir: string,
@@ -134,6 +137,7 @@ export class Engine {
       userKnownHosts: hostOptions.userKnownHosts,
     });
     this.pairOps = new PairOperations(this.pairs, agent, this.hosts, events);
+    this.seeding = new SeedingOperations(this.pairs, this.pairOps, events);
   }
 
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
@@ -377,6 +381,7 @@ export class Engine {
       this.disposed = true;
       try {
         await this.pairOps.dispose();
+        await this.seeding.dispose();
         for (const name of [...this.open.keys()]) await this.closePair(name);
         await this.hosts.dispose();
       } finally {
