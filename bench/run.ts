@@ -7,6 +7,7 @@ import type { BenchContext, Benchmark } from './benchmark';
 import { bitscanBenchmark } from './bitscan';
 import { consoleApiBenchmark } from './console-api';
 import { heatmapBenchmark } from './heatmap';
+import { imageExportBenchmark } from './image-export';
 import { moosDestageBenchmark } from './moos-destage';
 import { formatBenchLine, writeResults, type Figure } from './report';
 import { signatureBenchmark } from './signature';
@@ -26,6 +27,7 @@ const benchmarks: readonly Benchmark[] = [
   sshInfoLatencyBenchmark,
   syncTardyVsEarlyBenchmark,
   syncSignatureVsRsyncBenchmark,
+  imageExportBenchmark,
 ];
 const seedDefault = 0x7d1de;
 
