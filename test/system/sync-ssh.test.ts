@@ -116,6 +116,49 @@ describe('sync over SSH', () => {
     });
   }
 
+  for (const method of ['early', 'full', 'realized'] as const) {
+    it(`local → remote-a with ${method} under a writer: identical after the writer stops`, async () => {
+      const seed = baseSeed + 20 + method.length;
+      console.log(`[sync-ssh] ${method} seed ${seed}`);
+      const name = `methods-${method}`;
+      const endpoints: PairEndpoints = { primary: await endpoint('local', `${name}-p`), secondary: await endpoint('remote-a', `${name}-s`) };
+      await writeRandomRegions(
+        endpoints.primary.agent,
+        endpoints.primary.path,
+        regionBytes,
+        Array.from({ length: regionCount / 4 }, (_, i) => 4 * i),
+        seed,
+      );
+      await writeRandomRegions(endpoints.secondary.agent, endpoints.secondary.path, regionBytes, [1, 2, 3], seed + 5); // secondary-only data
+      const resolver: EndpointResolver = { resolve: async (volref) => [endpoints.primary, endpoints.secondary].find((e) => e.volref === volref)! };
+      const store = new PairStore(join(dir, `orchestrator-${name}`));
+      const record = await createPair(store, resolver, { name, primary: endpoints.primary.volref, secondary: endpoints.secondary.volref });
+      const writer = new RandomWriter(endpoints.primary.agent, endpoints.primary.path, regionBytes, regionCount, seed + 1);
+      writer.start();
+      let stopping: Promise<void> | undefined;
+      const first = await runSync({
+        store,
+        pair: record,
+        endpoints,
+        method,
+        onProgress: (p) => {
+          if (!stopping && p.regionsDone >= p.regionsTotal / 2) stopping = writer.stop();
+        },
+      });
+      await (stopping ?? writer.stop());
+      const settled = first.pendingRegions > 0 ? await runSync({ store, pair: await store.require(name), endpoints, method: 'auto' }) : first;
+      expect(settled.pendingRegions).toBe(0);
+      expect(first.method).toBe(method);
+      expect(await sameBytes(endpoints.primary.path, endpoints.secondary.path, sizeBytes)).toBe(true);
+      expect((await endpoints.primary.agent.snapshotList(endpoints.primary.path)).snapshots.filter((s) => s.label.startsWith('tidemark-sync'))).toEqual([]);
+      if (method === 'realized') {
+        // Secondary-only regions are reclaimed, unless the writer wrote one before the pass read the maps.
+        expect(first.regionsReclaimed).toBeGreaterThanOrEqual([1, 2, 3].filter((r) => !writer.written.has(r)).length);
+        expect(first.regionsReclaimed).toBeLessThanOrEqual(3);
+      }
+    });
+  }
+
   it('the CLI pairs a local primary with a host:/path secondary, syncs, verifies and deletes', async () => {
     const userHome = join(dir, 'user-home');
     await mkdir(join(userHome, '.ssh'), { recursive: true });
