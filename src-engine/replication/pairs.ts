@@ -11,7 +11,7 @@ import type { VolumeInfo } from '../volume';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
 import { CursorStore, type SyncCursor } from './sync/cursor';
-import { acquirePairLock } from './sync/lock';
+import { acquirePairLock, pairLockHeld } from './sync/lock';
 import { lcsSnapshotLabel, sinceMapName, swapMapName, syncSnapshotPrefix } from './sync/names';
 
 export interface PairCreateOptions {
@@ -232,10 +232,7 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
   }
   const cursor = (await new CursorStore(store.pairDir(name)).read()) ?? null;
   const regions = p.status.member?.regionCount ?? s.status.member?.regionCount ?? 0;
-  const busy = await acquirePairLock(store.pairDir(name), name, 'status').then(
-    (lock) => lock.release().then(() => false),
-    () => true,
-  );
+  const busy = await pairLockHeld(store.pairDir(name));
   const state: PairStatus['state'] = busy
     ? 'syncing'
     : cursor

@@ -3,6 +3,7 @@
 // recording wrapper counts the writes each region got: no region is sent again beyond the
 // window W per interruption.
 import { describe, expect, it } from 'vitest';
+import type { AgentApi } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
 import { runSync, syncMethods, syncWindowRegions, type PairEndpoints, type SyncMethod } from '../../src-engine/replication';
 import { makeLocalPair, recordingAgent, sameBytes, writeRandomRegions } from '../helpers/pairs';
@@ -117,5 +118,55 @@ describe('sync cancel and resume', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     await expect(runSync({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, method: 'tardy' })).rejects.toSatisfy(isCode('BUSY'));
     await first;
+  });
+});
+
+/** The secondary's agent with one call failing once: `writeRegion` of one region, or `pairUpdate`. */
+function failingOnce(inner: AgentApi, what: { writeRegion?: number; pairUpdate?: boolean }): AgentApi {
+  let failed = false;
+  return new Proxy(inner, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const hit = (property === 'writeRegion' && args[1] === what.writeRegion) || (property === 'pairUpdate' && what.pairUpdate === true);
+        if (hit && !failed) {
+          failed = true;
+          return Promise.reject(new TidemarkError('IO', `injected ${String(property)} failure`, 'test'));
+        }
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+describe('sync after one failed call on the secondary (review findings)', () => {
+  for (const method of ['tardy', 'full', 'early'] as const) {
+    it(`${method}: a region whose write failed while later ones landed is sent on resume, not skipped by the cursor`, async () => {
+      const all = Array.from({ length: 64 }, (_, r) => r);
+      const pair = await makeLocalPair(await tempDir(), {
+        sizeBytes: 64 * regionBytes,
+        regionBytes,
+        prepare: (agent, p) => writeRandomRegions(agent, p, regionBytes, all, 11),
+        wrapSecondary: (agent) => failingOnce(agent, { writeRegion: 5 }),
+      });
+      await expect(runSync({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, method })).rejects.toSatisfy(isCode('IO'));
+      const resumed = await runSync({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, method: 'auto' });
+      expect(resumed.resumed).toBe(true);
+      expect(await sameBytes(pair.primaryPath, pair.secondaryPath, 64 * regionBytes)).toBe(true);
+    });
+  }
+
+  it('a sync stopped between taking the secondary’s snapshot and recording it leaves no stray snapshot after resuming', async () => {
+    const pair = await makeLocalPair(await tempDir(), {
+      sizeBytes: 64 * regionBytes,
+      regionBytes,
+      prepare: (agent, p) => writeRandomRegions(agent, p, regionBytes, [1, 2, 3], 12),
+      wrapSecondary: (agent) => failingOnce(agent, { pairUpdate: true }),
+    });
+    await expect(runSync({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, method: 'tardy' })).rejects.toSatisfy(isCode('IO'));
+    const resumed = await runSync({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, method: 'auto' });
+    const lcs = (await pair.agent.snapshotList(pair.secondaryPath)).snapshots.filter((s) => s.label.startsWith('tidemark-lcs'));
+    expect(lcs.map((s) => s.snapshotId)).toEqual([resumed.secondarySnapshotId]);
   });
 });

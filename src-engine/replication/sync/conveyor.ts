@@ -34,7 +34,7 @@ export class Conveyor {
     assert(options.writesInFlightMax >= 1 && options.windowRegions >= options.writesInFlightMax, 'a window of at least the writes in flight');
   }
 
-  /** Regions sent and not yet acknowledged (their writes are in flight). */
+  /** Regions sent and not acknowledged: writes in flight, and any that failed (never counted as done). */
   get pending(): ReadonlySet<number> {
     return this.inFlight;
   }
@@ -64,7 +64,7 @@ export class Conveyor {
         this.options.onWritten(regionIndex, data.length);
       },
       (error: unknown) => {
-        this.inFlight.delete(regionIndex);
+        // Stays "in flight" (not done): a commit never moves the cursor past a failed region.
         this.failure ??= error;
       },
     );

@@ -5,7 +5,7 @@
 // pair directory (sun_path holds 107 bytes; homes under deep temporary directories exceed it).
 
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
 import { TidemarkError, errnoCode } from '../../errors';
 
@@ -15,6 +15,18 @@ export interface PairLock {
 
 export function pairLockName(pairDir: string): string {
   return `\0tidemark-pair-${createHash('sha256').update(resolve(pairDir)).digest('hex').slice(0, 40)}`;
+}
+
+/** Whether some process holds the pair's lock: asks by connecting, never by binding (which could make a starting sync fail with BUSY). */
+export function pairLockHeld(pairDir: string): Promise<boolean> {
+  return new Promise((resolveHeld) => {
+    const socket = connect(pairLockName(pairDir));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolveHeld(true);
+    });
+    socket.once('error', () => resolveHeld(false));
+  });
 }
 
 /** Takes the pair's lock, or fails with BUSY naming what holds it. */

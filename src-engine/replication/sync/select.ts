@@ -165,8 +165,12 @@ async function realizedSelection(ctx: SelectionContext): Promise<Selection> {
 async function reclaimSecondaryOnly(ctx: SelectionContext, p: Bitset, s: Bitset, start: number, end: number): Promise<void> {
   const secondaryOnly = s.clone();
   secondaryOnly.subtract(p);
+  let reclaimed = 0;
   for (const run of secondaryOnly.runs(start, end)) {
     await ctx.secondary.agent.reclaimRegions(ctx.secondary.path, run.start, run.end - run.start, { auth: ctx.auth });
     ctx.onReclaimed(run.end - run.start);
+    reclaimed += run.end - run.start;
   }
+  // Durable before the cursor passes the window (a commit flushes only when regions were written).
+  if (reclaimed > 0) await ctx.secondary.agent.flush(ctx.secondary.path);
 }

@@ -567,11 +567,13 @@ class SyncRun {
     const s = this.secondary;
     await s.agent.flush(s.path);
     await this.sampleCow();
-    const member = (await s.agent.volumeState(s.path)).members.find((m) => m.pairId === this.pair.pairId)!;
     const lcs = await s.agent.snapshotCreate(s.path, { label: lcsSnapshotLabel(this.pair.pairId, this.cursor.syncId) });
     await s.agent.pairUpdate(s.path, this.pair.pairId, { lcsSnapshotId: lcs.snapshotId });
-    if (member.lcsSnapshotId !== null && member.lcsSnapshotId !== lcs.snapshotId) {
-      await s.agent.snapshotDelete(s.path, member.lcsSnapshotId).catch(() => undefined); // gone already is fine
+    // Every other LCS of this pair goes: the previous one, and any a run stopped between taking
+    // one and recording it left behind (unrecorded, it would hold copy-on-write data forever).
+    const lcsPrefix = lcsSnapshotLabel(this.pair.pairId, '');
+    for (const old of (await s.agent.snapshotList(s.path)).snapshots) {
+      if (old.label.startsWith(lcsPrefix) && old.snapshotId !== lcs.snapshotId) await s.agent.snapshotDelete(s.path, old.snapshotId);
     }
     const pointInTime = this.cursor.snapshotCreatedAt!;
     if (this.cursor.snapshotId !== null) await this.deleteSnapshot(this.cursor.snapshotId);
