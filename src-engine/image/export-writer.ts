@@ -1,13 +1,15 @@
-// Appends stored regions to the data files and their signatures to sigs.part, and commits: the
-// writes issued so far complete, then — overlapping the next writes — the data file and
-// sigs.part are synced and state.json rewritten. One commit runs at a time; a crash loses at
-// most what came after the last one, and resume cuts the files back to it.
+// Appends stored regions to the data files and commits: the writes issued so far complete,
+// then — beside the next writes — worker threads sign the regions written since the last commit
+// from the data files (the bytes on the media, off the main thread), their records go to
+// sigs.part, the files are synced and state.json rewritten. One commit runs at a time; a crash
+// loses at most what came after the last one, and resume cuts the files back to it.
 
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../assert';
 import { MiB } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
+import { signatureBytes, type RegionLocation, type SignaturePool } from '../signature';
 import { sigRecordBytes, sigsPathOf, writeExportState, type ExportState } from './export-state';
 import { dataFileName, isDataFileName, regionsPerFileFor } from './layout';
 import { listEntries, writeExactly } from './media';
@@ -27,7 +29,8 @@ export class ImageAppender {
   private readonly writesInFlightMax: number;
   private current: CurrentFile | undefined;
   private readonly inFlight = new Set<Promise<void>>();
-  private pendingRecords: Uint8Array[] = [];
+  /** Regions appended since the last commit began, with where they are: signed by the next commit. */
+  private unsigned: { regionIndex: number; location: RegionLocation }[] = [];
   private sigsBytes: number;
   /** The commit in flight, if any. */
   private committing: Promise<void> | undefined;
@@ -41,21 +44,22 @@ export class ImageAppender {
     private readonly dir: string,
     state: ExportState,
     private readonly sigs: FileHandle,
-    signatureBytes: number,
+    private readonly signer: SignaturePool,
   ) {
+    assert(signer.algorithm === state.hash, 'the pool signs with the image hash');
     this.state = state;
     this.regionsPerFile = regionsPerFileFor(state.splitBytes, state.regionBytes);
-    this.recordBytes = sigRecordBytes(signatureBytes);
+    this.recordBytes = sigRecordBytes(signatureBytes(state.hash));
     this.sigsBytes = state.storedRegions * this.recordBytes;
     this.writesInFlightMax = Math.max(2, Math.min(16, Math.floor(writesInFlightBytes / state.regionBytes)));
   }
 
   /** Opens the files of an export at its committed state: later bytes are cut off, later files removed. */
-  static async open(dir: string, state: ExportState, signatureBytes: number): Promise<ImageAppender> {
+  static async open(dir: string, state: ExportState, signer: SignaturePool): Promise<ImageAppender> {
     const committedFiles = Math.ceil(state.storedRegions / regionsPerFileFor(state.splitBytes, state.regionBytes));
     await removeFilesFrom(dir, committedFiles);
-    const sigs = await openForAppend(sigsPathOf(dir), state.storedRegions * sigRecordBytes(signatureBytes));
-    const appender = new ImageAppender(dir, state, sigs, signatureBytes);
+    const sigs = await openForAppend(sigsPathOf(dir), state.storedRegions * sigRecordBytes(signatureBytes(state.hash)));
+    const appender = new ImageAppender(dir, state, sigs, signer);
     try {
       if (state.storedRegions % appender.regionsPerFile !== 0) await appender.reopenPartialFile();
     } catch (error) {
@@ -83,19 +87,16 @@ export class ImageAppender {
     return this.state.dataBytes;
   }
 
-  /** Appends one stored region (the next in ascending order) and its signature. */
-  async append(regionIndex: number, data: Uint8Array, signature: Uint8Array): Promise<void> {
+  /** Appends one stored region (the next in ascending order); the commit after signs it. */
+  async append(regionIndex: number, data: Uint8Array): Promise<void> {
     if (this.commitError !== undefined) throw this.commitError;
     assert(regionIndex >= this.state.nextRegion, 'regions are appended in ascending order');
     const file = this.current ?? (await this.startFile());
-    const write = writeExactly(file.handle, data, file.bytes, join(this.dir, dataFileName(file.fileIndex)));
-    this.track(write);
+    const path = join(this.dir, dataFileName(file.fileIndex));
+    this.track(writeExactly(file.handle, data, file.bytes, path));
+    this.unsigned.push({ regionIndex, location: { path, offsetBytes: file.bytes, bytes: data.length } });
     file.bytes += data.length;
     file.regions += 1;
-    const record = new Uint8Array(this.recordBytes);
-    new DataView(record.buffer).setUint32(0, regionIndex, true);
-    record.set(signature, 4);
-    this.pendingRecords.push(record);
     this.state = { ...this.state, nextRegion: regionIndex + 1, storedRegions: this.state.storedRegions + 1, dataBytes: this.state.dataBytes + data.length };
     if (file.regions === this.regionsPerFile) await this.commit(regionIndex + 1);
     else while (this.inFlight.size >= this.writesInFlightMax) await Promise.race(this.inFlight);
@@ -118,20 +119,15 @@ export class ImageAppender {
   }
 
   /**
-   * Commits every region below `nextRegion`: the writes issued complete and the signature
-   * records are written now; the syncs and the state record follow in the background. While
-   * one commit runs the next is skipped (unless forced): the one after covers it, so commits
-   * come as often as the media takes them, at most every 64 MiB. A full file is closed once synced.
+   * Commits every region below `nextRegion`: the writes issued complete now; signing, the
+   * syncs and the state record follow in the background. While one commit runs the next is
+   * skipped (unless forced): the one after covers it, so commits come as often as the media
+   * takes them, at most every 64 MiB. A full file is closed once synced.
    */
   async commit(nextRegion: number, options: { force?: boolean } = {}): Promise<void> {
     if (this.commitError !== undefined) throw this.commitError;
     assert(nextRegion >= this.state.nextRegion, 'a commit never goes back');
     await this.drain();
-    const records = Buffer.concat(this.pendingRecords);
-    this.pendingRecords = [];
-    await writeExactly(this.sigs, records, this.sigsBytes, sigsPathOf(this.dir));
-    this.sigsBytes += records.length;
-    assert(this.sigsBytes === this.state.storedRegions * this.recordBytes, 'sigs.part holds one record per stored region');
     if (this.current?.regions === this.regionsPerFile) {
       this.fullFiles.push(this.current.handle);
       this.current = undefined;
@@ -144,12 +140,17 @@ export class ImageAppender {
     this.startCommit();
   }
 
-  /** Syncs the files written up to now, then records the state; one at a time. */
+  /** Signs the regions written since the last commit, records them, syncs, then records the state; one at a time. */
   private startCommit(): void {
     const state = this.state;
+    const regions = this.unsigned.splice(0);
     const full = this.fullFiles.splice(0);
     const files = this.current ? [...full, this.current.handle] : full;
     const job = (async () => {
+      const records = await this.signedRecords(regions);
+      await writeExactly(this.sigs, records, this.sigsBytes, sigsPathOf(this.dir));
+      this.sigsBytes += records.length;
+      assert(this.sigsBytes === state.storedRegions * this.recordBytes, 'sigs.part holds one record per stored region');
       for (const file of files) await file.datasync();
       await this.sigs.datasync();
       await writeExportState(this.dir, state);
@@ -157,6 +158,24 @@ export class ImageAppender {
     })();
     this.committing = job.finally(() => (this.committing = undefined));
     this.committing.catch((error: unknown) => (this.commitError ??= error));
+  }
+
+  /** sigs.part records (u32le region index ‖ signature) of `regions`, in order, signed by the pool's workers. */
+  private async signedRecords(regions: readonly { regionIndex: number; location: RegionLocation }[]): Promise<Buffer> {
+    const records = Buffer.alloc(regions.length * this.recordBytes);
+    const width = this.recordBytes - 4;
+    const items = regions.map((region, position) => ({ regionIndex: position, location: region.location }));
+    let signed = 0;
+    for await (const batch of this.signer.sign(items)) {
+      batch.regionIndexes.forEach((position, i) => {
+        const at = position * this.recordBytes;
+        records.writeUInt32LE(regions[position]!.regionIndex, at);
+        records.set(batch.signatures.subarray(i * width, (i + 1) * width), at + 4);
+      });
+      signed += batch.regionIndexes.length;
+    }
+    assert(signed === regions.length, 'every region written was signed');
+    return records;
   }
 
   private async drain(): Promise<void> {

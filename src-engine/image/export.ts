@@ -13,9 +13,9 @@ import { Bitset } from '../bitmap';
 import { regionBytesDefault } from '../constants';
 import { TidemarkError, fromSystemError, usageError } from '../errors';
 import { validatePairName, type EndpointResolver, type PairRecord, type PairStore, type VolumeEndpoint } from '../replication';
-import { hashAlgorithmDefault, signatureBytes, type HashAlgorithm } from '../signature';
+import { SignaturePool, hashAlgorithmDefault, signatureBytes, type HashAlgorithm } from '../signature';
 import { formatBytes } from '../size';
-import { RegionSigner, isAllZero } from './checksum';
+import { isAllZero } from './checksum';
 import { finishImage } from './export-finish';
 import { readExportState, removeExportState, stateDirOf, writeExportState, type ExportState } from './export-state';
 import { ImageAppender } from './export-writer';
@@ -54,7 +54,7 @@ export interface ImageExportOptions {
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: ImageProgress) => void;
   readonly onWarning?: (message: string) => void;
-  /** Tests: commit at least this often (default 64 MiB). */
+  /** Tests: commit after this many bytes read (default 64 MiB). */
   readonly commitBytes?: number;
 }
 
@@ -346,8 +346,20 @@ class ExportRun {
   private async pass(state: ExportState): Promise<ExportState> {
     if (state.nextRegion === state.regionCount) return state;
     const realized = await this.realizedRegions(state);
-    const signer = await RegionSigner.create(state.hash);
-    const appender = await ImageAppender.open(this.dir, state, signer.signatureBytes);
+    const signer = await SignaturePool.start(state.hash);
+    try {
+      const appender = await ImageAppender.open(this.dir, state, signer);
+      try {
+        return await this.copy(state, realized, appender);
+      } finally {
+        await appender.close();
+      }
+    } finally {
+      await signer.dispose();
+    }
+  }
+
+  private async copy(state: ExportState, realized: Bitset, appender: ImageAppender): Promise<ExportState> {
     const progress = new PhaseProgress('export', realized.popcount(state.nextRegion) * state.regionBytes, this.options.onProgress);
     const commitBytes = this.options.commitBytes ?? commitBytesDefault;
     let doneRegion = state.nextRegion;
@@ -356,7 +368,7 @@ class ExportRun {
       const reads = readRuns(this.agent, this.path, realized.runs(state.nextRegion), { snapshotId: state.snapshotId!, signal: this.options.signal });
       for await (const { regionIndex, data } of reads) {
         if (!isAllZero(data)) {
-          await appender.append(regionIndex, data, signer.sign(data));
+          await appender.append(regionIndex, data);
           this.counters.regionsTransferred += 1;
           this.counters.bytesTransferred += data.length;
         }
@@ -374,8 +386,6 @@ class ExportRun {
       return { ...state, nextRegion: state.regionCount, storedRegions: appender.storedRegions, dataBytes: appender.dataBytes };
     } catch (error) {
       throw await this.stopped(error, appender, doneRegion, state.regionCount);
-    } finally {
-      await appender.close();
     }
   }
 

@@ -21,7 +21,7 @@ export const splitBytesMin = 1 * MiB;
  */
 export const dataFilesMax = 100_000;
 export const manifestBytesMax = 64 * MiB;
-/** Export and import make their progress durable at least every this many bytes, and at each data file's end. */
+/** Export and import make their progress durable every this many bytes, and at each data file's end. */
 export const commitBytesDefault = 64 * MiB;
 /** index.bin's fixed header: magic, version, signature bytes, region count, stored count. */
 export const indexHeaderBytes = 32;

@@ -3,7 +3,8 @@
 // before anything is written — the target's bytes, realization map, member record and import
 // marker unchanged — and `image verify` lists a problem naming the same file. Last, the pristine
 // image imports, so the harness can tell success from refusal.
-import { mkdtemp, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalAgent } from '../../src-engine/agent';
 import { exportImage, verifyImage } from '../../src-engine/image';
 import { PairStore, createPair } from '../../src-engine/replication';
+import { signBytes } from '../../src-engine/signature';
 import { tidemark } from '../helpers/cli';
 import { copyImage, flipByte, forgeManifest, targetFingerprint } from '../helpers/images';
 import { randomRegion, resolverFor, sameBytes, writeRandomRegions } from '../helpers/pairs';
@@ -137,7 +139,7 @@ const cases: readonly Case[] = [
     names: 'manifest.json',
     damage: async (dir) => {
       const path = join(dir, 'manifest.json');
-      const envelope = JSON.parse((await import('node:fs')).readFileSync(path, 'utf8')) as Json;
+      const envelope = JSON.parse(await readFile(path, 'utf8')) as Json;
       await writeFile(path, JSON.stringify({ ...envelope, version: 2 }));
     },
   },
@@ -174,19 +176,16 @@ describe('damaged and hostile images are refused before anything is written', ()
     // manifest updated too): only the per-file checksum in the manifest still names the file.
     const dir = join(root, 'case-forged-region');
     await copyImage(pristine, dir);
-    const { signBytes } = await import('../../src-engine/signature');
-    const fs = await import('node:fs/promises');
-    const { createHash } = await import('node:crypto');
     const data = randomRegion(seed + 9, regionBytes);
     const dataPath = join(dir, 'data-000002.bin');
-    const bytes = await fs.readFile(dataPath);
+    const bytes = await readFile(dataPath);
     data.copy(bytes, 0);
-    await fs.writeFile(dataPath, bytes);
+    await writeFile(dataPath, bytes);
     const indexPath = join(dir, 'index.bin');
-    const index = await fs.readFile(indexPath);
+    const index = await readFile(indexPath);
     const signaturesOffset = 32 + 4 * Math.ceil(regionCount / 32);
     Buffer.from(await signBytes('xxh3-128', data)).copy(index, signaturesOffset + 2 * 16 * 16); // ordinal 32: file 2's first region
-    await fs.writeFile(indexPath, index);
+    await writeFile(indexPath, index);
     await forgeManifest(dir, (body) => void ((body.index as Json).sha256 = createHash('sha256').update(index).digest('hex')));
 
     const result = tidemark(['--home', home, 'image', 'import', dir, secondaryPath]);
