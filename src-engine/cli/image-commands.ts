@@ -20,27 +20,9 @@ import { PairStore } from '../replication';
 import { parseHashAlgorithm } from '../signature';
 import { formatBytes, parseSize } from '../size';
 import { withAgentPool, type AgentPool } from './agents';
-import { ExitStatus, StatusLine, bar, printResult, type GlobalOptions, type Io } from './output';
+import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
 
 const store = (io: Io, global: GlobalOptions) => new PairStore(resolveHomeDir(global.home, io.env));
-
-/** Ctrl-C (SIGINT) and SIGTERM cancel `work` cleanly through its AbortSignal; a second Ctrl-C is the default (exit). */
-async function cancellable<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSignal = () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    return await work(controller.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
 
 const phaseNames: Record<ImageProgress['phase'], string> = { export: 'export', verify: 'verify', check: 'check ', import: 'import', finish: 'finish' };
 

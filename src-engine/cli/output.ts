@@ -121,3 +121,21 @@ export class ProgressBar {
     if (this.enabled) this.io.stderr.write('\n');
   }
 }
+
+/** Ctrl-C (SIGINT) and SIGTERM cancel `work` cleanly through its AbortSignal; a second Ctrl-C is the default (exit). */
+export async function cancellable<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await work(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

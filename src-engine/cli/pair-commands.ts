@@ -21,31 +21,13 @@ import {
 import { parseHashAlgorithm } from '../signature';
 import { formatBytes, parseDurationMs, parseRate, parseSize } from '../size';
 import { withAgentPool, type AgentPool } from './agents';
-import { ExitStatus, StatusLine, bar, printResult, type GlobalOptions, type Io } from './output';
+import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
 
 const store = (io: Io, global: GlobalOptions) => new PairStore(resolveHomeDir(global.home, io.env));
 
 async function endpointsOf(pool: AgentPool, record: PairRecord) {
   const [primary, secondary] = await Promise.all([pool.resolve(record.primary.volref), pool.resolve(record.secondary.volref)]);
   return { primary, secondary };
-}
-
-/** Ctrl-C (SIGINT) and SIGTERM cancel `work` cleanly through its AbortSignal; a second Ctrl-C is the default (exit). */
-async function cancellable<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSignal = () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    return await work(controller.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
 }
 
 function parseMethod(text: string): SyncMethodChoice {
