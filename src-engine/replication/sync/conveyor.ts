@@ -23,6 +23,7 @@ export interface ConveyorOptions {
 }
 
 export class Conveyor {
+  /** Regions sent and not acknowledged: writes in flight, and any that failed (never counted as done). */
   private readonly inFlight = new Set<number>();
   private readonly writes = new Set<Promise<void>>();
   private acked: number[] = [];
@@ -32,11 +33,6 @@ export class Conveyor {
 
   constructor(private readonly options: ConveyorOptions) {
     assert(options.writesInFlightMax >= 1 && options.windowRegions >= options.writesInFlightMax, 'a window of at least the writes in flight');
-  }
-
-  /** Regions sent and not acknowledged: writes in flight, and any that failed (never counted as done). */
-  get pending(): ReadonlySet<number> {
-    return this.inFlight;
   }
 
   private checkFailed(): void {

@@ -108,7 +108,7 @@ function signatureSelection(ctx: SelectionContext, only: SignedSubset | undefine
       const count = run.end - run.start;
       ctx.onSignatures(count, 2 * count * signatureBytes(ctx.hash));
       for (let i = 0; i < count; i++) {
-        if ((!only || only.accepts(run.start + i)) && !Buffer.from(p[i]!).equals(s[i]!)) selected.set(run.start + i - start);
+        if ((!only || only.accepts(run.start + i)) && Buffer.compare(p[i]!, s[i]!) !== 0) selected.set(run.start + i - start);
       }
     }
     return { start, end, runs: [...selected.runs()].map((r) => ({ start: r.start + start, end: r.end + start })) };

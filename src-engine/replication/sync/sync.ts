@@ -127,6 +127,7 @@ class SyncRun {
   private readonly secondary: VolumeEndpoint;
   private readonly pair: PairRecord;
   private regionCount = 0;
+  private lastRegionBytes = 0;
   private readonly since: string;
   private readonly swap: string;
   private readonly auth: WriteAuth;
@@ -236,6 +237,8 @@ class SyncRun {
         `finish it with \`tidemark image import DIR ${this.secondary.volref}\` (it resumes), then sync`,
       );
     }
+    // The primary's last region may be short; its size comes with the state (no volumeInfo later).
+    this.lastRegionBytes = p.sizeBytes - (pm!.regionCount - 1) * this.pair.regionBytes;
     return pm!.regionCount;
   }
 
@@ -412,12 +415,8 @@ class SyncRun {
     return regionIndex === this.regionCount - 1 ? this.lastRegionBytes : this.pair.regionBytes;
   }
 
-  private lastRegionBytes = 0;
-
   /** Round 0's pass: regions of the extent chosen per method, from the live primary (early: from its snapshot). */
   private async pass(): Promise<void> {
-    const info = await this.p.volumeInfo(this.primary.path);
-    this.lastRegionBytes = info.sizeBytes - (this.regionCount - 1) * this.pair.regionBytes;
     const { method } = this.cursor;
     const early = method === 'early';
     let frontier = this.cursor.nextRegion;
@@ -507,10 +506,6 @@ class SyncRun {
   /** Conveys the todo from P, clearing each region's bit once it is committed. */
   private async tail(): Promise<void> {
     assert(this.cursor.phase === 'tail' && this.cursor.snapshotId !== null, 'a tail has its snapshot');
-    if (this.lastRegionBytes === 0) {
-      const info = await this.p.volumeInfo(this.primary.path);
-      this.lastRegionBytes = info.sizeBytes - (this.regionCount - 1) * this.pair.regionBytes;
-    }
     const todo = await this.cursors.readTodo(this.regionCount);
     const total = todo.popcount();
     this.meter = new ProgressMeter(total);
