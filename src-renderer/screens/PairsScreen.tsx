@@ -116,7 +116,14 @@ function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; over
         </Typography>
       </Box>
       <PairSummaryLine pair={pair} />
-      <SyncPanel pair={pair} onChanged={onChanged} onDeleted={onBack} />
+      <SyncPanel
+        pair={pair}
+        onChanged={onChanged}
+        onDeleted={() => {
+          onBack();
+          onChanged();
+        }}
+      />
       <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
         <ToggleButtonGroup size="small" exclusive value={which} onChange={(_, value: MapKind | null) => value && setWhich(value)} aria-label="map">
           {(Object.keys(mapLabels) as MapKind[]).map((kind) => (
