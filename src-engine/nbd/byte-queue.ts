@@ -26,6 +26,7 @@ export class ByteQueue {
    */
   peek(bytes: number): Buffer {
     assert(bytes <= this.lengthBytes, `peek of ${bytes} bytes within ${this.lengthBytes} buffered`);
+    if (bytes === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
     if (first.length - this.headOffset >= bytes) return first.subarray(this.headOffset, this.headOffset + bytes);
     const joined = this.gather(bytes);
