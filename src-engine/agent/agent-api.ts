@@ -3,10 +3,16 @@
 // contract test suite runs against both (test/integration/agent-contract.test.ts).
 
 import type { HashAlgorithm } from '../signature';
+import type { TrackingState } from '../tracking';
 import type { VolumeInfo, VolumeRecord, WriteAuth } from '../volume';
 import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
 export type { WriteAuth } from '../volume';
+export type { TrackingState } from '../tracking';
+
+/** A primary's tracking maps: out of sync, maybe out of sync (persisted), taken for shipping. */
+export const trackingMapKinds = ['oos', 'moos', 'in-flight'] as const;
+export type TrackingMapKind = (typeof trackingMapKinds)[number];
 export type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
 export interface AgentInfo {
@@ -152,6 +158,20 @@ export interface AgentApi {
   pairLeave(path: string, pairId: string): Promise<void>;
   /** Sets the volume's import marker, or removes it (null: the import finished). A locked volume needs its pair's auth. */
   importMark(path: string, marker: ImportMarker | null, options?: { auth?: WriteAuth }): Promise<void>;
+
+  /** Write tracking of the pair on its primary (seed 003): counts, lag, what a crash would resend. */
+  trackingState(path: string, pairId: string): Promise<TrackingState>;
+  trackingMap(path: string, pairId: string, which: TrackingMapKind): Promise<BitmapContents>;
+  /**
+   * Takes up to `regionsMax` out-of-sync regions (from `fromRegion` on, wrapping) for shipping:
+   * their OOS bits are cleared with writes held, so reading them afterwards sees every write
+   * acknowledged before, and a later write marks them again. They stay in MOOS until settled.
+   */
+  trackingTake(path: string, pairId: string, regionsMax: number, fromRegion: number): Promise<number[]>;
+  /** `shipped` regions are durable on the secondary; `failed` ones are out of sync again. */
+  trackingSettle(path: string, pairId: string, shipped: readonly number[], failed: readonly number[]): Promise<void>;
+  /** Settles every taken region as failed (out of sync again): a shipper starting over after a lost link or a crash. Returns how many. */
+  trackingRequeue(path: string, pairId: string): Promise<number>;
 
   /** Releases what the agent holds for this client (open volumes, workers, connections). */
   dispose(): Promise<void>;

@@ -21,9 +21,12 @@ import type {
   RegionSignatures,
   SnapshotInfo,
   SnapshotList,
+  TrackingMapKind,
+  TrackingState,
   VolumeState,
   WriteAuth,
 } from './agent-api';
+import { trackingMapKinds } from './agent-api';
 import { importMarkerSchema, pairMemberSchema, type ImportMarker, type PairMember, type PairMemberChange } from './pair-members';
 
 const pathSchema = z
@@ -36,7 +39,7 @@ const snapshotId = z.string().regex(snapshotIdPattern);
 const bitmapName = z.string().regex(changeMapNamePattern);
 const pairId = z.string().uuid();
 const generation = z.number().int().positive();
-const memberChange = pairMemberSchema.pick({ generation: true, seed: true, lcsSnapshotId: true }).partial().strict();
+const memberChange = pairMemberSchema.pick({ generation: true, seed: true, lcsSnapshotId: true, protectSnapshotId: true }).partial().strict();
 const schemas = {
   info: z.object({}).strict(),
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
@@ -70,17 +73,23 @@ const schemas = {
   'pair.update': z.object({ path: pathSchema, pairId, change: memberChange }).strict(),
   'pair.leave': z.object({ path: pathSchema, pairId }).strict(),
   'import.mark': z.object({ path: pathSchema, marker: importMarkerSchema.nullable(), pairId: pairId.optional(), generation: generation.optional() }).strict(),
+  'tracking.state': z.object({ path: pathSchema, pairId }).strict(),
+  'tracking.map': z.object({ path: pathSchema, pairId, which: z.enum(trackingMapKinds) }).strict(),
+  'tracking.take': z.object({ path: pathSchema, pairId, regionsMax: count.min(1), fromRegion: count }).strict(),
+  /** Payload: `shippedCount` little-endian uint32 region indexes, then the failed ones. */
+  'tracking.settle': z.object({ path: pathSchema, pairId, shippedCount: count }).strict(),
+  'tracking.requeue': z.object({ path: pathSchema, pairId }).strict(),
 } as const;
 type Method = keyof typeof schemas;
 type Params<M extends Method> = z.infer<(typeof schemas)[M]>;
 type Reply = Promise<RpcMessage> | AsyncIterable<RpcMessage>;
 
 /** The methods that answer with a stream; every other one answers once. */
-const streamingMethods = ['volume.read', 'volume.signatures', 'bitmap.read'] as const satisfies readonly Method[];
+const streamingMethods = ['volume.read', 'volume.signatures', 'bitmap.read', 'tracking.map'] as const satisfies readonly Method[];
 type StreamingMethod = (typeof streamingMethods)[number];
 const streams = (method: Method): method is StreamingMethod => (streamingMethods as readonly Method[]).includes(method);
 /** The methods that take a request payload; the others refuse one. */
-const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear'];
+const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear', 'tracking.settle'];
 
 const mismatchHint = 'the client and the agent disagree; update both to one version';
 
@@ -176,6 +185,20 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   'pair.update': (agent, p) => agent.pairUpdate(p.path, p.pairId, p.change).then((member) => reply(member)),
   'pair.leave': (agent, p) => agent.pairLeave(p.path, p.pairId).then(() => reply({})),
   'import.mark': (agent, p) => agent.importMark(p.path, p.marker, writeAuth(p)).then(() => reply({})),
+  'tracking.state': (agent, p) => agent.trackingState(p.path, p.pairId).then((state) => reply(state)),
+  'tracking.map': async function* (agent, p) {
+    yield* bitmapChunks(await agent.trackingMap(p.path, p.pairId, p.which));
+  },
+  'tracking.take': (agent, p) =>
+    agent.trackingTake(p.path, p.pairId, p.regionsMax, p.fromRegion).then((taken) => reply({ count: taken.length }, wordsBytes(Uint32Array.from(taken)))),
+  'tracking.settle': async (agent, p, request) => {
+    const indexes = Array.from(bytesWords(request.payload));
+    if (p.shippedCount > indexes.length)
+      throw new TidemarkError('USAGE', `tracking.settle: ${p.shippedCount} shipped of ${indexes.length} regions`, mismatchHint);
+    await agent.trackingSettle(p.path, p.pairId, indexes.slice(0, p.shippedCount), indexes.slice(p.shippedCount));
+    return reply({});
+  },
+  'tracking.requeue': (agent, p) => agent.trackingRequeue(p.path, p.pairId).then((count) => reply({ count })),
 };
 
 /** Refuses a request in the wrong mode or with a payload its method does not take, before any work. */
@@ -363,6 +386,30 @@ export class RpcAgent implements AgentApi {
   async importMark(path: string, marker: ImportMarker | null, options: { auth?: WriteAuth } = {}): Promise<void> {
     const auth = options.auth ? { pairId: options.auth.pairId, generation: options.auth.generation } : {};
     await this.peer.call('import.mark', { path, marker, ...auth });
+  }
+
+  async trackingState(path: string, pairId: string): Promise<TrackingState> {
+    return (await this.peer.call('tracking.state', { path, pairId })).json as unknown as TrackingState;
+  }
+
+  async trackingMap(path: string, pairId: string, which: TrackingMapKind): Promise<BitmapContents> {
+    return assembleBitmap(this.peer.stream('tracking.map', { path, pairId, which }));
+  }
+
+  async trackingTake(path: string, pairId: string, regionsMax: number, fromRegion: number): Promise<number[]> {
+    const { json, payload } = await this.peer.call('tracking.take', { path, pairId, regionsMax, fromRegion });
+    const taken = Array.from(bytesWords(payload));
+    if (taken.length !== json.count || taken.length > regionsMax) throw new TidemarkError('IO', `the agent sent ${taken.length} taken regions, said ${String(json.count)}`, mismatchHint);
+    return taken;
+  }
+
+  async trackingSettle(path: string, pairId: string, shipped: readonly number[], failed: readonly number[]): Promise<void> {
+    const indexes = wordsBytes(regionIndexWords([...shipped, ...failed]));
+    await this.peer.call('tracking.settle', { path, pairId, shippedCount: shipped.length }, indexes);
+  }
+
+  async trackingRequeue(path: string, pairId: string): Promise<number> {
+    return (await this.peer.call('tracking.requeue', { path, pairId })).json.count as number;
   }
 
   async dispose(): Promise<void> {

@@ -7,6 +7,7 @@ import { SnapshotRegistry } from '../snapshot';
 import { ChangeMaps } from '../tracking';
 import type { OpenedVolume, VolumeCatalog } from '../volume';
 import { PairMembers } from './pair-members';
+import { PairTrackers } from './pair-trackers';
 
 export interface AgentVolume {
   readonly opened: OpenedVolume;
@@ -14,21 +15,26 @@ export interface AgentVolume {
   readonly snapshots: SnapshotRegistry | undefined;
   readonly changeMaps: ChangeMaps | undefined;
   readonly members: PairMembers | undefined;
+  readonly trackers: PairTrackers | undefined;
 }
 
 export async function openAgentVolume(catalog: VolumeCatalog, canonicalPath: string): Promise<AgentVolume> {
   const opened = await catalog.open(canonicalPath);
   const { record, volume } = opened;
   let snapshots: SnapshotRegistry | undefined;
+  let trackers: PairTrackers | undefined;
   try {
-    if (!record) return { opened, snapshots: undefined, changeMaps: undefined, members: undefined };
+    if (!record) return { opened, snapshots: undefined, changeMaps: undefined, members: undefined, trackers: undefined };
     // Members first: a secondary is locked before anything could write to it.
     const members = await PairMembers.open(catalog.volumeDir(record.volumeId), volume);
+    // Tracking next: no write (not even a snapshot's) passes before a primary's MOOS covers it.
+    trackers = await PairTrackers.open(catalog.volumeDir(record.volumeId), volume, members.list());
     snapshots = await SnapshotRegistry.open(volume, catalog.snapshotsDir(record.volumeId));
     const changeMaps = await ChangeMaps.open(volume, catalog.volumeDir(record.volumeId));
-    return { opened, snapshots, changeMaps, members };
+    return { opened, snapshots, changeMaps, members, trackers };
   } catch (error) {
     await snapshots?.close().catch(() => undefined);
+    await trackers?.close().catch(() => undefined);
     await opened.close().catch(() => undefined);
     throw error;
   }
@@ -42,7 +48,11 @@ export async function closeAgentVolume(volume: AgentVolume): Promise<void> {
     try {
       await volume.changeMaps?.close();
     } finally {
-      await volume.opened.close();
+      try {
+        await volume.trackers?.close();
+      } finally {
+        await volume.opened.close();
+      }
     }
   }
 }
@@ -63,6 +73,11 @@ export function snapshotsOf(volume: AgentVolume, homeDir: string): SnapshotRegis
 export function membersOf(volume: AgentVolume, homeDir: string): PairMembers {
   if (!volume.members) throw unregistered(volume, homeDir);
   return volume.members;
+}
+
+export function trackersOf(volume: AgentVolume, homeDir: string): PairTrackers {
+  if (!volume.trackers) throw unregistered(volume, homeDir);
+  return volume.trackers;
 }
 
 export function changeMapsOf(volume: AgentVolume, homeDir: string): ChangeMaps {

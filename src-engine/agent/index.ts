@@ -18,7 +18,10 @@ export type {
   PairMember,
   PairMemberChange,
   ImportMarker,
+  TrackingMapKind,
+  TrackingState,
 } from './agent-api';
+export { trackingMapKinds } from './agent-api';
 export { pairMemberSchema, importMarkerSchema, secondaryLock } from './pair-members';
 export { LocalAgent, exportSnapshotLabelPrefix } from './local-agent';
 export { serveAgent, RpcAgent } from './agent-rpc';

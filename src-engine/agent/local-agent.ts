@@ -11,6 +11,7 @@ import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { SignaturePool, type HashAlgorithm } from '../signature';
 import { signSnapshotBatches, type Snapshot } from '../snapshot';
 import { VolumeCatalog, zeroScanRealized, type OpenedVolume, type VolumeInfo, type VolumeRecord } from '../volume';
+import type { WriteTracker } from '../tracking';
 import { tidemarkVersion } from '../version';
 import type {
   AgentApi,
@@ -23,10 +24,12 @@ import type {
   RegionSignatures,
   SnapshotInfo,
   SnapshotList,
+  TrackingMapKind,
+  TrackingState,
   VolumeState,
   WriteAuth,
 } from './agent-api';
-import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, type AgentVolume } from './agent-volume';
+import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, trackersOf, type AgentVolume } from './agent-volume';
 import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
 /** Labels of image export snapshots: `tidemark-export <imageId>` (docs/image-format.md). */
@@ -153,6 +156,11 @@ export class LocalAgent implements AgentApi {
    */
   async openedVolume(path: string): Promise<OpenedVolume> {
     return (await this.open(path)).opened;
+  }
+
+  /** The write tracker of a pair on its primary, for an in-process owner (the Engine's heatmaps and lab). */
+  async pairTracker(path: string, pairId: string): Promise<WriteTracker> {
+    return trackersOf(await this.open(path), this.homeDir).get(pairId);
   }
 
   /**
@@ -360,7 +368,10 @@ export class LocalAgent implements AgentApi {
   }
 
   async pairJoin(path: string, member: PairMember): Promise<PairMember> {
-    return membersOf(await this.open(path), this.homeDir).join(member);
+    const volume = await this.open(path);
+    const joined = await membersOf(volume, this.homeDir).join(member);
+    await trackersOf(volume, this.homeDir).attach(joined);
+    return joined;
   }
 
   async pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember> {
@@ -370,6 +381,42 @@ export class LocalAgent implements AgentApi {
   async pairLeave(path: string, pairId: string): Promise<void> {
     const volume = await this.open(path);
     if (volume.members) await volume.members.leave(pairId);
+    await volume.trackers?.detach(pairId);
+  }
+
+  async trackingState(path: string, pairId: string): Promise<TrackingState> {
+    return trackersOf(await this.open(path), this.homeDir).get(pairId).state();
+  }
+
+  async trackingMap(path: string, pairId: string, which: TrackingMapKind): Promise<BitmapContents> {
+    const tracker = trackersOf(await this.open(path), this.homeDir).get(pairId);
+    const bits = (which === 'oos' ? tracker.oos : which === 'moos' ? tracker.moosBits : tracker.predictor.inFlight).clone();
+    return { regionCount: bits.bitCount, setCount: bits.popcount(), words: bits.words };
+  }
+
+  async trackingTake(path: string, pairId: string, regionsMax: number, fromRegion: number): Promise<number[]> {
+    const volume = await this.open(path);
+    this.checkRegions(volume, fromRegion, 0);
+    if (!Number.isSafeInteger(regionsMax) || regionsMax < 1) throw new TidemarkError('USAGE', `cannot take ${regionsMax} regions`, 'take at least one region');
+    return trackersOf(volume, this.homeDir).get(pairId).take(regionsMax, fromRegion);
+  }
+
+  async trackingSettle(path: string, pairId: string, shipped: readonly number[], failed: readonly number[]): Promise<void> {
+    const tracker = trackersOf(await this.open(path), this.homeDir).get(pairId);
+    for (const r of [...shipped, ...failed]) {
+      if (!Number.isSafeInteger(r) || r < 0 || r >= tracker.oos.bitCount || !tracker.predictor.inFlight.get(r))
+        throw new TidemarkError('USAGE', `region ${r} of pair ${pairId} was not taken for shipping`, 'settle only regions from trackingTake, once each');
+    }
+    tracker.settle(shipped, failed);
+  }
+
+  async trackingRequeue(path: string, pairId: string): Promise<number> {
+    const tracker = trackersOf(await this.open(path), this.homeDir).get(pairId);
+    const taken: number[] = [];
+    const inFlight = tracker.predictor.inFlight;
+    for (let r = inFlight.nextSetBit(0); r !== -1; r = r + 1 < inFlight.bitCount ? inFlight.nextSetBit(r + 1) : -1) taken.push(r);
+    tracker.settle([], taken);
+    return taken.length;
   }
 
   async importMark(path: string, marker: ImportMarker | null, options: { auth?: WriteAuth } = {}): Promise<void> {

@@ -6,6 +6,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { moosPredictMax } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { syncDirectory } from '../fsync';
 import { hashAlgorithms } from '../signature';
@@ -33,6 +34,14 @@ export const pairMemberSchema = z
       .nullable(),
     /** A secondary's last consistent snapshot, taken when a sync finished. */
     lcsSnapshotId: z.string().max(64).nullable(),
+    /** A primary's MOOS prediction window (seed 003); absent in records older than tracking: the default. */
+    predictRegions: z.number().int().min(0).max(moosPredictMax).optional(),
+    /**
+     * A secondary's protective snapshot (issue 7): taken before a continuous catch-up copies
+     * regions out of order, released when in sync. While it exists the volume itself may be
+     * inconsistent; the snapshot is the consistent image a failover uses.
+     */
+    protectSnapshotId: z.string().max(64).nullable().optional(),
   })
   .strict();
 export const pairMemberKind = defineRecord('tidemark/pair-member', 1, pairMemberSchema);
@@ -52,7 +61,7 @@ export const importMarkerSchema = z
 export const importMarkerKind = defineRecord('tidemark/import-marker', 1, importMarkerSchema);
 export type ImportMarker = z.infer<typeof importMarkerSchema>;
 export type PairMember = z.infer<typeof pairMemberKind.schema>;
-export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId'>>;
+export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId' | 'protectSnapshotId'>>;
 
 function checkPairId(pairId: string): void {
   if (!uuid.safeParse(pairId).success) throw new TidemarkError('USAGE', `"${pairId}" is not a pair id`, 'pair ids are UUIDs; see `tidemark pair show`');

@@ -15,6 +15,11 @@ import type { PersistentBitmap } from './persistent-bitmap';
  */
 export class MoosPredictor {
   readonly oos: Bitset;
+  /**
+   * Regions taken for shipping and not yet durable on the secondary: out of OOS (a write
+   * re-marks them), still covered by MOOS — a crash before the secondary holds them resends.
+   */
+  readonly inFlight: Bitset;
   private readonly moos: PersistentBitmap;
   readonly predictRegions: number;
 
@@ -24,6 +29,7 @@ export class MoosPredictor {
     this.moos = moos;
     this.predictRegions = predictRegions;
     this.oos = oos ?? new Bitset(moos.bitCount);
+    this.inFlight = new Bitset(moos.bitCount);
     assert(this.oos.bitCount === moos.bitCount, 'OOS and MOOS have one length');
   }
 
@@ -68,9 +74,10 @@ export class MoosPredictor {
     // `>>> 5` is exact: bit counts stay below 2^31 (regionCountMax), so these stay below 2^32.
     const moosWords = this.moos.bits.words;
     const oosWords = this.oos.words;
+    const inFlightWords = this.inFlight.words;
     const wordFrom = (firstSegment * bitmapBitsPerSegment) >>> 5;
     const wordTo = Math.min(moosWords.length, ((lastSegment + 1) * bitmapBitsPerSegment) >>> 5);
-    for (let w = wordFrom; w < wordTo; w++) moosWords[w]! &= oosWords[w]!;
+    for (let w = wordFrom; w < wordTo; w++) moosWords[w]! &= oosWords[w]! | inFlightWords[w]!;
     this.moos.bits.setRange(from, predictedEnd);
     this.moos.markChanged(firstSegment * bitmapBitsPerSegment, Math.min(this.regionCount, (lastSegment + 1) * bitmapBitsPerSegment));
   }
@@ -82,6 +89,31 @@ export class MoosPredictor {
    */
   markShipped(firstRegion: number, lastRegion: number): void {
     this.oos.clearRange(firstRegion, lastRegion + 1);
+  }
+
+  /**
+   * Takes an OOS region for shipping (seed 003: its bit is cleared before it is read, so a
+   * write meanwhile marks it again). It stays in MOOS until `settle` says where it went.
+   */
+  take(regionIndex: number): void {
+    if (!this.oos.get(regionIndex)) invariantViolated(`region ${regionIndex} taken while out of sync`);
+    this.oos.clear(regionIndex);
+    this.inFlight.set(regionIndex);
+  }
+
+  /** A taken region is durable on the secondary (`shipped`), or is out of sync again. */
+  settle(regionIndex: number, shipped: boolean): void {
+    if (!this.inFlight.get(regionIndex)) invariantViolated(`region ${regionIndex} settled while taken`);
+    this.inFlight.clear(regionIndex);
+    if (!shipped) this.oos.set(regionIndex);
+  }
+
+  /** Drops every MOOS bit absent from OOS ∪ in flight (a clean stop): a restart resends exactly those. */
+  async compact(): Promise<void> {
+    const moosWords = this.moos.bits.words;
+    for (let w = 0; w < moosWords.length; w++) moosWords[w]! &= this.oos.words[w]! | this.inFlight.words[w]!;
+    this.moos.markChanged(0, this.regionCount);
+    await this.moos.destage();
   }
 
   /**

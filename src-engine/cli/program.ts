@@ -9,6 +9,7 @@ import { registerAgentCommands } from './agent-commands';
 import { registerImageCommands } from './image-commands';
 import { registerLabCommand } from './lab-command';
 import { registerPairCommands } from './pair-commands';
+import { registerReplicateCommands } from './replicate-commands';
 import { registerVolumeCommands } from './volume-commands';
 
 export type CliRole = 'cli' | 'agent';
@@ -41,6 +42,7 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
   registerAgentCommands(program, io, globals);
   if (role === 'cli') {
     registerPairCommands(program, io, globals);
+    registerReplicateCommands(program, io, globals);
     registerImageCommands(program, io, globals);
     registerLabCommand(program, io, globals);
   }

@@ -3,6 +3,7 @@
 // catalog, the pair store, the pairs it has open (tracking on their primaries, through the
 // agent's open volumes), the hosts, and the lab's write generator.
 
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Bitset, openBitmapFile } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
@@ -12,7 +13,7 @@ import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type Ge
 import { PairStore, sinceMapName, type PairRecord } from '../replication';
 import { PairOperations, type SyncState } from './pair-ops';
 import { SeedingOperations } from './seeding';
-import { WriteTracker } from '../tracking';
+import type { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
 import { HostManager, SecretVault, type SecretCipher } from '../hosts';
 import { LocalAgent, RpcAgent, connectAgentSocket, startAgentDaemon, type AgentDaemon } from '../agent';
@@ -187,7 +188,10 @@ export class Engine {
     if (already) return already;
     // On failure the volume stays open in the agent: socket clients may be using it.
     const primary = await this.agent.openedVolume(record.primary.volref);
-    const tracker = await WriteTracker.attach(primary.volume, join(this.pairs.pairDir(record.name), 'moos.tmbm'), record.predictRegions);
+    // The agent tracks every primary it opens (docs/replication.md); the console reads its tracker.
+    const tracker = await this.agent.pairTracker(record.primary.volref, record.pairId);
+    // Before tracking moved into the agent the console kept the lab's MOOS here.
+    await rm(join(this.pairs.pairDir(record.name), 'moos.tmbm'), { force: true });
     if (tracker.recoveredRegions > 0) {
       this.events.emit({
         severity: 'warning',
@@ -216,7 +220,7 @@ export class Engine {
     if (name === labPairName) await this.stopGeneratorNow();
     this.generator = name === labPairName ? undefined : this.generator;
     this.open.delete(name);
-    await opened.tracker.close(); // the volume stays open in the agent until the home is released
+    // The tracker and the volume stay open in the agent until the home is released.
   }
 
   private labOpen(): OpenPair {

@@ -9,3 +9,7 @@ export { syncMethods, CursorStore, type SyncMethod, type SyncCursor } from './sy
 export { verifyPair, type VerifyResult } from './sync/verify';
 export { sinceMapName, swapMapName } from './sync/names';
 export { acquirePairLock } from './sync/lock';
+export { shipContinuous, protectSnapshotLabelPrefix, runsOf, type ShipOptions, type ShipProgress, type ShipSummary } from './continuous';
+export { replicatePair, waitInSync, replicateLockTask, type ReplicateOptions, type ReplicateSummary, type WaitOptions } from './replicate';
+export { pairLockHolder, type PairLockHolder } from './sync/lock';
+export { checkPairMembers } from './members';

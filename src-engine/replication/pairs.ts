@@ -2,7 +2,7 @@
 // secondary locked first), delete (both members leave, data untouched), and status. Design:
 // docs/sync.md "Pair records".
 
-import { regionBytesDefault } from '../constants';
+import { moosPredictDefault, regionBytesDefault } from '../constants';
 import { TidemarkError, isTidemarkError } from '../errors';
 import { formatBytes } from '../size';
 import { hashAlgorithmDefault, type HashAlgorithm } from '../signature';
@@ -97,7 +97,7 @@ export async function createPair(store: PairStore, resolver: EndpointResolver, o
     mode: options.mode ?? 'continuous',
     regionBytes,
     hash: options.hash ?? hashAlgorithmDefault,
-    predictRegions: options.predictRegions ?? 16,
+    predictRegions: options.predictRegions ?? moosPredictDefault,
     intervalMs: options.intervalMs ?? 60_000,
     primary: { volref: primary.volref, volumeId: pRecord.volumeId },
     secondary: { volref: secondary.volref, volumeId: sRecord.volumeId },
@@ -115,6 +115,7 @@ export async function createPair(store: PairStore, resolver: EndpointResolver, o
     createdAt: record.createdAt,
     seed: null,
     lcsSnapshotId: null,
+    ...(role === 'primary' ? { predictRegions: record.predictRegions } : {}),
   });
   try {
     await secondary.agent.pairJoin(secondary.path, member('secondary', primary, pRecord.volumeId));

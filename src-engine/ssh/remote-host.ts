@@ -27,6 +27,8 @@ import type {
   PairMember,
   PairMemberChange,
   ImportMarker,
+  TrackingMapKind,
+  TrackingState,
 } from '../agent';
 import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
 import { assert } from '../assert';
@@ -390,6 +392,27 @@ export class RemoteHost implements AgentApi {
 
   importMark(path: string, marker: ImportMarker | null, options?: { auth?: WriteAuth }): Promise<void> {
     return this.unary(`marking the import state of ${path}`, (agent) => agent.importMark(path, marker, options), 'marking is idempotent: run the import again');
+  }
+
+  trackingState(path: string, pairId: string): Promise<TrackingState> {
+    return this.unary(`reading the tracking state of ${path}`, (agent) => agent.trackingState(path, pairId));
+  }
+
+  trackingMap(path: string, pairId: string, which: TrackingMapKind): Promise<BitmapContents> {
+    return this.unary(`reading the ${which} map of ${path}`, (agent) => agent.trackingMap(path, pairId, which));
+  }
+
+  // A take whose reply is lost leaves its regions taken in the agent: the shipper requeues them when it starts over.
+  trackingTake(path: string, pairId: string, regionsMax: number, fromRegion: number): Promise<number[]> {
+    return this.unary(`taking out-of-sync regions of ${path}`, (agent) => agent.trackingTake(path, pairId, regionsMax, fromRegion), 'replication requeues them when it resumes');
+  }
+
+  trackingSettle(path: string, pairId: string, shipped: readonly number[], failed: readonly number[]): Promise<void> {
+    return this.unary(`settling shipped regions of ${path}`, (agent) => agent.trackingSettle(path, pairId, shipped, failed), 'replication requeues them when it resumes');
+  }
+
+  trackingRequeue(path: string, pairId: string): Promise<number> {
+    return this.unary(`requeueing regions of ${path}`, (agent) => agent.trackingRequeue(path, pairId));
   }
 
   async dispose(): Promise<void> {

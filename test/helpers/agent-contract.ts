@@ -467,6 +467,32 @@ export function agentContract(target: ContractTarget): void {
       await expect(agent.pairUpdate(path, '00000000-0000-4000-8000-00000000000d', { generation: 3 })).rejects.toSatisfy(isCode('NOT_FOUND'));
     });
 
+    it('tracks every write to a primary: take clears OOS, a write re-marks, settle and requeue; MOOS survives reopening', async () => {
+      const { agent, dir, reopen } = await makeAgent();
+      const path = join(dir, 'tracked.img');
+      await agent.volumeCreate(path, 64 * 4096, 4096);
+      const pairId = memberOf('primary').pairId;
+      await expect(agent.trackingState(path, pairId)).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await agent.pairJoin(path, { ...memberOf('primary', 64), predictRegions: 2 });
+      for (const r of [3, 4, 40]) await agent.writeRegion(path, r, Buffer.alloc(4096, r));
+      expect(await agent.trackingState(path, pairId)).toMatchObject({ regionCount: 64, oosRegions: 3, inFlightRegions: 0, predictRegions: 2 });
+      expect(setRegions(await agent.trackingMap(path, pairId, 'oos'))).toEqual([3, 4, 40]);
+      expect(setRegions(await agent.trackingMap(path, pairId, 'moos'))).toEqual(expect.arrayContaining([3, 4, 40]));
+      expect(await agent.trackingTake(path, pairId, 2, 4)).toEqual([4, 40]); // from region 4 on, at most 2
+      await agent.writeRegion(path, 40, Buffer.alloc(4096, 1)); // written again while taken: out of sync again
+      expect(setRegions(await agent.trackingMap(path, pairId, 'oos'))).toEqual([3, 40]);
+      expect(setRegions(await agent.trackingMap(path, pairId, 'in-flight'))).toEqual([4, 40]);
+      await agent.trackingSettle(path, pairId, [4], [40]);
+      await expect(agent.trackingSettle(path, pairId, [4], [])).rejects.toSatisfy(isCode('USAGE')); // settled already
+      expect(await agent.trackingTake(path, pairId, 10, 0)).toEqual([3, 40]);
+      expect(await agent.trackingRequeue(path, pairId)).toBe(2);
+      expect(await agent.trackingState(path, pairId)).toMatchObject({ oosRegions: 2, inFlightRegions: 0 });
+      const again = await reopen(); // a clean stop: exactly OOS comes back
+      expect(await again.trackingState(path, pairId)).toMatchObject({ oosRegions: 2, recoveredRegions: 2 });
+      await again.pairLeave(path, pairId);
+      await expect(again.trackingState(path, pairId)).rejects.toSatisfy(isCode('NOT_FOUND'));
+    });
+
     it('skipMarked leaves out regions marked in the change map when their turn comes', async () => {
       const { agent, dir } = await makeAgent();
       const path = join(dir, 'v.img');

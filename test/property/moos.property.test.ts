@@ -66,6 +66,52 @@ describe('MoosPredictor', () => {
     );
   });
 
+  it('a region taken for shipping stays in durable MOOS until settled shipped; failed ones are out of sync again', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 20_000 }).chain((regionCount) =>
+          fc.record({
+            regionCount: fc.constant(regionCount),
+            predict: fc.integer({ min: 0, max: 32 }),
+            steps: fc.array(
+              fc.record({
+                kind: fc.constantFrom('write' as const, 'take' as const, 'settle' as const),
+                first: fc.nat({ max: regionCount - 1 }),
+                count: fc.integer({ min: 1, max: 8 }),
+                shipped: fc.boolean(),
+              }),
+              { maxLength: 80 },
+            ),
+          }),
+        ),
+        async ({ regionCount, predict, steps }) => {
+          const file = new SimFile();
+          const moos = await PersistentBitmap.create(file, regionCount, 'moos');
+          const predictor = new MoosPredictor(moos, predict);
+          const taken: number[] = [];
+          for (const step of steps) {
+            const last = Math.min(regionCount - 1, step.first + step.count - 1);
+            if (step.kind === 'write') await predictor.recordWrite(step.first, last);
+            else if (step.kind === 'take') {
+              for (let r = step.first; r <= last; r++) {
+                if (!predictor.oos.get(r)) continue;
+                predictor.take(r);
+                taken.push(r);
+              }
+            } else {
+              for (const r of taken.splice(0, step.count)) predictor.settle(r, step.shipped);
+            }
+            // A crash now: the durable image must cover OOS and every region taken but not settled.
+            const { bitmap: onDisk } = await PersistentBitmap.load(SimFile.from(file.durable));
+            expect(predictor.oos.isSubsetOf(onDisk.bits)).toBe(true);
+            for (const r of taken) expect(onDisk.bits.get(r)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
   it('sequential writes destage once per N+1 regions (seed 003 prediction)', async () => {
     for (const predict of [0, 3, 16]) {
       const moos = await PersistentBitmap.create(new SimFile(), 20_000, 'moos');

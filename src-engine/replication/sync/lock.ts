@@ -29,23 +29,44 @@ export function pairLockHeld(pairDir: string): Promise<boolean> {
   });
 }
 
+export interface PairLockHolder {
+  readonly pid: number;
+  /** What it does: 'sync', 'replicate', 'delete', … */
+  readonly what: string;
+}
+
+/** Who holds the pair's lock (it answers with its pid and task), or null. */
+export function pairLockHolder(pairDir: string): Promise<PairLockHolder | null> {
+  return new Promise((resolveHolder) => {
+    const socket = connect(pairLockName(pairDir));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk.slice(0, 256);
+    });
+    socket.once('end', () => {
+      const match = /^(\d+) (.{1,64})\n/.exec(text);
+      resolveHolder(match ? { pid: Number(match[1]), what: match[2]! } : { pid: 0, what: 'unknown' });
+    });
+    socket.once('error', () => resolveHolder(null));
+  });
+}
+
 /** Takes the pair's lock, or fails with BUSY naming what holds it. */
 export async function acquirePairLock(pairDir: string, pairName: string, what: string): Promise<PairLock> {
   const server: Server = createServer((socket) => socket.end(`${process.pid} ${what}\n`));
-  await new Promise<void>((resolveListen, reject) => {
+  const bound = await new Promise<boolean>((resolveListen, reject) => {
     server.once('error', (error) => {
-      if (errnoCode(error) === 'EADDRINUSE') {
-        reject(
-          new TidemarkError(
-            'BUSY',
-            `pair "${pairName}" is busy: another process is syncing, seeding or deleting it`,
-            'wait for it to finish, or stop it (Ctrl-C)',
-          ),
-        );
-      } else reject(error);
+      if (errnoCode(error) === 'EADDRINUSE') resolveListen(false);
+      else reject(error);
     });
-    server.listen(pairLockName(pairDir), () => resolveListen());
+    server.listen(pairLockName(pairDir), () => resolveListen(true));
   });
+  if (!bound) {
+    const holder = await pairLockHolder(pairDir);
+    const doing = holder ? `process ${holder.pid} is running ${holder.what} on it` : 'another process is syncing, replicating, seeding or deleting it';
+    throw new TidemarkError('BUSY', `pair "${pairName}" is busy: ${doing}`, 'wait for it to finish, or stop it (Ctrl-C)');
+  }
   server.unref();
   return { release: () => new Promise<void>((done) => server.close(() => done())) };
 }

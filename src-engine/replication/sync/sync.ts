@@ -13,6 +13,7 @@ import { ProgressMeter } from '../../progress';
 import type { AgentApi, WriteAuth } from '../../agent';
 import type { PairEndpoints, VolumeEndpoint } from '../endpoints';
 import type { PairRecord, PairStore } from '../pair-store';
+import { checkPairMembers, wireBytesOf } from '../members';
 import { Conveyor } from './conveyor';
 import { CursorStore, type SyncCursor, type SyncMethod, type SyncTotals } from './cursor';
 import { acquirePairLock } from './lock';
@@ -101,17 +102,6 @@ export async function runSync(options: SyncOptions): Promise<SyncSummary> {
   } finally {
     await lock.release();
   }
-}
-
-/** RPC bytes of the endpoints' agents that count them (RpcAgent, RemoteHost), each agent once. */
-function wireBytesOf(endpoints: PairEndpoints): number {
-  const agents = new Set<unknown>([endpoints.primary.agent, endpoints.secondary.agent]);
-  let bytes = 0;
-  for (const agent of agents) {
-    const counter = (agent as { wireBytes?: () => number }).wireBytes;
-    if (typeof counter === 'function') bytes += counter.call(agent);
-  }
-  return bytes;
 }
 
 interface Counters {
@@ -208,38 +198,9 @@ class SyncRun {
 
   /** Both agents agree they are this pair at this generation; returns the extent. */
   private async checkMembers(): Promise<number> {
-    const [p, s] = await Promise.all([this.p.volumeState(this.primary.path), this.secondary.agent.volumeState(this.secondary.path)]);
-    const pm = p.members.find((m) => m.pairId === this.pair.pairId);
-    const sm = s.members.find((m) => m.pairId === this.pair.pairId);
-    for (const [member, side, endpoint] of [
-      [pm, 'primary', this.primary],
-      [sm, 'secondary', this.secondary],
-    ] as const) {
-      if (!member || member.role !== side) {
-        throw new TidemarkError(
-          'NOT_FOUND',
-          `${endpoint.volref} on ${endpoint.where} is not the ${side} of pair "${this.pair.name}" (its agent has no record of it)`,
-          `delete the pair and create it again, or check that ${endpoint.where} uses the same Tidemark home`,
-        );
-      }
-      if (member.generation !== this.pair.generation) {
-        throw new TidemarkError(
-          'STALE',
-          `pair "${this.pair.name}" is at generation ${this.pair.generation} here but ${member.generation} on ${endpoint.where}`,
-          'a role change happened elsewhere; see `tidemark pair show` before syncing',
-        );
-      }
-    }
-    if (s.importing) {
-      throw new TidemarkError(
-        'INCOMPLETE',
-        `the secondary ${this.secondary.volref} holds an unfinished image import (image ${s.importing.imageId}, at region ${s.importing.nextRegion})`,
-        `finish it with \`tidemark image import DIR ${this.secondary.volref}\` (it resumes), then sync`,
-      );
-    }
-    // The primary's last region may be short; its size comes with the state (no volumeInfo later).
-    this.lastRegionBytes = p.sizeBytes - (pm!.regionCount - 1) * this.pair.regionBytes;
-    return pm!.regionCount;
+    const checked = await checkPairMembers(this.pair, this.options.endpoints, 'syncing');
+    this.lastRegionBytes = checked.lastRegionBytes;
+    return checked.primary.regionCount;
   }
 
   /** Resumes the cursor, or begins round 0. */

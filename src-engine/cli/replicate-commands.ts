@@ -1,0 +1,177 @@
+// `tidemark replicate NAME [--once]`, `pair wait NAME --in-sync` and `map NAME --which …`
+// (docs/replication.md).
+
+import type { Command } from 'commander';
+import { Bitset } from '../bitmap';
+import { trackingMapKinds, type TrackingMapKind, type TrackingState } from '../agent';
+import { TidemarkError } from '../errors';
+import { resolveHomeDir } from '../home';
+import { formatDurationMs } from '../progress';
+import { PairStore, replicatePair, waitInSync, type PairRecord, type ReplicateSummary, type ShipProgress, type SyncProgress } from '../replication';
+import { formatBytes, parseDurationMs, parseRate } from '../size';
+import { withAgentPool, type AgentPool } from './agents';
+import { StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
+
+const store = (io: Io, global: GlobalOptions) => new PairStore(resolveHomeDir(global.home, io.env));
+
+async function endpointsOf(pool: AgentPool, record: PairRecord) {
+  const [primary, secondary] = await Promise.all([pool.resolve(record.primary.volref), pool.resolve(record.secondary.volref)]);
+  return { primary, secondary };
+}
+
+/** A bare number is seconds here (`--timeout 60`). */
+function parseTimeoutMs(text: string): number {
+  return parseDurationMs(/^\s*\d+(\.\d+)?\s*$/.test(text) ? `${text}s` : text, '--timeout');
+}
+
+export function shipProgressText(p: ShipProgress): string {
+  const lagRegions = p.oosRegions + p.inFlightRegions;
+  const eta = p.etaMs === undefined ? '--' : formatDurationMs(p.etaMs);
+  const catchUp = p.backlogRegions > 0 && p.state !== 'in-sync' ? ` ${bar(1 - Math.min(1, lagRegions / p.backlogRegions))}` : '';
+  return (
+    `replicate ${p.pair} ${p.state}${catchUp} lag ${lagRegions} regions (${formatBytes(p.lagBytes)}, oldest ${formatDurationMs(p.oldestUnshippedMs)}), ` +
+    `sent ${p.regionsTransferred} (${formatBytes(p.bytesTransferred)}) at ${formatBytes(p.bytesPerSecond)}/s, ETA ${eta}, crash cost ${p.moosRegions} regions`
+  );
+}
+
+function syncProgressText(p: SyncProgress): string {
+  const fraction = p.regionsTotal === 0 ? 1 : p.regionsDone / p.regionsTotal;
+  return `sync ${p.pair} first (${p.method}) ${bar(fraction)} ${p.regionsDone}/${p.regionsTotal} regions, ${formatBytes(p.bytesPerSecond)}/s`;
+}
+
+function summaryText(s: ReplicateSummary): string {
+  if (s.waitedFor) return `pair ${s.pair} is in sync (replicated by process ${s.waitedFor.pid}; waited ${formatDurationMs(s.durationMs)})`;
+  return [
+    ...(s.sync ? [`synced ${s.pair} first (${s.sync.method}): ${s.sync.regionsTransferred} regions (${formatBytes(s.sync.bytesTransferred)})`] : []),
+    `replicated ${s.pair}: ${s.regionsTransferred} regions shipped (${formatBytes(s.bytesTransferred)}) in ${formatDurationMs(s.durationMs)}` +
+      (s.recoveredRegions > 0 ? `; ${s.recoveredRegions} regions recovered from MOOS after a crash` : '') +
+      (s.retries > 0 ? `; ${s.retries} retries` : ''),
+    s.inSync ? '  in sync: the secondary holds everything acknowledged on the primary' : '  stopped before in sync: what was not shipped stays tracked',
+  ].join('\n');
+}
+
+export function registerReplicateCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
+  program
+    .command('replicate')
+    .description("ship a pair's tracked changes to its secondary (syncs first if it never was); --once: until in sync")
+    .argument('<name>', 'the pair')
+    .option('--once', 'stop at the first moment the secondary is in sync')
+    .option('--limit-rate <rate>', 'at most this many region bytes per second to the secondary, e.g. 50MiB/s')
+    .option('--no-protect', 'skip the protective snapshot of the secondary before a catch-up')
+    .action(async (name: string, options: { once?: boolean; limitRate?: string; protect: boolean }) => {
+      const global = globals();
+      const limitRateBytesPerSecond = options.limitRate === undefined ? undefined : parseRate(options.limitRate, '--limit-rate');
+      const pairs = store(io, global);
+      const record = await pairs.require(name);
+      const line = new StatusLine(io, global);
+      const summary = await withAgentPool(
+        io,
+        global,
+        async (pool) =>
+          cancellable(async (signal) => {
+            try {
+              return await replicatePair({
+                store: pairs,
+                pair: record,
+                endpoints: await endpointsOf(pool, record),
+                once: options.once === true,
+                protect: options.protect,
+                limitRateBytesPerSecond,
+                signal,
+                onProgress: (p) => line.draw(() => shipProgressText(p)),
+                onSyncProgress: (p) => line.draw(() => syncProgressText(p)),
+                onWarning: (message) => io.stderr.write(`tidemark: warning: ${message}\n`),
+              });
+            } finally {
+              line.finish();
+            }
+          }),
+        undefined,
+      );
+      printResult(io, global, summary, () => summaryText(summary));
+    });
+
+  const pair = program.commands.find((c) => c.name() === 'pair');
+  if (!pair) throw new Error('the pair command is registered before replicate');
+  pair
+    .command('wait')
+    .description('wait until the pair is in sync (nothing written on the primary is unshipped)')
+    .argument('<name>', 'the pair')
+    .option('--in-sync', 'the condition to wait for (the only one so far)')
+    .option('--timeout <duration>', 'give up after this long (e.g. 60s, 5m); exit 1', '60s')
+    .action(async (name: string, options: { inSync?: boolean; timeout: string }) => {
+      if (!options.inSync) throw new TidemarkError('USAGE', 'pair wait needs a condition', 'add --in-sync');
+      const global = globals();
+      const timeoutMs = parseTimeoutMs(options.timeout);
+      const pairs = store(io, global);
+      const record = await pairs.require(name);
+      const line = new StatusLine(io, global);
+      const startMs = performance.now();
+      const state = await withAgentPool(io, global, async (pool) =>
+        cancellable(async (signal) => {
+          try {
+            return await waitInSync(pairs, record, await endpointsOf(pool, record), {
+              timeoutMs,
+              signal,
+              onState: (s) => line.draw(() => `wait ${name}: ${s.oosRegions + s.inFlightRegions} regions unshipped`),
+            });
+          } finally {
+            line.finish();
+          }
+        }),
+      );
+      const waitedMs = Math.round(performance.now() - startMs);
+      printResult(io, global, { pair: name, inSync: true, waitedMs, tracking: state }, () => `pair ${name} is in sync (waited ${formatDurationMs(waitedMs)})`);
+    });
+
+  program
+    .command('map')
+    .description("a pair's tracking map: counts and runs of set regions (oos, moos, in-flight)")
+    .argument('<name>', 'the pair')
+    .requiredOption('--which <map>', trackingMapKinds.join(', '))
+    .action(async (name: string, options: { which: string }) => {
+      if (!(trackingMapKinds as readonly string[]).includes(options.which)) {
+        throw new TidemarkError('USAGE', `unknown map "${options.which}"`, `use one of ${trackingMapKinds.join(', ')} (current, next, failback and resync come with periodic pairs and failover)`);
+      }
+      const which = options.which as TrackingMapKind;
+      const global = globals();
+      const record = await store(io, global).require(name);
+      const result = await withAgentPool(io, global, async (pool) => {
+        const primary = await pool.resolve(record.primary.volref);
+        const map = await primary.agent.trackingMap(primary.path, record.pairId, which);
+        const state: TrackingState = await primary.agent.trackingState(primary.path, record.pairId);
+        return { map, state };
+      });
+      const runs = runsOfWords(result.map.words, result.map.regionCount);
+      const json = {
+        pair: name,
+        which,
+        regions: result.map.regionCount,
+        regionBytes: record.regionBytes,
+        setCount: result.map.setCount,
+        bytes: result.map.setCount * record.regionBytes,
+        runs,
+        recoveredRegions: result.state.recoveredRegions,
+      };
+      printResult(io, global, json, () =>
+        [
+          `${which} of ${name}: ${json.setCount} of ${json.regions} regions set (${formatBytes(json.bytes)}) in ${runs.length} runs`,
+          ...runs.slice(0, 20).map(([first, count]) => `  ${first}${count > 1 ? `-${first + count - 1}` : ''}`),
+          ...(runs.length > 20 ? [`  … ${runs.length - 20} more runs (--json lists them all)`] : []),
+        ].join('\n'),
+      );
+    });
+}
+
+/** Runs [first, count] of the set bits. */
+function runsOfWords(words: Uint32Array, bitCount: number): [number, number][] {
+  const bits = new Bitset(bitCount, words);
+  const runs: [number, number][] = [];
+  for (let first = bits.nextSetBit(0); first !== -1; ) {
+    const end = bits.nextClearBit(first);
+    const stop = end === -1 ? bitCount : end;
+    runs.push([first, stop - first]);
+    first = stop < bitCount ? bits.nextSetBit(stop) : -1;
+  }
+  return runs;
+}

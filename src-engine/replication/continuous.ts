@@ -1,0 +1,310 @@
+// Continuous replication (seed 003, docs/replication.md): the primary's agent tracks every
+// write in OOS (MOOS persisted); the shipper takes OOS regions (their bits cleared with writes
+// held, so a later write marks them again), reads them live, writes them to the secondary with
+// the pair's auth, flushes it, and only then settles them — until then they stay in MOOS, so a
+// crash anywhere resends them. A catch-up (a backlog found when shipping starts or resumes
+// after a failure) runs under a protective snapshot of the secondary, released when in sync.
+
+import { assert } from '../assert';
+import { MiB } from '../constants';
+import { TidemarkError, isTidemarkError } from '../errors';
+import { ProgressMeter } from '../progress';
+import type { TrackingState, WriteAuth } from '../agent';
+import type { PairEndpoints } from './endpoints';
+import { checkPairMembers, wireBytesOf } from './members';
+import type { PairRecord } from './pair-store';
+import { Conveyor, cancelled } from './sync/conveyor';
+import { TokenBucket } from './sync/token-bucket';
+
+export interface ShipProgress {
+  readonly pair: string;
+  readonly state: 'catching-up' | 'shipping' | 'in-sync' | 'retrying';
+  /** Regions out of sync on the primary, not yet taken. */
+  readonly oosRegions: number;
+  /** Taken and not yet durable on the secondary. */
+  readonly inFlightRegions: number;
+  /** What a crash of the primary's agent this instant would resend. */
+  readonly moosRegions: number;
+  readonly lagBytes: number;
+  readonly oldestUnshippedMs: number;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly bytesPerSecond: number;
+  /** Until the lag is shipped at the current rate (writes meanwhile add to it); undefined while unknown. */
+  readonly etaMs: number | undefined;
+  /** Regions the session started with (recovered from MOOS, left by a run that stopped, or written meanwhile). */
+  readonly backlogRegions: number;
+  readonly protectSnapshotId: string | null;
+}
+
+export interface ShipOptions {
+  readonly pair: PairRecord;
+  readonly endpoints: PairEndpoints;
+  /** Stop at the first moment nothing is out of sync (`replicate --once`); otherwise run until `signal`. */
+  readonly once: boolean;
+  readonly signal?: AbortSignal;
+  readonly limitRateBytesPerSecond?: number;
+  readonly onProgress?: (progress: ShipProgress) => void;
+  readonly onWarning?: (message: string) => void;
+  /** How often an idle shipper looks for new writes (default 20 ms). */
+  readonly idlePollMs?: number;
+  /** Attempts in a row that may fail (a dropped link, a restarting agent) before giving up; default 8 with --once, unbounded otherwise. */
+  readonly attemptsMax?: number;
+  /** Take a protective snapshot before a catch-up (default true). */
+  readonly protect?: boolean;
+  /** Tests: the largest batch taken at once. */
+  readonly batchRegionsMax?: number;
+}
+
+export interface ShipSummary {
+  readonly pair: string;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  /** MOOS regions found when tracking started on the primary (a crash: exactly these are resent). */
+  readonly recoveredRegions: number;
+  /** The backlog found when shipping started. */
+  readonly backlogRegions: number;
+  /** Regions a previous shipper had taken and not settled (requeued). */
+  readonly requeuedRegions: number;
+  readonly protectSnapshots: number;
+  readonly retries: number;
+  readonly wireBytes: number;
+  readonly durationMs: number;
+  readonly inSync: boolean;
+}
+
+export const protectSnapshotLabelPrefix = 'tidemark-protect ';
+const batchBytes = 64 * MiB;
+const writesInFlight = 8;
+const retryDelayMsMax = 5_000;
+
+/** Ships the pair's tracked changes to its secondary. Hold the pair lock while it runs. */
+export async function shipContinuous(options: ShipOptions): Promise<ShipSummary> {
+  return new Shipper(options).run();
+}
+
+class Shipper {
+  private readonly startMs = performance.now();
+  private readonly meter = new ProgressMeter(Number.MAX_SAFE_INTEGER);
+  private readonly bucket: TokenBucket | undefined;
+  private readonly batchRegions: number;
+  private auth!: WriteAuth;
+  private protectSnapshotId: string | null = null;
+  private regionsTransferred = 0;
+  private bytesTransferred = 0;
+  private protectSnapshots = 0;
+  private retries = 0;
+  private requeued = 0;
+  private backlog = 0;
+  private recovered = 0;
+  private nextRegion = 0;
+  private readonly wireAtStart: number;
+
+  constructor(private readonly options: ShipOptions) {
+    const { pair } = options;
+    this.batchRegions = Math.max(writesInFlight, Math.min(options.batchRegionsMax ?? Number.MAX_SAFE_INTEGER, Math.floor(batchBytes / pair.regionBytes)));
+    this.bucket = options.limitRateBytesPerSecond ? new TokenBucket(options.limitRateBytesPerSecond, pair.regionBytes) : undefined;
+    this.wireAtStart = wireBytesOf(options.endpoints);
+  }
+
+  private get primary() {
+    return this.options.endpoints.primary;
+  }
+
+  private get secondary() {
+    return this.options.endpoints.secondary;
+  }
+
+  async run(): Promise<ShipSummary> {
+    const attemptsMax = this.options.attemptsMax ?? (this.options.once ? 8 : Number.POSITIVE_INFINITY);
+    let failures = 0;
+    for (;;) {
+      try {
+        const inSync = await this.session();
+        return this.summary(inSync);
+      } catch (error) {
+        if (this.options.signal?.aborted || !retryable(error)) throw this.explain(error);
+        failures += 1;
+        if (failures >= attemptsMax) throw this.explain(error);
+        this.retries += 1;
+        const delayMs = Math.min(retryDelayMsMax, 100 * 2 ** Math.min(failures, 6));
+        this.options.onWarning?.(`replication of ${this.options.pair.name} interrupted (${(error as Error).message}); retrying in ${delayMs} ms`);
+        this.report('retrying', undefined);
+        await sleep(delayMs, this.options.signal).catch(() => undefined);
+        if (this.options.signal?.aborted) throw this.explain(cancelled());
+      }
+    }
+  }
+
+  /** One connected stretch: requeue what a previous shipper left taken, then ship until done. */
+  private async session(): Promise<boolean> {
+    const checked = await checkPairMembers(this.options.pair, this.options.endpoints, 'replicating');
+    this.auth = { pairId: this.options.pair.pairId, generation: checked.secondary.generation };
+    this.protectSnapshotId = checked.secondary.protectSnapshotId ?? null;
+    this.requeued += await this.primary.agent.trackingRequeue(this.primary.path, this.options.pair.pairId);
+    let state = await this.trackingState();
+    if (this.recovered === 0) this.recovered = state.recoveredRegions;
+    const backlog = state.oosRegions + state.inFlightRegions;
+    this.backlog = Math.max(this.backlog, backlog);
+    // A backlog found at the start is a catch-up: the secondary goes out of write order for a while.
+    if (backlog > 0 && this.options.protect !== false) await this.protect();
+    for (;;) {
+      if (this.options.signal?.aborted) throw cancelled();
+      if (state.oosRegions + state.inFlightRegions === 0) {
+        await this.release();
+        this.report('in-sync', state);
+        if (this.options.once) return true;
+        await sleep(this.options.idlePollMs ?? 20, this.options.signal);
+      } else {
+        this.report(this.protectSnapshotId ? 'catching-up' : 'shipping', state);
+        await this.shipBatch();
+      }
+      state = await this.trackingState();
+    }
+  }
+
+  private trackingState(): Promise<TrackingState> {
+    return this.primary.agent.trackingState(this.primary.path, this.options.pair.pairId);
+  }
+
+  /** Takes a batch of OOS regions and conveys them; what did not reach the secondary is out of sync again. */
+  private async shipBatch(): Promise<void> {
+    const { pair } = this.options;
+    const taken = await this.primary.agent.trackingTake(this.primary.path, pair.pairId, this.batchRegions, this.nextRegion);
+    if (taken.length === 0) return;
+    // Round robin: the next batch starts after this one (a take wraps around at the end).
+    this.nextRegion = taken[taken.length - 1]! + 1;
+    const unsettled = new Set(taken);
+    const conveyor = new Conveyor({
+      secondary: this.secondary,
+      auth: this.auth,
+      writesInFlightMax: writesInFlight,
+      windowRegions: Math.max(writesInFlight, taken.length),
+      commitIntervalMs: 1_000,
+      bucket: this.bucket,
+      signal: this.options.signal,
+      commit: async (acked) => {
+        if (acked.length === 0) return;
+        await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, acked, []);
+        for (const r of acked) unsettled.delete(r);
+      },
+      onWritten: (_regionIndex, bytes) => {
+        this.regionsTransferred += 1;
+        this.bytesTransferred += bytes;
+        this.meter.update(this.bytesTransferred);
+      },
+    });
+    try {
+      for (const [first, count] of runsOf(taken)) {
+        for await (const { regionIndex, data } of this.primary.agent.readRegions(this.primary.path, first, count, { signal: this.options.signal })) {
+          await conveyor.send(regionIndex, data);
+        }
+      }
+      await conveyor.drain();
+    } catch (error) {
+      await conveyor.settle();
+      await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], [...unsettled]).catch(() => undefined);
+      throw error;
+    }
+    assert(unsettled.size === 0, 'every taken region settled after a drained batch');
+  }
+
+  private async protect(): Promise<void> {
+    if (this.protectSnapshotId !== null) return; // an interrupted catch-up: its snapshot is still the consistent image
+    const { pair } = this.options;
+    const snapshot = await this.secondary.agent.snapshotCreate(this.secondary.path, { label: `${protectSnapshotLabelPrefix}${pair.pairId}` });
+    await this.secondary.agent.pairUpdate(this.secondary.path, pair.pairId, { protectSnapshotId: snapshot.snapshotId });
+    this.protectSnapshotId = snapshot.snapshotId;
+    this.protectSnapshots += 1;
+  }
+
+  /** In sync: the secondary volume is consistent again, its protective snapshot goes. */
+  private async release(): Promise<void> {
+    const snapshotId = this.protectSnapshotId;
+    if (snapshotId === null) return;
+    const { pair } = this.options;
+    await this.secondary.agent.pairUpdate(this.secondary.path, pair.pairId, { protectSnapshotId: null });
+    this.protectSnapshotId = null;
+    await this.secondary.agent.snapshotDelete(this.secondary.path, snapshotId).catch((error: unknown) => {
+      if (!isTidemarkError(error) || error.code !== 'NOT_FOUND') throw error;
+    });
+  }
+
+  private report(state: ShipProgress['state'], tracking: TrackingState | undefined): void {
+    const { pair } = this.options;
+    const bytesPerSecond = this.meter.update(this.bytesTransferred).ratePerSecond;
+    const lagBytes = ((tracking?.oosRegions ?? 0) + (tracking?.inFlightRegions ?? 0)) * pair.regionBytes;
+    this.options.onProgress?.({
+      pair: pair.name,
+      state,
+      oosRegions: tracking?.oosRegions ?? 0,
+      inFlightRegions: tracking?.inFlightRegions ?? 0,
+      moosRegions: tracking?.moosRegions ?? 0,
+      lagBytes,
+      etaMs: lagBytes === 0 ? 0 : bytesPerSecond > 0 ? (lagBytes * 1000) / bytesPerSecond : undefined,
+      oldestUnshippedMs: tracking?.oldestUnshippedMs ?? 0,
+      regionsTransferred: this.regionsTransferred,
+      bytesTransferred: this.bytesTransferred,
+      bytesPerSecond,
+      backlogRegions: this.backlog,
+      protectSnapshotId: this.protectSnapshotId,
+    });
+  }
+
+  private summary(inSync: boolean): ShipSummary {
+    return {
+      pair: this.options.pair.name,
+      regionsTransferred: this.regionsTransferred,
+      bytesTransferred: this.bytesTransferred,
+      recoveredRegions: this.recovered,
+      backlogRegions: this.backlog,
+      requeuedRegions: this.requeued,
+      protectSnapshots: this.protectSnapshots,
+      retries: this.retries,
+      wireBytes: wireBytesOf(this.options.endpoints) - this.wireAtStart,
+      durationMs: Math.round(performance.now() - this.startMs),
+      inSync,
+    };
+  }
+
+  private explain(error: unknown): unknown {
+    if (!isTidemarkError(error)) return error;
+    const { name } = this.options.pair;
+    const resume = `run \`tidemark replicate ${name}\` to resume: what was not shipped stays tracked`;
+    if (error.code === 'CANCELLED') return new TidemarkError('CANCELLED', `replication of ${name} stopped`, resume);
+    if (error.code === 'PERMISSION' || error.code === 'STALE' || error.code === 'USAGE' || error.code === 'NOT_FOUND') return error;
+    return new TidemarkError(error.code, `replication of ${name} stopped: ${error.message}`, `${error.hint ? `${error.hint}; then ` : ''}${resume}`, { cause: error });
+  }
+}
+
+/** A dropped link, a restarting agent, a full or failing secondary: worth another attempt. */
+function retryable(error: unknown): boolean {
+  if (!isTidemarkError(error)) return false;
+  return ['DISCONNECTED', 'IO', 'BUSY', 'NO_SPACE'].includes(error.code);
+}
+
+/** Sorted region indexes as runs [first, count]. */
+export function runsOf(regions: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const r of regions) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === r) last[1] += 1;
+    else runs.push([r, 1]);
+  }
+  return runs;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(cancelled());
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(cancelled());
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

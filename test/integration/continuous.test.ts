@@ -1,0 +1,163 @@
+// Continuous replication (seed 003) through the primary's agent: every write is tracked in OOS
+// (MOOS persisted), `replicatePair --once` ships exactly the written regions, a concurrent
+// writer's regions are never lost, a dropped link re-marks what did not land, a reopened agent
+// resends MOOS, and a catch-up runs under a protective snapshot of the secondary.
+import { describe, expect, it } from 'vitest';
+import { LocalAgent } from '../../src-engine/agent';
+import { protectSnapshotLabelPrefix, replicatePair, runSync, shipContinuous, waitInSync } from '../../src-engine/replication';
+import { makeLocalPair, RandomWriter, recordingAgent, sameBytes, writeRandomRegions, type LocalPair } from '../helpers/pairs';
+import { seededRandom } from '../helpers/random';
+import { tempDir } from '../helpers/tmp';
+
+const regionBytes = 64 * 1024;
+const regionCount = 256; // 16 MiB
+const sizeBytes = regionCount * regionBytes;
+const baseSeed = Number(process.env.TIDEMARK_TEST_SEED ?? 20261124);
+
+function pick(random: () => number, count: number): number[] {
+  const set = new Set<number>();
+  while (set.size < count) set.add(Math.floor(random() * regionCount));
+  return [...set].sort((a, b) => a - b);
+}
+
+async function syncedPair(seed: number, wrapSecondary?: Parameters<typeof makeLocalPair>[1]['wrapSecondary']): Promise<LocalPair> {
+  const pair = await makeLocalPair(await tempDir(), {
+    sizeBytes,
+    regionBytes,
+    prepare: (agent, p) => writeRandomRegions(agent, p, regionBytes, pick(seededRandom(seed), 64), seed),
+    wrapSecondary,
+  });
+  await runSync({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, method: 'auto' });
+  return pair;
+}
+
+function totalWrites(recorder: ReturnType<typeof recordingAgent>): number {
+  return [...recorder.writes.values()].reduce((a, b) => a + b, 0);
+}
+
+async function replicateOnce(pair: LocalPair) {
+  const record = await pair.store.require(pair.record.name);
+  return replicatePair({ store: pair.store, pair: record, endpoints: pair.endpoints, once: true });
+}
+
+describe('continuous replication', () => {
+  it('ships exactly the regions written since the sync, then the pair is in sync', async () => {
+    const seed = baseSeed;
+    console.log(`[continuous] ships-written seed ${seed}`);
+    const pair = await syncedPair(seed);
+    await replicateOnce(pair); // whatever the sync left tracked (writes before it): a superset, shipped once
+    const written = pick(seededRandom(seed + 1), 40);
+    await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
+    const state = await pair.agent.trackingState(pair.primaryPath, pair.record.pairId);
+    expect(state.oosRegions).toBe(written.length);
+    expect(state.moosRegions).toBeGreaterThanOrEqual(written.length);
+    expect(state.oldestUnshippedMs).toBeGreaterThanOrEqual(0);
+    const summary = await replicateOnce(pair);
+    expect(summary.regionsTransferred).toBe(written.length);
+    expect(summary.bytesTransferred).toBe(written.length * regionBytes);
+    expect(summary.inSync).toBe(true);
+    expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
+    const after = await waitInSync(pair.store, pair.record, pair.endpoints, { timeoutMs: 1000 });
+    expect(after.oosRegions + after.inFlightRegions).toBe(0);
+  });
+
+  it('a writer running during shipping loses nothing: once it stops, one more pass makes the volumes identical', async () => {
+    const seed = baseSeed + 1;
+    console.log(`[continuous] concurrent-writer seed ${seed}`);
+    const pair = await syncedPair(seed);
+    const writer = new RandomWriter(pair.agent, pair.primaryPath, regionBytes, regionCount, seed);
+    writer.start();
+    const controller = new AbortController();
+    const shipping = shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: false, signal: controller.signal, batchRegionsMax: 8 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await writer.stop();
+    expect(writer.written.size).toBeGreaterThan(5);
+    // The running shipper catches up on its own.
+    await waitInSync(pair.store, pair.record, pair.endpoints, { timeoutMs: 20_000 });
+    controller.abort();
+    await expect(shipping).rejects.toThrow(/stopped/);
+    expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
+  });
+
+  it('a link that drops mid-batch re-marks the regions that did not land; the next run converges', async () => {
+    const seed = baseSeed + 2;
+    console.log(`[continuous] dropped-link seed ${seed}`);
+    const failAfter = { writes: undefined as number | undefined };
+    let recorder: ReturnType<typeof recordingAgent> | undefined;
+    const pair = await syncedPair(seed, (agent) => (recorder = recordingAgent(agent, { failAfterWrites: () => failAfter.writes })));
+    await replicateOnce(pair);
+    const written = pick(seededRandom(seed + 1), 60);
+    await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
+    failAfter.writes = totalWrites(recorder!) + 25;
+    recorder!.writes.clear();
+    await expect(shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true, attemptsMax: 1, protect: false })).rejects.toThrow(/link to the secondary dropped/);
+    const state = await pair.agent.trackingState(pair.primaryPath, pair.record.pairId);
+    expect(state.inFlightRegions).toBe(0); // settled: shipped or out of sync again
+    expect(state.oosRegions).toBeGreaterThan(0);
+    failAfter.writes = undefined;
+    const summary = await replicateOnce(pair);
+    expect(summary.regionsTransferred).toBe(state.oosRegions);
+    expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
+    // Each region at most twice: once before the drop (not acknowledged), once after.
+    for (const count of recorder!.writes.values()) expect(count).toBeLessThanOrEqual(2);
+  });
+
+  it('a catch-up takes a protective snapshot of the secondary, recorded in its member, released when in sync', async () => {
+    const seed = baseSeed + 3;
+    const failAfter = { writes: undefined as number | undefined };
+    let recorder: ReturnType<typeof recordingAgent> | undefined;
+    const pair = await syncedPair(seed, (agent) => (recorder = recordingAgent(agent, { failAfterWrites: () => failAfter.writes })));
+    await replicateOnce(pair);
+    const before = await pair.agent.snapshotList(pair.secondaryPath);
+    await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, pick(seededRandom(seed), 30), seed);
+    failAfter.writes = totalWrites(recorder!) + 10;
+    await expect(shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true, attemptsMax: 1 })).rejects.toThrow();
+    failAfter.writes = undefined;
+    const member = (await pair.agent.volumeState(pair.secondaryPath)).members[0]!;
+    expect(member.protectSnapshotId).toEqual(expect.any(String));
+    const protect = (await pair.agent.snapshotList(pair.secondaryPath)).snapshots.filter((s) => s.label.startsWith(protectSnapshotLabelPrefix));
+    expect(protect.map((s) => s.snapshotId)).toEqual([member.protectSnapshotId]);
+    // The interrupted catch-up resumes under the same snapshot (the secondary is inconsistent now).
+    const summary = await shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true });
+    expect(summary.protectSnapshots).toBe(0);
+    expect((await pair.agent.volumeState(pair.secondaryPath)).members[0]!.protectSnapshotId).toBeNull();
+    expect((await pair.agent.snapshotList(pair.secondaryPath)).snapshots.map((s) => s.snapshotId)).toEqual(before.snapshots.map((s) => s.snapshotId));
+    expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
+  });
+
+  it('a reopened agent resends what was not shipped: a clean stop exactly OOS, never a full resync', async () => {
+    const seed = baseSeed + 4;
+    const pair = await syncedPair(seed);
+    await replicateOnce(pair);
+    const written = pick(seededRandom(seed), 20);
+    await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed);
+    await pair.agent.dispose(); // a clean stop: MOOS narrowed to OOS
+    const agent = new LocalAgent(pair.agent.homeDir);
+    try {
+      const endpoints = {
+        primary: { ...pair.endpoints.primary, agent },
+        secondary: { ...pair.endpoints.secondary, agent },
+      };
+      const state = await agent.trackingState(pair.primaryPath, pair.record.pairId);
+      expect(state.recoveredRegions).toBe(written.length);
+      const record = await pair.store.require('p');
+      const summary = await replicatePair({ store: pair.store, pair: record, endpoints, once: true });
+      expect(summary.regionsTransferred).toBe(written.length);
+      expect(summary.recoveredRegions).toBe(written.length);
+      expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
+    } finally {
+      await agent.dispose();
+    }
+  });
+
+  it('a pair never synced is synced first, then replicated', async () => {
+    const pair = await makeLocalPair(await tempDir(), {
+      sizeBytes,
+      regionBytes,
+      prepare: (agent, p) => writeRandomRegions(agent, p, regionBytes, [1, 5, 9], 7),
+    });
+    const summary = await replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true });
+    expect(summary.sync?.method).toBe('tardy');
+    expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
+  });
+});
