@@ -10,6 +10,30 @@ import type { ImportMarker, PairMember, PairMemberChange } from './pair-members'
 export type { WriteAuth } from '../volume';
 export type { TrackingState } from '../tracking';
 
+/** Where an NBD export listens: loopback TCP or a Unix socket. */
+export type NbdTarget = { readonly host: string; readonly port: number } | { readonly socketPath: string };
+
+export interface NbdExportOptions {
+  /** The export name clients ask for (the default export '' is this one too). */
+  readonly name: string;
+  readonly target: NbdTarget;
+  readonly readOnly: boolean;
+  /** A primary's pair: its OOS ∪ in-flight regions are served as the `qemu:dirty-bitmap:tidemark-oos` context. */
+  readonly pairId?: string;
+}
+
+export interface NbdExportInfo {
+  readonly exportId: string;
+  readonly name: string;
+  readonly path: string;
+  readonly readOnly: boolean;
+  /** Where it listens (a port 0 asked for is the bound one here). */
+  readonly address: { readonly host?: string; readonly port?: number; readonly socketPath?: string };
+  /** nbd://host:port/name or nbd+unix:///name?socket=path */
+  readonly uri: string;
+  readonly connections: number;
+}
+
 /** A primary's tracking maps: out of sync, maybe out of sync (persisted), taken for shipping. */
 export const trackingMapKinds = ['oos', 'moos', 'in-flight'] as const;
 export type TrackingMapKind = (typeof trackingMapKinds)[number];
@@ -172,6 +196,15 @@ export interface AgentApi {
   trackingSettle(path: string, pairId: string, shipped: readonly number[], failed: readonly number[]): Promise<void>;
   /** Settles every taken region as failed (out of sync again): a shipper starting over after a lost link or a crash. Returns how many. */
   trackingRequeue(path: string, pairId: string): Promise<number>;
+
+  /**
+   * Serves the volume over NBD (docs/nbd.md) from the agent's process, so its writes pass
+   * every hook (tracking first). A locked secondary is served read-only or not at all. The
+   * export lasts until stopped, or until the client that started it goes away.
+   */
+  nbdExportStart(path: string, options: NbdExportOptions): Promise<NbdExportInfo>;
+  nbdExportStop(exportId: string): Promise<void>;
+  nbdExportList(): Promise<NbdExportInfo[]>;
 
   /** Releases what the agent holds for this client (open volumes, workers, connections). */
   dispose(): Promise<void>;

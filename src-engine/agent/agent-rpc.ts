@@ -21,6 +21,8 @@ import type {
   RegionSignatures,
   SnapshotInfo,
   SnapshotList,
+  NbdExportInfo,
+  NbdExportOptions,
   TrackingMapKind,
   TrackingState,
   VolumeState,
@@ -39,7 +41,7 @@ const snapshotId = z.string().regex(snapshotIdPattern);
 const bitmapName = z.string().regex(changeMapNamePattern);
 const pairId = z.string().uuid();
 const generation = z.number().int().positive();
-const memberChange = pairMemberSchema.pick({ generation: true, seed: true, lcsSnapshotId: true, protectSnapshotId: true }).partial().strict();
+const memberChange = pairMemberSchema.pick({ generation: true, seed: true, lcsSnapshotId: true, protectSnapshotId: true, predictRegions: true }).partial().strict();
 const schemas = {
   info: z.object({}).strict(),
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
@@ -79,6 +81,20 @@ const schemas = {
   /** Payload: `shippedCount` little-endian uint32 region indexes, then the failed ones. */
   'tracking.settle': z.object({ path: pathSchema, pairId, shippedCount: count }).strict(),
   'tracking.requeue': z.object({ path: pathSchema, pairId }).strict(),
+  'nbd.start': z
+    .object({
+      path: pathSchema,
+      name: z.string().max(4096),
+      host: z.string().min(1).max(255).optional(),
+      port: z.number().int().min(0).max(65535).optional(),
+      socketPath: pathSchema.optional(),
+      readOnly: z.boolean(),
+      pairId: pairId.optional(),
+    })
+    .strict()
+    .refine((p) => (p.socketPath === undefined) !== (p.host === undefined || p.port === undefined), 'give host and port, or socketPath'),
+  'nbd.stop': z.object({ exportId: z.string().uuid() }).strict(),
+  'nbd.list': z.object({}).strict(),
 } as const;
 type Method = keyof typeof schemas;
 type Params<M extends Method> = z.infer<(typeof schemas)[M]>;
@@ -199,6 +215,17 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
     return reply({});
   },
   'tracking.requeue': (agent, p) => agent.trackingRequeue(p.path, p.pairId).then((count) => reply({ count })),
+  'nbd.start': (agent, p) =>
+    agent
+      .nbdExportStart(p.path, {
+        name: p.name,
+        readOnly: p.readOnly,
+        target: p.socketPath !== undefined ? { socketPath: p.socketPath } : { host: p.host!, port: p.port! },
+        ...(p.pairId === undefined ? {} : { pairId: p.pairId }),
+      })
+      .then((info) => reply(info)),
+  'nbd.stop': (agent, p) => agent.nbdExportStop(p.exportId).then(() => reply({})),
+  'nbd.list': (agent) => agent.nbdExportList().then((exports) => reply({ exports })),
 };
 
 /** Refuses a request in the wrong mode or with a payload its method does not take, before any work. */
@@ -208,6 +235,31 @@ function checkRequest(method: Method, request: RpcMessage, context: RpcContext):
   if (request.payload.length > 0 && !payloadMethods.includes(method)) {
     throw new TidemarkError('USAGE', `${method} takes no request payload, got ${request.payload.length} bytes`, mismatchHint);
   }
+}
+
+export interface AgentSession {
+  readonly handler: RpcHandler;
+  /** The client went away: what it started that lives only as long as it does (NBD exports) stops. */
+  release(): Promise<void>;
+}
+
+/** One client's session: the handler, and what the client started that ends with it. */
+export function agentSession(agent: AgentApi): AgentSession {
+  const exportIds = new Set<string>();
+  const inner = serveAgent(agent);
+  const handler: RpcHandler = (method, request, context) => {
+    const result = inner(method, request, context);
+    if (method === 'nbd.start') void (result as Promise<RpcMessage>).then((r) => exportIds.add(r.json.exportId as string), () => undefined);
+    if (method === 'nbd.stop') exportIds.delete((request.json as { exportId?: string }).exportId ?? '');
+    return result;
+  };
+  return {
+    handler,
+    release: async () => {
+      for (const exportId of exportIds) await agent.nbdExportStop(exportId).catch(() => undefined);
+      exportIds.clear();
+    },
+  };
 }
 
 /** The RPC handler of an agent process: every method of AgentApi, parameters validated. */
@@ -410,6 +462,20 @@ export class RpcAgent implements AgentApi {
 
   async trackingRequeue(path: string, pairId: string): Promise<number> {
     return (await this.peer.call('tracking.requeue', { path, pairId })).json.count as number;
+  }
+
+  async nbdExportStart(path: string, options: NbdExportOptions): Promise<NbdExportInfo> {
+    const target = 'socketPath' in options.target ? { socketPath: options.target.socketPath } : { host: options.target.host, port: options.target.port };
+    const params = { path, name: options.name, readOnly: options.readOnly, ...target, ...(options.pairId === undefined ? {} : { pairId: options.pairId }) };
+    return (await this.peer.call('nbd.start', params)).json as unknown as NbdExportInfo;
+  }
+
+  async nbdExportStop(exportId: string): Promise<void> {
+    await this.peer.call('nbd.stop', { exportId });
+  }
+
+  async nbdExportList(): Promise<NbdExportInfo[]> {
+    return (await this.peer.call('nbd.list', {})).json.exports as NbdExportInfo[];
   }
 
   async dispose(): Promise<void> {

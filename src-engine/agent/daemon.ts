@@ -9,7 +9,7 @@ import { TidemarkError, errnoCode } from '../errors';
 import { ensureHomeDir } from '../home';
 import { RpcPeer } from '../transport';
 import { tidemarkVersion } from '../version';
-import { serveAgent } from './agent-rpc';
+import { agentSession } from './agent-rpc';
 import { LocalAgent } from './local-agent';
 
 /** Unix socket paths are limited (108 bytes on Linux, 104 on macOS). */
@@ -95,14 +95,18 @@ export async function startAgentDaemon(homeDir: string, log: (line: string) => v
   const agent = shared ?? new LocalAgent(homeDir);
   const peers = new Set<RpcPeer>();
   const server = createServer((socket) => {
+    const session = agentSession(agent);
     const peer = new RpcPeer(socket, {
       role: 'server',
-      handler: serveAgent(agent),
+      handler: session.handler,
       peerInfo: { agentVersion: tidemarkVersion, nodeVersion: process.versions.node },
       log,
     });
     peers.add(peer);
-    peer.onClose(() => peers.delete(peer));
+    peer.onClose(() => {
+      peers.delete(peer);
+      void session.release();
+    });
     void peer.handshake().catch((error: Error) => log(`agent: handshake failed: ${error.message}`));
   });
   await listenExclusive(server, homeDir);

@@ -20,10 +20,14 @@ export type {
   ImportMarker,
   TrackingMapKind,
   TrackingState,
+  NbdTarget,
+  NbdExportOptions,
+  NbdExportInfo,
 } from './agent-api';
 export { trackingMapKinds } from './agent-api';
 export { pairMemberSchema, importMarkerSchema, secondaryLock } from './pair-members';
 export { LocalAgent, exportSnapshotLabelPrefix } from './local-agent';
-export { serveAgent, RpcAgent } from './agent-rpc';
+export { serveAgent, agentSession, RpcAgent, type AgentSession } from './agent-rpc';
+export { oosContextName } from './nbd-exports';
 export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';
 export { parseVolRef, formatVolRef, type VolRef } from './volref';

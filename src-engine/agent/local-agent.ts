@@ -24,12 +24,15 @@ import type {
   RegionSignatures,
   SnapshotInfo,
   SnapshotList,
+  NbdExportInfo,
+  NbdExportOptions,
   TrackingMapKind,
   TrackingState,
   VolumeState,
   WriteAuth,
 } from './agent-api';
 import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, trackersOf, type AgentVolume } from './agent-volume';
+import { NbdExports } from './nbd-exports';
 import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
 /** Labels of image export snapshots: `tidemark-export <imageId>` (docs/image-format.md). */
@@ -77,6 +80,7 @@ export class LocalAgent implements AgentApi {
   /** Canonical paths being retired (closed and removed): nobody may open them meanwhile. */
   private readonly retiring = new Set<string>();
   private readonly pools = new Map<HashAlgorithm, Promise<SignaturePool>>();
+  private readonly nbd = new NbdExports();
   private disposed = false;
 
   constructor(
@@ -181,6 +185,7 @@ export class LocalAgent implements AgentApi {
   private async closeKey(key: string): Promise<void> {
     const open = this.opened.get(key);
     if (!open) return;
+    await this.nbd.stopVolume(key);
     this.opened.delete(key);
     const volume = await open.catch(() => undefined);
     if (volume) await closeAgentVolume(volume);
@@ -375,7 +380,10 @@ export class LocalAgent implements AgentApi {
   }
 
   async pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember> {
-    return membersOf(await this.open(path), this.homeDir).update(pairId, change);
+    const volume = await this.open(path);
+    const member = await membersOf(volume, this.homeDir).update(pairId, change);
+    if (change.predictRegions !== undefined && member.role === 'primary') trackersOf(volume, this.homeDir).get(pairId).predictor.predictRegions = change.predictRegions;
+    return member;
   }
 
   async pairLeave(path: string, pairId: string): Promise<void> {
@@ -423,9 +431,24 @@ export class LocalAgent implements AgentApi {
     await membersOf(await this.open(path), this.homeDir).markImport(marker, options.auth);
   }
 
+  async nbdExportStart(path: string, options: NbdExportOptions): Promise<NbdExportInfo> {
+    const volume = await this.open(path);
+    if (options.pairId !== undefined) trackersOf(volume, this.homeDir).get(options.pairId); // NOT_FOUND before listening
+    return this.nbd.start(volume, await canonicalPath(path), options);
+  }
+
+  async nbdExportStop(exportId: string): Promise<void> {
+    await this.nbd.stop(exportId);
+  }
+
+  async nbdExportList(): Promise<NbdExportInfo[]> {
+    return this.nbd.list();
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.nbd.stopAll();
     for (const open of this.opened.values()) {
       const volume = await open.catch(() => undefined);
       if (volume) await closeAgentVolume(volume);

@@ -61,7 +61,7 @@ export const importMarkerSchema = z
 export const importMarkerKind = defineRecord('tidemark/import-marker', 1, importMarkerSchema);
 export type ImportMarker = z.infer<typeof importMarkerSchema>;
 export type PairMember = z.infer<typeof pairMemberKind.schema>;
-export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId' | 'protectSnapshotId'>>;
+export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId' | 'protectSnapshotId' | 'predictRegions'>>;
 
 function checkPairId(pairId: string): void {
   if (!uuid.safeParse(pairId).success) throw new TidemarkError('USAGE', `"${pairId}" is not a pair id`, 'pair ids are UUIDs; see `tidemark pair show`');

@@ -21,7 +21,8 @@ export class MoosPredictor {
    */
   readonly inFlight: Bitset;
   private readonly moos: PersistentBitmap;
-  readonly predictRegions: number;
+  /** N: a write to region E marks E..E+N; may change while tracking (the next predictions use it). */
+  predictRegions: number;
 
   constructor(moos: PersistentBitmap, predictRegions: number, oos?: Bitset) {
     assertCount(predictRegions, 'predictRegions');

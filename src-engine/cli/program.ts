@@ -10,6 +10,7 @@ import { registerImageCommands } from './image-commands';
 import { registerLabCommand } from './lab-command';
 import { registerPairCommands } from './pair-commands';
 import { registerReplicateCommands } from './replicate-commands';
+import { registerServeCommand } from './serve-command';
 import { registerVolumeCommands } from './volume-commands';
 
 export type CliRole = 'cli' | 'agent';
@@ -43,6 +44,7 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
   if (role === 'cli') {
     registerPairCommands(program, io, globals);
     registerReplicateCommands(program, io, globals);
+    registerServeCommand(program, io, globals);
     registerImageCommands(program, io, globals);
     registerLabCommand(program, io, globals);
   }

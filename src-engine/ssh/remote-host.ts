@@ -29,6 +29,8 @@ import type {
   ImportMarker,
   TrackingMapKind,
   TrackingState,
+  NbdExportInfo,
+  NbdExportOptions,
 } from '../agent';
 import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
 import { assert } from '../assert';
@@ -413,6 +415,19 @@ export class RemoteHost implements AgentApi {
 
   trackingRequeue(path: string, pairId: string): Promise<number> {
     return this.unary(`requeueing regions of ${path}`, (agent) => agent.trackingRequeue(path, pairId));
+  }
+
+  // Exports started through a session end with it (the agent releases them when the link drops).
+  nbdExportStart(path: string, options: NbdExportOptions): Promise<NbdExportInfo> {
+    return this.unary(`exporting ${path} over NBD`, (agent) => agent.nbdExportStart(path, options));
+  }
+
+  nbdExportStop(exportId: string): Promise<void> {
+    return this.unary(`stopping NBD export ${exportId}`, (agent) => agent.nbdExportStop(exportId));
+  }
+
+  nbdExportList(): Promise<NbdExportInfo[]> {
+    return this.unary('listing NBD exports', (agent) => agent.nbdExportList());
   }
 
   async dispose(): Promise<void> {
