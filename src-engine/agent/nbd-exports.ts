@@ -2,7 +2,6 @@
 // volume, so every write runs the volume's hooks (MOOS tracking before the data lands).
 
 import { randomUUID } from 'node:crypto';
-import type { Bitset } from '../bitmap';
 import { TidemarkError } from '../errors';
 import { NbdServer, volumeNbdExport } from '../nbd';
 import type { NbdExportInfo, NbdExportOptions } from './agent-api';
