@@ -12,11 +12,12 @@ import { ensureHomeDir } from '../home';
 import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type GeneratorSettings, type GeneratorState, type LabOptions } from '../lab';
 import { PairStore, sinceMapName, type PairRecord } from '../replication';
 import { PairOperations, type SyncState } from './pair-ops';
+import { ReplicationOperations } from './replication-ops';
 import { SeedingOperations } from './seeding';
 import type { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
 import { HostManager, SecretVault, type SecretCipher } from '../hosts';
-import { LocalAgent, RpcAgent, connectAgentSocket, startAgentDaemon, type AgentDaemon } from '../agent';
+import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, startAgentDaemon, type AgentDaemon } from '../agent';
 import { RpcPeer } from '../transport';
 
 const ownerProbeMs = 2_000;
@@ -118,6 +119,8 @@ export class Engine {
   readonly pairOps: PairOperations;
   /** Image export, verify and import as background tasks (the Seeding screen). */
   readonly seeding: SeedingOperations;
+  /** Continuous replication in the background, with lag history (Pair detail). */
+  readonly replication: ReplicationOperations;
 
   private constructor(
     readonly homeDir: string,
@@ -139,6 +142,7 @@ export class Engine {
     });
     this.pairOps = new PairOperations(this.pairs, agent, this.hosts, events);
     this.seeding = new SeedingOperations(this.pairs, this.pairOps, events);
+    this.replication = new ReplicationOperations(this.pairs, this.pairOps, events);
   }
 
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
@@ -273,6 +277,7 @@ export class Engine {
 
   async overview(): Promise<Overview> {
     const records = await this.pairs.list();
+    await this.trackLocalPairs(records);
     const roles = new Map<string, { pair: string; role: 'primary' | 'secondary' }>();
     for (const r of records) {
       if (r.primary.volumeId) roles.set(r.primary.volumeId, { pair: r.name, role: 'primary' });
@@ -294,6 +299,23 @@ export class Engine {
       }),
     );
     return { homeDir: this.homeDir, volumes, pairs: records.map((r) => this.pairSummary(r, volumes)), generator: this.generatorState() };
+  }
+
+  /**
+   * Every pair whose primary is on this machine is shown with its tracking (the agent tracks
+   * it anyway); pairs deleted meanwhile are let go.
+   */
+  private async trackLocalPairs(records: readonly PairRecord[]): Promise<void> {
+    const names = new Set(records.map((r) => r.name));
+    for (const name of [...this.open.keys()]) if (!names.has(name) && name !== labPairName) this.open.delete(name);
+    for (const record of records) {
+      if (this.open.has(record.name) || parseVolRef(record.primary.volref).kind !== 'local') continue;
+      await this.openPair(record).catch((error: unknown) => {
+        if (this.reportedUnreadable.has(record.name)) return;
+        this.reportedUnreadable.add(record.name); // once, not at every poll
+        this.events.emit({ severity: 'warning', pair: record.name, kind: 'tracking.unavailable', message: `cannot show the tracking of ${record.name}: ${(error as Error).message}` });
+      });
+    }
   }
 
   private async realizedCount(volumeId: string, path: string): Promise<number> {
@@ -384,6 +406,7 @@ export class Engine {
       if (this.disposed) return;
       this.disposed = true;
       try {
+        await this.replication.stopAll();
         await this.pairOps.dispose();
         await this.seeding.dispose();
         for (const name of [...this.open.keys()]) await this.closePair(name);

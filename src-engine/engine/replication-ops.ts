@@ -1,0 +1,140 @@
+// Replication of a long-lived engine (the console): start and stop continuous shipping of a
+// pair in the background, with live progress, a lag history for the chart, and the tracking
+// state of any pair ("crash cost now": what a crash of the primary's agent would resend).
+
+import type { TrackingState } from '../agent';
+import { TidemarkError, isTidemarkError } from '../errors';
+import type { EventLog } from '../events';
+import { replicatePair, type EndpointResolver, type PairStore, type ReplicateSummary, type ShipProgress } from '../replication';
+
+/** One point of the lag chart. */
+export interface LagSample {
+  readonly atMs: number;
+  readonly lagRegions: number;
+  readonly lagBytes: number;
+  readonly oldestUnshippedMs: number;
+  readonly bytesPerSecond: number;
+  readonly moosRegions: number;
+}
+
+export interface ReplicationState {
+  readonly pair: string;
+  readonly running: boolean;
+  readonly startedAtMs: number;
+  readonly limitRateBytesPerSecond: number | null;
+  readonly progress: ShipProgress | null;
+  /** Newest last, one sample a second at most, the last ten minutes. */
+  readonly history: readonly LagSample[];
+  readonly summary: ReplicateSummary | null;
+  readonly error: { code: string; message: string; hint: string } | null;
+}
+
+interface Running {
+  state: ReplicationState;
+  readonly controller: AbortController;
+  done: Promise<void>;
+}
+
+const historySamplesMax = 600;
+const sampleIntervalMs = 1000;
+
+export class ReplicationOperations {
+  private readonly runs = new Map<string, Running>();
+
+  constructor(
+    private readonly store: PairStore,
+    private readonly resolver: EndpointResolver,
+    private readonly events: EventLog,
+  ) {}
+
+  state(name: string): ReplicationState | null {
+    return this.runs.get(name)?.state ?? null;
+  }
+
+  running(name: string): boolean {
+    return this.runs.get(name)?.state.running ?? false;
+  }
+
+  /** The primary's tracking of the pair, asked of its agent. */
+  async tracking(name: string): Promise<TrackingState> {
+    const record = await this.store.require(name);
+    const primary = await this.resolver.resolve(record.primary.volref);
+    return primary.agent.trackingState(primary.path, record.pairId);
+  }
+
+  async start(name: string, options: { limitRateBytesPerSecond?: number } = {}): Promise<ReplicationState> {
+    if (this.running(name)) throw new TidemarkError('BUSY', `pair ${name} is already replicating`, 'stop it first to change its settings');
+    const record = await this.store.require(name);
+    const [primary, secondary] = await Promise.all([this.resolver.resolve(record.primary.volref), this.resolver.resolve(record.secondary.volref)]);
+    const controller = new AbortController();
+    const run: Running = {
+      state: {
+        pair: name,
+        running: true,
+        startedAtMs: Date.now(),
+        limitRateBytesPerSecond: options.limitRateBytesPerSecond ?? null,
+        progress: null,
+        history: [],
+        summary: null,
+        error: null,
+      },
+      controller,
+      done: Promise.resolve(),
+    };
+    this.runs.set(name, run);
+    this.events.emit({ severity: 'info', pair: name, kind: 'replication.started', message: `replicating ${name} to ${record.secondary.volref}` });
+    run.done = replicatePair({
+      store: this.store,
+      pair: record,
+      endpoints: { primary, secondary },
+      once: false,
+      signal: controller.signal,
+      ...(options.limitRateBytesPerSecond ? { limitRateBytesPerSecond: options.limitRateBytesPerSecond } : {}),
+      onProgress: (progress) => this.record(run, progress),
+      onWarning: (message) => this.events.emit({ severity: 'warning', pair: name, kind: 'replication.retry', message }),
+    }).then(
+      (summary) => {
+        run.state = { ...run.state, running: false, summary };
+      },
+      (error: unknown) => {
+        const stopped = controller.signal.aborted;
+        const e = isTidemarkError(error) ? error : new TidemarkError('IO', (error as Error).message, '');
+        run.state = { ...run.state, running: false, error: stopped ? null : { code: e.code, message: e.message, hint: e.hint } };
+        this.events.emit(
+          stopped
+            ? { severity: 'info', pair: name, kind: 'replication.stopped', message: `replication of ${name} stopped` }
+            : { severity: 'error', pair: name, kind: 'replication.failed', message: e.message },
+        );
+      },
+    );
+    return run.state;
+  }
+
+  private record(run: Running, progress: ShipProgress): void {
+    const history = run.state.history;
+    const last = history[history.length - 1];
+    const atMs = Date.now();
+    const sample: LagSample = {
+      atMs,
+      lagRegions: progress.oosRegions + progress.inFlightRegions,
+      lagBytes: progress.lagBytes,
+      oldestUnshippedMs: progress.oldestUnshippedMs,
+      bytesPerSecond: progress.bytesPerSecond,
+      moosRegions: progress.moosRegions,
+    };
+    const next = !last || atMs - last.atMs >= sampleIntervalMs ? [...history.slice(-(historySamplesMax - 1)), sample] : history;
+    run.state = { ...run.state, progress, history: next };
+  }
+
+  async stop(name: string): Promise<ReplicationState | null> {
+    const run = this.runs.get(name);
+    if (!run) return null;
+    run.controller.abort();
+    await run.done;
+    return run.state;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const name of [...this.runs.keys()]) await this.stop(name);
+  }
+}
