@@ -53,6 +53,25 @@ export class ByteQueue {
     return joined;
   }
 
+  /** Bytes readable from the first chunk alone: a frame this long is taken without a copy. */
+  get firstChunkBytes(): number {
+    return this.chunks.length === 0 ? 0 : this.chunks[0]!.length - this.headOffset;
+  }
+
+  /** Consumes `bytes` bytes, copying them into `target` at `at`. */
+  takeInto(target: Uint8Array, at: number, bytes: number): void {
+    assert(bytes <= this.lengthBytes && at + bytes <= target.length, `copy of ${bytes} bytes within ${this.lengthBytes} buffered and the target`);
+    let copied = 0;
+    // Bounded by the number of chunks: each pass copies at least one byte of one chunk.
+    while (copied < bytes) {
+      const first = this.chunks[0]!;
+      const n = Math.min(first.length - this.headOffset, bytes - copied);
+      first.copy(target, at + copied, this.headOffset, this.headOffset + n);
+      this.advance(n);
+      copied += n;
+    }
+  }
+
   /** Drops `bytes` bytes. */
   skip(bytes: number): void {
     assert(bytes <= this.lengthBytes, `skip of ${bytes} bytes within ${this.lengthBytes} buffered`);

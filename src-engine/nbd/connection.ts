@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import { assert } from '../assert';
 import { TidemarkError, errnoCode } from '../errors';
+import { type BufferPool } from './buffer-pool';
 import { ByteQueue } from './byte-queue';
 import type { NbdExport, NbdExtent } from './export';
 import {
@@ -65,6 +66,7 @@ import {
 export interface ConnectionHost {
   readonly exports: readonly NbdExport[];
   readonly maxRequestBytes: number;
+  readonly pool: BufferPool;
   /** The export a name selects: '' is the first export. */
   findExport(name: string): NbdExport | undefined;
   reportError(error: Error): void;
@@ -120,6 +122,8 @@ export class NbdConnection {
   private inFlightBytes = 0;
   /** An oversized WRITE whose payload is being read and dropped; refused once it is gone. */
   private discard: { request: Request; bytesLeft: number } | undefined;
+  /** A WRITE whose payload is being copied out of the socket chunks into a pooled buffer. */
+  private filling: { request: Request; pooled: Buffer; filledBytes: number } | undefined;
   private paused = false;
   private corked = false;
   private negotiationTimer: NodeJS.Timeout | undefined;
@@ -163,7 +167,6 @@ export class NbdConnection {
       this.beginClosing();
     }
     const destroyTimer = setTimeout(() => this.socket.destroy(), nbdCloseGraceMs);
-    destroyTimer.unref();
     return this.closed.finally(() => clearTimeout(destroyTimer));
   }
 
@@ -180,6 +183,7 @@ export class NbdConnection {
     // Each pass consumes a frame or returns; frames are at least 4 bytes, so the loop is bounded by the queue.
     while (this.phase !== 'closing' && this.phase !== 'closed' && !this.socket.writableNeedDrain) {
       if (this.discard && !this.stepDiscard()) break;
+      if (this.filling && !this.stepFill()) break;
       const progressed = this.phase === 'greeting' ? this.stepGreeting() : this.phase === 'options' ? this.stepOption() : this.stepRequest();
       if (!progressed) break;
     }
@@ -188,6 +192,8 @@ export class NbdConnection {
 
   /** Reading stops while a request cannot be admitted, replies wait to drain, or the connection closes. */
   private updateFlow(): void {
+    // Once ended, the socket reads on to see the client's end of stream (endSocket).
+    if (this.closeTimer !== undefined) return;
     const stop = this.phase === 'closing' || this.phase === 'closed' || this.socket.writableNeedDrain || this.blocked;
     if (stop && !this.paused) {
       this.paused = true;
@@ -283,7 +289,7 @@ export class NbdConnection {
       this.beginClosing();
       return false;
     }
-    this.dispatch(request, undefined, costBytes);
+    this.dispatch(request, undefined, costBytes, undefined);
     return true;
   }
 
@@ -298,27 +304,46 @@ export class NbdConnection {
       return true;
     }
     if (!this.admit(request.bytes)) return false;
-    if (this.queue.length < requestHeaderBytes + request.bytes) return false;
+    if (this.queue.firstChunkBytes >= requestHeaderBytes + request.bytes) {
+      // The whole request lies in one socket chunk (small writes): the payload is a view of it.
+      this.queue.skip(requestHeaderBytes);
+      this.dispatch(request, this.queue.take(request.bytes), request.bytes, undefined);
+      return true;
+    }
+    // Larger payloads are copied out of the socket chunks as they arrive, into a pooled buffer.
     this.queue.skip(requestHeaderBytes);
-    const data = this.queue.take(request.bytes);
-    this.dispatch(request, data, request.bytes);
+    this.filling = { request, pooled: this.host.pool.acquire(request.bytes), filledBytes: 0 };
     return true;
   }
 
-  private dispatch(request: Request, data: Buffer | undefined, costBytes: number): void {
+  private stepFill(): boolean {
+    const filling = this.filling!;
+    const n = Math.min(filling.request.bytes - filling.filledBytes, this.queue.length);
+    this.queue.takeInto(filling.pooled, filling.filledBytes, n);
+    filling.filledBytes += n;
+    if (filling.filledBytes < filling.request.bytes) return false;
+    this.filling = undefined;
+    this.dispatch(filling.request, filling.pooled.subarray(0, filling.request.bytes), filling.request.bytes, filling.pooled);
+    return true;
+  }
+
+  /** Runs a request; `pooled` (the buffer under `data`) goes back to the pool once it has finished. */
+  private dispatch(request: Request, data: Buffer | undefined, costBytes: number, pooled: Buffer | undefined): void {
     this.inFlightRequests += 1;
     this.inFlightBytes += costBytes;
     void this.execute(request, data).then(
-      () => this.requestDone(costBytes),
+      () => this.requestDone(costBytes, pooled),
       (error: unknown) => {
         // execute answers every failure itself; reaching here is a bug, reported, not thrown.
         this.host.reportError(error instanceof Error ? error : new Error(String(error)));
-        this.requestDone(costBytes);
+        this.requestDone(costBytes, pooled);
       },
     );
   }
 
-  private requestDone(costBytes: number): void {
+  private requestDone(costBytes: number, pooled: Buffer | undefined): void {
+    // The export is done with the payload once its write settled (NbdExport.write's contract).
+    if (pooled) this.host.pool.release(pooled);
     this.inFlightRequests -= 1;
     this.inFlightBytes -= costBytes;
     assert(this.inFlightRequests >= 0 && this.inFlightBytes >= 0, 'in-flight counts never negative');
@@ -580,7 +605,7 @@ export class NbdConnection {
     if (!this.corked) {
       this.corked = true;
       socket.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         socket.uncork();
       });
@@ -596,6 +621,7 @@ export class NbdConnection {
     this.phase = 'closing';
     this.queue.clear();
     this.discard = undefined;
+    this.filling = undefined;
     this.updateFlow();
     if (this.inFlightRequests === 0) this.endSocket();
   }
@@ -614,11 +640,12 @@ export class NbdConnection {
     this.queue.clear();
     clearTimeout(this.negotiationTimer);
     if (!this.socket.destroyed) this.socket.end();
-    // A client that never closes its side is cut off.
-    if (this.closeTimer === undefined) {
-      this.closeTimer = setTimeout(() => this.socket.destroy(), nbdCloseGraceMs);
-      this.closeTimer.unref();
-    }
+    // Read on (onData drops it) so the client's end of stream is seen and the socket closes;
+    // a paused socket never notices that the client is gone.
+    this.paused = false;
+    this.socket.resume();
+    // A client that never closes its side is cut off. Not unref'd: close() waits for it.
+    this.closeTimer ??= setTimeout(() => this.socket.destroy(), nbdCloseGraceMs);
   }
 
   private onSocketError(error: Error): void {

@@ -27,7 +27,10 @@ export interface NbdExport {
   readonly minBlockBytes?: number;
   readonly preferredBlockBytes?: number;
   read(offsetBytes: number, bytes: number): Promise<Uint8Array>;
-  /** Resolves once the data is written (and, with `fua`, durable). */
+  /**
+   * Resolves once the data is written (and, with `fua`, durable). `data` is lent: the server
+   * reuses its memory once the promise settles, so an export that keeps it must copy it.
+   */
   write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): Promise<void>;
   flush(): Promise<void>;
   trim(offsetBytes: number, bytes: number): Promise<void>;

@@ -128,6 +128,10 @@ export const nbdExtentsPerReplyMax = 64 * 1024;
 export const nbdNegotiationMs = 30_000;
 /** close(): in-flight requests get this long to finish before their connections are destroyed. */
 export const nbdCloseGraceMs = 5_000;
+/** Write payloads spanning socket chunks are copied into pooled buffers: this many bytes stay pooled per server. */
+export const nbdPooledBytesMax = 64 * MiB;
+/** Smallest pooled buffer (smaller payloads usually lie within one socket chunk and are not copied). */
+export const nbdPoolBufferBytesMin = 64 * KiB;
 /** Size of the shared zero buffer WRITE_ZEROES writes from. */
 export const nbdZeroChunkBytes = 4 * MiB;
 

@@ -7,7 +7,8 @@ import { assert, isPowerOfTwo } from '../assert';
 import { TidemarkError, errnoCode } from '../errors';
 import { type ConnectionHost, NbdConnection } from './connection';
 import type { NbdExport } from './export';
-import { nbdRequestBytesDefault, nbdRequestBytesMax, nbdRequestBytesMin, nbdStringBytesMax } from './protocol';
+import { BufferPool } from './buffer-pool';
+import { nbdPooledBytesMax, nbdRequestBytesDefault, nbdRequestBytesMax, nbdRequestBytesMin, nbdStringBytesMax } from './protocol';
 
 export interface NbdConnectionInfo {
   readonly connectionId: number;
@@ -82,6 +83,7 @@ export class NbdServer {
     this.host = {
       exports: this.exports,
       maxRequestBytes,
+      pool: new BufferPool(nbdPooledBytesMax),
       findExport: (name) => (name === '' ? this.exports[0] : this.exports.find((e) => e.name === name)),
       reportError: (error) => this.report(error),
       exportSelected: (connection, nbdExport) =>

@@ -214,6 +214,27 @@ describe('NBD server under malformed input', () => {
     expect((await readFile(volume.path)).subarray(0, data.length).equals(data)).toBe(true);
   });
 
+  it('cleans up at once a client that hangs up right after DISC while a request is still running', async () => {
+    const slow = new NbdServer(
+      [{ ...volumeNbdExport(volume, { name: 'slow', readOnly: false }), write: () => new Promise<void>((resolve) => setTimeout(resolve, 300)) }],
+      { onError: (e) => errors.push(e) },
+    );
+    const slowPort = (await slow.listen({ host: '127.0.0.1', port: 0 })).port!;
+    try {
+      const client = await RawClient.connect(slowPort);
+      await handshake(client, 'slow', true);
+      client.write(Buffer.concat([request(NBD_CMD.write, 1, 0, 512, 0, Buffer.alloc(512)), request(NBD_CMD.disc, 2, 0, 0)]));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      client.destroy();
+      const startMs = Date.now();
+      while (slow.connectionCount > 0 && Date.now() - startMs < 3000) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(slow.connectionCount).toBe(0);
+      expect(Date.now() - startMs).toBeLessThan(1500);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('survives seeded random garbage in negotiation and transmission, then serves nbdinfo', async () => {
     console.log(`[nbd-malformed] fast-check seed ${testSeed}`);
     const header = (type: number, flags: number, offsetBytes: number, lengthBytes: number) => request(type, 1, offsetBytes, lengthBytes, flags);

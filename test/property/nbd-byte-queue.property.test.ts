@@ -1,14 +1,14 @@
 // ByteQueue (the NBD parser's input): under any chunking of the stream and any sequence of
-// peeks, takes and skips, it hands out exactly the bytes a flat reference array would.
+// peeks, takes, copies and skips, it hands out exactly the bytes a flat reference array would.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ByteQueue } from '../../src-engine/nbd/byte-queue';
 
-type Op = { kind: 'push'; bytes: Uint8Array } | { kind: 'peek' | 'take' | 'skip'; bytes: number };
+type Op = { kind: 'push'; bytes: Uint8Array } | { kind: 'peek' | 'take' | 'skip' | 'takeInto'; bytes: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.uint8Array({ maxLength: 40 }).map((bytes) => ({ kind: 'push' as const, bytes })),
-  fc.record({ kind: fc.constantFrom('peek' as const, 'take' as const, 'skip' as const), bytes: fc.nat({ max: 60 }) }),
+  fc.record({ kind: fc.constantFrom('peek' as const, 'take' as const, 'skip' as const, 'takeInto' as const), bytes: fc.nat({ max: 60 }) }),
 );
 
 describe('ByteQueue', () => {
@@ -27,6 +27,12 @@ describe('ByteQueue', () => {
               expect(queue.peek(n).equals(reference.subarray(0, n))).toBe(true);
             } else if (op.kind === 'take') {
               expect(queue.take(n).equals(reference.subarray(0, n))).toBe(true);
+              reference = reference.subarray(n);
+            } else if (op.kind === 'takeInto') {
+              const target = Buffer.alloc(n + 3, 0xee);
+              queue.takeInto(target, 2, n);
+              expect(target.subarray(2, 2 + n).equals(reference.subarray(0, n))).toBe(true);
+              expect([target[0], target[1], target[n + 2]]).toEqual([0xee, 0xee, 0xee]);
               reference = reference.subarray(n);
             } else {
               queue.skip(n);

@@ -1,0 +1,39 @@
+// Payload buffers for WRITE requests, reused: a 1 MiB write otherwise costs a fresh allocation
+// (page faults on first touch, then garbage collection) on top of the copy out of the socket.
+
+import { assert } from '../assert';
+import { nbdPoolBufferBytesMin } from './protocol';
+
+export class BufferPool {
+  /** Free buffers by size (a power of two). */
+  private readonly free = new Map<number, Buffer[]>();
+  private pooledBytes = 0;
+
+  constructor(private readonly pooledBytesMax: number) {
+    assert(Number.isSafeInteger(pooledBytesMax) && pooledBytesMax >= 0, 'pool bound is a byte count');
+  }
+
+  /** The size a buffer for `bytes` bytes has: the next power of two, at least nbdPoolBufferBytesMin. */
+  static sizeFor(bytes: number): number {
+    return Math.max(nbdPoolBufferBytesMin, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
+  }
+
+  /** A buffer of at least `bytes` bytes, with unspecified content; give it back with release(). */
+  acquire(bytes: number): Buffer {
+    const size = BufferPool.sizeFor(bytes);
+    const buffer = this.free.get(size)?.pop();
+    if (buffer === undefined) return Buffer.allocUnsafeSlow(size);
+    this.pooledBytes -= size;
+    return buffer;
+  }
+
+  /** Takes a buffer back once nobody reads it any more; kept while the pool is under its bound. */
+  release(buffer: Buffer): void {
+    assert(buffer.length === BufferPool.sizeFor(buffer.length), 'only pool buffers come back');
+    if (this.pooledBytes + buffer.length > this.pooledBytesMax) return;
+    const list = this.free.get(buffer.length) ?? [];
+    list.push(buffer);
+    this.free.set(buffer.length, list);
+    this.pooledBytes += buffer.length;
+  }
+}
