@@ -14,6 +14,7 @@ import type { PairEndpoints } from './endpoints';
 import { checkPairMembers, wireBytesOf } from './members';
 import type { PairRecord } from './pair-store';
 import { Conveyor, cancelled } from './sync/conveyor';
+import { sinceMapName } from './sync/names';
 import { TokenBucket } from './sync/token-bucket';
 
 export interface ShipProgress {
@@ -99,6 +100,8 @@ class Shipper {
   private recovered = 0;
   private nextRegion = 0;
   private readonly wireAtStart: number;
+  /** The secondary's last consistent snapshot from the sync, while it still exists. */
+  private lcsSnapshotId: string | null = null;
 
   constructor(private readonly options: ShipOptions) {
     const { pair } = options;
@@ -141,6 +144,7 @@ class Shipper {
     const checked = await checkPairMembers(this.options.pair, this.options.endpoints, 'replicating');
     this.auth = { pairId: this.options.pair.pairId, generation: checked.secondary.generation };
     this.protectSnapshotId = checked.secondary.protectSnapshotId ?? null;
+    this.lcsSnapshotId = checked.secondary.lcsSnapshotId;
     this.requeued += await this.primary.agent.trackingRequeue(this.primary.path, this.options.pair.pairId);
     let state = await this.trackingState();
     if (this.recovered === 0) this.recovered = state.recoveredRegions;
@@ -152,6 +156,7 @@ class Shipper {
       if (this.options.signal?.aborted) throw cancelled();
       if (state.oosRegions + state.inFlightRegions === 0) {
         await this.release();
+        await this.retireSyncMarkers();
         this.report('in-sync', state);
         if (this.options.once) return true;
         await sleep(this.options.idlePollMs ?? 20, this.options.signal);
@@ -226,6 +231,24 @@ class Shipper {
     await this.secondary.agent.pairUpdate(this.secondary.path, pair.pairId, { protectSnapshotId: null });
     this.protectSnapshotId = null;
     await this.secondary.agent.snapshotDelete(this.secondary.path, snapshotId).catch((error: unknown) => {
+      if (!isTidemarkError(error) || error.code !== 'NOT_FOUND') throw error;
+    });
+  }
+
+  /**
+   * In sync under tracking, the sync's markers only cost: its LCS makes every first write to a
+   * secondary region a copy-on-write, its `since` map a durable bitmap write on the primary.
+   * Tracking (OOS/MOOS) carries the pair from here; a later `sync` compares afresh.
+   */
+  private async retireSyncMarkers(): Promise<void> {
+    const { pair } = this.options;
+    const since = sinceMapName(pair.pairId);
+    if ((await this.primary.agent.bitmapList(this.primary.path)).some((m) => m.name === since)) await this.primary.agent.bitmapDelete(this.primary.path, since);
+    const lcs = this.lcsSnapshotId;
+    if (lcs === null) return;
+    await this.secondary.agent.pairUpdate(this.secondary.path, pair.pairId, { lcsSnapshotId: null });
+    this.lcsSnapshotId = null;
+    await this.secondary.agent.snapshotDelete(this.secondary.path, lcs).catch((error: unknown) => {
       if (!isTidemarkError(error) || error.code !== 'NOT_FOUND') throw error;
     });
   }

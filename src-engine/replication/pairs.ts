@@ -6,12 +6,12 @@ import { moosPredictDefault, regionBytesDefault } from '../constants';
 import { TidemarkError, isTidemarkError } from '../errors';
 import { formatBytes } from '../size';
 import { hashAlgorithmDefault, type HashAlgorithm } from '../signature';
-import type { PairMember, VolumeState } from '../agent';
+import type { PairMember, TrackingState, VolumeState } from '../agent';
 import type { VolumeInfo } from '../volume';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
 import { CursorStore, type SyncCursor } from './sync/cursor';
-import { acquirePairLock, pairLockHeld } from './sync/lock';
+import { acquirePairLock, pairLockHolder, type PairLockHolder } from './sync/lock';
 import { lcsSnapshotLabel, sinceMapName, swapMapName, syncSnapshotPrefix } from './sync/names';
 
 export interface PairCreateOptions {
@@ -205,10 +205,17 @@ export interface PairStatus {
   readonly regions: number;
   readonly primary: PairSideStatus;
   readonly secondary: PairSideStatus;
-  /** Regions written on the primary since the secondary's point in time (null: unknown). */
+  /**
+   * Regions the secondary may lack (null: unknown): on a tracked primary the unshipped ones
+   * (OOS ∪ in flight), else those written since the secondary's point in time.
+   */
   readonly pendingRegions: number | null;
+  /** The primary's write tracking (continuous replication), when its agent tracks the pair. */
+  readonly tracking: TrackingState | null;
   readonly syncInProgress: SyncCursor | null;
-  readonly state: 'new' | 'syncing' | 'interrupted' | 'in-sync' | 'behind' | 'unknown';
+  /** Who holds the pair's lock right now, if anyone. */
+  readonly busyWith: PairLockHolder | null;
+  readonly state: 'new' | 'syncing' | 'replicating' | 'interrupted' | 'in-sync' | 'behind' | 'unknown';
 }
 
 async function sideStatus(resolver: EndpointResolver, volref: string, pairId: string): Promise<{ status: PairSideStatus; endpoint?: VolumeEndpoint }> {
@@ -226,16 +233,14 @@ async function sideStatus(resolver: EndpointResolver, volref: string, pairId: st
 export async function pairStatus(store: PairStore, resolver: EndpointResolver, name: string): Promise<PairStatus> {
   const record = await store.require(name);
   const [p, s] = await Promise.all([sideStatus(resolver, record.primary.volref, record.pairId), sideStatus(resolver, record.secondary.volref, record.pairId)]);
-  let pendingRegions: number | null = null;
-  if (p.endpoint && p.status.member) {
-    const since = (await p.endpoint.agent.bitmapList(p.endpoint.path)).find((m) => m.name === sinceMapName(record.pairId));
-    pendingRegions = since ? since.setCount : null;
-  }
+  const { pendingRegions, tracking } = await pendingOf(record, p);
   const cursor = (await new CursorStore(store.pairDir(name)).read()) ?? null;
   const regions = p.status.member?.regionCount ?? s.status.member?.regionCount ?? 0;
-  const busy = await pairLockHeld(store.pairDir(name));
-  const state: PairStatus['state'] = busy
-    ? 'syncing'
+  const busyWith = await pairLockHolder(store.pairDir(name));
+  const state: PairStatus['state'] = busyWith
+    ? busyWith.what === 'replicate'
+      ? 'replicating'
+      : 'syncing'
     : cursor
       ? 'interrupted'
       : !record.lastSync
@@ -245,5 +250,15 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
           : pendingRegions === 0
             ? 'in-sync'
             : 'behind';
-  return { record, regions, primary: p.status, secondary: s.status, pendingRegions, syncInProgress: cursor, state };
+  return { record, regions, primary: p.status, secondary: s.status, pendingRegions, tracking, syncInProgress: cursor, busyWith, state };
+}
+
+/** What the secondary may lack: the primary's unshipped regions when it tracks the pair, else its `since` map. */
+async function pendingOf(record: PairRecord, p: { status: PairSideStatus; endpoint?: VolumeEndpoint }): Promise<{ pendingRegions: number | null; tracking: TrackingState | null }> {
+  if (!p.endpoint || p.status.member?.role !== 'primary') return { pendingRegions: null, tracking: null };
+  const { agent, path } = p.endpoint;
+  const tracking = await agent.trackingState(path, record.pairId).catch(() => null);
+  if (tracking) return { pendingRegions: tracking.oosRegions + tracking.inFlightRegions, tracking };
+  const since = (await agent.bitmapList(path)).find((m) => m.name === sinceMapName(record.pairId));
+  return { pendingRegions: since ? since.setCount : null, tracking: null };
 }

@@ -45,7 +45,12 @@ describe('continuous replication', () => {
     const seed = baseSeed;
     console.log(`[continuous] ships-written seed ${seed}`);
     const pair = await syncedPair(seed);
-    await replicateOnce(pair); // whatever the sync left tracked (writes before it): a superset, shipped once
+    // The sync conveyed every write before its point in time: nothing tracked is left to ship.
+    expect((await replicateOnce(pair)).regionsTransferred).toBe(0);
+    // In sync under tracking, the sync's markers go: no LCS copy-on-write, no `since` bitmap writes.
+    expect((await pair.agent.volumeState(pair.secondaryPath)).members[0]!.lcsSnapshotId).toBeNull();
+    expect((await pair.agent.snapshotList(pair.secondaryPath)).snapshots).toEqual([]);
+    expect(await pair.agent.bitmapList(pair.primaryPath)).toEqual([]);
     const written = pick(seededRandom(seed + 1), 40);
     await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
     const state = await pair.agent.trackingState(pair.primaryPath, pair.record.pairId);

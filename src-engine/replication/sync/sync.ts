@@ -442,6 +442,7 @@ class SyncRun {
     if (maps.some((m) => m.name === this.swap)) await this.p.bitmapDelete(path, this.swap);
     await this.p.bitmapCreate(path, this.swap);
     const previous = this.cursor.snapshotId;
+    await this.clearTracked();
     const snapshot = await this.p.snapshotCreate(path, { label: syncSnapshotLabel(this.pair.pairId, this.cursor.syncId, round) });
     this.snapshotHeld(+1);
     const since = await this.p.bitmapRead(path, this.since);
@@ -462,6 +463,20 @@ class SyncRun {
     if (previous !== null) await this.deleteSnapshot(previous);
     await this.p.bitmapSwap(path, this.since, this.swap);
     await this.p.bitmapDelete(path, this.swap);
+  }
+
+  /**
+   * Writes tracked on the primary (OOS) before P are the sync's to convey: they are taken and
+   * settled as shipped just before P is taken, so replication afterwards ships only what was
+   * written after P (a write between this and P is in both: sent twice, never lost).
+   */
+  private async clearTracked(): Promise<void> {
+    const { pairId } = this.pair;
+    const taken = await this.p.trackingTake(this.primary.path, pairId, this.regionCount, 0).catch((error: unknown) => {
+      if (isTidemarkError(error) && error.code === 'NOT_FOUND') return []; // an agent that does not track this pair
+      throw error;
+    });
+    if (taken.length > 0) await this.p.trackingSettle(this.primary.path, pairId, taken, []);
   }
 
   /** Conveys the todo from P, clearing each region's bit once it is committed. */
