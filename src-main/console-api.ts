@@ -219,6 +219,93 @@ export interface ExportPreflightDto {
   readonly problem: string | null;
 }
 
+export type ShipStateDto = 'catching-up' | 'shipping' | 'in-sync' | 'retrying';
+
+/** Continuous shipping as it runs (the engine's ShipProgress). */
+export interface ShipProgressDto {
+  readonly state: ShipStateDto;
+  /** Out of sync on the primary, not yet taken. */
+  readonly oosRegions: number;
+  /** Taken and not yet durable on the secondary. */
+  readonly inFlightRegions: number;
+  /** What a crash of the primary's agent this instant would resend. */
+  readonly moosRegions: number;
+  readonly lagBytes: number;
+  readonly oldestUnshippedMs: number;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly bytesPerSecond: number;
+  readonly etaMs: number | null;
+  readonly backlogRegions: number;
+  readonly protectSnapshotId: string | null;
+}
+
+/** One point of the lag chart (one a second, the last ten minutes). */
+export interface LagSampleDto {
+  readonly atMs: number;
+  readonly lagRegions: number;
+  readonly lagBytes: number;
+  readonly oldestUnshippedMs: number;
+  readonly bytesPerSecond: number;
+  readonly moosRegions: number;
+}
+
+/** How a replication run ended (stopped, or gave up). */
+export interface ReplicationSummaryDto {
+  readonly regions: number;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly recoveredRegions: number;
+  readonly backlogRegions: number;
+  readonly requeuedRegions: number;
+  readonly protectSnapshots: number;
+  readonly retries: number;
+  readonly durationMs: number;
+  readonly inSync: boolean;
+  /** Regions the sync run first sent (a fresh or interrupted sync), or null when none ran. */
+  readonly syncRegionsTransferred: number | null;
+}
+
+export interface ReplicationStateDto {
+  readonly pair: string;
+  readonly running: boolean;
+  readonly startedAtMs: number;
+  readonly limitRateBytesPerSecond: number | null;
+  readonly progress: ShipProgressDto | null;
+  /** Oldest first. */
+  readonly history: readonly LagSampleDto[];
+  readonly summary: ReplicationSummaryDto | null;
+  readonly error: ConsoleErrorDto | null;
+}
+
+/** The primary's write tracking of a pair, as its agent reports it. */
+export interface TrackingStateDto {
+  readonly regionCount: number;
+  readonly oosRegions: number;
+  readonly inFlightRegions: number;
+  readonly moosRegions: number;
+  readonly oldestUnshippedMs: number;
+  readonly recoveredRegions: number;
+  readonly writes: number;
+  readonly moosDestages: number;
+  readonly predictRegions: number;
+}
+
+export interface ReplicationViewDto {
+  readonly pair: string;
+  /**
+   * The way region data travels: `local` when both volumes are on this machine, `relayed`
+   * (read from one agent, written to the other by this console) when either is on a host.
+   * Direct agent-to-agent shipping is not built yet.
+   */
+  readonly dataPath: 'local' | 'relayed';
+  /** This console's latest replication run of the pair, or null when none ran. */
+  readonly state: ReplicationStateDto | null;
+  /** Null when the primary's agent could not be asked; `trackingError` says why. */
+  readonly tracking: TrackingStateDto | null;
+  readonly trackingError: ConsoleErrorDto | null;
+}
+
 /** Requests: verb → (arguments, result). */
 export interface ConsoleRequests {
   overview: [Record<string, never>, OverviewDto];
@@ -238,6 +325,9 @@ export interface ConsoleRequests {
   syncStart: [{ pair: string; method: SyncMethodDto | 'auto'; limitRateBytesPerSecond?: number }, SyncStateDto];
   syncCancel: [{ pair: string }, SyncStateDto | null];
   verify: [{ pair: string }, VerifyDto];
+  replicationStart: [{ pair: string; limitRateBytesPerSecond?: number }, ReplicationStateDto];
+  replicationStop: [{ pair: string }, ReplicationStateDto | null];
+  replicationState: [{ pair: string }, ReplicationViewDto];
   seedingTasks: [Record<string, never>, SeedingTaskDto[]];
   exportPreflight: [{ source: string; dir: string; splitBytes?: number }, ExportPreflightDto];
   imageExport: [{ source: string; dir: string; splitBytes?: number }, SeedingTaskDto];

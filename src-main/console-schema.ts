@@ -21,6 +21,11 @@ const splitBytes = z
   .int()
   .min(1024 * 1024)
   .max(2 ** 40);
+const limitRateBytesPerSecond = z
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 40);
 const methods = ['full', 'tardy', 'early', 'signature', 'realized'] as const;
 const hostName = z
   .string()
@@ -78,16 +83,14 @@ export const requestSchemas = {
     .object({
       pair: pairName,
       method: z.enum(['auto', ...methods]),
-      limitRateBytesPerSecond: z
-        .number()
-        .int()
-        .positive()
-        .max(2 ** 40)
-        .optional(),
+      limitRateBytesPerSecond: limitRateBytesPerSecond.optional(),
     })
     .strict(),
   syncCancel: z.object({ pair: pairName }).strict(),
   verify: z.object({ pair: pairName }).strict(),
+  replicationStart: z.object({ pair: pairName, limitRateBytesPerSecond: limitRateBytesPerSecond.optional() }).strict(),
+  replicationStop: z.object({ pair: pairName }).strict(),
+  replicationState: z.object({ pair: pairName }).strict(),
   seedingTasks: empty,
   exportPreflight: z.object({ source: volref, dir: volref, splitBytes: splitBytes.optional() }).strict(),
   imageExport: z.object({ source: volref, dir: volref, splitBytes: splitBytes.optional() }).strict(),

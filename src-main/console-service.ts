@@ -1,7 +1,18 @@
 // The host side of the console API: validated requests in, engine calls, plain data out.
 // One instance per engine; the IPC handlers and the web server both call `handle`.
 
-import { isTidemarkError, type Engine, type EngineEvent, type GeneratorSettings, type SeedingTask, type SyncState } from '../src-engine';
+import {
+  isTidemarkError,
+  parseVolRef,
+  TidemarkError,
+  type Engine,
+  type EngineEvent,
+  type GeneratorSettings,
+  type ReplicationState,
+  type SeedingTask,
+  type SyncState,
+  type TrackingState,
+} from '../src-engine';
 import type {
   BitmapDto,
   ConsoleArgs,
@@ -11,8 +22,11 @@ import type {
   EngineEventDto,
   HostsDto,
   OverviewDto,
+  ReplicationStateDto,
+  ReplicationViewDto,
   SeedingTaskDto,
   SyncStateDto,
+  TrackingStateDto,
 } from './console-api';
 import { ConsoleRefusal, validateRequest } from './console-schema';
 
@@ -65,6 +79,13 @@ export class ConsoleService {
       imageVerify: async ({ dir }) => toSeedingTaskDto(engine.seeding.startVerify(dir)),
       imageImport: async ({ dir, target }) => toSeedingTaskDto(engine.seeding.startImport(dir, target)),
       seedingCancel: async ({ id }) => toSeedingTaskDto(await engine.seeding.cancel(id)),
+      replicationStart: async ({ pair, limitRateBytesPerSecond }) =>
+        toReplicationStateDto(await engine.replication.start(pair, limitRateBytesPerSecond ? { limitRateBytesPerSecond } : {})),
+      replicationStop: async ({ pair }) => {
+        const state = await engine.replication.stop(pair);
+        return state ? toReplicationStateDto(state) : null;
+      },
+      replicationState: ({ pair }) => this.replicationView(pair),
       verify: async ({ pair }) => {
         const { regions, regionsDiffering, differing, pendingRegions } = await engine.pairOps.verify(pair);
         return { pair, regions, regionsDiffering, differing, pendingRegions };
@@ -75,6 +96,42 @@ export class ConsoleService {
   private async hosts(): Promise<HostsDto> {
     const [hosts, candidates] = await Promise.all([this.engine.hosts.list(), this.engine.hosts.candidates()]);
     return { hosts, candidates };
+  }
+
+  /** The Pair detail's replication panel: this console's run, and the primary's tracking. */
+  private async replicationView(pair: string): Promise<ReplicationViewDto> {
+    const record = await this.engine.pairs.require(pair);
+    const primaryRef = parseVolRef(record.primary.volref);
+    const local = primaryRef.kind === 'local' && parseVolRef(record.secondary.volref).kind === 'local';
+    const state = this.engine.replication.state(pair);
+    let tracking: TrackingStateDto | null = null;
+    let trackingError: ConsoleErrorDto | null = null;
+    try {
+      // Polled twice a second: never dial a host for it (a host that is down would be redialled
+      // at every poll); a running replication keeps its primary's host connected anyway.
+      if (primaryRef.kind === 'ssh') {
+        const name = primaryRef.user ? `${primaryRef.user}@${primaryRef.host}` : primaryRef.host;
+        const host = (await this.engine.hosts.list()).find((h) => h.name === name || h.name === primaryRef.host);
+        if (host?.state !== 'connected') {
+          throw new TidemarkError(
+            'DISCONNECTED',
+            `the primary's host ${host?.name ?? name} is not connected: its tracking is unknown here`,
+            'connect it on the Hosts screen',
+          );
+        }
+      }
+      tracking = toTrackingStateDto(await this.engine.replication.tracking(pair));
+    } catch (error) {
+      // An unreachable primary leaves the run's own figures to show; say why tracking is missing.
+      trackingError = isTidemarkError(error)
+        ? { code: error.code, message: error.message, hint: error.hint }
+        : {
+            code: 'IO',
+            message: `cannot ask the primary of ${pair} for its tracking: ${(error as Error).message}`,
+            hint: 'check the primary host on the Hosts screen',
+          };
+    }
+    return { pair, dataPath: local ? 'local' : 'relayed', state: state ? toReplicationStateDto(state) : null, tracking, trackingError };
   }
 
   private async overview(): Promise<OverviewDto> {
@@ -155,6 +212,71 @@ export function toSyncStateDto(state: SyncState): SyncStateDto {
         }
       : null,
     error: state.error,
+  };
+}
+
+/** Plain data for the renderer: numbers and strings only, `undefined` as null. */
+export function toReplicationStateDto(state: ReplicationState): ReplicationStateDto {
+  const { progress, summary } = state;
+  return {
+    pair: state.pair,
+    running: state.running,
+    startedAtMs: state.startedAtMs,
+    limitRateBytesPerSecond: state.limitRateBytesPerSecond,
+    progress: progress
+      ? {
+          state: progress.state,
+          oosRegions: progress.oosRegions,
+          inFlightRegions: progress.inFlightRegions,
+          moosRegions: progress.moosRegions,
+          lagBytes: progress.lagBytes,
+          oldestUnshippedMs: progress.oldestUnshippedMs,
+          regionsTransferred: progress.regionsTransferred,
+          bytesTransferred: progress.bytesTransferred,
+          bytesPerSecond: progress.bytesPerSecond,
+          etaMs: progress.etaMs ?? null,
+          backlogRegions: progress.backlogRegions,
+          protectSnapshotId: progress.protectSnapshotId,
+        }
+      : null,
+    history: state.history.map((s) => ({
+      atMs: s.atMs,
+      lagRegions: s.lagRegions,
+      lagBytes: s.lagBytes,
+      oldestUnshippedMs: s.oldestUnshippedMs,
+      bytesPerSecond: s.bytesPerSecond,
+      moosRegions: s.moosRegions,
+    })),
+    summary: summary
+      ? {
+          regions: summary.regions,
+          regionsTransferred: summary.regionsTransferred,
+          bytesTransferred: summary.bytesTransferred,
+          recoveredRegions: summary.recoveredRegions,
+          backlogRegions: summary.backlogRegions,
+          requeuedRegions: summary.requeuedRegions,
+          protectSnapshots: summary.protectSnapshots,
+          retries: summary.retries,
+          durationMs: summary.durationMs,
+          inSync: summary.inSync,
+          syncRegionsTransferred: summary.sync?.regionsTransferred ?? null,
+        }
+      : null,
+    error: state.error,
+  };
+}
+
+function toTrackingStateDto(state: TrackingState): TrackingStateDto {
+  return {
+    regionCount: state.regionCount,
+    oosRegions: state.oosRegions,
+    inFlightRegions: state.inFlightRegions,
+    moosRegions: state.moosRegions,
+    oldestUnshippedMs: state.oldestUnshippedMs,
+    recoveredRegions: state.recoveredRegions,
+    writes: state.writes,
+    moosDestages: state.moosDestages,
+    predictRegions: state.predictRegions,
   };
 }
 

@@ -1,14 +1,20 @@
 // Data hooks: the overview polled, the event log streamed, a bitmap refreshed live.
 
 import { useEffect, useRef, useState } from 'react';
-import type { BitmapDto, EngineEventDto, MapKind, OverviewDto } from '../src-main/console-api';
+import type { BitmapDto, EngineEventDto, MapKind, OverviewDto, ReplicationViewDto } from '../src-main/console-api';
 import { consoleApi, toApiError, type ApiError } from './api';
 
+/**
+ * Loads now and again every `intervalMs` after each load settles. With `whileVisible`, a
+ * hidden page (another tab, a minimised window) skips its turns until it is shown again.
+ */
 export function usePolling<T>(
   load: () => Promise<T>,
   intervalMs: number,
   deps: readonly unknown[],
+  options: { whileVisible?: boolean } = {},
 ): { data: T | undefined; error: ApiError | undefined; refresh: () => void } {
+  const whileVisible = options.whileVisible ?? false;
   const [data, setData] = useState<T>();
   const [error, setError] = useState<ApiError>();
   const [tick, setTick] = useState(0);
@@ -18,6 +24,10 @@ export function usePolling<T>(
     let cancelled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const run = async () => {
+      if (whileVisible && document.visibilityState === 'hidden') {
+        timer = setTimeout(() => void run(), intervalMs);
+        return;
+      }
       try {
         const value = await loadRef.current();
         if (!cancelled) {
@@ -35,7 +45,7 @@ export function usePolling<T>(
       clearTimeout(timer);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [intervalMs, tick, ...deps]);
+  }, [intervalMs, whileVisible, tick, ...deps]);
   return { data, error, refresh: () => setTick((t) => t + 1) };
 }
 
@@ -63,6 +73,11 @@ export function useOverview() {
 
 export function useBitmap(pair: string, which: MapKind, intervalMs = 100) {
   return usePolling<BitmapDto>(() => consoleApi().request('bitmap', { pair, which }), intervalMs, [pair, which]);
+}
+
+/** The replication panel's view of a pair, at ~2 Hz while the page is shown. */
+export function useReplicationView(pair: string, intervalMs = 500) {
+  return usePolling<ReplicationViewDto>(() => consoleApi().request('replicationState', { pair }), intervalMs, [pair], { whileVisible: true });
 }
 
 const eventsKept = 5000;

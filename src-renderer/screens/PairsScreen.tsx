@@ -1,5 +1,5 @@
-// Pairs: live state of every pair; a pair's detail shows its maps as heatmaps and, for the
-// lab, the write generator.
+// Pairs: live state of every pair; a pair's detail shows its sync, its replication, its maps
+// as heatmaps and, for the lab, the write generator.
 import { Box, Button, Card, CardActionArea, CardContent, Chip, Grid, Stack, ToggleButton, ToggleButtonGroup, Typography } from '@mui/material';
 import { useMemo, useState } from 'react';
 import type { MapKind, OverviewDto, PairDto } from '../../src-main/console-api';
@@ -11,6 +11,7 @@ import { decodeWords } from '../heatmap/density';
 import { useBitmap } from '../hooks';
 import { GeneratorPanel } from './GeneratorPanel';
 import { PairWizard } from './PairWizard';
+import { ReplicationPanel } from './ReplicationPanel';
 import { SyncPanel } from './SyncPanel';
 
 const mapLabels: Record<MapKind, { title: string; set: string }> = {
@@ -124,6 +125,7 @@ function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; over
           onChanged();
         }}
       />
+      <ReplicationPanel pair={pair} />
       <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
         <ToggleButtonGroup size="small" exclusive value={which} onChange={(_, value: MapKind | null) => value && setWhich(value)} aria-label="map">
           {(Object.keys(mapLabels) as MapKind[]).map((kind) => (

@@ -23,6 +23,13 @@ describe('console schema', () => {
     expect(validateRequest('overview', {})).toEqual({ verb: 'overview', args: {} });
     expect(validateRequest('bitmap', { pair: 'lab', which: 'moos' }).args).toEqual({ pair: 'lab', which: 'moos' });
     expect(validateRequest('generatorStart', { pattern: 'hot-spot', writesPerSecond: 10, writeBytes: 4096, seed: 3 }).verb).toBe('generatorStart');
+    expect(validateRequest('replicationStart', { pair: 'lab', limitRateBytesPerSecond: 1048576 }).args).toEqual({
+      pair: 'lab',
+      limitRateBytesPerSecond: 1048576,
+    });
+    expect(validateRequest('replicationStart', { pair: 'lab' }).args).toEqual({ pair: 'lab' });
+    expect(validateRequest('replicationStop', { pair: 'lab' }).verb).toBe('replicationStop');
+    expect(validateRequest('replicationState', { pair: 'lab' }).verb).toBe('replicationState');
   });
 
   it.each([
@@ -35,6 +42,10 @@ describe('console schema', () => {
     ['out of range', 'generatorStart', { pattern: 'random', writesPerSecond: 1e9, writeBytes: 4096, seed: 1 }, 'BAD_ARGUMENTS'],
     ['negative id', 'events', { afterId: -1 }, 'BAD_ARGUMENTS'],
     ['array instead of object', 'overview', [], 'BAD_ARGUMENTS'],
+    ['zero rate limit', 'replicationStart', { pair: 'lab', limitRateBytesPerSecond: 0 }, 'BAD_ARGUMENTS'],
+    ['fractional rate limit', 'replicationStart', { pair: 'lab', limitRateBytesPerSecond: 1.5 }, 'BAD_ARGUMENTS'],
+    ['replication of no pair', 'replicationState', { pair: '' }, 'BAD_ARGUMENTS'],
+    ['stop with an extra key', 'replicationStop', { pair: 'lab', force: true }, 'BAD_ARGUMENTS'],
   ])('refuses %s', (_name, verb, args, code) => {
     expect(() => validateRequest(verb, args)).toThrow(expect.objectContaining({ code }));
     expect(() => validateRequest(verb, args)).toThrow(ConsoleRefusal);

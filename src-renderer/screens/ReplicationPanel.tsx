@@ -1,0 +1,171 @@
+// A pair's continuous replication: start (with a rate limit) and stop, the shipper's state,
+// lag, rate and ETA, what a crash of the primary's agent would resend now, the protective
+// snapshot, the data path, and a lag chart over the last ten minutes. Polled at ~2 Hz.
+import { Alert, Box, Button, Card, CardContent, Chip, Stack, TextField, Typography, type ChipProps } from '@mui/material';
+import { useState } from 'react';
+import type { PairDto, ReplicationStateDto, ReplicationViewDto, ShipStateDto } from '../../src-main/console-api';
+import { ApiError, consoleApi } from '../api';
+import { ErrorNote } from '../components/ErrorNote';
+import { LagChart } from '../components/LagChart';
+import { formatBytes, formatDurationMs, formatTime } from '../format';
+import { useAction, useReplicationView } from '../hooks';
+
+const MiB = 1024 * 1024;
+
+const stateChips: Record<ShipStateDto | 'starting' | 'stopped', { label: string; color: ChipProps['color'] }> = {
+  starting: { label: 'starting', color: 'info' },
+  'catching-up': { label: 'catching up', color: 'warning' },
+  shipping: { label: 'shipping', color: 'info' },
+  'in-sync': { label: 'in sync', color: 'success' },
+  retrying: { label: 'retrying', color: 'error' },
+  stopped: { label: 'stopped', color: 'default' },
+};
+
+/** What the state chip says: the shipper's state while it runs, `stopped` otherwise. */
+export function replicationPhase(state: ReplicationStateDto | null): keyof typeof stateChips {
+  if (!state?.running) return 'stopped';
+  return state.progress?.state ?? 'starting';
+}
+
+export function ReplicationPanel({ pair }: { pair: PairDto }) {
+  const view = useReplicationView(pair.name);
+  const { act, error } = useAction(view.refresh);
+  const [limitMiB, setLimitMiB] = useState('');
+  const state = view.data?.state ?? null;
+  const running = state?.running ?? false;
+  const limit = Number(limitMiB);
+  const limitValid = limitMiB.trim() === '' || (Number.isFinite(limit) && limit > 0);
+  const syncing = pair.sync?.running ?? false;
+  const continuous = pair.mode === 'continuous';
+
+  const start = () =>
+    act(() =>
+      consoleApi().request('replicationStart', {
+        pair: pair.name,
+        ...(limitMiB.trim() === '' ? {} : { limitRateBytesPerSecond: Math.round(limit * MiB) }),
+      }),
+    );
+  const stop = () => act(() => consoleApi().request('replicationStop', { pair: pair.name }));
+  const phase = replicationPhase(state);
+
+  return (
+    <Card variant="outlined" data-testid="replication-panel">
+      <CardContent>
+        <Stack spacing={2}>
+          <Stack direction="row" spacing={1} sx={{ alignItems: 'center' }}>
+            <Typography variant="h6">Replication</Typography>
+            <Chip size="small" label={pair.mode} data-testid="replication-mode" />
+            <Chip size="small" label={stateChips[phase].label} color={stateChips[phase].color} data-testid="replication-state" />
+          </Stack>
+          {continuous ? (
+            <Stack direction={{ xs: 'column', sm: 'row' }} spacing={2} sx={{ alignItems: { sm: 'center' } }}>
+              <TextField
+                size="small"
+                label="Limit (MiB/s)"
+                placeholder="no limit"
+                value={running && state?.limitRateBytesPerSecond ? String(state.limitRateBytesPerSecond / MiB) : limitMiB}
+                error={!limitValid}
+                disabled={running}
+                title={running ? 'the limit is set at start: stop and start again to change it' : undefined}
+                onChange={(e) => setLimitMiB(e.target.value)}
+                slotProps={{ htmlInput: { inputMode: 'decimal', 'data-testid': 'replication-limit' } }}
+                sx={{ width: 170 }}
+              />
+              {running ? (
+                <Button variant="outlined" color="warning" onClick={() => void stop()} data-testid="replication-stop">
+                  Stop replication
+                </Button>
+              ) : (
+                <Button variant="contained" onClick={() => void start()} disabled={!limitValid || syncing} data-testid="replication-start">
+                  Start replication
+                </Button>
+              )}
+              {syncing && !running && (
+                <Typography variant="body2" color="text.secondary">
+                  A sync is running: replication can start once it is done.
+                </Typography>
+              )}
+            </Stack>
+          ) : (
+            <Alert severity="info" data-testid="replication-periodic">
+              This pair is periodic: periodic cycles are not built yet. Continuous pairs replicate from here.
+            </Alert>
+          )}
+          {view.data && <ReplicationFigures view={view.data} regionBytes={pair.regionBytes} />}
+          {state?.error && <ErrorNote error={new ApiError(state.error)} />}
+          <ErrorNote error={error} />
+          <ErrorNote error={view.error} />
+          {continuous && <LagChart samples={state?.history ?? []} />}
+        </Stack>
+      </CardContent>
+    </Card>
+  );
+}
+
+function ReplicationFigures({ view, regionBytes }: { view: ReplicationViewDto; regionBytes: number }) {
+  const { state, tracking } = view;
+  const progress = state?.running ? state.progress : null;
+  // While the shipper runs its own figures are the freshest; otherwise the primary's tracking.
+  const lagRegions = progress ? progress.oosRegions + progress.inFlightRegions : tracking ? tracking.oosRegions + tracking.inFlightRegions : null;
+  const lagBytes = progress ? progress.lagBytes : lagRegions === null ? null : lagRegions * regionBytes;
+  const oldestMs = progress?.oldestUnshippedMs ?? tracking?.oldestUnshippedMs ?? 0;
+  const moosRegions = tracking?.moosRegions ?? progress?.moosRegions ?? null;
+  return (
+    <Stack spacing={0.5}>
+      <Typography variant="body2" data-testid="replication-lag">
+        {lagRegions === null || lagBytes === null
+          ? 'Lag: unknown (the primary’s tracking is not available)'
+          : lagRegions === 0
+            ? 'Lag: none — every tracked write is on the secondary'
+            : `Lag: ${lagRegions} regions (${formatBytes(lagBytes)}), oldest unshipped write ${formatDurationMs(oldestMs)} old`}
+      </Typography>
+      <Typography variant="body2" data-testid="replication-rate">
+        {state?.running
+          ? `Rate: ${formatBytes(progress?.bytesPerSecond ?? 0)}/s · ETA ${etaText(progress?.etaMs ?? null, lagRegions ?? 0)}${state.limitRateBytesPerSecond ? ` · limited to ${formatBytes(state.limitRateBytesPerSecond)}/s` : ''}`
+          : 'Rate: not shipping'}
+      </Typography>
+      <ShippedLine state={state} />
+      <Box data-testid="replication-crash-cost">
+        <Typography variant="body2">
+          {moosRegions === null
+            ? 'Crash cost now: unknown'
+            : `Crash cost now: ${moosRegions} MOOS regions × ${formatBytes(regionBytes)} = ${formatBytes(moosRegions * regionBytes)}`}
+        </Typography>
+        <Typography variant="caption" color="text.secondary">
+          What a crash of the primary’s agent this instant would resend
+          {tracking
+            ? ` — MOOS, the persisted superset of what is out of sync: durable before a write is acknowledged, predicted up to ${tracking.predictRegions} regions past a new write, trimmed as segments are rewritten.`
+            : '.'}
+        </Typography>
+      </Box>
+      <Typography variant="body2" data-testid="replication-protect">
+        {progress?.protectSnapshotId
+          ? `Protective snapshot held on the secondary (${progress.protectSnapshotId}): catching up writes out of order, so the secondary keeps its last consistent point until in sync.`
+          : 'No protective snapshot held: the secondary is in write order.'}
+      </Typography>
+      <Typography variant="body2" data-testid="replication-path">
+        {view.dataPath === 'local'
+          ? 'Path in use: local (both volumes are on this machine).'
+          : 'Path in use: through this console (relayed): read from the primary’s agent, written to the secondary’s. Direct agent-to-agent shipping is not built yet.'}
+      </Typography>
+      {view.trackingError && <ErrorNote error={new ApiError(view.trackingError)} />}
+    </Stack>
+  );
+}
+
+function ShippedLine({ state }: { state: ReplicationStateDto | null }) {
+  if (!state) return null;
+  const regions = state.running ? (state.progress?.regionsTransferred ?? 0) : (state.summary?.regionsTransferred ?? state.progress?.regionsTransferred ?? 0);
+  const bytes = state.running ? (state.progress?.bytesTransferred ?? 0) : (state.summary?.bytesTransferred ?? state.progress?.bytesTransferred ?? 0);
+  return (
+    <Typography variant="body2" data-testid="replication-shipped">
+      {`${state.running ? 'Shipped' : 'Last run shipped'} ${regions} regions (${formatBytes(bytes)}) since ${formatTime(state.startedAtMs)}`}
+      {state.summary && state.summary.syncRegionsTransferred !== null ? `, after a sync that sent ${state.summary.syncRegionsTransferred}` : ''}
+    </Typography>
+  );
+}
+
+function etaText(etaMs: number | null, lagRegions: number): string {
+  if (lagRegions === 0) return '—';
+  return etaMs === null ? '…' : formatDurationMs(etaMs);
+}
