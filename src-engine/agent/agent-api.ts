@@ -155,6 +155,11 @@ export interface AgentApi {
    */
   reclaimRegions(path: string, firstRegion: number, regionCount: number, options?: { auth?: WriteAuth }): Promise<{ punched: boolean }>;
   realizedMap(path: string): Promise<RealizedMap>;
+  /**
+   * Marks regions realized before they are written, in one durable metadata write instead of
+   * one per first write (a replication batch to a secondary). Locked like writeRegion.
+   */
+  realizeRegions(path: string, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void>;
   /** Streams the signatures of regions [firstRegion, firstRegion + regionCount), batch by batch. */
   signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionSignatures>;
 

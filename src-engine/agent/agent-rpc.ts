@@ -57,6 +57,8 @@ const schemas = {
     .object({ path: pathSchema, firstRegion: count, regionCount: count, pairId: pairId.optional(), generation: generation.optional() })
     .strict(),
   'volume.realized': z.object({ path: pathSchema }).strict(),
+  /** Payload: the region indexes, little-endian uint32. */
+  'volume.realize': z.object({ path: pathSchema, pairId: pairId.optional(), generation: generation.optional() }).strict(),
   'volume.signatures': z
     .object({ path: pathSchema, hash: z.enum(hashAlgorithms), firstRegion: count, regionCount: count, snapshotId: snapshotId.optional() })
     .strict(),
@@ -105,7 +107,7 @@ const streamingMethods = ['volume.read', 'volume.signatures', 'bitmap.read', 'tr
 type StreamingMethod = (typeof streamingMethods)[number];
 const streams = (method: Method): method is StreamingMethod => (streamingMethods as readonly Method[]).includes(method);
 /** The methods that take a request payload; the others refuse one. */
-const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear', 'tracking.settle'];
+const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear', 'tracking.settle', 'volume.realize'];
 
 const mismatchHint = 'the client and the agent disagree; update both to one version';
 
@@ -176,6 +178,7 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   'volume.flush': (agent, p) => agent.flush(p.path).then(() => reply({})),
   'volume.reclaim': (agent, p) => agent.reclaimRegions(p.path, p.firstRegion, p.regionCount, writeAuth(p)).then((result) => reply(result)),
   'volume.realized': (agent, p) => agent.realizedMap(p.path).then((map) => reply({ regionCount: map.regionCount, source: map.source }, wordsBytes(map.words))),
+  'volume.realize': (agent, p, request) => agent.realizeRegions(p.path, Array.from(bytesWords(request.payload)), writeAuth(p)).then(() => reply({})),
   'volume.signatures': async function* (agent, p, _request, context) {
     for await (const batch of agent.signatures(p.path, p.hash, p.firstRegion, p.regionCount, readOptions(p, context)))
       yield reply({ regionIndexes: batch.regionIndexes }, batch.signatures);
@@ -356,6 +359,11 @@ export class RpcAgent implements AgentApi {
   async reclaimRegions(path: string, firstRegion: number, regionCount: number, options: { auth?: WriteAuth } = {}): Promise<{ punched: boolean }> {
     const auth = options.auth ? { pairId: options.auth.pairId, generation: options.auth.generation } : {};
     return (await this.peer.call('volume.reclaim', { path, firstRegion, regionCount, ...auth })).json as { punched: boolean };
+  }
+
+  async realizeRegions(path: string, regionIndexes: readonly number[], options: { auth?: WriteAuth } = {}): Promise<void> {
+    const auth = options.auth ? { pairId: options.auth.pairId, generation: options.auth.generation } : {};
+    await this.peer.call('volume.realize', { path, ...auth }, wordsBytes(regionIndexWords(regionIndexes)));
   }
 
   async realizedMap(path: string): Promise<RealizedMap> {

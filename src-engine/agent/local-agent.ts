@@ -283,6 +283,13 @@ export class LocalAgent implements AgentApi {
     await (await this.open(path)).opened.volume.flush();
   }
 
+  async realizeRegions(path: string, regionIndexes: readonly number[], options: { auth?: WriteAuth } = {}): Promise<void> {
+    const volume = await this.open(path);
+    for (const r of regionIndexes) this.checkRegions(volume, r, 1);
+    volume.opened.volume.checkWriteLock(options.auth);
+    await volume.opened.realized?.markWritten(regionIndexes);
+  }
+
   async realizedMap(path: string): Promise<RealizedMap> {
     const { volume, realized } = (await this.open(path)).opened;
     const bits = realized ? realized.snapshot() : await zeroScanRealized(volume);

@@ -180,6 +180,8 @@ class Shipper {
     // Round robin: the next batch starts after this one (a take wraps around at the end).
     this.nextRegion = taken[taken.length - 1]! + 1;
     const unsettled = new Set(taken);
+    // One realization write for the batch, before its data: not one per first write to a region.
+    await this.secondary.agent.realizeRegions(this.secondary.path, taken, { auth: this.auth });
     const conveyor = new Conveyor({
       secondary: this.secondary,
       auth: this.auth,

@@ -425,18 +425,22 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
   }
 
   private async copyAside(regions: number[]): Promise<void> {
+    let stored = 0;
     for (const r of regions) {
       const span = this.volume.geometry.region(r);
       const data = await this.volume.read(span.offsetBytes, span.bytes);
+      this.stats.regionsCopied += 1;
+      // Zeros (a region never written, say) need no copy: the store is sparse, its holes read as zeros.
+      if (isAllZero(data)) continue;
+      stored += 1;
       let done = 0;
       try {
         while (done < data.length) done += (await this.store.write(data, done, data.length - done, span.offsetBytes + done)).bytesWritten;
       } catch (error) {
         throw fromSystemError(error, 'copy a region into snapshot store', join(this.directory, storeFile));
       }
-      this.stats.regionsCopied += 1;
     }
-    await this.store.datasync();
+    if (stored > 0) await this.store.datasync();
     for (const r of regions) this.valid.set(r);
     await this.valid.destage();
     for (const r of regions) assert(this.valid.durableGet(r), 'validation bit durable before the volume write');
@@ -495,4 +499,12 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
       }
     }
   }
+}
+
+let zeroBytes = Buffer.alloc(0);
+
+/** One memcmp against a shared zero buffer. */
+function isAllZero(data: Buffer): boolean {
+  if (zeroBytes.length < data.length) zeroBytes = Buffer.alloc(data.length);
+  return data.compare(zeroBytes, 0, data.length) === 0;
 }

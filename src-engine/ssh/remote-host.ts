@@ -396,6 +396,10 @@ export class RemoteHost implements AgentApi {
     return this.unary(`marking the import state of ${path}`, (agent) => agent.importMark(path, marker, options), 'marking is idempotent: run the import again');
   }
 
+  realizeRegions(path: string, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void> {
+    return this.unary(`marking regions of ${path} realized`, (agent) => agent.realizeRegions(path, regionIndexes, options), 'marking is idempotent: the next batch marks them again');
+  }
+
   trackingState(path: string, pairId: string): Promise<TrackingState> {
     return this.unary(`reading the tracking state of ${path}`, (agent) => agent.trackingState(path, pairId));
   }

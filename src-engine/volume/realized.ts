@@ -20,6 +20,15 @@ export class RealizedTracker implements WriteHook {
     await this.bitmap.setRangeDurable(firstRegion, lastRegion + 1);
   }
 
+  /**
+   * Marks regions realized ahead of their writes, one durable destage for all of them (a
+   * superset is safe: a region marked and never written only costs a comparison later).
+   */
+  async markWritten(regionIndexes: readonly number[]): Promise<void> {
+    for (const r of regionIndexes) this.bitmap.set(r);
+    await this.bitmap.destage();
+  }
+
   /** Marks regions unrealized after they were reclaimed (zeroed or hole-punched). */
   async markReclaimed(firstRegion: number, lastRegion: number): Promise<void> {
     this.bitmap.clearRange(firstRegion, lastRegion + 1);

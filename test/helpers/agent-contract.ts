@@ -493,6 +493,20 @@ export function agentContract(target: ContractTarget): void {
       await expect(again.trackingState(path, pairId)).rejects.toSatisfy(isCode('NOT_FOUND'));
     });
 
+    it('realizeRegions marks regions realized ahead of their writes; a locked secondary needs its pair', async () => {
+      const { agent, dir } = await makeAgent();
+      const path = join(dir, 'realize.img');
+      await agent.volumeCreate(path, 16 * 4096, 4096);
+      await agent.realizeRegions(path, [2, 9, 3]);
+      expect(setRegions({ ...(await agent.realizedMap(path)), setCount: 3 })).toEqual([2, 3, 9]);
+      await expect(agent.realizeRegions(path, [16])).rejects.toSatisfy(isCode('USAGE'));
+      const member = memberOf('secondary', 16);
+      await agent.pairJoin(path, member);
+      await expect(agent.realizeRegions(path, [4])).rejects.toSatisfy(isCode('PERMISSION'));
+      await agent.realizeRegions(path, [4], { auth: { pairId: member.pairId, generation: member.generation } });
+      expect(setRegions({ ...(await agent.realizedMap(path)), setCount: 4 })).toEqual([2, 3, 4, 9]);
+    });
+
     it('skipMarked leaves out regions marked in the change map when their turn comes', async () => {
       const { agent, dir } = await makeAgent();
       const path = join(dir, 'v.img');
