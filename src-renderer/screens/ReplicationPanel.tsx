@@ -139,9 +139,11 @@ function ReplicationFigures({ view, regionBytes }: { view: ReplicationViewDto; r
         </Typography>
       </Box>
       <Typography variant="body2" data-testid="replication-protect">
-        {progress?.protectSnapshotId
-          ? `Protective snapshot held on the secondary (${progress.protectSnapshotId}): catching up writes out of order, so the secondary keeps its last consistent point until in sync.`
-          : 'No protective snapshot held: the secondary is in write order.'}
+        {!state?.running
+          ? 'Protective snapshot: known while replication runs (one left by a stopped catch-up stays on the secondary until the next run is in sync).'
+          : progress?.protectSnapshotId
+            ? `Protective snapshot held on the secondary (${progress.protectSnapshotId}): catching up writes out of order, so the secondary keeps its last consistent point until in sync.`
+            : 'No protective snapshot held: the secondary is in write order.'}
       </Typography>
       <Typography variant="body2" data-testid="replication-path">
         {view.dataPath === 'local'

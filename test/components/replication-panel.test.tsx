@@ -114,7 +114,7 @@ describe('ReplicationPanel', () => {
     expect(text('replication-crash-cost')).toMatch(/^Crash cost now: 21 MOOS regions × 1 MiB = 21 MiB/);
     expect(text('replication-crash-cost')).toContain('What a crash of the primary’s agent this instant would resend');
     expect(text('replication-path')).toBe('Path in use: local (both volumes are on this machine).');
-    expect(text('replication-protect')).toMatch(/^No protective snapshot/);
+    expect(text('replication-protect')).toMatch(/^Protective snapshot: known while replication runs/);
     expect(screen.queryByTestId('replication-shipped')).toBeNull(); // no run yet
     expect(screen.getByTestId('lag-chart-empty')).toBeTruthy();
 
