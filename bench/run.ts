@@ -6,15 +6,18 @@ import { parseArgs } from 'node:util';
 import type { BenchContext, Benchmark } from './benchmark';
 import { bitscanBenchmark } from './bitscan';
 import { consoleApiBenchmark } from './console-api';
+import { continuousShipBenchmark } from './continuous-ship';
 import { heatmapBenchmark } from './heatmap';
 import { imageExportBenchmark } from './image-export';
 import { moosDestageBenchmark } from './moos-destage';
+import { nbdThroughputBenchmark } from './nbd-throughput';
 import { formatBenchLine, writeResults, type Figure } from './report';
 import { signatureBenchmark } from './signature';
 import { sshBulkReadBenchmark } from './ssh-bulk-read';
 import { sshInfoLatencyBenchmark } from './ssh-info-latency';
 import { syncSignatureVsRsyncBenchmark } from './sync-signature-vs-rsync';
 import { syncTardyVsEarlyBenchmark } from './sync-tardy-vs-early';
+import { trackingCostBenchmark } from './tracking-cost';
 import { removeTempDirsNow } from './temp';
 
 const benchmarks: readonly Benchmark[] = [
@@ -28,6 +31,9 @@ const benchmarks: readonly Benchmark[] = [
   syncTardyVsEarlyBenchmark,
   syncSignatureVsRsyncBenchmark,
   imageExportBenchmark,
+  trackingCostBenchmark,
+  continuousShipBenchmark,
+  nbdThroughputBenchmark,
 ];
 const seedDefault = 0x7d1de;
 

@@ -31,7 +31,9 @@ export class ByteQueue {
     if (first.length - this.headOffset >= bytes) return first.subarray(this.headOffset, this.headOffset + bytes);
     const joined = this.gather(bytes);
     this.consumeChunks(bytes);
-    // Put the joined bytes back in front, so the bytes stay queued.
+    // Put the joined bytes back in front, so they stay queued. The chunk now first may be
+    // partly consumed: it keeps its unread part only, as headOffset will be the joined chunk's.
+    if (this.headOffset > 0) this.chunks[0] = this.chunks[0]!.subarray(this.headOffset);
     this.chunks.unshift(joined);
     this.headOffset = 0;
     this.lengthBytes += bytes;
