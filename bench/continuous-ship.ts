@@ -93,7 +93,15 @@ async function run(context: BenchContext): Promise<void> {
       const peerMs = await cpMs(dir, changed);
       context.log(`continuous-ship: cp+sync of the same ${changedCount} MiB: ${Math.round(peerMs)} ms`);
       const rate = (ms: number) => changedCount / (ms / 1000);
-      const details = { seed: context.seed, volumeBytes, regionBytes, changedRegions: changedCount, shipProtectedMs: timings.protected, shipMs: timings.unprotected, cpSyncMs: peerMs };
+      const details = {
+        seed: context.seed,
+        volumeBytes,
+        regionBytes,
+        changedRegions: changedCount,
+        shipProtectedMs: timings.protected,
+        shipMs: timings.unprotected,
+        cpSyncMs: peerMs,
+      };
       context.record(
         makeFigure({
           name: 'continuous-ship-vs-cp',

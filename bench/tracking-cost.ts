@@ -60,7 +60,12 @@ async function run(context: BenchContext): Promise<void> {
           details: { writeCount, predictRegions, regionBytes },
         }),
       );
-      const [p50With, p99With, p50Without, p99Without] = [percentile(withTracking, 50), percentile(withTracking, 99), percentile(without, 50), percentile(without, 99)];
+      const [p50With, p99With, p50Without, p99Without] = [
+        percentile(withTracking, 50),
+        percentile(withTracking, 99),
+        percentile(without, 50),
+        percentile(without, 99),
+      ];
       context.record(
         makeFigure({
           name: 'tracking-write-p99',

@@ -163,8 +163,12 @@ export interface AgentApi {
   /** Streams the signatures of regions [firstRegion, firstRegion + regionCount), batch by batch. */
   signatures(path: string, hash: HashAlgorithm, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionSignatures>;
 
-  /** Takes a crash-consistent snapshot (writes held while it is taken); it lasts until deleted, across restarts. */
-  snapshotCreate(path: string, options?: { label?: string }): Promise<SnapshotInfo>;
+  /**
+   * Takes a crash-consistent snapshot (writes held while it is taken); it lasts until deleted,
+   * across restarts. `rotateMaps: [current, next]`: at the snapshot's instant `current` takes
+   * what `next` recorded and `next` starts empty (a periodic cycle).
+   */
+  snapshotCreate(path: string, options?: { label?: string; rotateMaps?: readonly [string, string] }): Promise<SnapshotInfo>;
   snapshotList(path: string): Promise<SnapshotList>;
   snapshotDelete(path: string, snapshotId: string): Promise<void>;
 
@@ -187,6 +191,14 @@ export interface AgentApi {
   pairLeave(path: string, pairId: string): Promise<void>;
   /** Sets the volume's import marker, or removes it (null: the import finished). A locked volume needs its pair's auth. */
   importMark(path: string, marker: ImportMarker | null, options?: { auth?: WriteAuth }): Promise<void>;
+
+  /** A periodic cycle's region into the secondary's staging area (the volume is untouched). Locked like writeRegion. */
+  stageRegion(path: string, pairId: string, cycle: number, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void>;
+  /**
+   * Applies a staged cycle under a redo record (a crash finishes it at the next open): the
+   * listed regions go into the volume, which is flushed; the member records `appliedCycle`.
+   */
+  stageApply(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void>;
 
   /** Write tracking of the pair on its primary (seed 003): counts, lag, what a crash would resend. */
   trackingState(path: string, pairId: string): Promise<TrackingState>;

@@ -41,7 +41,10 @@ const snapshotId = z.string().regex(snapshotIdPattern);
 const bitmapName = z.string().regex(changeMapNamePattern);
 const pairId = z.string().uuid();
 const generation = z.number().int().positive();
-const memberChange = pairMemberSchema.pick({ generation: true, seed: true, lcsSnapshotId: true, protectSnapshotId: true, predictRegions: true }).partial().strict();
+const memberChange = pairMemberSchema
+  .pick({ generation: true, seed: true, lcsSnapshotId: true, protectSnapshotId: true, predictRegions: true })
+  .partial()
+  .strict();
 const schemas = {
   info: z.object({}).strict(),
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
@@ -62,7 +65,13 @@ const schemas = {
   'volume.signatures': z
     .object({ path: pathSchema, hash: z.enum(hashAlgorithms), firstRegion: count, regionCount: count, snapshotId: snapshotId.optional() })
     .strict(),
-  'snapshot.create': z.object({ path: pathSchema, label: z.string().max(snapshotLabelCharsMax).optional() }).strict(),
+  'snapshot.create': z
+    .object({ path: pathSchema, label: z.string().max(snapshotLabelCharsMax).optional(), rotateMaps: z.tuple([bitmapName, bitmapName]).optional() })
+    .strict(),
+  /** Payload: the region's bytes. */
+  'stage.write': z.object({ path: pathSchema, pairId, cycle: count.min(1), regionIndex: count, generation: generation.optional() }).strict(),
+  /** Payload: the cycle's region indexes, little-endian uint32. */
+  'stage.apply': z.object({ path: pathSchema, pairId, cycle: count.min(1), generation: generation.optional() }).strict(),
   'snapshot.list': z.object({ path: pathSchema }).strict(),
   'snapshot.delete': z.object({ path: pathSchema, snapshotId }).strict(),
   'bitmap.create': z.object({ path: pathSchema, name: bitmapName }).strict(),
@@ -107,7 +116,7 @@ const streamingMethods = ['volume.read', 'volume.signatures', 'bitmap.read', 'tr
 type StreamingMethod = (typeof streamingMethods)[number];
 const streams = (method: Method): method is StreamingMethod => (streamingMethods as readonly Method[]).includes(method);
 /** The methods that take a request payload; the others refuse one. */
-const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear', 'tracking.settle', 'volume.realize'];
+const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear', 'tracking.settle', 'volume.realize', 'stage.write', 'stage.apply'];
 
 const mismatchHint = 'the client and the agent disagree; update both to one version';
 
@@ -158,6 +167,10 @@ function* bitmapChunks({ regionCount, setCount, words }: BitmapContents): Genera
   }
 }
 
+/** Staging carries its pair's id anyway: the generation completes the WriteAuth. */
+const stageAuth = (p: { pairId: string; generation?: number }): { auth?: WriteAuth } =>
+  p.generation === undefined ? {} : { auth: { pairId: p.pairId, generation: p.generation } };
+
 type Serve<M extends Method, R> = (agent: AgentApi, p: Params<M>, request: RpcMessage, context: RpcContext) => R;
 
 /**
@@ -183,7 +196,11 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
     for await (const batch of agent.signatures(p.path, p.hash, p.firstRegion, p.regionCount, readOptions(p, context)))
       yield reply({ regionIndexes: batch.regionIndexes }, batch.signatures);
   },
-  'snapshot.create': (agent, p) => agent.snapshotCreate(p.path, { label: p.label }).then((info) => reply(info)),
+  'snapshot.create': (agent, p) =>
+    agent.snapshotCreate(p.path, { label: p.label, ...(p.rotateMaps ? { rotateMaps: p.rotateMaps } : {}) }).then((info) => reply(info)),
+  'stage.write': (agent, p, request) => agent.stageRegion(p.path, p.pairId, p.cycle, p.regionIndex, request.payload, stageAuth(p)).then(() => reply({})),
+  'stage.apply': (agent, p, request) =>
+    agent.stageApply(p.path, p.pairId, p.cycle, Array.from(bytesWords(request.payload)), stageAuth(p)).then(() => reply({})),
   'snapshot.list': (agent, p) => agent.snapshotList(p.path).then((list) => reply(list)),
   'snapshot.delete': (agent, p) => agent.snapshotDelete(p.path, p.snapshotId).then(() => reply({})),
   'bitmap.create': (agent, p) => agent.bitmapCreate(p.path, p.name).then((info) => reply(info)),
@@ -252,7 +269,11 @@ export function agentSession(agent: AgentApi): AgentSession {
   const inner = serveAgent(agent);
   const handler: RpcHandler = (method, request, context) => {
     const result = inner(method, request, context);
-    if (method === 'nbd.start') void (result as Promise<RpcMessage>).then((r) => exportIds.add(r.json.exportId as string), () => undefined);
+    if (method === 'nbd.start')
+      void (result as Promise<RpcMessage>).then(
+        (r) => exportIds.add(r.json.exportId as string),
+        () => undefined,
+      );
     if (method === 'nbd.stop') exportIds.delete((request.json as { exportId?: string }).exportId ?? '');
     return result;
   };
@@ -277,6 +298,12 @@ export function serveAgent(agent: AgentApi): RpcHandler {
     checkRequest(m, request, context);
     return serve(agent, parse(m, request.json), request, context);
   };
+}
+
+function stageGeneration(pairId: string, auth: WriteAuth | undefined): { generation?: number } {
+  if (auth && auth.pairId !== pairId)
+    throw new TidemarkError('USAGE', `staging for pair ${pairId} with the auth of pair ${auth.pairId}`, "stage with the pair's own auth");
+  return auth ? { generation: auth.generation } : {};
 }
 
 /** Region indexes as 32-bit words; anything that is not an index is refused, never wrapped around. */
@@ -382,9 +409,19 @@ export class RpcAgent implements AgentApi {
 
   // Names, ids and labels are checked here too, so a bad one fails with the same error as in-process.
 
-  async snapshotCreate(path: string, options: { label?: string } = {}): Promise<SnapshotInfo> {
+  async snapshotCreate(path: string, options: { label?: string; rotateMaps?: readonly [string, string] } = {}): Promise<SnapshotInfo> {
     if (options.label !== undefined) checkSnapshotLabel(options.label);
-    return (await this.peer.call('snapshot.create', { path, label: options.label })).json as unknown as SnapshotInfo;
+    options.rotateMaps?.forEach(checkChangeMapName);
+    return (await this.peer.call('snapshot.create', { path, label: options.label, ...(options.rotateMaps ? { rotateMaps: options.rotateMaps } : {}) }))
+      .json as unknown as SnapshotInfo;
+  }
+
+  async stageRegion(path: string, pairId: string, cycle: number, regionIndex: number, data: Uint8Array, options: { auth?: WriteAuth } = {}): Promise<void> {
+    await this.peer.call('stage.write', { path, pairId, cycle, regionIndex, ...stageGeneration(pairId, options.auth) }, data);
+  }
+
+  async stageApply(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options: { auth?: WriteAuth } = {}): Promise<void> {
+    await this.peer.call('stage.apply', { path, pairId, cycle, ...stageGeneration(pairId, options.auth) }, wordsBytes(regionIndexWords(regionIndexes)));
   }
 
   async snapshotList(path: string): Promise<SnapshotList> {
@@ -459,7 +496,8 @@ export class RpcAgent implements AgentApi {
   async trackingTake(path: string, pairId: string, regionsMax: number, fromRegion: number): Promise<number[]> {
     const { json, payload } = await this.peer.call('tracking.take', { path, pairId, regionsMax, fromRegion });
     const taken = Array.from(bytesWords(payload));
-    if (taken.length !== json.count || taken.length > regionsMax) throw new TidemarkError('IO', `the agent sent ${taken.length} taken regions, said ${String(json.count)}`, mismatchHint);
+    if (taken.length !== json.count || taken.length > regionsMax)
+      throw new TidemarkError('IO', `the agent sent ${taken.length} taken regions, said ${String(json.count)}`, mismatchHint);
     return taken;
   }
 

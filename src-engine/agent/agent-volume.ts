@@ -8,6 +8,7 @@ import { ChangeMaps } from '../tracking';
 import type { OpenedVolume, VolumeCatalog } from '../volume';
 import { PairMembers } from './pair-members';
 import { PairTrackers } from './pair-trackers';
+import { PairStaging } from './staging';
 
 export interface AgentVolume {
   readonly opened: OpenedVolume;
@@ -16,6 +17,8 @@ export interface AgentVolume {
   readonly changeMaps: ChangeMaps | undefined;
   readonly members: PairMembers | undefined;
   readonly trackers: PairTrackers | undefined;
+  /** Periodic cycles arriving on a secondary. */
+  readonly staging: PairStaging | undefined;
 }
 
 export async function openAgentVolume(catalog: VolumeCatalog, canonicalPath: string): Promise<AgentVolume> {
@@ -23,16 +26,21 @@ export async function openAgentVolume(catalog: VolumeCatalog, canonicalPath: str
   const { record, volume } = opened;
   let snapshots: SnapshotRegistry | undefined;
   let trackers: PairTrackers | undefined;
+  let changeMaps: ChangeMaps | undefined;
   try {
-    if (!record) return { opened, snapshots: undefined, changeMaps: undefined, members: undefined, trackers: undefined };
+    if (!record) return { opened, snapshots: undefined, changeMaps: undefined, members: undefined, trackers: undefined, staging: undefined };
     // Members first: a secondary is locked before anything could write to it.
     const members = await PairMembers.open(catalog.volumeDir(record.volumeId), volume);
     // Tracking next: no write (not even a snapshot's) passes before a primary's MOOS covers it.
     trackers = await PairTrackers.open(catalog.volumeDir(record.volumeId), volume, members.list());
     snapshots = await SnapshotRegistry.open(volume, catalog.snapshotsDir(record.volumeId));
-    const changeMaps = await ChangeMaps.open(volume, catalog.volumeDir(record.volumeId));
-    return { opened, snapshots, changeMaps, members, trackers };
+    changeMaps = await ChangeMaps.open(volume, catalog.volumeDir(record.volumeId));
+    // Last: an apply a crash interrupted is finished through every hook (a snapshot's copy-on-write too).
+    const staging = new PairStaging(catalog.volumeDir(record.volumeId), volume, members);
+    await staging.recover();
+    return { opened, snapshots, changeMaps, members, trackers, staging };
   } catch (error) {
+    await changeMaps?.close().catch(() => undefined);
     await snapshots?.close().catch(() => undefined);
     await trackers?.close().catch(() => undefined);
     await opened.close().catch(() => undefined);
@@ -42,6 +50,7 @@ export async function openAgentVolume(catalog: VolumeCatalog, canonicalPath: str
 
 /** Detaches snapshots and change maps (keeping them on disk), then closes the volume. */
 export async function closeAgentVolume(volume: AgentVolume): Promise<void> {
+  await volume.staging?.close().catch(() => undefined);
   try {
     await volume.snapshots?.close();
   } finally {
@@ -78,6 +87,11 @@ export function membersOf(volume: AgentVolume, homeDir: string): PairMembers {
 export function trackersOf(volume: AgentVolume, homeDir: string): PairTrackers {
   if (!volume.trackers) throw unregistered(volume, homeDir);
   return volume.trackers;
+}
+
+export function stagingOf(volume: AgentVolume, homeDir: string): PairStaging {
+  if (!volume.staging) throw unregistered(volume, homeDir);
+  return volume.staging;
 }
 
 export function changeMapsOf(volume: AgentVolume, homeDir: string): ChangeMaps {

@@ -31,7 +31,7 @@ import type {
   VolumeState,
   WriteAuth,
 } from './agent-api';
-import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, trackersOf, type AgentVolume } from './agent-volume';
+import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, stagingOf, trackersOf, type AgentVolume } from './agent-volume';
 import { NbdExports } from './nbd-exports';
 import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
@@ -322,9 +322,12 @@ export class LocalAgent implements AgentApi {
     for await (const batch of batches) yield { regionIndexes: batch.regionIndexes, signatures: batch.signatures };
   }
 
-  async snapshotCreate(path: string, options: { label?: string } = {}): Promise<SnapshotInfo> {
+  async snapshotCreate(path: string, options: { label?: string; rotateMaps?: readonly [string, string] } = {}): Promise<SnapshotInfo> {
     const volume = await this.open(path);
-    const snapshot = await snapshotsOf(volume, this.homeDir).create(options.label ?? '');
+    const swap = options.rotateMaps;
+    const maps = swap ? changeMapsOf(volume, this.homeDir) : undefined;
+    if (swap) maps!.checkSwap(swap[0], swap[1]);
+    const snapshot = await snapshotsOf(volume, this.homeDir).create(options.label ?? '', swap ? () => maps!.rotateQuiesced(swap[0], swap[1]) : undefined);
     return snapshotInfo(snapshot, volume.opened.volume.regionCount);
   }
 
@@ -389,7 +392,8 @@ export class LocalAgent implements AgentApi {
   async pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember> {
     const volume = await this.open(path);
     const member = await membersOf(volume, this.homeDir).update(pairId, change);
-    if (change.predictRegions !== undefined && member.role === 'primary') trackersOf(volume, this.homeDir).get(pairId).predictor.predictRegions = change.predictRegions;
+    if (change.predictRegions !== undefined && member.role === 'primary')
+      trackersOf(volume, this.homeDir).get(pairId).predictor.predictRegions = change.predictRegions;
     return member;
   }
 
@@ -399,8 +403,22 @@ export class LocalAgent implements AgentApi {
     await volume.trackers?.detach(pairId);
   }
 
+  async stageRegion(path: string, pairId: string, cycle: number, regionIndex: number, data: Uint8Array, options: { auth?: WriteAuth } = {}): Promise<void> {
+    const volume = await this.open(path);
+    this.checkRegions(volume, regionIndex, 1);
+    await stagingOf(volume, this.homeDir).stage(pairId, cycle, regionIndex, data, options.auth);
+  }
+
+  async stageApply(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options: { auth?: WriteAuth } = {}): Promise<void> {
+    const volume = await this.open(path);
+    for (const r of regionIndexes) this.checkRegions(volume, r, 1);
+    await stagingOf(volume, this.homeDir).apply(pairId, cycle, regionIndexes, options.auth);
+  }
+
   async trackingState(path: string, pairId: string): Promise<TrackingState> {
-    return trackersOf(await this.open(path), this.homeDir).get(pairId).state();
+    return trackersOf(await this.open(path), this.homeDir)
+      .get(pairId)
+      .state();
   }
 
   async trackingMap(path: string, pairId: string, which: TrackingMapKind): Promise<BitmapContents> {

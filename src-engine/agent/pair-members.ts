@@ -42,6 +42,8 @@ export const pairMemberSchema = z
      * inconsistent; the snapshot is the consistent image a failover uses.
      */
     protectSnapshotId: z.string().max(64).nullable().optional(),
+    /** A periodic secondary's last applied cycle: the volume is the primary as of that cycle's snapshot. */
+    appliedCycle: z.number().int().nonnegative().optional(),
   })
   .strict();
 export const pairMemberKind = defineRecord('tidemark/pair-member', 1, pairMemberSchema);
@@ -61,7 +63,7 @@ export const importMarkerSchema = z
 export const importMarkerKind = defineRecord('tidemark/import-marker', 1, importMarkerSchema);
 export type ImportMarker = z.infer<typeof importMarkerSchema>;
 export type PairMember = z.infer<typeof pairMemberKind.schema>;
-export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId' | 'protectSnapshotId' | 'predictRegions'>>;
+export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId' | 'protectSnapshotId' | 'predictRegions' | 'appliedCycle'>>;
 
 function checkPairId(pairId: string): void {
   if (!uuid.safeParse(pairId).success) throw new TidemarkError('USAGE', `"${pairId}" is not a pair id`, 'pair ids are UUIDs; see `tidemark pair show`');

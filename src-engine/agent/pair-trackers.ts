@@ -47,7 +47,7 @@ export class PairTrackers {
       throw new TidemarkError(
         'NOT_FOUND',
         `volume ${this.volume.path} is not the primary of pair ${pairId}: nothing is tracked for it here`,
-        'ship from the pair\'s primary (see `tidemark pair show`)',
+        "ship from the pair's primary (see `tidemark pair show`)",
       );
     }
     return tracker;

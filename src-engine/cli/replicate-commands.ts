@@ -131,7 +131,11 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
     .requiredOption('--which <map>', trackingMapKinds.join(', '))
     .action(async (name: string, options: { which: string }) => {
       if (!(trackingMapKinds as readonly string[]).includes(options.which)) {
-        throw new TidemarkError('USAGE', `unknown map "${options.which}"`, `use one of ${trackingMapKinds.join(', ')} (current, next, failback and resync come with periodic pairs and failover)`);
+        throw new TidemarkError(
+          'USAGE',
+          `unknown map "${options.which}"`,
+          `use one of ${trackingMapKinds.join(', ')} (current, next, failback and resync come with periodic pairs and failover)`,
+        );
       }
       const which = options.which as TrackingMapKind;
       const global = globals();
@@ -167,7 +171,7 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
 function runsOfWords(words: Uint32Array, bitCount: number): [number, number][] {
   const bits = new Bitset(bitCount, words);
   const runs: [number, number][] = [];
-  for (let first = bits.nextSetBit(0); first !== -1; ) {
+  for (let first = bits.nextSetBit(0); first !== -1;) {
     const end = bits.nextClearBit(first);
     const stop = end === -1 ? bitCount : end;
     runs.push([first, stop - first]);

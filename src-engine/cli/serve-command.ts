@@ -58,7 +58,11 @@ async function homeAgent(homeDir: string, log: (line: string) => void): Promise<
 function localPath(volref: string, what: string, pair: PairRecord): string {
   const ref = parseVolRef(volref);
   if (ref.kind !== 'local') {
-    throw new TidemarkError('UNSUPPORTED', `the ${what} of pair "${pair.name}" is on ${ref.host}: serve exports volumes of this machine`, `run \`tidemark serve\` on ${ref.host}`);
+    throw new TidemarkError(
+      'UNSUPPORTED',
+      `the ${what} of pair "${pair.name}" is on ${ref.host}: serve exports volumes of this machine`,
+      `run \`tidemark serve\` on ${ref.host}`,
+    );
   }
   return ref.path;
 }
@@ -112,7 +116,9 @@ export function registerServeCommand(program: Command, io: Io, globals: () => Gl
         const tracking = options.secondary ? undefined : await home.agent.trackingState(path, pair.pairId);
         log(
           `serving ${options.secondary ? 'secondary (read-only)' : 'primary'} ${path} of pair ${pair.name} at ${info.uri}` +
-            (tracking ? `; tracking writes (MOOS, predict ${tracking.predictRegions})${tracking.recoveredRegions > 0 ? `, ${tracking.recoveredRegions} regions recovered from MOOS` : ''}` : ''),
+            (tracking
+              ? `; tracking writes (MOOS, predict ${tracking.predictRegions})${tracking.recoveredRegions > 0 ? `, ${tracking.recoveredRegions} regions recovered from MOOS` : ''}`
+              : ''),
         );
         if (!options.secondary && options.replicate && pair.mode === 'continuous') {
           const endpoints = await endpointsFor(pair, home.agent, path, pool);
@@ -138,14 +144,16 @@ export function registerServeCommand(program: Command, io: Io, globals: () => Gl
 }
 
 function parsePredict(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) > 4096) throw new TidemarkError('USAGE', `invalid --predict "${text}"`, 'write a whole number of regions from 0 to 4096');
+  if (!/^\d+$/.test(text) || Number(text) > 4096)
+    throw new TidemarkError('USAGE', `invalid --predict "${text}"`, 'write a whole number of regions from 0 to 4096');
   return Number(text);
 }
 
 async function endpointsFor(pair: PairRecord, agent: AgentApi, path: string, pool: AgentPool): Promise<PairEndpoints> {
   const primary: VolumeEndpoint = { volref: pair.primary.volref, agent, path, where: 'this machine' };
   const ref = parseVolRef(pair.secondary.volref);
-  const secondary: VolumeEndpoint = ref.kind === 'local' ? { volref: pair.secondary.volref, agent, path: ref.path, where: 'this machine' } : await pool.resolve(pair.secondary.volref);
+  const secondary: VolumeEndpoint =
+    ref.kind === 'local' ? { volref: pair.secondary.volref, agent, path: ref.path, where: 'this machine' } : await pool.resolve(pair.secondary.volref);
   return { primary, secondary };
 }
 
@@ -175,7 +183,9 @@ function startShipping(
     (error: unknown) => {
       line.finish();
       if (!signal.aborted) log(`replication stopped: ${(error as Error).message}${error instanceof TidemarkError && error.hint ? ` (${error.hint})` : ''}`);
-      return new Promise<undefined>((resolve) => (signal.aborted ? resolve(undefined) : signal.addEventListener('abort', () => resolve(undefined), { once: true })));
+      return new Promise<undefined>((resolve) =>
+        signal.aborted ? resolve(undefined) : signal.addEventListener('abort', () => resolve(undefined), { once: true }),
+      );
     },
   );
 }

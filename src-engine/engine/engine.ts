@@ -313,7 +313,12 @@ export class Engine {
       await this.openPair(record).catch((error: unknown) => {
         if (this.reportedUnreadable.has(record.name)) return;
         this.reportedUnreadable.add(record.name); // once, not at every poll
-        this.events.emit({ severity: 'warning', pair: record.name, kind: 'tracking.unavailable', message: `cannot show the tracking of ${record.name}: ${(error as Error).message}` });
+        this.events.emit({
+          severity: 'warning',
+          pair: record.name,
+          kind: 'tracking.unavailable',
+          message: `cannot show the tracking of ${record.name}: ${(error as Error).message}`,
+        });
       });
     }
   }

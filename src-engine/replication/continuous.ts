@@ -298,7 +298,9 @@ class Shipper {
     const resume = `run \`tidemark replicate ${name}\` to resume: what was not shipped stays tracked`;
     if (error.code === 'CANCELLED') return new TidemarkError('CANCELLED', `replication of ${name} stopped`, resume);
     if (error.code === 'PERMISSION' || error.code === 'STALE' || error.code === 'USAGE' || error.code === 'NOT_FOUND') return error;
-    return new TidemarkError(error.code, `replication of ${name} stopped: ${error.message}`, `${error.hint ? `${error.hint}; then ` : ''}${resume}`, { cause: error });
+    return new TidemarkError(error.code, `replication of ${name} stopped: ${error.message}`, `${error.hint ? `${error.hint}; then ` : ''}${resume}`, {
+      cause: error,
+    });
   }
 }
 

@@ -17,7 +17,10 @@ export interface CheckedMembers {
 
 /** `doing`: what the run is, for the hint ("syncing", "replicating"). */
 export async function checkPairMembers(pair: PairRecord, endpoints: PairEndpoints, doing: string): Promise<CheckedMembers> {
-  const [p, s] = await Promise.all([endpoints.primary.agent.volumeState(endpoints.primary.path), endpoints.secondary.agent.volumeState(endpoints.secondary.path)]);
+  const [p, s] = await Promise.all([
+    endpoints.primary.agent.volumeState(endpoints.primary.path),
+    endpoints.secondary.agent.volumeState(endpoints.secondary.path),
+  ]);
   const pm = p.members.find((m) => m.pairId === pair.pairId);
   const sm = s.members.find((m) => m.pairId === pair.pairId);
   for (const [member, side, endpoint] of [

@@ -254,7 +254,10 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
 }
 
 /** What the secondary may lack: the primary's unshipped regions when it tracks the pair, else its `since` map. */
-async function pendingOf(record: PairRecord, p: { status: PairSideStatus; endpoint?: VolumeEndpoint }): Promise<{ pendingRegions: number | null; tracking: TrackingState | null }> {
+async function pendingOf(
+  record: PairRecord,
+  p: { status: PairSideStatus; endpoint?: VolumeEndpoint },
+): Promise<{ pendingRegions: number | null; tracking: TrackingState | null }> {
   if (!p.endpoint || p.status.member?.role !== 'primary') return { pendingRegions: null, tracking: null };
   const { agent, path } = p.endpoint;
   const tracking = await agent.trackingState(path, record.pairId).catch(() => null);

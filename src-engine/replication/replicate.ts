@@ -32,14 +32,22 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
   const { store, endpoints } = options;
   let pair = options.pair;
   if (pair.mode !== 'continuous') {
-    throw new TidemarkError('UNSUPPORTED', `pair "${pair.name}" is periodic: periodic cycles are not built yet`, 'use a continuous pair for now (pair create --mode continuous)');
+    throw new TidemarkError(
+      'UNSUPPORTED',
+      `pair "${pair.name}" is periodic: periodic cycles are not built yet`,
+      'use a continuous pair for now (pair create --mode continuous)',
+    );
   }
   const pairDir = store.pairDir(pair.name);
   const startMs = performance.now();
   const holder = await pairLockHolder(pairDir);
   if (holder?.what === replicateLockTask) {
     if (!options.once) {
-      throw new TidemarkError('BUSY', `pair "${pair.name}" is already replicated by process ${holder.pid}`, 'stop that one first, or use --once to wait until it is in sync');
+      throw new TidemarkError(
+        'BUSY',
+        `pair "${pair.name}" is already replicated by process ${holder.pid}`,
+        'stop that one first, or use --once to wait until it is in sync',
+      );
     }
     const state = await waitInSync(store, pair, endpoints, { signal: options.signal });
     return { ...emptySummary(pair, performance.now() - startMs, state), sync: null, waitedFor: holder };
@@ -114,7 +122,11 @@ export async function waitInSync(store: PairStore, pair: PairRecord, endpoints: 
       const why = synced
         ? `${state.oosRegions + state.inFlightRegions} regions are not shipped yet, the oldest written ${Math.round(state.oldestUnshippedMs / 1000)} s ago`
         : 'it has not finished a sync';
-      throw new TidemarkError('BUSY', `pair "${pair.name}" is not in sync after ${Math.round((options.timeoutMs ?? 0) / 1000)} s: ${why}`, `run \`tidemark replicate ${pair.name}\` (or serve it), or wait longer with --timeout`);
+      throw new TidemarkError(
+        'BUSY',
+        `pair "${pair.name}" is not in sync after ${Math.round((options.timeoutMs ?? 0) / 1000)} s: ${why}`,
+        `run \`tidemark replicate ${pair.name}\` (or serve it), or wait longer with --timeout`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
   }

@@ -117,7 +117,8 @@ export class SnapshotRegistry {
   }
 
   /** Takes a snapshot (crash-consistent: createSnapshot holds the volume's writes while it does). */
-  async create(label = ''): Promise<Snapshot> {
+  /** `atPointInTime`: see CreateSnapshotOptions. */
+  async create(label = '', atPointInTime?: () => Promise<void>): Promise<Snapshot> {
     checkSnapshotLabel(label);
     return this.exclusive(async () => {
       if (this.snapshots.size + this.damaged.size >= snapshotsPerVolumeMax) {
@@ -129,7 +130,7 @@ export class SnapshotRegistry {
       }
       const snapshotId = randomUUID();
       await createDirectories(this.directory, 0o700);
-      const snapshot = await createSnapshot(this.volume, join(this.directory, snapshotId), { label, snapshotId, reflink: this.reflink });
+      const snapshot = await createSnapshot(this.volume, join(this.directory, snapshotId), { label, snapshotId, reflink: this.reflink, atPointInTime });
       this.snapshots.set(snapshotId, snapshot);
       return snapshot;
     });

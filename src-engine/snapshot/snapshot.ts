@@ -92,6 +92,12 @@ export interface CreateSnapshotOptions {
   readonly reflink?: ReflinkPolicy;
   /** A UUID chosen by the caller (a registry names the directory by it); a fresh one by default. */
   readonly snapshotId?: string;
+  /**
+   * Runs with the volume's writes still held, once the snapshot is durable: work that must
+   * happen at the snapshot's instant (a periodic cycle swaps its change maps). If it fails,
+   * the snapshot is removed and the error thrown.
+   */
+  readonly atPointInTime?: () => Promise<void>;
 }
 
 /** Takes a snapshot of `volume` in `directory` (created; must not exist). */
@@ -107,6 +113,7 @@ export async function createSnapshot(volume: Volume, directory: string, options:
     if (errnoCode(error) !== 'EEXIST') await rm(directory, { recursive: true, force: true });
     throw fromSystemError(error, 'create snapshot directory', directory);
   }
+  let created: Snapshot | undefined;
   try {
     return await volume.quiesced(async () => {
       const record: SnapshotRecord = {
@@ -118,14 +125,23 @@ export async function createSnapshot(volume: Volume, directory: string, options:
         createdAt: new Date().toISOString(),
         label: options.label ?? '',
       };
+      let snapshot: Snapshot;
       if (policy !== 'never' && volume.backend.kind === 'file' && (await tryReflink(volume, directory, policy))) {
         const reflinkRecord = { ...record, kind: 'reflink' as const };
         await writeRecord(join(directory, recordFile), snapshotRecordKind, reflinkRecord);
-        return new ReflinkSnapshot(reflinkRecord, directory, volume);
+        snapshot = new ReflinkSnapshot(reflinkRecord, directory, volume);
+      } else snapshot = await createCowSnapshot(volume, directory, record);
+      try {
+        await options.atPointInTime?.();
+      } catch (error) {
+        created = snapshot;
+        throw error;
       }
-      return await createCowSnapshot(volume, directory, record);
+      return snapshot;
     });
   } catch (error) {
+    // Closed outside the held writes (a copy-on-write snapshot detaches its hook under them).
+    await created?.close({ deleted: true }).catch(() => undefined);
     await rm(directory, { recursive: true, force: true });
     throw error;
   }

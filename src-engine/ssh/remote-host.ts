@@ -312,7 +312,7 @@ export class RemoteHost implements AgentApi {
     );
   }
 
-  snapshotCreate(path: string, options?: { label?: string }): Promise<SnapshotInfo> {
+  snapshotCreate(path: string, options?: { label?: string; rotateMaps?: readonly [string, string] }): Promise<SnapshotInfo> {
     return this.unary(
       `taking a snapshot of ${path}`,
       (agent) => agent.snapshotCreate(path, options),
@@ -396,8 +396,28 @@ export class RemoteHost implements AgentApi {
     return this.unary(`marking the import state of ${path}`, (agent) => agent.importMark(path, marker, options), 'marking is idempotent: run the import again');
   }
 
+  stageRegion(path: string, pairId: string, cycle: number, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void> {
+    return this.unary(
+      `staging region ${regionIndex} of ${path}`,
+      (agent) => agent.stageRegion(path, pairId, cycle, regionIndex, data, options),
+      'the cycle resumes by staging again',
+    );
+  }
+
+  stageApply(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void> {
+    return this.unary(
+      `applying cycle ${cycle} to ${path}`,
+      (agent) => agent.stageApply(path, pairId, cycle, regionIndexes, options),
+      'applying is idempotent: the cycle resumes',
+    );
+  }
+
   realizeRegions(path: string, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void> {
-    return this.unary(`marking regions of ${path} realized`, (agent) => agent.realizeRegions(path, regionIndexes, options), 'marking is idempotent: the next batch marks them again');
+    return this.unary(
+      `marking regions of ${path} realized`,
+      (agent) => agent.realizeRegions(path, regionIndexes, options),
+      'marking is idempotent: the next batch marks them again',
+    );
   }
 
   trackingState(path: string, pairId: string): Promise<TrackingState> {
@@ -410,11 +430,19 @@ export class RemoteHost implements AgentApi {
 
   // A take whose reply is lost leaves its regions taken in the agent: the shipper requeues them when it starts over.
   trackingTake(path: string, pairId: string, regionsMax: number, fromRegion: number): Promise<number[]> {
-    return this.unary(`taking out-of-sync regions of ${path}`, (agent) => agent.trackingTake(path, pairId, regionsMax, fromRegion), 'replication requeues them when it resumes');
+    return this.unary(
+      `taking out-of-sync regions of ${path}`,
+      (agent) => agent.trackingTake(path, pairId, regionsMax, fromRegion),
+      'replication requeues them when it resumes',
+    );
   }
 
   trackingSettle(path: string, pairId: string, shipped: readonly number[], failed: readonly number[]): Promise<void> {
-    return this.unary(`settling shipped regions of ${path}`, (agent) => agent.trackingSettle(path, pairId, shipped, failed), 'replication requeues them when it resumes');
+    return this.unary(
+      `settling shipped regions of ${path}`,
+      (agent) => agent.trackingSettle(path, pairId, shipped, failed),
+      'replication requeues them when it resumes',
+    );
   }
 
   trackingRequeue(path: string, pairId: string): Promise<number> {

@@ -190,6 +190,18 @@ export class ChangeMaps implements WriteHook {
     return this.entry(name).bitmap.bits.clone();
   }
 
+  /**
+   * A periodic cycle's rotation, for a caller holding the volume's writes (a snapshot at the
+   * same instant): `current` takes what `next` recorded, and `next` starts empty. A crash
+   * between the swap and the clear leaves `next` a superset (its regions are sent again).
+   */
+  async rotateQuiesced(current: string, next: string): Promise<void> {
+    await this.swapQuiesced(current, next);
+    const { bitmap } = this.entry(next);
+    bitmap.clearRange(0, bitmap.bitCount);
+    await bitmap.destage();
+  }
+
   /** Clears the given regions (all when absent) and makes that durable. */
   async clear(name: string, regionIndexes?: readonly number[]): Promise<void> {
     const regionCount = this.entry(name).bitmap.bitCount;
@@ -234,20 +246,28 @@ export class ChangeMaps implements WriteHook {
    * survives a crash is right.
    */
   async swap(a: string, b: string): Promise<void> {
+    this.checkSwap(a, b);
+    await this.volume.quiesced(() => this.swapQuiesced(a, b));
+  }
+
+  /** Throws what `swap` would for these names, before any work. */
+  checkSwap(a: string, b: string): void {
     this.entry(a);
     this.entry(b);
     if (a === b) throw new TidemarkError('USAGE', `cannot swap bitmap "${a}" with itself`, 'name two different bitmaps');
-    await this.volume.quiesced(async () => {
-      const [entryA, entryB] = [this.entry(a), this.entry(b)];
-      assert(entryA.bitmapId !== entryB.bitmapId, 'two names never share a bitmap');
-      this.maps.set(a, entryB).set(b, entryA);
-      try {
-        await this.writeIndex();
-      } catch (error) {
-        this.maps.set(a, entryA).set(b, entryB);
-        throw error;
-      }
-    });
+  }
+
+  /** `swap` for a caller that already holds the volume's writes (`volume.quiesced`): a snapshot taken at the same instant. */
+  async swapQuiesced(a: string, b: string): Promise<void> {
+    const [entryA, entryB] = [this.entry(a), this.entry(b)];
+    assert(entryA.bitmapId !== entryB.bitmapId, 'two names never share a bitmap');
+    this.maps.set(a, entryB).set(b, entryA);
+    try {
+      await this.writeIndex();
+    } catch (error) {
+      this.maps.set(a, entryA).set(b, entryB);
+      throw error;
+    }
   }
 
   /** Stops recording and closes every map; not from inside `volume.quiesced()`. */

@@ -130,7 +130,10 @@ export class WriteTracker implements WriteHook {
       const taken: number[] = [];
       const oos = this.oos;
       const start = Math.min(Math.max(0, fromRegion), oos.bitCount);
-      for (const [from, to] of [[start, oos.bitCount], [0, start]] as const) {
+      for (const [from, to] of [
+        [start, oos.bitCount],
+        [0, start],
+      ] as const) {
         for (let r = oos.nextSetBit(from, to); r !== -1 && taken.length < regionsMax; r = r + 1 < to ? oos.nextSetBit(r + 1, to) : -1) {
           this.predictor.take(r);
           taken.push(r);

@@ -507,6 +507,42 @@ export function agentContract(target: ContractTarget): void {
       expect(setRegions({ ...(await agent.realizedMap(path)), setCount: 4 })).toEqual([2, 3, 4, 9]);
     });
 
+    it('a snapshot can rotate two change maps at its instant; a secondary stages a cycle and applies it under a redo record', async () => {
+      const { agent, dir, reopen } = await makeAgent();
+      const primary = join(dir, 'periodic-p.img');
+      await agent.volumeCreate(primary, 16 * 4096, 4096);
+      await agent.bitmapCreate(primary, 'cur');
+      await agent.bitmapCreate(primary, 'next');
+      await agent.writeRegion(primary, 5, Buffer.alloc(4096, 5));
+      await agent.bitmapClear(primary, 'cur');
+      await agent.writeRegion(primary, 7, Buffer.alloc(4096, 7));
+      const snapshot = await agent.snapshotCreate(primary, { label: 'cycle 1', rotateMaps: ['cur', 'next'] });
+      await agent.writeRegion(primary, 9, Buffer.alloc(4096, 9));
+      // `cur` took what `next` held at the instant (5, 7); like every map it records later writes too (9).
+      expect(setRegions(await agent.bitmapRead(primary, 'cur'))).toEqual([5, 7, 9]);
+      expect(setRegions(await agent.bitmapRead(primary, 'next'))).toEqual([9]); // only what came after
+      await expect(agent.snapshotCreate(primary, { rotateMaps: ['cur', 'nope'] })).rejects.toSatisfy(isCode('NOT_FOUND'));
+      expect((await agent.snapshotList(primary)).snapshots.map((s) => s.snapshotId)).toEqual([snapshot.snapshotId]);
+
+      const secondary = join(dir, 'periodic-s.img');
+      await agent.volumeCreate(secondary, 16 * 4096, 4096);
+      const member = memberOf('secondary', 16);
+      const auth = { pairId: member.pairId, generation: member.generation };
+      await agent.pairJoin(secondary, member);
+      await expect(agent.stageRegion(secondary, member.pairId, 1, 5, Buffer.alloc(4096, 5))).rejects.toSatisfy(isCode('PERMISSION'));
+      await agent.stageRegion(secondary, member.pairId, 1, 5, Buffer.alloc(4096, 5), { auth });
+      await agent.stageRegion(secondary, member.pairId, 1, 7, Buffer.alloc(4096, 7), { auth });
+      expect((await readAll(agent.readRegions(secondary, 5, 1), 5))[0]!.equals(Buffer.alloc(4096))).toBe(true); // staged, not applied
+      await agent.stageApply(secondary, member.pairId, 1, [5, 7], { auth });
+      const applied = await readAll(agent.readRegions(secondary, 0, 16));
+      expect(applied[5]!.equals(Buffer.alloc(4096, 5)) && applied[7]!.equals(Buffer.alloc(4096, 7))).toBe(true);
+      expect((await agent.volumeState(secondary)).members[0]!.appliedCycle).toBe(1);
+      await agent.stageApply(secondary, member.pairId, 1, [5, 7], { auth }); // applied already: nothing happens
+      await expect(agent.stageApply(secondary, member.pairId, 2, [3], { auth })).rejects.toSatisfy(isCode('INCOMPLETE'));
+      const again = await reopen();
+      expect((await again.volumeState(secondary)).members[0]!.appliedCycle).toBe(1);
+    });
+
     it('skipMarked leaves out regions marked in the change map when their turn comes', async () => {
       const { agent, dir } = await makeAgent();
       const path = join(dir, 'v.img');

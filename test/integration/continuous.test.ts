@@ -95,7 +95,9 @@ describe('continuous replication', () => {
     await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
     failAfter.writes = totalWrites(recorder!) + 25;
     recorder!.writes.clear();
-    await expect(shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true, attemptsMax: 1, protect: false })).rejects.toThrow(/link to the secondary dropped/);
+    await expect(shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true, attemptsMax: 1, protect: false })).rejects.toThrow(
+      /link to the secondary dropped/,
+    );
     const state = await pair.agent.trackingState(pair.primaryPath, pair.record.pairId);
     expect(state.inFlightRegions).toBe(0); // settled: shipped or out of sync again
     expect(state.oosRegions).toBeGreaterThan(0);

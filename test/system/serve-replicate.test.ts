@@ -82,7 +82,9 @@ function writeCommands(random: () => number, count: number): string[] {
     const length = (1 + Math.floor(random() * 64)) * 4096;
     const pattern = 1 + Math.floor(random() * 254);
     const roll = random();
-    commands.push(roll < 0.1 ? `write -z ${offset} ${length}` : roll < 0.2 ? `write -f -P ${pattern} ${offset} ${length}` : `write -P ${pattern} ${offset} ${length}`);
+    commands.push(
+      roll < 0.1 ? `write -z ${offset} ${length}` : roll < 0.2 ? `write -f -P ${pattern} ${offset} ${length}` : `write -P ${pattern} ${offset} ${length}`,
+    );
   }
   return commands;
 }
@@ -145,7 +147,11 @@ describe('serve + replicate with real NBD clients', () => {
       await writer; // fails when the server goes: its unacknowledged writes may or may not have landed
 
       const moos = JSON.parse(await cli(env, ['--json', 'map', 'p', '--which', 'moos'])) as { setCount: number; regionBytes: number };
-      const caughtUp = JSON.parse(await cli(env, ['--json', 'replicate', 'p', '--once'])) as { bytesTransferred: number; recoveredRegions: number; inSync: boolean };
+      const caughtUp = JSON.parse(await cli(env, ['--json', 'replicate', 'p', '--once'])) as {
+        bytesTransferred: number;
+        recoveredRegions: number;
+        inSync: boolean;
+      };
       console.log(`[serve-replicate] crash seed ${seed}: MOOS ${moos.setCount} regions, resent ${caughtUp.bytesTransferred / regionBytes}`);
       expect(caughtUp.inSync).toBe(true);
       expect(caughtUp.recoveredRegions).toBe(moos.setCount);

@@ -1,0 +1,182 @@
+// A periodic pair's staging area on its secondary (seed 004, docs/replication.md "Periodic"):
+// a cycle's regions arrive into `volumes/<id>/staging/<pairId>/data.img` (sparse, addressed
+// like the volume) without touching the volume; apply then writes a redo record naming the
+// cycle and its regions, copies them into the volume, flushes it, records the cycle in the
+// member and drops the record. A crash during apply finishes it when the volume is next
+// opened, so the volume is always exactly the primary at some cycle boundary.
+
+import { constants } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { Bitset } from '../bitmap';
+import { TidemarkError, errnoCode, fromSystemError } from '../errors';
+import { createDirectories, syncDirectory } from '../fsync';
+import { defineRecord, readRecord, writeRecord } from '../store';
+import type { Volume, WriteAuth } from '../volume';
+import type { PairMembers } from './pair-members';
+
+const stagingRecordKind = defineRecord('tidemark/staging', 1, z.object({ pairId: z.string().uuid(), cycle: z.number().int().positive() }).strict());
+const redoRecordKind = defineRecord(
+  'tidemark/staging-redo',
+  1,
+  z
+    .object({ pairId: z.string().uuid(), cycle: z.number().int().positive(), regionCount: z.number().int().positive(), words: z.string().max(400_000_000) })
+    .strict(),
+);
+
+function wordsOf(regionCount: number, regionIndexes: readonly number[]): Bitset {
+  const bits = new Bitset(regionCount);
+  for (const r of regionIndexes) bits.set(r);
+  return bits;
+}
+
+export class PairStaging {
+  /** The open staging file per pair while a cycle arrives. */
+  private readonly handles = new Map<string, Promise<FileHandle>>();
+
+  constructor(
+    private readonly volumeDir: string,
+    private readonly volume: Volume,
+    private readonly members: PairMembers,
+  ) {}
+
+  private dir(pairId: string): string {
+    return join(this.volumeDir, 'staging', pairId);
+  }
+
+  private checkSecondary(pairId: string, auth: WriteAuth | undefined): void {
+    const member = this.members.require(pairId);
+    if (member.role !== 'secondary') {
+      throw new TidemarkError(
+        'USAGE',
+        `volume ${this.volume.path} is the ${member.role} of pair "${member.name}": only a secondary stages cycles`,
+        "stage on the pair's secondary",
+      );
+    }
+    this.volume.checkWriteLock(auth);
+  }
+
+  /** Writes one region of `cycle` into the staging area; a staging area of another cycle is discarded first. */
+  async stage(pairId: string, cycle: number, regionIndex: number, data: Uint8Array, auth: WriteAuth | undefined): Promise<void> {
+    this.checkSecondary(pairId, auth);
+    const span = this.volume.geometry.region(regionIndex);
+    if (data.length !== span.bytes)
+      throw new TidemarkError('USAGE', `region ${regionIndex} holds ${span.bytes} bytes, got ${data.length}`, 'stage whole regions');
+    const dir = this.dir(pairId);
+    const current = await readRecord(join(dir, 'staging.json'), stagingRecordKind);
+    if (current?.cycle !== cycle) {
+      if (await readRecord(join(dir, 'redo.json'), redoRecordKind)) {
+        throw new TidemarkError(
+          'BUSY',
+          `cycle ${current?.cycle} of pair ${pairId} is being applied to ${this.volume.path}`,
+          'wait for it (reopening the volume finishes it)',
+        );
+      }
+      await this.closeHandle(pairId);
+      await rm(join(dir, 'data.img'), { force: true });
+      await createDirectories(dir, 0o700);
+      await writeRecord(join(dir, 'staging.json'), stagingRecordKind, { pairId, cycle });
+    }
+    const handle = await this.handle(pairId);
+    try {
+      await handle.write(data, 0, data.length, span.offsetBytes);
+    } catch (error) {
+      throw fromSystemError(error, 'stage a region into', join(dir, 'data.img'));
+    }
+  }
+
+  private handle(pairId: string): Promise<FileHandle> {
+    let handle = this.handles.get(pairId);
+    if (!handle) {
+      const path = join(this.dir(pairId), 'data.img');
+      handle = open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      this.handles.set(pairId, handle);
+      handle.catch(() => this.handles.delete(pairId));
+    }
+    return handle;
+  }
+
+  private async closeHandle(pairId: string): Promise<void> {
+    const handle = this.handles.get(pairId);
+    this.handles.delete(pairId);
+    await (await handle?.catch(() => undefined))?.close();
+  }
+
+  async close(): Promise<void> {
+    for (const pairId of [...this.handles.keys()]) await this.closeHandle(pairId);
+  }
+
+  /**
+   * Applies `cycle`: its staged regions (those listed; each must have been staged) go into the
+   * volume under a redo record; the member records the cycle. Idempotent for an applied cycle.
+   */
+  async apply(pairId: string, cycle: number, regionIndexes: readonly number[], auth: WriteAuth | undefined): Promise<void> {
+    this.checkSecondary(pairId, auth);
+    const member = this.members.require(pairId);
+    if ((member.appliedCycle ?? 0) >= cycle) return;
+    const dir = this.dir(pairId);
+    const current = await readRecord(join(dir, 'staging.json'), stagingRecordKind);
+    if (regionIndexes.length > 0 && current?.cycle !== cycle) {
+      throw new TidemarkError('INCOMPLETE', `nothing of cycle ${cycle} is staged on ${this.volume.path}`, 'ship the cycle again');
+    }
+    for (const r of regionIndexes) this.volume.geometry.region(r); // every index within the volume, before the redo record
+    await this.closeHandle(pairId);
+    const handle = regionIndexes.length > 0 ? await open(join(dir, 'data.img'), 'r') : undefined;
+    try {
+      await handle?.datasync();
+      const bits = wordsOf(this.volume.regionCount, regionIndexes);
+      await writeRecord(join(dir, 'redo.json'), redoRecordKind, {
+        pairId,
+        cycle,
+        regionCount: bits.bitCount,
+        words: Buffer.from(bits.toBytes()).toString('base64'),
+      });
+    } finally {
+      await handle?.close();
+    }
+    await this.redo(pairId);
+  }
+
+  /** Finishes a recorded apply (after a crash, at open): copies, flushes, records the cycle, drops the staging area. */
+  async redo(pairId: string): Promise<boolean> {
+    const dir = this.dir(pairId);
+    const record = await readRecord(join(dir, 'redo.json'), redoRecordKind);
+    if (!record) return false;
+    const bits = Bitset.fromBytes(record.regionCount, Buffer.from(record.words, 'base64'));
+    const member = this.members.get(pairId);
+    const auth = member ? { pairId, generation: member.generation } : undefined;
+    let handle: FileHandle | undefined;
+    try {
+      if (bits.anySet()) handle = await open(join(dir, 'data.img'), 'r');
+      for (let r = bits.nextSetBit(0); r !== -1; r = r + 1 < bits.bitCount ? bits.nextSetBit(r + 1) : -1) {
+        const span = this.volume.geometry.region(r);
+        const data = Buffer.alloc(span.bytes);
+        await handle!.read(data, 0, span.bytes, span.offsetBytes);
+        await this.volume.write(span.offsetBytes, data, auth);
+      }
+      await this.volume.flush();
+    } catch (error) {
+      throw fromSystemError(error, `apply cycle ${record.cycle} of pair ${pairId} to`, this.volume.path);
+    } finally {
+      await handle?.close();
+    }
+    if (member) await this.members.update(pairId, { appliedCycle: record.cycle });
+    await rm(join(dir, 'redo.json'), { force: true });
+    await rm(dir, { recursive: true, force: true });
+    await syncDirectory(join(this.volumeDir, 'staging')).catch((error: unknown) => {
+      if (errnoCode(error) !== 'ENOENT') throw error;
+    });
+    return true;
+  }
+
+  /** Redo records left by a crash, one per pair: finished now. */
+  async recover(): Promise<number[]> {
+    const recovered: number[] = [];
+    for (const member of this.members.list()) {
+      const record = await readRecord(join(this.dir(member.pairId), 'redo.json'), redoRecordKind);
+      if (record && (await this.redo(member.pairId))) recovered.push(record.cycle);
+    }
+    return recovered;
+  }
+}
