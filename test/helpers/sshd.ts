@@ -12,6 +12,8 @@ export interface TestSshd {
   readonly dir: string;
   readonly port: number;
   readonly alias: string;
+  /** The address sshd listens on: 127.0.0.1, or the namespace's address (`netns`). */
+  readonly address: string;
   /** An ssh config naming the host alias with its port, user and key. */
   readonly sshConfigPath: string;
   readonly hostKeyPub: string;
@@ -39,12 +41,21 @@ export interface SshdOptions {
    * /etc/shadow is a copy giving the user this password (the machine's file is untouched).
    */
   readonly password?: string;
+  /**
+   * Run sshd inside an existing network namespace (`ip netns exec NAME`), listening on
+   * `address` there; the ssh config's alias points at that address. The caller creates and
+   * removes the namespace and its links (e.g. a veth pair shaped with `tc`).
+   */
+  readonly netns?: { readonly name: string; readonly address: string };
 }
 
 export async function startSshd(dir: string, options: SshdOptions = {}): Promise<TestSshd> {
   requireTool('sshd');
   requireTool('ssh-keygen');
   if (process.getuid?.() !== 0) throw new Error('the sshd harness logs in as the current user with a generated key; it needs root here (CI runs as root)');
+  if (options.netns && options.password) throw new Error('the sshd harness runs either in a network namespace or with a password, not both');
+  if (options.netns) requireTool('ip');
+  const address = options.netns?.address ?? '127.0.0.1';
   await mkdir(dir, { recursive: true });
   await mkdir('/run/sshd', { recursive: true });
   for (const key of ['host_key', 'user_key']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, key)]);
@@ -58,7 +69,7 @@ export async function startSshd(dir: string, options: SshdOptions = {}): Promise
     ...(options.extraConfig ?? []),
     ...(ownHome ? [] : [`SetEnv TIDEMARK_HOME=${defaultHome}`]),
     `Port ${port}`,
-    'ListenAddress 127.0.0.1',
+    `ListenAddress ${address}`,
     `HostKey ${join(dir, 'host_key')}`,
     `PidFile ${join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
@@ -75,7 +86,7 @@ export async function startSshd(dir: string, options: SshdOptions = {}): Promise
   const sshConfigPath = join(dir, 'ssh_config');
   await writeFile(
     sshConfigPath,
-    `Host ${alias}\n  HostName 127.0.0.1\n  Port ${port}\n  User ${process.env.USER ?? 'root'}\n  IdentityFile ${join(dir, 'user_key')}\n`,
+    `Host ${alias}\n  HostName ${address}\n  Port ${port}\n  User ${process.env.USER ?? 'root'}\n  IdentityFile ${join(dir, 'user_key')}\n`,
   );
   const sshdArgs = ['-D', '-e', '-f', join(dir, 'sshd_config')];
   const sshd = options.password
@@ -95,14 +106,18 @@ export async function startSshd(dir: string, options: SshdOptions = {}): Promise
           stdio: ['ignore', 'ignore', 'pipe'],
         },
       )
-    : spawn('/usr/sbin/sshd', sshdArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+    : options.netns
+      ? // `ip netns exec` execs sshd in place (no fork), so the child's pid is the listener's.
+        spawn('ip', ['netns', 'exec', options.netns.name, '/usr/sbin/sshd', ...sshdArgs], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('/usr/sbin/sshd', sshdArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   sshd.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  await waitForPort(port, sshd, () => log);
+  await waitForPort(address, port, sshd, () => log);
   return {
     dir,
     port,
     alias,
+    address,
     sshConfigPath,
     hostKeyPub: join(dir, 'host_key.pub'),
     userKeyPath: join(dir, 'user_key'),
@@ -131,12 +146,12 @@ async function shadowWithPassword(dir: string, password: string): Promise<string
   return path;
 }
 
-async function waitForPort(port: number, sshd: ChildProcess, log: () => string): Promise<void> {
+async function waitForPort(address: string, port: number, sshd: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (sshd.exitCode !== null) throw new Error(`sshd exited: ${log()}`);
     const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection(port, '127.0.0.1');
+      const socket = createConnection(port, address);
       socket.once('connect', () => {
         socket.destroy();
         resolve(true);

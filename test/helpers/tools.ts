@@ -21,6 +21,8 @@ const packageOf: Record<string, string> = {
   openssl: 'openssl',
   unshare: 'util-linux',
   pgrep: 'procps',
+  ip: 'iproute2',
+  tc: 'iproute2',
 };
 
 export function requireTool(name: string): string {
