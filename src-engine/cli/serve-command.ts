@@ -120,12 +120,10 @@ export function registerServeCommand(program: Command, io: Io, globals: () => Gl
               ? `; tracking writes (MOOS, predict ${tracking.predictRegions})${tracking.recoveredRegions > 0 ? `, ${tracking.recoveredRegions} regions recovered from MOOS` : ''}`
               : ''),
         );
-        if (!options.secondary && options.replicate && pair.mode === 'continuous') {
+        if (!options.secondary && options.replicate) {
           const endpoints = await endpointsFor(pair, home.agent, path, pool);
           log(`shipping changes to ${pair.secondary.volref} (${endpoints.secondary.where})`);
           shipping = startShipping(io, global, pairs, pair, endpoints, controller.signal, limitRateBytesPerSecond, log);
-        } else if (!options.secondary && options.replicate) {
-          log(`pair ${pair.name} is ${pair.mode}: cycles are not built yet, so nothing is shipped (writes are tracked)`);
         }
         const signal = await Promise.race([waitForSignal(), ...(shipping ? [shipping.then(() => 'shipping ended')] : [])]);
         log(`stopping (${signal})`);
@@ -177,6 +175,7 @@ function startShipping(
     signal,
     limitRateBytesPerSecond,
     onProgress: (p) => line.draw(() => shipProgressText(p)),
+    onCycle: (c) => log(`cycle ${c.cycle}: ${c.regionsTransferred} regions applied, the secondary holds the primary as of ${c.pointInTime}`),
     onWarning: (message) => log(`warning: ${message}`),
   }).then(
     (summary) => summary,

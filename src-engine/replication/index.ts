@@ -13,3 +13,4 @@ export { shipContinuous, protectSnapshotLabelPrefix, runsOf, type ShipOptions, t
 export { replicatePair, waitInSync, replicateLockTask, type ReplicateOptions, type ReplicateSummary, type WaitOptions } from './replicate';
 export { pairLockHolder, type PairLockHolder } from './sync/lock';
 export { checkPairMembers } from './members';
+export { runCycle, periodicPending, currentMapName, cycleSnapshotLabel, type CycleOptions, type CycleProgress, type CycleSummary } from './periodic';

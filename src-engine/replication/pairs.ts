@@ -10,6 +10,7 @@ import type { PairMember, TrackingState, VolumeState } from '../agent';
 import type { VolumeInfo } from '../volume';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
+import { periodicPending } from './periodic';
 import { CursorStore, type SyncCursor } from './sync/cursor';
 import { acquirePairLock, pairLockHolder, type PairLockHolder } from './sync/lock';
 import { lcsSnapshotLabel, sinceMapName, swapMapName, syncSnapshotPrefix } from './sync/names';
@@ -233,7 +234,7 @@ async function sideStatus(resolver: EndpointResolver, volref: string, pairId: st
 export async function pairStatus(store: PairStore, resolver: EndpointResolver, name: string): Promise<PairStatus> {
   const record = await store.require(name);
   const [p, s] = await Promise.all([sideStatus(resolver, record.primary.volref, record.pairId), sideStatus(resolver, record.secondary.volref, record.pairId)]);
-  const { pendingRegions, tracking } = await pendingOf(record, p);
+  const { pendingRegions, tracking } = await pendingOf(store, record, p);
   const cursor = (await new CursorStore(store.pairDir(name)).read()) ?? null;
   const regions = p.status.member?.regionCount ?? s.status.member?.regionCount ?? 0;
   const busyWith = await pairLockHolder(store.pairDir(name));
@@ -255,12 +256,15 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
 
 /** What the secondary may lack: the primary's unshipped regions when it tracks the pair, else its `since` map. */
 async function pendingOf(
+  store: PairStore,
   record: PairRecord,
   p: { status: PairSideStatus; endpoint?: VolumeEndpoint },
 ): Promise<{ pendingRegions: number | null; tracking: TrackingState | null }> {
   if (!p.endpoint || p.status.member?.role !== 'primary') return { pendingRegions: null, tracking: null };
   const { agent, path } = p.endpoint;
   const tracking = await agent.trackingState(path, record.pairId).catch(() => null);
+  // A periodic pair's secondary lags by its change maps (since ∪ a cycle in progress), not by OOS.
+  if (record.mode === 'periodic') return { pendingRegions: await periodicPending(store, record, p.endpoint), tracking };
   if (tracking) return { pendingRegions: tracking.oosRegions + tracking.inFlightRegions, tracking };
   const since = (await agent.bitmapList(path)).find((m) => m.name === sinceMapName(record.pairId));
   return { pendingRegions: since ? since.setCount : null, tracking: null };

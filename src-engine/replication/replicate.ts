@@ -11,6 +11,8 @@ import type { PairRecord, PairStore } from './pair-store';
 import { CursorStore } from './sync/cursor';
 import { acquirePairLock, pairLockHolder, type PairLockHolder } from './sync/lock';
 import { runSync, type SyncProgress, type SyncSummary } from './sync/sync';
+import { sinceMapName } from './sync/names';
+import { periodicPending, runCycle, sleepMs, type CycleProgress, type CycleSummary } from './periodic';
 
 export const replicateLockTask = 'replicate';
 
@@ -18,9 +20,16 @@ export interface ReplicateOptions extends Omit<ShipOptions, 'pair'> {
   readonly store: PairStore;
   readonly pair: PairRecord;
   readonly onSyncProgress?: (progress: SyncProgress) => void;
+  /** Periodic pairs: each cycle's progress, and each finished cycle. */
+  readonly onCycleProgress?: (progress: CycleProgress) => void;
+  readonly onCycle?: (cycle: CycleSummary) => void;
 }
 
 export interface ReplicateSummary extends ShipSummary {
+  /** A periodic pair's cycles run by this call, oldest first (empty for a continuous pair). */
+  readonly cycles: readonly CycleSummary[];
+  /** A periodic pair: the primary's instant the secondary holds after the last cycle. */
+  readonly pointInTime?: string;
   /** The sync run first (a fresh pair, or an interrupted sync), if any. */
   readonly sync: SyncSummary | null;
   /** Another process was replicating the pair: this run waited for it to reach in-sync. */
@@ -31,13 +40,6 @@ export interface ReplicateSummary extends ShipSummary {
 export async function replicatePair(options: ReplicateOptions): Promise<ReplicateSummary> {
   const { store, endpoints } = options;
   let pair = options.pair;
-  if (pair.mode !== 'continuous') {
-    throw new TidemarkError(
-      'UNSUPPORTED',
-      `pair "${pair.name}" is periodic: periodic cycles are not built yet`,
-      'use a continuous pair for now (pair create --mode continuous)',
-    );
-  }
   const pairDir = store.pairDir(pair.name);
   const startMs = performance.now();
   const holder = await pairLockHolder(pairDir);
@@ -49,11 +51,17 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
         'stop that one first, or use --once to wait until it is in sync',
       );
     }
+    if (pair.mode === 'periodic') {
+      const cycle = await waitNextCycle(pair, endpoints, options.signal);
+      return { ...emptySummary(pair, performance.now() - startMs, null), cycles: [], sync: null, waitedFor: holder, pointInTime: cycle };
+    }
     const state = await waitInSync(store, pair, endpoints, { signal: options.signal });
-    return { ...emptySummary(pair, performance.now() - startMs, state), sync: null, waitedFor: holder };
+    return { ...emptySummary(pair, performance.now() - startMs, state), cycles: [], sync: null, waitedFor: holder };
   }
   let sync: SyncSummary | null = null;
-  if (!pair.lastSync || (await new CursorStore(pairDir).read())) {
+  const sinceMissing =
+    pair.mode === 'periodic' && !(await endpoints.primary.agent.bitmapList(endpoints.primary.path)).some((m) => m.name === sinceMapName(pair.pairId));
+  if (!pair.lastSync || sinceMissing || (await new CursorStore(pairDir).read())) {
     sync = await runSync({
       store,
       pair,
@@ -68,10 +76,56 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
   }
   const lock = await acquirePairLock(pairDir, pair.name, replicateLockTask);
   try {
+    if (pair.mode === 'periodic') return { ...(await runCycles(options, pair, startMs)), sync, waitedFor: null };
     const shipped = await shipContinuous({ ...options, pair });
-    return { ...shipped, durationMs: Math.round(performance.now() - startMs), sync, waitedFor: null, regions: await regionsOf(endpoints, pair) };
+    return { ...shipped, cycles: [], durationMs: Math.round(performance.now() - startMs), sync, waitedFor: null, regions: await regionsOf(endpoints, pair) };
   } finally {
     await lock.release();
+  }
+}
+
+/** Cycles every `intervalMs` (measured from each cycle's start) until aborted; with `once`, one cycle. */
+async function runCycles(options: ReplicateOptions, pair: PairRecord, startMs: number): Promise<Omit<ReplicateSummary, 'sync' | 'waitedFor'>> {
+  const cycles: CycleSummary[] = [];
+  const summary = () => {
+    const last = cycles[cycles.length - 1];
+    return {
+      ...emptySummary(pair, performance.now() - startMs, null),
+      regions: last?.regions ?? 0,
+      regionsTransferred: cycles.reduce((sum, c) => sum + c.regionsTransferred, 0),
+      bytesTransferred: cycles.reduce((sum, c) => sum + c.bytesTransferred, 0),
+      wireBytes: cycles.reduce((sum, c) => sum + c.wireBytes, 0),
+      backlogRegions: cycles[0]?.regionsTransferred ?? 0,
+      cycles,
+      ...(last ? { pointInTime: last.pointInTime } : {}),
+    };
+  };
+  for (;;) {
+    const cycleStartMs = performance.now();
+    const cycle = await runCycle({
+      store: options.store,
+      pair,
+      endpoints: options.endpoints,
+      signal: options.signal,
+      limitRateBytesPerSecond: options.limitRateBytesPerSecond,
+      onProgress: options.onCycleProgress,
+    });
+    cycles.push(cycle);
+    if (cycles.length > 100) cycles.shift();
+    options.onCycle?.(cycle);
+    if (options.once) return summary();
+    await sleepMs(Math.max(0, pair.intervalMs - (performance.now() - cycleStartMs)), options.signal);
+  }
+}
+
+/** A periodic pair replicated by another process: resolves with the point in time of its next applied cycle. */
+async function waitNextCycle(pair: PairRecord, endpoints: PairEndpoints, signal: AbortSignal | undefined): Promise<string> {
+  const appliedOf = async () =>
+    (await endpoints.secondary.agent.volumeState(endpoints.secondary.path)).members.find((m) => m.pairId === pair.pairId)?.appliedCycle ?? 0;
+  const first = await appliedOf();
+  for (;;) {
+    await sleepMs(100, signal);
+    if ((await appliedOf()) > first) return new Date().toISOString();
   }
 }
 
@@ -80,13 +134,13 @@ async function regionsOf(endpoints: PairEndpoints, pair: PairRecord): Promise<nu
   return state.regionCount;
 }
 
-function emptySummary(pair: PairRecord, durationMs: number, state: TrackingState): ShipSummary & { regions: number } {
+function emptySummary(pair: PairRecord, durationMs: number, state: TrackingState | null): ShipSummary & { regions: number; pointInTime?: string } {
   return {
     pair: pair.name,
-    regions: state.regionCount,
+    regions: state?.regionCount ?? 0,
     regionsTransferred: 0,
     bytesTransferred: 0,
-    recoveredRegions: state.recoveredRegions,
+    recoveredRegions: state?.recoveredRegions ?? 0,
     backlogRegions: 0,
     requeuedRegions: 0,
     protectSnapshots: 0,
@@ -117,7 +171,8 @@ export async function waitInSync(store: PairStore, pair: PairRecord, endpoints: 
     const state = await endpoints.primary.agent.trackingState(endpoints.primary.path, pair.pairId);
     options.onState?.(state);
     const synced = record.lastSync !== null && !(await cursors.read());
-    if (synced && state.oosRegions + state.inFlightRegions === 0) return state;
+    const unshipped = record.mode === 'periodic' ? ((await periodicPending(store, record, endpoints.primary)) ?? 1) : state.oosRegions + state.inFlightRegions;
+    if (synced && unshipped === 0) return state;
     if (performance.now() >= deadlineMs) {
       const why = synced
         ? `${state.oosRegions + state.inFlightRegions} regions are not shipped yet, the oldest written ${Math.round(state.oldestUnshippedMs / 1000)} s ago`

@@ -35,6 +35,7 @@ export interface LocalPairOptions {
   readonly prepare?: (agent: AgentApi, primaryPath: string, secondaryPath: string) => Promise<void>;
   /** Wraps the secondary's agent (a recording or failing wrapper); the pair's endpoints use the result. */
   readonly wrapSecondary?: (agent: AgentApi) => AgentApi;
+  readonly mode?: 'continuous' | 'periodic';
 }
 
 export async function makeLocalPair(dir: string, options: LocalPairOptions): Promise<LocalPair> {
@@ -46,7 +47,12 @@ export async function makeLocalPair(dir: string, options: LocalPairOptions): Pro
   await agent.volumeCreate(secondaryPath, options.sizeBytes, options.regionBytes);
   await options.prepare?.(agent, primaryPath, secondaryPath);
   const store = new PairStore(join(dir, 'home'));
-  const record = await createPair(store, resolverFor(agent), { name: 'p', primary: primaryPath, secondary: secondaryPath });
+  const record = await createPair(store, resolverFor(agent), {
+    name: 'p',
+    primary: primaryPath,
+    secondary: secondaryPath,
+    ...(options.mode ? { mode: options.mode } : {}),
+  });
   const secondaryAgent = options.wrapSecondary ? options.wrapSecondary(agent) : agent;
   const endpoints: PairEndpoints = {
     primary: { volref: primaryPath, agent, path: primaryPath, where: 'this machine' },

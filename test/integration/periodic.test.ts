@@ -1,0 +1,173 @@
+// Periodic replication (seed 004): a writer issues numbered records, each waiting for its
+// acknowledgement, while cycles run; after every cycle the secondary holds exactly the
+// primary as of some record m — a prefix of the acknowledged records, never a later record
+// without all earlier ones — with m at least what was acknowledged before the cycle began.
+// Two secondaries of one primary cycle independently; an interrupted cycle leaves the
+// secondary at the previous boundary and resumes.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { AgentApi } from '../../src-engine/agent';
+import { createPair, runCycle, runSync, type PairEndpoints, type PairRecord, type PairStore } from '../../src-engine/replication';
+import { makeLocalPair, resolverFor } from '../helpers/pairs';
+import { seededRandom } from '../helpers/random';
+import { tempDir } from '../helpers/tmp';
+
+const regionBytes = 4096;
+const regionCount = 64;
+const sizeBytes = regionBytes * regionCount;
+const baseSeed = Number(process.env.TIDEMARK_TEST_SEED ?? 20261124);
+
+/** Record n: region n mod 64, stamped with n and filled with a byte derived from it. */
+function record(n: number): Buffer {
+  const data = Buffer.alloc(regionBytes, (n * 31 + 7) & 0xff);
+  data.writeUInt32LE(n, 0);
+  data.writeUInt32LE(n ^ 0x5a5a5a5a, 4);
+  return data;
+}
+
+/** Writes records 1, 2, … through the primary's agent, one at a time, each awaited (acknowledged). */
+class RecordWriter {
+  acked = 0;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly agent: AgentApi,
+    private readonly path: string,
+    private readonly random: () => number,
+  ) {}
+
+  start(): void {
+    this.running = (async () => {
+      while (!this.stopped) {
+        const n = this.acked + 1;
+        await this.agent.writeRegion(this.path, n % regionCount, record(n));
+        this.acked = n;
+        if (this.random() < 0.3) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+  }
+}
+
+/** The m such that `bytes` is the primary after records 1..m (throws naming the first region that breaks it). */
+function prefixHeld(bytes: Buffer): number {
+  let m = 0;
+  const found: number[] = [];
+  for (let i = 0; i < regionCount; i++) {
+    const region = bytes.subarray(i * regionBytes, (i + 1) * regionBytes);
+    const n = region.readUInt32LE(0);
+    if (n !== 0) {
+      expect(region.equals(record(n)), `region ${i} holds a whole record`).toBe(true);
+      expect(n % regionCount).toBe(i);
+    } else expect(region.equals(Buffer.alloc(regionBytes)), `region ${i} never written`).toBe(true);
+    found.push(n);
+    m = Math.max(m, n);
+  }
+  // After records 1..m, region i holds the latest n ≤ m with n ≡ i (mod 64), or nothing.
+  for (let i = 0; i < regionCount; i++) {
+    const latest = m - ((((m - i) % regionCount) + regionCount) % regionCount);
+    expect(found[i], `region ${i}: after record ${m} it holds ${latest > 0 ? latest : 'nothing'}`).toBe(latest > 0 ? latest : 0);
+  }
+  return m;
+}
+
+async function syncedPeriodic(wrapSecondary?: (agent: AgentApi) => AgentApi) {
+  const pair = await makeLocalPair(await tempDir(), { sizeBytes, regionBytes, mode: 'periodic', wrapSecondary });
+  await runSync({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, method: 'auto' });
+  return pair;
+}
+
+async function cycleAndCheck(store: PairStore, record: PairRecord, endpoints: PairEndpoints, writer: RecordWriter, secondaryPath: string): Promise<number> {
+  const ackedBefore = writer.acked;
+  const summary = await runCycle({ store, pair: record, endpoints });
+  const ackedAfter = writer.acked;
+  const m = prefixHeld(await readFile(secondaryPath));
+  expect(m).toBeGreaterThanOrEqual(ackedBefore);
+  expect(m).toBeLessThanOrEqual(ackedAfter);
+  expect(summary.regionsTransferred).toBeLessThanOrEqual(regionCount);
+  return m;
+}
+
+describe('periodic replication', () => {
+  it('after every cycle the secondary holds exactly a prefix of the acknowledged records', async () => {
+    const seed = baseSeed;
+    console.log(`[periodic] prefix seed ${seed}`);
+    const pair = await syncedPeriodic();
+    const writer = new RecordWriter(pair.agent, pair.primaryPath, seededRandom(seed));
+    writer.start();
+    const held: number[] = [];
+    for (let c = 0; c < 12; c++) {
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.floor(seededRandom(seed + c)() * 40)));
+      held.push(await cycleAndCheck(pair.store, pair.record, pair.endpoints, writer, pair.secondaryPath));
+    }
+    await writer.stop();
+    expect(held.every((m, i) => i === 0 || m >= held[i - 1]!)).toBe(true);
+    expect(held.at(-1)).toBeGreaterThan(held[0]!); // cycles moved the secondary forward
+    // The writer stopped: one more cycle and the volumes are identical.
+    await runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints });
+    expect((await readFile(pair.secondaryPath)).equals(await readFile(pair.primaryPath))).toBe(true);
+    expect((await pair.agent.snapshotList(pair.primaryPath)).snapshots).toEqual([]); // every cycle's snapshot went
+    expect((await pair.agent.volumeState(pair.secondaryPath)).members[0]!.appliedCycle).toBe(13);
+  });
+
+  it('two secondaries of one primary cycle independently, each always at a prefix', async () => {
+    const seed = baseSeed + 1;
+    const pair = await syncedPeriodic();
+    const second = join(pair.agent.homeDir, '..', 'second.img');
+    await pair.agent.volumeCreate(second, sizeBytes, regionBytes);
+    const record2 = await createPair(pair.store, resolverFor(pair.agent), { name: 'p2', primary: pair.primaryPath, secondary: second, mode: 'periodic' });
+    const endpoints2: PairEndpoints = {
+      primary: pair.endpoints.primary,
+      secondary: { volref: second, agent: pair.agent, path: second, where: 'this machine' },
+    };
+    await runSync({ store: pair.store, pair: record2, endpoints: endpoints2, method: 'auto' });
+    const writer = new RecordWriter(pair.agent, pair.primaryPath, seededRandom(seed));
+    writer.start();
+    for (let c = 0; c < 6; c++) {
+      await cycleAndCheck(pair.store, pair.record, pair.endpoints, writer, pair.secondaryPath);
+      if (c % 3 === 2) await cycleAndCheck(pair.store, record2, endpoints2, writer, second);
+    }
+    await writer.stop();
+    expect((await pair.agent.volumeState(pair.secondaryPath)).members[0]!.appliedCycle).toBe(6);
+    expect((await pair.agent.volumeState(second)).members[0]!.appliedCycle).toBe(2);
+  });
+
+  it('a cycle interrupted while shipping leaves the secondary at the previous boundary and resumes', async () => {
+    const failAfter = { writes: undefined as number | undefined };
+    let staged = 0;
+    const pair = await syncedPeriodic(
+      (agent) =>
+        new Proxy(agent, {
+          get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver) as unknown;
+            if (property !== 'stageRegion' || typeof value !== 'function') return value;
+            return async (...args: unknown[]) => {
+              if (failAfter.writes !== undefined && staged >= failAfter.writes) throw new Error('link dropped (test)');
+              staged += 1;
+              return (value as (...a: unknown[]) => Promise<void>).apply(target, args);
+            };
+          },
+        }),
+    );
+    const writer = new RecordWriter(pair.agent, pair.primaryPath, seededRandom(baseSeed + 2));
+    writer.start();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await cycleAndCheck(pair.store, pair.record, pair.endpoints, writer, pair.secondaryPath);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const before = await readFile(pair.secondaryPath);
+    failAfter.writes = staged + 5;
+    await expect(runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints })).rejects.toThrow(/link dropped/);
+    expect((await readFile(pair.secondaryPath)).equals(before)).toBe(true); // staged only: the volume did not move
+    failAfter.writes = undefined;
+    const resumed = await runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints });
+    expect(resumed.resumed).toBe(true);
+    prefixHeld(await readFile(pair.secondaryPath));
+    await writer.stop();
+  });
+});
