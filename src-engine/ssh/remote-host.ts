@@ -111,6 +111,12 @@ export class RemoteHost implements AgentApi {
   private readonly lifetime = new AbortController();
   /** The agent of every connection made so far, for wireBytes(). */
   private readonly connectedAgents: RpcAgent[] = [];
+  /**
+   * Writes (or staged regions) acknowledged and not yet flushed, per target: the session that
+   * acknowledged them and how many. A flush on a later session cannot vouch for them (the
+   * host may have rebooted and lost them from its page cache), so it fails instead.
+   */
+  private readonly unflushed = new Map<string, { session: Session; acked: number }>();
 
   constructor(
     readonly alias: string,
@@ -244,11 +250,54 @@ export class RemoteHost implements AgentApi {
   }
 
   writeRegion(path: string, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void> {
-    return this.unary(
+    return this.acknowledged(
+      path,
       `writing region ${regionIndex} of ${path}`,
       (agent) => agent.writeRegion(path, regionIndex, data, options),
       'the region may be partly written and is recorded as written; write it again (writes are idempotent) — the next operation reconnects',
     );
+  }
+
+  /** A write whose durability a later flush must vouch for, on the same session. */
+  private async acknowledged(key: string, what: string, run: (agent: RpcAgent) => Promise<void>, hint: string): Promise<void> {
+    const session = await this.sessionNow();
+    try {
+      await run(session.agent);
+    } catch (error) {
+      throw this.interrupted(error, session, what, hint);
+    }
+    const entry = this.unflushed.get(key);
+    if (!entry) this.unflushed.set(key, { session, acked: 1 });
+    else entry.acked += 1; // on another session the flush fails anyway: the older one is kept
+  }
+
+  /**
+   * Runs a flush of `key` (a volume's flush, a cycle's apply) only on the session that
+   * acknowledged what it makes durable; writes acknowledged before a reconnect fail it
+   * (DISCONNECTED), so they are sent again rather than trusted.
+   */
+  private async durable<T>(key: string, what: string, run: (agent: RpcAgent) => Promise<T>, hint: string): Promise<T> {
+    const session = await this.sessionNow();
+    const entry = this.unflushed.get(key);
+    if (entry && entry.session !== session) {
+      this.unflushed.delete(key);
+      throw new TidemarkError(
+        'DISCONNECTED',
+        `${entry.acked} write(s) for ${key} were acknowledged before the connection to ${this.alias} dropped and may not be durable there`,
+        'they are sent again: the operation resumes from its last durable point',
+      );
+    }
+    const ackedAtStart = entry?.acked ?? 0;
+    let result: T;
+    try {
+      result = await run(session.agent);
+    } catch (error) {
+      throw this.interrupted(error, session, what, hint);
+    }
+    const now = this.unflushed.get(key);
+    if (now && now.session === session && now.acked === ackedAtStart) this.unflushed.delete(key);
+    else if (now && now.session === session) now.acked -= ackedAtStart; // acknowledged during the flush: not covered by it
+    return result;
   }
 
   reclaimRegions(path: string, firstRegion: number, regionCount: number, options?: { auth?: WriteAuth }): Promise<{ punched: boolean }> {
@@ -260,7 +309,8 @@ export class RemoteHost implements AgentApi {
   }
 
   flush(path: string): Promise<void> {
-    return this.unary(
+    return this.durable(
+      path,
       `flushing ${path}`,
       (agent) => agent.flush(path),
       'writes since the last completed flush may not be durable; flush again — the next operation reconnects',
@@ -397,7 +447,8 @@ export class RemoteHost implements AgentApi {
   }
 
   stageRegion(path: string, pairId: string, cycle: number, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void> {
-    return this.unary(
+    return this.acknowledged(
+      `${path} staging of ${pairId}`,
       `staging region ${regionIndex} of ${path}`,
       (agent) => agent.stageRegion(path, pairId, cycle, regionIndex, data, options),
       'the cycle resumes by staging again',
@@ -405,7 +456,8 @@ export class RemoteHost implements AgentApi {
   }
 
   stageApply(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void> {
-    return this.unary(
+    return this.durable(
+      `${path} staging of ${pairId}`,
       `applying cycle ${cycle} to ${path}`,
       (agent) => agent.stageApply(path, pairId, cycle, regionIndexes, options),
       'applying is idempotent: the cycle resumes',
