@@ -276,6 +276,17 @@ export interface ReplicationStateDto {
   readonly history: readonly LagSampleDto[];
   readonly summary: ReplicationSummaryDto | null;
   readonly error: ConsoleErrorDto | null;
+  /** A periodic pair's applied cycles, newest last. */
+  readonly cycles: readonly CycleDto[];
+}
+
+export interface CycleDto {
+  readonly cycle: number;
+  readonly pointInTime: string;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly durationMs: number;
+  readonly finishedAtMs: number;
 }
 
 /** The primary's write tracking of a pair, as its agent reports it. */

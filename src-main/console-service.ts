@@ -239,6 +239,7 @@ export function toReplicationStateDto(state: ReplicationState): ReplicationState
           protectSnapshotId: progress.protectSnapshotId,
         }
       : null,
+    cycles: state.cycles.map((c) => ({ ...c })),
     history: state.history.map((s) => ({
       atMs: s.atMs,
       lagRegions: s.lagRegions,

@@ -3,4 +3,4 @@
 export { Engine, mapKinds, type EngineHostOptions, type MapKind, type BitmapView, type Overview, type PairSummary, type VolumeSummary } from './engine';
 export { PairOperations, type SyncState, type SyncEstimate, type MethodEstimate } from './pair-ops';
 export { SeedingOperations, type SeedingTask, type SeedingKind, type ExportPreflight } from './seeding';
-export { ReplicationOperations, type ReplicationState, type LagSample } from './replication-ops';
+export { ReplicationOperations, type ReplicationState, type LagSample, type CycleRecord } from './replication-ops';

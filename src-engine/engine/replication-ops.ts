@@ -27,6 +27,18 @@ export interface ReplicationState {
   readonly history: readonly LagSample[];
   readonly summary: ReplicateSummary | null;
   readonly error: { code: string; message: string; hint: string } | null;
+  /** A periodic pair's applied cycles, newest last (the last 50). */
+  readonly cycles: readonly CycleRecord[];
+}
+
+export interface CycleRecord {
+  readonly cycle: number;
+  /** The primary's instant the secondary holds since this cycle. */
+  readonly pointInTime: string;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly durationMs: number;
+  readonly finishedAtMs: number;
 }
 
 interface Running {
@@ -77,6 +89,7 @@ export class ReplicationOperations {
         history: [],
         summary: null,
         error: null,
+        cycles: [],
       },
       controller,
       done: Promise.resolve(),
@@ -91,6 +104,17 @@ export class ReplicationOperations {
       signal: controller.signal,
       ...(options.limitRateBytesPerSecond ? { limitRateBytesPerSecond: options.limitRateBytesPerSecond } : {}),
       onProgress: (progress) => this.record(run, progress),
+      onCycle: (cycle) => {
+        const record: CycleRecord = {
+          cycle: cycle.cycle,
+          pointInTime: cycle.pointInTime,
+          regionsTransferred: cycle.regionsTransferred,
+          bytesTransferred: cycle.bytesTransferred,
+          durationMs: cycle.durationMs,
+          finishedAtMs: Date.now(),
+        };
+        run.state = { ...run.state, cycles: [...run.state.cycles.slice(-49), record] };
+      },
       onWarning: (message) => this.events.emit({ severity: 'warning', pair: name, kind: 'replication.retry', message }),
     }).then(
       (summary) => {

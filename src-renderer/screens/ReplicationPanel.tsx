@@ -3,7 +3,7 @@
 // snapshot, the data path, and a lag chart over the last ten minutes. Polled at ~2 Hz.
 import { Alert, Box, Button, Card, CardContent, Chip, Stack, TextField, Typography, type ChipProps } from '@mui/material';
 import { useState } from 'react';
-import type { PairDto, ReplicationStateDto, ReplicationViewDto, ShipStateDto } from '../../src-main/console-api';
+import type { CycleDto, PairDto, ReplicationStateDto, ReplicationViewDto, ShipStateDto } from '../../src-main/console-api';
 import { ApiError, consoleApi } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { LagChart } from '../components/LagChart';
@@ -57,40 +57,41 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
             <Chip size="small" label={pair.mode} data-testid="replication-mode" />
             <Chip size="small" label={stateChips[phase].label} color={stateChips[phase].color} data-testid="replication-state" />
           </Stack>
-          {continuous ? (
-            <Stack direction={{ xs: 'column', sm: 'row' }} spacing={2} sx={{ alignItems: { sm: 'center' } }}>
-              <TextField
-                size="small"
-                label="Limit (MiB/s)"
-                placeholder="no limit"
-                value={running && state?.limitRateBytesPerSecond ? String(state.limitRateBytesPerSecond / MiB) : limitMiB}
-                error={!limitValid}
-                disabled={running}
-                title={running ? 'the limit is set at start: stop and start again to change it' : undefined}
-                onChange={(e) => setLimitMiB(e.target.value)}
-                slotProps={{ htmlInput: { inputMode: 'decimal', 'data-testid': 'replication-limit' } }}
-                sx={{ width: 170 }}
-              />
-              {running ? (
-                <Button variant="outlined" color="warning" onClick={() => void stop()} data-testid="replication-stop">
-                  Stop replication
-                </Button>
-              ) : (
-                <Button variant="contained" onClick={() => void start()} disabled={!limitValid || syncing} data-testid="replication-start">
-                  Start replication
-                </Button>
-              )}
-              {syncing && !running && (
-                <Typography variant="body2" color="text.secondary">
-                  A sync is running: replication can start once it is done.
-                </Typography>
-              )}
-            </Stack>
-          ) : (
+          {!continuous && (
             <Alert severity="info" data-testid="replication-periodic">
-              This pair is periodic: periodic cycles are not built yet. Continuous pairs replicate from here.
+              Periodic: each cycle, at the pair’s interval, snapshots the primary, ships what changed into a staging area on the secondary and applies it there,
+              so the secondary always holds the primary as of a cycle.
             </Alert>
           )}
+          <Stack direction={{ xs: 'column', sm: 'row' }} spacing={2} sx={{ alignItems: { sm: 'center' } }}>
+            <TextField
+              size="small"
+              label="Limit (MiB/s)"
+              placeholder="no limit"
+              value={running && state?.limitRateBytesPerSecond ? String(state.limitRateBytesPerSecond / MiB) : limitMiB}
+              error={!limitValid}
+              disabled={running}
+              title={running ? 'the limit is set at start: stop and start again to change it' : undefined}
+              onChange={(e) => setLimitMiB(e.target.value)}
+              slotProps={{ htmlInput: { inputMode: 'decimal', 'data-testid': 'replication-limit' } }}
+              sx={{ width: 170 }}
+            />
+            {running ? (
+              <Button variant="outlined" color="warning" onClick={() => void stop()} data-testid="replication-stop">
+                Stop replication
+              </Button>
+            ) : (
+              <Button variant="contained" onClick={() => void start()} disabled={!limitValid || syncing} data-testid="replication-start">
+                Start replication
+              </Button>
+            )}
+            {syncing && !running && (
+              <Typography variant="body2" color="text.secondary">
+                A sync is running: replication can start once it is done.
+              </Typography>
+            )}
+          </Stack>
+          {!continuous && <CycleHistory cycles={state?.cycles ?? []} />}
           {view.data && <ReplicationFigures view={view.data} regionBytes={pair.regionBytes} />}
           {state?.error && <ErrorNote error={new ApiError(state.error)} />}
           <ErrorNote error={error} />
@@ -99,6 +100,30 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
         </Stack>
       </CardContent>
     </Card>
+  );
+}
+
+/** A periodic pair's applied cycles, newest first. */
+function CycleHistory({ cycles }: { cycles: readonly CycleDto[] }) {
+  if (cycles.length === 0) {
+    return (
+      <Typography variant="body2" color="text.secondary" data-testid="cycle-history-empty">
+        No cycle applied by this console yet.
+      </Typography>
+    );
+  }
+  return (
+    <Stack spacing={0.25} data-testid="cycle-history">
+      {[...cycles]
+        .reverse()
+        .slice(0, 10)
+        .map((c) => (
+          <Typography key={c.cycle} variant="body2" data-testid={`cycle-${c.cycle}`}>
+            Cycle {c.cycle}: {c.regionsTransferred} regions ({formatBytes(c.bytesTransferred)}) in {formatDurationMs(c.durationMs)} — the secondary holds the
+            primary as of {new Date(c.pointInTime).toLocaleTimeString()}
+          </Typography>
+        ))}
+    </Stack>
   );
 }
 

@@ -86,6 +86,7 @@ function running(extra: Partial<ReplicationStateDto> = {}, progress: Partial<Non
     ),
     summary: null,
     error: null,
+    cycles: [],
     ...extra,
   };
 }
@@ -213,12 +214,30 @@ describe('ReplicationPanel', () => {
     await waitFor(() => expect(screen.getByTestId('error-note').textContent).toBe('pair field is already replicatingstop it first'));
   });
 
-  it('periodic pairs: says cycles are not built yet and offers no Start', async () => {
+  it('periodic pairs: explains cycles, offers Start, and lists applied cycles newest first', async () => {
     install({});
     render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
-    expect(text('replication-periodic')).toContain('periodic cycles are not built yet');
-    expect(screen.queryByTestId('replication-start')).toBeNull();
+    expect(text('replication-periodic')).toContain('the secondary always holds the primary as of a cycle');
+    expect(screen.getByTestId('replication-start')).toBeTruthy();
     expect(screen.queryByTestId('lag-chart-empty')).toBeNull();
+    expect(text('cycle-history-empty')).toBe('No cycle applied by this console yet.');
+  });
+
+  it('periodic pairs: the cycle history', async () => {
+    const cycle = (n: number) => ({
+      cycle: n,
+      pointInTime: new Date(Date.UTC(2026, 10, 23, 10, 0, n)).toISOString(),
+      regionsTransferred: n,
+      bytesTransferred: n * MiB,
+      durationMs: 1500,
+      finishedAtMs: 0,
+    });
+    install({ state: running({ cycles: [cycle(1), cycle(2)] }) });
+    render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await waitFor(() => expect(screen.getByTestId('cycle-history')).toBeTruthy());
+    const lines = screen.getByTestId('cycle-history').querySelectorAll('[data-testid^="cycle-"]');
+    expect(Array.from(lines, (l) => l.getAttribute('data-testid'))).toEqual(['cycle-2', 'cycle-1']);
+    expect(text('cycle-2')).toMatch(/^Cycle 2: 2 regions \(2 MiB\) in/);
   });
 
   it('no Start while a sync of the pair runs', () => {
