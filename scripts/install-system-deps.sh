@@ -15,7 +15,8 @@ packages=(
   nbdkit              # NBD peer for benchmarks
   e2fsprogs
   rsync
-  iproute2            # ip netns, tc netem for test hosts
+  iproute2            # ip netns, veth: a test host in a network namespace
+  nftables            # nft: packet loss on that host's link (the kernel may lack netem)
   xxhash              # xxhsum: the independent xxh3-128 reference in signature tests
   xfsprogs            # mkfs.xfs: a reflink-capable filesystem on a loop device for snapshot tests
   mount               # losetup, mount: loop block devices in volume tests

@@ -23,6 +23,7 @@ const packageOf: Record<string, string> = {
   pgrep: 'procps',
   ip: 'iproute2',
   tc: 'iproute2',
+  nft: 'nftables',
 };
 
 export function requireTool(name: string): string {
