@@ -104,6 +104,13 @@ export class RpcPeer {
     channel.on('close', () =>
       this.close(new TidemarkError('DISCONNECTED', 'RPC connection closed by the peer', 'the agent or the link went away; retry to reconnect')),
     );
+    // A stream that allows half-open (an SSH channel) may report the peer's end without a
+    // 'close': sshd forwards the death of the agent behind it as end-of-stream and keeps the
+    // channel open. No reply can follow, so it is a dropped connection now, not at the next
+    // keepalive. When this side closes first, close() has already run and this does nothing.
+    channel.on('end', () =>
+      this.close(new TidemarkError('DISCONNECTED', 'RPC connection ended by the peer', 'the agent or the link went away; retry to reconnect')),
+    );
     const keepaliveMs = options.keepaliveMs ?? rpcKeepaliveMs;
     if (keepaliveMs > 0) {
       this.keepaliveTimer = setInterval(() => this.keepalive(keepaliveMs), keepaliveMs);

@@ -223,8 +223,45 @@ describe('RPC', () => {
     const call = client.call('forever');
     await until(() => peers.length === 1);
     peers[0]!.close();
-    await expect(call).rejects.toThrow(/RPC connection (closed by the peer|lost: read ECONNRESET)/);
+    await expect(call).rejects.toThrow(/RPC connection (closed by the peer|ended by the peer|lost: read ECONNRESET)/);
   });
+
+  it('an end-of-stream from the peer fails calls in flight at once, on a stream left half-open', async () => {
+    // What sshd does when the agent behind it dies: it forwards end-of-stream and keeps the
+    // channel half-open, so no 'close' comes. Both sockets allow half-open to reproduce that.
+    const path = join(await tempDir(), 'half-open.sock');
+    const decoder = new FrameDecoder();
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      socket.write(encodeFrame({ type: 'hello', id: 0, json: { protocol: 'tidemark-rpc', version: 1 }, payload: new Uint8Array(0) }));
+      socket.on('data', (chunk: Buffer) => {
+        if (decoder.push(chunk).some((frame) => frame.type === 'request')) socket.end(); // dies mid-call
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(path, () => resolve()));
+    cleanups.push(() => server.close());
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = createConnection({ path, allowHalfOpen: true }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const client = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
+    cleanups.push(() => client.close());
+    await client.handshake();
+    const startedMs = performance.now();
+    // Without reacting to 'end' the call would wait for a keepalive (none here): cap the wait.
+    const failure = await Promise.race([
+      client.call('forever').then(
+        () => 'answered',
+        (error: unknown) => error,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still pending after 2 s'), 2_000)),
+    ]);
+    const failedAfterMs = performance.now() - startedMs;
+    expect(failure).toBeInstanceOf(TidemarkError);
+    expect((failure as TidemarkError).code).toBe('DISCONNECTED');
+    expect((failure as TidemarkError).message).toMatch(/ended by the peer/);
+    expect(failedAfterMs).toBeLessThan(1000);
+    expect(client.closed).toBe(true);
+  }, 5_000);
 
   it('keepalive closes a peer that stops answering', async () => {
     const path = join(await tempDir(), 'silent.sock');
