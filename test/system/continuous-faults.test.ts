@@ -437,6 +437,7 @@ function volatileSecondary(inner: AgentApi, crashAtWrite: number): { agent: Agen
   let armed = false;
   let writes = 0;
   let crashes = 0;
+  let crashedUnflushed = false;
   const agent = new Proxy(inner, {
     get(target, property, receiver) {
       if (property === 'writeRegion') {
@@ -446,6 +447,7 @@ function volatileSecondary(inner: AgentApi, crashAtWrite: number): { agent: Agen
           if (writes === crashAtWrite) {
             cache.clear();
             crashes += 1;
+            crashedUnflushed = true;
             throw new TidemarkError('DISCONNECTED', 'the secondary host crashed (test)', 'the next operation reconnects');
           }
           cache.set(regionIndex, { path, data: Buffer.from(data), auth: options?.auth });
@@ -453,6 +455,16 @@ function volatileSecondary(inner: AgentApi, crashAtWrite: number): { agent: Agen
       }
       if (property === 'flush') {
         return async (path: string) => {
+          if (crashedUnflushed) {
+            // RemoteHost's contract: a flush on the new session does not vouch for writes the old one acknowledged.
+            crashedUnflushed = false;
+            cache.clear();
+            throw new TidemarkError(
+              'DISCONNECTED',
+              'writes were acknowledged before the connection dropped and may not be durable (test)',
+              'they are sent again',
+            );
+          }
           for (const [regionIndex, write] of cache) await target.writeRegion(write.path, regionIndex, write.data, { auth: write.auth });
           cache.clear();
           await target.flush(path);
@@ -465,16 +477,12 @@ function volatileSecondary(inner: AgentApi, crashAtWrite: number): { agent: Agen
 }
 
 describe('continuous replication when the secondary host crashes mid-batch', () => {
-  // KNOWN ENGINE BUG (expected failure; turn `it.fails` into `it` once fixed). After a failed
-  // write, Conveyor.settle() commits what was acknowledged: it flushes the secondary and settles
-  // those regions as shipped (src-engine/replication/sync/conveyor.ts, commit()). Through a
-  // RemoteHost that flush reconnects transparently and runs on a new session — a restarted
-  // agent, possibly on a rebooted host — so it says nothing about writes acknowledged by the
-  // old one. Writes lost with the old host's page cache are settled as shipped, leave MOOS, and
-  // are never resent: the secondary silently differs. Over real SSH the same happens (the
-  // killed-agent cases above show the flush reconnecting before the shipper's retry); it only
-  // loses data when the host's page cache is lost too, which one machine cannot show.
-  it.fails('regions acknowledged but not flushed before the crash are resent (fails today: they are settled as shipped and lost)', async () => {
+  // A flush after a reconnect must not vouch for writes the crashed host acknowledged: RemoteHost
+  // refuses it (DISCONNECTED; test/system/remote-flush.test.ts shows that against a real sshd),
+  // and the fake below keeps that contract. The conveyor then sends those regions again instead
+  // of settling them as shipped (before the fix they left MOOS and the secondary silently
+  // differed in the 9 regions acknowledged before the crash).
+  it('regions acknowledged but not flushed before the crash are resent, never settled as shipped', async () => {
     const seed = baseSeed + 30;
     console.log(`[continuous-faults] volatile secondary seed ${seed}`);
     let secondary: ReturnType<typeof volatileSecondary> | undefined;
@@ -494,7 +502,7 @@ describe('continuous replication when the secondary host crashes mid-batch', () 
     expect(summary.inSync).toBe(true);
     const verified = await verifyPair(pair.record, pair.endpoints);
     console.log(`[continuous-faults] volatile secondary: ${verified.regionsDiffering} regions differ after "in sync"`);
-    expect(verified.regionsDiffering).toBe(0); // fails today: the 9 regions acknowledged before the crash
+    expect(verified.regionsDiffering).toBe(0);
     expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
   });
 });
