@@ -93,6 +93,12 @@ export interface VolumeState {
   readonly importing: ImportMarker | null;
 }
 
+export interface SnapshotGroupItem {
+  readonly path: string;
+  readonly label?: string;
+  readonly rotateMaps?: readonly [string, string];
+}
+
 export interface SnapshotInfo {
   readonly snapshotId: string;
   readonly kind: 'reflink' | 'cow';
@@ -169,6 +175,13 @@ export interface AgentApi {
    * what `next` recorded and `next` starts empty (a periodic cycle).
    */
   snapshotCreate(path: string, options?: { label?: string; rotateMaps?: readonly [string, string] }): Promise<SnapshotInfo>;
+  /**
+   * Snapshots of several volumes at one instant (a consistency group): each volume's writes
+   * are held from its snapshot until every later one is taken, so any write acknowledged on
+   * one before a write was issued on another is in the snapshots whenever the later one is.
+   * Volumes are taken in a fixed order; a failure leaves no snapshot of the group.
+   */
+  snapshotCreateGroup(items: readonly SnapshotGroupItem[]): Promise<SnapshotInfo[]>;
   snapshotList(path: string): Promise<SnapshotList>;
   snapshotDelete(path: string, snapshotId: string): Promise<void>;
 

@@ -21,6 +21,7 @@ import type {
   RegionSignatures,
   SnapshotInfo,
   SnapshotList,
+  SnapshotGroupItem,
   NbdExportInfo,
   NbdExportOptions,
   TrackingMapKind,
@@ -67,6 +68,18 @@ const schemas = {
     .strict(),
   'snapshot.create': z
     .object({ path: pathSchema, label: z.string().max(snapshotLabelCharsMax).optional(), rotateMaps: z.tuple([bitmapName, bitmapName]).optional() })
+    .strict(),
+  'snapshot.createGroup': z
+    .object({
+      items: z
+        .array(
+          z
+            .object({ path: pathSchema, label: z.string().max(snapshotLabelCharsMax).optional(), rotateMaps: z.tuple([bitmapName, bitmapName]).optional() })
+            .strict(),
+        )
+        .min(1)
+        .max(64),
+    })
     .strict(),
   /** Payload: the region's bytes. */
   'stage.write': z.object({ path: pathSchema, pairId, cycle: count.min(1), regionIndex: count, generation: generation.optional() }).strict(),
@@ -198,6 +211,7 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   },
   'snapshot.create': (agent, p) =>
     agent.snapshotCreate(p.path, { label: p.label, ...(p.rotateMaps ? { rotateMaps: p.rotateMaps } : {}) }).then((info) => reply(info)),
+  'snapshot.createGroup': (agent, p) => agent.snapshotCreateGroup(p.items).then((snapshots) => reply({ snapshots })),
   'stage.write': (agent, p, request) => agent.stageRegion(p.path, p.pairId, p.cycle, p.regionIndex, request.payload, stageAuth(p)).then(() => reply({})),
   'stage.apply': (agent, p, request) =>
     agent.stageApply(p.path, p.pairId, p.cycle, Array.from(bytesWords(request.payload)), stageAuth(p)).then(() => reply({})),
@@ -414,6 +428,10 @@ export class RpcAgent implements AgentApi {
     options.rotateMaps?.forEach(checkChangeMapName);
     return (await this.peer.call('snapshot.create', { path, label: options.label, ...(options.rotateMaps ? { rotateMaps: options.rotateMaps } : {}) }))
       .json as unknown as SnapshotInfo;
+  }
+
+  async snapshotCreateGroup(items: readonly SnapshotGroupItem[]): Promise<SnapshotInfo[]> {
+    return (await this.peer.call('snapshot.createGroup', { items: items.map((i) => ({ ...i })) })).json.snapshots as SnapshotInfo[];
   }
 
   async stageRegion(path: string, pairId: string, cycle: number, regionIndex: number, data: Uint8Array, options: { auth?: WriteAuth } = {}): Promise<void> {

@@ -21,6 +21,7 @@ export type {
   TrackingMapKind,
   TrackingState,
   NbdTarget,
+  SnapshotGroupItem,
   NbdExportOptions,
   NbdExportInfo,
 } from './agent-api';

@@ -9,7 +9,7 @@ import { assert } from '../assert';
 import { agentReadAheadBytes, agentReadAheadRegionsMax } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { SignaturePool, type HashAlgorithm } from '../signature';
-import { signSnapshotBatches, type Snapshot } from '../snapshot';
+import { checkSnapshotLabel, signSnapshotBatches, type Snapshot } from '../snapshot';
 import { VolumeCatalog, zeroScanRealized, type OpenedVolume, type VolumeInfo, type VolumeRecord } from '../volume';
 import type { WriteTracker } from '../tracking';
 import { tidemarkVersion } from '../version';
@@ -24,6 +24,7 @@ import type {
   RegionSignatures,
   SnapshotInfo,
   SnapshotList,
+  SnapshotGroupItem,
   NbdExportInfo,
   NbdExportOptions,
   TrackingMapKind,
@@ -329,6 +330,41 @@ export class LocalAgent implements AgentApi {
     if (swap) maps!.checkSwap(swap[0], swap[1]);
     const snapshot = await snapshotsOf(volume, this.homeDir).create(options.label ?? '', swap ? () => maps!.rotateQuiesced(swap[0], swap[1]) : undefined);
     return snapshotInfo(snapshot, volume.opened.volume.regionCount);
+  }
+
+  async snapshotCreateGroup(items: readonly SnapshotGroupItem[]): Promise<SnapshotInfo[]> {
+    const opened = await Promise.all(
+      items.map(async (item, index) => ({ item, index, key: await canonicalPath(item.path), volume: await this.open(item.path) })),
+    );
+    // One global order: two groups sharing volumes can never each hold one the other waits for.
+    const ordered = [...opened].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    ordered.forEach((o, i) => {
+      if (i > 0 && ordered[i - 1]!.key === o.key)
+        throw new TidemarkError('USAGE', `volume ${o.item.path} appears twice in one group snapshot`, 'name each volume once');
+      if (o.item.label !== undefined) checkSnapshotLabel(o.item.label);
+      if (o.item.rotateMaps) changeMapsOf(o.volume, this.homeDir).checkSwap(o.item.rotateMaps[0], o.item.rotateMaps[1]);
+    });
+    const taken: { index: number; snapshot: Snapshot; volume: AgentVolume }[] = [];
+    const take = async (i: number): Promise<void> => {
+      const o = ordered[i];
+      if (!o) return;
+      const rotate = o.item.rotateMaps;
+      const snapshot = await snapshotsOf(o.volume, this.homeDir).create(o.item.label ?? '', async () => {
+        if (rotate) await changeMapsOf(o.volume, this.homeDir).rotateQuiesced(rotate[0], rotate[1]);
+        await take(i + 1); // the later members are taken while this one's writes are held
+      });
+      taken.push({ index: o.index, snapshot, volume: o.volume });
+    };
+    try {
+      await take(0);
+    } catch (error) {
+      for (const t of taken)
+        await snapshotsOf(t.volume, this.homeDir)
+          .delete(t.snapshot.record.snapshotId)
+          .catch(() => undefined);
+      throw error;
+    }
+    return taken.sort((a, b) => a.index - b.index).map((t) => snapshotInfo(t.snapshot, t.volume.opened.volume.regionCount));
   }
 
   async snapshotList(path: string): Promise<SnapshotList> {

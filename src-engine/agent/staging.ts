@@ -122,6 +122,7 @@ export class PairStaging {
     }
     for (const r of regionIndexes) this.volume.geometry.region(r); // every index within the volume, before the redo record
     await this.closeHandle(pairId);
+    await createDirectories(dir, 0o700); // a cycle with nothing to ship staged nothing
     const handle = regionIndexes.length > 0 ? await open(join(dir, 'data.img'), 'r') : undefined;
     try {
       await handle?.datasync();

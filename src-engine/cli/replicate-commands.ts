@@ -7,7 +7,22 @@ import { trackingMapKinds, type TrackingMapKind, type TrackingState } from '../a
 import { TidemarkError } from '../errors';
 import { resolveHomeDir } from '../home';
 import { formatDurationMs } from '../progress';
-import { PairStore, replicatePair, waitInSync, type PairRecord, type ReplicateSummary, type ShipProgress, type SyncProgress } from '../replication';
+import {
+  GroupStore,
+  PairStore,
+  acquirePairLock,
+  replicateLockTask,
+  replicatePair,
+  runGroupCycle,
+  waitInSync,
+  type GroupCycleOptions,
+  type GroupCycleSummary,
+  type PairLock,
+  type PairRecord,
+  type ReplicateSummary,
+  type ShipProgress,
+  type SyncProgress,
+} from '../replication';
 import { formatBytes, parseDurationMs, parseRate } from '../size';
 import { withAgentPool, type AgentPool } from './agents';
 import { StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
@@ -41,13 +56,56 @@ function syncProgressText(p: SyncProgress): string {
 
 function summaryText(s: ReplicateSummary): string {
   if (s.waitedFor) return `pair ${s.pair} is in sync (replicated by process ${s.waitedFor.pid}; waited ${formatDurationMs(s.durationMs)})`;
+  const cycle = s.cycles[s.cycles.length - 1];
+  const synced = s.sync ? [`synced ${s.pair} first (${s.sync.method}): ${s.sync.regionsTransferred} regions (${formatBytes(s.sync.bytesTransferred)})`] : [];
+  if (cycle) {
+    return [
+      ...synced,
+      `replicated ${s.pair}: cycle ${cycle.cycle} applied, ${cycle.regionsTransferred} regions (${formatBytes(cycle.bytesTransferred)}) in ${formatDurationMs(cycle.durationMs)}`,
+      `  the secondary holds the primary as of ${cycle.pointInTime}`,
+    ].join('\n');
+  }
   return [
-    ...(s.sync ? [`synced ${s.pair} first (${s.sync.method}): ${s.sync.regionsTransferred} regions (${formatBytes(s.sync.bytesTransferred)})`] : []),
+    ...synced,
     `replicated ${s.pair}: ${s.regionsTransferred} regions shipped (${formatBytes(s.bytesTransferred)}) in ${formatDurationMs(s.durationMs)}` +
       (s.recoveredRegions > 0 ? `; ${s.recoveredRegions} regions recovered from MOOS after a crash` : '') +
       (s.retries > 0 ? `; ${s.retries} retries` : ''),
     s.inSync ? '  in sync: the secondary holds everything acknowledged on the primary' : '  stopped before in sync: what was not shipped stays tracked',
   ].join('\n');
+}
+
+/** A consistency group's cycles, every member pair locked: one with `once`, else one every (shortest member) interval. */
+async function replicateGroup(options: GroupCycleOptions, once: boolean, io: Io): Promise<{ group: string; cycles: GroupCycleSummary[] }> {
+  const members = await Promise.all(options.group.pairs.map((name) => options.store.require(name)));
+  const intervalMs = Math.min(...members.map((m) => m.intervalMs));
+  const locks: PairLock[] = [];
+  const cycles: GroupCycleSummary[] = [];
+  try {
+    for (const member of members) locks.push(await acquirePairLock(options.store.pairDir(member.name), member.name, replicateLockTask));
+    for (;;) {
+      const startMs = performance.now();
+      const cycle = await runGroupCycle(options);
+      cycles.push(cycle);
+      if (once) return { group: options.group.name, cycles };
+      io.stderr.write(`tidemark: ${groupSummaryText({ group: options.group.name, cycles: [cycle] })}\n`);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, Math.max(0, intervalMs - (performance.now() - startMs)));
+        options.signal?.addEventListener(
+          'abort',
+          () => (clearTimeout(timer), reject(new TidemarkError('CANCELLED', `replication of group ${options.group.name} stopped`, 'run it again to go on'))),
+          { once: true },
+        );
+      });
+    }
+  } finally {
+    for (const lock of locks) await lock.release();
+  }
+}
+
+function groupSummaryText(result: { group: string; cycles: readonly GroupCycleSummary[] }): string {
+  const last = result.cycles[result.cycles.length - 1];
+  if (!last) return `group ${result.group}: no cycle ran`;
+  return `group ${result.group}: ${last.members.map((m) => `${m.pair} cycle ${m.cycle} (${m.regionsTransferred} regions)`).join(', ')} — the secondaries hold the primaries as of ${last.pointInTime}`;
 }
 
 export function registerReplicateCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
@@ -62,6 +120,21 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
       const global = globals();
       const limitRateBytesPerSecond = options.limitRate === undefined ? undefined : parseRate(options.limitRate, '--limit-rate');
       const pairs = store(io, global);
+      if (!(await pairs.get(name))) {
+        const groups = new GroupStore(resolveHomeDir(global.home, io.env));
+        const group = await groups.require(name);
+        const result = await withAgentPool(
+          io,
+          global,
+          (pool) =>
+            cancellable((signal) =>
+              replicateGroup({ store: pairs, groups, group, resolver: pool, signal, limitRateBytesPerSecond }, options.once === true, io),
+            ),
+          undefined,
+        );
+        printResult(io, global, result, () => groupSummaryText(result));
+        return;
+      }
       const record = await pairs.require(name);
       const line = new StatusLine(io, global);
       const summary = await withAgentPool(
@@ -89,6 +162,41 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
         undefined,
       );
       printResult(io, global, summary, () => summaryText(summary));
+    });
+
+  const group = program.command('group').description('consistency groups: periodic pairs whose cycles share one instant');
+  group
+    .command('create')
+    .description('group periodic pairs whose primaries are on one host')
+    .argument('<name>')
+    .argument('<pairs...>', 'two or more periodic pairs')
+    .action(async (name: string, pairNames: string[]) => {
+      const global = globals();
+      const home = resolveHomeDir(global.home, io.env);
+      const created = await new GroupStore(home).create(name, pairNames, new PairStore(home));
+      printResult(
+        io,
+        global,
+        created,
+        () => `created group ${name}: ${pairNames.join(', ')} — \`tidemark replicate ${name}\` runs their cycles at one instant`,
+      );
+    });
+  group
+    .command('list')
+    .description('the consistency groups of this home')
+    .action(async () => {
+      const global = globals();
+      const groups = await new GroupStore(resolveHomeDir(global.home, io.env)).list();
+      printResult(io, global, groups, () => (groups.length === 0 ? 'no groups' : groups.map((g) => `${g.name}: ${g.pairs.join(', ')}`).join('\n')));
+    });
+  group
+    .command('delete')
+    .description('forget a group (its pairs stay)')
+    .argument('<name>')
+    .action(async (name: string) => {
+      const global = globals();
+      await new GroupStore(resolveHomeDir(global.home, io.env)).delete(name);
+      printResult(io, global, { group: name, deleted: true }, () => `deleted group ${name}; its pairs stay`);
     });
 
   const pair = program.commands.find((c) => c.name() === 'pair');

@@ -8,9 +8,10 @@ export { runSync, syncWindowRegions, syncWritesInFlight, type SyncOptions, type 
 export { syncMethods, CursorStore, type SyncMethod, type SyncCursor } from './sync/cursor';
 export { verifyPair, type VerifyResult } from './sync/verify';
 export { sinceMapName, swapMapName } from './sync/names';
-export { acquirePairLock } from './sync/lock';
+export { acquirePairLock, type PairLock } from './sync/lock';
 export { shipContinuous, protectSnapshotLabelPrefix, runsOf, type ShipOptions, type ShipProgress, type ShipSummary } from './continuous';
 export { replicatePair, waitInSync, replicateLockTask, type ReplicateOptions, type ReplicateSummary, type WaitOptions } from './replicate';
 export { pairLockHolder, type PairLockHolder } from './sync/lock';
 export { checkPairMembers } from './members';
 export { runCycle, periodicPending, currentMapName, cycleSnapshotLabel, type CycleOptions, type CycleProgress, type CycleSummary } from './periodic';
+export { GroupStore, runGroupCycle, type GroupRecord, type GroupCycleOptions, type GroupCycleSummary } from './groups';

@@ -31,8 +31,6 @@ const cycleCursorKind = defineRecord(
     .object({
       cycle: z.number().int().positive(),
       phase: z.enum(['freezing', 'shipping']),
-      /** The `since` map's bitmap before the rotation: `current` holds it once rotated. */
-      sinceBitmapId: z.string().regex(/^[0-9a-f]{16}$/),
       snapshotId: z.string().uuid().nullable(),
       pointInTime: z.string().nullable(),
       startedAt: z.string(),
@@ -105,7 +103,9 @@ export async function runCycle(options: CycleOptions): Promise<CycleSummary> {
     options.onProgress?.({ pair: pair.name, cycle, phase: 'applying', regionsDone: regions.length, regionsTotal: regions.length, bytesTransferred });
     await s.agent.stageApply(s.path, pair.pairId, cycle, regions, { auth });
   }
-  // Applied: the sync's last consistent snapshot only costs copy-on-write from here on.
+  // Applied: `current` starts the next cycle empty (what was written since S_k is in `since` too).
+  await p.agent.bitmapClear(p.path, current);
+  // The sync's last consistent snapshot only costs copy-on-write from here on.
   if (checked.secondary.lcsSnapshotId) {
     await s.agent.pairUpdate(s.path, pair.pairId, { lcsSnapshotId: null });
     await s.agent.snapshotDelete(s.path, checked.secondary.lcsSnapshotId).catch(ignoreNotFound);
@@ -128,12 +128,12 @@ export async function runCycle(options: CycleOptions): Promise<CycleSummary> {
 }
 
 /** The cursor goes with its directory entry durable: a crash after never redoes a finished cycle. */
-async function removeRecord(path: string): Promise<void> {
+export async function removeRecord(path: string): Promise<void> {
   await rm(path, { force: true });
   await syncDirectory(join(path, '..'));
 }
 
-function ignoreNotFound(error: unknown): void {
+export function ignoreNotFound(error: unknown): void {
   if (!isTidemarkError(error) || error.code !== 'NOT_FOUND') throw error;
 }
 
@@ -157,7 +157,6 @@ async function freeze(options: CycleOptions, cycle: number, cursorPath: string):
   const freezing: CycleCursor = {
     cycle,
     phase: 'freezing',
-    sinceBitmapId: sinceMap.bitmapId,
     snapshotId: null,
     pointInTime: null,
     startedAt: new Date().toISOString(),
@@ -170,29 +169,27 @@ async function freeze(options: CycleOptions, cycle: number, cursorPath: string):
 }
 
 /**
- * A crash during the freeze: rotated (current holds the old `since`) means S_k exists and
- * was taken at the rotation's instant — ship it. Not rotated: a snapshot taken without the
- * rotation is not a cycle boundary; it goes, and the freeze starts over (`since` still holds
- * everything unshipped).
+ * A crash during the freeze: the rotation runs before the snapshot is written, under the same
+ * hold of the writes, so a snapshot with the cycle's label means both happened — ship it.
+ * Without one the freeze starts over: a rotation that did happen only left `current` larger
+ * (the next rotation is a union), nothing is lost.
  */
 async function recoverFreeze(options: CycleOptions, cursor: CycleCursor, cursorPath: string): Promise<CycleCursor | undefined> {
   const { pair, endpoints } = options;
   const p = endpoints.primary;
   const label = cycleSnapshotLabel(pair.pairId, cursor.cycle);
   const snapshot = (await p.agent.snapshotList(p.path)).snapshots.find((x) => x.label === label);
-  const currentMap = (await p.agent.bitmapList(p.path)).find((m) => m.name === currentMapName(pair.pairId));
-  if (snapshot && currentMap?.bitmapId === cursor.sinceBitmapId) {
+  if (snapshot) {
     const shipping: CycleCursor = { ...cursor, phase: 'shipping', snapshotId: snapshot.snapshotId, pointInTime: new Date(snapshot.createdAtMs).toISOString() };
     await writeRecord(cursorPath, cycleCursorKind, shipping);
     return shipping;
   }
-  if (snapshot) await p.agent.snapshotDelete(p.path, snapshot.snapshotId).catch(ignoreNotFound);
   await removeRecord(cursorPath);
   return undefined;
 }
 
 /** Stages `regions` read from S_k on the secondary, a few in flight; returns the bytes sent. */
-async function ship(
+export async function ship(
   options: CycleOptions,
   cycle: number,
   snapshotId: string,

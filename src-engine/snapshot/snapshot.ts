@@ -93,9 +93,10 @@ export interface CreateSnapshotOptions {
   /** A UUID chosen by the caller (a registry names the directory by it); a fresh one by default. */
   readonly snapshotId?: string;
   /**
-   * Runs with the volume's writes still held, once the snapshot is durable: work that must
-   * happen at the snapshot's instant (a periodic cycle swaps its change maps). If it fails,
-   * the snapshot is removed and the error thrown.
+   * Runs with the volume's writes held, just before the snapshot is written: work that must
+   * happen at the snapshot's instant (a periodic cycle rotates its change maps; a consistency
+   * group takes its other members' snapshots). If it fails, no snapshot is taken. A crash
+   * after it and before the snapshot is durable leaves its work done and no snapshot.
    */
   readonly atPointInTime?: () => Promise<void>;
 }
@@ -113,7 +114,6 @@ export async function createSnapshot(volume: Volume, directory: string, options:
     if (errnoCode(error) !== 'EEXIST') await rm(directory, { recursive: true, force: true });
     throw fromSystemError(error, 'create snapshot directory', directory);
   }
-  let created: Snapshot | undefined;
   try {
     return await volume.quiesced(async () => {
       const record: SnapshotRecord = {
@@ -125,23 +125,15 @@ export async function createSnapshot(volume: Volume, directory: string, options:
         createdAt: new Date().toISOString(),
         label: options.label ?? '',
       };
-      let snapshot: Snapshot;
+      await options.atPointInTime?.();
       if (policy !== 'never' && volume.backend.kind === 'file' && (await tryReflink(volume, directory, policy))) {
         const reflinkRecord = { ...record, kind: 'reflink' as const };
         await writeRecord(join(directory, recordFile), snapshotRecordKind, reflinkRecord);
-        snapshot = new ReflinkSnapshot(reflinkRecord, directory, volume);
-      } else snapshot = await createCowSnapshot(volume, directory, record);
-      try {
-        await options.atPointInTime?.();
-      } catch (error) {
-        created = snapshot;
-        throw error;
+        return new ReflinkSnapshot(reflinkRecord, directory, volume);
       }
-      return snapshot;
+      return await createCowSnapshot(volume, directory, record);
     });
   } catch (error) {
-    // Closed outside the held writes (a copy-on-write snapshot detaches its hook under them).
-    await created?.close({ deleted: true }).catch(() => undefined);
     await rm(directory, { recursive: true, force: true });
     throw error;
   }

@@ -29,6 +29,7 @@ import type {
   ImportMarker,
   TrackingMapKind,
   TrackingState,
+  SnapshotGroupItem,
   NbdExportInfo,
   NbdExportOptions,
 } from '../agent';
@@ -444,6 +445,14 @@ export class RemoteHost implements AgentApi {
 
   importMark(path: string, marker: ImportMarker | null, options?: { auth?: WriteAuth }): Promise<void> {
     return this.unary(`marking the import state of ${path}`, (agent) => agent.importMark(path, marker, options), 'marking is idempotent: run the import again');
+  }
+
+  snapshotCreateGroup(items: readonly SnapshotGroupItem[]): Promise<SnapshotInfo[]> {
+    return this.unary(
+      `taking ${items.length} snapshots at one instant`,
+      (agent) => agent.snapshotCreateGroup(items),
+      'a failure leaves none of them: run the cycle again',
+    );
   }
 
   stageRegion(path: string, pairId: string, cycle: number, regionIndex: number, data: Uint8Array, options?: { auth?: WriteAuth }): Promise<void> {

@@ -192,14 +192,19 @@ export class ChangeMaps implements WriteHook {
 
   /**
    * A periodic cycle's rotation, for a caller holding the volume's writes (a snapshot at the
-   * same instant): `current` takes what `next` recorded, and `next` starts empty. A crash
-   * between the swap and the clear leaves `next` a superset (its regions are sent again).
+   * same instant): `current` takes what `next` recorded (a union: what a failed cycle left in
+   * `current` stays), then `next` starts empty. `current` is durable first, so a crash in
+   * between leaves both set (sent twice, never lost).
    */
   async rotateQuiesced(current: string, next: string): Promise<void> {
-    await this.swapQuiesced(current, next);
-    const { bitmap } = this.entry(next);
-    bitmap.clearRange(0, bitmap.bitCount);
-    await bitmap.destage();
+    const into = this.entry(current).bitmap;
+    const from = this.entry(next).bitmap;
+    assert(into !== from, 'two names never share a bitmap');
+    into.bits.unionWith(from.bits);
+    into.markChanged(0, into.bitCount);
+    await into.destage();
+    from.clearRange(0, from.bitCount);
+    await from.destage();
   }
 
   /** Clears the given regions (all when absent) and makes that durable. */

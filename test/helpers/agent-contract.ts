@@ -539,8 +539,10 @@ export function agentContract(target: ContractTarget): void {
       expect((await agent.volumeState(secondary)).members[0]!.appliedCycle).toBe(1);
       await agent.stageApply(secondary, member.pairId, 1, [5, 7], { auth }); // applied already: nothing happens
       await expect(agent.stageApply(secondary, member.pairId, 2, [3], { auth })).rejects.toSatisfy(isCode('INCOMPLETE'));
+      await agent.stageApply(secondary, member.pairId, 2, [], { auth }); // a cycle with nothing to ship staged nothing
+      expect((await agent.volumeState(secondary)).members[0]!.appliedCycle).toBe(2);
       const again = await reopen();
-      expect((await again.volumeState(secondary)).members[0]!.appliedCycle).toBe(1);
+      expect((await again.volumeState(secondary)).members[0]!.appliedCycle).toBe(2);
     });
 
     it('skipMarked leaves out regions marked in the change map when their turn comes', async () => {

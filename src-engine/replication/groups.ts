@@ -1,0 +1,261 @@
+// Consistency groups (seed 004, docs/replication.md "Consistency groups"): periodic pairs
+// whose cycles start at one instant — one agent call snapshots every member's primary with
+// each volume's writes held until the later ones are taken — and whose secondaries are all
+// applied before the group's cycle ends (roll forward: a cycle interrupted after some applies
+// finishes the others first). Records live in `<home>/groups/<name>.json`.
+
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { Bitset } from '../bitmap';
+import { TidemarkError, errnoCode } from '../errors';
+import { defineRecord, readRecord, writeRecord } from '../store';
+import type { EndpointResolver, PairEndpoints } from './endpoints';
+import { checkPairMembers } from './members';
+import { currentMapName, cycleSnapshotLabel, ignoreNotFound, removeRecord, ship, type CycleProgress } from './periodic';
+import { validatePairName, type PairRecord, type PairStore } from './pair-store';
+import { sinceMapName } from './sync/names';
+
+const groupRecordKind = defineRecord(
+  'tidemark/group',
+  1,
+  z.object({ name: z.string(), pairs: z.array(z.string()).min(2).max(64), createdAt: z.string() }).strict(),
+);
+export type GroupRecord = z.infer<typeof groupRecordKind.schema>;
+
+const groupCycleKind = defineRecord(
+  'tidemark/group-cycle',
+  1,
+  z
+    .object({
+      phase: z.enum(['freezing', 'shipping']),
+      members: z.array(
+        z
+          .object({ pair: z.string(), cycle: z.number().int().positive(), snapshotId: z.string().uuid().nullable(), pointInTime: z.string().nullable() })
+          .strict(),
+      ),
+    })
+    .strict(),
+);
+type GroupCycle = z.infer<typeof groupCycleKind.schema>;
+
+export class GroupStore {
+  constructor(private readonly homeDir: string) {}
+
+  private get dir(): string {
+    return join(this.homeDir, 'groups');
+  }
+
+  recordPath(name: string): string {
+    return join(this.dir, `${name}.json`);
+  }
+
+  cyclePath(name: string): string {
+    return join(this.dir, `${name}.cycle.json`);
+  }
+
+  async create(name: string, pairs: readonly string[], store: PairStore): Promise<GroupRecord> {
+    validatePairName(name);
+    if (await store.get(name)) throw new TidemarkError('ALREADY_EXISTS', `"${name}" already names a pair`, 'give the group another name');
+    if (await this.get(name)) throw new TidemarkError('ALREADY_EXISTS', `group "${name}" already exists`, 'delete it first, or choose another name');
+    if (new Set(pairs).size !== pairs.length || pairs.length < 2)
+      throw new TidemarkError('USAGE', 'a consistency group needs two or more different pairs', 'name each pair once');
+    for (const pairName of pairs) {
+      const pair = await store.require(pairName);
+      if (pair.mode !== 'periodic')
+        throw new TidemarkError('USAGE', `pair "${pairName}" is ${pair.mode}: a consistency group cycles periodic pairs`, `create it with --mode periodic`);
+      const other = (await this.list()).find((g) => g.pairs.includes(pairName));
+      if (other) throw new TidemarkError('ALREADY_EXISTS', `pair "${pairName}" is already in group "${other.name}"`, 'a pair belongs to one group');
+    }
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const record: GroupRecord = { name, pairs: [...pairs], createdAt: new Date().toISOString() };
+    await writeRecord(this.recordPath(name), groupRecordKind, record);
+    return record;
+  }
+
+  get(name: string): Promise<GroupRecord | undefined> {
+    return readRecord(this.recordPath(name), groupRecordKind);
+  }
+
+  async require(name: string): Promise<GroupRecord> {
+    const group = await this.get(name);
+    if (!group) throw new TidemarkError('NOT_FOUND', `no pair or group named "${name}"`, 'see `tidemark pair list` and `tidemark group list`');
+    return group;
+  }
+
+  async list(): Promise<GroupRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return [];
+      throw error;
+    }
+    const groups: GroupRecord[] = [];
+    for (const file of names.filter((n) => n.endsWith('.json') && !n.endsWith('.cycle.json'))) {
+      const group = await readRecord(join(this.dir, file), groupRecordKind);
+      if (group) groups.push(group);
+    }
+    return groups.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.require(name);
+    if (await readRecord(this.cyclePath(name), groupCycleKind)) {
+      throw new TidemarkError('BUSY', `group "${name}" has a cycle in progress`, `finish it with \`tidemark replicate ${name} --once\`, then delete the group`);
+    }
+    await rm(this.recordPath(name), { force: true });
+  }
+}
+
+export interface GroupCycleOptions {
+  readonly store: PairStore;
+  readonly groups: GroupStore;
+  readonly group: GroupRecord;
+  readonly resolver: EndpointResolver;
+  readonly signal?: AbortSignal;
+  readonly limitRateBytesPerSecond?: number;
+  readonly onProgress?: (progress: CycleProgress) => void;
+}
+
+export interface GroupCycleSummary {
+  readonly group: string;
+  readonly pointInTime: string;
+  readonly members: readonly { pair: string; cycle: number; regionsTransferred: number; bytesTransferred: number }[];
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly resumed: boolean;
+  readonly durationMs: number;
+}
+
+interface Member {
+  readonly pair: PairRecord;
+  readonly endpoints: PairEndpoints;
+  readonly applied: number;
+  readonly auth: { pairId: string; generation: number };
+}
+
+/** Runs (or resumes) one cycle of a consistency group. Hold every member pair's lock. */
+export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCycleSummary> {
+  const startMs = performance.now();
+  const members = await membersOf(options);
+  const cyclePath = options.groups.cyclePath(options.group.name);
+  let cursor = await readRecord(cyclePath, groupCycleKind);
+  const resumed = cursor !== undefined;
+  if (cursor?.phase === 'freezing') cursor = await recoverFreeze(members, cursor, cyclePath);
+  cursor ??= await freeze(options, members, cyclePath);
+  const results: GroupCycleSummary['members'][number][] = [];
+  for (const [i, member] of members.entries()) {
+    const state = cursor.members[i]!;
+    let regions: number[] = [];
+    let bytes = 0;
+    if (member.applied < state.cycle) {
+      const p = member.endpoints.primary;
+      const map = await p.agent.bitmapRead(p.path, currentMapName(member.pair.pairId));
+      regions = [...new Bitset(map.regionCount, map.words).indexes()];
+      const cycleOptions = {
+        store: options.store,
+        pair: member.pair,
+        endpoints: member.endpoints,
+        signal: options.signal,
+        limitRateBytesPerSecond: options.limitRateBytesPerSecond,
+        onProgress: options.onProgress,
+      };
+      bytes = await ship(cycleOptions, state.cycle, state.snapshotId!, regions, member.auth);
+      const s = member.endpoints.secondary;
+      await s.agent.stageApply(s.path, member.pair.pairId, state.cycle, regions, { auth: member.auth });
+    }
+    results.push({ pair: member.pair.name, cycle: state.cycle, regionsTransferred: regions.length, bytesTransferred: bytes });
+  }
+  // Every secondary holds the group's instant now: clean up behind the cycle.
+  for (const [i, member] of members.entries()) {
+    const p = member.endpoints.primary;
+    await p.agent.bitmapClear(p.path, currentMapName(member.pair.pairId));
+    await p.agent.snapshotDelete(p.path, cursor.members[i]!.snapshotId!).catch(ignoreNotFound);
+  }
+  await removeRecord(cyclePath);
+  return {
+    group: options.group.name,
+    pointInTime: cursor.members[0]!.pointInTime ?? new Date().toISOString(),
+    members: results,
+    regionsTransferred: results.reduce((sum, r) => sum + r.regionsTransferred, 0),
+    bytesTransferred: results.reduce((sum, r) => sum + r.bytesTransferred, 0),
+    resumed,
+    durationMs: Math.round(performance.now() - startMs),
+  };
+}
+
+async function membersOf(options: GroupCycleOptions): Promise<Member[]> {
+  const members: Member[] = [];
+  for (const name of options.group.pairs) {
+    const pair = await options.store.require(name);
+    const [primary, secondary] = await Promise.all([options.resolver.resolve(pair.primary.volref), options.resolver.resolve(pair.secondary.volref)]);
+    const endpoints = { primary, secondary };
+    const checked = await checkPairMembers(pair, endpoints, 'replicating the group');
+    members.push({ pair, endpoints, applied: checked.secondary.appliedCycle ?? 0, auth: { pairId: pair.pairId, generation: checked.secondary.generation } });
+  }
+  if (new Set(members.map((m) => m.endpoints.primary.agent)).size !== 1) {
+    throw new TidemarkError(
+      'UNSUPPORTED',
+      `the primaries of group "${options.group.name}" are on different hosts: one instant across hosts is not built`,
+      "put the group's primaries on one host, or replicate the pairs on their own",
+    );
+  }
+  return members;
+}
+
+/** One instant for every member: the group snapshot rotates each member's maps as it is taken. */
+async function freeze(options: GroupCycleOptions, members: readonly Member[], cyclePath: string): Promise<GroupCycle> {
+  for (const m of members) {
+    const p = m.endpoints.primary;
+    const maps = await p.agent.bitmapList(p.path);
+    if (!maps.some((x) => x.name === sinceMapName(m.pair.pairId))) {
+      throw new TidemarkError('INCOMPLETE', `pair "${m.pair.name}" has not been synced`, `run \`tidemark sync ${m.pair.name}\` first`);
+    }
+    if (!maps.some((x) => x.name === currentMapName(m.pair.pairId))) await p.agent.bitmapCreate(p.path, currentMapName(m.pair.pairId));
+  }
+  const freezing: GroupCycle = {
+    phase: 'freezing',
+    members: members.map((m) => ({ pair: m.pair.name, cycle: m.applied + 1, snapshotId: null, pointInTime: null })),
+  };
+  await mkdir(join(cyclePath, '..'), { recursive: true, mode: 0o700 });
+  await writeRecord(cyclePath, groupCycleKind, freezing);
+  const agent = members[0]!.endpoints.primary.agent;
+  const snapshots = await agent.snapshotCreateGroup(
+    members.map((m) => ({
+      path: m.endpoints.primary.path,
+      label: cycleSnapshotLabel(m.pair.pairId, m.applied + 1),
+      rotateMaps: [currentMapName(m.pair.pairId), sinceMapName(m.pair.pairId)] as const,
+    })),
+  );
+  const shipping: GroupCycle = {
+    phase: 'shipping',
+    members: freezing.members.map((m, i) => ({ ...m, snapshotId: snapshots[i]!.snapshotId, pointInTime: new Date(snapshots[i]!.createdAtMs).toISOString() })),
+  };
+  await writeRecord(cyclePath, groupCycleKind, shipping);
+  return shipping;
+}
+
+/** Every member's snapshot exists: the group instant was taken. Otherwise none counts; the freeze starts over. */
+async function recoverFreeze(members: readonly Member[], cursor: GroupCycle, cyclePath: string): Promise<GroupCycle | undefined> {
+  const found = await Promise.all(
+    members.map(async (m, i) => {
+      const p = m.endpoints.primary;
+      return (await p.agent.snapshotList(p.path)).snapshots.find((x) => x.label === cycleSnapshotLabel(m.pair.pairId, cursor.members[i]!.cycle));
+    }),
+  );
+  if (found.every((x) => x !== undefined)) {
+    const shipping: GroupCycle = {
+      phase: 'shipping',
+      members: cursor.members.map((m, i) => ({ ...m, snapshotId: found[i]!.snapshotId, pointInTime: new Date(found[i]!.createdAtMs).toISOString() })),
+    };
+    await writeRecord(cyclePath, groupCycleKind, shipping);
+    return shipping;
+  }
+  for (const [i, snapshot] of found.entries()) {
+    const p = members[i]!.endpoints.primary;
+    if (snapshot) await p.agent.snapshotDelete(p.path, snapshot.snapshotId).catch(ignoreNotFound);
+  }
+  await removeRecord(cyclePath);
+  return undefined;
+}
