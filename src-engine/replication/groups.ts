@@ -12,7 +12,7 @@ import { TidemarkError, errnoCode } from '../errors';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { EndpointResolver, PairEndpoints } from './endpoints';
 import { checkPairMembers } from './members';
-import { currentMapName, cycleSnapshotLabel, ignoreNotFound, removeRecord, ship, type CycleProgress } from './periodic';
+import { currentMapName, cycleCursorOf, cycleSnapshotLabel, ignoreNotFound, removeRecord, ship, type CycleProgress } from './periodic';
 import { validatePairName, type PairRecord, type PairStore } from './pair-store';
 import { sinceMapName } from './sync/names';
 
@@ -62,6 +62,13 @@ export class GroupStore {
       throw new TidemarkError('USAGE', 'a consistency group needs two or more different pairs', 'name each pair once');
     for (const pairName of pairs) {
       const pair = await store.require(pairName);
+      const cursor = await cycleCursorOf(store, pair);
+      if (cursor)
+        throw new TidemarkError(
+          'BUSY',
+          `pair "${pairName}" has cycle ${cursor.cycle} unfinished`,
+          `finish it with \`tidemark replicate ${pairName} --once\`, then group it`,
+        );
       if (pair.mode !== 'periodic')
         throw new TidemarkError('USAGE', `pair "${pairName}" is ${pair.mode}: a consistency group cycles periodic pairs`, `create it with --mode periodic`);
       const other = (await this.list()).find((g) => g.pairs.includes(pairName));
@@ -105,6 +112,46 @@ export class GroupStore {
       throw new TidemarkError('BUSY', `group "${name}" has a cycle in progress`, `finish it with \`tidemark replicate ${name} --once\`, then delete the group`);
     }
     await rm(this.recordPath(name), { force: true });
+  }
+}
+
+/** The group whose unfinished cycle names this pair, if any. */
+export async function groupCycleOf(store: PairStore, pairName: string): Promise<string | undefined> {
+  const groups = new GroupStore(store.homeDir);
+  for (const group of await groups.list()) {
+    if (group.pairs.includes(pairName) && (await readRecord(groups.cyclePath(group.name), groupCycleKind))) return group.name;
+  }
+  return undefined;
+}
+
+/**
+ * A periodic pair with a cycle unfinished (its own or its group's) refuses a sync: the cycle
+ * would later apply its older snapshot over the synced secondary, and a sync over `since`
+ * alone would skip the regions in `current`.
+ */
+export async function checkNoCycleInProgress(store: PairStore, pair: PairRecord): Promise<void> {
+  if (pair.mode !== 'periodic') return;
+  const cursor = await cycleCursorOf(store, pair);
+  const group = cursor ? undefined : await groupCycleOf(store, pair.name);
+  if (cursor || group) {
+    const what = cursor ? `cycle ${cursor.cycle} (${cursor.phase})` : `a cycle of group "${group}"`;
+    throw new TidemarkError(
+      'BUSY',
+      `pair "${pair.name}" has ${what} unfinished`,
+      `finish it with \`tidemark replicate ${group ?? pair.name} --once\`, then sync`,
+    );
+  }
+}
+
+/** A pair in a group cycles with its group only (a cycle of its own would break the group's instant). */
+export async function checkNotGrouped(store: PairStore, pair: PairRecord): Promise<void> {
+  const group = (await new GroupStore(store.homeDir).list()).find((g) => g.pairs.includes(pair.name));
+  if (group) {
+    throw new TidemarkError(
+      'USAGE',
+      `pair "${pair.name}" is in consistency group "${group.name}": it cycles with its group`,
+      `run \`tidemark replicate ${group.name}\`, or delete the group first`,
+    );
   }
 }
 
@@ -152,7 +199,10 @@ export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCy
     if (member.applied < state.cycle) {
       const p = member.endpoints.primary;
       const map = await p.agent.bitmapRead(p.path, currentMapName(member.pair.pairId));
-      regions = [...new Bitset(map.regionCount, map.words).indexes()];
+      const regionCount =
+        (await member.endpoints.primary.agent.volumeState(member.endpoints.primary.path)).members.find((x) => x.pairId === member.pair.pairId)?.regionCount ??
+        map.regionCount;
+      regions = [...new Bitset(map.regionCount, map.words).indexes()].filter((r) => r < regionCount);
       const cycleOptions = {
         store: options.store,
         pair: member.pair,
@@ -256,6 +306,6 @@ async function recoverFreeze(members: readonly Member[], cursor: GroupCycle, cyc
     const p = members[i]!.endpoints.primary;
     if (snapshot) await p.agent.snapshotDelete(p.path, snapshot.snapshotId).catch(ignoreNotFound);
   }
-  await removeRecord(cyclePath);
+  // The cursor stays until the freeze rewrites it: `current` may hold the regions a rotation moved.
   return undefined;
 }

@@ -24,7 +24,7 @@ import { TokenBucket } from './sync/token-bucket';
 export const currentMapName = (pairId: string) => `p${pairId.replace(/-/g, '').slice(0, 12)}-cur`;
 export const cycleSnapshotLabel = (pairId: string, cycle: number) => `tidemark-cycle ${pairId} ${cycle}`;
 
-const cycleCursorKind = defineRecord(
+export const cycleCursorKind = defineRecord(
   'tidemark/cycle',
   1,
   z
@@ -184,7 +184,7 @@ async function recoverFreeze(options: CycleOptions, cursor: CycleCursor, cursorP
     await writeRecord(cursorPath, cycleCursorKind, shipping);
     return shipping;
   }
-  await removeRecord(cursorPath);
+  // The cursor stays until the freeze rewrites it: `current` may hold the regions a rotation moved.
   return undefined;
 }
 
@@ -233,12 +233,18 @@ export async function ship(
   return bytes;
 }
 
+/** The pair's unfinished single-pair cycle, if any. */
+export function cycleCursorOf(store: PairStore, pair: PairRecord): Promise<{ cycle: number; phase: string } | undefined> {
+  return readRecord(join(store.pairDir(pair.name), 'cycle.json'), cycleCursorKind);
+}
+
 /** Regions written since the secondary's point in time, plus a cycle's being shipped. */
 export async function periodicPending(store: PairStore, pair: PairRecord, p: VolumeEndpoint): Promise<number | null> {
   const maps = await p.agent.bitmapList(p.path);
   const since = maps.find((m) => m.name === sinceMapName(pair.pairId));
   if (!since) return null;
-  const cursor = await readRecord(join(store.pairDir(pair.name), 'cycle.json'), cycleCursorKind);
+  // While a cycle is unfinished `current` holds its regions (it records later writes too: an overcount).
+  const cursor = await cycleCursorOf(store, pair);
   const current = cursor ? (maps.find((m) => m.name === currentMapName(pair.pairId))?.setCount ?? 0) : 0;
   return since.setCount + current;
 }

@@ -3,7 +3,7 @@
 // its tracked changes are shipped (continuous). When another process already replicates the
 // pair (a `serve`), `--once` waits for it to reach in-sync instead of shipping alongside.
 
-import { TidemarkError } from '../errors';
+import { TidemarkError, isTidemarkError } from '../errors';
 import type { TrackingState } from '../agent';
 import { shipContinuous, type ShipOptions, type ShipSummary } from './continuous';
 import type { PairEndpoints } from './endpoints';
@@ -12,6 +12,7 @@ import { CursorStore } from './sync/cursor';
 import { acquirePairLock, pairLockHolder, type PairLockHolder } from './sync/lock';
 import { runSync, type SyncProgress, type SyncSummary } from './sync/sync';
 import { sinceMapName } from './sync/names';
+import { checkNotGrouped } from './groups';
 import { periodicPending, runCycle, sleepMs, type CycleProgress, type CycleSummary } from './periodic';
 
 export const replicateLockTask = 'replicate';
@@ -42,6 +43,7 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
   let pair = options.pair;
   const pairDir = store.pairDir(pair.name);
   const startMs = performance.now();
+  if (pair.mode === 'periodic') await checkNotGrouped(store, pair);
   const holder = await pairLockHolder(pairDir);
   if (holder?.what === replicateLockTask) {
     if (!options.once) {
@@ -102,19 +104,41 @@ async function runCycles(options: ReplicateOptions, pair: PairRecord, startMs: n
   };
   for (;;) {
     const cycleStartMs = performance.now();
-    const cycle = await runCycle({
-      store: options.store,
-      pair,
-      endpoints: options.endpoints,
-      signal: options.signal,
-      limitRateBytesPerSecond: options.limitRateBytesPerSecond,
-      onProgress: options.onCycleProgress,
-    });
+    const cycle = await withRetries(options, () =>
+      runCycle({
+        store: options.store,
+        pair,
+        endpoints: options.endpoints,
+        signal: options.signal,
+        limitRateBytesPerSecond: options.limitRateBytesPerSecond,
+        onProgress: options.onCycleProgress,
+      }),
+    );
     cycles.push(cycle);
     if (cycles.length > 100) cycles.shift();
     options.onCycle?.(cycle);
     if (options.once) return summary();
     await sleepMs(Math.max(0, pair.intervalMs - (performance.now() - cycleStartMs)), options.signal);
+  }
+}
+
+/**
+ * A cycle that fails on a dropped link, a restarting agent, a busy or full secondary is run
+ * again (it resumes from its cursor) with backoff: 8 attempts with --once, unbounded otherwise.
+ */
+async function withRetries<T>(options: ReplicateOptions, run: () => Promise<T>): Promise<T> {
+  const attemptsMax = options.attemptsMax ?? (options.once ? 8 : Number.POSITIVE_INFINITY);
+  for (let failures = 0; ;) {
+    try {
+      return await run();
+    } catch (error) {
+      failures += 1;
+      const transient = isTidemarkError(error) && ['DISCONNECTED', 'IO', 'BUSY', 'NO_SPACE'].includes(error.code);
+      if (!transient || options.signal?.aborted || failures >= attemptsMax) throw error;
+      const delayMs = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+      options.onWarning?.(`cycle of ${options.pair.name} interrupted (${(error as Error).message}); resuming in ${delayMs} ms`);
+      await sleepMs(delayMs, options.signal);
+    }
   }
 }
 

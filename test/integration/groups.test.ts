@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalAgent } from '../../src-engine/agent';
-import { GroupStore, PairStore, createPair, runGroupCycle, runSync } from '../../src-engine/replication';
+import { GroupStore, PairStore, createPair, replicatePair, runGroupCycle, runSync } from '../../src-engine/replication';
 import { resolverFor } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
@@ -68,6 +68,9 @@ describe('consistency groups', () => {
       }
       const group = await groups.create('db', ['a', 'b'], store);
       await expect(groups.create('db2', ['a', 'b'], store)).rejects.toThrow(/already in group "db"/);
+      const a = await store.require('a');
+      const aEndpoints = { primary: await resolver.resolve(primaries[0]!), secondary: await resolver.resolve(secondaries[0]!) };
+      await expect(replicatePair({ store, pair: a, endpoints: aEndpoints, once: true })).rejects.toThrow(/in consistency group "db": it cycles with its group/);
 
       let acked = 0;
       let stopped = false;

@@ -164,6 +164,10 @@ describe('periodic replication', () => {
     failAfter.writes = staged + 5;
     await expect(runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints })).rejects.toThrow(/link dropped/);
     expect((await readFile(pair.secondaryPath)).equals(before)).toBe(true); // staged only: the volume did not move
+    // A sync now would later have the cycle apply its older snapshot over it: refused.
+    await expect(runSync({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, method: 'auto' })).rejects.toThrow(
+      /cycle 2 \(shipping\) unfinished/,
+    );
     failAfter.writes = undefined;
     const resumed = await runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints });
     expect(resumed.resumed).toBe(true);

@@ -14,6 +14,7 @@ import type { AgentApi, WriteAuth } from '../../agent';
 import type { PairEndpoints, VolumeEndpoint } from '../endpoints';
 import type { PairRecord, PairStore } from '../pair-store';
 import { checkPairMembers, wireBytesOf } from '../members';
+import { checkNoCycleInProgress } from '../groups';
 import { Conveyor } from './conveyor';
 import { CursorStore, type SyncCursor, type SyncMethod, type SyncTotals } from './cursor';
 import { acquirePairLock } from './lock';
@@ -98,6 +99,7 @@ export async function runSync(options: SyncOptions): Promise<SyncSummary> {
   const pairDir = options.store.pairDir(options.pair.name);
   const lock = await acquirePairLock(pairDir, options.pair.name, 'sync');
   try {
+    await checkNoCycleInProgress(options.store, options.pair);
     return await new SyncRun(options, new CursorStore(pairDir)).run();
   } finally {
     await lock.release();
