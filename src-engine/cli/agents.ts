@@ -5,7 +5,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { LocalAgent, RpcAgent, connectAgentSocket, formatVolRef, parseVolRef, type AgentApi } from '../agent';
 import { ensureHomeDir, resolveHomeDir } from '../home';
-import type { EndpointResolver, VolumeEndpoint } from '../replication';
+import { PairStore, type EndpointResolver, type PairEndpoints, type PairRecord, type VolumeEndpoint } from '../replication';
 import { RemoteHost } from '../ssh';
 import { RpcPeer } from '../transport';
 import type { GlobalOptions, Io } from './output';
@@ -72,6 +72,15 @@ export class AgentPool implements EndpointResolver {
     for (const remote of this.remotes.values()) await remote.dispose();
     this.remotes.clear();
   }
+}
+
+/** The home's pair store. */
+export const pairStoreOf = (io: Io, global: GlobalOptions) => new PairStore(resolveHomeDir(global.home, io.env));
+
+/** Both sides of a recorded pair, resolved through the pool. */
+export async function pairEndpointsOf(pool: AgentPool, record: PairRecord): Promise<PairEndpoints> {
+  const [primary, secondary] = await Promise.all([pool.resolve(record.primary.volref), pool.resolve(record.secondary.volref)]);
+  return { primary, secondary };
 }
 
 /** Runs `work` with a pool, disposed after. */

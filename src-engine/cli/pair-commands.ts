@@ -2,10 +2,8 @@
 
 import type { Command } from 'commander';
 import { TidemarkError } from '../errors';
-import { resolveHomeDir } from '../home';
 import { formatDurationMs } from '../progress';
 import {
-  PairStore,
   createPair,
   deletePair,
   pairStatus,
@@ -20,15 +18,11 @@ import {
 } from '../replication';
 import { parseHashAlgorithm } from '../signature';
 import { formatBytes, parseDurationMs, parseRate, parseSize } from '../size';
-import { withAgentPool, type AgentPool } from './agents';
+import { pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
 import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
 
-const store = (io: Io, global: GlobalOptions) => new PairStore(resolveHomeDir(global.home, io.env));
-
-async function endpointsOf(pool: AgentPool, record: PairRecord) {
-  const [primary, secondary] = await Promise.all([pool.resolve(record.primary.volref), pool.resolve(record.secondary.volref)]);
-  return { primary, secondary };
-}
+const store = pairStoreOf;
+const endpointsOf = pairEndpointsOf;
 
 function parseMethod(text: string): SyncMethodChoice {
   const methods: readonly string[] = ['auto', ...syncMethods];

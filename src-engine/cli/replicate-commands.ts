@@ -14,25 +14,21 @@ import {
   replicateLockTask,
   replicatePair,
   runGroupCycle,
+  sleepMs,
   waitInSync,
   type GroupCycleOptions,
   type GroupCycleSummary,
   type PairLock,
-  type PairRecord,
   type ReplicateSummary,
   type ShipProgress,
   type SyncProgress,
 } from '../replication';
 import { formatBytes, parseDurationMs, parseRate } from '../size';
-import { withAgentPool, type AgentPool } from './agents';
+import { pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
 import { StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
 
-const store = (io: Io, global: GlobalOptions) => new PairStore(resolveHomeDir(global.home, io.env));
-
-async function endpointsOf(pool: AgentPool, record: PairRecord) {
-  const [primary, secondary] = await Promise.all([pool.resolve(record.primary.volref), pool.resolve(record.secondary.volref)]);
-  return { primary, secondary };
-}
+const store = pairStoreOf;
+const endpointsOf = pairEndpointsOf;
 
 /** A bare number is seconds here (`--timeout 60`). */
 function parseTimeoutMs(text: string): number {
@@ -88,14 +84,7 @@ async function replicateGroup(options: GroupCycleOptions, once: boolean, io: Io)
       cycles.push(cycle);
       if (once) return { group: options.group.name, cycles };
       io.stderr.write(`tidemark: ${groupSummaryText({ group: options.group.name, cycles: [cycle] })}\n`);
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, Math.max(0, intervalMs - (performance.now() - startMs)));
-        options.signal?.addEventListener(
-          'abort',
-          () => (clearTimeout(timer), reject(new TidemarkError('CANCELLED', `replication of group ${options.group.name} stopped`, 'run it again to go on'))),
-          { once: true },
-        );
-      });
+      await sleepMs(Math.max(0, intervalMs - (performance.now() - startMs)), options.signal);
     }
   } finally {
     for (const lock of locks) await lock.release();

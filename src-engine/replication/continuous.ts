@@ -13,7 +13,7 @@ import type { TrackingState, WriteAuth } from '../agent';
 import type { PairEndpoints } from './endpoints';
 import { checkPairMembers, wireBytesOf } from './members';
 import type { PairRecord } from './pair-store';
-import { Conveyor, cancelled } from './sync/conveyor';
+import { Conveyor, cancelled, sleepMs } from './sync/conveyor';
 import { sinceMapName } from './sync/names';
 import { TokenBucket } from './sync/token-bucket';
 
@@ -133,7 +133,7 @@ class Shipper {
         const delayMs = Math.min(retryDelayMsMax, 100 * 2 ** Math.min(failures, 6));
         this.options.onWarning?.(`replication of ${this.options.pair.name} interrupted (${(error as Error).message}); retrying in ${delayMs} ms`);
         this.report('retrying', undefined);
-        await sleep(delayMs, this.options.signal).catch(() => undefined);
+        await sleepMs(delayMs, this.options.signal).catch(() => undefined);
         if (this.options.signal?.aborted) throw this.explain(cancelled());
       }
     }
@@ -159,7 +159,7 @@ class Shipper {
         await this.retireSyncMarkers();
         this.report('in-sync', state);
         if (this.options.once) return true;
-        await sleep(this.options.idlePollMs ?? 20, this.options.signal);
+        await sleepMs(this.options.idlePollMs ?? 20, this.options.signal);
       } else {
         this.report(this.protectSnapshotId ? 'catching-up' : 'shipping', state);
         await this.shipBatch();
@@ -305,7 +305,7 @@ class Shipper {
 }
 
 /** A dropped link, a restarting agent, a full or failing secondary: worth another attempt. */
-function retryable(error: unknown): boolean {
+export function retryable(error: unknown): boolean {
   if (!isTidemarkError(error)) return false;
   return ['DISCONNECTED', 'IO', 'BUSY', 'NO_SPACE'].includes(error.code);
 }
@@ -319,19 +319,4 @@ export function runsOf(regions: readonly number[]): [number, number][] {
     else runs.push([r, 1]);
   }
   return runs;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(cancelled());
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(cancelled());
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

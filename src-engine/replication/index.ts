@@ -15,3 +15,4 @@ export { pairLockHolder, type PairLockHolder } from './sync/lock';
 export { checkPairMembers } from './members';
 export { runCycle, periodicPending, currentMapName, cycleSnapshotLabel, type CycleOptions, type CycleProgress, type CycleSummary } from './periodic';
 export { GroupStore, runGroupCycle, type GroupRecord, type GroupCycleOptions, type GroupCycleSummary } from './groups';
+export { sleepMs } from './sync/conveyor';

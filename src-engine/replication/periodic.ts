@@ -248,19 +248,3 @@ export async function periodicPending(store: PairStore, pair: PairRecord, p: Vol
   const current = cursor ? (maps.find((m) => m.name === currentMapName(pair.pairId))?.setCount ?? 0) : 0;
   return since.setCount + current;
 }
-
-/** Waits `ms` or until aborted. */
-export function sleepMs(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(cancelled());
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(cancelled());
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

@@ -3,9 +3,10 @@
 // its tracked changes are shipped (continuous). When another process already replicates the
 // pair (a `serve`), `--once` waits for it to reach in-sync instead of shipping alongside.
 
-import { TidemarkError, isTidemarkError } from '../errors';
+import { TidemarkError } from '../errors';
 import type { TrackingState } from '../agent';
-import { shipContinuous, type ShipOptions, type ShipSummary } from './continuous';
+import { retryable, shipContinuous, type ShipOptions, type ShipSummary } from './continuous';
+import { sleepMs } from './sync/conveyor';
 import type { PairEndpoints } from './endpoints';
 import type { PairRecord, PairStore } from './pair-store';
 import { CursorStore } from './sync/cursor';
@@ -13,7 +14,7 @@ import { acquirePairLock, pairLockHolder, type PairLockHolder } from './sync/loc
 import { runSync, type SyncProgress, type SyncSummary } from './sync/sync';
 import { sinceMapName } from './sync/names';
 import { checkNotGrouped } from './groups';
-import { periodicPending, runCycle, sleepMs, type CycleProgress, type CycleSummary } from './periodic';
+import { periodicPending, runCycle, type CycleProgress, type CycleSummary } from './periodic';
 
 export const replicateLockTask = 'replicate';
 
@@ -133,8 +134,7 @@ async function withRetries<T>(options: ReplicateOptions, run: () => Promise<T>):
       return await run();
     } catch (error) {
       failures += 1;
-      const transient = isTidemarkError(error) && ['DISCONNECTED', 'IO', 'BUSY', 'NO_SPACE'].includes(error.code);
-      if (!transient || options.signal?.aborted || failures >= attemptsMax) throw error;
+      if (!retryable(error) || options.signal?.aborted || failures >= attemptsMax) throw error;
       const delayMs = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
       options.onWarning?.(`cycle of ${options.pair.name} interrupted (${(error as Error).message}); resuming in ${delayMs} ms`);
       await sleepMs(delayMs, options.signal);

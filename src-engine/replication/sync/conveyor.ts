@@ -112,3 +112,19 @@ export class Conveyor {
 export function cancelled(): TidemarkError {
   return new TidemarkError('CANCELLED', 'cancelled', '');
 }
+
+/** Waits `ms`; rejects with CANCELLED as soon as `signal` aborts. */
+export function sleepMs(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(cancelled());
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(cancelled());
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
