@@ -3,7 +3,9 @@
 // like the volume) without touching the volume; apply then writes a redo record naming the
 // cycle and its regions, copies them into the volume, flushes it, records the cycle in the
 // member and drops the record. A crash during apply finishes it when the volume is next
-// opened, so the volume is always exactly the primary at some cycle boundary.
+// opened, so the volume is always exactly the primary at some cycle boundary. Stage, apply
+// and redo of one pair run one at a time, in call order (a per-pair lock); other pairs' run
+// alongside.
 
 import { constants } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
@@ -25,6 +27,26 @@ const redoRecordKind = defineRecord(
     .strict(),
 );
 
+/** Runs tasks per key one at a time, in call order (a promise chain per key); other keys run alongside. */
+class KeyedLock {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.then(task);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    // The last task of a key removes its entry: the map holds only keys with work queued.
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
 function wordsOf(regionCount: number, regionIndexes: readonly number[]): Bitset {
   const bits = new Bitset(regionCount);
   for (const r of regionIndexes) bits.set(r);
@@ -34,6 +56,13 @@ function wordsOf(regionCount: number, regionIndexes: readonly number[]): Bitset 
 export class PairStaging {
   /** The open staging file per pair while a cycle arrives. */
   private readonly handles = new Map<string, Promise<FileHandle>>();
+  /**
+   * One stage, apply or redo of a pair at a time. They interleave at their awaits otherwise:
+   * two stages of a new cycle each reset the area (the later reset deletes what the earlier
+   * stage wrote), a stage of the next cycle discards the area an apply is copying from, an
+   * apply issued behind stages copies regions not staged yet.
+   */
+  private readonly locks = new KeyedLock();
 
   constructor(
     private readonly volumeDir: string,
@@ -58,7 +87,11 @@ export class PairStaging {
   }
 
   /** Writes one region of `cycle` into the staging area; a staging area of another cycle is discarded first. */
-  async stage(pairId: string, cycle: number, regionIndex: number, data: Uint8Array, auth: WriteAuth | undefined): Promise<void> {
+  stage(pairId: string, cycle: number, regionIndex: number, data: Uint8Array, auth: WriteAuth | undefined): Promise<void> {
+    return this.locks.run(pairId, () => this.stageLocked(pairId, cycle, regionIndex, data, auth));
+  }
+
+  private async stageLocked(pairId: string, cycle: number, regionIndex: number, data: Uint8Array, auth: WriteAuth | undefined): Promise<void> {
     this.checkSecondary(pairId, auth);
     const span = this.volume.geometry.region(regionIndex);
     if (data.length !== span.bytes)
@@ -103,15 +136,20 @@ export class PairStaging {
     await (await handle?.catch(() => undefined))?.close();
   }
 
+  /** Closes the staging files, each after its pair's work under way. */
   async close(): Promise<void> {
-    for (const pairId of [...this.handles.keys()]) await this.closeHandle(pairId);
+    for (const pairId of [...this.handles.keys()]) await this.locks.run(pairId, () => this.closeHandle(pairId));
   }
 
   /**
    * Applies `cycle`: its staged regions (those listed; each must have been staged) go into the
    * volume under a redo record; the member records the cycle. Idempotent for an applied cycle.
    */
-  async apply(pairId: string, cycle: number, regionIndexes: readonly number[], auth: WriteAuth | undefined): Promise<void> {
+  apply(pairId: string, cycle: number, regionIndexes: readonly number[], auth: WriteAuth | undefined): Promise<void> {
+    return this.locks.run(pairId, () => this.applyLocked(pairId, cycle, regionIndexes, auth));
+  }
+
+  private async applyLocked(pairId: string, cycle: number, regionIndexes: readonly number[], auth: WriteAuth | undefined): Promise<void> {
     this.checkSecondary(pairId, auth);
     const member = this.members.require(pairId);
     if ((member.appliedCycle ?? 0) >= cycle) return;
@@ -136,11 +174,15 @@ export class PairStaging {
     } finally {
       await handle?.close();
     }
-    await this.redo(pairId);
+    await this.redoLocked(pairId);
   }
 
   /** Finishes a recorded apply (after a crash, at open): copies, flushes, records the cycle, drops the staging area. */
-  async redo(pairId: string): Promise<boolean> {
+  redo(pairId: string): Promise<boolean> {
+    return this.locks.run(pairId, () => this.redoLocked(pairId));
+  }
+
+  private async redoLocked(pairId: string): Promise<boolean> {
     const dir = this.dir(pairId);
     const record = await readRecord(join(dir, 'redo.json'), redoRecordKind);
     if (!record) return false;
