@@ -1,8 +1,8 @@
 // --limit-rate: a token bucket on bytes. Depth max(one item, rate / 4): a burst of at most a
 // quarter second, and an item larger than that still passes (after waiting for its share).
 
-import { assert } from '../../assert';
-import { TidemarkError } from '../../errors';
+import { assert } from './assert';
+import { TidemarkError } from './errors';
 
 export class TokenBucket {
   private tokens: number;

@@ -1,7 +1,7 @@
 // --limit-rate's token bucket on a fake clock: a burst of at most a quarter second (or one
 // item), then items pass at the rate; an item larger than the depth waits for its share.
 import { describe, expect, it } from 'vitest';
-import { TokenBucket } from '../../src-engine/replication/sync/token-bucket';
+import { TokenBucket } from '../../src-engine/token-bucket';
 
 /** A clock that advances only when the bucket sleeps (setTimeout is replaced by advancing it). */
 function fakeTime() {

@@ -6,7 +6,7 @@ import { assert } from '../../assert';
 import { TidemarkError } from '../../errors';
 import type { WriteAuth } from '../../agent';
 import type { VolumeEndpoint } from '../endpoints';
-import type { TokenBucket } from './token-bucket';
+import type { TokenBucket } from '../../token-bucket';
 
 export interface ConveyorOptions {
   readonly secondary: VolumeEndpoint;

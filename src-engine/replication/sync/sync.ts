@@ -20,7 +20,7 @@ import { CursorStore, type SyncCursor, type SyncMethod, type SyncTotals } from '
 import { acquirePairLock } from './lock';
 import { lcsSnapshotLabel, sinceMapName, swapMapName, syncSnapshotLabel, syncSnapshotPrefix } from './names';
 import { selectRegions, type Selection } from './select';
-import { TokenBucket } from './token-bucket';
+import { TokenBucket } from '../../token-bucket';
 
 export type SyncMethodChoice = SyncMethod | 'auto';
 
