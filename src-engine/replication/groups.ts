@@ -12,7 +12,17 @@ import { TidemarkError, errnoCode } from '../errors';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { EndpointResolver, PairEndpoints } from './endpoints';
 import { checkPairMembers } from './members';
-import { currentMapName, cycleCursorOf, cycleSnapshotLabel, ignoreNotFound, removeRecord, ship, type CycleProgress } from './periodic';
+import {
+  currentMapName,
+  cycleCursorOf,
+  cycleSnapshotLabel,
+  ignoreNotFound,
+  refreezesMax,
+  removeRecord,
+  ship,
+  snapshotGone,
+  type CycleProgress,
+} from './periodic';
 import { validatePairName, type PairRecord, type PairStore } from './pair-store';
 import { sinceMapName } from './sync/names';
 
@@ -185,37 +195,34 @@ interface Member {
 /** Runs (or resumes) one cycle of a consistency group. Hold every member pair's lock. */
 export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCycleSummary> {
   const startMs = performance.now();
-  const members = await membersOf(options);
+  let members = await membersOf(options);
   const cyclePath = options.groups.cyclePath(options.group.name);
   let cursor = await readRecord(cyclePath, groupCycleKind);
   const resumed = cursor !== undefined;
   if (cursor?.phase === 'freezing') cursor = await recoverFreeze(members, cursor, cyclePath);
   cursor ??= await freeze(options, members, cyclePath);
-  const results: GroupCycleSummary['members'][number][] = [];
-  for (const [i, member] of members.entries()) {
-    const state = cursor.members[i]!;
-    let regions: number[] = [];
-    let bytes = 0;
-    if (member.applied < state.cycle) {
-      const p = member.endpoints.primary;
-      const map = await p.agent.bitmapRead(p.path, currentMapName(member.pair.pairId));
-      const regionCount =
-        (await member.endpoints.primary.agent.volumeState(member.endpoints.primary.path)).members.find((x) => x.pairId === member.pair.pairId)?.regionCount ??
-        map.regionCount;
-      regions = [...new Bitset(map.regionCount, map.words).indexes()].filter((r) => r < regionCount);
-      const cycleOptions = {
-        store: options.store,
-        pair: member.pair,
-        endpoints: member.endpoints,
-        signal: options.signal,
-        limitRateBytesPerSecond: options.limitRateBytesPerSecond,
-        onProgress: options.onProgress,
-      };
-      bytes = await ship(cycleOptions, state.cycle, state.snapshotId!, regions, member.auth);
-      const s = member.endpoints.secondary;
-      await s.agent.stageApply(s.path, member.pair.pairId, state.cycle, regions, { auth: member.auth });
+  let results: GroupCycleSummary['members'][number][];
+  for (let refreezes = 0; ; refreezes++) {
+    const shipped = await shipAndApply(options, members, cursor, refreezes < refreezesMax);
+    if (shipped !== 'snapshot gone') {
+      results = shipped;
+      break;
     }
-    results.push({ pair: member.pair.name, cycle: state.cycle, regionsTransferred: regions.length, bytesTransferred: bytes });
+    // A member's snapshot was deleted under the cycle: the group freezes again, every member
+    // at one new instant. Nothing is lost (runCycle argues it for one pair; here too every
+    // member's `current` is cleared only after the whole group applied, and the rotation is a
+    // union): a member not yet applied goes from S_{k-1} to the new instant, one already
+    // applied from S_k to it (cycle k+1), so the secondaries end the cycle at one instant as
+    // always. The old cycle's other snapshots are deleted first, before the new freeze's
+    // cursor: a leftover snapshot labelled with the cycle a member freezes again would be
+    // taken for the new instant by a recovery. A crash in between leaves the old cursor,
+    // whose missing snapshot freezes again.
+    for (const [i, state] of cursor.members.entries()) {
+      const p = members[i]!.endpoints.primary;
+      if (state.snapshotId) await p.agent.snapshotDelete(p.path, state.snapshotId).catch(ignoreNotFound);
+    }
+    members = await membersOf(options); // what each secondary applied now
+    cursor = await freeze(options, members, cyclePath);
   }
   // Every secondary holds the group's instant now: clean up behind the cycle.
   for (const [i, member] of members.entries()) {
@@ -233,6 +240,48 @@ export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCy
     resumed,
     durationMs: Math.round(performance.now() - startMs),
   };
+}
+
+/**
+ * Ships and applies every member not yet applied, in order (roll forward). 'snapshot gone'
+ * when a member's shipping failed NOT_FOUND because its snapshot was deleted (and `mayRefreeze`).
+ */
+async function shipAndApply(
+  options: GroupCycleOptions,
+  members: readonly Member[],
+  cursor: GroupCycle,
+  mayRefreeze: boolean,
+): Promise<GroupCycleSummary['members'][number][] | 'snapshot gone'> {
+  const results: GroupCycleSummary['members'][number][] = [];
+  for (const [i, member] of members.entries()) {
+    const state = cursor.members[i]!;
+    let regions: number[] = [];
+    let bytes = 0;
+    if (member.applied < state.cycle) {
+      const p = member.endpoints.primary;
+      const map = await p.agent.bitmapRead(p.path, currentMapName(member.pair.pairId));
+      const regionCount = (await p.agent.volumeState(p.path)).members.find((x) => x.pairId === member.pair.pairId)?.regionCount ?? map.regionCount;
+      regions = [...new Bitset(map.regionCount, map.words).indexes()].filter((r) => r < regionCount);
+      const cycleOptions = {
+        store: options.store,
+        pair: member.pair,
+        endpoints: member.endpoints,
+        signal: options.signal,
+        limitRateBytesPerSecond: options.limitRateBytesPerSecond,
+        onProgress: options.onProgress,
+      };
+      try {
+        bytes = await ship(cycleOptions, state.cycle, state.snapshotId!, regions, member.auth);
+      } catch (error) {
+        if (mayRefreeze && (await snapshotGone(p, state.snapshotId!, error))) return 'snapshot gone';
+        throw error;
+      }
+      const s = member.endpoints.secondary;
+      await s.agent.stageApply(s.path, member.pair.pairId, state.cycle, regions, { auth: member.auth });
+    }
+    results.push({ pair: member.pair.name, cycle: state.cycle, regionsTransferred: regions.length, bytesTransferred: bytes });
+  }
+  return results;
 }
 
 async function membersOf(options: GroupCycleOptions): Promise<Member[]> {

@@ -72,6 +72,8 @@ export interface CycleSummary {
 }
 
 const stagesInFlight = 8;
+/** Freezes again after a cycle's snapshot was deleted, per run: a snapshot deleted again every time fails the run (the next one freezes anew). */
+export const refreezesMax = 3;
 
 /** Runs (or resumes) one cycle of a periodic pair. Hold the pair's lock. */
 export async function runCycle(options: CycleOptions): Promise<CycleSummary> {
@@ -91,18 +93,37 @@ export async function runCycle(options: CycleOptions): Promise<CycleSummary> {
   if (cursor?.phase === 'freezing') cursor = await recoverFreeze(options, cursor, cursorPath);
   if (!cursor) cursor = await freeze(options, applied + 1, cursorPath);
   const { cycle } = cursor;
-  const snapshotId = cursor.snapshotId!;
-  const snapshotCreatedMs = cursor.pointInTime ? Date.parse(cursor.pointInTime) : Date.now();
   let regions: number[] = [];
   let bytesTransferred = 0;
   if (applied < cycle) {
-    // `current` also records writes after S_k: read now, its extra regions carry S_k's bytes (what the secondary has).
-    const map = await p.agent.bitmapRead(p.path, current);
-    regions = [...new Bitset(map.regionCount, map.words).indexes()].filter((r) => r < checked.primary.regionCount);
-    bytesTransferred = await ship(options, cycle, snapshotId, regions, auth);
+    for (let refreezes = 0; ; refreezes++) {
+      // `current` also records writes after S_k: read now, its extra regions carry S_k's bytes (what the secondary has).
+      const map = await p.agent.bitmapRead(p.path, current);
+      regions = [...new Bitset(map.regionCount, map.words).indexes()].filter((r) => r < checked.primary.regionCount);
+      try {
+        bytesTransferred = await ship(options, cycle, cursor.snapshotId!, regions, auth);
+        break;
+      } catch (error) {
+        if (refreezes >= refreezesMax || !(await snapshotGone(p, cursor.snapshotId!, error))) throw error;
+        // S_k was deleted under the cycle (`snapshot delete`, the agent API): freeze again.
+        // Nothing is lost. Nothing of cycle k was applied, so the secondary still holds
+        // S_{k-1}. `current` holds every region written since S_{k-1} up to the lost S_k, and
+        // (a change map keeps recording) every region written after it; it is cleared only
+        // after an apply. The new freeze's rotation is a union, `current ∪= since` with
+        // `since` emptied, run under the same hold of writes as the new snapshot S_k'; so
+        // `current` covers every region that differs between S_{k-1} and S_k', and shipping
+        // it from S_k' brings the secondary to S_k'. The regions already staged from S_k are
+        // all in `current` (it only grew), so each is staged again from S_k' before the apply,
+        // which copies only the regions listed; ship() returns only once no stage of S_k's
+        // bytes is still under way. The cycle keeps its number (the secondary applied k-1).
+        cursor = await freeze(options, cycle, cursorPath);
+      }
+    }
     options.onProgress?.({ pair: pair.name, cycle, phase: 'applying', regionsDone: regions.length, regionsTotal: regions.length, bytesTransferred });
     await s.agent.stageApply(s.path, pair.pairId, cycle, regions, { auth });
   }
+  const snapshotId = cursor.snapshotId!;
+  const snapshotCreatedMs = cursor.pointInTime ? Date.parse(cursor.pointInTime) : Date.now();
   // Applied: `current` starts the next cycle empty (what was written since S_k is in `since` too).
   await p.agent.bitmapClear(p.path, current);
   // The sync's last consistent snapshot only costs copy-on-write from here on.
@@ -135,6 +156,12 @@ export async function removeRecord(path: string): Promise<void> {
 
 export function ignoreNotFound(error: unknown): void {
   if (!isTidemarkError(error) || error.code !== 'NOT_FOUND') throw error;
+}
+
+/** Shipping failed NOT_FOUND and the cycle's snapshot is no longer on the primary (someone deleted it). */
+export async function snapshotGone(p: VolumeEndpoint, snapshotId: string, error: unknown): Promise<boolean> {
+  if (!isTidemarkError(error) || error.code !== 'NOT_FOUND') return false;
+  return !(await p.agent.snapshotList(p.path)).snapshots.some((x) => x.snapshotId === snapshotId);
 }
 
 /** Takes S_k and rotates the maps at its instant, with the cursor written first. */
@@ -207,27 +234,32 @@ export async function ship(
   const report = () =>
     options.onProgress?.({ pair: pair.name, cycle, phase: 'shipping', regionsDone: done, regionsTotal: regions.length, bytesTransferred: bytes });
   report();
-  for (const [first, count] of runsOf(regions)) {
-    for await (const { regionIndex, data } of p.agent.readRegions(p.path, first, count, { snapshotId, signal })) {
-      if (signal?.aborted) throw cancelled();
-      if (failure !== undefined) throw failure;
-      await bucket?.take(data.length, signal);
-      while (inFlight.size >= stagesInFlight) await Promise.race(inFlight);
-      const staged: Promise<void> = s.agent.stageRegion(s.path, pair.pairId, cycle, regionIndex, data, { auth }).then(
-        () => {
-          done += 1;
-          bytes += data.length;
-          if (done % 16 === 0) report();
-        },
-        (error: unknown) => {
-          failure ??= error;
-        },
-      );
-      inFlight.add(staged);
-      void staged.finally(() => inFlight.delete(staged));
+  try {
+    for (const [first, count] of runsOf(regions)) {
+      for await (const { regionIndex, data } of p.agent.readRegions(p.path, first, count, { snapshotId, signal })) {
+        if (signal?.aborted) throw cancelled();
+        if (failure !== undefined) throw failure;
+        await bucket?.take(data.length, signal);
+        while (inFlight.size >= stagesInFlight) await Promise.race(inFlight);
+        const staged: Promise<void> = s.agent.stageRegion(s.path, pair.pairId, cycle, regionIndex, data, { auth }).then(
+          () => {
+            done += 1;
+            bytes += data.length;
+            if (done % 16 === 0) report();
+          },
+          (error: unknown) => {
+            failure ??= error;
+          },
+        );
+        inFlight.add(staged);
+        void staged.finally(() => inFlight.delete(staged));
+      }
     }
+  } finally {
+    // Returns (or throws) only once every stage sent has settled: a retry, or a cycle frozen
+    // again, never has a stage of this attempt land after its own.
+    await Promise.all(inFlight);
   }
-  await Promise.all(inFlight);
   if (failure !== undefined) throw failure;
   report();
   return bytes;

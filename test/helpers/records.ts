@@ -1,0 +1,86 @@
+// Numbered records for periodic-replication tests (as test/integration/periodic.test.ts uses
+// them): record n goes to region n mod regionCount, stamped with n; a writer issues 1, 2, …
+// one at a time, each awaiting its acknowledgement. A volume then holds "the primary after
+// records 1..m" for some m — a cycle boundary — or it is a mix, which `prefixHeld` names.
+import { expect } from 'vitest';
+import type { AgentApi } from '../../src-engine/agent';
+
+export class NumberedRecords {
+  constructor(
+    readonly regionBytes: number,
+    readonly regionCount: number,
+  ) {}
+
+  /** Record n: region n mod regionCount, stamped with n and filled with a byte derived from it. */
+  record(n: number): Buffer {
+    const data = Buffer.alloc(this.regionBytes, (n * 31 + 7) & 0xff);
+    data.writeUInt32LE(n, 0);
+    data.writeUInt32LE(n ^ 0x5a5a5a5a, 4);
+    return data;
+  }
+
+  /** The m such that `bytes` is the volume after records 1..m (fails the test naming the first region that breaks it). */
+  prefixHeld(bytes: Buffer, what = 'volume'): number {
+    const { regionBytes, regionCount } = this;
+    let m = 0;
+    const found: number[] = [];
+    for (let i = 0; i < regionCount; i++) {
+      const region = bytes.subarray(i * regionBytes, (i + 1) * regionBytes);
+      const n = region.readUInt32LE(0);
+      if (n !== 0) {
+        expect(region.equals(this.record(n)), `${what}: region ${i} holds a whole record`).toBe(true);
+        expect(n % regionCount, `${what}: record ${n} in region ${i}`).toBe(i);
+      } else expect(region.equals(Buffer.alloc(regionBytes)), `${what}: region ${i} never written`).toBe(true);
+      found.push(n);
+      m = Math.max(m, n);
+    }
+    // After records 1..m, region i holds the latest n ≤ m with n ≡ i (mod regionCount), or nothing.
+    for (let i = 0; i < regionCount; i++) {
+      const latest = m - ((((m - i) % regionCount) + regionCount) % regionCount);
+      expect(found[i], `${what}: region ${i} after record ${m} holds ${latest > 0 ? latest : 'nothing'}`).toBe(latest > 0 ? latest : 0);
+    }
+    return m;
+  }
+}
+
+/** Writes records acked+1, acked+2, … through `agent`, one at a time, each awaited; stops at the first failure (kept). */
+export class RecordWriter {
+  acked: number;
+  failure: unknown;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly agent: AgentApi,
+    private readonly path: string,
+    private readonly records: NumberedRecords,
+    private readonly random: () => number,
+    startAfter = 0,
+  ) {
+    this.acked = startAfter;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.running = (async () => {
+      while (!this.stopped) {
+        const n = this.acked + 1;
+        try {
+          await this.agent.writeRegion(this.path, n % this.records.regionCount, this.records.record(n));
+        } catch (error) {
+          this.failure = error;
+          return;
+        }
+        this.acked = n;
+        if (this.random() < 0.3) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+  }
+
+  /** Stops after the write under way; throws the failure that stopped it, if any. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
