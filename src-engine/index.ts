@@ -23,3 +23,4 @@ export { runCli, exitCodes, type Io, type GlobalOptions, type CliRole, type CliE
 export * from './agent';
 export * from './ssh';
 export * from './hosts';
+export * from './maps';

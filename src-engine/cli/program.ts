@@ -8,6 +8,7 @@ import { ExitStatus, exitCodes, reportError, type GlobalOptions, type Io } from 
 import { registerAgentCommands } from './agent-commands';
 import { registerImageCommands } from './image-commands';
 import { registerLabCommand } from './lab-command';
+import { registerMapCommand } from './map-command';
 import { registerPairCommands } from './pair-commands';
 import { registerReplicateCommands } from './replicate-commands';
 import { registerServeCommand } from './serve-command';
@@ -44,6 +45,7 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
   if (role === 'cli') {
     registerPairCommands(program, io, globals);
     registerReplicateCommands(program, io, globals);
+    registerMapCommand(program, io, globals);
     registerServeCommand(program, io, globals);
     registerImageCommands(program, io, globals);
     registerLabCommand(program, io, globals);

@@ -1,9 +1,7 @@
-// `tidemark replicate NAME [--once]`, `pair wait NAME --in-sync` and `map NAME --which …`
-// (docs/replication.md).
+// `tidemark replicate NAME [--once]` and `pair wait NAME --in-sync` (docs/replication.md);
+// `map` is in map-command.ts.
 
 import type { Command } from 'commander';
-import { Bitset } from '../bitmap';
-import { trackingMapKinds, type TrackingMapKind, type TrackingState } from '../agent';
 import { TidemarkError } from '../errors';
 import { resolveHomeDir } from '../home';
 import { formatDurationMs } from '../progress';
@@ -220,59 +218,4 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
       const waitedMs = Math.round(performance.now() - startMs);
       printResult(io, global, { pair: name, inSync: true, waitedMs, tracking: state }, () => `pair ${name} is in sync (waited ${formatDurationMs(waitedMs)})`);
     });
-
-  program
-    .command('map')
-    .description("a pair's tracking map: counts and runs of set regions (oos, moos, in-flight)")
-    .argument('<name>', 'the pair')
-    .requiredOption('--which <map>', trackingMapKinds.join(', '))
-    .action(async (name: string, options: { which: string }) => {
-      if (!(trackingMapKinds as readonly string[]).includes(options.which)) {
-        throw new TidemarkError(
-          'USAGE',
-          `unknown map "${options.which}"`,
-          `use one of ${trackingMapKinds.join(', ')} (current, next, failback and resync come with periodic pairs and failover)`,
-        );
-      }
-      const which = options.which as TrackingMapKind;
-      const global = globals();
-      const record = await store(io, global).require(name);
-      const result = await withAgentPool(io, global, async (pool) => {
-        const primary = await pool.resolve(record.primary.volref);
-        const map = await primary.agent.trackingMap(primary.path, record.pairId, which);
-        const state: TrackingState = await primary.agent.trackingState(primary.path, record.pairId);
-        return { map, state };
-      });
-      const runs = runsOfWords(result.map.words, result.map.regionCount);
-      const json = {
-        pair: name,
-        which,
-        regions: result.map.regionCount,
-        regionBytes: record.regionBytes,
-        setCount: result.map.setCount,
-        bytes: result.map.setCount * record.regionBytes,
-        runs,
-        recoveredRegions: result.state.recoveredRegions,
-      };
-      printResult(io, global, json, () =>
-        [
-          `${which} of ${name}: ${json.setCount} of ${json.regions} regions set (${formatBytes(json.bytes)}) in ${runs.length} runs`,
-          ...runs.slice(0, 20).map(([first, count]) => `  ${first}${count > 1 ? `-${first + count - 1}` : ''}`),
-          ...(runs.length > 20 ? [`  … ${runs.length - 20} more runs (--json lists them all)`] : []),
-        ].join('\n'),
-      );
-    });
-}
-
-/** Runs [first, count] of the set bits. */
-function runsOfWords(words: Uint32Array, bitCount: number): [number, number][] {
-  const bits = new Bitset(bitCount, words);
-  const runs: [number, number][] = [];
-  for (let first = bits.nextSetBit(0); first !== -1;) {
-    const end = bits.nextClearBit(first);
-    const stop = end === -1 ? bitCount : end;
-    runs.push([first, stop - first]);
-    first = stop < bitCount ? bits.nextSetBit(stop) : -1;
-  }
-  return runs;
 }
