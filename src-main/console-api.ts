@@ -238,7 +238,16 @@ export interface ShipProgressDto {
   readonly etaMs: number | null;
   readonly backlogRegions: number;
   readonly protectSnapshotId: string | null;
+  /** The path this run's regions take (see ReplicationViewDto.dataPath). */
+  readonly path: DataPathDto;
 }
+
+/**
+ * How region data travels: `local`, the primary is on this machine (read here, written to
+ * the secondary); `direct`, a remote primary's agent writes to the secondary's over the
+ * pair's own SSH key; `relayed`, a remote primary's regions pass through this console.
+ */
+export type DataPathDto = 'local' | 'direct' | 'relayed';
 
 /** One point of the lag chart (one a second, the last ten minutes). */
 export interface LagSampleDto {
@@ -304,12 +313,8 @@ export interface TrackingStateDto {
 
 export interface ReplicationViewDto {
   readonly pair: string;
-  /**
-   * The way region data travels: `local` when both volumes are on this machine, `relayed`
-   * (read from one agent, written to the other by this console) when either is on a host.
-   * Direct agent-to-agent shipping is not built yet.
-   */
-  readonly dataPath: 'local' | 'relayed';
+  /** The path of the running replication, else the one the next run will take (from the primary's agent). */
+  readonly dataPath: DataPathDto;
   /** This console's latest replication run of the pair, or null when none ran. */
   readonly state: ReplicationStateDto | null;
   /** Null when the primary's agent could not be asked; `trackingError` says why. */

@@ -19,6 +19,7 @@ import type {
   ConsoleErrorDto,
   ConsoleResult,
   ConsoleVerb,
+  DataPathDto,
   EngineEventDto,
   HostsDto,
   OverviewDto,
@@ -102,8 +103,8 @@ export class ConsoleService {
   private async replicationView(pair: string): Promise<ReplicationViewDto> {
     const record = await this.engine.pairs.require(pair);
     const primaryRef = parseVolRef(record.primary.volref);
-    const local = primaryRef.kind === 'local' && parseVolRef(record.secondary.volref).kind === 'local';
     const state = this.engine.replication.state(pair);
+    let dataPath: DataPathDto = state?.progress?.path ?? (primaryRef.kind === 'local' ? 'local' : 'relayed');
     let tracking: TrackingStateDto | null = null;
     let trackingError: ConsoleErrorDto | null = null;
     try {
@@ -121,6 +122,7 @@ export class ConsoleService {
         }
       }
       tracking = toTrackingStateDto(await this.engine.replication.tracking(pair));
+      if (!state?.progress && primaryRef.kind === 'ssh') dataPath = (await this.engine.replication.nextPath(pair)) ?? dataPath;
     } catch (error) {
       // An unreachable primary leaves the run's own figures to show; say why tracking is missing.
       trackingError = isTidemarkError(error)
@@ -131,7 +133,7 @@ export class ConsoleService {
             hint: 'check the primary host on the Hosts screen',
           };
     }
-    return { pair, dataPath: local ? 'local' : 'relayed', state: state ? toReplicationStateDto(state) : null, tracking, trackingError };
+    return { pair, dataPath, state: state ? toReplicationStateDto(state) : null, tracking, trackingError };
   }
 
   private async overview(): Promise<OverviewDto> {
@@ -237,6 +239,7 @@ export function toReplicationStateDto(state: ReplicationState): ReplicationState
           etaMs: progress.etaMs ?? null,
           backlogRegions: progress.backlogRegions,
           protectSnapshotId: progress.protectSnapshotId,
+          path: progress.path,
         }
       : null,
     cycles: state.cycles.map((c) => ({ ...c })),

@@ -6,6 +6,7 @@ import type { HashAlgorithm } from '../signature';
 import type { TrackingState } from '../tracking';
 import type { VolumeInfo, VolumeRecord, WriteAuth } from '../volume';
 import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
+import type { PeerTarget } from './peer-keys';
 
 export type { WriteAuth } from '../volume';
 export type { TrackingState } from '../tracking';
@@ -141,6 +142,29 @@ export interface BitmapContents {
   readonly words: Uint32Array;
 }
 
+/** Direct shipping of a pair's regions by its primary's agent (peerShip). */
+export interface PeerShipOptions {
+  readonly auth: WriteAuth;
+  readonly limitRateBytesPerSecond?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface PeerShipResult {
+  readonly regionsWritten: number;
+  readonly bytesWritten: number;
+}
+
+/** The primary's agent's view of a pair's direct link. */
+export interface PeerStatus {
+  /** A per-pair key and target are recorded on this host. */
+  readonly configured: boolean;
+  /** `user@host:port` the key leads to. */
+  readonly target: string | null;
+  readonly connected: boolean;
+  readonly connections: number;
+  readonly lastError: string | null;
+}
+
 export interface AgentApi {
   info(): Promise<AgentInfo>;
   volumeCreate(path: string, sizeBytes: number, regionBytes: number): Promise<VolumeRecord>;
@@ -235,6 +259,23 @@ export interface AgentApi {
   nbdExportStart(path: string, options: NbdExportOptions): Promise<NbdExportInfo>;
   nbdExportStop(exportId: string): Promise<void>;
   nbdExportList(): Promise<NbdExportInfo[]>;
+
+  /**
+   * Direct shipping, the primary's agent: makes the pair's SSH key on this host (once; kept
+   * when re-targeted) and records where the secondary is and its verified host keys.
+   */
+  peerKeyCreate(pairId: string, target: PeerTarget): Promise<{ publicKey: string }>;
+  /** The secondary's agent: lets the pair's key in through authorized_keys, restricted to the pair's shipping (peer-session.ts). */
+  peerAuthorize(pairId: string, publicKey: string): Promise<{ authorizedKeysPath: string }>;
+  /** Either side: forgets the pair's key (the primary's key files, the secondary's authorized_keys line). Idempotent. */
+  peerForget(pairId: string): Promise<void>;
+  peerStatus(pairId: string): Promise<PeerStatus>;
+  /**
+   * The primary's agent reads `regionIndexes` (sorted) of its volume `path` and writes them
+   * straight into the pair's secondary over the pair's key, then flushes there: resolved means
+   * durable on the secondary.
+   */
+  peerShip(path: string, pairId: string, regionIndexes: readonly number[], options: PeerShipOptions): Promise<PeerShipResult>;
 
   /** Releases what the agent holds for this client (open volumes, workers, connections). */
   dispose(): Promise<void>;

@@ -28,8 +28,12 @@ import type {
   TrackingState,
   VolumeState,
   WriteAuth,
+  PeerShipOptions,
+  PeerShipResult,
+  PeerStatus,
 } from './agent-api';
 import { trackingMapKinds } from './agent-api';
+import { peerTargetSchema, type PeerTarget } from './peer-keys';
 import { importMarkerSchema, pairMemberSchema, type ImportMarker, type PairMember, type PairMemberChange } from './pair-members';
 
 const pathSchema = z
@@ -119,6 +123,14 @@ const schemas = {
     .refine((p) => (p.socketPath === undefined) !== (p.host === undefined || p.port === undefined), 'give host and port, or socketPath'),
   'nbd.stop': z.object({ exportId: z.string().uuid() }).strict(),
   'nbd.list': z.object({}).strict(),
+  'peer.keyCreate': z.object({ pairId, target: peerTargetSchema }).strict(),
+  'peer.authorize': z.object({ pairId, publicKey: z.string().min(1).max(1024) }).strict(),
+  'peer.forget': z.object({ pairId }).strict(),
+  'peer.status': z.object({ pairId }).strict(),
+  /** Payload: the region indexes, little-endian uint32 (sorted). */
+  'peer.ship': z
+    .object({ path: pathSchema, pairId, generation, limitRateBytesPerSecond: z.number().positive().max(Number.MAX_SAFE_INTEGER).optional() })
+    .strict(),
 } as const;
 type Method = keyof typeof schemas;
 type Params<M extends Method> = z.infer<(typeof schemas)[M]>;
@@ -129,7 +141,7 @@ const streamingMethods = ['volume.read', 'volume.signatures', 'bitmap.read', 'tr
 type StreamingMethod = (typeof streamingMethods)[number];
 const streams = (method: Method): method is StreamingMethod => (streamingMethods as readonly Method[]).includes(method);
 /** The methods that take a request payload; the others refuse one. */
-const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear', 'tracking.settle', 'volume.realize', 'stage.write', 'stage.apply'];
+const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear', 'tracking.settle', 'volume.realize', 'stage.write', 'stage.apply', 'peer.ship'];
 
 const mismatchHint = 'the client and the agent disagree; update both to one version';
 
@@ -260,6 +272,18 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
       .then((info) => reply(info)),
   'nbd.stop': (agent, p) => agent.nbdExportStop(p.exportId).then(() => reply({})),
   'nbd.list': (agent) => agent.nbdExportList().then((exports) => reply({ exports })),
+  'peer.keyCreate': (agent, p) => agent.peerKeyCreate(p.pairId, p.target).then((result) => reply(result)),
+  'peer.authorize': (agent, p) => agent.peerAuthorize(p.pairId, p.publicKey).then((result) => reply(result)),
+  'peer.forget': (agent, p) => agent.peerForget(p.pairId).then(() => reply({})),
+  'peer.status': (agent, p) => agent.peerStatus(p.pairId).then((status) => reply(status)),
+  'peer.ship': (agent, p, request, context) =>
+    agent
+      .peerShip(p.path, p.pairId, Array.from(bytesWords(request.payload)), {
+        auth: { pairId: p.pairId, generation: p.generation },
+        signal: context.signal,
+        ...(p.limitRateBytesPerSecond === undefined ? {} : { limitRateBytesPerSecond: p.limitRateBytesPerSecond }),
+      })
+      .then((result) => reply(result)),
 };
 
 /** Refuses a request in the wrong mode or with a payload its method does not take, before any work. */
@@ -540,6 +564,30 @@ export class RpcAgent implements AgentApi {
 
   async nbdExportList(): Promise<NbdExportInfo[]> {
     return (await this.peer.call('nbd.list', {})).json.exports as NbdExportInfo[];
+  }
+
+  async peerKeyCreate(pairId: string, target: PeerTarget): Promise<{ publicKey: string }> {
+    return (await this.peer.call('peer.keyCreate', { pairId, target })).json as { publicKey: string };
+  }
+
+  async peerAuthorize(pairId: string, publicKey: string): Promise<{ authorizedKeysPath: string }> {
+    return (await this.peer.call('peer.authorize', { pairId, publicKey })).json as { authorizedKeysPath: string };
+  }
+
+  async peerForget(pairId: string): Promise<void> {
+    await this.peer.call('peer.forget', { pairId });
+  }
+
+  async peerStatus(pairId: string): Promise<PeerStatus> {
+    return (await this.peer.call('peer.status', { pairId })).json as unknown as PeerStatus;
+  }
+
+  async peerShip(path: string, pairId: string, regionIndexes: readonly number[], options: PeerShipOptions): Promise<PeerShipResult> {
+    if (options.auth.pairId !== pairId)
+      throw new TidemarkError('USAGE', `shipping pair ${pairId} with the auth of pair ${options.auth.pairId}`, "ship with the pair's own auth");
+    const params = { path, pairId, generation: options.auth.generation, limitRateBytesPerSecond: options.limitRateBytesPerSecond };
+    const result = await this.peer.call('peer.ship', params, wordsBytes(regionIndexWords(regionIndexes)), { signal: options.signal });
+    return result.json as unknown as PeerShipResult;
   }
 
   async dispose(): Promise<void> {

@@ -10,7 +10,7 @@ import { ensureHomeDir } from '../home';
 import { RpcPeer } from '../transport';
 import { tidemarkVersion } from '../version';
 import { agentSession } from './agent-rpc';
-import { LocalAgent } from './local-agent';
+import { LocalAgent, type LocalAgentOptions } from './local-agent';
 
 /** Unix socket paths are limited (108 bytes on Linux, 104 on macOS). */
 const socketPathBytesMax = 104;
@@ -90,9 +90,14 @@ export interface AgentDaemon {
  * `agent` given (an owner that also uses it in-process, like the console's Engine) the caller
  * keeps it and disposes it; otherwise the daemon makes its own and disposes it on close.
  */
-export async function startAgentDaemon(homeDir: string, log: (line: string) => void = () => undefined, shared?: LocalAgent): Promise<AgentDaemon> {
+export async function startAgentDaemon(
+  homeDir: string,
+  log: (line: string) => void = () => undefined,
+  shared?: LocalAgent,
+  agentOptions: LocalAgentOptions = {},
+): Promise<AgentDaemon> {
   await ensureHomeDir(homeDir);
-  const agent = shared ?? new LocalAgent(homeDir);
+  const agent = shared ?? new LocalAgent(homeDir, agentOptions);
   const peers = new Set<RpcPeer>();
   const server = createServer((socket) => {
     const session = agentSession(agent);

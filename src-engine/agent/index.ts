@@ -24,10 +24,16 @@ export type {
   SnapshotGroupItem,
   NbdExportOptions,
   NbdExportInfo,
+  PeerShipOptions,
+  PeerShipResult,
+  PeerStatus,
 } from './agent-api';
+export { peerTargetSchema, peerAlias, authorizedKeysPath, type PeerFiles, type PeerTarget } from './peer-keys';
+export { pairRestrictedHandler } from './peer-session';
+export type { PeerLink, PeerLinkOpener } from './peer-links';
 export { trackingMapKinds } from './agent-api';
 export { pairMemberSchema, importMarkerSchema, secondaryLock } from './pair-members';
-export { LocalAgent, exportSnapshotLabelPrefix } from './local-agent';
+export { LocalAgent, exportSnapshotLabelPrefix, type LocalAgentOptions } from './local-agent';
 export { serveAgent, agentSession, RpcAgent, type AgentSession } from './agent-rpc';
 export { oosContextName } from './nbd-exports';
 export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';

@@ -4,7 +4,7 @@
 
 import { hostname } from 'node:os';
 import { realpath, statfs } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { assert } from '../assert';
 import { agentReadAheadBytes, agentReadAheadRegionsMax } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
@@ -31,9 +31,14 @@ import type {
   TrackingState,
   VolumeState,
   WriteAuth,
+  PeerShipOptions,
+  PeerShipResult,
+  PeerStatus,
 } from './agent-api';
 import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, stagingOf, trackersOf, type AgentVolume } from './agent-volume';
 import { NbdExports } from './nbd-exports';
+import { authorizedKeysLine, authorizedKeysPath, peerAuthorize, peerRevoke, type PeerTarget } from './peer-keys';
+import { PeerLinks, type PeerLinkOpener } from './peer-links';
 import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
 
 /** Labels of image export snapshots: `tidemark-export <imageId>` (docs/image-format.md). */
@@ -75,6 +80,27 @@ function* regionRange(firstRegion: number, regionCount: number): Generator<numbe
 /** The key a volume is held under: its real path, or the path as given when it does not exist (yet). */
 const canonicalPath = (path: string) => realpath(resolve(path)).catch(() => resolve(path));
 
+export interface LocalAgentOptions {
+  /** What the owning process is (AgentInfo.purpose). */
+  readonly purpose?: string;
+  /** Opens SSH links for direct shipping (src-engine/ssh's sshPeerLinks); absent: peerShip is UNSUPPORTED. */
+  readonly peerLinks?: PeerLinkOpener;
+  /** The command that runs this agent's CLI (a per-pair key's forced command starts with it); default: this process's node and script. */
+  readonly agentArgv?: readonly string[];
+}
+
+/** This process's node and script, when it is the tidemark CLI or agent bundle (not the console's Electron). */
+function defaultAgentArgv(): readonly string[] {
+  const script = process.argv[1];
+  if (process.versions.electron || !script || !isAbsolute(script))
+    throw new TidemarkError(
+      'UNSUPPORTED',
+      'this agent runs inside another program and cannot name itself in a forced command',
+      'run the host agent with `tidemark agent serve`',
+    );
+  return [process.execPath, script];
+}
+
 export class LocalAgent implements AgentApi {
   private readonly catalog: VolumeCatalog;
   private readonly opened = new Map<string, Promise<AgentVolume>>();
@@ -82,13 +108,15 @@ export class LocalAgent implements AgentApi {
   private readonly retiring = new Set<string>();
   private readonly pools = new Map<HashAlgorithm, Promise<SignaturePool>>();
   private readonly nbd = new NbdExports();
+  private readonly peers: PeerLinks;
   private disposed = false;
 
   constructor(
     readonly homeDir: string,
-    private readonly options: { purpose?: string } = {},
+    private readonly options: LocalAgentOptions = {},
   ) {
     this.catalog = new VolumeCatalog(homeDir);
+    this.peers = new PeerLinks(homeDir, options.peerLinks);
   }
 
   async info(): Promise<AgentInfo> {
@@ -506,9 +534,37 @@ export class LocalAgent implements AgentApi {
     return this.nbd.list();
   }
 
+  async peerKeyCreate(pairId: string, target: PeerTarget): Promise<{ publicKey: string }> {
+    return { publicKey: await this.peers.create(pairId, target) };
+  }
+
+  async peerAuthorize(pairId: string, publicKey: string): Promise<{ authorizedKeysPath: string }> {
+    const path = authorizedKeysPath();
+    await peerAuthorize(path, pairId, authorizedKeysLine(pairId, publicKey, this.options.agentArgv ?? defaultAgentArgv(), this.homeDir));
+    return { authorizedKeysPath: path };
+  }
+
+  async peerForget(pairId: string): Promise<void> {
+    await this.peers.forget(pairId);
+    await peerRevoke(authorizedKeysPath(), pairId);
+  }
+
+  peerStatus(pairId: string): Promise<PeerStatus> {
+    return this.peers.status(pairId);
+  }
+
+  async peerShip(path: string, pairId: string, regionIndexes: readonly number[], options: PeerShipOptions): Promise<PeerShipResult> {
+    const member = (await this.volumeState(path)).members.find((m) => m.pairId === pairId);
+    if (member?.role !== 'primary')
+      throw new TidemarkError('USAGE', `${path} is not the primary of pair ${pairId} on this host`, "ship from the pair's primary");
+    const read = (first: number, count: number) => this.readRegions(path, first, count, { signal: options.signal });
+    return this.peers.ship(pairId, regionIndexes, read, options);
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.peers.closeAll();
     await this.nbd.stopAll();
     for (const open of this.opened.values()) {
       const volume = await open.catch(() => undefined);

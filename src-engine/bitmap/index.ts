@@ -5,3 +5,4 @@ export { PersistentBitmap, bitmapFileBytes, type BitmapLoadReport, type SegmentR
 export { NodeBitmapFile, type BitmapFile } from './file';
 export { MoosPredictor } from './moos';
 export { createBitmapFile, openBitmapFile } from './open';
+export { runsOf } from './runs';

@@ -4,8 +4,12 @@
 
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import type { Command } from 'commander';
-import { agentSocketPath, connectAgentSocket, startAgentDaemon } from '../agent';
+import { RpcAgent, agentSocketPath, connectAgentSocket, pairRestrictedHandler, serveAgent, startAgentDaemon } from '../agent';
+import { sshPeerLinks } from '../ssh';
+import { RpcPeer } from '../transport';
+import { tidemarkVersion } from '../version';
 import { TidemarkError } from '../errors';
 import { resolveHomeDir } from '../home';
 import type { GlobalOptions, Io } from './output';
@@ -14,9 +18,10 @@ const agentStartWaitMs = 10_000;
 
 async function serve(io: Io, global: GlobalOptions): Promise<void> {
   const homeDir = resolveHomeDir(global.home, io.env);
-  const daemon = await startAgentDaemon(homeDir, (line) => {
+  const log = (line: string) => {
     if (!global.quiet) io.stderr.write(`${line}\n`);
-  });
+  };
+  const daemon = await startAgentDaemon(homeDir, log, undefined, { peerLinks: sshPeerLinks });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
@@ -46,14 +51,45 @@ async function connectOrStart(homeDir: string): Promise<Socket> {
   }
 }
 
-async function dialStdio(io: Io, global: GlobalOptions): Promise<void> {
+async function dialStdio(io: Io, global: GlobalOptions, pairId: string | undefined): Promise<void> {
   const socket = await connectOrStart(resolveHomeDir(global.home, io.env));
+  if (pairId !== undefined) return servePairRestricted(socket, pairId);
   process.stdin.pipe(socket);
   socket.pipe(process.stdout);
   await new Promise<void>((resolve) => {
     socket.once('close', () => resolve());
     process.stdin.once('end', () => socket.end());
   });
+}
+
+/**
+ * A per-pair key's forced command: the far side speaks the agent RPC to this process, which
+ * serves only the pair's shipping into its secondary (agent/peer-session.ts) and relays that
+ * to the home's agent. Nothing the far side sends reaches the agent unchecked.
+ */
+async function servePairRestricted(socket: Socket, pairId: string): Promise<void> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(pairId))
+    throw new TidemarkError(
+      'USAGE',
+      `--pair ${pairId} is not a pair id`,
+      "the authorized_keys line names the pair's id; provision it again with `tidemark pair link`",
+    );
+  const upstream = new RpcPeer(socket, { role: 'client' });
+  await upstream.handshake();
+  const agent = new RpcAgent(upstream);
+  const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout });
+  const downstream = new RpcPeer(stdio, {
+    role: 'server',
+    handler: pairRestrictedHandler(serveAgent(agent), agent, pairId),
+    peerInfo: { agentVersion: tidemarkVersion, nodeVersion: process.versions.node, restrictedTo: pairId },
+  });
+  await new Promise<void>((resolve) => {
+    downstream.onClose(() => resolve());
+    upstream.onClose(() => resolve());
+    void downstream.handshake().catch(() => resolve());
+  });
+  downstream.close();
+  upstream.close();
 }
 
 /** Starts the home's agent if none runs and prints its socket path (SSH clients then forward to it). */
@@ -73,7 +109,8 @@ export function registerAgentCommands(program: Command, io: Io, globals: () => G
   agent
     .command('dial-stdio')
     .description("bridge stdin/stdout to the home's agent, starting one if none runs (what SSH executes)")
-    .action(() => dialStdio(io, globals()));
+    .option('--pair <id>', "serve only this pair's shipping into its secondary (a per-pair key's forced command)")
+    .action((options: { pair?: string }) => dialStdio(io, globals(), options.pair));
   agent
     .command('ensure')
     .description("start the home's agent if none runs, and print its socket path")

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { LocalAgent, RpcAgent, connectAgentSocket, formatVolRef, parseVolRef, type AgentApi } from '../agent';
 import { ensureHomeDir, resolveHomeDir } from '../home';
 import { PairStore, type EndpointResolver, type PairEndpoints, type PairRecord, type VolumeEndpoint } from '../replication';
-import { RemoteHost } from '../ssh';
+import { RemoteHost, sshPeerLinks } from '../ssh';
 import { RpcPeer } from '../transport';
 import type { GlobalOptions, Io } from './output';
 import { hostKeyApprover, secretAsker } from './prompts';
@@ -14,7 +14,7 @@ import { hostKeyApprover, secretAsker } from './prompts';
 /** The home's agent: the running one when its socket answers, otherwise an in-process agent. */
 export async function openHomeAgent(homeDir: string): Promise<AgentApi> {
   const socket = await connectAgentSocket(homeDir).catch(() => undefined);
-  if (!socket) return new LocalAgent(homeDir, { purpose: 'tidemark CLI' });
+  if (!socket) return new LocalAgent(homeDir, { purpose: 'tidemark CLI', peerLinks: sshPeerLinks });
   const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
   await peer.handshake();
   return new RpcAgent(peer);
@@ -62,7 +62,8 @@ export class AgentPool implements EndpointResolver {
       });
       this.remotes.set(where, remote);
     }
-    return { volref: formatVolRef(ref), agent: remote, path: ref.path, where };
+    const host = remote;
+    return { volref: formatVolRef(ref), agent: remote, path: ref.path, where, sshTarget: () => host.sshTarget() };
   }
 
   async dispose(): Promise<void> {

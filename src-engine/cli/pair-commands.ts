@@ -1,6 +1,7 @@
 // `tidemark pair create | list | show | delete`, `sync` and `verify` (docs/sync.md).
 
 import type { Command } from 'commander';
+import { parseVolRef } from '../agent';
 import { TidemarkError } from '../errors';
 import { formatDurationMs } from '../progress';
 import {
@@ -15,10 +16,12 @@ import {
   type SyncMethodChoice,
   type SyncProgress,
   type SyncSummary,
+  unlinkPair,
 } from '../replication';
 import { parseHashAlgorithm } from '../signature';
 import { formatBytes, parseDurationMs, parseRate, parseSize } from '../size';
 import { pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
+import { linkAfterCreate, linkText, registerLinkCommand } from './link-command';
 import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
 
 const store = pairStoreOf;
@@ -55,6 +58,7 @@ function statusText(status: PairStatus): string {
     side('primary  ', status.primary),
     side('secondary', status.secondary),
     `  state:     ${status.state}${status.pendingRegions !== null ? `, ${status.pendingRegions} regions written since the secondary's point in time` : ''}`,
+    `  path:      ${pathText(status)}`,
     last ? `  last sync: ${last.method}, finished ${last.finishedAt}, point in time ${last.pointInTime}` : '  last sync: never',
     ...(status.syncInProgress
       ? [
@@ -64,6 +68,16 @@ function statusText(status: PairStatus): string {
         ]
       : []),
   ].join('\n');
+}
+
+const wantsRemotePrimary = (record: PairRecord) => parseVolRef(record.primary.volref).kind !== 'local';
+
+function pathText(status: PairStatus): string {
+  if (status.shipPath === null) return 'unknown (the primary is unreachable)';
+  if (status.shipPath === 'local') return 'local: the primary is on this machine, regions go from it to the secondary';
+  if (status.shipPath === 'relayed') return 'relayed through this machine (`tidemark pair link` makes it direct)';
+  const peer = status.peer!;
+  return `direct, the primary's agent → ${peer.target} with the pair's key${peer.lastError ? ` (last error: ${peer.lastError})` : ''}`;
 }
 
 export function registerPairCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
@@ -86,8 +100,8 @@ export function registerPairCommands(program: Command, io: Io, globals: () => Gl
         options: { primary: string; secondary: string; regionSize?: string; mode: string; interval: string; hash: string; predict: string },
       ) => {
         const global = globals();
-        const record = await withAgentPool(io, global, (pool) =>
-          createPair(store(io, global), pool, {
+        const { record, link } = await withAgentPool(io, global, async (pool) => {
+          const created = await createPair(store(io, global), pool, {
             name,
             primary: options.primary,
             secondary: options.secondary,
@@ -96,15 +110,16 @@ export function registerPairCommands(program: Command, io: Io, globals: () => Gl
             intervalMs: parseDurationMs(options.interval, '--interval'),
             hash: parseHashAlgorithm(options.hash),
             predictRegions: parseCount(options.predict, '--predict'),
-          }),
-        );
-        printResult(
-          io,
-          global,
-          record,
-          () =>
+          });
+          return { record: created, link: await linkAfterCreate(created, await endpointsOf(pool, created)) };
+        });
+        if (link.warning) io.stderr.write(`warning: ${link.warning}\n`);
+        printResult(io, global, { ...record, shipPath: link.linked ? 'direct' : wantsRemotePrimary(record) ? 'relayed' : 'local' }, () =>
+          [
             `created pair ${record.name}: ${record.primary.volref} → ${record.secondary.volref} (${record.mode}, regions of ${formatBytes(record.regionBytes)}); ` +
-            `the secondary is read-only until failover — run \`tidemark sync ${record.name}\` next`,
+              `the secondary is read-only until failover — run \`tidemark sync ${record.name}\` next`,
+            ...(link.linked ? [linkText(link.linked)] : []),
+          ].join('\n'),
         );
       },
     );
@@ -143,7 +158,12 @@ export function registerPairCommands(program: Command, io: Io, globals: () => Gl
     .option('--force', 'delete here even when a side cannot be reached (prints what to run there)')
     .action(async (name: string, options: { force?: boolean }) => {
       const global = globals();
-      const result = await withAgentPool(io, global, (pool) => deletePair(store(io, global), pool, name, { force: options.force }));
+      const result = await withAgentPool(io, global, async (pool) => {
+        const record = await store(io, global).require(name);
+        // The pair's key goes first (best effort: an unreachable side keeps a key that opens nothing once the pair is gone).
+        await unlinkPair(await endpointsOf(pool, record), record.pairId).catch(() => undefined);
+        return deletePair(store(io, global), pool, name, { force: options.force });
+      });
       printResult(io, global, { pair: name, deleted: true, leftBehind: result.leftBehind }, () =>
         [
           `deleted pair ${name}; the volumes' data is untouched and the secondary takes writes again`,
@@ -154,6 +174,7 @@ export function registerPairCommands(program: Command, io: Io, globals: () => Gl
       );
     });
 
+  registerLinkCommand(pair, io, globals);
   registerSyncCommands(program, io, globals);
 }
 

@@ -63,7 +63,8 @@ function summaryText(s: ReplicateSummary): string {
     ...synced,
     `replicated ${s.pair}: ${s.regionsTransferred} regions shipped (${formatBytes(s.bytesTransferred)}) in ${formatDurationMs(s.durationMs)}` +
       (s.recoveredRegions > 0 ? `; ${s.recoveredRegions} regions recovered from MOOS after a crash` : '') +
-      (s.retries > 0 ? `; ${s.retries} retries` : ''),
+      (s.retries > 0 ? `; ${s.retries} retries` : '') +
+      `; path ${s.path}${s.directFallbacks > 0 ? ' (the direct path failed: relayed)' : ''}`,
     s.inSync ? '  in sync: the secondary holds everything acknowledged on the primary' : '  stopped before in sync: what was not shipped stays tracked',
   ].join('\n');
 }

@@ -14,6 +14,7 @@ import { RpcPeer } from '../transport';
 import { AgentPool } from './agents';
 import { StatusLine, printResult, type GlobalOptions, type Io } from './output';
 import { shipProgressText } from './replicate-commands';
+import { sshPeerLinks } from '../ssh';
 
 interface ServeOptions {
   nbd?: string;
@@ -50,7 +51,7 @@ async function homeAgent(homeDir: string, log: (line: string) => void): Promise<
     log(`using the running agent of ${homeDir} (pid ${info.pid}, ${info.purpose})`);
     return { agent };
   }
-  const local = new LocalAgent(homeDir, { purpose: 'tidemark serve' });
+  const local = new LocalAgent(homeDir, { purpose: 'tidemark serve', peerLinks: sshPeerLinks });
   const daemon = await startAgentDaemon(homeDir, () => undefined, local);
   return { agent: local, daemon, local };
 }

@@ -19,6 +19,7 @@ import { VolumeCatalog, type OpenedVolume } from '../volume';
 import { HostManager, SecretVault, type SecretCipher } from '../hosts';
 import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, startAgentDaemon, type AgentDaemon } from '../agent';
 import { RpcPeer } from '../transport';
+import { sshPeerLinks } from '../ssh';
 
 const ownerProbeMs = 2_000;
 
@@ -148,7 +149,7 @@ export class Engine {
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
     await ensureHomeDir(homeDir);
     const purpose = options.purpose ?? 'engine';
-    const agent = new LocalAgent(homeDir, { purpose });
+    const agent = new LocalAgent(homeDir, { purpose, peerLinks: sshPeerLinks });
     // Binding the home's agent socket is the ownership lock: one process owns a home, and CLI
     // commands on it go through this process's agent (never a second copy of its volumes).
     const daemon = await startAgentDaemon(homeDir, () => undefined, agent).catch(async (error: unknown) => {

@@ -92,7 +92,8 @@ export class PairOperations implements EndpointResolver {
     if (!known) {
       throw new TidemarkError('NOT_FOUND', `host ${name} is not one of this console's hosts`, `add ${name} on the Hosts screen first, then try again`);
     }
-    return { volref: formatVolRef(ref), agent: await this.hosts.agent(known.name), path: ref.path, where: known.name };
+    const remote = await this.hosts.agent(known.name);
+    return { volref: formatVolRef(ref), agent: remote, path: ref.path, where: known.name, sshTarget: () => remote.sshTarget() };
   }
 
   async create(options: PairCreateOptions): Promise<PairRecord> {

@@ -5,7 +5,7 @@
 import type { TrackingState } from '../agent';
 import { TidemarkError, isTidemarkError } from '../errors';
 import type { EventLog } from '../events';
-import { replicatePair, type EndpointResolver, type PairStore, type ReplicateSummary, type ShipProgress } from '../replication';
+import { replicatePair, type EndpointResolver, type PairStore, type ReplicateSummary, type ShipPath, type ShipProgress } from '../replication';
 
 /** One point of the lag chart. */
 export interface LagSample {
@@ -72,6 +72,15 @@ export class ReplicationOperations {
     const record = await this.store.require(name);
     const primary = await this.resolver.resolve(record.primary.volref);
     return primary.agent.trackingState(primary.path, record.pairId);
+  }
+
+  /** The path the next run of a pair with a remote primary takes: direct when its agent holds the pair's key (null: unknown). */
+  async nextPath(name: string): Promise<ShipPath | null> {
+    const record = await this.store.require(name);
+    const primary = await this.resolver.resolve(record.primary.volref);
+    if (!primary.sshTarget) return 'local';
+    const peer = await primary.agent.peerStatus(record.pairId).catch(() => null);
+    return peer === null ? null : peer.configured ? 'direct' : 'relayed';
   }
 
   async start(name: string, options: { limitRateBytesPerSecond?: number } = {}): Promise<ReplicationState> {

@@ -6,16 +6,18 @@
 // after a failure) runs under a protective snapshot of the secondary, released when in sync.
 
 import { assert } from '../assert';
+import { runsOf } from '../bitmap';
 import { MiB } from '../constants';
 import { TidemarkError, isTidemarkError } from '../errors';
 import { ProgressMeter } from '../progress';
 import type { TrackingState, WriteAuth } from '../agent';
 import type { PairEndpoints } from './endpoints';
 import { checkPairMembers, wireBytesOf } from './members';
+import { shipPathOf, type ShipPath } from './direct';
 import type { PairRecord } from './pair-store';
 import { Conveyor, cancelled, sleepMs } from './sync/conveyor';
 import { sinceMapName } from './sync/names';
-import { TokenBucket } from './sync/token-bucket';
+import { TokenBucket } from '../token-bucket';
 
 export interface ShipProgress {
   readonly pair: string;
@@ -36,6 +38,8 @@ export interface ShipProgress {
   /** Regions the session started with (recovered from MOOS, left by a run that stopped, or written meanwhile). */
   readonly backlogRegions: number;
   readonly protectSnapshotId: string | null;
+  /** How regions travel: from the primary's host straight to the secondary's, or through this process. */
+  readonly path: ShipPath;
 }
 
 export interface ShipOptions {
@@ -53,6 +57,8 @@ export interface ShipOptions {
   readonly attemptsMax?: number;
   /** Take a protective snapshot before a catch-up (default true). */
   readonly protect?: boolean;
+  /** 'relayed': through this process even when the pair has a per-pair key (default 'auto': direct when it has one). */
+  readonly path?: 'auto' | 'relayed';
   /** Tests: the largest batch taken at once. */
   readonly batchRegionsMax?: number;
 }
@@ -72,10 +78,18 @@ export interface ShipSummary {
   readonly wireBytes: number;
   readonly durationMs: number;
   readonly inSync: boolean;
+  /** The path the last batch took. */
+  readonly path: ShipPath;
+  /** Times the direct path failed for good (a revoked key, an unreachable address) and shipping went on relayed. */
+  readonly directFallbacks: number;
 }
+
+export { runsOf };
 
 export const protectSnapshotLabelPrefix = 'tidemark-protect ';
 const batchBytes = 64 * MiB;
+/** One direct call: the secondary is flushed and the regions settled at the end of each. */
+const directCallBytes = 32 * MiB;
 const writesInFlight = 8;
 const retryDelayMsMax = 5_000;
 
@@ -102,6 +116,8 @@ class Shipper {
   private readonly wireAtStart: number;
   /** The secondary's last consistent snapshot from the sync, while it still exists. */
   private lcsSnapshotId: string | null = null;
+  private path: ShipPath = 'local';
+  private directFallbacks = 0;
 
   constructor(private readonly options: ShipOptions) {
     const { pair } = options;
@@ -145,6 +161,8 @@ class Shipper {
     this.auth = { pairId: this.options.pair.pairId, generation: checked.secondary.generation };
     this.protectSnapshotId = checked.secondary.protectSnapshotId ?? null;
     this.lcsSnapshotId = checked.secondary.lcsSnapshotId;
+    const found = await shipPathOf(this.options.endpoints, this.options.pair.pairId);
+    this.path = found === 'direct' && (this.options.path === 'relayed' || this.directFallbacks > 0) ? 'relayed' : found;
     this.requeued += await this.primary.agent.trackingRequeue(this.primary.path, this.options.pair.pairId);
     let state = await this.trackingState();
     if (this.recovered === 0) this.recovered = state.recoveredRegions;
@@ -182,6 +200,42 @@ class Shipper {
     const unsettled = new Set(taken);
     // One realization write for the batch, before its data: not one per first write to a region.
     await this.secondary.agent.realizeRegions(this.secondary.path, taken, { auth: this.auth });
+    try {
+      if (this.path === 'direct') await this.shipDirect(taken, unsettled);
+      else await this.shipRelayed(taken, unsettled);
+    } catch (error) {
+      await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], [...unsettled]).catch(() => undefined);
+      if (this.path !== 'direct' || !directRefused(error) || this.options.signal?.aborted) throw error;
+      // The direct path cannot work (a revoked key, an address the primary's host cannot reach): relay.
+      this.path = 'relayed';
+      this.directFallbacks += 1; // for the rest of this run (a new run tries direct again)
+      this.options.onWarning?.(
+        `direct shipping of ${pair.name} failed (${(error as Error).message}); relaying through this process — fix it with \`tidemark pair link ${pair.name}\``,
+      );
+      return;
+    }
+    assert(unsettled.size === 0, 'every taken region settled after a shipped batch');
+  }
+
+  /** The primary's agent ships each call's regions itself and flushes the secondary; they are settled after each call. */
+  private async shipDirect(taken: readonly number[], unsettled: Set<number>): Promise<void> {
+    const { pair, signal, limitRateBytesPerSecond } = this.options;
+    const regionsPerCall = Math.max(1, Math.floor(directCallBytes / pair.regionBytes));
+    for (let i = 0; i < taken.length; i += regionsPerCall) {
+      if (signal?.aborted) throw cancelled();
+      const call = taken.slice(i, i + regionsPerCall);
+      const result = await this.primary.agent.peerShip(this.primary.path, pair.pairId, call, { auth: this.auth, signal, limitRateBytesPerSecond });
+      await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, call, []);
+      for (const r of call) unsettled.delete(r);
+      this.regionsTransferred += call.length;
+      this.bytesTransferred += result.bytesWritten;
+      this.meter.update(this.bytesTransferred);
+    }
+  }
+
+  /** Reads each region here and writes it to the secondary (the conveyor commits: flush, then settle). */
+  private async shipRelayed(taken: readonly number[], unsettled: Set<number>): Promise<void> {
+    const { pair } = this.options;
     const conveyor = new Conveyor({
       secondary: this.secondary,
       auth: this.auth,
@@ -210,10 +264,8 @@ class Shipper {
       await conveyor.drain();
     } catch (error) {
       await conveyor.settle();
-      await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], [...unsettled]).catch(() => undefined);
       throw error;
     }
-    assert(unsettled.size === 0, 'every taken region settled after a drained batch');
   }
 
   private async protect(): Promise<void> {
@@ -273,6 +325,7 @@ class Shipper {
       bytesPerSecond,
       backlogRegions: this.backlog,
       protectSnapshotId: this.protectSnapshotId,
+      path: this.path,
     });
   }
 
@@ -289,6 +342,8 @@ class Shipper {
       wireBytes: wireBytesOf(this.options.endpoints) - this.wireAtStart,
       durationMs: Math.round(performance.now() - this.startMs),
       inSync,
+      path: this.path,
+      directFallbacks: this.directFallbacks,
     };
   }
 
@@ -304,19 +359,13 @@ class Shipper {
   }
 }
 
+/** The direct path refused for good (no key here, a revoked key, an older agent): relaying still works. */
+function directRefused(error: unknown): boolean {
+  return isTidemarkError(error) && ['PERMISSION', 'NOT_FOUND', 'UNSUPPORTED', 'USAGE'].includes(error.code);
+}
+
 /** A dropped link, a restarting agent, a full or failing secondary: worth another attempt. */
 export function retryable(error: unknown): boolean {
   if (!isTidemarkError(error)) return false;
   return ['DISCONNECTED', 'IO', 'BUSY', 'NO_SPACE'].includes(error.code);
-}
-
-/** Sorted region indexes as runs [first, count]. */
-export function runsOf(regions: readonly number[]): [number, number][] {
-  const runs: [number, number][] = [];
-  for (const r of regions) {
-    const last = runs[runs.length - 1];
-    if (last && last[0] + last[1] === r) last[1] += 1;
-    else runs.push([r, 1]);
-  }
-  return runs;
 }

@@ -12,6 +12,20 @@ export interface VolumeEndpoint {
   readonly path: string;
   /** The agent's host for messages: "this machine" or user@host:port. */
   readonly where: string;
+  /**
+   * A host reached over SSH: its address as resolved and the host key verified there
+   * (connecting if needed). Absent: the agent runs on this machine (direct shipping from it
+   * is what relaying already does).
+   */
+  readonly sshTarget?: () => Promise<SshTarget>;
+}
+
+export interface SshTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** `type base64`. */
+  readonly hostKey: string;
 }
 
 export interface EndpointResolver {

@@ -16,3 +16,4 @@ export { checkPairMembers } from './members';
 export { runCycle, periodicPending, currentMapName, cycleSnapshotLabel, type CycleOptions, type CycleProgress, type CycleSummary } from './periodic';
 export { GroupStore, runGroupCycle, type GroupRecord, type GroupCycleOptions, type GroupCycleSummary } from './groups';
 export { sleepMs } from './sync/conveyor';
+export { linkPair, unlinkPair, shipPathOf, type LinkOptions, type LinkResult, type ShipPath } from './direct';

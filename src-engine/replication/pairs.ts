@@ -6,7 +6,8 @@ import { moosPredictDefault, regionBytesDefault } from '../constants';
 import { TidemarkError, isTidemarkError } from '../errors';
 import { formatBytes } from '../size';
 import { hashAlgorithmDefault, type HashAlgorithm } from '../signature';
-import type { PairMember, TrackingState, VolumeState } from '../agent';
+import type { PairMember, PeerStatus, TrackingState, VolumeState } from '../agent';
+import type { ShipPath } from './direct';
 import type { VolumeInfo } from '../volume';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
@@ -217,6 +218,10 @@ export interface PairStatus {
   /** Who holds the pair's lock right now, if anyone. */
   readonly busyWith: PairLockHolder | null;
   readonly state: 'new' | 'syncing' | 'replicating' | 'interrupted' | 'in-sync' | 'behind' | 'unknown';
+  /** How shipped regions travel (direct: the primary's host to the secondary's over the pair's key); null while the primary is unreachable. */
+  readonly shipPath: ShipPath | null;
+  /** The direct link as the primary's agent sees it (null: no key there, or unreachable). */
+  readonly peer: PeerStatus | null;
 }
 
 async function sideStatus(resolver: EndpointResolver, volref: string, pairId: string): Promise<{ status: PairSideStatus; endpoint?: VolumeEndpoint }> {
@@ -251,7 +256,9 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
           : pendingRegions === 0
             ? 'in-sync'
             : 'behind';
-  return { record, regions, primary: p.status, secondary: s.status, pendingRegions, tracking, syncInProgress: cursor, busyWith, state };
+  const peer = p.endpoint?.sshTarget ? await p.endpoint.agent.peerStatus(record.pairId).catch(() => null) : null;
+  const shipPath: ShipPath | null = !p.endpoint ? null : !p.endpoint.sshTarget ? 'local' : peer?.configured ? 'direct' : 'relayed';
+  return { record, regions, primary: p.status, secondary: s.status, pendingRegions, tracking, syncInProgress: cursor, busyWith, state, shipPath, peer };
 }
 
 /** What the secondary may lack: the primary's unshipped regions when it tracks the pair, else its `since` map. */

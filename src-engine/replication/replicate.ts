@@ -172,6 +172,8 @@ function emptySummary(pair: PairRecord, durationMs: number, state: TrackingState
     wireBytes: 0,
     durationMs: Math.round(durationMs),
     inSync: true,
+    path: 'local',
+    directFallbacks: 0,
   };
 }
 

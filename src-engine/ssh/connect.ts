@@ -77,6 +77,8 @@ export interface SshConnection {
   readonly host: SshHostConfig;
   /** The cipher negotiated for data from the host (server → client). */
   readonly cipher: string;
+  /** The host key verified (or approved) for this connection: `type base64`. */
+  readonly hostKey: string;
 }
 
 /**
@@ -188,7 +190,7 @@ function hostKeyAlgorithmsFor(keyTypes: readonly string[]): string[] {
   return [...new Set(algorithms.filter((a) => ssh2HostKeyAlgorithms.has(a)))];
 }
 
-async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?: ClientChannel): Promise<{ client: Client; cipher: string }> {
+async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?: ClientChannel): Promise<{ client: Client; cipher: string; hostKey: string }> {
   const knownFiles = [options.userKnownHosts ?? join(homedir(), '.ssh', 'known_hosts'), options.tidemarkKnownHosts];
   const entries = await loadKnownHosts(knownFiles);
   const target = targetOf(host);
@@ -232,6 +234,7 @@ async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?:
     }
     return true;
   };
+  let hostKey = '';
   const recordedTypes = recordedKeyTypes(entries, host.hostName, host.port);
   const config: ConnectConfig = {
     host: host.hostName,
@@ -245,6 +248,7 @@ async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?:
     ...(hostKeyAlgorithmsFor(recordedTypes).length > 0 ? { algorithms: { serverHostKey: { prepend: hostKeyAlgorithmsFor(recordedTypes) } as never } } : {}),
     ...(sock ? { sock } : {}),
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
+      hostKey = `${keyTypeOf(key)} ${key.toString('base64')}`;
       const verdict = verifyHostKey(entries, host.hostName, host.port, keyTypeOf(key), key);
       if (verdict.kind === 'match') return verify(true);
       if (verdict.kind !== 'unknown' || !options.approveHostKey) {
@@ -298,7 +302,7 @@ async function connectTo(host: SshHostConfig, options: SshConnectOptions, sock?:
   }
   // After ready, a dropped link surfaces as 'close' (and through every channel); the
   // 'error' listener above stays so an error never crashes the process.
-  return { client, cipher };
+  return { client, cipher, hostKey };
 }
 
 async function recordHostKey(file: string, host: SshHostConfig, key: Buffer): Promise<void> {

@@ -16,4 +16,5 @@ export { parseSshConfig, resolveHost, loadSshConfig, targetOf, type SshHostConfi
 export { connectSsh, keyTypeOf, parseHostSpec, type SshConnectOptions, type SshConnection } from './connect';
 export { planAuth, type AskSecret, type SecretRequest, type SecretKind } from './auth';
 export { RemoteHost, backoffDelayMs, type ConnectionState, type RemoteHostStatus, type RemoteHostOptions } from './remote-host';
+export { sshPeerLinks } from './peer-link';
 export { deployAgent, openRemoteAgent, type RemoteAgent, type AgentChannelMode } from './remote-agent';

@@ -92,10 +92,14 @@ export interface RemoteAgent {
   readonly nodeVersion: string;
   readonly agentPath: string;
   /** How the RPC reaches the agent: sshd relaying to its socket, or `agent dial-stdio`. */
-  readonly via: 'streamlocal' | 'dial-stdio';
+  readonly via: 'streamlocal' | 'dial-stdio' | 'forced-command';
 }
 
-export type AgentChannelMode = 'auto' | 'dial-stdio';
+/**
+ * 'forced-command': the key's authorized_keys line runs the agent (a per-pair key): no Node
+ * check, no upload, no `agent ensure` — whatever is executed, sshd runs the forced command.
+ */
+export type AgentChannelMode = 'auto' | 'dial-stdio' | 'forced-command';
 
 function execChannel(client: Client, command: string): Promise<ClientChannel> {
   return new Promise((resolve, reject) => client.exec(command, (error, stream) => (error ? reject(error) : resolve(stream))));
@@ -119,6 +123,7 @@ export async function openRemoteAgent(
   host: SshHostConfig,
   options: { bundlePath: string; homeDir?: string | null; mode?: AgentChannelMode },
 ): Promise<RemoteAgent> {
+  if (options.mode === 'forced-command') return openForcedAgent(client);
   const nodeVersion = await checkNode(client, host);
   const agentPath = await deployAgent(client, options.bundlePath);
   const agentCommand = `node ${shellQuote(agentPath)}${options.homeDir ? ` --home ${shellQuote(options.homeDir)}` : ''}`;
@@ -127,4 +132,13 @@ export async function openRemoteAgent(
   const peer = new RpcPeer(channel, { role: 'client' });
   await peer.handshake();
   return { agent: new RpcAgent(peer), nodeVersion, agentPath, via: forwarded ? 'streamlocal' : 'dial-stdio' };
+}
+
+/** The agent behind a key whose authorized_keys line forces `agent dial-stdio --pair ID`. */
+async function openForcedAgent(client: Client): Promise<RemoteAgent> {
+  const channel = await execChannel(client, 'tidemark-peer');
+  const peer = new RpcPeer(channel, { role: 'client' });
+  const hello = await peer.handshake();
+  const nodeVersion = typeof hello.nodeVersion === 'string' ? `v${hello.nodeVersion}` : 'unknown';
+  return { agent: new RpcAgent(peer), nodeVersion, agentPath: '(forced command)', via: 'forced-command' };
 }

@@ -32,6 +32,10 @@ import type {
   SnapshotGroupItem,
   NbdExportInfo,
   NbdExportOptions,
+  PeerShipOptions,
+  PeerShipResult,
+  PeerStatus,
+  PeerTarget,
 } from '../agent';
 import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
 import { assert } from '../assert';
@@ -74,6 +78,8 @@ interface Session {
   readonly agent: RpcAgent;
   readonly nodeVersion: string;
   readonly via: RemoteAgent['via'];
+  /** The host key this connection verified: `type base64`. */
+  readonly hostKey: string;
   dropped: TidemarkError | null;
 }
 
@@ -135,6 +141,15 @@ export class RemoteHost implements AgentApi {
     this.options.onStatus?.(this.current);
   }
 
+  /**
+   * Where this host is and the host key it was verified with (connecting if needed): what a
+   * per-pair key on another host needs to reach it (`pair link`).
+   */
+  async sshTarget(): Promise<{ host: string; port: number; user: string; hostKey: string }> {
+    const session = await this.sessionNow();
+    return { host: session.host.hostName, port: session.host.port, user: session.host.user, hostKey: session.hostKey };
+  }
+
   /** Connects now (the first time, or again after a drop); resolves when the agent answers. */
   async connect(): Promise<void> {
     await this.sessionNow();
@@ -185,7 +200,7 @@ export class RemoteHost implements AgentApi {
   }
 
   private async connectOnce(): Promise<Session> {
-    const { client, host } = await connectSsh(this.alias, { ...this.options, signal: this.lifetime.signal });
+    const { client, host, hostKey } = await connectSsh(this.alias, { ...this.options, signal: this.lifetime.signal });
     this.setStatus({ target: targetOf(host) });
     try {
       const remote = await openRemoteAgent(client, host, {
@@ -193,7 +208,7 @@ export class RemoteHost implements AgentApi {
         homeDir: this.options.homeDir ?? null,
         mode: this.options.agentChannel ?? 'auto',
       });
-      const session: Session = { client, host, agent: remote.agent, nodeVersion: remote.nodeVersion, via: remote.via, dropped: null };
+      const session: Session = { client, host, agent: remote.agent, nodeVersion: remote.nodeVersion, via: remote.via, hostKey, dropped: null };
       this.connectedAgents.push(remote.agent);
       const onDrop = (error: TidemarkError) => this.dropped(session, error);
       remote.agent.onClose((error) => onDrop(error instanceof TidemarkError ? error : new TidemarkError('DISCONNECTED', error.message, '')));
@@ -521,6 +536,30 @@ export class RemoteHost implements AgentApi {
 
   nbdExportList(): Promise<NbdExportInfo[]> {
     return this.unary('listing NBD exports', (agent) => agent.nbdExportList());
+  }
+
+  peerKeyCreate(pairId: string, target: PeerTarget): Promise<{ publicKey: string }> {
+    return this.unary(`making the key of pair ${pairId}`, (agent) => agent.peerKeyCreate(pairId, target), 'making the key is idempotent: run it again');
+  }
+
+  peerAuthorize(pairId: string, publicKey: string): Promise<{ authorizedKeysPath: string }> {
+    return this.unary(`authorizing the key of pair ${pairId}`, (agent) => agent.peerAuthorize(pairId, publicKey), 'authorizing is idempotent: run it again');
+  }
+
+  peerForget(pairId: string): Promise<void> {
+    return this.unary(`forgetting the key of pair ${pairId}`, (agent) => agent.peerForget(pairId), 'forgetting is idempotent: run it again');
+  }
+
+  peerStatus(pairId: string): Promise<PeerStatus> {
+    return this.unary(`asking for the direct link of pair ${pairId}`, (agent) => agent.peerStatus(pairId));
+  }
+
+  peerShip(path: string, pairId: string, regionIndexes: readonly number[], options: PeerShipOptions): Promise<PeerShipResult> {
+    return this.unary(
+      `shipping ${regionIndexes.length} region(s) of ${path} directly`,
+      (agent) => agent.peerShip(path, pairId, regionIndexes, options),
+      'the regions stay tracked and are shipped again — the next operation reconnects',
+    );
   }
 
   async dispose(): Promise<void> {

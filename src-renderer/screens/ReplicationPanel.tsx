@@ -22,6 +22,12 @@ const stateChips: Record<ShipStateDto | 'starting' | 'stopped', { label: string;
 };
 
 /** What the state chip says: the shipper's state while it runs, `stopped` otherwise. */
+const pathText: Record<ReplicationViewDto['dataPath'], string> = {
+  local: 'Path in use: local — the primary is on this machine; regions go from it to the secondary.',
+  direct: 'Path in use: direct — the primary’s agent writes to the secondary’s over the pair’s own SSH key (restricted to this pair).',
+  relayed: 'Path in use: relayed through this console — read from the primary’s agent, written to the secondary’s (`tidemark pair link` makes it direct).',
+};
+
 export function replicationPhase(state: ReplicationStateDto | null): keyof typeof stateChips {
   if (!state?.running) return 'stopped';
   return state.progress?.state ?? 'starting';
@@ -171,9 +177,7 @@ function ReplicationFigures({ view, regionBytes }: { view: ReplicationViewDto; r
             : 'No protective snapshot held: the secondary is in write order.'}
       </Typography>
       <Typography variant="body2" data-testid="replication-path">
-        {view.dataPath === 'local'
-          ? 'Path in use: local (both volumes are on this machine).'
-          : 'Path in use: through this console (relayed): read from the primary’s agent, written to the secondary’s. Direct agent-to-agent shipping is not built yet.'}
+        {pathText[view.dataPath]}
       </Typography>
       {view.trackingError && <ErrorNote error={new ApiError(view.trackingError)} />}
     </Stack>

@@ -77,6 +77,7 @@ function running(extra: Partial<ReplicationStateDto> = {}, progress: Partial<Non
       etaMs: 1000,
       backlogRegions: 7,
       protectSnapshotId: 'snap-0001',
+      path: 'relayed',
       ...progress,
     },
     history: samples(
@@ -105,6 +106,14 @@ function install(view: Partial<ReplicationViewDto>): RecordingApi {
 const text = (testId: string) => screen.getByTestId(testId).textContent ?? '';
 
 describe('ReplicationPanel', () => {
+  it('a remote primary whose agent holds the pair’s key: the direct path is shown', async () => {
+    install({ dataPath: 'direct' });
+    render(<ReplicationPanel pair={pair()} />);
+    await waitFor(() =>
+      expect(text('replication-path')).toMatch(/^Path in use: direct — the primary’s agent writes to the secondary’s over the pair’s own SSH key/),
+    );
+  });
+
   it('stopped: lag and crash cost from the primary’s tracking, local path, Start with the rate limit typed in', async () => {
     const api = install({});
     render(<ReplicationPanel pair={pair()} />);
@@ -114,7 +123,7 @@ describe('ReplicationPanel', () => {
     expect(text('replication-rate')).toBe('Rate: not shipping');
     expect(text('replication-crash-cost')).toMatch(/^Crash cost now: 21 MOOS regions × 1 MiB = 21 MiB/);
     expect(text('replication-crash-cost')).toContain('What a crash of the primary’s agent this instant would resend');
-    expect(text('replication-path')).toBe('Path in use: local (both volumes are on this machine).');
+    expect(text('replication-path')).toBe('Path in use: local — the primary is on this machine; regions go from it to the secondary.');
     expect(text('replication-protect')).toMatch(/^Protective snapshot: known while replication runs/);
     expect(screen.queryByTestId('replication-shipped')).toBeNull(); // no run yet
     expect(screen.getByTestId('lag-chart-empty')).toBeTruthy();
@@ -149,7 +158,7 @@ describe('ReplicationPanel', () => {
     expect(text('replication-shipped')).toMatch(/^Shipped 2 regions \(2 MiB\) since /);
     expect(text('replication-protect')).toMatch(/^Protective snapshot held on the secondary \(snap-0001\)/);
     expect(text('replication-path')).toBe(
-      'Path in use: through this console (relayed): read from the primary’s agent, written to the secondary’s. Direct agent-to-agent shipping is not built yet.',
+      'Path in use: relayed through this console — read from the primary’s agent, written to the secondary’s (`tidemark pair link` makes it direct).',
     );
     expect((screen.getByTestId('replication-limit') as HTMLInputElement).value).toBe('16');
     expect(screen.getByTestId('lag-chart-lag').getAttribute('points')?.split(' ')).toHaveLength(5);

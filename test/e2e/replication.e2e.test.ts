@@ -76,7 +76,9 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     await page.getByTestId('pair-card-field').click();
     await expect.poll(() => page.getByTestId('replication-state').textContent()).toBe('stopped');
     await expect.poll(() => page.getByTestId('replication-lag').textContent()).toMatch(new RegExp(`^Lag: ${distinct} regions \\(${distinct} MiB\\)`));
-    expect(await page.getByTestId('replication-path').textContent()).toBe('Path in use: local (both volumes are on this machine).');
+    expect(await page.getByTestId('replication-path').textContent()).toBe(
+      'Path in use: local — the primary is on this machine; regions go from it to the secondary.',
+    );
     // The heatmap's toggle has OOS and MOOS; OOS shows the written regions.
     await page.getByTestId('map-moos').click();
     await expect.poll(() => page.getByTestId('map-count').textContent()).toMatch(/^MOOS: \d+ of 32 regions maybe out of sync/);

@@ -18,6 +18,10 @@ export interface TestSshd {
   readonly sshConfigPath: string;
   readonly hostKeyPub: string;
   readonly userKeyPath: string;
+  /** The Tidemark home agents started without --home use on this host. */
+  readonly defaultHome: string;
+  /** The file sshd reads authorized keys from (per-pair keys land here too). */
+  readonly authorizedKeysPath: string;
   /** Kills every per-connection sshd process: each client sees its connection drop mid-flight. */
   dropConnections(): number;
   /** How many connections sshd is serving now (its per-connection processes). */
@@ -67,7 +71,8 @@ export async function startSshd(dir: string, options: SshdOptions = {}): Promise
   const ownHome = (options.extraConfig ?? []).some((line) => /^SetEnv .*TIDEMARK_HOME=/.test(line));
   const sshdConfig = [
     ...(options.extraConfig ?? []),
-    ...(ownHome ? [] : [`SetEnv TIDEMARK_HOME=${defaultHome}`]),
+    // Per-pair keys go into the harness's authorized_keys, never the machine's ~/.ssh.
+    ...(ownHome ? [] : [`SetEnv TIDEMARK_HOME=${defaultHome} TIDEMARK_AUTHORIZED_KEYS=${join(dir, 'authorized_keys')}`]),
     `Port ${port}`,
     `ListenAddress ${address}`,
     `HostKey ${join(dir, 'host_key')}`,
@@ -121,6 +126,8 @@ export async function startSshd(dir: string, options: SshdOptions = {}): Promise
     sshConfigPath,
     hostKeyPub: join(dir, 'host_key.pub'),
     userKeyPath: join(dir, 'user_key'),
+    defaultHome,
+    authorizedKeysPath: join(dir, 'authorized_keys'),
     dropConnections: () => dropConnections(sshd.pid!),
     sessions: () => sessionPids(sshd.pid!).length,
     stop: async () => {

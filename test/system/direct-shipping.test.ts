@@ -1,0 +1,191 @@
+// Direct shipping over a per-pair key (docs/replication.md "Direct shipping"), with two real
+// OpenSSH sshd "hosts" on loopback, each with its own Tidemark home and authorized_keys, and
+// the built CLI as the orchestrator: `pair create` of a remote→remote pair provisions the
+// key; `replicate --once` then ships host to host (the orchestrator's RPC carries control
+// only); the key cannot do anything but ship that pair (checked with OpenSSH's own client
+// and with the agent RPC); a revoked key falls back to relaying; `pair delete` removes it.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerAlias } from '../../src-engine/agent';
+import { TidemarkError } from '../../src-engine/errors';
+import { RemoteHost, sshPeerLinks } from '../../src-engine/ssh';
+import { testRemoteHostOptions } from '../helpers/agents';
+import { tidemark } from '../helpers/cli';
+import { sameBytes, writeRandomRegions } from '../helpers/pairs';
+import { startSshd, type TestSshd } from '../helpers/sshd';
+import { requireTool } from '../helpers/tools';
+
+const regionBytes = 64 * 1024;
+const regionCount = 512;
+const sizeBytes = regionBytes * regionCount;
+const seed = Number(process.env.TIDEMARK_TEST_SEED ?? 20261124);
+
+let dir: string;
+let hostA: TestSshd;
+let hostB: TestSshd;
+let env: NodeJS.ProcessEnv;
+let writer: RemoteHost;
+const primary = () => join(dir, 'data', 'primary.img');
+const secondary = () => join(dir, 'data', 'secondary.img');
+
+function cli(args: string[]) {
+  const result = tidemark(args, env);
+  return { ...result, json: () => JSON.parse(result.stdout) as Record<string, unknown> };
+}
+
+const isPermission = (e: unknown) => e instanceof TidemarkError && e.code === 'PERMISSION';
+
+beforeAll(async () => {
+  requireTool('ssh');
+  dir = await mkdtemp(join(tmpdir(), 'tm-direct-'));
+  hostA = await startSshd(join(dir, 'host-a'));
+  hostB = await startSshd(join(dir, 'host-b'));
+  const userHome = join(dir, 'user');
+  await mkdir(join(userHome, '.ssh'), { recursive: true });
+  const config = (alias: string, host: TestSshd) =>
+    `Host ${alias}\n  HostName 127.0.0.1\n  Port ${host.port}\n  User root\n  IdentityFile ${host.userKeyPath}\n`;
+  await writeFile(join(userHome, '.ssh', 'config'), config('host-a', hostA) + config('host-b', hostB));
+  env = { HOME: userHome, SSH_AUTH_SOCK: '', TIDEMARK_HOME: join(dir, 'orchestrator') };
+  await mkdir(join(dir, 'data'));
+  await writeFile(primary(), Buffer.alloc(0));
+  await writeFile(secondary(), Buffer.alloc(0));
+  execFileSync('truncate', ['-s', String(sizeBytes), primary(), secondary()]);
+  console.log(`[direct-shipping] seed ${seed}`);
+}, 60_000);
+
+afterAll(async () => {
+  await writer?.dispose();
+  for (const host of [hostA, hostB]) await host?.stop(); // stops the agent of its default home too
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('direct shipping over a per-pair key', () => {
+  let pairId = '';
+
+  it('pair create provisions the key: restricted in the secondary host’s authorized_keys, private half on the primary’s host', async () => {
+    const created = cli([
+      '--json',
+      '--accept-new-host-key',
+      'pair',
+      'create',
+      'd',
+      '--primary',
+      `host-a:${primary()}`,
+      '--secondary',
+      `host-b:${secondary()}`,
+      '--region-size',
+      '64KiB',
+    ]);
+    expect(created.status, created.stderr).toBe(0);
+    expect(created.json()).toMatchObject({ shipPath: 'direct' });
+    pairId = created.json().pairId as string;
+    const line = (await readFile(hostB.authorizedKeysPath, 'utf8')).split('\n').find((l) => l.endsWith(`tidemark-pair:${pairId}`));
+    expect(line).toMatch(/^restrict,command="[^"]* 'agent' 'dial-stdio' '--pair' '[0-9a-f-]{36}'" ssh-ed25519 \S+ tidemark-pair:/);
+    const keyPath = join(hostA.defaultHome, 'peers', pairId, 'id_ed25519');
+    expect(execFileSync('stat', ['-c', '%a', keyPath], { encoding: 'utf8' }).trim()).toBe('600');
+    // The user's own key is still there, untouched.
+    expect(await readFile(hostB.authorizedKeysPath, 'utf8')).toContain((await readFile(`${hostB.userKeyPath}.pub`, 'utf8')).trim());
+    const shown = cli(['--json', 'pair', 'show', 'd']).json();
+    expect(shown).toMatchObject({ shipPath: 'direct', peer: { configured: true, target: `root@127.0.0.1:${hostB.port}` } });
+  }, 60_000);
+
+  it('replicate ships host to host: identical volumes, and the orchestrator’s wire carries control only', async () => {
+    expect(cli(['sync', 'd']).status).toBe(0);
+    writer = new RemoteHost('host-a', {
+      ...testRemoteHostOptions(hostA, join(dir, 'writer'), hostA.defaultHome),
+      sshConfigPath: join(env.HOME!, '.ssh', 'config'),
+    });
+    const written = new Set<number>();
+    for (let i = 0; i < 96; i++) written.add((i * 37 + (seed % 11)) % regionCount);
+    await writeRandomRegions(writer, primary(), regionBytes, written, seed);
+    const replicated = cli(['--json', 'replicate', 'd', '--once']);
+    expect(replicated.status, replicated.stderr).toBe(0);
+    const summary = replicated.json();
+    expect(summary).toMatchObject({
+      path: 'direct',
+      directFallbacks: 0,
+      regionsTransferred: written.size,
+      bytesTransferred: written.size * regionBytes,
+      inSync: true,
+    });
+    // Relayed, every byte would cross the orchestrator's wire twice (in from A, out to B).
+    expect(summary.wireBytes as number).toBeLessThan((written.size * regionBytes) / 8);
+    expect(await sameBytes(primary(), secondary(), sizeBytes)).toBe(true);
+    expect(cli(['verify', 'd']).status).toBe(0);
+  }, 120_000);
+
+  it('the key opens nothing but the pair’s shipping: no shell, no forwarding, no other volume, no other verb', async () => {
+    const keyPath = join(hostA.defaultHome, 'peers', pairId, 'id_ed25519');
+    const knownHosts = join(hostA.defaultHome, 'peers', pairId, 'known_hosts');
+    const ssh = (...args: string[]) =>
+      spawnSync(
+        'ssh',
+        ['-i', keyPath, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'BatchMode=yes', '-p', String(hostB.port), ...args],
+        {
+          encoding: 'utf8',
+          input: '',
+          timeout: 20_000,
+          env: { PATH: process.env.PATH, HOME: env.HOME, SSH_AUTH_SOCK: '' },
+        },
+      );
+    // Whatever command is asked for, sshd runs the forced one: the agent RPC's hello, not a shell.
+    const shell = ssh('root@127.0.0.1', 'echo shell-ran-$((6*7))');
+    expect(shell.stdout).not.toContain('shell-ran-42');
+    // `restrict`: no port forwarding.
+    const forward = ssh('-o', 'ExitOnForwardFailure=yes', '-N', '-L', '0:127.0.0.1:22', 'root@127.0.0.1');
+    expect(forward.status).not.toBe(0);
+
+    const link = sshPeerLinks(
+      { dir: '', keyPath, knownHostsPath: knownHosts, sshConfigPath: join(hostA.defaultHome, 'peers', pairId, 'ssh_config') },
+      {
+        host: '127.0.0.1',
+        port: hostB.port,
+        user: 'root',
+        secondaryPath: secondary(),
+        hostKeys: [],
+      },
+    );
+    try {
+      const peer = link.agent;
+      expect(peerAlias).toBe('tidemark-peer');
+      const data = Buffer.alloc(regionBytes, 7);
+      const other = join(dir, 'data', 'other.img');
+      await writeFile(other, Buffer.alloc(sizeBytes));
+      const auth = { pairId, generation: 1 };
+      await expect(peer.writeRegion(other, 0, data, { auth })).rejects.toSatisfy(isPermission);
+      await expect(peer.volumeState(other)).rejects.toSatisfy(isPermission);
+      await expect(peer.snapshotList(secondary())).rejects.toSatisfy(isPermission);
+      await expect(peer.pairLeave(secondary(), pairId)).rejects.toSatisfy(isPermission);
+      await expect(peer.writeRegion(secondary(), 0, data)).rejects.toSatisfy(isPermission);
+      await expect(peer.volumeCreate(join(dir, 'data', 'new.img'), sizeBytes, regionBytes)).rejects.toSatisfy(isPermission);
+      expect((await peer.volumeState(secondary())).members.map((m) => m.role)).toEqual(['secondary']);
+    } finally {
+      await link.close();
+    }
+    expect(cli(['verify', 'd']).status).toBe(0); // nothing the refused calls asked for happened
+  }, 60_000);
+
+  it('a revoked key falls back to relaying, converging all the same; pair delete removes the key from both hosts', async () => {
+    const text = await readFile(hostB.authorizedKeysPath, 'utf8');
+    await writeFile(hostB.authorizedKeysPath, text.replace(/^.*tidemark-pair:.*\n/m, ''));
+    // An established SSH session outlives its key (as in OpenSSH): drop the primary's link so it must log in again.
+    expect(hostB.dropConnections()).toBeGreaterThan(0);
+    await writeRandomRegions(writer, primary(), regionBytes, [1, 2, 3, 500], seed + 1);
+    const replicated = cli(['--json', 'replicate', 'd', '--once']);
+    expect(replicated.status, replicated.stderr).toBe(0);
+    expect(replicated.json()).toMatchObject({ path: 'relayed', directFallbacks: 1, inSync: true });
+    expect(replicated.stderr).toMatch(/direct shipping of d failed .*relaying/);
+    expect(await sameBytes(primary(), secondary(), sizeBytes)).toBe(true);
+
+    const relinked = cli(['--json', 'pair', 'link', 'd']);
+    expect(relinked.status, relinked.stderr).toBe(0);
+    expect(await readFile(hostB.authorizedKeysPath, 'utf8')).toContain(`tidemark-pair:${pairId}`);
+
+    expect(cli(['pair', 'delete', 'd']).status).toBe(0);
+    expect(await readFile(hostB.authorizedKeysPath, 'utf8')).not.toContain(`tidemark-pair:${pairId}`);
+    await expect(readFile(join(hostA.defaultHome, 'peers', pairId, 'id_ed25519'))).rejects.toThrow(/ENOENT/);
+  }, 120_000);
+});
