@@ -5,7 +5,7 @@
 import type { HashAlgorithm } from '../signature';
 import type { TrackingState } from '../tracking';
 import type { VolumeInfo, VolumeRecord, WriteAuth } from '../volume';
-import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
+import type { ImportMarker, PairMember, PairMemberChange, RoleEvent } from './pair-members';
 import type { PeerTarget } from './peer-keys';
 
 export type { WriteAuth } from '../volume';
@@ -38,7 +38,7 @@ export interface NbdExportInfo {
 /** A primary's tracking maps: out of sync, maybe out of sync (persisted), taken for shipping. */
 export const trackingMapKinds = ['oos', 'moos', 'in-flight'] as const;
 export type TrackingMapKind = (typeof trackingMapKinds)[number];
-export type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
+export type { ImportMarker, PairMember, PairMemberChange, RoleEvent } from './pair-members';
 
 export interface AgentInfo {
   readonly agentVersion: string;
@@ -142,6 +142,14 @@ export interface BitmapContents {
   readonly words: Uint32Array;
 }
 
+export interface RoleChangeResult {
+  readonly member: PairMember;
+  /** Regions restored from the protective snapshot (a catch-up interrupted by the failover). */
+  readonly rolledBackRegions: number;
+  /** The change map recording writes on a new primary from its promotion on (null for a demotion). */
+  readonly failbackMap: string | null;
+}
+
 /** Direct shipping of a pair's regions by its primary's agent (peerShip). */
 export interface PeerShipOptions {
   readonly auth: WriteAuth;
@@ -224,6 +232,17 @@ export interface AgentApi {
   /** Records that the (registered) volume is a member of a pair (idempotent); a secondary is locked before this resolves. */
   pairJoin(path: string, member: PairMember): Promise<PairMember>;
   pairUpdate(path: string, pairId: string, change: PairMemberChange): Promise<PairMember>;
+  /**
+   * A role change (failover, failback, migrate: docs/failover.md). To primary: a periodic
+   * secondary is already at its last applied cycle (an interrupted apply finishes when the
+   * volume opens); a continuous one interrupted mid catch-up is rolled back to its protective
+   * snapshot; the failback map starts recording before the lock is lifted, and tracking
+   * attaches. To secondary: tracking detaches and the volume is locked at the new generation.
+   * Repeating a change already made returns the member as it is.
+   */
+  pairRoleChange(path: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult>;
+  /** Marks regions out of sync on a tracking primary, durably (MOOS) before it resolves: a failback's resync map. */
+  trackingMark(path: string, pairId: string, regionIndexes: readonly number[]): Promise<void>;
   /** Forgets the membership (unlocking a secondary); the data is untouched. Idempotent. */
   pairLeave(path: string, pairId: string): Promise<void>;
   /** Sets the volume's import marker, or removes it (null: the import finished). A locked volume needs its pair's auth. */

@@ -31,10 +31,19 @@ import type {
   PeerShipOptions,
   PeerShipResult,
   PeerStatus,
+  RoleChangeResult,
 } from './agent-api';
 import { trackingMapKinds } from './agent-api';
 import { peerTargetSchema, type PeerTarget } from './peer-keys';
-import { importMarkerSchema, pairMemberSchema, type ImportMarker, type PairMember, type PairMemberChange } from './pair-members';
+import {
+  importMarkerSchema,
+  pairMemberSchema,
+  roleEventSchema,
+  type ImportMarker,
+  type PairMember,
+  type PairMemberChange,
+  type RoleEvent,
+} from './pair-members';
 
 const pathSchema = z
   .string()
@@ -123,6 +132,9 @@ const schemas = {
     .refine((p) => (p.socketPath === undefined) !== (p.host === undefined || p.port === undefined), 'give host and port, or socketPath'),
   'nbd.stop': z.object({ exportId: z.string().uuid() }).strict(),
   'nbd.list': z.object({}).strict(),
+  'pair.roleChange': z.object({ path: pathSchema, pairId, event: roleEventSchema }).strict(),
+  /** Payload: the region indexes, little-endian uint32. */
+  'tracking.mark': z.object({ path: pathSchema, pairId }).strict(),
   'peer.keyCreate': z.object({ pairId, target: peerTargetSchema }).strict(),
   'peer.authorize': z.object({ pairId, publicKey: z.string().min(1).max(1024) }).strict(),
   'peer.forget': z.object({ pairId }).strict(),
@@ -141,7 +153,16 @@ const streamingMethods = ['volume.read', 'volume.signatures', 'bitmap.read', 'tr
 type StreamingMethod = (typeof streamingMethods)[number];
 const streams = (method: Method): method is StreamingMethod => (streamingMethods as readonly Method[]).includes(method);
 /** The methods that take a request payload; the others refuse one. */
-const payloadMethods: readonly Method[] = ['volume.write', 'bitmap.clear', 'tracking.settle', 'volume.realize', 'stage.write', 'stage.apply', 'peer.ship'];
+const payloadMethods: readonly Method[] = [
+  'volume.write',
+  'bitmap.clear',
+  'tracking.settle',
+  'volume.realize',
+  'stage.write',
+  'stage.apply',
+  'peer.ship',
+  'tracking.mark',
+];
 
 const mismatchHint = 'the client and the agent disagree; update both to one version';
 
@@ -272,6 +293,8 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
       .then((info) => reply(info)),
   'nbd.stop': (agent, p) => agent.nbdExportStop(p.exportId).then(() => reply({})),
   'nbd.list': (agent) => agent.nbdExportList().then((exports) => reply({ exports })),
+  'pair.roleChange': (agent, p) => agent.pairRoleChange(p.path, p.pairId, p.event).then((result) => reply(result)),
+  'tracking.mark': (agent, p, request) => agent.trackingMark(p.path, p.pairId, Array.from(bytesWords(request.payload))).then(() => reply({})),
   'peer.keyCreate': (agent, p) => agent.peerKeyCreate(p.pairId, p.target).then((result) => reply(result)),
   'peer.authorize': (agent, p) => agent.peerAuthorize(p.pairId, p.publicKey).then((result) => reply(result)),
   'peer.forget': (agent, p) => agent.peerForget(p.pairId).then(() => reply({})),
@@ -564,6 +587,14 @@ export class RpcAgent implements AgentApi {
 
   async nbdExportList(): Promise<NbdExportInfo[]> {
     return (await this.peer.call('nbd.list', {})).json.exports as NbdExportInfo[];
+  }
+
+  async pairRoleChange(path: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {
+    return (await this.peer.call('pair.roleChange', { path, pairId, event })).json as unknown as RoleChangeResult;
+  }
+
+  async trackingMark(path: string, pairId: string, regionIndexes: readonly number[]): Promise<void> {
+    await this.peer.call('tracking.mark', { path, pairId }, wordsBytes(regionIndexWords(regionIndexes)));
   }
 
   async peerKeyCreate(pairId: string, target: PeerTarget): Promise<{ publicKey: string }> {

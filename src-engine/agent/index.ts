@@ -27,7 +27,10 @@ export type {
   PeerShipOptions,
   PeerShipResult,
   PeerStatus,
+  RoleChangeResult,
+  RoleEvent,
 } from './agent-api';
+export { failbackMapName } from './role-change';
 export { peerTargetSchema, peerAlias, authorizedKeysPath, type PeerFiles, type PeerTarget } from './peer-keys';
 export { pairRestrictedHandler } from './peer-session';
 export type { PeerLink, PeerLinkOpener } from './peer-links';

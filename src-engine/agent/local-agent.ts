@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { realpath, statfs } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { assert } from '../assert';
+import { runsOf } from '../bitmap';
 import { agentReadAheadBytes, agentReadAheadRegionsMax } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { SignaturePool, type HashAlgorithm } from '../signature';
@@ -34,12 +35,14 @@ import type {
   PeerShipOptions,
   PeerShipResult,
   PeerStatus,
+  RoleChangeResult,
 } from './agent-api';
 import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, stagingOf, trackersOf, type AgentVolume } from './agent-volume';
 import { NbdExports } from './nbd-exports';
 import { authorizedKeysLine, authorizedKeysPath, peerAuthorize, peerRevoke, type PeerTarget } from './peer-keys';
 import { PeerLinks, type PeerLinkOpener } from './peer-links';
-import type { ImportMarker, PairMember, PairMemberChange } from './pair-members';
+import { roleEventSchema, type ImportMarker, type PairMember, type PairMemberChange, type RoleEvent } from './pair-members';
+import { changeRole } from './role-change';
 
 /** Labels of image export snapshots: `tidemark-export <imageId>` (docs/image-format.md). */
 export const exportSnapshotLabelPrefix = 'tidemark-export ';
@@ -459,6 +462,17 @@ export class LocalAgent implements AgentApi {
     if (change.predictRegions !== undefined && member.role === 'primary')
       trackersOf(volume, this.homeDir).get(pairId).predictor.predictRegions = change.predictRegions;
     return member;
+  }
+
+  async pairRoleChange(path: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {
+    return changeRole(await this.open(path), this.homeDir, pairId, roleEventSchema.parse(event));
+  }
+
+  async trackingMark(path: string, pairId: string, regionIndexes: readonly number[]): Promise<void> {
+    const volume = await this.open(path);
+    for (const r of regionIndexes) this.checkRegions(volume, r, 1);
+    const tracker = trackersOf(volume, this.homeDir).get(pairId);
+    for (const [first, count] of runsOf([...regionIndexes].sort((a, b) => a - b))) await tracker.beforeWrite(first, first + count - 1);
   }
 
   async pairLeave(path: string, pairId: string): Promise<void> {

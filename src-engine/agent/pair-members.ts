@@ -15,6 +15,20 @@ import type { Volume, WriteAuth, WriteLock } from '../volume';
 
 const uuid = z.string().uuid();
 
+/** Role-change events kept per member (older ones are dropped first). */
+export const roleHistoryMax = 256;
+export const roleEventSchema = z
+  .object({
+    generation: z.number().int().positive(),
+    role: z.enum(['primary', 'secondary']),
+    event: z.enum(['failover', 'failover-forced', 'failback', 'migrate']),
+    atMs: z.number().int().nonnegative(),
+    /** Who asked: user@host of the orchestrator. */
+    by: z.string().max(200),
+  })
+  .strict();
+export type RoleEvent = z.infer<typeof roleEventSchema>;
+
 export const pairMemberSchema = z
   .object({
     pairId: uuid,
@@ -44,6 +58,12 @@ export const pairMemberSchema = z
     protectSnapshotId: z.string().max(64).nullable().optional(),
     /** A periodic secondary's last applied cycle: the volume is the primary as of that cycle's snapshot. */
     appliedCycle: z.number().int().nonnegative().optional(),
+    /**
+     * Role changes this member went through, oldest first (issue 8, docs/failover.md): like
+     * DRBD's generation UUIDs, the histories of two members say whether they are in step, one
+     * is behind, or both were primary at once. Absent in records older than failover.
+     */
+    history: z.array(roleEventSchema).max(roleHistoryMax).optional(),
   })
   .strict();
 export const pairMemberKind = defineRecord('tidemark/pair-member', 1, pairMemberSchema);
@@ -186,6 +206,26 @@ export class PairMembers {
     const member = { ...this.require(pairId), ...change };
     await this.write(pairMemberKind.schema.parse(member));
     return member;
+  }
+
+  /**
+   * Changes the member's role at a new generation, recording the event; a secondary is locked
+   * (at the new generation) before this returns, a primary unlocked once its record says so.
+   */
+  async changeRole(pairId: string, event: RoleEvent): Promise<PairMember> {
+    const member = this.require(pairId);
+    if (event.generation <= member.generation) {
+      throw new TidemarkError(
+        'STALE',
+        `pair "${member.name}" is at generation ${member.generation} on ${this.volume.path}; a role change to generation ${event.generation} is older`,
+        'see `tidemark pair show`: another role change happened meanwhile',
+      );
+    }
+    const history = [...(member.history ?? []), event].slice(-roleHistoryMax);
+    const changed: PairMember = { ...member, role: event.role, generation: event.generation, history, protectSnapshotId: null, lcsSnapshotId: null };
+    delete (changed as { appliedCycle?: number }).appliedCycle;
+    await this.write(pairMemberKind.schema.parse(changed));
+    return changed;
   }
 
   /** Forgets the membership (unlocking a secondary); the volume's bytes are untouched. Idempotent. */

@@ -6,6 +6,7 @@ import { TidemarkError } from '../errors';
 import { tidemarkVersion } from '../version';
 import { ExitStatus, exitCodes, reportError, type GlobalOptions, type Io } from './output';
 import { registerAgentCommands } from './agent-commands';
+import { registerFailoverCommands } from './failover-commands';
 import { registerImageCommands } from './image-commands';
 import { registerLabCommand } from './lab-command';
 import { registerMapCommand } from './map-command';
@@ -46,6 +47,7 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
     registerPairCommands(program, io, globals);
     registerReplicateCommands(program, io, globals);
     registerMapCommand(program, io, globals);
+    registerFailoverCommands(program, io, globals);
     registerServeCommand(program, io, globals);
     registerImageCommands(program, io, globals);
     registerLabCommand(program, io, globals);

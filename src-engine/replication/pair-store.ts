@@ -51,6 +51,26 @@ export const pairRecordKind = defineRecord(
       })
       .nullable()
       .optional(),
+    /**
+     * A failover not yet failed back (docs/failover.md): `primary` is the promoted volume, the
+     * old primary is `secondary` but still unaware of it until `failback` demotes it and seeds
+     * the resync. Absent in older records.
+     */
+    failover: z
+      .object({
+        atMs: z.number().int().nonnegative(),
+        forced: z.boolean(),
+        /** The generation both sides shared before it. */
+        fromGeneration: z.number().int().positive(),
+        /** The old primary was reachable and demoted at the failover itself. */
+        oldPrimaryDemoted: z.boolean(),
+        /** `seeded`: the old primary is demoted and the new primary's tracking holds the resync map; replication finishes it. */
+        phase: z.enum(['promoted', 'seeded']),
+        /** The resync map's size once seeded. */
+        resyncRegions: z.number().int().nonnegative().nullable(),
+      })
+      .nullable()
+      .optional(),
   }),
 );
 export type PairRecord = z.infer<typeof pairRecordKind.schema>;
@@ -84,7 +104,10 @@ export class PairStore {
   }
 
   /** Changes fields of an existing record (durably). */
-  async update(name: string, change: Partial<Pick<PairRecord, 'lastSync' | 'generation' | 'reference'>>): Promise<PairRecord> {
+  async update(
+    name: string,
+    change: Partial<Pick<PairRecord, 'lastSync' | 'generation' | 'reference' | 'primary' | 'secondary' | 'failover'>>,
+  ): Promise<PairRecord> {
     const record = { ...(await this.require(name)), ...change };
     await writeRecord(join(this.pairDir(name), 'pair.json'), pairRecordKind, record);
     return record;

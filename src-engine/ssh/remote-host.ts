@@ -36,6 +36,8 @@ import type {
   PeerShipResult,
   PeerStatus,
   PeerTarget,
+  RoleChangeResult,
+  RoleEvent,
 } from '../agent';
 import { sshReconnectAttempts, sshReconnectDelayMsInitial, sshReconnectDelayMsMax } from '../constants';
 import { assert } from '../assert';
@@ -536,6 +538,22 @@ export class RemoteHost implements AgentApi {
 
   nbdExportList(): Promise<NbdExportInfo[]> {
     return this.unary('listing NBD exports', (agent) => agent.nbdExportList());
+  }
+
+  pairRoleChange(path: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {
+    return this.unary(
+      `changing the role of ${path} in pair ${pairId}`,
+      (agent) => agent.pairRoleChange(path, pairId, event),
+      'a role change is recorded before it is answered: run the command again (a change already made is reported as it is)',
+    );
+  }
+
+  trackingMark(path: string, pairId: string, regionIndexes: readonly number[]): Promise<void> {
+    return this.unary(
+      `marking regions of ${path} out of sync`,
+      (agent) => agent.trackingMark(path, pairId, regionIndexes),
+      'marking is idempotent: run it again',
+    );
   }
 
   peerKeyCreate(pairId: string, target: PeerTarget): Promise<{ publicKey: string }> {

@@ -1,0 +1,79 @@
+// Role changes on one agent (docs/failover.md): promoting a secondary to primary (failover,
+// migrate) and demoting a primary to secondary (failback, migrate).
+//
+// Promotion keeps the volume consistent and every later write accounted for:
+//  - a periodic secondary is exactly the primary at its last applied cycle already (an apply a
+//    crash interrupted was finished by the redo when the volume opened; a staged, unapplied
+//    cycle is never applied);
+//  - a continuous secondary interrupted mid catch-up (regions copied out of write order) is
+//    rolled back to its protective snapshot — the consistent image a failover must choose;
+//  - the failback map is created before the lock is lifted, so it holds every region written
+//    (or rolled back) on the new primary: easy failback copies exactly those back (seed 004).
+
+import { TidemarkError } from '../errors';
+import type { PairMember, RoleEvent } from './pair-members';
+import type { RoleChangeResult } from './agent-api';
+import { changeMapsOf, membersOf, snapshotsOf, trackersOf, type AgentVolume } from './agent-volume';
+
+const short = (pairId: string) => pairId.replace(/-/g, '').slice(0, 12);
+/** The new primary's map of regions written since its promotion. */
+export const failbackMapName = (pairId: string) => `p${short(pairId)}-fb`;
+
+export async function changeRole(volume: AgentVolume, homeDir: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {
+  const members = membersOf(volume, homeDir);
+  const member = members.require(pairId);
+  if (member.role === event.role && member.generation === event.generation) {
+    // Already done (a retried call): report it as it is.
+    const hasMap = changeMapsOf(volume, homeDir)
+      .list()
+      .some((m) => m.name === failbackMapName(pairId));
+    return { member, rolledBackRegions: 0, failbackMap: event.role === 'primary' && hasMap ? failbackMapName(pairId) : null };
+  }
+  if (member.role === event.role) {
+    throw new TidemarkError(
+      'USAGE',
+      `${volume.opened.volume.path} is already the ${member.role} of pair "${member.name}" (generation ${member.generation})`,
+      'see `tidemark pair show`',
+    );
+  }
+  return event.role === 'primary' ? promote(volume, homeDir, member, event) : demote(volume, homeDir, member, event);
+}
+
+async function promote(volume: AgentVolume, homeDir: string, member: PairMember, event: RoleEvent): Promise<RoleChangeResult> {
+  const maps = changeMapsOf(volume, homeDir);
+  const mapName = failbackMapName(member.pairId);
+  if (!maps.list().some((m) => m.name === mapName)) await maps.create(mapName);
+  const auth = { pairId: member.pairId, generation: member.generation };
+  const rolledBackRegions = member.protectSnapshotId ? await rollBack(volume, homeDir, member.protectSnapshotId, auth) : 0;
+  const promoted = await membersOf(volume, homeDir).changeRole(member.pairId, event);
+  if (member.protectSnapshotId) await snapshotsOf(volume, homeDir).delete(member.protectSnapshotId);
+  await trackersOf(volume, homeDir).attach(promoted);
+  return { member: promoted, rolledBackRegions, failbackMap: mapName };
+}
+
+/**
+ * Restores every region that differs from the protective snapshot (a copy-on-write snapshot
+ * points at the volume for the regions never written since: those are skipped unread). The
+ * writes pass the volume's hooks, so the failback map records them.
+ */
+async function rollBack(volume: AgentVolume, homeDir: string, snapshotId: string, auth: { pairId: string; generation: number }): Promise<number> {
+  const snapshot = snapshotsOf(volume, homeDir).get(snapshotId);
+  const { volume: vol } = volume.opened;
+  let restored = 0;
+  for (let r = 0; r < vol.regionCount; r++) {
+    if (snapshot.locate(r).path === vol.path) continue; // never written since the snapshot
+    const [before, now] = await Promise.all([snapshot.readRegion(r), vol.readRegion(r)]);
+    if (Buffer.compare(before, now) === 0) continue;
+    await vol.writeRegion(r, before, auth);
+    restored += 1;
+  }
+  if (restored > 0) await vol.flush();
+  return restored;
+}
+
+async function demote(volume: AgentVolume, homeDir: string, member: PairMember, event: RoleEvent): Promise<RoleChangeResult> {
+  // Locked first (the new record says secondary), then tracking goes: no write slips between.
+  const demoted = await membersOf(volume, homeDir).changeRole(member.pairId, event);
+  await trackersOf(volume, homeDir).detach(member.pairId);
+  return { member: demoted, rolledBackRegions: 0, failbackMap: null };
+}

@@ -1,0 +1,57 @@
+// `tidemark failover NAME [--force]` and `tidemark failback NAME [--dry-run]` (docs/failover.md).
+
+import type { Command } from 'commander';
+import { formatDurationMs } from '../progress';
+import { failbackPair, failoverPair, type FailbackSummary, type FailoverSummary } from '../replication';
+import { formatBytes } from '../size';
+import { pairStoreOf, withAgentPool } from './agents';
+import { printResult, type GlobalOptions, type Io } from './output';
+
+function failoverText(s: FailoverSummary): string {
+  return [
+    `failed over ${s.pair}: ${s.newPrimary} is the primary now (generation ${s.generation}) and takes writes`,
+    s.oldPrimaryReachable
+      ? `  the old primary ${s.oldPrimary} was demoted (read-only); its ${s.atRiskRegions ?? 0} unshipped regions are copied over at failback`
+      : `  the old primary ${s.oldPrimary} was unreachable: whatever it had not shipped is copied over at failback`,
+    ...(s.rolledBackRegions > 0 ? [`  ${s.rolledBackRegions} regions rolled back to the protective snapshot (a catch-up was interrupted)`] : []),
+    `  every write on the new primary is recorded for failback — run \`tidemark failback ${s.pair}\` when the old primary is back`,
+  ].join('\n');
+}
+
+function failbackText(s: FailbackSummary): string {
+  const map = `${s.resyncRegions} of ${s.regions} regions (${formatBytes(s.resyncBytes)}): ${s.failbackRegions} written on the new primary since the failover, ${s.unshippedRegions} unshipped on the old primary`;
+  if (s.dryRun) return `failback of ${s.pair} would copy ${map}; nothing was changed`;
+  return `failed back ${s.pair}: copied ${s.regionsTransferred} regions (${formatBytes(s.bytesTransferred)}) in ${formatDurationMs(s.durationMs)} — resync map ${map}; the old primary is the secondary now`;
+}
+
+export function registerFailoverCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
+  program
+    .command('failover')
+    .description('promote the secondary to primary (the primary is lost); --force when the primary cannot be reached')
+    .argument('<name>')
+    .option('--force', 'promote even though the primary is unreachable (its unshipped writes are at risk) or reachable (it is demoted)')
+    .action(async (name: string, options: { force?: boolean }) => {
+      const global = globals();
+      const summary = await withAgentPool(io, global, (pool) => failoverPair(pairStoreOf(io, global), pool, name, { force: options.force }));
+      printResult(io, global, summary, () => failoverText(summary));
+    });
+  program
+    .command('failback')
+    .description("bring a failed-over pair's old primary back as the secondary, copying only failback ∪ unshipped regions")
+    .argument('<name>')
+    .option('--dry-run', 'print the resync map (regions, bytes) and change nothing')
+    .action(async (name: string, options: { dryRun?: boolean }) => {
+      const global = globals();
+      const summary = await withAgentPool(io, global, (pool) => failbackPair(pairStoreOf(io, global), pool, name, { dryRun: options.dryRun }), undefined);
+      const { replication, ...shown } = summary;
+      printResult(
+        io,
+        global,
+        {
+          ...shown,
+          replication: replication ? { regionsTransferred: replication.regionsTransferred, retries: replication.retries, path: replication.path } : null,
+        },
+        () => failbackText(summary),
+      );
+    });
+}

@@ -1,0 +1,250 @@
+// Failover and easy failback (seed 004, docs/failover.md).
+//
+// failover: the secondary is promoted at generation g+1 (its agent rolls back an interrupted
+// catch-up, starts the failback map, lifts the lock); the pair record swaps roles and
+// remembers the failover. A reachable old primary is refused without --force (migrate is the
+// lossless way); with --force it is demoted first, its unshipped regions handed to the new
+// primary's tracking so failback copies them back. An unreachable one needs --force: its
+// unshipped writes are at risk.
+// failback: the old primary, reachable again, is demoted at g+1; the resync map is
+// failback ∪ what the new primary tracks ∪ the old primary's unshipped regions (OOS ∪ in
+// flight); it is marked out of sync in the new primary's tracking (durable in MOOS), and
+// continuous replication ships exactly it — a failback interrupted anywhere after the
+// marking resumes as plain replication.
+
+import { hostname, userInfo } from 'node:os';
+import { Bitset } from '../bitmap';
+import { TidemarkError, isTidemarkError } from '../errors';
+import { failbackMapName, type BitmapContents, type RoleEvent } from '../agent';
+import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
+import type { PairRecord, PairStore } from './pair-store';
+import { currentMapName } from './periodic';
+import { replicatePair, type ReplicateSummary } from './replicate';
+import { acquirePairLock } from './sync/lock';
+import { sinceMapName } from './sync/names';
+
+export interface FailoverSummary {
+  readonly pair: string;
+  readonly newPrimary: string;
+  readonly oldPrimary: string;
+  readonly generation: number;
+  readonly forced: boolean;
+  readonly oldPrimaryReachable: boolean;
+  /** The old primary's unshipped regions, when it could be asked (they are copied over at failback). */
+  readonly atRiskRegions: number | null;
+  readonly rolledBackRegions: number;
+  readonly failbackMap: string | null;
+  readonly durationMs: number;
+}
+
+export interface FailbackPlan {
+  readonly pair: string;
+  readonly regions: number;
+  /** Regions the resync copies from the new primary to the old one. */
+  readonly resyncRegions: number;
+  readonly resyncBytes: number;
+  /** Where the regions come from: written on the new primary since the failover, and unshipped on the old one. */
+  readonly failbackRegions: number;
+  readonly unshippedRegions: number;
+  readonly runs: readonly (readonly [number, number])[];
+}
+
+export interface FailbackSummary extends FailbackPlan {
+  readonly dryRun: boolean;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly durationMs: number;
+  readonly replication: ReplicateSummary | null;
+}
+
+const byWhom = () => `${userInfo().username}@${hostname()}`;
+
+/** The endpoint and its agent's answer, or why it could not be asked. */
+async function reach(resolver: EndpointResolver, volref: string): Promise<{ endpoint: VolumeEndpoint } | { error: TidemarkError }> {
+  try {
+    const endpoint = await resolver.resolve(volref);
+    await endpoint.agent.volumeState(endpoint.path);
+    return { endpoint };
+  } catch (error) {
+    if (isTidemarkError(error) && ['DISCONNECTED', 'IO', 'NOT_FOUND'].includes(error.code)) return { error };
+    throw error;
+  }
+}
+
+function bitsOf(contents: BitmapContents): Bitset {
+  return new Bitset(contents.regionCount, contents.words);
+}
+
+/** What the (still primary) old primary holds that its secondary never got. */
+async function unshippedOf(record: PairRecord, endpoint: VolumeEndpoint): Promise<Bitset> {
+  const { agent, path } = endpoint;
+  if (record.mode === 'periodic') {
+    const maps = await agent.bitmapList(path);
+    const names = [sinceMapName(record.pairId), currentMapName(record.pairId)].filter((n) => maps.some((m) => m.name === n));
+    const maps2 = await Promise.all(names.map(async (n) => bitsOf(await agent.bitmapRead(path, n))));
+    if (maps2.length > 0) return Bitset.union(...maps2);
+    const member = (await agent.volumeState(path)).members.find((m) => m.pairId === record.pairId);
+    return new Bitset(member?.regionCount ?? 0);
+  }
+  const [oos, inFlight] = await Promise.all([agent.trackingMap(path, record.pairId, 'oos'), agent.trackingMap(path, record.pairId, 'in-flight')]);
+  return Bitset.union(bitsOf(oos), bitsOf(inFlight));
+}
+
+function event(role: RoleEvent['role'], generation: number, kind: RoleEvent['event']): RoleEvent {
+  return { generation, role, event: kind, atMs: Date.now(), by: byWhom() };
+}
+
+export async function failoverPair(store: PairStore, resolver: EndpointResolver, name: string, options: { force?: boolean } = {}): Promise<FailoverSummary> {
+  const startMs = performance.now();
+  const lock = await acquirePairLock(store.pairDir(name), name, 'failover');
+  try {
+    const record = await store.require(name);
+    if (record.failover) {
+      throw new TidemarkError(
+        'USAGE',
+        `pair "${name}" already failed over to ${record.primary.volref}`,
+        `run \`tidemark failback ${name}\` once the old primary is back`,
+      );
+    }
+    const secondary = await resolver.resolve(record.secondary.volref);
+    const primary = await reach(resolver, record.primary.volref);
+    const reachable = 'endpoint' in primary;
+    const force = options.force === true;
+    if (!force) throw refusal(record, reachable, reachable ? null : primary.error);
+    const generation = record.generation + 1;
+    let atRisk: Bitset | null = null;
+    if (reachable) {
+      atRisk = await unshippedOf(record, primary.endpoint);
+      await primary.endpoint.agent.pairRoleChange(primary.endpoint.path, record.pairId, event('secondary', generation, 'failover-forced'));
+    }
+    const promoted = await secondary.agent.pairRoleChange(secondary.path, record.pairId, event('primary', generation, force ? 'failover-forced' : 'failover'));
+    if (atRisk && atRisk.popcount() > 0) await secondary.agent.trackingMark(secondary.path, record.pairId, [...atRisk.indexes()]);
+    await store.update(name, {
+      generation,
+      primary: record.secondary,
+      secondary: record.primary,
+      failover: { atMs: Date.now(), forced: force, fromGeneration: record.generation, oldPrimaryDemoted: reachable, phase: 'promoted', resyncRegions: null },
+    });
+    return {
+      pair: name,
+      newPrimary: record.secondary.volref,
+      oldPrimary: record.primary.volref,
+      generation,
+      forced: force,
+      oldPrimaryReachable: reachable,
+      atRiskRegions: atRisk?.popcount() ?? null,
+      rolledBackRegions: promoted.rolledBackRegions,
+      failbackMap: promoted.failbackMap,
+      durationMs: Math.round(performance.now() - startMs),
+    };
+  } finally {
+    await lock.release();
+  }
+}
+
+function refusal(record: PairRecord, reachable: boolean, error: TidemarkError | null): TidemarkError {
+  const risk =
+    record.mode === 'periodic'
+      ? 'the cycle in progress and everything written since (its current and next change maps)'
+      : 'every write acknowledged there and not yet shipped (its OOS/MOOS regions)';
+  if (reachable) {
+    return new TidemarkError(
+      'USAGE',
+      `the primary of pair "${record.name}" (${record.primary.volref}) is reachable: a failover would demote it and copy over ${risk} at failback`,
+      `for a lossless role swap use \`tidemark migrate ${record.name}\`; to promote ${record.secondary.volref} anyway, add --force`,
+    );
+  }
+  return new TidemarkError(
+    'USAGE',
+    `the primary of pair "${record.name}" is unreachable (${error?.message ?? 'no answer'}); promoting ${record.secondary.volref} puts at risk ${risk}`,
+    `add --force to promote it: failback later copies the new primary's data over those regions`,
+  );
+}
+
+/** The resync map of a failed-over pair: failback ∪ the new primary's tracking ∪ the old primary's unshipped regions. */
+async function resyncMapOf(record: PairRecord, endpoints: PairEndpoints): Promise<{ map: Bitset; failback: number; unshipped: number }> {
+  const { primary: newPrimary, secondary: oldPrimary } = endpoints;
+  const fbName = failbackMapName(record.pairId);
+  const fb = (await newPrimary.agent.bitmapList(newPrimary.path)).some((m) => m.name === fbName)
+    ? bitsOf(await newPrimary.agent.bitmapRead(newPrimary.path, fbName))
+    : null;
+  const tracked = await Promise.all(
+    (['oos', 'in-flight'] as const).map(async (w) => bitsOf(await newPrimary.agent.trackingMap(newPrimary.path, record.pairId, w))),
+  );
+  const old = (await oldPrimary.agent.volumeState(oldPrimary.path)).members.find((m) => m.pairId === record.pairId);
+  const unshipped = old?.role === 'primary' ? await unshippedOf(record, oldPrimary) : null;
+  const map = Bitset.union(...tracked, ...(fb ? [fb] : []), ...(unshipped ? [unshipped] : []));
+  return { map, failback: fb?.popcount() ?? 0, unshipped: unshipped?.popcount() ?? 0 };
+}
+
+export async function failbackPair(
+  store: PairStore,
+  resolver: EndpointResolver,
+  name: string,
+  options: { dryRun?: boolean; replicate?: (record: PairRecord, endpoints: PairEndpoints) => Promise<ReplicateSummary> } = {},
+): Promise<FailbackSummary> {
+  const startMs = performance.now();
+  let record = await store.require(name);
+  const failover = record.failover;
+  if (!failover) throw new TidemarkError('USAGE', `pair "${name}" has not failed over`, 'failback brings back an old primary after `tidemark failover`');
+  if (record.mode === 'periodic')
+    throw new TidemarkError(
+      'UNSUPPORTED',
+      `failback of periodic pair "${name}" is not built yet`,
+      'see docs/failover.md "Not yet"; the promoted volume serves meanwhile',
+    );
+  const oldPrimary = await reach(resolver, record.secondary.volref);
+  if ('error' in oldPrimary) {
+    throw new TidemarkError(
+      'DISCONNECTED',
+      `the old primary ${record.secondary.volref} is unreachable: ${oldPrimary.error.message}`,
+      'failback needs it back; the new primary keeps recording what to copy meanwhile',
+    );
+  }
+  const endpoints: PairEndpoints = { primary: await resolver.resolve(record.primary.volref), secondary: oldPrimary.endpoint };
+  const plan = await planOf(record, endpoints);
+  if (options.dryRun)
+    return { ...plan, dryRun: true, regionsTransferred: 0, bytesTransferred: 0, durationMs: Math.round(performance.now() - startMs), replication: null };
+  if (failover.phase === 'promoted') {
+    const lock = await acquirePairLock(store.pairDir(name), name, 'failback');
+    try {
+      const { map } = await resyncMapOf(record, endpoints);
+      const old = endpoints.secondary;
+      const member = (await old.agent.volumeState(old.path)).members.find((m) => m.pairId === record.pairId);
+      if (member?.role === 'primary') await old.agent.pairRoleChange(old.path, record.pairId, event('secondary', record.generation, 'failback'));
+      // Marked durably (MOOS) before the phase moves on: a crash after this resumes by replicating.
+      if (map.popcount() > 0) await endpoints.primary.agent.trackingMark(endpoints.primary.path, record.pairId, [...map.indexes()]);
+      record = await store.update(name, { failover: { ...failover, phase: 'seeded', resyncRegions: map.popcount() } });
+    } finally {
+      await lock.release();
+    }
+  }
+  const replicate = options.replicate ?? ((pair, ends) => replicatePair({ store, pair, endpoints: ends, once: true }));
+  const replication = await replicate(record, endpoints);
+  const fbName = failbackMapName(record.pairId);
+  if ((await endpoints.primary.agent.bitmapList(endpoints.primary.path)).some((m) => m.name === fbName))
+    await endpoints.primary.agent.bitmapDelete(endpoints.primary.path, fbName);
+  await store.update(name, { failover: null });
+  return {
+    ...plan,
+    dryRun: false,
+    regionsTransferred: replication.regionsTransferred,
+    bytesTransferred: replication.bytesTransferred,
+    durationMs: Math.round(performance.now() - startMs),
+    replication,
+  };
+}
+
+async function planOf(record: PairRecord, endpoints: PairEndpoints): Promise<FailbackPlan> {
+  const { map, failback, unshipped } = await resyncMapOf(record, endpoints);
+  const runs = [...map.runs()].map(({ start, end }) => [start, end - start] as const);
+  return {
+    pair: record.name,
+    regions: map.bitCount,
+    resyncRegions: map.popcount(),
+    resyncBytes: map.popcount() * record.regionBytes,
+    failbackRegions: failback,
+    unshippedRegions: unshipped,
+    runs,
+  };
+}

@@ -1,0 +1,141 @@
+// Failover and easy failback of a continuous pair (seed 004, docs/failover.md), with the
+// primary and secondary on two agents of their own homes and the primary's agent stopped to
+// make it unreachable. The resync map is computed here independently, from what the test
+// wrote where: regions unshipped on the old primary ∪ regions written on the new one.
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalAgent, type AgentApi } from '../../src-engine/agent';
+import { TidemarkError } from '../../src-engine/errors';
+import { PairStore, createPair, failbackPair, failoverPair, replicatePair, runSync, type EndpointResolver } from '../../src-engine/replication';
+import { sameBytes, writeRandomRegions } from '../helpers/pairs';
+import { seededRandom } from '../helpers/random';
+import { tempDir } from '../helpers/tmp';
+
+const regionBytes = 64 * 1024;
+const regionCount = 256;
+const sizeBytes = regionBytes * regionCount;
+const baseSeed = Number(process.env.TIDEMARK_TEST_SEED ?? 20261124);
+
+const agents: LocalAgent[] = [];
+afterEach(async () => {
+  for (const agent of agents.splice(0)) await agent.dispose().catch(() => undefined);
+});
+
+function pick(random: () => number, count: number): number[] {
+  const set = new Set<number>();
+  while (set.size < count) set.add(Math.floor(random() * regionCount));
+  return [...set].sort((a, b) => a - b);
+}
+
+/** An agent that is gone: every call fails as a dropped link does. */
+const unreachable = new Proxy({} as AgentApi, {
+  get: () => () => Promise.reject(new TidemarkError('DISCONNECTED', 'connection to the primary host dropped', 'wait for it')),
+});
+
+async function twoSitePair(seed: number) {
+  const dir = await tempDir();
+  const siteA = { home: join(dir, 'site-a'), path: join(dir, 'a.img'), agent: new LocalAgent(join(dir, 'site-a')) as AgentApi };
+  const siteB = { home: join(dir, 'site-b'), path: join(dir, 'b.img'), agent: new LocalAgent(join(dir, 'site-b')) as AgentApi };
+  agents.push(siteA.agent as LocalAgent, siteB.agent as LocalAgent);
+  await siteA.agent.volumeCreate(siteA.path, sizeBytes, regionBytes);
+  await siteB.agent.volumeCreate(siteB.path, sizeBytes, regionBytes);
+  await writeRandomRegions(siteA.agent, siteA.path, regionBytes, pick(seededRandom(seed), 64), seed);
+  const resolver: EndpointResolver = {
+    resolve: async (volref) => {
+      const site = volref === siteA.path ? siteA : siteB;
+      return { volref, agent: site.agent, path: site.path, where: site === siteA ? 'site A' : 'site B' };
+    },
+  };
+  const store = new PairStore(join(dir, 'orchestrator'));
+  const record = await createPair(store, resolver, { name: 'p', primary: siteA.path, secondary: siteB.path, regionBytes });
+  const endpoints = { primary: await resolver.resolve(siteA.path), secondary: await resolver.resolve(siteB.path) };
+  await runSync({ store, pair: record, endpoints, method: 'auto' });
+  await replicatePair({ store, pair: await store.require('p'), endpoints, once: true });
+  return { siteA, siteB, resolver, store, pairId: record.pairId };
+}
+
+describe('failover and easy failback (continuous)', () => {
+  it('primary lost: --force promotes the secondary; failback copies exactly unshipped ∪ written-since and the sites are identical', async () => {
+    const seed = baseSeed;
+    console.log(`[failover] seed ${seed}`);
+    const { siteA, siteB, resolver, store, pairId } = await twoSitePair(seed);
+    const shipped = pick(seededRandom(seed + 1), 20);
+    await writeRandomRegions(siteA.agent, siteA.path, regionBytes, shipped, seed + 1);
+    await replicatePair({
+      store,
+      pair: await store.require('p'),
+      endpoints: { primary: await resolver.resolve(siteA.path), secondary: await resolver.resolve(siteB.path) },
+      once: true,
+    });
+    const unshipped = pick(seededRandom(seed + 2), 12);
+    await writeRandomRegions(siteA.agent, siteA.path, regionBytes, unshipped, seed + 2);
+
+    // Site A goes away (its agent stops; the orchestrator can no longer reach it).
+    await (siteA.agent as LocalAgent).dispose();
+    const liveA = siteA.agent;
+    siteA.agent = unreachable;
+    await expect(failoverPair(store, resolver, 'p')).rejects.toThrow(/unreachable.*at risk.*OOS\/MOOS/);
+    const failover = await failoverPair(store, resolver, 'p', { force: true });
+    expect(failover).toMatchObject({ generation: 2, forced: true, oldPrimaryReachable: false, atRiskRegions: null, newPrimary: siteB.path });
+    expect((await store.require('p')).primary.volref).toBe(siteB.path);
+
+    // The new primary takes writes (its lock is gone), recorded by the failback map.
+    const writtenOnB = pick(seededRandom(seed + 3), 16);
+    await writeRandomRegions(siteB.agent, siteB.path, regionBytes, writtenOnB, seed + 3);
+    const memberB = (await siteB.agent.volumeState(siteB.path)).members[0]!;
+    expect(memberB).toMatchObject({ role: 'primary', generation: 2 });
+    expect(memberB.history?.map((h) => h.event)).toEqual(['failover-forced']);
+
+    // Site A comes back (a new agent on its home).
+    siteA.agent = new LocalAgent(siteA.home);
+    agents.push(siteA.agent as LocalAgent);
+    expect(liveA).not.toBe(siteA.agent);
+    const expected = new Set([...unshipped, ...writtenOnB]);
+    const plan = await failbackPair(store, resolver, 'p', { dryRun: true });
+    expect(plan).toMatchObject({ dryRun: true, resyncRegions: expected.size, resyncBytes: expected.size * regionBytes, bytesTransferred: 0 });
+    expect((await siteA.agent.volumeState(siteA.path)).members[0]!.role).toBe('primary'); // --dry-run changed nothing
+
+    const done = await failbackPair(store, resolver, 'p');
+    expect(done.resyncRegions).toBe(expected.size);
+    expect(done.bytesTransferred).toBe(expected.size * regionBytes);
+    expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+    const memberA = (await siteA.agent.volumeState(siteA.path)).members[0]!;
+    expect(memberA).toMatchObject({ role: 'secondary', generation: 2, pairId });
+    expect(memberA.history?.map((h) => h.event)).toEqual(['failback']);
+    expect((await store.require('p')).failover).toBeNull();
+    // The old primary is the secondary now: locked.
+    await expect(siteA.agent.writeRegion(siteA.path, 0, Buffer.alloc(regionBytes))).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && e.code === 'PERMISSION',
+    );
+    // Replication carries on in the new direction.
+    await writeRandomRegions(siteB.agent, siteB.path, regionBytes, [5, 6], seed + 4);
+    const next = await replicatePair({
+      store,
+      pair: await store.require('p'),
+      endpoints: { primary: await resolver.resolve(siteB.path), secondary: await resolver.resolve(siteA.path) },
+      once: true,
+    });
+    expect(next.regionsTransferred).toBe(2);
+    expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+  }, 60_000);
+
+  it('a reachable primary is refused without --force (migrate is lossless); with --force it is demoted and its unshipped regions come back at failback', async () => {
+    const seed = baseSeed + 10;
+    console.log(`[failover] reachable seed ${seed}`);
+    const { siteA, siteB, resolver, store } = await twoSitePair(seed);
+    const unshipped = pick(seededRandom(seed + 1), 9);
+    await writeRandomRegions(siteA.agent, siteA.path, regionBytes, unshipped, seed + 1);
+    await expect(failoverPair(store, resolver, 'p')).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && /is reachable/.test(e.message) && /tidemark migrate p/.test(e.hint),
+    );
+    const failover = await failoverPair(store, resolver, 'p', { force: true });
+    expect(failover).toMatchObject({ oldPrimaryReachable: true, atRiskRegions: unshipped.length });
+    // Demoted at once: no second primary.
+    expect((await siteA.agent.volumeState(siteA.path)).members[0]).toMatchObject({ role: 'secondary', generation: 2 });
+    await expect(siteA.agent.writeRegion(siteA.path, 0, Buffer.alloc(regionBytes))).rejects.toThrow();
+    const done = await failbackPair(store, resolver, 'p');
+    expect(done.resyncRegions).toBe(unshipped.length);
+    expect(done.bytesTransferred).toBe(unshipped.length * regionBytes);
+    expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+  }, 60_000);
+});
