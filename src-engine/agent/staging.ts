@@ -27,6 +27,18 @@ const redoRecordKind = defineRecord(
     .strict(),
 );
 
+/**
+ * Test-only: milliseconds to wait before copying each region in an apply (not in the redo an
+ * open runs), so a test can kill the agent in the middle of one
+ * (test/integration/periodic-apply-kill.test.ts). Never set in production; read at each apply.
+ */
+export const testApplyDelayEnv = 'TIDEMARK_TEST_APPLY_DELAY_MS';
+
+function testApplyDelayMs(): number {
+  const value = Number(process.env[testApplyDelayEnv] ?? 0);
+  return Number.isFinite(value) && value > 0 ? Math.min(value, 60_000) : 0;
+}
+
 /** Runs tasks per key one at a time, in call order (a promise chain per key); other keys run alongside. */
 class KeyedLock {
   private readonly tails = new Map<string, Promise<void>>();
@@ -174,7 +186,7 @@ export class PairStaging {
     } finally {
       await handle?.close();
     }
-    await this.redoLocked(pairId);
+    await this.redoLocked(pairId, testApplyDelayMs());
   }
 
   /** Finishes a recorded apply (after a crash, at open): copies, flushes, records the cycle, drops the staging area. */
@@ -182,7 +194,7 @@ export class PairStaging {
     return this.locks.run(pairId, () => this.redoLocked(pairId));
   }
 
-  private async redoLocked(pairId: string): Promise<boolean> {
+  private async redoLocked(pairId: string, delayMs = 0): Promise<boolean> {
     const dir = this.dir(pairId);
     const record = await readRecord(join(dir, 'redo.json'), redoRecordKind);
     if (!record) return false;
@@ -193,6 +205,7 @@ export class PairStaging {
     try {
       if (bits.anySet()) handle = await open(join(dir, 'data.img'), 'r');
       for (let r = bits.nextSetBit(0); r !== -1; r = r + 1 < bits.bitCount ? bits.nextSetBit(r + 1) : -1) {
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const span = this.volume.geometry.region(r);
         const data = Buffer.alloc(span.bytes);
         await handle!.read(data, 0, span.bytes, span.offsetBytes);

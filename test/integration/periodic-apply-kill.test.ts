@@ -1,0 +1,185 @@
+// A periodic cycle's apply interrupted by SIGKILL of the agent (docs/replication.md "Periodic
+// cycles", step 3), with real processes: the home's agent runs as `tidemark agent serve` (the
+// built CLI) and owns both volumes; this process drives cycles through its socket while a
+// numbered-record writer (test/helpers/records.ts) writes to the primary. The agent is started
+// with TIDEMARK_TEST_APPLY_DELAY_MS (test-only, src-engine/agent/staging.ts), which waits
+// before each region an apply copies, so the kill lands inside the copy at a chosen point:
+// after j of the cycle's changing regions reached the secondary, j drawn from a printed seed.
+// Right after the kill the secondary is a mix (proof the kill hit the copy); once an agent
+// opens the volume again it finishes the apply from its redo record, and the secondary is
+// exactly the cycle's snapshot S_k — the primary after records 1..m. `tidemark replicate
+// --once` then finishes the cycle, a last cycle makes the volumes identical, `tidemark verify`
+// exits 0.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RpcAgent, connectAgentSocket, type AgentApi } from '../../src-engine/agent';
+import { testApplyDelayEnv } from '../../src-engine/agent/staging';
+import { PairStore, cycleSnapshotLabel, runCycle, type PairEndpoints, type PairRecord } from '../../src-engine/replication';
+import { RpcPeer } from '../../src-engine/transport';
+import { cliBundle, tidemark } from '../helpers/cli';
+import { until } from '../helpers/engine';
+import { seededRandom } from '../helpers/random';
+import { NumberedRecords, RecordWriter } from '../helpers/records';
+import { tempDir } from '../helpers/tmp';
+
+const regionBytes = 4096;
+const regionCount = 64;
+const sizeBytes = regionBytes * regionCount;
+const baseSeed = Number(process.env.TIDEMARK_TEST_SEED ?? 20261124);
+const records = new NumberedRecords(regionBytes, regionCount);
+/** Per region copied by an apply (the killed agent only): 64 regions take ~1.6 s, the poll below sees each one land. */
+const applyDelayMs = 25;
+
+const children: ChildProcess[] = [];
+const agents: RpcAgent[] = [];
+afterEach(async () => {
+  for (const agent of agents.splice(0)) await agent.dispose().catch(() => undefined);
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
+/** `tidemark agent serve` on `home` (the built CLI), once it serves. */
+async function startAgent(home: string, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [cliBundle, '--home', home, 'agent', 'serve'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+  });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await until(() => stderr.includes('agent: serving') || child.exitCode !== null, 10_000, `the agent on ${home}`);
+  if (!stderr.includes('agent: serving')) throw new Error(`the agent on ${home} exited: ${stderr}`);
+  return child;
+}
+
+async function connect(home: string): Promise<RpcAgent> {
+  const peer = new RpcPeer(await connectAgentSocket(home), { role: 'client', keepaliveMs: 0 });
+  await peer.handshake();
+  const agent = new RpcAgent(peer);
+  agents.push(agent);
+  return agent;
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function snapshotImage(agent: AgentApi, path: string, snapshotId: string): Promise<Buffer> {
+  const image = Buffer.alloc(sizeBytes);
+  for await (const { regionIndex, data } of agent.readRegions(path, 0, regionCount, { snapshotId })) Buffer.from(data).copy(image, regionIndex * regionBytes);
+  return image;
+}
+
+const regionOf = (bytes: Buffer, r: number) => bytes.subarray(r * regionBytes, (r + 1) * regionBytes);
+
+function ok(result: { status: number; stdout: string; stderr: string }): string {
+  expect(result.status, result.stderr).toBe(0);
+  return result.stdout;
+}
+
+describe('periodic apply killed by SIGKILL', () => {
+  it('the agent killed mid-apply at seeded points: the redo record finishes the apply, the secondary is exactly S_k, the next cycle converges', async () => {
+    const dir = await tempDir('tm-');
+    const home = join(dir, 'h'); // short: Unix socket paths are limited
+    const primaryPath = join(dir, 'p.img');
+    const secondaryPath = join(dir, 's.img');
+    const cli = (...args: string[]) => tidemark(['--home', home, ...args]);
+    const delayed = { [testApplyDelayEnv]: String(applyDelayMs) };
+    let child = await startAgent(home, delayed);
+    let agent = await connect(home);
+    await agent.volumeCreate(primaryPath, sizeBytes, regionBytes);
+    await agent.volumeCreate(secondaryPath, sizeBytes, regionBytes);
+    ok(cli('pair', 'create', 'p', '--primary', primaryPath, '--secondary', secondaryPath, '--mode', 'periodic', '--region-size', '4KiB'));
+    ok(cli('sync', 'p'));
+    const store = new PairStore(home);
+    const pair: PairRecord = await store.require('p');
+    const endpointsOf = (a: AgentApi): PairEndpoints => ({
+      primary: { volref: primaryPath, agent: a, path: primaryPath, where: 'this machine' },
+      secondary: { volref: secondaryPath, agent: a, path: secondaryPath, where: 'this machine' },
+    });
+    let acked = 0;
+    for (let round = 0; round < 3; round++) {
+      const seed = baseSeed + 60 + round;
+      const random = seededRandom(seed); // the kill point
+      const before = await readFile(secondaryPath); // the secondary changes only inside an apply
+      const writer = new RecordWriter(agent, primaryPath, records, seededRandom(seed + 1000), acked);
+      writer.start();
+      await until(() => writer.acked >= acked + 150, 10_000, '150 records written');
+      const ackedBeforeCycle = writer.acked;
+      let stopping: Promise<void> | undefined;
+      let applying = false;
+      const cycle = runCycle({
+        store,
+        pair,
+        endpoints: endpointsOf(agent),
+        onProgress: (p) => {
+          if (p.phase !== 'applying') return;
+          applying = true;
+          stopping = writer.stop(); // no write in flight at the kill
+        },
+      });
+      cycle.catch(() => undefined); // awaited below
+      await until(() => applying, 20_000, 'the cycle to apply');
+      await stopping;
+      acked = writer.acked;
+      const k = round + 1;
+      const snapshot = (await agent.snapshotList(primaryPath)).snapshots.find((s) => s.label === cycleSnapshotLabel(pair.pairId, k));
+      expect(snapshot, `S_${k}`).toBeDefined();
+      const target = await snapshotImage(agent, primaryPath, snapshot!.snapshotId);
+      const changing = Array.from({ length: regionCount }, (_, r) => r).filter((r) => !regionOf(target, r).equals(regionOf(before, r)));
+      expect(changing.length).toBeGreaterThan(8);
+      // 1 ≤ j ≤ |changing| - 8: at least 8 copies (200 ms) left when the poll sees the j-th land.
+      const j = 1 + Math.floor(random() * (changing.length - 8));
+      console.log(`[periodic-apply-kill] round ${round} seed ${seed}: kill after ${j} of ${changing.length} changing regions of cycle ${k}`);
+      const landed = (bytes: Buffer) => changing.filter((r) => regionOf(bytes, r).equals(regionOf(target, r))).length;
+      let seen = 0;
+      await until(
+        async () => {
+          seen = landed(await readFile(secondaryPath));
+          return seen >= j;
+        },
+        20_000,
+        `${j} regions of cycle ${k} applied`,
+      );
+      await killed(child);
+      await expect(cycle).rejects.toThrow();
+      const torn = await readFile(secondaryPath);
+      const landedAtKill = landed(torn);
+      console.log(`[periodic-apply-kill] round ${round}: ${landedAtKill} of ${changing.length} regions applied at the kill`);
+      expect(landedAtKill).toBeGreaterThanOrEqual(j);
+      expect(landedAtKill, 'the kill hit the middle of the copy').toBeLessThan(changing.length);
+
+      // A new agent finishes the apply when it opens the secondary (the delay slows applies, not this redo).
+      child = await startAgent(home, delayed);
+      agent = await connect(home);
+      const member = (await agent.volumeState(secondaryPath)).members.find((m) => m.pairId === pair.pairId);
+      expect(member?.appliedCycle).toBe(k);
+      const recovered = await readFile(secondaryPath);
+      expect(recovered.equals(target), `the secondary is exactly S_${k}`).toBe(true);
+      const m = records.prefixHeld(recovered, `secondary after the redo of cycle ${k}`);
+      expect(m).toBeGreaterThanOrEqual(ackedBeforeCycle);
+      expect(m).toBeLessThanOrEqual(acked);
+
+      // The CLI finishes the cycle: applied already, so only its clean-up runs.
+      const finished = JSON.parse(ok(cli('--json', 'replicate', 'p', '--once'))) as {
+        cycles: { cycle: number; resumed: boolean; regionsTransferred: number }[];
+      };
+      expect(finished.cycles).toEqual([expect.objectContaining({ cycle: k, resumed: true, regionsTransferred: 0 })]);
+      expect((await agent.snapshotList(primaryPath)).snapshots.filter((s) => s.label.startsWith('tidemark-cycle'))).toEqual([]);
+      expect((await readFile(secondaryPath)).equals(target)).toBe(true);
+    }
+    // More records, then a cycle with the writer stopped: identical, and verify says so.
+    const writer = new RecordWriter(agent, primaryPath, records, seededRandom(baseSeed + 69), acked);
+    writer.start();
+    await until(() => writer.acked >= acked + 100, 10_000, '100 more records');
+    await writer.stop();
+    const last = JSON.parse(ok(cli('--json', 'replicate', 'p', '--once'))) as { cycles: { cycle: number }[] };
+    expect(last.cycles).toEqual([expect.objectContaining({ cycle: 4 })]);
+    expect((await readFile(secondaryPath)).equals(await readFile(primaryPath))).toBe(true);
+    expect(records.prefixHeld(await readFile(secondaryPath))).toBe(writer.acked);
+    ok(cli('verify', 'p'));
+  });
+});
