@@ -1,7 +1,10 @@
 // Numbered records for periodic-replication tests (as test/integration/periodic.test.ts uses
-// them): record n goes to region n mod regionCount, stamped with n; a writer issues 1, 2, …
-// one at a time, each awaiting its acknowledgement. A volume then holds "the primary after
-// records 1..m" for some m — a cycle boundary — or it is a mix, which `prefixHeld` names.
+// them): record n goes to region n·stride mod regionCount, stamped with n; a writer issues 1,
+// 2, … one at a time, each awaiting its acknowledgement. A volume then holds "the primary after
+// records 1..m" for some m — a cycle boundary — or it is a mix, which `prefixHeld` names. With
+// stride 1 the writer sweeps the regions in the order a copy reads them, so a copy read live
+// (not from a snapshot) that outpaces the writer still looks like a prefix; a stride coprime
+// with the region count makes consecutive records land far apart, and such a copy a mix.
 import { expect } from 'vitest';
 import type { AgentApi } from '../../src-engine/agent';
 
@@ -9,9 +12,20 @@ export class NumberedRecords {
   constructor(
     readonly regionBytes: number,
     readonly regionCount: number,
-  ) {}
+    readonly stride = 1,
+  ) {
+    let a = stride;
+    let b = regionCount;
+    while (b) [a, b] = [b, a % b];
+    if (a !== 1) throw new Error(`stride ${stride} must be coprime with ${regionCount} regions`);
+  }
 
-  /** Record n: region n mod regionCount, stamped with n and filled with a byte derived from it. */
+  /** The region record n goes to. */
+  regionOf(n: number): number {
+    return (n * this.stride) % this.regionCount;
+  }
+
+  /** Record n: stamped with n and filled with a byte derived from it. */
   record(n: number): Buffer {
     const data = Buffer.alloc(this.regionBytes, (n * 31 + 7) & 0xff);
     data.writeUInt32LE(n, 0);
@@ -29,15 +43,16 @@ export class NumberedRecords {
       const n = region.readUInt32LE(0);
       if (n !== 0) {
         expect(region.equals(this.record(n)), `${what}: region ${i} holds a whole record`).toBe(true);
-        expect(n % regionCount, `${what}: record ${n} in region ${i}`).toBe(i);
+        expect(this.regionOf(n), `${what}: record ${n} in region ${i}`).toBe(i);
       } else expect(region.equals(Buffer.alloc(regionBytes)), `${what}: region ${i} never written`).toBe(true);
       found.push(n);
       m = Math.max(m, n);
     }
-    // After records 1..m, region i holds the latest n ≤ m with n ≡ i (mod regionCount), or nothing.
+    // After records 1..m, region i holds the latest n ≤ m going to it (one in any regionCount consecutive n), or nothing.
+    const latest = new Array<number>(regionCount).fill(0);
+    for (let n = m; n >= Math.max(1, m - regionCount + 1); n--) latest[this.regionOf(n)] ||= n;
     for (let i = 0; i < regionCount; i++) {
-      const latest = m - ((((m - i) % regionCount) + regionCount) % regionCount);
-      expect(found[i], `${what}: region ${i} after record ${m} holds ${latest > 0 ? latest : 'nothing'}`).toBe(latest > 0 ? latest : 0);
+      expect(found[i], `${what}: region ${i} after record ${m} holds ${latest[i] ? latest[i] : 'nothing'}`).toBe(latest[i]);
     }
     return m;
   }
@@ -66,7 +81,7 @@ export class RecordWriter {
       while (!this.stopped) {
         const n = this.acked + 1;
         try {
-          await this.agent.writeRegion(this.path, n % this.records.regionCount, this.records.record(n));
+          await this.agent.writeRegion(this.path, this.records.regionOf(n), this.records.record(n));
         } catch (error) {
           this.failure = error;
           return;
