@@ -8,12 +8,12 @@
 // `restrict` forbids forwarding, ptys and X11; the forced command serves only that pair's
 // shipping verbs into that pair's secondary (peer-session.ts).
 
-import { readFile, rm } from 'node:fs/promises';
+import { open, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import ssh2 from 'ssh2'; // a default import: ssh2 is CommonJS and its `utils` is not a detectable named export under ESM
 import { z } from 'zod';
-import { TidemarkError, errnoCode } from '../errors';
+import { TidemarkError, errnoCode, fromSystemError } from '../errors';
 import { createDirectories, writeFileDurably } from '../fsync';
 import { defineRecord, readRecord, writeRecord } from '../store';
 
@@ -143,7 +143,53 @@ export function authorizedKeysLine(pairId: string, publicKey: string, agentArgv:
   return `restrict,command="${command}" ${type} ${blob} ${keyComment(pairId)}`;
 }
 
-async function rewriteAuthorizedKeys(path: string, edit: (lines: string[]) => string[]): Promise<void> {
+/** One rewrite at a time in this process; a lock file beside the target keeps other processes (another home's agent) out too. */
+let rewrites: Promise<unknown> = Promise.resolve();
+const lockWaitMsMax = 10_000;
+const lockStaleMs = 30_000;
+
+async function withLockFile<T>(target: string, work: () => Promise<T>): Promise<T> {
+  const lockPath = `${target}.tidemark-lock`;
+  const deadline = Date.now() + lockWaitMsMax;
+  for (;;) {
+    try {
+      await (await open(lockPath, 'wx', 0o600)).close();
+      break;
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw fromSystemError(error, 'lock', target);
+      const info = await stat(lockPath).catch(() => null);
+      if (info && Date.now() - info.mtimeMs > lockStaleMs) await rm(lockPath, { force: true });
+      else if (Date.now() > deadline)
+        throw new TidemarkError(
+          'BUSY',
+          `${target} is being rewritten by another process (${lockPath})`,
+          'try again; remove the lock file if no Tidemark agent runs',
+        );
+      else await new Promise((wake) => setTimeout(wake, 20));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}
+
+/**
+ * Rewrites authorized_keys under the locks, re-reading it inside them (no lost update). A
+ * symlinked file is rewritten at its target, the link kept.
+ */
+function rewriteAuthorizedKeys(path: string, edit: (lines: string[]) => string[]): Promise<void> {
+  const run = rewrites.then(async () => {
+    await createDirectories(dirname(path), 0o700);
+    const target = await realpath(path).catch(() => path);
+    await withLockFile(target, () => rewriteNow(target, edit));
+  });
+  rewrites = run.catch(() => undefined);
+  return run;
+}
+
+async function rewriteNow(path: string, edit: (lines: string[]) => string[]): Promise<void> {
   let text = '';
   try {
     text = await readFile(path, 'utf8');
@@ -154,7 +200,6 @@ async function rewriteAuthorizedKeys(path: string, edit: (lines: string[]) => st
   const lines = text.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1);
   const kept = edit(lines);
   if (kept.length === lines.length && kept.every((line, i) => line === lines[i])) return; // nothing to change: the file is left alone
-  await createDirectories(dirname(path), 0o700);
   await writeFileDurably(path, kept.length > 0 ? `${kept.join('\n')}\n` : '', 0o600);
 }
 

@@ -74,21 +74,26 @@ export class PeerLinks {
       await Promise.race(writes);
       if (failure !== undefined) throw failure;
     };
-    for (const [first, count] of runsOf(regionIndexes)) {
-      for await (const { regionIndex, data } of read(first, count)) {
-        if (options.limitRateBytesPerSecond) bucket ??= new TokenBucket(options.limitRateBytesPerSecond, data.length);
-        await bucket?.take(data.length, options.signal);
-        while (writes.size >= writesInFlightMax) await settled();
-        if (failure !== undefined) throw failure;
-        const write = link.agent.writeRegion(target.secondaryPath, regionIndex, data, { auth: options.auth }).then(
-          () => void (bytesWritten += data.length),
-          (error: unknown) => void (failure ??= error),
-        );
-        writes.add(write);
-        void write.finally(() => writes.delete(write));
+    try {
+      for (const [first, count] of runsOf(regionIndexes)) {
+        for await (const { regionIndex, data } of read(first, count)) {
+          if (options.limitRateBytesPerSecond) bucket ??= new TokenBucket(options.limitRateBytesPerSecond, data.length);
+          await bucket?.take(data.length, options.signal);
+          while (writes.size >= writesInFlightMax) await settled();
+          if (failure !== undefined) throw failure;
+          const write = link.agent.writeRegion(target.secondaryPath, regionIndex, data, { auth: options.auth }).then(
+            () => void (bytesWritten += data.length),
+            (error: unknown) => void (failure ??= error),
+          );
+          writes.add(write);
+          void write.finally(() => writes.delete(write));
+        }
       }
+    } finally {
+      // Never return (or fall back to relaying) with a write still on its way: a late direct
+      // write could land after a relayed one of the same region.
+      await Promise.allSettled([...writes]);
     }
-    await Promise.all(writes);
     if (failure !== undefined) throw failure;
     await link.agent.flush(target.secondaryPath);
     return { regionsWritten: regionIndexes.length, bytesWritten };

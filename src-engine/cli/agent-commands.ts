@@ -52,8 +52,9 @@ async function connectOrStart(homeDir: string): Promise<Socket> {
 }
 
 async function dialStdio(io: Io, global: GlobalOptions, pairId: string | undefined): Promise<void> {
-  const socket = await connectOrStart(resolveHomeDir(global.home, io.env));
-  if (pairId !== undefined) return servePairRestricted(socket, pairId);
+  const homeDir = resolveHomeDir(global.home, io.env);
+  const socket = await connectOrStart(homeDir);
+  if (pairId !== undefined) return servePairRestricted(socket, homeDir, pairId);
   process.stdin.pipe(socket);
   socket.pipe(process.stdout);
   await new Promise<void>((resolve) => {
@@ -67,7 +68,7 @@ async function dialStdio(io: Io, global: GlobalOptions, pairId: string | undefin
  * serves only the pair's shipping into its secondary (agent/peer-session.ts) and relays that
  * to the home's agent. Nothing the far side sends reaches the agent unchecked.
  */
-async function servePairRestricted(socket: Socket, pairId: string): Promise<void> {
+async function servePairRestricted(socket: Socket, homeDir: string, pairId: string): Promise<void> {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(pairId))
     throw new TidemarkError(
       'USAGE',
@@ -80,7 +81,7 @@ async function servePairRestricted(socket: Socket, pairId: string): Promise<void
   const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout });
   const downstream = new RpcPeer(stdio, {
     role: 'server',
-    handler: pairRestrictedHandler(serveAgent(agent), agent, pairId),
+    handler: pairRestrictedHandler(serveAgent(agent), homeDir, pairId),
     peerInfo: { agentVersion: tidemarkVersion, nodeVersion: process.versions.node, restrictedTo: pairId },
   });
   await new Promise<void>((resolve) => {

@@ -59,14 +59,18 @@ export async function linkPair(record: PairRecord, endpoints: PairEndpoints, opt
   };
   const { publicKey } = await primary.agent.peerKeyCreate(record.pairId, target);
   const { authorizedKeysPath } = await secondary.agent.peerAuthorize(record.pairId, publicKey);
-  await primary.agent.peerShip(primary.path, record.pairId, [], { auth: { pairId: record.pairId, generation: record.generation } }).catch((error: unknown) => {
-    throw new TidemarkError(
-      'PERMISSION',
-      `the primary's host (${primary.where}) cannot reach the secondary's agent at ${target.user}@${target.host}:${target.port} with the pair's key: ${(error as Error).message}`,
-      'check that host reaches that address (else give --address), then run `tidemark pair link` again; shipping stays relayed meanwhile',
-      { cause: error },
-    );
-  });
+  await primary.agent
+    .peerShip(primary.path, record.pairId, [], { auth: { pairId: record.pairId, generation: record.generation } })
+    .catch(async (error: unknown) => {
+      // A key that cannot work must not be chosen as the path: removed from both sides.
+      await unlinkPair(endpoints, record.pairId);
+      throw new TidemarkError(
+        'PERMISSION',
+        `the primary's host (${primary.where}) cannot reach the secondary's agent at ${target.user}@${target.host}:${target.port} with the pair's key: ${(error as Error).message}`,
+        'check that host reaches that address (else give --address), then run `tidemark pair link` again; shipping stays relayed meanwhile',
+        { cause: error },
+      );
+    });
   return {
     pair: record.name,
     target: `${target.user}@${target.host}:${target.port}`,

@@ -133,10 +133,13 @@ describe('direct shipping over a per-pair key', () => {
       );
     // Whatever command is asked for, sshd runs the forced one: the agent RPC's hello, not a shell.
     const shell = ssh('root@127.0.0.1', 'echo shell-ran-$((6*7))');
+    expect(shell.status).not.toBe(255); // logged in (255: ssh could not)
     expect(shell.stdout).not.toContain('shell-ran-42');
     // `restrict`: no port forwarding.
-    const forward = ssh('-o', 'ExitOnForwardFailure=yes', '-N', '-L', '0:127.0.0.1:22', 'root@127.0.0.1');
-    expect(forward.status).not.toBe(0);
+    // (a remote forward is asked of sshd at once; `restrict` refuses it)
+    const forward = ssh('-o', 'ExitOnForwardFailure=yes', '-N', '-R', '127.0.0.1:0:127.0.0.1:22', 'root@127.0.0.1');
+    expect(forward.status).toBe(255);
+    expect(forward.stderr).toMatch(/prohibited|forwarding failed/i);
 
     const link = sshPeerLinks(
       { dir: '', keyPath, knownHostsPath: knownHosts, sshConfigPath: join(hostA.defaultHome, 'peers', pairId, 'ssh_config') },
@@ -161,7 +164,9 @@ describe('direct shipping over a per-pair key', () => {
       await expect(peer.pairLeave(secondary(), pairId)).rejects.toSatisfy(isPermission);
       await expect(peer.writeRegion(secondary(), 0, data)).rejects.toSatisfy(isPermission);
       await expect(peer.volumeCreate(join(dir, 'data', 'new.img'), sizeBytes, regionBytes)).rejects.toSatisfy(isPermission);
-      expect((await peer.volumeState(secondary())).members.map((m) => m.role)).toEqual(['secondary']);
+      await expect(peer.volumeState(secondary())).rejects.toSatisfy(isPermission); // not a shipping verb
+      await expect(peer.writeRegion(secondary(), 0, data, { auth: { pairId, generation: 7 } })).rejects.toSatisfy(isPermission); // another generation
+      await peer.flush(secondary()); // what shipping needs passes
     } finally {
       await link.close();
     }
