@@ -223,6 +223,8 @@ export interface AgentApi {
   /** Clears the given regions, or every region when none are given. */
   bitmapClear(path: string, name: string, regionIndexes?: readonly number[]): Promise<void>;
   bitmapDelete(path: string, name: string): Promise<void>;
+  /** Sets the given regions, durably, as writes to them would have. */
+  bitmapMark(path: string, name: string, regionIndexes: readonly number[]): Promise<void>;
   /** By name. */
   bitmapList(path: string): Promise<BitmapInfo[]>;
   /** Exchanges the contents of bitmaps `a` and `b`, atomically (a crash leaves one mapping or the other). */

@@ -105,6 +105,8 @@ const schemas = {
   /** The regions to clear travel as the payload: little-endian uint32 indexes; `all` clears every region instead. */
   'bitmap.clear': z.object({ path: pathSchema, name: bitmapName, all: z.boolean() }).strict(),
   'bitmap.delete': z.object({ path: pathSchema, name: bitmapName }).strict(),
+  /** Payload: the region indexes to set, little-endian uint32. */
+  'bitmap.mark': z.object({ path: pathSchema, name: bitmapName }).strict(),
   'bitmap.list': z.object({ path: pathSchema }).strict(),
   'bitmap.swap': z.object({ path: pathSchema, a: bitmapName, b: bitmapName }).strict(),
   'volume.state': z.object({ path: pathSchema }).strict(),
@@ -155,6 +157,7 @@ const streams = (method: Method): method is StreamingMethod => (streamingMethods
 /** The methods that take a request payload; the others refuse one. */
 const payloadMethods: readonly Method[] = [
   'volume.write',
+  'bitmap.mark',
   'bitmap.clear',
   'tracking.settle',
   'volume.realize',
@@ -261,6 +264,7 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
     return reply({});
   },
   'bitmap.delete': (agent, p) => agent.bitmapDelete(p.path, p.name).then(() => reply({})),
+  'bitmap.mark': (agent, p, request) => agent.bitmapMark(p.path, p.name, Array.from(bytesWords(request.payload))).then(() => reply({})),
   'bitmap.list': (agent, p) => agent.bitmapList(p.path).then((bitmaps) => reply({ bitmaps })),
   'bitmap.swap': (agent, p) => agent.bitmapSwap(p.path, p.a, p.b).then(() => reply({})),
   'volume.state': (agent, p) => agent.volumeState(p.path).then((state) => reply(state)),
@@ -512,6 +516,11 @@ export class RpcAgent implements AgentApi {
     checkChangeMapName(name);
     const indexes = regionIndexes === undefined ? none : wordsBytes(regionIndexWords(regionIndexes));
     await this.peer.call('bitmap.clear', { path, name, all: regionIndexes === undefined }, indexes);
+  }
+
+  async bitmapMark(path: string, name: string, regionIndexes: readonly number[]): Promise<void> {
+    checkChangeMapName(name);
+    await this.peer.call('bitmap.mark', { path, name }, wordsBytes(regionIndexWords(regionIndexes)));
   }
 
   async bitmapDelete(path: string, name: string): Promise<void> {

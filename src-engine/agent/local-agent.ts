@@ -424,6 +424,10 @@ export class LocalAgent implements AgentApi {
     await changeMapsOf(await this.open(path), this.homeDir).clear(name, regionIndexes);
   }
 
+  async bitmapMark(path: string, name: string, regionIndexes: readonly number[]): Promise<void> {
+    await changeMapsOf(await this.open(path), this.homeDir).mark(name, regionIndexes);
+  }
+
   async bitmapDelete(path: string, name: string): Promise<void> {
     await changeMapsOf(await this.open(path), this.homeDir).delete(name);
   }

@@ -12,12 +12,15 @@
 // continuous replication ships exactly it — a failback interrupted anywhere after the
 // marking resumes as plain replication.
 
+import { rm } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
+import { join } from 'node:path';
 import { Bitset } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
 import { failbackMapName, type BitmapContents, type RoleEvent } from '../agent';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import type { PairRecord, PairStore } from './pair-store';
+import { checkNotGrouped } from './groups';
 import { currentMapName } from './periodic';
 import { replicatePair, type ReplicateSummary } from './replicate';
 import { acquirePairLock } from './sync/lock';
@@ -106,6 +109,7 @@ export async function failoverPair(store: PairStore, resolver: EndpointResolver,
         `run \`tidemark failback ${name}\` once the old primary is back`,
       );
     }
+    if (record.mode === 'periodic') await checkNotGrouped(store, record);
     const secondary = await resolver.resolve(record.secondary.volref);
     const primary = await reach(resolver, record.primary.volref);
     const reachable = 'endpoint' in primary;
@@ -118,7 +122,10 @@ export async function failoverPair(store: PairStore, resolver: EndpointResolver,
       await primary.endpoint.agent.pairRoleChange(primary.endpoint.path, record.pairId, event('secondary', generation, 'failover-forced'));
     }
     const promoted = await secondary.agent.pairRoleChange(secondary.path, record.pairId, event('primary', generation, force ? 'failover-forced' : 'failover'));
-    if (atRisk && atRisk.popcount() > 0) await secondary.agent.trackingMark(secondary.path, record.pairId, [...atRisk.indexes()]);
+    // The demoted primary's unshipped regions go into the failback map: failback copies them back.
+    if (atRisk && atRisk.popcount() > 0 && promoted.failbackMap) await secondary.agent.bitmapMark(secondary.path, promoted.failbackMap, [...atRisk.indexes()]);
+    // A periodic cycle in progress is abandoned: its snapshot is the old primary's (removed at failback).
+    await rm(join(store.pairDir(name), 'cycle.json'), { force: true });
     await store.update(name, {
       generation,
       primary: record.secondary,
@@ -162,7 +169,7 @@ function refusal(record: PairRecord, reachable: boolean, error: TidemarkError | 
 }
 
 /** The resync map of a failed-over pair: failback ∪ the new primary's tracking ∪ the old primary's unshipped regions. */
-async function resyncMapOf(record: PairRecord, endpoints: PairEndpoints): Promise<{ map: Bitset; failback: number; unshipped: number }> {
+export async function resyncMapOf(record: PairRecord, endpoints: PairEndpoints): Promise<{ map: Bitset; failback: number; unshipped: number }> {
   const { primary: newPrimary, secondary: oldPrimary } = endpoints;
   const fbName = failbackMapName(record.pairId);
   const fb = (await newPrimary.agent.bitmapList(newPrimary.path)).some((m) => m.name === fbName)
@@ -187,12 +194,6 @@ export async function failbackPair(
   let record = await store.require(name);
   const failover = record.failover;
   if (!failover) throw new TidemarkError('USAGE', `pair "${name}" has not failed over`, 'failback brings back an old primary after `tidemark failover`');
-  if (record.mode === 'periodic')
-    throw new TidemarkError(
-      'UNSUPPORTED',
-      `failback of periodic pair "${name}" is not built yet`,
-      'see docs/failover.md "Not yet"; the promoted volume serves meanwhile',
-    );
   const oldPrimary = await reach(resolver, record.secondary.volref);
   if ('error' in oldPrimary) {
     throw new TidemarkError(
@@ -212,8 +213,9 @@ export async function failbackPair(
       const old = endpoints.secondary;
       const member = (await old.agent.volumeState(old.path)).members.find((m) => m.pairId === record.pairId);
       if (member?.role === 'primary') await old.agent.pairRoleChange(old.path, record.pairId, event('secondary', record.generation, 'failback'));
-      // Marked durably (MOOS) before the phase moves on: a crash after this resumes by replicating.
-      if (map.popcount() > 0) await endpoints.primary.agent.trackingMark(endpoints.primary.path, record.pairId, [...map.indexes()]);
+      await dropPrimaryLeftovers(record, old);
+      // Marked durably before the phase moves on: a crash after this resumes by replicating.
+      await seedResync(record, endpoints.primary, [...map.indexes()]);
       record = await store.update(name, { failover: { ...failover, phase: 'seeded', resyncRegions: map.popcount() } });
     } finally {
       await lock.release();
@@ -233,6 +235,31 @@ export async function failbackPair(
     durationMs: Math.round(performance.now() - startMs),
     replication,
   };
+}
+
+/**
+ * The resync map becomes what replication ships next: a continuous pair's tracking (OOS, and
+ * MOOS durably), a periodic pair's next map (the following cycle rotates it into current).
+ */
+async function seedResync(record: PairRecord, primary: VolumeEndpoint, regions: readonly number[]): Promise<void> {
+  const { agent, path } = primary;
+  if (record.mode === 'continuous') {
+    if (regions.length > 0) await agent.trackingMark(path, record.pairId, regions);
+    return;
+  }
+  const since = sinceMapName(record.pairId);
+  if (!(await agent.bitmapList(path)).some((m) => m.name === since)) await agent.bitmapCreate(path, since);
+  if (regions.length > 0) await agent.bitmapMark(path, since, regions);
+}
+
+/** What the demoted old primary kept as a primary: its periodic maps and cycle snapshots. */
+async function dropPrimaryLeftovers(record: PairRecord, old: VolumeEndpoint): Promise<void> {
+  const maps = await old.agent.bitmapList(old.path);
+  for (const name of [sinceMapName(record.pairId), currentMapName(record.pairId)]) {
+    if (maps.some((m) => m.name === name)) await old.agent.bitmapDelete(old.path, name);
+  }
+  const { snapshots } = await old.agent.snapshotList(old.path);
+  for (const s of snapshots.filter((s) => s.label.startsWith(`tidemark-cycle ${record.pairId} `))) await old.agent.snapshotDelete(old.path, s.snapshotId);
 }
 
 async function planOf(record: PairRecord, endpoints: PairEndpoints): Promise<FailbackPlan> {

@@ -17,4 +17,4 @@ export { runCycle, periodicPending, currentMapName, cycleSnapshotLabel, type Cyc
 export { GroupStore, runGroupCycle, type GroupRecord, type GroupCycleOptions, type GroupCycleSummary } from './groups';
 export { sleepMs } from './sync/conveyor';
 export { linkPair, unlinkPair, shipPathOf, type LinkOptions, type LinkResult, type ShipPath } from './direct';
-export { failoverPair, failbackPair, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';
+export { failoverPair, failbackPair, resyncMapOf, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';

@@ -420,6 +420,14 @@ export class RemoteHost implements AgentApi {
     );
   }
 
+  bitmapMark(path: string, name: string, regionIndexes: readonly number[]): Promise<void> {
+    return this.unary(
+      `marking ${regionIndexes.length} region(s) in bitmap "${name}" of ${path}`,
+      (agent) => agent.bitmapMark(path, name, regionIndexes),
+      'marking is idempotent: run it again',
+    );
+  }
+
   bitmapDelete(path: string, name: string): Promise<void> {
     return this.unary(
       `deleting bitmap "${name}" of ${path}`,

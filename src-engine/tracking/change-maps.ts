@@ -207,6 +207,20 @@ export class ChangeMaps implements WriteHook {
     await from.destage();
   }
 
+  /** Sets the given regions, durably, as writes to them would have (a failback's resync map seeding a periodic pair's next map). */
+  async mark(name: string, regionIndexes: readonly number[]): Promise<void> {
+    const { bitmap } = this.entry(name);
+    for (const r of regionIndexes) {
+      if (!Number.isSafeInteger(r) || r < 0 || r >= bitmap.bitCount)
+        throw new TidemarkError(
+          'USAGE',
+          `region ${r} is outside bitmap "${name}" of ${this.volume.path} (${bitmap.bitCount} regions)`,
+          'mark regions within the volume',
+        );
+    }
+    for (const r of regionIndexes) await bitmap.setRangeDurable(r, r + 1);
+  }
+
   /** Clears the given regions (all when absent) and makes that durable. */
   async clear(name: string, regionIndexes?: readonly number[]): Promise<void> {
     const regionCount = this.entry(name).bitmap.bitCount;

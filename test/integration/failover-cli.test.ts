@@ -32,6 +32,14 @@ describe('tidemark failover / failback', () => {
     expect(shown.record.primary.volref).toBe(b);
     expect(shown.record.failover.phase).toBe('promoted');
 
+    const fbMap = run('--json', 'map', 'p', '--which', 'failback');
+    expect(fbMap.status, fbMap.stderr).toBe(0);
+    expect(JSON.parse(fbMap.stdout)).toMatchObject({ setCount: 0, regions: 16 });
+    expect(JSON.parse(run('--json', 'map', 'p', '--which', 'resync').stdout)).toMatchObject({ setCount: 0 });
+    const noCurrent = run('map', 'p', '--which', 'current');
+    expect(noCurrent.status).toBe(1);
+    expect(noCurrent.stderr).toMatch(/has no current map/);
+
     const dry = run('--json', 'failback', 'p', '--dry-run');
     expect(dry.status, dry.stderr).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, resyncRegions: 0, resyncBytes: 0, regions: 16 });

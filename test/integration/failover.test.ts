@@ -32,7 +32,7 @@ const unreachable = new Proxy({} as AgentApi, {
   get: () => () => Promise.reject(new TidemarkError('DISCONNECTED', 'connection to the primary host dropped', 'wait for it')),
 });
 
-async function twoSitePair(seed: number) {
+async function twoSitePair(seed: number, mode: 'continuous' | 'periodic' = 'continuous') {
   const dir = await tempDir();
   const siteA = { home: join(dir, 'site-a'), path: join(dir, 'a.img'), agent: new LocalAgent(join(dir, 'site-a')) as AgentApi };
   const siteB = { home: join(dir, 'site-b'), path: join(dir, 'b.img'), agent: new LocalAgent(join(dir, 'site-b')) as AgentApi };
@@ -47,7 +47,7 @@ async function twoSitePair(seed: number) {
     },
   };
   const store = new PairStore(join(dir, 'orchestrator'));
-  const record = await createPair(store, resolver, { name: 'p', primary: siteA.path, secondary: siteB.path, regionBytes });
+  const record = await createPair(store, resolver, { name: 'p', primary: siteA.path, secondary: siteB.path, regionBytes, mode });
   const endpoints = { primary: await resolver.resolve(siteA.path), secondary: await resolver.resolve(siteB.path) };
   await runSync({ store, pair: record, endpoints, method: 'auto' });
   await replicatePair({ store, pair: await store.require('p'), endpoints, once: true });
@@ -139,3 +139,91 @@ describe('failover and easy failback (continuous)', () => {
     expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
   }, 60_000);
 });
+
+describe('failover during a continuous catch-up', () => {
+  it('rolls the promoted volume back to its protective snapshot (consistent), and failback still converges', async () => {
+    const seed = baseSeed + 30;
+    console.log(`[failover] catch-up seed ${seed}`);
+    const { siteA, siteB, resolver, store } = await twoSitePair(seed);
+    const before = await readWhole(siteB.agent, siteB.path);
+    const backlog = pick(seededRandom(seed + 1), 40);
+    await writeRandomRegions(siteA.agent, siteA.path, regionBytes, backlog, seed + 1);
+    // The catch-up dies after 9 region writes reach the secondary (a link that never comes back).
+    let writes = 0;
+    const dying = new Proxy(siteB.agent, {
+      get: (target, key) =>
+        key === 'writeRegion'
+          ? (...args: Parameters<AgentApi['writeRegion']>) =>
+              ++writes > 9 ? Promise.reject(new TidemarkError('PERMISSION', 'link gone for good', '')) : target.writeRegion(...args)
+          : typeof target[key as keyof AgentApi] === 'function'
+            ? (target[key as keyof AgentApi] as (...a: unknown[]) => unknown).bind(target)
+            : target[key as keyof AgentApi],
+    });
+    await expect(
+      replicatePair({
+        store,
+        pair: await store.require('p'),
+        endpoints: { primary: await resolver.resolve(siteA.path), secondary: { ...(await resolver.resolve(siteB.path)), agent: dying } },
+        once: true,
+        batchRegionsMax: 8,
+      }),
+    ).rejects.toThrow(/link gone/);
+    const member = (await siteB.agent.volumeState(siteB.path)).members[0]!;
+    expect(member.protectSnapshotId).toBeTruthy();
+    expect((await readWhole(siteB.agent, siteB.path)).equals(before)).toBe(false); // mid catch-up: a mix
+
+    await (siteA.agent as LocalAgent).dispose();
+    siteA.agent = unreachable;
+    const failover = await failoverPair(store, resolver, 'p', { force: true });
+    expect(failover.rolledBackRegions).toBeGreaterThan(0);
+    expect((await readWhole(siteB.agent, siteB.path)).equals(before)).toBe(true); // the consistent image
+    expect((await siteB.agent.snapshotList(siteB.path)).snapshots).toEqual([]);
+
+    siteA.agent = new LocalAgent(siteA.home);
+    agents.push(siteA.agent as LocalAgent);
+    const done = await failbackPair(store, resolver, 'p');
+    expect(done.resyncRegions).toBe(new Set(backlog).size); // the rolled-back regions are the backlog's
+    expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+  }, 60_000);
+});
+
+describe('failover and easy failback (periodic)', () => {
+  it('the new primary starts from the last applied cycle; failback copies exactly current ∪ next of the old primary ∪ written-since, in one cycle', async () => {
+    const seed = baseSeed + 20;
+    console.log(`[failover] periodic seed ${seed}`);
+    const { siteA, siteB, resolver, store } = await twoSitePair(seed, 'periodic');
+    const endpoints = async () => ({ primary: await resolver.resolve(siteA.path), secondary: await resolver.resolve(siteB.path) });
+    await writeRandomRegions(siteA.agent, siteA.path, regionBytes, pick(seededRandom(seed + 1), 10), seed + 1);
+    await replicatePair({ store, pair: await store.require('p'), endpoints: await endpoints(), once: true }); // a cycle applied
+    const unshipped = pick(seededRandom(seed + 2), 14);
+    await writeRandomRegions(siteA.agent, siteA.path, regionBytes, unshipped, seed + 2);
+    const appliedImage = await readWhole(siteB.agent, siteB.path);
+
+    await (siteA.agent as LocalAgent).dispose();
+    siteA.agent = unreachable;
+    await expect(failoverPair(store, resolver, 'p')).rejects.toThrow(/current and next change maps/);
+    await failoverPair(store, resolver, 'p', { force: true });
+    // Promoted exactly at the last applied cycle.
+    expect((await readWhole(siteB.agent, siteB.path)).equals(appliedImage)).toBe(true);
+    const writtenOnB = pick(seededRandom(seed + 3), 11);
+    await writeRandomRegions(siteB.agent, siteB.path, regionBytes, writtenOnB, seed + 3);
+
+    siteA.agent = new LocalAgent(siteA.home);
+    agents.push(siteA.agent as LocalAgent);
+    const expected = new Set([...unshipped, ...writtenOnB]);
+    expect((await failbackPair(store, resolver, 'p', { dryRun: true })).resyncRegions).toBe(expected.size);
+    const done = await failbackPair(store, resolver, 'p');
+    expect(done.bytesTransferred).toBe(expected.size * regionBytes);
+    expect(done.replication?.cycles.length).toBe(1);
+    expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+    // The old primary keeps no periodic leftovers of its primary days.
+    expect((await siteA.agent.bitmapList(siteA.path)).map((m) => m.name)).toEqual([]);
+    expect((await siteA.agent.snapshotList(siteA.path)).snapshots.filter((s) => s.label.startsWith('tidemark-cycle'))).toEqual([]);
+  }, 60_000);
+});
+
+async function readWhole(agent: AgentApi, path: string): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const { data } of agent.readRegions(path, 0, regionCount)) parts.push(data);
+  return Buffer.concat(parts);
+}
