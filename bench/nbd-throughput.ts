@@ -1,8 +1,8 @@
 // nbd-throughput: Tidemark's NBD server (in this process, a Volume with real MOOS write tracking)
 // against `nbdkit file` (its own process) on loopback TCP, same clients, same data, same file
-// system, interleaved rounds: nbdcopy of a source file into the export (sequential 1 MiB),
-// qemu-img bench of 4 KiB writes at queue depth 16 spread over the export, and of 1 MiB
-// sequential writes. Each contender writes its own target file, kept across rounds (so only the
+// system, interleaved rounds (the contender going first rotates): nbdcopy of a source file into
+// the export (sequential 1 MiB), qemu-img bench of 4 KiB writes at queue depth 16 spread over the
+// export, and of 1 MiB sequential writes. Each contender writes its own target file, kept across rounds (so only the
 // first round allocates blocks, alike for both); each Tidemark round starts a fresh MOOS. The
 // server without tracking is measured too, informational, to separate protocol from tracking.
 
@@ -190,7 +190,9 @@ async function measure(
 ): Promise<Record<Workload, Record<Contender, number[]>>> {
   const sourcePath = join(dir, 'source.img');
   await writeTestFile(sourcePath, fileBytes, regionBytes, context.seed);
-  await launcher.runOk('cat', [sourcePath]); // page cache warm for both sides
+  // Page cache warm for both sides. (`cat` here sent 512 MiB into the launcher's output file,
+  // written to disk and then decoded as UTF-8 in this process before the first round.)
+  await launcher.runOk('dd', [`if=${sourcePath}`, 'of=/dev/null', 'bs=1M']);
   const samplesMs: Record<Workload, Record<Contender, number[]>> = {
     nbdcopy: { tidemark: [], untracked: [], nbdkit: [] },
     write4k: { tidemark: [], untracked: [], nbdkit: [] },
@@ -198,7 +200,10 @@ async function measure(
   };
   for (let round = 1; round <= rounds; round++) {
     for (const workload of ['nbdcopy', 'write4k', 'write1m'] as const) {
-      for (const contender of contenders) {
+      // Each round starts with another contender: going first after the previous workload is
+      // not the same as going second, and no contender should always have that seat.
+      const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]!);
+      for (const contender of order) {
         const target = contender === 'nbdkit' ? await startNbdkit(launcher, dir, fileBytes) : await startTidemark(dir, fileBytes, contender === 'tidemark');
         try {
           await launcher.runOk('sync', []);

@@ -1,7 +1,7 @@
 // Payload buffers for WRITE requests, reused: a 1 MiB write otherwise costs a fresh allocation
-// (page faults on first touch, then garbage collection) on top of the copy out of the socket.
+// (page faults on first touch, then garbage collection) on top of receiving it.
 
-import { assert } from '../assert';
+import { assert, invariantViolated } from '../assert';
 import { nbdPoolBufferBytesMin } from './protocol';
 
 export class BufferPool {
@@ -15,7 +15,8 @@ export class BufferPool {
 
   /** The size a buffer for `bytes` bytes has: the next power of two, at least nbdPoolBufferBytesMin. */
   static sizeFor(bytes: number): number {
-    return Math.max(nbdPoolBufferBytesMin, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
+    // Per request, so integer bit arithmetic: payloads are at most nbdRequestBytesMax <= 2^30.
+    return bytes <= nbdPoolBufferBytesMin ? nbdPoolBufferBytesMin : 1 << (32 - Math.clz32(bytes - 1));
   }
 
   /** A buffer of at least `bytes` bytes, with unspecified content; give it back with release(). */
@@ -29,7 +30,7 @@ export class BufferPool {
 
   /** Takes a buffer back once nobody reads it any more; kept while the pool is under its bound. */
   release(buffer: Buffer): void {
-    assert(buffer.length === BufferPool.sizeFor(buffer.length), 'only pool buffers come back');
+    if (buffer.length !== BufferPool.sizeFor(buffer.length)) invariantViolated('only pool buffers come back');
     if (this.pooledBytes + buffer.length > this.pooledBytesMax) return;
     const list = this.free.get(buffer.length) ?? [];
     list.push(buffer);

@@ -1,7 +1,8 @@
 // ByteQueue: the bytes received on a connection and not yet parsed, as a list of the socket's
-// own chunks. Frames are taken without copying when they lie within one chunk.
+// own chunks. Frames are taken without copying when they lie within one chunk. Every call is on
+// the per-request path: check messages are built only when a check fails.
 
-import { assert } from '../assert';
+import { invariantViolated } from '../assert';
 
 export class ByteQueue {
   private chunks: Buffer[] = [];
@@ -25,7 +26,7 @@ export class ByteQueue {
    * again is free.
    */
   peek(bytes: number): Buffer {
-    assert(bytes <= this.lengthBytes, `peek of ${bytes} bytes within ${this.lengthBytes} buffered`);
+    if (!(bytes <= this.lengthBytes)) invariantViolated(`peek of ${bytes} bytes within ${this.lengthBytes} buffered`);
     if (bytes === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
     if (first.length - this.headOffset >= bytes) return first.subarray(this.headOffset, this.headOffset + bytes);
@@ -42,7 +43,7 @@ export class ByteQueue {
 
   /** Consumes and returns `bytes` bytes: a view when they lie in one chunk, else one copy. */
   take(bytes: number): Buffer {
-    assert(bytes <= this.lengthBytes, `take of ${bytes} bytes within ${this.lengthBytes} buffered`);
+    if (!(bytes <= this.lengthBytes)) invariantViolated(`take of ${bytes} bytes within ${this.lengthBytes} buffered`);
     if (bytes === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
     if (first.length - this.headOffset >= bytes) {
@@ -55,14 +56,10 @@ export class ByteQueue {
     return joined;
   }
 
-  /** Bytes readable from the first chunk alone: a frame this long is taken without a copy. */
-  get firstChunkBytes(): number {
-    return this.chunks.length === 0 ? 0 : this.chunks[0]!.length - this.headOffset;
-  }
-
   /** Consumes `bytes` bytes, copying them into `target` at `at`. */
   takeInto(target: Uint8Array, at: number, bytes: number): void {
-    assert(bytes <= this.lengthBytes && at + bytes <= target.length, `copy of ${bytes} bytes within ${this.lengthBytes} buffered and the target`);
+    if (!(bytes <= this.lengthBytes && at + bytes <= target.length))
+      invariantViolated(`copy of ${bytes} bytes within ${this.lengthBytes} buffered and the target`);
     let copied = 0;
     // Bounded by the number of chunks: each pass copies at least one byte of one chunk.
     while (copied < bytes) {
@@ -76,7 +73,7 @@ export class ByteQueue {
 
   /** Drops `bytes` bytes. */
   skip(bytes: number): void {
-    assert(bytes <= this.lengthBytes, `skip of ${bytes} bytes within ${this.lengthBytes} buffered`);
+    if (!(bytes <= this.lengthBytes)) invariantViolated(`skip of ${bytes} bytes within ${this.lengthBytes} buffered`);
     this.consumeChunks(bytes);
   }
 

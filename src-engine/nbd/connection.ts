@@ -1,12 +1,13 @@
 // One NBD client connection: the handshake, option haggling and the transmission phase, parsed
-// from one ByteQueue. Requests run concurrently and may be answered out of order; replies are
-// written whole (header and payload in one corked batch), so they never interleave.
+// from one ByteQueue filled by a ReadArena. Requests run concurrently and may be answered out of
+// order; replies are written whole (header and payload in one corked batch), so they never
+// interleave.
 
 import type { Socket } from 'node:net';
 import { assert } from '../assert';
 import { TidemarkError, errnoCode } from '../errors';
 import { type BufferPool } from './buffer-pool';
-import { ByteQueue } from './byte-queue';
+import { type ByteQueue } from './byte-queue';
 import type { NbdExport, NbdExtent } from './export';
 import {
   type MetaContext,
@@ -35,16 +36,21 @@ import {
   greetingBytes,
   info,
   nbdCloseGraceMs,
+  nbdDirectReadBytesMin,
   nbdDiscardBytesMax,
   nbdErr,
   nbdExtentsPerReplyMax,
   nbdInFlightBytesMax,
   nbdInFlightRequestsMax,
+  nbdJoinedReplyPartBytesMax,
   nbdMagicHi,
   nbdMagicLo,
   nbdNegotiationMs,
   nbdOptionBytesMax,
   nbdOptionsPerConnectionMax,
+  nbdReadMaxBytes,
+  nbdReadMinBytes,
+  nbdReadStagingBytes,
   opt,
   optMagicHi,
   optMagicLo,
@@ -61,12 +67,15 @@ import {
   structuredReplyHeaderBytes,
   structuredReplyMagic,
 } from './protocol';
+import { ReadArena, adoptWithOnread } from './read-arena';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
   readonly exports: readonly NbdExport[];
   readonly maxRequestBytes: number;
   readonly pool: BufferPool;
+  /** Read sockets into the connection's own buffers (ReadArena); false: as Node streams. */
+  readonly directReads: boolean;
   /** The export a name selects: '' is the first export. */
   findExport(name: string): NbdExport | undefined;
   reportError(error: Error): void;
@@ -111,7 +120,9 @@ const knownCommandFlags = cmdFlag.fua | cmdFlag.noHole | cmdFlag.df | cmdFlag.re
 
 export class NbdConnection {
   private phase: Phase = 'greeting';
-  private readonly queue = new ByteQueue();
+  private readonly arena = new ReadArena({ stagingBytes: nbdReadStagingBytes, readMaxBytes: nbdReadMaxBytes, readMinBytes: nbdReadMinBytes });
+  private readonly queue: ByteQueue = this.arena.queue;
+  private readonly socket: Socket;
   private structured = false;
   private noZeroes = false;
   private optionCount = 0;
@@ -122,23 +133,39 @@ export class NbdConnection {
   private inFlightBytes = 0;
   /** An oversized WRITE whose payload is being read and dropped; refused once it is gone. */
   private discard: { request: Request; bytesLeft: number } | undefined;
-  /** A WRITE whose payload is being copied out of the socket chunks into a pooled buffer. */
+  /** A WRITE whose payload is being received into a pooled buffer (copied from the queue, or read straight into it). */
   private filling: { request: Request; pooled: Buffer; filledBytes: number } | undefined;
   private paused = false;
-  private corked = false;
+  /** The last read completed a large WRITE payload: the next read takes one request header only. */
+  private headerNext = false;
+  /** Bytes queued in this turn of the event loop, written by flushOutbox at its end. */
+  private outbox: Uint8Array[] = [];
+  private outboxBytes = 0;
   private negotiationTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
   private readonly closed: Promise<void>;
 
+  /** `accepted` comes from a server listening with pauseOnConnect: nothing has been read from it. */
   constructor(
     readonly connectionId: number,
     readonly remote: string,
-    private readonly socket: Socket,
+    accepted: Socket,
     private readonly host: ConnectionHost,
   ) {
+    const adopted = host.directReads
+      ? adoptWithOnread(accepted, { buffer: () => this.nextReadTarget(), callback: (bytes, buffer) => this.onRead(bytes, buffer) })
+      : undefined;
+    const socket = adopted ?? accepted;
+    this.socket = socket;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!adopted) {
+      socket.on('data', (chunk: Buffer) => this.onData(chunk));
+      socket.resume();
+    }
     socket.on('drain', () => this.pump());
+    // A client's end of stream ends this side too (allowHalfOpen false): replies queued in this
+    // turn go out first, as they would have had they been written at once.
+    socket.prependListener('end', () => this.writeOutbox());
     socket.on('error', (error) => this.onSocketError(error));
     socket.once('close', () => this.onClose());
     this.negotiationTimer = setTimeout(() => this.protocolError(`chose no export within ${nbdNegotiationMs} ms`), nbdNegotiationMs);
@@ -178,10 +205,45 @@ export class NbdConnection {
     this.pump();
   }
 
+  /** Where the socket's next read lands: the rest of a large WRITE payload, else staging. */
+  private nextReadTarget(): Uint8Array {
+    const filling = this.filling;
+    const leftBytes = filling === undefined ? 0 : filling.request.bytes - filling.filledBytes;
+    const direct =
+      leftBytes >= nbdDirectReadBytesMin && this.phase === 'transmission' ? filling!.pooled.subarray(filling!.filledBytes, filling!.request.bytes) : undefined;
+    // After a large write another often follows: read its header alone, so that its payload
+    // goes straight into its buffer instead of partly into staging (and copied from there).
+    return this.arena.nextTarget(direct, this.headerNext ? requestHeaderBytes : Infinity);
+  }
+
+  /** `bytes` bytes were read into `buffer`, the last nextReadTarget(). */
+  private onRead(bytes: number, buffer: Uint8Array): boolean {
+    // Called from Node's read path: nothing may throw out of here.
+    try {
+      const direct = this.arena.received(bytes, buffer);
+      this.headerNext = false;
+      if (this.phase === 'closing' || this.phase === 'closed') return true;
+      if (direct) {
+        const filling = this.filling;
+        assert(
+          filling !== undefined && buffer.buffer === filling.pooled.buffer && buffer.byteOffset === filling.pooled.byteOffset + filling.filledBytes,
+          'a direct read lands where the payload being filled continues',
+        );
+        filling.filledBytes += bytes;
+        this.headerNext = filling.filledBytes === filling.request.bytes;
+      }
+      this.pump();
+    } catch (error) {
+      this.host.reportError(error instanceof Error ? error : new Error(String(error)));
+      this.socket.destroy();
+    }
+    return true;
+  }
+
   /** Parses and dispatches whatever complete frames are buffered, then sets the read flow. */
   private pump(): void {
     // Each pass consumes a frame or returns; frames are at least 4 bytes, so the loop is bounded by the queue.
-    while (this.phase !== 'closing' && this.phase !== 'closed' && !this.socket.writableNeedDrain) {
+    while (this.phase !== 'closing' && this.phase !== 'closed' && !this.repliesBacklogged) {
       if (this.discard && !this.stepDiscard()) break;
       if (this.filling && !this.stepFill()) break;
       const progressed = this.phase === 'greeting' ? this.stepGreeting() : this.phase === 'options' ? this.stepOption() : this.stepRequest();
@@ -194,7 +256,7 @@ export class NbdConnection {
   private updateFlow(): void {
     // Once ended, the socket reads on to see the client's end of stream (endSocket).
     if (this.closeTimer !== undefined) return;
-    const stop = this.phase === 'closing' || this.phase === 'closed' || this.socket.writableNeedDrain || this.blocked;
+    const stop = this.phase === 'closing' || this.phase === 'closed' || this.repliesBacklogged || this.blocked;
     if (stop && !this.paused) {
       this.paused = true;
       this.socket.pause();
@@ -202,6 +264,11 @@ export class NbdConnection {
       this.paused = false;
       this.socket.resume();
     }
+  }
+
+  /** Replies waiting (on the socket, or queued this turn) reach the socket's high-water mark. */
+  private get repliesBacklogged(): boolean {
+    return this.socket.writableNeedDrain || this.outboxBytes >= this.socket.writableHighWaterMark;
   }
 
   /** Set when the next request waits for in-flight ones to finish. */
@@ -304,13 +371,9 @@ export class NbdConnection {
       return true;
     }
     if (!this.admit(request.bytes)) return false;
-    if (this.queue.firstChunkBytes >= requestHeaderBytes + request.bytes) {
-      // The whole request lies in one socket chunk (small writes): the payload is a view of it.
-      this.queue.skip(requestHeaderBytes);
-      this.dispatch(request, this.queue.take(request.bytes), request.bytes, undefined);
-      return true;
-    }
-    // Larger payloads are copied out of the socket chunks as they arrive, into a pooled buffer.
+    // The payload goes into a pooled buffer: what is queued is copied now (stepFill), and the
+    // rest of a large one is read straight into it (nextReadTarget). Nothing keeps a view of
+    // the queue's memory, which the next reads reuse.
     this.queue.skip(requestHeaderBytes);
     this.filling = { request, pooled: this.host.pool.acquire(request.bytes), filledBytes: 0 };
     return true;
@@ -319,7 +382,7 @@ export class NbdConnection {
   private stepFill(): boolean {
     const filling = this.filling!;
     const n = Math.min(filling.request.bytes - filling.filledBytes, this.queue.length);
-    this.queue.takeInto(filling.pooled, filling.filledBytes, n);
+    if (n > 0) this.queue.takeInto(filling.pooled, filling.filledBytes, n);
     filling.filledBytes += n;
     if (filling.filledBytes < filling.request.bytes) return false;
     this.filling = undefined;
@@ -331,11 +394,16 @@ export class NbdConnection {
   private dispatch(request: Request, data: Buffer | undefined, costBytes: number, pooled: Buffer | undefined): void {
     this.inFlightRequests += 1;
     this.inFlightBytes += costBytes;
-    void this.execute(request, data).then(
+    let performed: Promise<void>;
+    try {
+      performed = this.perform(request, data);
+    } catch (error) {
+      performed = Promise.reject(error);
+    }
+    void performed.then(
       () => this.requestDone(costBytes, pooled),
       (error: unknown) => {
-        // execute answers every failure itself; reaching here is a bug, reported, not thrown.
-        this.host.reportError(error instanceof Error ? error : new Error(String(error)));
+        this.answerFailure(request, error);
         this.requestDone(costBytes, pooled);
       },
     );
@@ -439,18 +507,32 @@ export class NbdConnection {
 
   // --- transmission -------------------------------------------------------------------------
 
-  /** Runs one request and answers it; resolves (never rejects) once the reply is queued. */
-  private async execute(request: Request, data: Buffer | undefined): Promise<void> {
+  /** Answers a request that failed (an export failure is also reported); never throws. */
+  private answerFailure(request: Request, error: unknown): void {
     try {
-      await this.perform(request, data);
-    } catch (error) {
       const errno = nbdErrnoOf(error);
       if (!(error instanceof RequestError)) this.host.reportError(error instanceof Error ? error : new Error(String(error)));
       this.replyError(request, errno, error instanceof RequestError ? error.message : `${commandName(request.type)} failed`);
+    } catch (bug) {
+      this.host.reportError(bug instanceof Error ? bug : new Error(String(bug)));
     }
   }
 
-  private async perform(request: Request, data: Buffer | undefined): Promise<void> {
+  /**
+   * Runs one request and queues its reply; rejects when it failed. WRITE, the hot path, is a
+   * plain promise chain (each async frame costs promise and microtask work per request).
+   */
+  private perform(request: Request, data: Buffer | undefined): Promise<void> {
+    if (request.type === cmd.write && (request.flags & ~knownCommandFlags) === 0) {
+      const nbdExport = this.nbdExport!;
+      this.checkWritable(nbdExport);
+      this.checkRange(nbdExport, request, nbdErr.nospc);
+      return nbdExport.write(request.offsetBytes, data!, { fua: (request.flags & cmdFlag.fua) !== 0 }).then(() => this.replyOk(request));
+    }
+    return this.performCommand(request, data);
+  }
+
+  private async performCommand(request: Request, data: Buffer | undefined): Promise<void> {
     const nbdExport = this.nbdExport!;
     const { flags, offsetBytes, bytes } = request;
     if ((flags & ~knownCommandFlags) !== 0) throw new RequestError(nbdErr.inval, `unknown command flags 0x${flags.toString(16)}`);
@@ -595,22 +677,55 @@ export class NbdConnection {
   }
 
   /**
-   * Queues bytes on the socket. Writes made in one turn of the event loop go out together
-   * (cork now, uncork on the next tick: one writev), and the pieces of one reply are always
+   * Queues bytes for the socket. Everything queued in one turn of the event loop goes out
+   * together at its end (flushOutbox: one writev), and the pieces of one reply are always
    * queued in the same turn, so replies never interleave.
    */
   private send(bytes: Uint8Array): void {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        socket.uncork();
-      });
+    if (this.outbox.length === 0) setImmediate(this.flushOutbox);
+    this.outbox.push(bytes);
+    this.outboxBytes += bytes.length;
+  }
+
+  /**
+   * Writes what send() queued: runs of small pieces (reply headers, mostly) joined into one
+   * buffer, large ones (read payloads) as they are, corked into one writev. One socket.write
+   * per reply cost more than the reply's share of the system call.
+   */
+  private readonly flushOutbox = (): void => {
+    this.writeOutbox();
+    // Parsing may have stopped on the queued bytes (repliesBacklogged): go on if it can.
+    if (this.phase === 'transmission' && (this.paused || this.queue.length > 0)) this.pump();
+  };
+
+  private writeOutbox(): void {
+    const parts = this.outbox;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    const socket = this.socket;
+    if (parts.length === 0 || socket.destroyed || !socket.writable) return;
+    if (parts.length === 1) {
+      socket.write(parts[0]!);
+      return;
     }
-    socket.write(bytes);
+    socket.cork();
+    let run: Uint8Array[] = [];
+    let runBytes = 0;
+    for (const part of parts) {
+      if (part.length <= nbdJoinedReplyPartBytesMax) {
+        run.push(part);
+        runBytes += part.length;
+        continue;
+      }
+      if (run.length > 0) socket.write(Buffer.concat(run, runBytes));
+      run = [];
+      runBytes = 0;
+      socket.write(part);
+    }
+    if (run.length > 0) socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+    socket.uncork();
   }
 
   // --- ending -------------------------------------------------------------------------------
@@ -621,6 +736,7 @@ export class NbdConnection {
     this.phase = 'closing';
     this.queue.clear();
     this.discard = undefined;
+    // Not given back to the pool: a read may still be landing in it.
     this.filling = undefined;
     this.updateFlow();
     if (this.inFlightRequests === 0) this.endSocket();
@@ -637,6 +753,7 @@ export class NbdConnection {
 
   private endSocket(): void {
     if (this.phase !== 'closed') this.phase = 'closing';
+    this.writeOutbox(); // replies queued this turn go before the end of stream
     this.queue.clear();
     clearTimeout(this.negotiationTimer);
     if (!this.socket.destroyed) this.socket.end();

@@ -128,17 +128,32 @@ export const nbdExtentsPerReplyMax = 64 * 1024;
 export const nbdNegotiationMs = 30_000;
 /** close(): in-flight requests get this long to finish before their connections are destroyed. */
 export const nbdCloseGraceMs = 5_000;
-/** Write payloads spanning socket chunks are copied into pooled buffers: this many bytes stay pooled per server. */
+/** Write payloads are received into pooled buffers: this many bytes stay pooled per server. */
 export const nbdPooledBytesMax = 64 * MiB;
-/** Smallest pooled buffer (smaller payloads usually lie within one socket chunk and are not copied). */
-export const nbdPoolBufferBytesMin = 64 * KiB;
+/** Smallest pooled buffer. */
+export const nbdPoolBufferBytesMin = 4 * KiB;
+/**
+ * Socket reads (ReadArena): each connection has two staging buffers of this size for headers
+ * and small frames; one read into staging takes at most nbdReadMaxBytes and is given at least
+ * nbdReadMinBytes; a WRITE payload with at least nbdDirectReadBytesMin still to come is read
+ * straight into its own buffer.
+ */
+export const nbdReadStagingBytes = 256 * KiB;
+export const nbdReadMaxBytes = 64 * KiB;
+export const nbdReadMinBytes = 16 * KiB;
+export const nbdDirectReadBytesMin = 32 * KiB;
+/** Reply pieces up to this size queued in one turn are joined into one buffer before the socket write. */
+export const nbdJoinedReplyPartBytesMax = 4 * KiB;
 /** Size of the shared zero buffer WRITE_ZEROES writes from. */
 export const nbdZeroChunkBytes = 4 * MiB;
 
 assert(greetingBytes === 8 + 8 + 2, 'greeting: NBDMAGIC, IHAVEOPT, handshake flags');
 assert(nbdRequestBytesMin <= nbdRequestBytesDefault && nbdRequestBytesDefault <= nbdRequestBytesMax, 'default request bound within its limits');
 assert(nbdRequestBytesMax < 2 ** 32, 'a request length is a 32-bit field');
+assert(nbdRequestBytesMax <= 2 ** 30, 'pooled buffer sizes are computed with 32-bit shifts');
 assert(nbdInFlightBytesMax >= 2 * nbdRequestBytesDefault, 'two requests of the default bound overlap (a larger one runs alone)');
 assert(nbdDiscardBytesMax >= nbdRequestBytesDefault, 'a slightly oversized write is discarded, not a reason to disconnect');
 assert(nbdOptionBytesMax >= 4 + nbdStringBytesMax + 2 + 2 * 16, 'an INFO/GO with the longest name fits');
+assert(nbdReadMinBytes <= nbdReadMaxBytes && 2 * nbdReadMaxBytes <= nbdReadStagingBytes, 'staging holds a partial frame and a read');
+assert(nbdReadStagingBytes - nbdReadMinBytes >= optionHeaderBytes + nbdOptionBytesMax, 'a partial frame (at most an option) compacts with room left to read');
 assert(isPowerOfTwo(nbdZeroChunkBytes) && nbdZeroChunkBytes <= ioBytesMax, 'zero chunks are single volume I/Os');

@@ -25,6 +25,12 @@ export interface NbdServerOptions {
   /** Export failures (as answered to the client with an errno) and client protocol violations. */
   readonly onError?: (error: Error) => void;
   readonly onConnection?: (info: NbdConnectionInfo) => void;
+  /**
+   * Read sockets straight into the server's own buffers, large WRITE payloads into their
+   * request's buffer (default true). False reads them as Node streams (a fresh buffer per read,
+   * payloads copied out): the fallback used anyway where Node's socket internals differ.
+   */
+  readonly directReads?: boolean;
 }
 
 export type NbdListenTarget = { readonly host: string; readonly port: number } | { readonly socketPath: string };
@@ -84,6 +90,7 @@ export class NbdServer {
       exports: this.exports,
       maxRequestBytes,
       pool: new BufferPool(nbdPooledBytesMax),
+      directReads: options.directReads ?? true,
       findExport: (name) => (name === '' ? this.exports[0] : this.exports.find((e) => e.name === name)),
       reportError: (error) => this.report(error),
       exportSelected: (connection, nbdExport) =>
@@ -98,7 +105,8 @@ export class NbdServer {
   /** Starts listening. Port 0 picks a free port; the bound address is returned. */
   async listen(target: NbdListenTarget): Promise<NbdListening> {
     assert(this.server === undefined && this.closing === undefined, 'an NBD server listens once');
-    const server = createServer({ allowHalfOpen: false, noDelay: true }, (socket) => this.accept(socket));
+    // Paused on connect: a connection chooses how its socket is read before anything is.
+    const server = createServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     this.server = server;
     if ('socketPath' in target) {
       await this.listenUnix(server, target.socketPath);

@@ -97,7 +97,9 @@ export function volumeNbdExport(volume: Volume, options: VolumeNbdExportOptions)
       return buffer;
     },
 
-    write: (offsetBytes, data, { fua }) => write(offsetBytes, data, fua),
+    // One volume write, the common case, is returned as is: no async frame around it.
+    write: (offsetBytes, data, { fua }) =>
+      readOnly || fua || data.length > ioBytesMax ? write(offsetBytes, data, fua) : volume.write(offsetBytes, data, writeAuth),
 
     flush: () => volume.flush(),
 

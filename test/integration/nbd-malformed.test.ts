@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NbdServer, volumeNbdExport } from '../../src-engine/nbd';
 import type { Volume } from '../../src-engine/volume';
+import { randomBytes, seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
 import { testSeed } from '../setup';
 import {
@@ -198,6 +199,59 @@ describe('NBD server under malformed input', () => {
     expect(server.connectionCount).toBe(0);
     expect((await readFile(volume.path)).subarray(0, 4096).equals(Buffer.alloc(4096))).toBe(true); // the partial write never landed
     await stillServes();
+  });
+
+  it('lands seeded writes of every size, sent in random slices, byte-exact — read into its own buffers and as Node streams', async () => {
+    // Sizes around every edge of the read path: tiny frames, 4 KiB, payloads just under and over
+    // the direct-read threshold (32 KiB), up to the request bound; flushes (header-only frames)
+    // between them; the stream cut anywhere, with pauses, so reads split headers and payloads.
+    const random = seededRandom(testSeed ^ 0x5eed);
+    const sizes = [1, 27, 28, 29, 4096, 32 * KiB - 1, 32 * KiB, 32 * KiB + 1, 100 * KiB, 300 * KiB, maxRequestBytes];
+    const dir = await tempDir();
+    for (const directReads of [true, false]) {
+      const target = await fileVolume(dir, `stream-${directReads}.img`, volumeBytes, 64 * KiB);
+      const streamServer = new NbdServer([volumeNbdExport(target, { name: 'vol', readOnly: false })], {
+        maxRequestBytes,
+        directReads,
+        onError: (e) => errors.push(e),
+      });
+      const streamPort = (await streamServer.listen({ host: '127.0.0.1', port: 0 })).port!;
+      try {
+        const client = await RawClient.connect(streamPort);
+        const expected = Buffer.alloc(volumeBytes);
+        const frames: Buffer[] = [];
+        let at = 0;
+        let handle = 1;
+        for (;;) {
+          const bytes = sizes[Math.floor(random() * sizes.length)]!;
+          if (at + bytes > volumeBytes) break;
+          const data = randomBytes(random, bytes);
+          data.copy(expected, at);
+          frames.push(request(NBD_CMD.write, handle++, at, bytes, 0, data));
+          if (random() < 0.3) frames.push(request(NBD_CMD.flush, handle++, 0, 0));
+          at += bytes;
+        }
+        await handshake(client, 'vol', random() < 0.5);
+        const stream = Buffer.concat(frames);
+        for (let sent = 0; sent < stream.length;) {
+          const slice = Math.min(stream.length - sent, 1 + Math.floor(random() * (random() < 0.5 ? 64 : 300 * KiB)));
+          client.write(stream.subarray(sent, sent + slice));
+          sent += slice;
+          if (random() < 0.2) await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+        const replies = [];
+        for (let i = 1; i < handle; i++) replies.push(await readSimpleReply(client));
+        expect(replies.map((r) => r.error).filter((e) => e !== 0)).toEqual([]);
+        expect(replies.map((r) => r.handle).sort((a, b) => a - b)).toEqual(Array.from({ length: handle - 1 }, (_, i) => i + 1));
+        client.destroy();
+        const written = await readFile(target.path);
+        expect(written.equals(expected), `directReads ${directReads}: first difference at ${written.findIndex((b, i) => b !== expected[i])}`).toBe(true);
+      } finally {
+        await streamServer.close();
+        await target.close();
+      }
+    }
+    expect(errors).toEqual([]);
   });
 
   it('answers pipelined requests by handle, and a DISC after a write answers the write first', async () => {
