@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'STALE' // the operation carries an older pair generation than the volume (a role change happened)
   | 'INCOMPLETE' // the volume holds an unfinished import or sync; finish or restart it first
   | 'UNSUPPORTED'
+  | 'SPLIT_BRAIN' // both members of a pair were written as primary: a person picks the survivor
   | 'INVARIANT';
 
 /**

@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { moosPredictDefault } from '../constants';
 import { TidemarkError } from '../errors';
-import { WriteTracker } from '../tracking';
+import { WriteTracker, lastWritePathOf } from '../tracking';
 import type { Volume } from '../volume';
 import type { PairMember } from './pair-members';
 
@@ -59,6 +59,7 @@ export class PairTrackers {
     this.trackers.delete(pairId);
     await tracker?.close();
     await rm(this.moosPath(pairId), { force: true });
+    await rm(lastWritePathOf(this.moosPath(pairId)), { force: true });
   }
 
   /** Stops tracking cleanly (MOOS narrowed to what is unshipped), keeping the files. */

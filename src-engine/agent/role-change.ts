@@ -29,6 +29,10 @@ export async function changeRole(volume: AgentVolume, homeDir: string, pairId: s
       .some((m) => m.name === failbackMapName(pairId));
     return { member, rolledBackRegions: 0, failbackMap: event.role === 'primary' && hasMap ? failbackMapName(pairId) : null };
   }
+  if (member.role === event.role && event.generation > member.generation) {
+    // The survivor of a split brain keeps its role at the new generation (nothing else changes).
+    return { member: await members.changeRole(pairId, event), rolledBackRegions: 0, failbackMap: null };
+  }
   if (member.role === event.role) {
     throw new TidemarkError(
       'USAGE',

@@ -1,5 +1,6 @@
 // `tidemark failover NAME [--force]` and `tidemark failback NAME [--dry-run]` (docs/failover.md).
 
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatDurationMs } from '../progress';
 import { failbackPair, failoverPair, type FailbackSummary, type FailoverSummary } from '../replication';
@@ -20,8 +21,14 @@ function failoverText(s: FailoverSummary): string {
 
 function failbackText(s: FailbackSummary): string {
   const map = `${s.resyncRegions} of ${s.regions} regions (${formatBytes(s.resyncBytes)}): ${s.failbackRegions} written on the new primary since the failover, ${s.unshippedRegions} unshipped on the old primary`;
-  if (s.dryRun) return `failback of ${s.pair} would copy ${map}; nothing was changed`;
-  return `failed back ${s.pair}: copied ${s.regionsTransferred} regions (${formatBytes(s.bytesTransferred)}) in ${formatDurationMs(s.durationMs)} — resync map ${map}; the old primary is the secondary now`;
+  const split = s.splitBrain
+    ? `\n  SPLIT BRAIN: the old primary was written after the failover (last at ${new Date(s.splitBrain.oldPrimaryLastWriteAtMs).toISOString()}): failback needs --discard-changes-on VOLREF`
+    : '';
+  const saved = s.discarded
+    ? `\n  the discarded regions were saved first: ${s.discarded.regions} regions in ${s.discarded.dir} (sha256 ${s.discarded.sha256})`
+    : '';
+  if (s.dryRun) return `failback of ${s.pair} would copy ${map}; nothing was changed${split}`;
+  return `failed back ${s.pair}: copied ${s.regionsTransferred} regions (${formatBytes(s.bytesTransferred)}) in ${formatDurationMs(s.durationMs)} — resync map ${map}; the old primary is the secondary now${saved}`;
 }
 
 export function registerFailoverCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
@@ -40,9 +47,21 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
     .description("bring a failed-over pair's old primary back as the secondary, copying only failback ∪ unshipped regions")
     .argument('<name>')
     .option('--dry-run', 'print the resync map (regions, bytes) and change nothing')
-    .action(async (name: string, options: { dryRun?: boolean }) => {
+    .option('--discard-changes-on <volref>', 'after a split brain: the side whose writes since the failover are discarded (the other survives)')
+    .option('--export-discarded <dir>', "save the discarded side's regions of the resync map in this new directory first")
+    .action(async (name: string, options: { dryRun?: boolean; discardChangesOn?: string; exportDiscarded?: string }) => {
       const global = globals();
-      const summary = await withAgentPool(io, global, (pool) => failbackPair(pairStoreOf(io, global), pool, name, { dryRun: options.dryRun }), undefined);
+      const summary = await withAgentPool(
+        io,
+        global,
+        (pool) =>
+          failbackPair(pairStoreOf(io, global), pool, name, {
+            dryRun: options.dryRun,
+            discardChangesOn: options.discardChangesOn,
+            exportDiscarded: options.exportDiscarded === undefined ? undefined : resolve(options.exportDiscarded),
+          }),
+        undefined,
+      );
       const { replication, ...shown } = summary;
       printResult(
         io,

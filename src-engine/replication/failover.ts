@@ -20,6 +20,7 @@ import { TidemarkError, isTidemarkError } from '../errors';
 import { failbackMapName, type BitmapContents, type RoleEvent } from '../agent';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import type { PairRecord, PairStore } from './pair-store';
+import { exportDiscarded, type DiscardedExport } from './discarded';
 import { checkNotGrouped } from './groups';
 import { currentMapName } from './periodic';
 import { replicatePair, type ReplicateSummary } from './replicate';
@@ -54,6 +55,10 @@ export interface FailbackPlan {
 
 export interface FailbackSummary extends FailbackPlan {
   readonly dryRun: boolean;
+  /** Both sides were written as primary (refused without --discard-changes-on; reported by --dry-run). */
+  readonly splitBrain: SplitBrain | null;
+  /** The discarded side's regions saved first (--export-discarded). */
+  readonly discarded: DiscardedExport | null;
   readonly regionsTransferred: number;
   readonly bytesTransferred: number;
   readonly durationMs: number;
@@ -184,12 +189,16 @@ export async function resyncMapOf(record: PairRecord, endpoints: PairEndpoints):
   return { map, failback: fb?.popcount() ?? 0, unshipped: unshipped?.popcount() ?? 0 };
 }
 
-export async function failbackPair(
-  store: PairStore,
-  resolver: EndpointResolver,
-  name: string,
-  options: { dryRun?: boolean; replicate?: (record: PairRecord, endpoints: PairEndpoints) => Promise<ReplicateSummary> } = {},
-): Promise<FailbackSummary> {
+export interface FailbackOptions {
+  readonly dryRun?: boolean;
+  /** After a split brain: the VOLREF whose writes since the failover are discarded (the other side survives). */
+  readonly discardChangesOn?: string;
+  /** Save the discarded side's regions of the resync map here first (a new directory). */
+  readonly exportDiscarded?: string;
+  readonly replicate?: (record: PairRecord, endpoints: PairEndpoints) => Promise<ReplicateSummary>;
+}
+
+export async function failbackPair(store: PairStore, resolver: EndpointResolver, name: string, options: FailbackOptions = {}): Promise<FailbackSummary> {
   const startMs = performance.now();
   let record = await store.require(name);
   const failover = record.failover;
@@ -202,18 +211,45 @@ export async function failbackPair(
       'failback needs it back; the new primary keeps recording what to copy meanwhile',
     );
   }
-  const endpoints: PairEndpoints = { primary: await resolver.resolve(record.primary.volref), secondary: oldPrimary.endpoint };
+  let endpoints: PairEndpoints = { primary: await resolver.resolve(record.primary.volref), secondary: oldPrimary.endpoint };
   const plan = await planOf(record, endpoints);
-  if (options.dryRun)
-    return { ...plan, dryRun: true, regionsTransferred: 0, bytesTransferred: 0, durationMs: Math.round(performance.now() - startMs), replication: null };
+  const splitBrain = failover.phase === 'promoted' ? await splitBrainOf(record, endpoints) : null;
+  const done = (extra: Partial<FailbackSummary>): FailbackSummary => ({
+    ...plan,
+    splitBrain,
+    dryRun: false,
+    regionsTransferred: 0,
+    bytesTransferred: 0,
+    durationMs: Math.round(performance.now() - startMs),
+    replication: null,
+    discarded: null,
+    ...extra,
+  });
+  if (options.dryRun) return done({ dryRun: true });
+  const discard = splitBrain ? await discardedSide(resolver, record, endpoints, splitBrain, options.discardChangesOn) : 'old-primary';
+  let discarded: DiscardedExport | null = null;
   if (failover.phase === 'promoted') {
     const lock = await acquirePairLock(store.pairDir(name), name, 'failback');
     try {
       const { map } = await resyncMapOf(record, endpoints);
-      const old = endpoints.secondary;
-      const member = (await old.agent.volumeState(old.path)).members.find((m) => m.pairId === record.pairId);
-      if (member?.role === 'primary') await old.agent.pairRoleChange(old.path, record.pairId, event('secondary', record.generation, 'failback'));
-      await dropPrimaryLeftovers(record, old);
+      if (options.exportDiscarded) {
+        const side = discard === 'old-primary' ? endpoints.secondary : endpoints.primary;
+        discarded = await exportDiscarded(options.exportDiscarded, record, side, map);
+      }
+      if (discard === 'new-primary') {
+        // The old primary survives: it stays primary (at a new generation), the new one goes back to secondary.
+        endpoints = { primary: endpoints.secondary, secondary: endpoints.primary };
+        const generation = record.generation + 1;
+        await endpoints.primary.agent.pairRoleChange(endpoints.primary.path, record.pairId, event('primary', generation, 'failback'));
+        await endpoints.secondary.agent.pairRoleChange(endpoints.secondary.path, record.pairId, event('secondary', generation, 'failback'));
+        await dropFailbackMap(record, endpoints.secondary);
+        record = await store.update(name, { generation, primary: record.secondary, secondary: record.primary });
+      } else {
+        const old = endpoints.secondary;
+        const member = (await old.agent.volumeState(old.path)).members.find((m) => m.pairId === record.pairId);
+        if (member?.role === 'primary') await old.agent.pairRoleChange(old.path, record.pairId, event('secondary', record.generation, 'failback'));
+      }
+      await dropPrimaryLeftovers(record, endpoints.secondary);
       // Marked durably before the phase moves on: a crash after this resumes by replicating.
       await seedResync(record, endpoints.primary, [...map.indexes()]);
       record = await store.update(name, { failover: { ...failover, phase: 'seeded', resyncRegions: map.popcount() } });
@@ -223,18 +259,60 @@ export async function failbackPair(
   }
   const replicate = options.replicate ?? ((pair, ends) => replicatePair({ store, pair, endpoints: ends, once: true }));
   const replication = await replicate(record, endpoints);
-  const fbName = failbackMapName(record.pairId);
-  if ((await endpoints.primary.agent.bitmapList(endpoints.primary.path)).some((m) => m.name === fbName))
-    await endpoints.primary.agent.bitmapDelete(endpoints.primary.path, fbName);
+  await dropFailbackMap(record, endpoints.primary);
   await store.update(name, { failover: null });
-  return {
-    ...plan,
-    dryRun: false,
-    regionsTransferred: replication.regionsTransferred,
-    bytesTransferred: replication.bytesTransferred,
-    durationMs: Math.round(performance.now() - startMs),
-    replication,
-  };
+  return done({ regionsTransferred: replication.regionsTransferred, bytesTransferred: replication.bytesTransferred, replication, discarded });
+}
+
+async function dropFailbackMap(record: PairRecord, side: VolumeEndpoint): Promise<void> {
+  const fbName = failbackMapName(record.pairId);
+  if ((await side.agent.bitmapList(side.path)).some((m) => m.name === fbName)) await side.agent.bitmapDelete(side.path, fbName);
+}
+
+export interface SplitBrain {
+  readonly failoverAtMs: number;
+  /** When the old primary was last written (after the failover: hence split brain). */
+  readonly oldPrimaryLastWriteAtMs: number;
+}
+
+/**
+ * Both sides written as primary: the old primary, never demoted, took writes after the
+ * failover's instant (its tracker's durable last-write time says so). Before it, its writes
+ * were acknowledged and unshipped when it was lost — what --force put at risk, copied over.
+ */
+async function splitBrainOf(record: PairRecord, endpoints: PairEndpoints): Promise<SplitBrain | null> {
+  const failover = record.failover!;
+  if (failover.oldPrimaryDemoted) return null;
+  const old = endpoints.secondary;
+  const member = (await old.agent.volumeState(old.path)).members.find((m) => m.pairId === record.pairId);
+  if (member?.role !== 'primary') return null;
+  const state = await old.agent.trackingState(old.path, record.pairId);
+  const last = state.lastWriteAtMs;
+  return last !== null && last > failover.atMs ? { failoverAtMs: failover.atMs, oldPrimaryLastWriteAtMs: last } : null;
+}
+
+/** Which side's changes a split brain's resolution discards: the person's choice, or a refusal explaining it. */
+async function discardedSide(
+  resolver: EndpointResolver,
+  record: PairRecord,
+  endpoints: PairEndpoints,
+  splitBrain: SplitBrain,
+  choice: string | undefined,
+): Promise<'old-primary' | 'new-primary'> {
+  const oldRef = endpoints.secondary.volref;
+  const newRef = endpoints.primary.volref;
+  const when = (ms: number) => new Date(ms).toISOString();
+  if (choice === undefined) {
+    throw new TidemarkError(
+      'SPLIT_BRAIN',
+      `split brain on pair "${record.name}": ${newRef} was promoted at ${when(splitBrain.failoverAtMs)}, but the old primary ${oldRef} was written as primary after that (last at ${when(splitBrain.oldPrimaryLastWriteAtMs)}); failing back would silently discard one side's writes`,
+      `choose the side whose changes are discarded: \`tidemark failback ${record.name} --discard-changes-on ${oldRef}\` (keeps ${newRef}) or \`--discard-changes-on ${newRef}\` (keeps ${oldRef}); add --export-discarded DIR to save those regions first`,
+    );
+  }
+  const chosen = (await resolver.resolve(choice)).volref;
+  if (chosen === oldRef) return 'old-primary';
+  if (chosen === newRef) return 'new-primary';
+  throw new TidemarkError('USAGE', `--discard-changes-on ${choice} is neither side of pair "${record.name}"`, `give ${oldRef} or ${newRef}`);
 }
 
 /**

@@ -8,6 +8,10 @@ import { access } from 'node:fs/promises';
 import { assert } from '../assert';
 import { type Bitset, MoosPredictor, createBitmapFile, openBitmapFile, type BitmapLoadReport, type PersistentBitmap } from '../bitmap';
 import type { Volume, WriteHook } from '../volume';
+import { LastWriteClock } from './last-write';
+
+/** The last-write record beside a tracker's MOOS file. */
+export const lastWritePathOf = (moosPath: string) => `${moosPath}.last-write`;
 
 export interface TrackerStats {
   /** Host writes tracked since the tracker was attached. */
@@ -29,6 +33,8 @@ export interface TrackingState {
   readonly writes: number;
   readonly moosDestages: number;
   readonly predictRegions: number;
+  /** When the volume was last written through this tracker (persisted to within a second); null: never. */
+  readonly lastWriteAtMs: number | null;
 }
 
 /** Dirty-since times are kept for this many regions at most; beyond, ages are those of the oldest kept. */
@@ -49,6 +55,7 @@ export class WriteTracker implements WriteHook {
     /** What loading MOOS found: regions recovered from a crash are resent. */
     readonly loadReport: BitmapLoadReport | undefined,
     readonly recoveredRegions: number,
+    private readonly lastWrite: LastWriteClock,
   ) {
     const openedAtMs = Date.now();
     for (let r = predictor.oos.nextSetBit(0); r !== -1 && this.dirtySinceMs.size < agedRegionsMax; r = nextAfter(predictor.oos, r))
@@ -61,6 +68,7 @@ export class WriteTracker implements WriteHook {
    * exactly those regions are resent (seed 003), never a full resync.
    */
   static async attach(volume: Volume, moosPath: string, predictRegions: number): Promise<WriteTracker> {
+    const lastWrite = await LastWriteClock.open(lastWritePathOf(moosPath));
     const exists = await access(moosPath).then(
       () => true,
       () => false,
@@ -70,10 +78,10 @@ export class WriteTracker implements WriteHook {
       const { bitmap, report } = await openBitmapFile(moosPath);
       const predictor = new MoosPredictor(bitmap, predictRegions);
       const recovered = predictor.recoverFromMoos();
-      tracker = new WriteTracker(volume, predictor, bitmap, report, recovered);
+      tracker = new WriteTracker(volume, predictor, bitmap, report, recovered, lastWrite);
     } else {
       const bitmap = await createBitmapFile(moosPath, volume.regionCount, 'moos');
-      tracker = new WriteTracker(volume, new MoosPredictor(bitmap, predictRegions), bitmap, undefined, 0);
+      tracker = new WriteTracker(volume, new MoosPredictor(bitmap, predictRegions), bitmap, undefined, 0, lastWrite);
     }
     // Attach at a quiet moment: no write may be past the hooks while tracking starts.
     await volume.quiesced(async () => {
@@ -88,7 +96,7 @@ export class WriteTracker implements WriteHook {
       const nowMs = Date.now();
       for (let r = firstRegion; r <= lastRegion; r++) if (!this.dirtySinceMs.has(r)) this.dirtySinceMs.set(r, nowMs);
     }
-    await this.predictor.recordWrite(firstRegion, lastRegion);
+    await Promise.all([this.predictor.recordWrite(firstRegion, lastRegion), this.lastWrite.record()]);
     this.stats.writes += 1;
   }
 
@@ -116,6 +124,7 @@ export class WriteTracker implements WriteHook {
       writes: this.stats.writes,
       moosDestages: this.moos.stats.destages,
       predictRegions: this.predictor.predictRegions,
+      lastWriteAtMs: this.lastWrite.lastWriteAtMs,
     };
   }
 
@@ -165,6 +174,7 @@ export class WriteTracker implements WriteHook {
       await this.predictor.compact();
     } finally {
       await this.moos.close();
+      await this.lastWrite.close();
     }
   }
 }

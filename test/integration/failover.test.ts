@@ -2,6 +2,7 @@
 // primary and secondary on two agents of their own homes and the primary's agent stopped to
 // make it unreachable. The resync map is computed here independently, from what the test
 // wrote where: regions unshipped on the old primary ∪ regions written on the new one.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalAgent, type AgentApi } from '../../src-engine/agent';
@@ -185,6 +186,53 @@ describe('failover during a continuous catch-up', () => {
     expect(done.resyncRegions).toBe(new Set(backlog).size); // the rolled-back regions are the backlog's
     expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
   }, 60_000);
+});
+
+describe('split brain', () => {
+  it('both sides written as primary: failback refuses without a choice; with one it converges, the discarded side exported first', async () => {
+    const seed = baseSeed + 40;
+    console.log(`[failover] split-brain seed ${seed}`);
+    for (const survivor of ['new-primary', 'old-primary'] as const) {
+      const { siteA, siteB, resolver, store } = await twoSitePair(seed);
+      const live = siteA.agent;
+      siteA.agent = unreachable; // a partition: site A keeps running, unseen
+      await failoverPair(store, resolver, 'p', { force: true });
+      const onB = pick(seededRandom(seed + 1), 10);
+      await writeRandomRegions(siteB.agent, siteB.path, regionBytes, onB, seed + 1);
+      await new Promise((wake) => setTimeout(wake, 5)); // the partitioned writes come after the failover's instant
+      const onA = pick(seededRandom(seed + 2), 7);
+      await writeRandomRegions(live, siteA.path, regionBytes, onA, seed + 2); // the old primary, still primary, takes writes
+      siteA.agent = live; // the partition heals
+
+      const plan = await failbackPair(store, resolver, 'p', { dryRun: true });
+      expect(plan.splitBrain).not.toBeNull();
+      await expect(failbackPair(store, resolver, 'p')).rejects.toSatisfy(
+        (e: unknown) => e instanceof TidemarkError && e.code === 'SPLIT_BRAIN' && /--discard-changes-on/.test(e.hint),
+      );
+      expect((await siteA.agent.volumeState(siteA.path)).members[0]!.role).toBe('primary'); // the refusal changed nothing
+
+      const keep = survivor === 'new-primary' ? siteB : siteA;
+      const lose = survivor === 'new-primary' ? siteA : siteB;
+      const expectedImage = await readWhole(keep.agent, keep.path);
+      const lostImage = await readWhole(lose.agent, lose.path);
+      const exportDir = join(await tempDir(), 'discarded');
+      const done = await failbackPair(store, resolver, 'p', { discardChangesOn: lose.path, exportDiscarded: exportDir });
+      const map = new Set([...onA, ...onB]);
+      expect(done.resyncRegions).toBe(map.size);
+      expect(done.bytesTransferred).toBe(map.size * regionBytes);
+      expect((await readWhole(lose.agent, lose.path)).equals(expectedImage)).toBe(true);
+      expect((await store.require('p')).primary.volref).toBe(keep.path);
+      expect((await lose.agent.volumeState(lose.path)).members[0]).toMatchObject({ role: 'secondary', generation: 3 - (survivor === 'new-primary' ? 1 : 0) });
+      // The export holds exactly the discarded side's bytes of the resync map, in region order.
+      const saved = await readFile(join(exportDir, 'regions.bin'));
+      const sorted = [...map].sort((a, b) => a - b);
+      expect(saved.length).toBe(sorted.length * regionBytes);
+      sorted.forEach((r, i) =>
+        expect(saved.subarray(i * regionBytes, (i + 1) * regionBytes).equals(lostImage.subarray(r * regionBytes, (r + 1) * regionBytes))).toBe(true),
+      );
+      expect(JSON.parse(await readFile(join(exportDir, 'manifest.json'), 'utf8'))).toMatchObject({ side: lose.path, regions: map.size });
+    }
+  }, 90_000);
 });
 
 describe('failover and easy failback (periodic)', () => {
