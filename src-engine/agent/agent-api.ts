@@ -148,6 +148,8 @@ export interface RoleChangeResult {
   readonly rolledBackRegions: number;
   /** The change map recording writes on a new primary from its promotion on (null for a demotion). */
   readonly failbackMap: string | null;
+  /** A demotion: what its tracking held unshipped (OOS ∪ in flight) once the lock stopped writes — what a migrate still copies. */
+  readonly unshippedRegions?: readonly number[];
 }
 
 /** Direct shipping of a pair's regions by its primary's agent (peerShip). */

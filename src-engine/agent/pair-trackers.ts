@@ -41,6 +41,10 @@ export class PairTrackers {
     this.trackers.set(member.pairId, tracker);
   }
 
+  has(pairId: string): boolean {
+    return this.trackers.has(pairId);
+  }
+
   get(pairId: string): WriteTracker {
     const tracker = this.trackers.get(pairId);
     if (!tracker) {

@@ -10,6 +10,7 @@
 //  - the failback map is created before the lock is lifted, so it holds every region written
 //    (or rolled back) on the new primary: easy failback copies exactly those back (seed 004).
 
+import { Bitset } from '../bitmap';
 import { TidemarkError } from '../errors';
 import type { PairMember, RoleEvent } from './pair-members';
 import type { RoleChangeResult } from './agent-api';
@@ -78,6 +79,12 @@ async function rollBack(volume: AgentVolume, homeDir: string, snapshotId: string
 async function demote(volume: AgentVolume, homeDir: string, member: PairMember, event: RoleEvent): Promise<RoleChangeResult> {
   // Locked first (the new record says secondary), then tracking goes: no write slips between.
   const demoted = await membersOf(volume, homeDir).changeRole(member.pairId, event);
-  await trackersOf(volume, homeDir).detach(member.pairId);
-  return { member: demoted, rolledBackRegions: 0, failbackMap: null };
+  const trackers = trackersOf(volume, homeDir);
+  // Writes in flight when the lock was set have passed their hooks: they are in OOS once the gate drains.
+  const unshipped = await volume.opened.volume.quiesced(async () => {
+    const tracker = trackers.has(member.pairId) ? trackers.get(member.pairId) : undefined;
+    return tracker ? [...Bitset.union(tracker.oos, tracker.predictor.inFlight).indexes()] : [];
+  });
+  await trackers.detach(member.pairId);
+  return { member: demoted, rolledBackRegions: 0, failbackMap: null, unshippedRegions: unshipped };
 }

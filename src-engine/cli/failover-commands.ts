@@ -1,9 +1,10 @@
-// `tidemark failover NAME [--force]` and `tidemark failback NAME [--dry-run]` (docs/failover.md).
+// `tidemark failover NAME [--force]`, `failback NAME [--dry-run] [--discard-changes-on VOLREF]` and
+// `migrate NAME` (docs/failover.md).
 
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatDurationMs } from '../progress';
-import { failbackPair, failoverPair, type FailbackSummary, type FailoverSummary } from '../replication';
+import { failbackPair, failoverPair, migratePair, type FailbackSummary, type FailoverSummary } from '../replication';
 import { formatBytes } from '../size';
 import { pairStoreOf, withAgentPool } from './agents';
 import { printResult, type GlobalOptions, type Io } from './output';
@@ -71,6 +72,23 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
           replication: replication ? { regionsTransferred: replication.regionsTransferred, retries: replication.retries, path: replication.path } : null,
         },
         () => failbackText(summary),
+      );
+    });
+}
+
+export function registerMigrateCommand(program: Command, io: Io, globals: () => GlobalOptions): void {
+  program
+    .command('migrate')
+    .description('planned, lossless role swap: drain, stop writes on the primary, copy the rest, verify, promote the secondary')
+    .argument('<name>')
+    .action(async (name: string) => {
+      const global = globals();
+      const s = await withAgentPool(io, global, (pool) => migratePair(pairStoreOf(io, global), pool, name), undefined);
+      printResult(io, global, s, () =>
+        [
+          `migrated ${s.pair}: ${s.newPrimary} is the primary now (generation ${s.generation}), ${s.oldPrimary} its secondary, in sync`,
+          `  writes paused ${formatDurationMs(s.pauseMs)} (${s.finalRegions} regions copied in the pause, ${s.drainedRegions} drained before), verified by signature`,
+        ].join('\n'),
       );
     });
 }

@@ -6,7 +6,7 @@ import { TidemarkError } from '../errors';
 import { tidemarkVersion } from '../version';
 import { ExitStatus, exitCodes, reportError, type GlobalOptions, type Io } from './output';
 import { registerAgentCommands } from './agent-commands';
-import { registerFailoverCommands } from './failover-commands';
+import { registerFailoverCommands, registerMigrateCommand } from './failover-commands';
 import { registerImageCommands } from './image-commands';
 import { registerLabCommand } from './lab-command';
 import { registerMapCommand } from './map-command';
@@ -48,6 +48,7 @@ function buildProgram(io: Io, role: CliRole, extensions: readonly CliExtension[]
     registerReplicateCommands(program, io, globals);
     registerMapCommand(program, io, globals);
     registerFailoverCommands(program, io, globals);
+    registerMigrateCommand(program, io, globals);
     registerServeCommand(program, io, globals);
     registerImageCommands(program, io, globals);
     registerLabCommand(program, io, globals);

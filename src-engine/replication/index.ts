@@ -18,3 +18,4 @@ export { GroupStore, runGroupCycle, type GroupRecord, type GroupCycleOptions, ty
 export { sleepMs } from './sync/conveyor';
 export { linkPair, unlinkPair, shipPathOf, type LinkOptions, type LinkResult, type ShipPath } from './direct';
 export { failoverPair, failbackPair, resyncMapOf, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';
+export { migratePair, type MigrateSummary } from './migrate';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalAgent, type AgentApi } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
-import { PairStore, createPair, failbackPair, failoverPair, replicatePair, runSync, type EndpointResolver } from '../../src-engine/replication';
+import { PairStore, createPair, failbackPair, failoverPair, migratePair, replicatePair, runSync, type EndpointResolver } from '../../src-engine/replication';
 import { sameBytes, writeRandomRegions } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
@@ -233,6 +233,57 @@ describe('split brain', () => {
       expect(JSON.parse(await readFile(join(exportDir, 'manifest.json'), 'utf8'))).toMatchObject({ side: lose.path, regions: map.size });
     }
   }, 90_000);
+});
+
+describe('migrate', () => {
+  for (const mode of ['continuous', 'periodic'] as const) {
+    it(`${mode}: under a running writer no acknowledged write is lost, both sides identical, roles swapped, the pause reported`, async () => {
+      const seed = baseSeed + 50;
+      console.log(`[migrate] ${mode} seed ${seed}`);
+      const { siteA, siteB, resolver, store } = await twoSitePair(seed, mode);
+      // Each write stamped with its sequence number, awaited; the last acknowledged per region is kept.
+      const acked = new Map<number, Buffer>();
+      let stopped = false;
+      let refused: unknown;
+      const writer = (async () => {
+        const random = seededRandom(seed + 1);
+        for (let n = 1; !stopped; n++) {
+          const region = Math.floor(random() * regionCount);
+          const data = Buffer.alloc(regionBytes, n & 0xff);
+          data.writeUInt32LE(n, 0);
+          try {
+            await siteA.agent.writeRegion(siteA.path, region, data);
+            acked.set(region, data);
+          } catch (error) {
+            refused = error; // the primary's writes stop at the swap
+            return;
+          }
+        }
+      })();
+      await new Promise((wake) => setTimeout(wake, 30));
+      const summary = await migratePair(store, resolver, 'p', { drainMs: 300 });
+      stopped = true;
+      await writer;
+      expect(refused).toBeInstanceOf(TidemarkError);
+      expect(acked.size).toBeGreaterThan(0);
+      expect(summary).toMatchObject({ generation: 2, newPrimary: siteB.path, oldPrimary: siteA.path });
+      expect(summary.pauseMs).toBeGreaterThanOrEqual(0);
+      const onB = await readWhole(siteB.agent, siteB.path);
+      for (const [region, data] of acked) expect(onB.subarray(region * regionBytes, (region + 1) * regionBytes).equals(data)).toBe(true);
+      expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+      expect((await store.require('p')).primary.volref).toBe(siteB.path);
+      // The new direction replicates.
+      await writeRandomRegions(siteB.agent, siteB.path, regionBytes, [3, 4], seed + 2);
+      const next = await replicatePair({
+        store,
+        pair: await store.require('p'),
+        endpoints: { primary: await resolver.resolve(siteB.path), secondary: await resolver.resolve(siteA.path) },
+        once: true,
+      });
+      expect(next.bytesTransferred).toBe(2 * regionBytes);
+      expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+    }, 60_000);
+  }
 });
 
 describe('failover and easy failback (periodic)', () => {
