@@ -322,6 +322,41 @@ export interface ReplicationViewDto {
   readonly trackingError: ConsoleErrorDto | null;
 }
 
+/** A failover's outcome (docs/failover.md). */
+export interface FailoverDto {
+  readonly pair: string;
+  readonly newPrimary: string;
+  readonly oldPrimary: string;
+  readonly generation: number;
+  readonly oldPrimaryReachable: boolean;
+  /** The old primary's unshipped regions when it could be asked (null: unreachable, unknown). */
+  readonly atRiskRegions: number | null;
+  readonly rolledBackRegions: number;
+  readonly durationMs: number;
+}
+
+/** A failback's resync map (a plan, `dryRun`) or its outcome; the same figures `tidemark failback --dry-run --json` prints. */
+export interface FailbackDto {
+  readonly pair: string;
+  /** The promoted volume, and the old primary coming back. */
+  readonly newPrimary: string;
+  readonly oldPrimary: string;
+  readonly regions: number;
+  readonly regionBytes: number;
+  readonly resyncRegions: number;
+  readonly resyncBytes: number;
+  readonly failbackRegions: number;
+  readonly unshippedRegions: number;
+  /** The map as runs [first, count] (the first 500), for its heatmap and list. */
+  readonly runs: readonly (readonly [number, number])[];
+  readonly runsTotal: number;
+  readonly splitBrain: { readonly failoverAtMs: number; readonly oldPrimaryLastWriteAtMs: number } | null;
+  readonly dryRun: boolean;
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly durationMs: number;
+}
+
 /** Requests: verb → (arguments, result). */
 export interface ConsoleRequests {
   overview: [Record<string, never>, OverviewDto];
@@ -344,6 +379,9 @@ export interface ConsoleRequests {
   replicationStart: [{ pair: string; limitRateBytesPerSecond?: number }, ReplicationStateDto];
   replicationStop: [{ pair: string }, ReplicationStateDto | null];
   replicationState: [{ pair: string }, ReplicationViewDto];
+  failover: [{ pair: string }, FailoverDto];
+  failbackPlan: [{ pair: string }, FailbackDto];
+  failback: [{ pair: string; discardChangesOn?: string }, FailbackDto];
   seedingTasks: [Record<string, never>, SeedingTaskDto[]];
   exportPreflight: [{ source: string; dir: string; splitBytes?: number }, ExportPreflightDto];
   imageExport: [{ source: string; dir: string; splitBytes?: number }, SeedingTaskDto];

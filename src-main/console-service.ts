@@ -7,7 +7,9 @@ import {
   TidemarkError,
   type Engine,
   type EngineEvent,
+  type FailbackSummary,
   type GeneratorSettings,
+  type PairRecord,
   type ReplicationState,
   type SeedingTask,
   type SyncState,
@@ -20,6 +22,7 @@ import type {
   ConsoleResult,
   ConsoleVerb,
   DataPathDto,
+  FailbackDto,
   EngineEventDto,
   HostsDto,
   OverviewDto,
@@ -87,10 +90,41 @@ export class ConsoleService {
         return state ? toReplicationStateDto(state) : null;
       },
       replicationState: ({ pair }) => this.replicationView(pair),
+      failover: async ({ pair }) => {
+        const { forced: _forced, failbackMap: _map, ...summary } = await engine.pairOps.failover(pair);
+        return summary;
+      },
+      failbackPlan: async ({ pair }) => this.failbackDto(pair, await engine.pairOps.failbackPlan(pair)),
+      failback: async ({ pair, discardChangesOn }) => {
+        const record = await engine.pairs.require(pair); // before: failback swaps it back
+        return this.failbackDto(pair, await engine.pairOps.failback(pair, discardChangesOn ? { discardChangesOn } : {}), record);
+      },
       verify: async ({ pair }) => {
         const { regions, regionsDiffering, differing, pendingRegions } = await engine.pairOps.verify(pair);
         return { pair, regions, regionsDiffering, differing, pendingRegions };
       },
+    };
+  }
+
+  private async failbackDto(pair: string, s: FailbackSummary, before?: PairRecord): Promise<FailbackDto> {
+    const record = before ?? (await this.engine.pairs.require(pair));
+    return {
+      pair,
+      newPrimary: record.primary.volref,
+      oldPrimary: record.secondary.volref,
+      regions: s.regions,
+      regionBytes: record.regionBytes,
+      resyncRegions: s.resyncRegions,
+      resyncBytes: s.resyncBytes,
+      failbackRegions: s.failbackRegions,
+      unshippedRegions: s.unshippedRegions,
+      runs: s.runs.slice(0, 500).map(([first, count]) => [first, count] as const),
+      runsTotal: s.runs.length,
+      splitBrain: s.splitBrain,
+      dryRun: s.dryRun,
+      regionsTransferred: s.regionsTransferred,
+      bytesTransferred: s.bytesTransferred,
+      durationMs: s.durationMs,
     };
   }
 

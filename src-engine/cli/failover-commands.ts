@@ -21,7 +21,7 @@ function failoverText(s: FailoverSummary): string {
 }
 
 function failbackText(s: FailbackSummary): string {
-  const map = `${s.resyncRegions} of ${s.regions} regions (${formatBytes(s.resyncBytes)}): ${s.failbackRegions} written on the new primary since the failover, ${s.unshippedRegions} unshipped on the old primary`;
+  const map = `${s.resyncRegions} of ${s.regions} regions (${formatBytes(s.resyncBytes)}): ${s.failbackRegions} in the failback map (written on the new primary since the failover, or handed over by a demoted primary), ${s.unshippedRegions} unshipped on the old primary`;
   const split = s.splitBrain
     ? `\n  SPLIT BRAIN: the old primary was written after the failover (last at ${new Date(s.splitBrain.oldPrimaryLastWriteAtMs).toISOString()}): failback needs --discard-changes-on VOLREF`
     : '';

@@ -26,6 +26,10 @@ import {
   type SyncSummary,
   type VerifyResult,
   type VolumeEndpoint,
+  failbackPair,
+  failoverPair,
+  type FailbackSummary,
+  type FailoverSummary,
 } from '../replication';
 
 export interface SyncState {
@@ -117,6 +121,40 @@ export class PairOperations implements EndpointResolver {
       kind: 'pair.deleted',
       message: `pair ${name} deleted${result.leftBehind.length > 0 ? `; not reached: ${result.leftBehind.join('; ')}` : ''}`,
     });
+  }
+
+  /** Promotes the secondary (docs/failover.md); the console always forces: its dialog has said what is at risk. */
+  async failover(name: string): Promise<FailoverSummary> {
+    this.checkIdle(name);
+    const summary = await failoverPair(this.store, this, name, { force: true });
+    this.events.emit({
+      severity: 'warning',
+      pair: name,
+      kind: 'pair.failover',
+      message: `pair ${name} failed over: ${summary.newPrimary} is the primary (generation ${summary.generation})${summary.rolledBackRegions > 0 ? `, ${summary.rolledBackRegions} regions rolled back to the protective snapshot` : ''}`,
+    });
+    return summary;
+  }
+
+  /** What failback would copy now (the CLI's `failback --dry-run`). */
+  failbackPlan(name: string): Promise<FailbackSummary> {
+    return failbackPair(this.store, this, name, { dryRun: true });
+  }
+
+  async failback(name: string, options: { discardChangesOn?: string; exportDiscarded?: string } = {}): Promise<FailbackSummary> {
+    this.checkIdle(name);
+    const summary = await failbackPair(this.store, this, name, options);
+    this.events.emit({
+      severity: 'info',
+      pair: name,
+      kind: 'pair.failback',
+      message: `pair ${name} failed back: ${summary.regionsTransferred} regions copied; the old primary is the secondary`,
+    });
+    return summary;
+  }
+
+  private checkIdle(name: string): void {
+    if (this.syncs.get(name)?.state.running) throw new TidemarkError('BUSY', `pair ${name} is syncing`, 'cancel the sync first');
   }
 
   status(name: string): Promise<PairStatus> {

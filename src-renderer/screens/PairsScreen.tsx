@@ -11,6 +11,7 @@ import { decodeWords } from '../heatmap/density';
 import { useBitmap } from '../hooks';
 import { GeneratorPanel } from './GeneratorPanel';
 import { PairWizard } from './PairWizard';
+import { FailoverPanel } from './FailoverPanel';
 import { ReplicationPanel } from './ReplicationPanel';
 import { SyncPanel } from './SyncPanel';
 
@@ -126,6 +127,7 @@ function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; over
         }}
       />
       <ReplicationPanel pair={pair} />
+      <FailoverPanel pair={pair} onChanged={onChanged} />
       <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
         <ToggleButtonGroup size="small" exclusive value={which} onChange={(_, value: MapKind | null) => value && setWhich(value)} aria-label="map">
           {(Object.keys(mapLabels) as MapKind[]).map((kind) => (

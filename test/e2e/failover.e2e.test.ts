@@ -1,0 +1,104 @@
+// Failover and failback in the console end to end (Chromium, web mode, a real engine): a pair
+// made and synced with the CLI; regions written to the primary through the console's agent are
+// left unshipped; the Failover dialog (confirmed by typing the pair's name) promotes the
+// secondary and demotes the primary, keeping those regions for failback; regions written on
+// the new primary; the Failback dialog shows exactly the count `tidemark failback --dry-run`
+// reports, and failing back copies exactly that many; `verify` exits 0.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
+import { RpcPeer } from '../../src-engine/transport';
+import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
+import { repoRoot, tidemarkAsync } from '../helpers/cli';
+import { randomRegion } from '../helpers/pairs';
+import { tempDir } from '../helpers/tmp';
+
+const MiB = 2 ** 20;
+const shots = join(repoRoot, 'test-results');
+let browser: Browser;
+let web: WebConsole;
+let dir: string;
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+beforeAll(async () => {
+  await mkdir(shots, { recursive: true });
+  dir = await tempDir('tidemark-e2e-failover-');
+  web = await startWebConsole(join(dir, 'home'));
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (web) expect(await web.stop()).toBe(0);
+});
+
+async function cli(args: string[]): Promise<string> {
+  const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(dir, 'home') });
+  expect(result.status, `tidemark ${args.join(' ')}: ${result.stderr}`).toBe(0);
+  return result.stdout;
+}
+
+/** Writes regions through the console's own agent, as an NBD client's writes would arrive. */
+async function writeThroughConsole(path: string, regions: readonly number[], seed: number): Promise<void> {
+  const peer = new RpcPeer(await connectAgentSocket(join(dir, 'home')), { role: 'client', keepaliveMs: 0 });
+  await peer.handshake();
+  const agent = new RpcAgent(peer);
+  for (const [i, r] of regions.entries()) await agent.writeRegion(path, r, randomRegion(seed + i, MiB));
+  await agent.dispose();
+}
+
+describe('failover and failback in the console (Chromium, web mode)', () => {
+  it('Failover dialog → writes on the new primary → Failback dialog shows the CLI’s count → identical', async () => {
+    const primary = join(dir, 'site-a.img');
+    const secondary = join(dir, 'site-b.img');
+    await cli(['volume', 'create', primary, '--size', '32MiB']);
+    await cli(['volume', 'create', secondary, '--size', '32MiB']);
+    await cli(['pair', 'create', 'field', '--primary', primary, '--secondary', secondary, '--region-size', '1MiB']);
+    await cli(['sync', 'field']);
+    const unshipped = [1, 4, 4, 9];
+    await writeThroughConsole(primary, unshipped, 500);
+
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1600 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(web.url);
+    await page.getByTestId('pair-card-field').waitFor({ timeout: 60_000 });
+    await page.getByTestId('pair-card-field').click();
+
+    await page.getByTestId('failover-open').click();
+    expect(await page.getByTestId('failover-risk').textContent()).toMatch(/OOS\/MOOS/);
+    expect(await page.getByTestId('failover-confirm').isDisabled()).toBe(true);
+    await page.getByTestId('failover-confirm-name').fill('field');
+    await shot(page, 'e2e-failover-dialog');
+    await page.getByTestId('failover-confirm').click();
+    await expect
+      .poll(() => page.getByTestId('failover-result').textContent(), { timeout: 30_000 })
+      .toMatch(new RegExp(`is the primary \\(generation 2\\); .* was demoted, its ${new Set(unshipped).size} unshipped regions kept for failback`));
+
+    // The new primary takes writes; the CLI's dry run counts the resync map.
+    await writeThroughConsole(secondary, [4, 20, 21], 600);
+    const plan = JSON.parse(await cli(['--json', 'failback', 'field', '--dry-run'])) as { resyncRegions: number; resyncBytes: number };
+    expect(plan.resyncRegions).toBe(new Set([1, 4, 9, 20, 21]).size);
+
+    await page.getByTestId('failback-open').click();
+    await expect
+      .poll(() => page.getByTestId('failback-count').textContent(), { timeout: 30_000 })
+      .toMatch(new RegExp(`^Resync map: ${plan.resyncRegions} of 32 regions \\(${plan.resyncBytes / MiB} MiB\\)`));
+    await page.getByTestId('failback-confirm-name').fill('field');
+    await shot(page, 'e2e-failback-dialog');
+    await page.getByTestId('failback-confirm').click();
+    await expect
+      .poll(() => page.getByTestId('failover-result').textContent(), { timeout: 60_000 })
+      .toMatch(new RegExp(`^Failed back: copied ${plan.resyncRegions} regions`));
+
+    const verified = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(dir, 'home') });
+    expect(verified.status, verified.stderr).toBe(0);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 180_000);
+});
