@@ -67,7 +67,21 @@ function statusText(status: PairStatus): string {
           } — run \`tidemark sync ${record.name}\` to resume`,
         ]
       : []),
+    ...timelineLines(status),
   ].join('\n');
+}
+
+/** Role changes recorded by both members, oldest first (docs/failover.md "Generations and history"). */
+function timelineLines(status: PairStatus): string[] {
+  const events = [
+    ...(status.primary.member?.history ?? []).map((e) => ({ ...e, volref: status.primary.volref })),
+    ...(status.secondary.member?.history ?? []).map((e) => ({ ...e, volref: status.secondary.volref })),
+  ].sort((a, b) => a.atMs - b.atMs || a.generation - b.generation);
+  if (events.length === 0) return [];
+  return [
+    '  timeline:',
+    ...events.map((e) => `    ${new Date(e.atMs).toISOString()}  generation ${e.generation}  ${e.event}: ${e.volref} → ${e.role} (by ${e.by})`),
+  ];
 }
 
 const wantsRemotePrimary = (record: PairRecord) => parseVolRef(record.primary.volref).kind !== 'local';

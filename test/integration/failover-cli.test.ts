@@ -47,6 +47,14 @@ describe('tidemark failover / failback', () => {
     expect(back.status, back.stderr).toBe(0);
     expect(JSON.parse(back.stdout)).toMatchObject({ dryRun: false, resyncRegions: 0, bytesTransferred: 0 });
     expect(run('verify', 'p').status).toBe(0);
+    // The timeline: the failover (both members) and the failback, oldest first.
+    const timeline = run('pair', 'show', 'p')
+      .stdout.split('\n')
+      .filter((l) => /generation \d+ {2}(failover|failback)/.test(l));
+    expect(timeline.map((l) => /(failover-forced|failback): (\S+) → (\w+)/.exec(l)!.slice(1))).toEqual([
+      ['failover-forced', a, 'secondary'],
+      ['failover-forced', b, 'primary'],
+    ]);
     expect(run('failback', 'p').stderr).toMatch(/has not failed over/);
   }, 60_000);
 });
