@@ -7,6 +7,7 @@ import type { BenchContext, Benchmark } from './benchmark';
 import { bitscanBenchmark } from './bitscan';
 import { consoleApiBenchmark } from './console-api';
 import { continuousShipBenchmark } from './continuous-ship';
+import { failbackBenchmark } from './failback';
 import { heatmapBenchmark } from './heatmap';
 import { imageExportBenchmark } from './image-export';
 import { moosDestageBenchmark } from './moos-destage';
@@ -33,6 +34,7 @@ const benchmarks: readonly Benchmark[] = [
   imageExportBenchmark,
   trackingCostBenchmark,
   continuousShipBenchmark,
+  failbackBenchmark,
   nbdThroughputBenchmark,
 ];
 const seedDefault = 0x7d1de;
