@@ -287,6 +287,7 @@ export class LocalAgent implements AgentApi {
   async writeRegion(path: string, regionIndex: number, data: Uint8Array, options: { auth?: WriteAuth } = {}): Promise<void> {
     const volume = await this.open(path);
     this.checkRegions(volume, regionIndex, 1);
+    if (options.auth) this.checkCurrentGeneration(volume, options.auth);
     await volume.opened.volume.writeRegion(regionIndex, data, options.auth);
   }
 
@@ -466,6 +467,21 @@ export class LocalAgent implements AgentApi {
     if (change.predictRegions !== undefined && member.role === 'primary')
       trackersOf(volume, this.homeDir).get(pairId).predictor.predictRegions = change.predictRegions;
     return member;
+  }
+
+  /**
+   * A write carrying a pair's auth is a shipper's: refused (STALE) when the pair has changed
+   * roles since it began — on a promoted primary too, which its lock no longer guards.
+   */
+  private checkCurrentGeneration(volume: AgentVolume, auth: WriteAuth): void {
+    const member = volume.members?.get(auth.pairId);
+    if (member && member.generation !== auth.generation) {
+      throw new TidemarkError(
+        'STALE',
+        `write to ${volume.opened.volume.path} carries generation ${auth.generation} of pair "${member.name}", which is at generation ${member.generation} here`,
+        'the pair changed roles since this operation began (a failover?); check `tidemark pair show` and start again',
+      );
+    }
   }
 
   async pairRoleChange(path: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {

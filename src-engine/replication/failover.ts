@@ -86,16 +86,20 @@ function bitsOf(contents: BitmapContents): Bitset {
 /** What the (still primary) old primary holds that its secondary never got. */
 async function unshippedOf(record: PairRecord, endpoint: VolumeEndpoint): Promise<Bitset> {
   const { agent, path } = endpoint;
-  if (record.mode === 'periodic') {
-    const maps = await agent.bitmapList(path);
-    const names = [sinceMapName(record.pairId), currentMapName(record.pairId)].filter((n) => maps.some((m) => m.name === n));
-    const maps2 = await Promise.all(names.map(async (n) => bitsOf(await agent.bitmapRead(path, n))));
-    if (maps2.length > 0) return Bitset.union(...maps2);
-    const member = (await agent.volumeState(path)).members.find((m) => m.pairId === record.pairId);
-    return new Bitset(member?.regionCount ?? 0);
-  }
+  if (record.mode === 'periodic') return periodicMapsOf(record, endpoint);
   const [oos, inFlight] = await Promise.all([agent.trackingMap(path, record.pairId, 'oos'), agent.trackingMap(path, record.pairId, 'in-flight')]);
   return Bitset.union(bitsOf(oos), bitsOf(inFlight));
+}
+
+/** A periodic primary's current ∪ next maps (they stay on a demoted volume until failback drops them). */
+async function periodicMapsOf(record: PairRecord, endpoint: VolumeEndpoint): Promise<Bitset> {
+  const { agent, path } = endpoint;
+  const maps = await agent.bitmapList(path);
+  const names = [sinceMapName(record.pairId), currentMapName(record.pairId)].filter((n) => maps.some((m) => m.name === n));
+  const bits = await Promise.all(names.map(async (n) => bitsOf(await agent.bitmapRead(path, n))));
+  if (bits.length > 0) return Bitset.union(...bits);
+  const member = (await agent.volumeState(path)).members.find((m) => m.pairId === record.pairId);
+  return new Bitset(member?.regionCount ?? 0);
 }
 
 function event(role: RoleEvent['role'], generation: number, kind: RoleEvent['event']): RoleEvent {
@@ -121,21 +125,19 @@ export async function failoverPair(store: PairStore, resolver: EndpointResolver,
     const force = options.force === true;
     if (!force) throw refusal(record, reachable, reachable ? null : primary.error);
     const generation = record.generation + 1;
-    let atRisk: Bitset | null = null;
-    if (reachable) {
-      atRisk = await unshippedOf(record, primary.endpoint);
-      await primary.endpoint.agent.pairRoleChange(primary.endpoint.path, record.pairId, event('secondary', generation, 'failover-forced'));
-    }
+    const atMs = Date.now(); // before the promotion: a write on the old primary after it is a split brain
+    // Maps that must record every region from the promotion on exist before it (still locked).
+    await ensureMap(secondary, failbackMapName(record.pairId));
+    if (record.mode === 'periodic') await ensureMap(secondary, sinceMapName(record.pairId));
+    const atRisk = reachable ? await handOver(record, primary.endpoint, secondary, event('secondary', generation, 'failover-forced')) : null;
     const promoted = await secondary.agent.pairRoleChange(secondary.path, record.pairId, event('primary', generation, force ? 'failover-forced' : 'failover'));
-    // The demoted primary's unshipped regions go into the failback map: failback copies them back.
-    if (atRisk && atRisk.popcount() > 0 && promoted.failbackMap) await secondary.agent.bitmapMark(secondary.path, promoted.failbackMap, [...atRisk.indexes()]);
     // A periodic cycle in progress is abandoned: its snapshot is the old primary's (removed at failback).
     await rm(join(store.pairDir(name), 'cycle.json'), { force: true });
     await store.update(name, {
       generation,
       primary: record.secondary,
       secondary: record.primary,
-      failover: { atMs: Date.now(), forced: force, fromGeneration: record.generation, oldPrimaryDemoted: reachable, phase: 'promoted', resyncRegions: null },
+      failover: { atMs, forced: force, fromGeneration: record.generation, oldPrimaryDemoted: reachable, phase: 'promoted', resyncRegions: null },
     });
     return {
       pair: name,
@@ -144,7 +146,7 @@ export async function failoverPair(store: PairStore, resolver: EndpointResolver,
       generation,
       forced: force,
       oldPrimaryReachable: reachable,
-      atRiskRegions: atRisk?.popcount() ?? null,
+      atRiskRegions: atRisk,
       rolledBackRegions: promoted.rolledBackRegions,
       failbackMap: promoted.failbackMap,
       durationMs: Math.round(performance.now() - startMs),
@@ -152,6 +154,26 @@ export async function failoverPair(store: PairStore, resolver: EndpointResolver,
   } finally {
     await lock.release();
   }
+}
+
+async function ensureMap(side: VolumeEndpoint, name: string): Promise<void> {
+  if (!(await side.agent.bitmapList(side.path)).some((m) => m.name === name)) await side.agent.bitmapCreate(side.path, name);
+}
+
+/**
+ * Demotes `old` (a primary whose changes are discarded) and hands what it had unshipped to
+ * `survivor`'s failback map, durably: first what it reports while still writable, then what
+ * its lock's instant adds (the demotion's own report, or a periodic pair's maps read after it).
+ * Returns how many regions were handed over.
+ */
+async function handOver(record: PairRecord, old: VolumeEndpoint, survivor: VolumeEndpoint, demotion: RoleEvent): Promise<number> {
+  const mapName = failbackMapName(record.pairId);
+  const before = await unshippedOf(record, old);
+  if (before.popcount() > 0) await survivor.agent.bitmapMark(survivor.path, mapName, [...before.indexes()]);
+  const result = await old.agent.pairRoleChange(old.path, record.pairId, demotion);
+  const after = record.mode === 'periodic' ? [...(await periodicMapsOf(record, old)).indexes()] : [...(result.unshippedRegions ?? [])];
+  if (after.length > 0) await survivor.agent.bitmapMark(survivor.path, mapName, after);
+  return new Set([...before.indexes(), ...after]).size;
 }
 
 function refusal(record: PairRecord, reachable: boolean, error: TidemarkError | null): TidemarkError {
@@ -226,33 +248,41 @@ export async function failbackPair(store: PairStore, resolver: EndpointResolver,
     ...extra,
   });
   if (options.dryRun) return done({ dryRun: true });
-  const discard = splitBrain ? await discardedSide(resolver, record, endpoints, splitBrain, options.discardChangesOn) : 'old-primary';
+  const discard =
+    splitBrain || options.discardChangesOn ? await discardedSide(resolver, record, endpoints, splitBrain, options.discardChangesOn) : 'old-primary';
   let discarded: DiscardedExport | null = null;
   if (failover.phase === 'promoted') {
     const lock = await acquirePairLock(store.pairDir(name), name, 'failback');
     try {
-      const { map } = await resyncMapOf(record, endpoints);
-      if (options.exportDiscarded) {
-        const side = discard === 'old-primary' ? endpoints.secondary : endpoints.primary;
-        discarded = await exportDiscarded(options.exportDiscarded, record, side, map);
-      }
+      const survivor = discard === 'old-primary' ? endpoints.primary : endpoints.secondary;
+      const loser = discard === 'old-primary' ? endpoints.secondary : endpoints.primary;
+      const generation = discard === 'old-primary' ? record.generation : record.generation + 1;
+      // Everything that differs goes durably into the survivor's failback map before anything is dropped:
+      // the map so far, then the loser stopped (locked) and what its lock's instant adds.
+      await ensureMap(survivor, failbackMapName(record.pairId));
+      const { map: before } = await resyncMapOf(record, endpoints);
+      if (before.popcount() > 0) await survivor.agent.bitmapMark(survivor.path, failbackMapName(record.pairId), [...before.indexes()]);
+      const loserMember = (await loser.agent.volumeState(loser.path)).members.find((m) => m.pairId === record.pairId);
+      if (loserMember?.role === 'primary') await handOver(record, loser, survivor, event('secondary', generation, 'failback'));
       if (discard === 'new-primary') {
-        // The old primary survives: it stays primary (at a new generation), the new one goes back to secondary.
-        endpoints = { primary: endpoints.secondary, secondary: endpoints.primary };
-        const generation = record.generation + 1;
-        await endpoints.primary.agent.pairRoleChange(endpoints.primary.path, record.pairId, event('primary', generation, 'failback'));
-        await endpoints.secondary.agent.pairRoleChange(endpoints.secondary.path, record.pairId, event('secondary', generation, 'failback'));
-        await dropFailbackMap(record, endpoints.secondary);
-        record = await store.update(name, { generation, primary: record.secondary, secondary: record.primary });
-      } else {
-        const old = endpoints.secondary;
-        const member = (await old.agent.volumeState(old.path)).members.find((m) => m.pairId === record.pairId);
-        if (member?.role === 'primary') await old.agent.pairRoleChange(old.path, record.pairId, event('secondary', record.generation, 'failback'));
+        // The loser's own writes since the failover are in its failback map: final now that it is locked.
+        const fb = bitsOf(await loser.agent.bitmapRead(loser.path, failbackMapName(record.pairId)));
+        if (fb.popcount() > 0) await survivor.agent.bitmapMark(survivor.path, failbackMapName(record.pairId), [...fb.indexes()]);
+        await survivor.agent.pairRoleChange(survivor.path, record.pairId, event('primary', generation, 'failback'));
       }
-      await dropPrimaryLeftovers(record, endpoints.secondary);
+      const map = bitsOf(await survivor.agent.bitmapRead(survivor.path, failbackMapName(record.pairId)));
+      if (options.exportDiscarded) discarded = await exportDiscarded(options.exportDiscarded, record, loser, map);
       // Marked durably before the phase moves on: a crash after this resumes by replicating.
-      await seedResync(record, endpoints.primary, [...map.indexes()]);
-      record = await store.update(name, { failover: { ...failover, phase: 'seeded', resyncRegions: map.popcount() } });
+      await seedResync(record, survivor, [...map.indexes()]);
+      record = await store.update(name, {
+        generation,
+        primary: discard === 'old-primary' ? record.primary : record.secondary,
+        secondary: discard === 'old-primary' ? record.secondary : record.primary,
+        failover: { ...failover, phase: 'seeded', resyncRegions: map.popcount() },
+      });
+      endpoints = { primary: survivor, secondary: loser };
+      await dropFailbackMap(record, loser);
+      await dropPrimaryLeftovers(record, loser);
     } finally {
       await lock.release();
     }
@@ -296,13 +326,14 @@ async function discardedSide(
   resolver: EndpointResolver,
   record: PairRecord,
   endpoints: PairEndpoints,
-  splitBrain: SplitBrain,
+  splitBrain: SplitBrain | null,
   choice: string | undefined,
 ): Promise<'old-primary' | 'new-primary'> {
   const oldRef = endpoints.secondary.volref;
   const newRef = endpoints.primary.volref;
   const when = (ms: number) => new Date(ms).toISOString();
   if (choice === undefined) {
+    if (!splitBrain) return 'old-primary';
     throw new TidemarkError(
       'SPLIT_BRAIN',
       `split brain on pair "${record.name}": ${newRef} was promoted at ${when(splitBrain.failoverAtMs)}, but the old primary ${oldRef} was written as primary after that (last at ${when(splitBrain.oldPrimaryLastWriteAtMs)}); failing back would silently discard one side's writes`,

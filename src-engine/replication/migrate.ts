@@ -66,19 +66,20 @@ export async function migratePair(store: PairStore, resolver: EndpointResolver, 
     const bytes = await copyFinal(record, endpoints, final);
     const verified = await verifyPair(record, endpoints);
     if (verified.regionsDiffering > 0) {
+      await restorePrimary(store, record, endpoints, final);
       throw new TidemarkError(
         'IO',
         `migrate of ${name} stopped before the swap: ${verified.regionsDiffering} regions differ after the final copy`,
-        `the old primary ${record.primary.volref} is read-only at generation ${record.generation + 1}; run \`tidemark failover ${name} --force\` to promote the secondary anyway, or investigate with \`tidemark verify ${name}\``,
+        `${record.primary.volref} is the primary again (generation ${record.generation + 2}) with those regions marked to ship; investigate with \`tidemark verify ${name}\`, then \`tidemark replicate ${name}\``,
       );
     }
     const generation = record.generation + 1;
     const { secondary } = endpoints;
     await releaseProtection(record, endpoints);
+    // A periodic primary records what its next cycle ships from its promotion on (created while still locked).
+    if (record.mode === 'periodic') await secondary.agent.bitmapCreate(secondary.path, sinceMapName(record.pairId));
     await secondary.agent.pairRoleChange(secondary.path, record.pairId, roleEvent('primary', generation));
     await secondary.agent.bitmapDelete(secondary.path, failbackMapName(record.pairId)).catch(() => undefined); // nothing diverged
-    // A periodic primary records what its next cycle ships from here: both sides are equal now.
-    if (record.mode === 'periodic') await secondary.agent.bitmapCreate(secondary.path, sinceMapName(record.pairId));
     const pauseMs = Math.round(performance.now() - pauseStartMs);
     await store.update(name, { generation, primary: record.secondary, secondary: record.primary });
     return {
@@ -140,7 +141,23 @@ async function releaseProtection(record: PairRecord, endpoints: PairEndpoints): 
   await secondary.agent.snapshotDelete(secondary.path, snapshotId).catch(() => undefined);
 }
 
-/** Demotes the primary (its writes stop) and returns the regions it had not shipped. */
+/**
+ * A migrate that cannot verify: the old primary becomes the primary again (at g+2, the
+ * secondary too), with the regions of the pause marked unshipped so replication sends them.
+ */
+async function restorePrimary(store: PairStore, record: PairRecord, endpoints: PairEndpoints, final: readonly number[]): Promise<void> {
+  const generation = record.generation + 2;
+  const { primary, secondary } = endpoints;
+  await secondary.agent.pairRoleChange(secondary.path, record.pairId, roleEvent('secondary', generation));
+  await primary.agent.pairRoleChange(primary.path, record.pairId, roleEvent('primary', generation));
+  await primary.agent.bitmapDelete(primary.path, failbackMapName(record.pairId)).catch(() => undefined);
+  if (record.mode === 'continuous' && final.length > 0) await primary.agent.trackingMark(primary.path, record.pairId, final);
+  if (record.mode === 'periodic') {
+    await primary.agent.bitmapCreate(primary.path, sinceMapName(record.pairId)).catch(() => undefined);
+    if (final.length > 0) await primary.agent.bitmapMark(primary.path, sinceMapName(record.pairId), final);
+  }
+  await store.update(record.name, { generation });
+}
 async function stopPrimary(record: PairRecord, endpoints: PairEndpoints): Promise<number[]> {
   const { primary } = endpoints;
   const result = await primary.agent.pairRoleChange(primary.path, record.pairId, roleEvent('secondary', record.generation + 1));

@@ -286,6 +286,76 @@ describe('migrate', () => {
   }
 });
 
+describe('failover races and interruptions (review findings)', () => {
+  it('a forced failover of a primary being written hands over everything up to its lock: failback leaves identical sites', async () => {
+    const seed = baseSeed + 60;
+    console.log(`[failover] racing writer seed ${seed}`);
+    const { siteA, siteB, resolver, store } = await twoSitePair(seed);
+    let stopped = false;
+    const writer = (async () => {
+      const random = seededRandom(seed + 1);
+      for (let n = 1; !stopped; n++) {
+        const data = Buffer.alloc(regionBytes, n & 0xff);
+        data.writeUInt32LE(n, 0);
+        try {
+          await siteA.agent.writeRegion(siteA.path, Math.floor(random() * regionCount), data);
+        } catch {
+          return; // demoted: refused from the lock on
+        }
+      }
+    })();
+    await new Promise((wake) => setTimeout(wake, 20));
+    await failoverPair(store, resolver, 'p', { force: true });
+    stopped = true;
+    await writer;
+    await writeRandomRegions(siteB.agent, siteB.path, regionBytes, [7, 8], seed + 2);
+    await failbackPair(store, resolver, 'p');
+    expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+  }, 60_000);
+
+  it('a failback interrupted after the old primary was demoted resumes and still copies every region', async () => {
+    const seed = baseSeed + 70;
+    console.log(`[failover] interrupted failback seed ${seed}`);
+    const { siteA, siteB, resolver, store } = await twoSitePair(seed);
+    const unshipped = pick(seededRandom(seed + 1), 6);
+    await writeRandomRegions(siteA.agent, siteA.path, regionBytes, unshipped, seed + 1);
+    await (siteA.agent as LocalAgent).dispose();
+    siteA.agent = unreachable;
+    await failoverPair(store, resolver, 'p', { force: true });
+    const onB = pick(seededRandom(seed + 2), 4);
+    await writeRandomRegions(siteB.agent, siteB.path, regionBytes, onB, seed + 2);
+    siteA.agent = new LocalAgent(siteA.home);
+    agents.push(siteA.agent as LocalAgent);
+    const expected = new Set([...unshipped, ...onB]).size;
+    // The orchestrator dies when seeding the resync (after the old primary was demoted).
+    const realB = siteB.agent;
+    siteB.agent = new Proxy(realB, {
+      get: (target, key) =>
+        key === 'trackingMark'
+          ? () => Promise.reject(new TidemarkError('DISCONNECTED', 'orchestrator lost', ''))
+          : typeof target[key as keyof AgentApi] === 'function'
+            ? (target[key as keyof AgentApi] as (...a: unknown[]) => unknown).bind(target)
+            : target[key as keyof AgentApi],
+    });
+    await expect(failbackPair(store, resolver, 'p')).rejects.toThrow(/orchestrator lost/);
+    expect((await siteA.agent.volumeState(siteA.path)).members[0]!.role).toBe('secondary'); // demoted already
+    siteB.agent = realB;
+    const done = await failbackPair(store, resolver, 'p');
+    expect(done.bytesTransferred).toBe(expected * regionBytes);
+    expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+  }, 60_000);
+
+  it('a write carrying the old generation is refused by the promoted primary', async () => {
+    const { siteA, siteB, resolver, store, pairId } = await twoSitePair(baseSeed + 80);
+    await (siteA.agent as LocalAgent).dispose();
+    siteA.agent = unreachable;
+    await failoverPair(store, resolver, 'p', { force: true });
+    await expect(siteB.agent.writeRegion(siteB.path, 0, Buffer.alloc(regionBytes), { auth: { pairId, generation: 1 } })).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && e.code === 'STALE',
+    );
+  }, 60_000);
+});
+
 describe('failover and easy failback (periodic)', () => {
   it('the new primary starts from the last applied cycle; failback copies exactly current ∪ next of the old primary ∪ written-since, in one cycle', async () => {
     const seed = baseSeed + 20;
