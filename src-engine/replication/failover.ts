@@ -102,7 +102,8 @@ async function periodicMapsOf(record: PairRecord, endpoint: VolumeEndpoint): Pro
   return new Bitset(member?.regionCount ?? 0);
 }
 
-function event(role: RoleEvent['role'], generation: number, kind: RoleEvent['event']): RoleEvent {
+/** A role-change event stamped now, by this orchestrator's user@host. */
+export function roleEvent(role: RoleEvent['role'], generation: number, kind: RoleEvent['event']): RoleEvent {
   return { generation, role, event: kind, atMs: Date.now(), by: byWhom() };
 }
 
@@ -129,8 +130,12 @@ export async function failoverPair(store: PairStore, resolver: EndpointResolver,
     // Maps that must record every region from the promotion on exist before it (still locked).
     await ensureMap(secondary, failbackMapName(record.pairId));
     if (record.mode === 'periodic') await ensureMap(secondary, sinceMapName(record.pairId));
-    const atRisk = reachable ? await handOver(record, primary.endpoint, secondary, event('secondary', generation, 'failover-forced')) : null;
-    const promoted = await secondary.agent.pairRoleChange(secondary.path, record.pairId, event('primary', generation, force ? 'failover-forced' : 'failover'));
+    const atRisk = reachable ? await handOver(record, primary.endpoint, secondary, roleEvent('secondary', generation, 'failover-forced')) : null;
+    const promoted = await secondary.agent.pairRoleChange(
+      secondary.path,
+      record.pairId,
+      roleEvent('primary', generation, force ? 'failover-forced' : 'failover'),
+    );
     // A periodic cycle in progress is abandoned: its snapshot is the old primary's (removed at failback).
     await rm(join(store.pairDir(name), 'cycle.json'), { force: true });
     await store.update(name, {
@@ -263,12 +268,12 @@ export async function failbackPair(store: PairStore, resolver: EndpointResolver,
       const { map: before } = await resyncMapOf(record, endpoints);
       if (before.popcount() > 0) await survivor.agent.bitmapMark(survivor.path, failbackMapName(record.pairId), [...before.indexes()]);
       const loserMember = (await loser.agent.volumeState(loser.path)).members.find((m) => m.pairId === record.pairId);
-      if (loserMember?.role === 'primary') await handOver(record, loser, survivor, event('secondary', generation, 'failback'));
+      if (loserMember?.role === 'primary') await handOver(record, loser, survivor, roleEvent('secondary', generation, 'failback'));
       if (discard === 'new-primary') {
         // The loser's own writes since the failover are in its failback map: final now that it is locked.
         const fb = bitsOf(await loser.agent.bitmapRead(loser.path, failbackMapName(record.pairId)));
         if (fb.popcount() > 0) await survivor.agent.bitmapMark(survivor.path, failbackMapName(record.pairId), [...fb.indexes()]);
-        await survivor.agent.pairRoleChange(survivor.path, record.pairId, event('primary', generation, 'failback'));
+        await survivor.agent.pairRoleChange(survivor.path, record.pairId, roleEvent('primary', generation, 'failback'));
       }
       const map = bitsOf(await survivor.agent.bitmapRead(survivor.path, failbackMapName(record.pairId)));
       if (options.exportDiscarded) discarded = await exportDiscarded(options.exportDiscarded, record, loser, map);

@@ -12,8 +12,9 @@
 
 import { Bitset, runsOf } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
-import { failbackMapName, type RoleEvent } from '../agent';
+import { failbackMapName } from '../agent';
 import type { EndpointResolver, PairEndpoints } from './endpoints';
+import { roleEvent } from './failover';
 import { checkNotGrouped } from './groups';
 import { checkPairMembers } from './members';
 import type { PairRecord, PairStore } from './pair-store';
@@ -22,7 +23,6 @@ import { replicatePair } from './replicate';
 import { acquirePairLock } from './sync/lock';
 import { sinceMapName } from './sync/names';
 import { verifyPair } from './sync/verify';
-import { hostname, userInfo } from 'node:os';
 
 export interface MigrateSummary {
   readonly pair: string;
@@ -38,14 +38,6 @@ export interface MigrateSummary {
   readonly pauseMs: number;
   readonly durationMs: number;
 }
-
-const roleEvent = (role: RoleEvent['role'], generation: number): RoleEvent => ({
-  generation,
-  role,
-  event: 'migrate',
-  atMs: Date.now(),
-  by: `${userInfo().username}@${hostname()}`,
-});
 
 /** How long the drain may run before the pause starts (a writer may keep a pair from ever being in sync). */
 const drainMsDefault = 10_000;
@@ -78,7 +70,7 @@ export async function migratePair(store: PairStore, resolver: EndpointResolver, 
     await releaseProtection(record, endpoints);
     // A periodic primary records what its next cycle ships from its promotion on (created while still locked).
     if (record.mode === 'periodic') await secondary.agent.bitmapCreate(secondary.path, sinceMapName(record.pairId));
-    await secondary.agent.pairRoleChange(secondary.path, record.pairId, roleEvent('primary', generation));
+    await secondary.agent.pairRoleChange(secondary.path, record.pairId, roleEvent('primary', generation, 'migrate'));
     await secondary.agent.bitmapDelete(secondary.path, failbackMapName(record.pairId)).catch(() => undefined); // nothing diverged
     const pauseMs = Math.round(performance.now() - pauseStartMs);
     await store.update(name, { generation, primary: record.secondary, secondary: record.primary });
@@ -148,8 +140,8 @@ async function releaseProtection(record: PairRecord, endpoints: PairEndpoints): 
 async function restorePrimary(store: PairStore, record: PairRecord, endpoints: PairEndpoints, final: readonly number[]): Promise<void> {
   const generation = record.generation + 2;
   const { primary, secondary } = endpoints;
-  await secondary.agent.pairRoleChange(secondary.path, record.pairId, roleEvent('secondary', generation));
-  await primary.agent.pairRoleChange(primary.path, record.pairId, roleEvent('primary', generation));
+  await secondary.agent.pairRoleChange(secondary.path, record.pairId, roleEvent('secondary', generation, 'migrate'));
+  await primary.agent.pairRoleChange(primary.path, record.pairId, roleEvent('primary', generation, 'migrate'));
   await primary.agent.bitmapDelete(primary.path, failbackMapName(record.pairId)).catch(() => undefined);
   if (record.mode === 'continuous' && final.length > 0) await primary.agent.trackingMark(primary.path, record.pairId, final);
   if (record.mode === 'periodic') {
@@ -160,7 +152,7 @@ async function restorePrimary(store: PairStore, record: PairRecord, endpoints: P
 }
 async function stopPrimary(record: PairRecord, endpoints: PairEndpoints): Promise<number[]> {
   const { primary } = endpoints;
-  const result = await primary.agent.pairRoleChange(primary.path, record.pairId, roleEvent('secondary', record.generation + 1));
+  const result = await primary.agent.pairRoleChange(primary.path, record.pairId, roleEvent('secondary', record.generation + 1, 'migrate'));
   if (record.mode === 'continuous') return [...(result.unshippedRegions ?? [])];
   const maps = await primary.agent.bitmapList(primary.path);
   const names = [sinceMapName(record.pairId), currentMapName(record.pairId)].filter((n) => maps.some((m) => m.name === n));

@@ -4,48 +4,27 @@
 // secondary and demotes the primary, keeping those regions for failback; regions written on
 // the new primary; the Failback dialog shows exactly the count `tidemark failback --dry-run`
 // reports, and failing back copies exactly that many; `verify` exits 0.
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { RpcPeer } from '../../src-engine/transport';
-import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
-import { repoRoot, tidemarkAsync } from '../helpers/cli';
+import { consoleE2E } from '../helpers/browser';
+import { tidemarkAsync } from '../helpers/cli';
 import { randomRegion } from '../helpers/pairs';
-import { tempDir } from '../helpers/tmp';
 
 const MiB = 2 ** 20;
-const shots = join(repoRoot, 'test-results');
-let browser: Browser;
-let web: WebConsole;
-let dir: string;
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-}
-
-beforeAll(async () => {
-  await mkdir(shots, { recursive: true });
-  dir = await tempDir('tidemark-e2e-failover-');
-  web = await startWebConsole(join(dir, 'home'));
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  if (web) expect(await web.stop()).toBe(0);
-});
+const e2e = consoleE2E('tidemark-e2e-failover-');
+const { shot } = e2e;
 
 async function cli(args: string[]): Promise<string> {
-  const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(dir, 'home') });
+  const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(e2e.dir, 'home') });
   expect(result.status, `tidemark ${args.join(' ')}: ${result.stderr}`).toBe(0);
   return result.stdout;
 }
 
 /** Writes regions through the console's own agent, as an NBD client's writes would arrive. */
 async function writeThroughConsole(path: string, regions: readonly number[], seed: number): Promise<void> {
-  const peer = new RpcPeer(await connectAgentSocket(join(dir, 'home')), { role: 'client', keepaliveMs: 0 });
+  const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
   await peer.handshake();
   const agent = new RpcAgent(peer);
   for (const [i, r] of regions.entries()) await agent.writeRegion(path, r, randomRegion(seed + i, MiB));
@@ -54,8 +33,8 @@ async function writeThroughConsole(path: string, regions: readonly number[], see
 
 describe('failover and failback in the console (Chromium, web mode)', () => {
   it('Failover dialog → writes on the new primary → Failback dialog shows the CLI’s count → identical', async () => {
-    const primary = join(dir, 'site-a.img');
-    const secondary = join(dir, 'site-b.img');
+    const primary = join(e2e.dir, 'site-a.img');
+    const secondary = join(e2e.dir, 'site-b.img');
     await cli(['volume', 'create', primary, '--size', '32MiB']);
     await cli(['volume', 'create', secondary, '--size', '32MiB']);
     await cli(['pair', 'create', 'field', '--primary', primary, '--secondary', secondary, '--region-size', '1MiB']);
@@ -63,10 +42,10 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
     const unshipped = [1, 4, 4, 9];
     await writeThroughConsole(primary, unshipped, 500);
 
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1600 } });
+    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1600 } });
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(web.url);
+    await page.goto(e2e.web.url);
     await page.getByTestId('pair-card-field').waitFor({ timeout: 60_000 });
     await page.getByTestId('pair-card-field').click();
 
@@ -96,7 +75,7 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
       .poll(() => page.getByTestId('failover-result').textContent(), { timeout: 60_000 })
       .toMatch(new RegExp(`^Failed back: copied ${plan.resyncRegions} regions`));
 
-    const verified = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(dir, 'home') });
+    const verified = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(e2e.dir, 'home') });
     expect(verified.status, verified.stderr).toBe(0);
     expect(pageErrors).toEqual([]);
     await page.close();

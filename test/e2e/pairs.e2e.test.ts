@@ -2,51 +2,31 @@
 // two plain files become a pair through the wizard (its estimate table shows what each method
 // would send), the first sync runs with live progress, the conveyed heatmap and Verify agree
 // with the CLI's verify on the same home, and the pair is deleted by typing its name.
-import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
-import { repoRoot, tidemarkAsync } from '../helpers/cli';
+import { describe, expect, it } from 'vitest';
+import { consoleE2E } from '../helpers/browser';
+import { tidemarkAsync } from '../helpers/cli';
 import { randomRegion } from '../helpers/pairs';
-import { tempDir } from '../helpers/tmp';
 
 const MiB = 2 ** 20;
-const shots = join(repoRoot, 'test-results');
-let browser: Browser;
-let web: WebConsole;
-let dir: string;
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-}
-
-beforeAll(async () => {
-  await mkdir(shots, { recursive: true });
-  dir = await tempDir('tidemark-e2e-pairs-');
-  web = await startWebConsole(join(dir, 'home'));
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  if (web) expect(await web.stop()).toBe(0);
-});
+const e2e = consoleE2E('tidemark-e2e-pairs-');
+const { shot } = e2e;
 
 describe('pairs in the console (Chromium, web mode)', () => {
   it('wizard → first sync with progress → conveyed heatmap and Verify agree with the CLI → delete', async () => {
-    const primary = join(dir, 'site-a.img');
-    const secondary = join(dir, 'site-b.img');
+    const primary = join(e2e.dir, 'site-a.img');
+    const secondary = join(e2e.dir, 'site-b.img');
     const data = randomRegion(20261123, 24 * MiB);
     data.fill(0, 8 * MiB, 16 * MiB); // a third of the primary never written
     await writeFile(primary, data);
     await writeFile(secondary, '');
     await truncate(secondary, 24 * MiB);
 
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(web.url);
+    await page.goto(e2e.web.url);
     await page.getByTestId('pair-card-lab').waitFor({ timeout: 60_000 }); // the engine made its lab first
     await page.getByTestId('pair-new').click();
     await page.getByTestId('wizard-name').fill('field');
@@ -72,7 +52,7 @@ describe('pairs in the console (Chromium, web mode)', () => {
 
     await page.getByTestId('verify').click();
     await expect.poll(() => page.getByTestId('verify-result').textContent()).toBe('All 24 regions are identical.');
-    const cli = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(dir, 'home') });
+    const cli = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(e2e.dir, 'home') });
     expect(cli.status, cli.stderr).toBe(0);
     expect(JSON.parse(cli.stdout)).toMatchObject({ regions: 24, regionsDiffering: 0 });
     expect((await readFile(secondary)).equals(await readFile(primary))).toBe(true);

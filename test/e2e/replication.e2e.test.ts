@@ -3,42 +3,22 @@
 // the console's agent socket show as lag and on the OOS heatmap; Start replication in the Pair
 // detail ships exactly the distinct regions written, reaches "in sync", and the CLI agrees
 // (map --which oos is empty, verify exits 0, the files are identical); Stop ends it.
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { RpcPeer } from '../../src-engine/transport';
-import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
-import { repoRoot, tidemarkAsync } from '../helpers/cli';
+import { consoleE2E } from '../helpers/browser';
+import { tidemarkAsync } from '../helpers/cli';
 import { randomRegion } from '../helpers/pairs';
-import { tempDir } from '../helpers/tmp';
 
 const MiB = 2 ** 20;
-const shots = join(repoRoot, 'test-results');
-let browser: Browser;
-let web: WebConsole;
-let dir: string;
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-}
-
-beforeAll(async () => {
-  await mkdir(shots, { recursive: true });
-  dir = await tempDir('tidemark-e2e-replication-');
-  web = await startWebConsole(join(dir, 'home'));
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  if (web) expect(await web.stop()).toBe(0);
-});
+const e2e = consoleE2E('tidemark-e2e-replication-');
+const { shot } = e2e;
 
 /** Runs the CLI on the console's home (through its agent) and insists it succeeds. */
 async function cli(args: string[]): Promise<string> {
-  const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(dir, 'home') });
+  const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(e2e.dir, 'home') });
   expect(result.status, `tidemark ${args.join(' ')}: ${result.stderr}`).toBe(0);
   return result.stdout;
 }
@@ -49,8 +29,8 @@ async function oosSetCount(): Promise<number> {
 
 describe('continuous replication in the console (Chromium, web mode)', () => {
   it('writes show as lag → Start → in sync with exactly the written regions shipped → the CLI agrees → Stop', async () => {
-    const primary = join(dir, 'site-a.img');
-    const secondary = join(dir, 'site-b.img');
+    const primary = join(e2e.dir, 'site-a.img');
+    const secondary = join(e2e.dir, 'site-b.img');
     await cli(['volume', 'create', primary, '--size', '32MiB']);
     await cli(['volume', 'create', secondary, '--size', '32MiB']);
     await cli(['pair', 'create', 'field', '--primary', primary, '--secondary', secondary, '--region-size', '1MiB', '--mode', 'continuous']);
@@ -61,17 +41,17 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     // Regions 5 and 2 are written twice: each is shipped once.
     const written = [2, 5, 5, 9, 17, 2, 30, 31];
     const distinct = new Set(written).size;
-    const peer = new RpcPeer(await connectAgentSocket(join(dir, 'home')), { role: 'client', keepaliveMs: 0 });
+    const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
     await peer.handshake();
     const agent = new RpcAgent(peer);
     for (const [i, r] of written.entries()) await agent.writeRegion(primary, r, randomRegion(1000 + i, MiB));
     await agent.dispose();
     expect(await oosSetCount()).toBe(distinct);
 
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1400 } });
+    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1400 } });
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(web.url);
+    await page.goto(e2e.web.url);
     await page.getByTestId('pair-card-field').waitFor({ timeout: 60_000 });
     await page.getByTestId('pair-card-field').click();
     await expect.poll(() => page.getByTestId('replication-state').textContent()).toBe('stopped');
@@ -99,7 +79,7 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     await shot(page, 'e2e-replication-in-sync');
 
     expect(await oosSetCount()).toBe(0);
-    const verified = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(dir, 'home') });
+    const verified = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(e2e.dir, 'home') });
     expect(verified.status, verified.stderr).toBe(0);
     expect(JSON.parse(verified.stdout)).toMatchObject({ regions: 32, regionsDiffering: 0 });
     expect((await readFile(secondary)).equals(await readFile(primary))).toBe(true);

@@ -2,45 +2,25 @@
 // CLI on the console's home; the Seeding screen checks the media, exports the primary with
 // progress to "safe to remove", verifies the image, imports it into the secondary, and the
 // resync it offers leaves the volumes identical by the CLI's verify.
-import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
 import { RpcPeer } from '../../src-engine/transport';
-import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
-import { repoRoot, tidemarkAsync } from '../helpers/cli';
+import { consoleE2E } from '../helpers/browser';
+import { tidemarkAsync } from '../helpers/cli';
 import { randomRegion } from '../helpers/pairs';
-import { tempDir } from '../helpers/tmp';
 
 const MiB = 2 ** 20;
-const shots = join(repoRoot, 'test-results');
-let browser: Browser;
-let web: WebConsole;
-let dir: string;
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-}
-
-beforeAll(async () => {
-  await mkdir(shots, { recursive: true });
-  dir = await tempDir('tidemark-e2e-seeding-');
-  web = await startWebConsole(join(dir, 'home'));
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  if (web) expect(await web.stop()).toBe(0);
-});
+const e2e = consoleE2E('tidemark-e2e-seeding-');
+const { shot } = e2e;
 
 describe('seeding in the console (Chromium, web mode)', () => {
   it('export with a media check → verify → import into the secondary → resync → identical', async () => {
-    const env = { TIDEMARK_HOME: join(dir, 'home') };
-    const primary = join(dir, 'site-a.img');
-    const secondary = join(dir, 'site-b.img');
-    const media = join(dir, 'usb', 'seed');
+    const env = { TIDEMARK_HOME: join(e2e.dir, 'home') };
+    const primary = join(e2e.dir, 'site-a.img');
+    const secondary = join(e2e.dir, 'site-b.img');
+    const media = join(e2e.dir, 'usb', 'seed');
     const data = randomRegion(20261124, 16 * MiB);
     data.fill(0, 4 * MiB, 12 * MiB); // half of the primary never written: not stored in the image
     await writeFile(primary, data);
@@ -49,10 +29,10 @@ describe('seeding in the console (Chromium, web mode)', () => {
     const created = await tidemarkAsync(['pair', 'create', 'seed', '--primary', primary, '--secondary', secondary, '--region-size', '1MiB'], env);
     expect(created.status, created.stderr).toBe(0);
 
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1200 } });
+    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1200 } });
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(web.url);
+    await page.goto(e2e.web.url);
     await page.getByTestId('pair-card-seed').waitFor({ timeout: 60_000 });
     await page.getByTestId('nav-seeding').click();
     await page.getByTestId('export-source').fill('seed');
@@ -67,7 +47,7 @@ describe('seeding in the console (Chromium, web mode)', () => {
     await shot(page, 'e2e-seeding-exported');
 
     // The primary changes after the export: two regions rewritten through the console's agent.
-    const peer = new RpcPeer(await connectAgentSocket(join(dir, 'home')), { role: 'client', keepaliveMs: 0 });
+    const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
     await peer.handshake();
     const agent = new RpcAgent(peer);
     for (const r of [1, 13]) await agent.writeRegion(primary, r, randomRegion(r, MiB));

@@ -1,8 +1,12 @@
 // Debian's Chromium driven by playwright-core (never a downloaded browser), and the console
 // in web mode as a real process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chromium, type Browser } from 'playwright-core';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { cliBundle } from './cli';
+import { tempDir } from './tmp';
 import { requireTool } from './tools';
 
 export async function launchChromium(): Promise<Browser> {
@@ -54,4 +58,35 @@ export function startWebConsole(homeDir: string, env: NodeJS.ProcessEnv = {}): P
       });
     });
   });
+}
+
+export interface ConsoleE2E {
+  /** The test's temp dir; the console's home is `<dir>/home`. */
+  dir: string;
+  web: WebConsole;
+  browser: Browser;
+  /** A full-page screenshot into test-results/NAME.png. */
+  shot(page: Page, name: string): Promise<void>;
+}
+
+/**
+ * The setup every console E2E file shares: a temp dir, a web-mode console on `<dir>/home`,
+ * Chromium; stopped after the file (the console must exit 0). Fields are filled in beforeAll.
+ */
+export function consoleE2E(prefix: string): ConsoleE2E {
+  const shots = join(import.meta.dirname, '..', '..', 'test-results');
+  const e2e = {
+    shot: (page: Page, name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true }).then(() => undefined),
+  } as ConsoleE2E;
+  beforeAll(async () => {
+    await mkdir(shots, { recursive: true });
+    e2e.dir = await tempDir(prefix);
+    e2e.web = await startWebConsole(join(e2e.dir, 'home'));
+    e2e.browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await e2e.browser?.close();
+    if (e2e.web) expect(await e2e.web.stop()).toBe(0);
+  });
+  return e2e;
 }
