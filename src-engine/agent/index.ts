@@ -30,7 +30,7 @@ export type {
   RoleChangeResult,
   RoleEvent,
 } from './agent-api';
-export { failbackMapName } from './role-change';
+export { failbackMapName, unshippedMapName } from './role-change';
 export { peerTargetSchema, peerAlias, authorizedKeysPath, type PeerFiles, type PeerTarget } from './peer-keys';
 export { pairRestrictedHandler } from './peer-session';
 export type { PeerLink, PeerLinkOpener } from './peer-links';

@@ -19,17 +19,17 @@ import { changeMapsOf, membersOf, snapshotsOf, trackersOf, type AgentVolume } fr
 const short = (pairId: string) => pairId.replace(/-/g, '').slice(0, 12);
 /** The new primary's map of regions written since its promotion. */
 export const failbackMapName = (pairId: string) => `p${short(pairId)}-fb`;
+/**
+ * A demoted primary's regions that were unshipped at its lock, kept durably on it until the
+ * orchestrator has handed them on (failover's handOver, migrate's final copy) and deletes it:
+ * an orchestrator that dies between the demotion and the hand-over finds them here on retry.
+ */
+export const unshippedMapName = (pairId: string) => `p${short(pairId)}-un`;
 
 export async function changeRole(volume: AgentVolume, homeDir: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {
   const members = membersOf(volume, homeDir);
   const member = members.require(pairId);
-  if (member.role === event.role && member.generation === event.generation) {
-    // Already done (a retried call): report it as it is.
-    const hasMap = changeMapsOf(volume, homeDir)
-      .list()
-      .some((m) => m.name === failbackMapName(pairId));
-    return { member, rolledBackRegions: 0, failbackMap: event.role === 'primary' && hasMap ? failbackMapName(pairId) : null };
-  }
+  if (member.role === event.role && member.generation === event.generation) return alreadyDone(volume, homeDir, member);
   if (member.role === event.role && event.generation > member.generation) {
     // The survivor of a split brain keeps its role at the new generation (nothing else changes).
     return { member: await members.changeRole(pairId, event), rolledBackRegions: 0, failbackMap: null };
@@ -42,6 +42,17 @@ export async function changeRole(volume: AgentVolume, homeDir: string, pairId: s
     );
   }
   return event.role === 'primary' ? promote(volume, homeDir, member, event) : demote(volume, homeDir, member, event);
+}
+
+/** A retried call: reported as it is (a demotion's unshipped regions from its durable map). */
+function alreadyDone(volume: AgentVolume, homeDir: string, member: PairMember): RoleChangeResult {
+  const maps = changeMapsOf(volume, homeDir);
+  const has = (name: string) => maps.list().some((m) => m.name === name);
+  if (member.role === 'primary') {
+    return { member, rolledBackRegions: 0, failbackMap: has(failbackMapName(member.pairId)) ? failbackMapName(member.pairId) : null };
+  }
+  const unshipped = has(unshippedMapName(member.pairId)) ? [...maps.read(unshippedMapName(member.pairId)).indexes()] : [];
+  return { member, rolledBackRegions: 0, failbackMap: null, unshippedRegions: unshipped };
 }
 
 async function promote(volume: AgentVolume, homeDir: string, member: PairMember, event: RoleEvent): Promise<RoleChangeResult> {
@@ -85,6 +96,11 @@ async function demote(volume: AgentVolume, homeDir: string, member: PairMember, 
     const tracker = trackers.has(member.pairId) ? trackers.get(member.pairId) : undefined;
     return tracker ? [...Bitset.union(tracker.oos, tracker.predictor.inFlight).indexes()] : [];
   });
+  // Durable before the tracker (and its MOOS) goes: nothing locked is writing the volume now.
+  const maps = changeMapsOf(volume, homeDir);
+  const mapName = unshippedMapName(member.pairId);
+  if (!maps.list().some((m) => m.name === mapName)) await maps.create(mapName);
+  if (unshipped.length > 0) await maps.mark(mapName, unshipped);
   await trackers.detach(member.pairId);
   return { member: demoted, rolledBackRegions: 0, failbackMap: null, unshippedRegions: unshipped };
 }

@@ -4,10 +4,10 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatDurationMs } from '../progress';
-import { failbackPair, failoverPair, migratePair, type FailbackSummary, type FailoverSummary } from '../replication';
-import { formatBytes } from '../size';
+import { failbackPair, failoverPair, migratePair, type FailbackSummary, type FailoverSummary, type MigrateProgress } from '../replication';
+import { formatBytes, parseDurationMs } from '../size';
 import { pairStoreOf, withAgentPool } from './agents';
-import { printResult, type GlobalOptions, type Io } from './output';
+import { StatusLine, bar, printResult, type GlobalOptions, type Io } from './output';
 
 function failoverText(s: FailoverSummary): string {
   return [
@@ -79,16 +79,40 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
 export function registerMigrateCommand(program: Command, io: Io, globals: () => GlobalOptions): void {
   program
     .command('migrate')
-    .description('planned, lossless role swap: drain, stop writes on the primary, copy the rest, verify, promote the secondary')
+    .description(
+      'planned, lossless role swap: drain, stop writes on the primary, copy the rest, verify, promote the secondary; run again to finish one that was interrupted',
+    )
     .argument('<name>')
-    .action(async (name: string) => {
+    .option('--drain-timeout <duration>', 'how long to ship while applications still write before pausing them (e.g. 30s; 0 pauses at once)', '10s')
+    .action(async (name: string, options: { drainTimeout: string }) => {
       const global = globals();
-      const s = await withAgentPool(io, global, (pool) => migratePair(pairStoreOf(io, global), pool, name), undefined);
+      const drainMs = parseDurationMs(/^\s*\d+(\.\d+)?\s*$/.test(options.drainTimeout) ? `${options.drainTimeout}s` : options.drainTimeout, '--drain-timeout');
+      const line = new StatusLine(io, global);
+      const onProgress = (p: MigrateProgress) => line.draw(() => migrateProgressText(p), p.phase !== 'drain' && p.phase !== 'copy');
+      const s = await withAgentPool(
+        io,
+        global,
+        async (pool) => {
+          try {
+            return await migratePair(pairStoreOf(io, global), pool, name, { drainMs, onProgress });
+          } finally {
+            line.finish();
+          }
+        },
+        undefined,
+      );
       printResult(io, global, s, () =>
         [
-          `migrated ${s.pair}: ${s.newPrimary} is the primary now (generation ${s.generation}), ${s.oldPrimary} its secondary, in sync`,
+          `${s.resumed ? 'finished the interrupted migrate of' : 'migrated'} ${s.pair}: ${s.newPrimary} is the primary now (generation ${s.generation}), ${s.oldPrimary} its secondary, in sync`,
           `  writes paused ${formatDurationMs(s.pauseMs)} (${s.finalRegions} regions copied in the pause, ${s.drainedRegions} drained before), verified by signature`,
         ].join('\n'),
       );
     });
+}
+
+function migrateProgressText(p: MigrateProgress): string {
+  const what = { drain: 'draining', pause: 'writes paused', copy: 'copying', verify: 'verifying', done: 'done' }[p.phase];
+  if (p.regionsTotal === 0) return `migrate ${p.pair}: ${what}`;
+  const eta = p.etaMs === undefined ? '' : `, ETA ${formatDurationMs(p.etaMs)}`;
+  return `migrate ${p.pair}: ${what} ${bar(p.regionsTransferred / p.regionsTotal)} ${p.regionsTransferred}/${p.regionsTotal} regions, ${formatBytes(p.bytesPerSecond)}/s${eta}`;
 }

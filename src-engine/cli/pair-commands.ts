@@ -67,6 +67,11 @@ function statusText(status: PairStatus): string {
           } — run \`tidemark sync ${record.name}\` to resume`,
         ]
       : []),
+    ...(status.migrateInterrupted
+      ? [
+          `  unfinished migrate to ${status.migrateInterrupted.newPrimary}, started ${status.migrateInterrupted.startedAt}: writes stay paused — run \`tidemark migrate ${record.name}\` to finish it`,
+        ]
+      : []),
     ...timelineLines(status),
   ].join('\n');
 }

@@ -17,7 +17,7 @@ import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Bitset } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
-import { failbackMapName, type BitmapContents, type RoleEvent } from '../agent';
+import { failbackMapName, unshippedMapName, type BitmapContents, type RoleEvent } from '../agent';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import type { PairRecord, PairStore } from './pair-store';
 import { exportDiscarded, type DiscardedExport } from './discarded';
@@ -25,7 +25,7 @@ import { checkNotGrouped } from './groups';
 import { currentMapName } from './periodic';
 import { replicatePair, type ReplicateSummary } from './replicate';
 import { acquirePairLock } from './sync/lock';
-import { sinceMapName } from './sync/names';
+import { migrateJournalFile, sinceMapName } from './sync/names';
 
 export interface FailoverSummary {
   readonly pair: string;
@@ -138,6 +138,7 @@ export async function failoverPair(store: PairStore, resolver: EndpointResolver,
     );
     // A periodic cycle in progress is abandoned: its snapshot is the old primary's (removed at failback).
     await rm(join(store.pairDir(name), 'cycle.json'), { force: true });
+    await rm(join(store.pairDir(name), migrateJournalFile), { force: true }); // a migrate that died in its pause: decided now
     await store.update(name, {
       generation,
       primary: record.secondary,
@@ -173,12 +174,22 @@ async function ensureMap(side: VolumeEndpoint, name: string): Promise<void> {
  */
 async function handOver(record: PairRecord, old: VolumeEndpoint, survivor: VolumeEndpoint, demotion: RoleEvent): Promise<number> {
   const mapName = failbackMapName(record.pairId);
-  const before = await unshippedOf(record, old);
-  if (before.popcount() > 0) await survivor.agent.bitmapMark(survivor.path, mapName, [...before.indexes()]);
+  // Already demoted (a migrate that died in its pause): its demotion's durable unshipped map says it all.
+  const stillPrimary = (await old.agent.volumeState(old.path)).members.find((m) => m.pairId === record.pairId)?.role === 'primary';
+  const before = stillPrimary ? [...(await unshippedOf(record, old)).indexes()] : [];
+  if (before.length > 0) await survivor.agent.bitmapMark(survivor.path, mapName, before);
   const result = await old.agent.pairRoleChange(old.path, record.pairId, demotion);
+  // A periodic primary's unshipped regions are its change maps (its tracker's OOS is never shipped).
   const after = record.mode === 'periodic' ? [...(await periodicMapsOf(record, old)).indexes()] : [...(result.unshippedRegions ?? [])];
   if (after.length > 0) await survivor.agent.bitmapMark(survivor.path, mapName, after);
-  return new Set([...before.indexes(), ...after]).size;
+  // Handed on durably: the demotion's own copy goes (it would record the writes replication brings next).
+  await dropMaps(old, [unshippedMapName(record.pairId)]);
+  return new Set([...before, ...after]).size;
+}
+
+async function dropMaps(side: VolumeEndpoint, names: readonly string[]): Promise<void> {
+  const maps = await side.agent.bitmapList(side.path);
+  for (const name of names) if (maps.some((m) => m.name === name)) await side.agent.bitmapDelete(side.path, name);
 }
 
 function refusal(record: PairRecord, reachable: boolean, error: TidemarkError | null): TidemarkError {
@@ -368,10 +379,7 @@ async function seedResync(record: PairRecord, primary: VolumeEndpoint, regions: 
 
 /** What the demoted old primary kept as a primary: its periodic maps and cycle snapshots. */
 async function dropPrimaryLeftovers(record: PairRecord, old: VolumeEndpoint): Promise<void> {
-  const maps = await old.agent.bitmapList(old.path);
-  for (const name of [sinceMapName(record.pairId), currentMapName(record.pairId)]) {
-    if (maps.some((m) => m.name === name)) await old.agent.bitmapDelete(old.path, name);
-  }
+  await dropMaps(old, [sinceMapName(record.pairId), currentMapName(record.pairId), unshippedMapName(record.pairId)]);
   const { snapshots } = await old.agent.snapshotList(old.path);
   for (const s of snapshots.filter((s) => s.label.startsWith(`tidemark-cycle ${record.pairId} `))) await old.agent.snapshotDelete(old.path, s.snapshotId);
 }

@@ -18,4 +18,4 @@ export { GroupStore, runGroupCycle, type GroupRecord, type GroupCycleOptions, ty
 export { sleepMs } from './sync/conveyor';
 export { linkPair, unlinkPair, shipPathOf, type LinkOptions, type LinkResult, type ShipPath } from './direct';
 export { failoverPair, failbackPair, resyncMapOf, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';
-export { migratePair, type MigrateSummary } from './migrate';
+export { migratePair, readMigrateJournal, testMigrateStopEnv, type MigrateProgress, type MigrateSummary } from './migrate';

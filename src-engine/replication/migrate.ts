@@ -1,19 +1,27 @@
 // Planned migration (seed 004, docs/failover.md "Migrate"): a lossless role swap.
 //  1. drain while applications still write: replicate until in sync (continuous) or run a cycle
 //     (periodic), so what is left for the pause is small;
-//  2. the pause: demote the primary (locked at g+1: its writes stop, EPERM on its exports), and
-//     take what it still had unshipped — its tracking's OOS ∪ in flight at the lock, or for a
-//     periodic pair its current ∪ next maps;
-//  3. copy those regions into the secondary (still locked at g: the pair's auth), flush it, and
-//     verify both sides by signature — any difference aborts before a role changes on it;
-//  4. promote the secondary at g+1 (no failback map is kept: nothing diverged) and swap the
-//     roles in the record; the old primary is the new secondary, in sync.
-// The pause (2–4) is measured and reported.
+//  2. the pause: a durable journal (`migrate.json` beside the pair record) says a migrate is
+//     under way, then the primary is demoted (locked at g+1: its writes stop, EPERM on its
+//     exports); what it still had unshipped stays durably on it — its tracking's OOS ∪ in flight
+//     at the lock in the demotion's unshipped map, or a periodic pair's current ∪ next maps;
+//  3. those regions are copied into the secondary (still locked at g: the pair's auth), it is
+//     flushed, and both sides are verified by signature — any difference aborts before a role
+//     changes on it;
+//  4. the secondary is promoted at g+1 (no failback map is kept: nothing diverged), the roles are
+//     swapped in the record, the old primary's maps go, then the journal.
+// A process that dies anywhere in 2–4 leaves the journal: `migrate NAME` again resumes at the
+// pause from what each side durably says (the demotion and promotion are idempotent), never a
+// pair with two secondaries and no way forward. The pause (2–4) is measured and reported.
 
+import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { z } from 'zod';
 import { Bitset, runsOf } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
-import { failbackMapName } from '../agent';
-import type { EndpointResolver, PairEndpoints } from './endpoints';
+import { failbackMapName, unshippedMapName, type PairMember } from '../agent';
+import { defineRecord, readRecord, writeRecord } from '../store';
+import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import { roleEvent } from './failover';
 import { checkNotGrouped } from './groups';
 import { checkPairMembers } from './members';
@@ -21,7 +29,7 @@ import type { PairRecord, PairStore } from './pair-store';
 import { currentMapName } from './periodic';
 import { replicatePair } from './replicate';
 import { acquirePairLock } from './sync/lock';
-import { sinceMapName } from './sync/names';
+import { migrateJournalFile, sinceMapName } from './sync/names';
 import { verifyPair } from './sync/verify';
 
 export interface MigrateSummary {
@@ -37,57 +45,223 @@ export interface MigrateSummary {
   /** From the primary's writes stopping to the new primary taking writes. */
   readonly pauseMs: number;
   readonly durationMs: number;
+  /** This run finished a migrate that an earlier one (which died in its pause) started. */
+  readonly resumed: boolean;
 }
 
-/** How long the drain may run before the pause starts (a writer may keep a pair from ever being in sync). */
+export interface MigrateProgress {
+  readonly pair: string;
+  /** drain: shipping while writes go on; pause: primary stopped; copy: its unshipped regions; verify: signatures of both sides. */
+  readonly phase: 'drain' | 'pause' | 'copy' | 'verify' | 'done';
+  readonly regionsTransferred: number;
+  /** Of the phase's work (drain: what was out of sync; copy: the final regions; verify: the volume's regions). */
+  readonly regionsTotal: number;
+  readonly bytesTransferred: number;
+  readonly bytesPerSecond: number;
+  readonly etaMs: number | undefined;
+}
+
+export interface MigrateOptions {
+  /** How long the drain may run before the pause starts (a writer may keep a pair from ever being in sync). */
+  readonly drainMs?: number;
+  readonly onProgress?: (progress: MigrateProgress) => void;
+}
+
 const drainMsDefault = 10_000;
 
-export async function migratePair(store: PairStore, resolver: EndpointResolver, name: string, options: { drainMs?: number } = {}): Promise<MigrateSummary> {
+/**
+ * Test-only: `copied` or `promoted` — the point of the pause where a migrate announces itself on
+ * stderr and waits (an hour) to be killed (test/integration/migrate-crash.test.ts).
+ */
+export const testMigrateStopEnv = 'TIDEMARK_TEST_MIGRATE_STOP_AT';
+
+async function testStop(point: 'copied' | 'promoted'): Promise<void> {
+  if (process.env[testMigrateStopEnv] !== point) return;
+  process.stderr.write(`tidemark: test: migrate stopped at ${point}\n`);
+  await new Promise((resolve) => setTimeout(resolve, 3_600_000));
+}
+
+/** The durable cursor of a migrate's pause (`migrate.json` beside the pair record). */
+const migrateJournalKind = defineRecord(
+  'tidemark/migrate-journal',
+  1,
+  z.object({
+    /** The pair's generation when the pause began: the old primary is demoted to generation + 1. */
+    generation: z.number().int().positive(),
+    oldPrimary: z.string(),
+    newPrimary: z.string(),
+    startedAt: z.string(),
+  }),
+);
+type MigrateJournal = z.infer<typeof migrateJournalKind.schema>;
+
+export const migrateJournalPath = (pairDir: string) => join(pairDir, migrateJournalFile);
+
+/** The journal of a migrate that died in its pause, if any (`pair show` and the console say so). */
+export function readMigrateJournal(pairDir: string): Promise<MigrateJournal | undefined> {
+  return readRecord(migrateJournalPath(pairDir), migrateJournalKind);
+}
+
+export async function removeMigrateJournal(pairDir: string): Promise<void> {
+  await rm(migrateJournalPath(pairDir), { force: true });
+}
+
+export async function migratePair(store: PairStore, resolver: EndpointResolver, name: string, options: MigrateOptions = {}): Promise<MigrateSummary> {
   const startMs = performance.now();
+  const pairDir = store.pairDir(name);
   let record = await store.require(name);
+  const journal = await readMigrateJournal(pairDir);
+  if (journal) return resumeMigrate(store, resolver, record, journal, options, startMs);
   if (record.failover) throw new TidemarkError('USAGE', `pair "${name}" is failed over`, `run \`tidemark failback ${name}\` first`);
   if (record.mode === 'periodic') await checkNotGrouped(store, record);
   const endpoints: PairEndpoints = { primary: await resolver.resolve(record.primary.volref), secondary: await resolver.resolve(record.secondary.volref) };
   await checkPairMembers(record, endpoints, 'migrating');
-  const drained = await drain(store, record, endpoints, options.drainMs ?? drainMsDefault);
+  const drained = await drain(store, record, endpoints, options);
   record = await store.require(name);
-  const lock = await acquirePairLock(store.pairDir(name), name, 'migrate');
+  const lock = await acquirePairLock(pairDir, name, 'migrate');
   try {
-    const pauseStartMs = performance.now();
-    const final = await stopPrimary(record, endpoints);
-    const bytes = await copyFinal(record, endpoints, final);
+    const begun: MigrateJournal = {
+      generation: record.generation,
+      oldPrimary: record.primary.volref,
+      newPrimary: record.secondary.volref,
+      startedAt: new Date().toISOString(),
+    };
+    await writeRecord(migrateJournalPath(pairDir), migrateJournalKind, begun);
+    const pause = await runPause(store, record, endpoints, options, startMs);
+    return { ...pause, drainedRegions: drained.regionsTransferred, bytesTransferred: drained.bytesTransferred + pause.bytesTransferred, resumed: false };
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Finishes a migrate whose process died in its pause. The record still names the old primary
+ * (the swap is its last step) unless the swap was recorded and only the cleanup is left.
+ */
+async function resumeMigrate(
+  store: PairStore,
+  resolver: EndpointResolver,
+  record: PairRecord,
+  journal: MigrateJournal,
+  options: MigrateOptions,
+  startMs: number,
+): Promise<MigrateSummary> {
+  const lock = await acquirePairLock(store.pairDir(record.name), record.name, 'migrate');
+  try {
+    record = await store.require(record.name);
+    const swapped = record.generation === journal.generation + 1 && record.primary.volref === journal.newPrimary;
+    if (!swapped && (record.generation !== journal.generation || record.primary.volref !== journal.oldPrimary)) {
+      await removeMigrateJournal(store.pairDir(record.name)); // a failover or failback decided since
+      throw new TidemarkError('USAGE', `the interrupted migrate of pair "${record.name}" was overtaken by a role change`, 'see `tidemark pair show`');
+    }
+    const ends = (primary: string, secondary: string) =>
+      Promise.all([resolver.resolve(primary), resolver.resolve(secondary)]).then(([p, s]): PairEndpoints => ({ primary: p, secondary: s }));
+    if (swapped) {
+      await finishSwap(store, record, await ends(record.primary.volref, record.secondary.volref));
+      return { ...emptySummary(record, startMs), generation: record.generation, resumed: true };
+    }
+    const pause = await runPause(store, record, await ends(record.primary.volref, record.secondary.volref), options, startMs);
+    return { ...pause, drainedRegions: 0, resumed: true };
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Steps 2–4 under the pair's lock, the journal written: every step is safe to run again. */
+async function runPause(
+  store: PairStore,
+  record: PairRecord,
+  endpoints: PairEndpoints,
+  options: MigrateOptions,
+  startMs: number,
+): Promise<Omit<MigrateSummary, 'drainedRegions' | 'resumed'>> {
+  const pauseStartMs = performance.now();
+  const report = progressReporter(record.name, options.onProgress);
+  const generation = record.generation + 1;
+  const promoted = await memberOf(endpoints.secondary, record);
+  const promotedAlready = promoted?.role === 'primary' && promoted.generation === generation;
+  report('pause', 0, 0, 0);
+  const final = await stopPrimary(record, endpoints);
+  let bytes = 0;
+  if (!promotedAlready) {
+    bytes = await copyFinal(record, endpoints, final, (done, doneBytes) => report('copy', done, final.length, doneBytes));
+    await testStop('copied');
+    report('verify', 0, 0, bytes);
     const verified = await verifyPair(record, endpoints);
     if (verified.regionsDiffering > 0) {
       await restorePrimary(store, record, endpoints, final);
       throw new TidemarkError(
         'IO',
-        `migrate of ${name} stopped before the swap: ${verified.regionsDiffering} regions differ after the final copy`,
-        `${record.primary.volref} is the primary again (generation ${record.generation + 2}) with those regions marked to ship; investigate with \`tidemark verify ${name}\`, then \`tidemark replicate ${name}\``,
+        `migrate of ${record.name} stopped before the swap: ${verified.regionsDiffering} regions differ after the final copy`,
+        `${record.primary.volref} is the primary again (generation ${record.generation + 2}) with those regions marked to ship; investigate with \`tidemark verify ${record.name}\`, then \`tidemark replicate ${record.name}\``,
       );
     }
-    const generation = record.generation + 1;
-    const { secondary } = endpoints;
     await releaseProtection(record, endpoints);
     // A periodic primary records what its next cycle ships from its promotion on (created while still locked).
-    if (record.mode === 'periodic') await secondary.agent.bitmapCreate(secondary.path, sinceMapName(record.pairId));
-    await secondary.agent.pairRoleChange(secondary.path, record.pairId, roleEvent('primary', generation, 'migrate'));
-    await secondary.agent.bitmapDelete(secondary.path, failbackMapName(record.pairId)).catch(() => undefined); // nothing diverged
-    const pauseMs = Math.round(performance.now() - pauseStartMs);
-    await store.update(name, { generation, primary: record.secondary, secondary: record.primary });
-    return {
-      pair: name,
-      newPrimary: record.secondary.volref,
-      oldPrimary: record.primary.volref,
-      generation,
-      drainedRegions: drained.regionsTransferred,
-      finalRegions: final.length,
-      bytesTransferred: drained.bytesTransferred + bytes,
-      pauseMs,
-      durationMs: Math.round(performance.now() - startMs),
-    };
-  } finally {
-    await lock.release();
+    if (record.mode === 'periodic') await ensureMap(endpoints.secondary, sinceMapName(record.pairId));
+    await endpoints.secondary.agent.pairRoleChange(endpoints.secondary.path, record.pairId, roleEvent('primary', generation, 'migrate'));
+    await testStop('promoted');
   }
+  await endpoints.secondary.agent.bitmapDelete(endpoints.secondary.path, failbackMapName(record.pairId)).catch(() => undefined); // nothing diverged
+  const pauseMs = Math.round(performance.now() - pauseStartMs);
+  const swapped = await store.update(record.name, { generation, primary: record.secondary, secondary: record.primary });
+  await finishSwap(store, swapped, { primary: endpoints.secondary, secondary: endpoints.primary });
+  report('done', final.length, final.length, bytes);
+  return {
+    pair: record.name,
+    newPrimary: record.secondary.volref,
+    oldPrimary: record.primary.volref,
+    generation,
+    finalRegions: final.length,
+    bytesTransferred: bytes,
+    pauseMs,
+    durationMs: Math.round(performance.now() - startMs),
+  };
+}
+
+/** After the swap is recorded: the old primary (now the secondary) drops what it kept as a primary, then the journal goes. */
+async function finishSwap(store: PairStore, record: PairRecord, endpoints: PairEndpoints): Promise<void> {
+  const old = endpoints.secondary;
+  const maps = await old.agent.bitmapList(old.path);
+  for (const name of [unshippedMapName(record.pairId), sinceMapName(record.pairId), currentMapName(record.pairId)]) {
+    if (maps.some((m) => m.name === name)) await old.agent.bitmapDelete(old.path, name);
+  }
+  await removeMigrateJournal(store.pairDir(record.name));
+}
+
+function emptySummary(record: PairRecord, startMs: number): Omit<MigrateSummary, 'generation' | 'resumed'> {
+  return {
+    pair: record.name,
+    newPrimary: record.primary.volref,
+    oldPrimary: record.secondary.volref,
+    drainedRegions: 0,
+    finalRegions: 0,
+    bytesTransferred: 0,
+    pauseMs: 0,
+    durationMs: Math.round(performance.now() - startMs),
+  };
+}
+
+async function memberOf(side: VolumeEndpoint, record: PairRecord): Promise<PairMember | undefined> {
+  return (await side.agent.volumeState(side.path)).members.find((m) => m.pairId === record.pairId);
+}
+
+async function ensureMap(side: VolumeEndpoint, name: string): Promise<void> {
+  if (!(await side.agent.bitmapList(side.path)).some((m) => m.name === name)) await side.agent.bitmapCreate(side.path, name);
+}
+
+/** Progress of the pause's phases, with a rate and an ETA for the copy. */
+function progressReporter(pair: string, onProgress: MigrateOptions['onProgress']) {
+  const phaseStart = new Map<MigrateProgress['phase'], number>();
+  return (phase: MigrateProgress['phase'], done: number, total: number, bytes: number): void => {
+    if (!onProgress) return;
+    const nowMs = performance.now();
+    if (!phaseStart.has(phase)) phaseStart.set(phase, nowMs);
+    const elapsedMs = nowMs - phaseStart.get(phase)!;
+    const bytesPerSecond = elapsedMs > 0 ? Math.round((bytes * 1000) / elapsedMs) : 0;
+    const etaMs = done > 0 && total >= done ? Math.round((elapsedMs * (total - done)) / done) : undefined;
+    onProgress({ pair, phase, regionsTransferred: done, regionsTotal: total, bytesTransferred: bytes, bytesPerSecond, etaMs });
+  };
 }
 
 /** Ships while applications write, until in sync (a periodic pair: one cycle) or the budget runs out; what is left is copied in the pause. */
@@ -95,10 +269,14 @@ async function drain(
   store: PairStore,
   record: PairRecord,
   endpoints: PairEndpoints,
-  budgetMs: number,
+  options: MigrateOptions,
 ): Promise<{ regionsTransferred: number; bytesTransferred: number }> {
+  const budgetMs = options.drainMs ?? drainMsDefault;
+  if (budgetMs <= 0) return { regionsTransferred: 0, bytesTransferred: 0 }; // everything unshipped is copied in the pause
   const budget = new AbortController();
   const timer = setTimeout(() => budget.abort(), budgetMs);
+  const progress = progressReporter(record.name, options.onProgress);
+  const report = (done: number, left: number, bytes: number) => progress('drain', done, done + left, bytes);
   let shippedRegions = 0;
   let shippedBytes = 0;
   try {
@@ -108,7 +286,12 @@ async function drain(
       endpoints,
       once: true,
       signal: budget.signal,
-      onProgress: (p) => ((shippedRegions = p.regionsTransferred), (shippedBytes = p.bytesTransferred)),
+      onProgress: (p) => {
+        shippedRegions = p.regionsTransferred;
+        shippedBytes = p.bytesTransferred;
+        report(p.regionsTransferred, p.oosRegions + p.inFlightRegions, p.bytesTransferred);
+      },
+      onCycleProgress: (p) => report(p.regionsDone, p.regionsTotal - p.regionsDone, p.bytesTransferred),
     });
     return summary;
   } catch (error) {
@@ -148,7 +331,9 @@ async function restorePrimary(store: PairStore, record: PairRecord, endpoints: P
     await primary.agent.bitmapCreate(primary.path, sinceMapName(record.pairId)).catch(() => undefined);
     if (final.length > 0) await primary.agent.bitmapMark(primary.path, sinceMapName(record.pairId), final);
   }
+  await primary.agent.bitmapDelete(primary.path, unshippedMapName(record.pairId)).catch(() => undefined);
   await store.update(record.name, { generation });
+  await removeMigrateJournal(store.pairDir(record.name));
 }
 async function stopPrimary(record: PairRecord, endpoints: PairEndpoints): Promise<number[]> {
   const { primary } = endpoints;
@@ -157,20 +342,26 @@ async function stopPrimary(record: PairRecord, endpoints: PairEndpoints): Promis
   const maps = await primary.agent.bitmapList(primary.path);
   const names = [sinceMapName(record.pairId), currentMapName(record.pairId)].filter((n) => maps.some((m) => m.name === n));
   const bits = await Promise.all(names.map(async (n) => primary.agent.bitmapRead(primary.path, n)));
-  const union = bits.length > 0 ? Bitset.union(...bits.map((b) => new Bitset(b.regionCount, b.words))) : null;
-  for (const n of names) await primary.agent.bitmapDelete(primary.path, n);
-  return union ? [...union.indexes()] : [];
+  // Kept until the swap is recorded (finishSwap): a resumed pause reads them again.
+  return bits.length > 0 ? [...Bitset.union(...bits.map((b) => new Bitset(b.regionCount, b.words))).indexes()] : [];
 }
 
 /** Copies the final regions into the (still locked) secondary with the pair's old auth, then flushes it. */
-async function copyFinal(record: PairRecord, endpoints: PairEndpoints, regions: readonly number[]): Promise<number> {
+async function copyFinal(
+  record: PairRecord,
+  endpoints: PairEndpoints,
+  regions: readonly number[],
+  onRegion: (regionsDone: number, bytesDone: number) => void,
+): Promise<number> {
   const { primary, secondary } = endpoints;
   const auth = { pairId: record.pairId, generation: record.generation };
   let bytes = 0;
+  let done = 0;
   for (const [first, count] of runsOf(regions)) {
     for await (const { regionIndex, data } of primary.agent.readRegions(primary.path, first, count)) {
       await secondary.agent.writeRegion(secondary.path, regionIndex, data, { auth });
       bytes += data.length;
+      onRegion(++done, bytes);
     }
   }
   await secondary.agent.flush(secondary.path);

@@ -12,6 +12,7 @@ import type { VolumeInfo } from '../volume';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
 import { periodicPending } from './periodic';
+import { readMigrateJournal } from './migrate';
 import { CursorStore, type SyncCursor } from './sync/cursor';
 import { acquirePairLock, pairLockHolder, type PairLockHolder } from './sync/lock';
 import { lcsSnapshotLabel, sinceMapName, swapMapName, syncSnapshotPrefix } from './sync/names';
@@ -222,6 +223,8 @@ export interface PairStatus {
   readonly shipPath: ShipPath | null;
   /** The direct link as the primary's agent sees it (null: no key there, or unreachable). */
   readonly peer: PeerStatus | null;
+  /** A migrate that died in its pause (both sides may be secondaries): `tidemark migrate NAME` finishes it. */
+  readonly migrateInterrupted: { readonly startedAt: string; readonly oldPrimary: string; readonly newPrimary: string } | null;
 }
 
 async function sideStatus(resolver: EndpointResolver, volref: string, pairId: string): Promise<{ status: PairSideStatus; endpoint?: VolumeEndpoint }> {
@@ -258,7 +261,22 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
             : 'behind';
   const peer = p.endpoint?.sshTarget ? await p.endpoint.agent.peerStatus(record.pairId).catch(() => null) : null;
   const shipPath: ShipPath | null = !p.endpoint ? null : !p.endpoint.sshTarget ? 'local' : peer?.configured ? 'direct' : 'relayed';
-  return { record, regions, primary: p.status, secondary: s.status, pendingRegions, tracking, syncInProgress: cursor, busyWith, state, shipPath, peer };
+  const journal = await readMigrateJournal(store.pairDir(name));
+  const migrateInterrupted = journal ? { startedAt: journal.startedAt, oldPrimary: journal.oldPrimary, newPrimary: journal.newPrimary } : null;
+  return {
+    record,
+    regions,
+    primary: p.status,
+    secondary: s.status,
+    pendingRegions,
+    tracking,
+    syncInProgress: cursor,
+    busyWith,
+    state: migrateInterrupted && !busyWith ? 'interrupted' : state,
+    shipPath,
+    peer,
+    migrateInterrupted,
+  };
 }
 
 /** What the secondary may lack: the primary's unshipped regions when it tracks the pair, else its `since` map. */

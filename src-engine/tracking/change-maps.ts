@@ -218,7 +218,12 @@ export class ChangeMaps implements WriteHook {
           'mark regions within the volume',
         );
     }
-    for (const r of regionIndexes) await bitmap.setRangeDurable(r, r + 1);
+    for (const r of regionIndexes) bitmap.set(r);
+    await bitmap.destage(); // one sync for all of them
+    assert(
+      regionIndexes.every((r) => bitmap.durableGet(r)),
+      'marked regions are durable',
+    );
   }
 
   /** Clears the given regions (all when absent) and makes that durable. */

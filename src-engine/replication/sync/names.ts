@@ -11,3 +11,5 @@ export const syncSnapshotPrefix = (pairId: string) => `tidemark-sync ${pairId} `
 export const syncSnapshotLabel = (pairId: string, syncId: string, round: number) => `${syncSnapshotPrefix(pairId)}${syncId} r${round}`;
 /** The secondary's last consistent snapshot. */
 export const lcsSnapshotLabel = (pairId: string, syncId: string) => `tidemark-lcs ${pairId} ${syncId}`;
+/** Beside the pair record: a migrate's journal, there only while its pause is under way (docs/failover.md). */
+export const migrateJournalFile = 'migrate.json';
