@@ -357,6 +357,79 @@ export interface FailbackDto {
   readonly durationMs: number;
 }
 
+/** A pair's maps by name (`tidemark map NAME --which`), as the map inspector offers them. */
+export type PairMapNameDto = 'oos' | 'moos' | 'in-flight' | 'current' | 'next' | 'failback' | 'resync';
+
+/** Where the inspector takes a map from: one of a pair's maps, or one map of a file opened with `mapFileOpen`. */
+export type MapSourceDto = { readonly pair: string; readonly which: PairMapNameDto } | { readonly fileId: number; readonly map: string };
+
+/** A ∪ B, A ∩ B, A \ B, B \ A. */
+export type MapCompareOperationDto = 'union' | 'intersection' | 'a-minus-b' | 'b-minus-a';
+
+/** A run of set regions with its bytes in the volume (offset = firstRegion × regionBytes; the last region may be short). */
+export interface MapRunDto {
+  readonly firstRegion: number;
+  readonly regionCount: number;
+  readonly offsetBytes: number;
+  readonly lengthBytes: number;
+}
+
+/** One map (or the result of comparing two) as the inspector shows it; the same counts `tidemark map --json` prints. */
+export interface MapViewDto {
+  readonly label: string;
+  readonly regionCount: number;
+  readonly regionBytes: number;
+  readonly volumeBytes: number;
+  readonly setCount: number;
+  /** setCount × regionBytes. */
+  readonly bytes: number;
+  readonly runCount: number;
+  /** [first region, region count] of the longest run, null when nothing is set. */
+  readonly largestRun: readonly [number, number] | null;
+  /** The first 1000 runs (runCount says how many there are). */
+  readonly runs: readonly MapRunDto[];
+  /** Little-endian 32-bit words, base64 (as BitmapDto). */
+  readonly wordsBase64: string;
+  readonly comparison: {
+    readonly a: { readonly label: string; readonly setCount: number };
+    readonly b: { readonly label: string; readonly setCount: number };
+    readonly operation: MapCompareOperationDto;
+    /** Every operation's region count (the view's map is `operation`'s). */
+    readonly counts: Readonly<Record<MapCompareOperationDto, number>>;
+  } | null;
+}
+
+/** A .tmmap file opened in the console (docs/map-format.md). */
+export interface MapFileDto {
+  readonly fileId: number;
+  readonly fileName: string;
+  readonly pair: { readonly name: string; readonly pairId: string };
+  readonly regionCount: number;
+  readonly regionBytes: number;
+  readonly volumeBytes: number;
+  readonly createdAt: string;
+  readonly maps: readonly { readonly name: string; readonly setCount: number }[];
+}
+
+/** One line of a pair's timeline, oldest first. */
+export interface TimelineEntryDto {
+  readonly atMs: number;
+  readonly kind: 'created' | 'sync' | 'role' | 'failover' | 'cycle';
+  readonly generation: number | null;
+  readonly title: string;
+  readonly volref: string | null;
+  /** user@host of whoever asked, when recorded. */
+  readonly by: string | null;
+}
+
+export interface PairTimelineDto {
+  readonly pair: string;
+  readonly generation: number;
+  readonly entries: readonly TimelineEntryDto[];
+  /** Members whose history could not be read, and why. */
+  readonly unreachable: readonly { readonly volref: string; readonly error: string }[];
+}
+
 /** Requests: verb → (arguments, result). */
 export interface ConsoleRequests {
   overview: [Record<string, never>, OverviewDto];
@@ -382,6 +455,9 @@ export interface ConsoleRequests {
   failover: [{ pair: string }, FailoverDto];
   failbackPlan: [{ pair: string }, FailbackDto];
   failback: [{ pair: string; discardChangesOn?: string }, FailbackDto];
+  mapView: [{ source: MapSourceDto; compare?: { source: MapSourceDto; operation: MapCompareOperationDto } }, MapViewDto];
+  mapFileOpen: [{ fileName: string; bytesBase64: string }, MapFileDto];
+  pairTimeline: [{ pair: string }, PairTimelineDto];
   seedingTasks: [Record<string, never>, SeedingTaskDto[]];
   exportPreflight: [{ source: string; dir: string; splitBytes?: number }, ExportPreflightDto];
   imageExport: [{ source: string; dir: string; splitBytes?: number }, SeedingTaskDto];

@@ -27,6 +27,22 @@ const limitRateBytesPerSecond = z
   .positive()
   .max(2 ** 40);
 const methods = ['full', 'tardy', 'early', 'signature', 'realized'] as const;
+const pairMapName = z.enum(['oos', 'moos', 'in-flight', 'current', 'next', 'failback', 'resync']);
+const mapSource = z.union([
+  z.object({ pair: pairName, which: pairMapName }).strict(),
+  z
+    .object({
+      fileId: z.number().int().positive(),
+      map: z
+        .string()
+        .min(1)
+        .max(32)
+        .regex(/^[a-z0-9][a-z0-9-]*$/, 'is not a map name'),
+    })
+    .strict(),
+]);
+/** A map file uploaded to the console: its bytes base64 (720 KiB at most, so the request fits a 1 MiB web-mode frame). */
+export const mapFileUploadBytesMax = 720 * 1024;
 const hostName = z
   .string()
   .trim()
@@ -94,6 +110,26 @@ export const requestSchemas = {
   failover: z.object({ pair: pairName }).strict(),
   failbackPlan: z.object({ pair: pairName }).strict(),
   failback: z.object({ pair: pairName, discardChangesOn: volref.optional() }).strict(),
+  mapView: z
+    .object({
+      source: mapSource,
+      compare: z
+        .object({ source: mapSource, operation: z.enum(['union', 'intersection', 'a-minus-b', 'b-minus-a']) })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+  mapFileOpen: z
+    .object({
+      fileName: z.string().min(1).max(255),
+      bytesBase64: z
+        .string()
+        .min(1)
+        .max(Math.ceil(mapFileUploadBytesMax / 3) * 4)
+        .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'is not base64'),
+    })
+    .strict(),
+  pairTimeline: z.object({ pair: pairName }).strict(),
   seedingTasks: empty,
   exportPreflight: z.object({ source: volref, dir: volref, splitBytes: splitBytes.optional() }).strict(),
   imageExport: z.object({ source: volref, dir: volref, splitBytes: splitBytes.optional() }).strict(),

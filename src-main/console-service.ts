@@ -9,6 +9,7 @@ import {
   type EngineEvent,
   type FailbackSummary,
   type GeneratorSettings,
+  type MapInspection,
   type PairRecord,
   type ReplicationState,
   type SeedingTask,
@@ -25,6 +26,7 @@ import type {
   FailbackDto,
   EngineEventDto,
   HostsDto,
+  MapViewDto,
   OverviewDto,
   ReplicationStateDto,
   ReplicationViewDto,
@@ -74,6 +76,9 @@ export class ConsoleService {
         const state = await engine.pairOps.cancelSync(pair);
         return state ? toSyncStateDto(state) : null;
       },
+      mapView: async ({ source, compare }) => toMapViewDto(await engine.maps.inspect(source, compare)),
+      mapFileOpen: async ({ fileName, bytesBase64 }) => engine.maps.openFile(fileName, Buffer.from(bytesBase64, 'base64')),
+      pairTimeline: async ({ pair }) => engine.timeline(pair),
       seedingTasks: async () => engine.seeding.list().map(toSeedingTaskDto),
       exportPreflight: async ({ source, dir, splitBytes }) => {
         const { fileSystemType: _type, ...preflight } = await engine.seeding.preflight(source, dir, splitBytes);
@@ -208,6 +213,23 @@ function toBitmapDto(view: Awaited<ReturnType<Engine['bitmap']>>): BitmapDto {
     regionBytes: view.regionBytes,
     setCount: view.setCount,
     wordsBase64: bytes.toString('base64'),
+  };
+}
+
+function toMapViewDto(view: MapInspection): MapViewDto {
+  const words = view.bits.words;
+  return {
+    label: view.label,
+    regionCount: view.regionCount,
+    regionBytes: view.regionBytes,
+    volumeBytes: view.volumeBytes,
+    setCount: view.setCount,
+    bytes: view.bytes,
+    runCount: view.runCount,
+    largestRun: view.largestRun,
+    runs: view.runs,
+    wordsBase64: Buffer.from(words.buffer, words.byteOffset, words.byteLength).toString('base64'),
+    comparison: view.comparison,
   };
 }
 

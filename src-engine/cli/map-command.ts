@@ -3,55 +3,14 @@
 // a .tmmap file.
 
 import type { Command } from 'commander';
-import { failbackMapName, type BitmapContents, type TrackingMapKind } from '../agent';
 import { Bitset } from '../bitmap';
+import { pairMapNames, pairMapSources, requirePairMapName } from '../engine';
 import { TidemarkError } from '../errors';
 import { mapRuns, readMapFile, summarizeMap, writeHeatmapPng, writeMapFile, type Heatmap, type MapFileContents, type MapRun, type NamedMap } from '../maps';
-import { currentMapName, resyncMapOf, sinceMapName, type PairEndpoints, type PairRecord, type VolumeEndpoint } from '../replication';
+import type { PairRecord } from '../replication';
 import { formatBytes } from '../size';
 import { pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
 import { printResult, type GlobalOptions, type Io } from './output';
-
-type PairMapSource = (primary: VolumeEndpoint, record: PairRecord, endpoints: () => Promise<PairEndpoints>) => Promise<BitmapContents>;
-const trackingMap =
-  (kind: TrackingMapKind): PairMapSource =>
-  (primary, record) =>
-    primary.agent.trackingMap(primary.path, record.pairId, kind);
-
-/** A change map the primary keeps for the pair (periodic current/next, a new primary's failback map). */
-const changeMap =
-  (nameOf: (pairId: string) => string, what: string): PairMapSource =>
-  async (primary, record) => {
-    const name = nameOf(record.pairId);
-    if (!(await primary.agent.bitmapList(primary.path)).some((m) => m.name === name)) {
-      throw new TidemarkError('NOT_FOUND', `pair ${record.name} has no ${what} map on ${primary.volref}`, mapHint(record));
-    }
-    return primary.agent.bitmapRead(primary.path, name);
-  };
-
-function mapHint(record: PairRecord): string {
-  if (record.failover) return 'after a failover: failback and resync (and oos, moos, in-flight)';
-  return record.mode === 'periodic' ? 'a periodic pair has current and next (and oos, moos, in-flight)' : 'a continuous pair has oos, moos and in-flight';
-}
-
-/** What `failback` would copy now (failed-over pairs only). */
-const resyncMap: PairMapSource = async (_primary, record, endpoints) => {
-  if (!record.failover) throw new TidemarkError('NOT_FOUND', `pair ${record.name} has not failed over: it has no resync map`, mapHint(record));
-  const { map } = await resyncMapOf(record, await endpoints());
-  return { regionCount: map.bitCount, setCount: map.popcount(), words: map.words };
-};
-
-/** Every map `--which` names on a pair, in help order: adding one (failback, current, next, resync) is one line. */
-const pairMapSources: Readonly<Record<string, PairMapSource>> = {
-  oos: trackingMap('oos'),
-  moos: trackingMap('moos'),
-  'in-flight': trackingMap('in-flight'),
-  current: changeMap(currentMapName, 'current'),
-  next: changeMap(sinceMapName, 'next'),
-  failback: changeMap(failbackMapName, 'failback'),
-  resync: resyncMap,
-};
-const pairMapNames = Object.keys(pairMapSources);
 
 interface MapOptions {
   which?: string;
@@ -89,14 +48,6 @@ async function writeOutputs(options: MapOptions, contents: MapFileContents): Pro
   return { lines, json };
 }
 
-function requirePairMap(which: string | undefined): string {
-  if (which === undefined) throw new TidemarkError('USAGE', 'map NAME needs --which', `add --which ${pairMapNames.join('|')}`);
-  if (!Object.hasOwn(pairMapSources, which)) {
-    throw new TidemarkError('USAGE', `unknown map "${which}"`, `use one of ${pairMapNames.join(', ')}`);
-  }
-  return which;
-}
-
 /** The map, the tracking state's recovered count, and (for an export) the primary's size. */
 async function fetchPairMap(io: Io, global: GlobalOptions, record: PairRecord, which: string, needVolumeBytes: boolean) {
   return withAgentPool(io, global, async (pool) => {
@@ -115,7 +66,7 @@ function pairMapContents(record: PairRecord, map: NamedMap, volumeBytes: number)
 }
 
 async function showPairMap(io: Io, global: GlobalOptions, name: string, options: MapOptions): Promise<void> {
-  const which = requirePairMap(options.which);
+  const which = requirePairMapName(options.which);
   const record = await pairStoreOf(io, global).require(name);
   const fetched = await fetchPairMap(io, global, record, which, options.export !== undefined);
   const bits = new Bitset(fetched.map.regionCount, fetched.map.words);

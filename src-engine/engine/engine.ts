@@ -14,6 +14,8 @@ import { PairStore, sinceMapName, type PairRecord } from '../replication';
 import { PairOperations, type SyncState } from './pair-ops';
 import { ReplicationOperations } from './replication-ops';
 import { SeedingOperations } from './seeding';
+import { MapInspector } from './map-inspector';
+import { pairTimeline, type PairTimeline } from './timeline';
 import type { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
 import { HostManager, SecretVault, type SecretCipher } from '../hosts';
@@ -122,6 +124,8 @@ export class Engine {
   readonly seeding: SeedingOperations;
   /** Continuous replication in the background, with lag history (Pair detail). */
   readonly replication: ReplicationOperations;
+  /** The map inspector: a pair's maps by name, opened .tmmap files, comparisons. */
+  readonly maps: MapInspector;
 
   private constructor(
     readonly homeDir: string,
@@ -144,6 +148,7 @@ export class Engine {
     this.pairOps = new PairOperations(this.pairs, agent, this.hosts, events);
     this.seeding = new SeedingOperations(this.pairs, this.pairOps, events);
     this.replication = new ReplicationOperations(this.pairs, this.pairOps, events);
+    this.maps = new MapInspector(this.pairs, this.pairOps);
   }
 
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
@@ -310,6 +315,9 @@ export class Engine {
     const names = new Set(records.map((r) => r.name));
     for (const name of [...this.open.keys()]) if (!names.has(name) && name !== labPairName) this.open.delete(name);
     for (const record of records) {
+      // After a role change (failover, failback, migrate) the pair's primary is another volume: track that one.
+      const opened = this.open.get(record.name);
+      if (opened && (opened.record.primary.volref !== record.primary.volref || opened.record.generation !== record.generation)) this.open.delete(record.name);
       if (this.open.has(record.name) || parseVolRef(record.primary.volref).kind !== 'local') continue;
       await this.openPair(record).catch((error: unknown) => {
         if (this.reportedUnreadable.has(record.name)) return;
@@ -405,6 +413,11 @@ export class Engine {
       bits = new Bitset(since.regionCount, since.words);
     }
     return { pair: pairName, which, regionCount: bits.bitCount, regionBytes: record.regionBytes, setCount: bits.popcount(), words: bits.words.slice() };
+  }
+
+  /** Creation, both members' role changes, the last sync, a pending failover and this console's cycles, oldest first. */
+  async timeline(name: string): Promise<PairTimeline> {
+    return pairTimeline(await this.pairOps.status(name), this.replication.state(name)?.cycles ?? []);
   }
 
   dispose(): Promise<void> {

@@ -4,3 +4,14 @@ export { Engine, mapKinds, type EngineHostOptions, type MapKind, type BitmapView
 export { PairOperations, type SyncState, type SyncEstimate, type MethodEstimate } from './pair-ops';
 export { SeedingOperations, type SeedingTask, type SeedingKind, type ExportPreflight } from './seeding';
 export { ReplicationOperations, type ReplicationState, type LagSample, type CycleRecord } from './replication-ops';
+export { pairMapSources, pairMapNames, pairMapHint, requirePairMapName, type PairMapSource } from './pair-maps';
+export {
+  MapInspector,
+  mapCompareOperations,
+  inspectorRunsMax,
+  type MapSourceRef,
+  type MapCompareOperation,
+  type MapInspection,
+  type OpenedMapFile,
+} from './map-inspector';
+export { pairTimeline, type PairTimeline, type TimelineEntry, type TimelineKind } from './timeline';

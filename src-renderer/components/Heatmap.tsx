@@ -13,6 +13,8 @@ export interface HeatmapProps {
   /** What a set bit means, e.g. "out of sync". */
   readonly setLabel: string;
   readonly heightPx?: number;
+  /** Zoom to these regions whenever `key` changes (a run picked in a list, say). */
+  readonly focus?: { readonly start: number; readonly regions: number; readonly key: number };
 }
 
 interface View {
@@ -26,7 +28,7 @@ function clampView(view: View, regionCount: number): View {
   return { start, regions };
 }
 
-export function Heatmap({ bits, setLabel, heightPx = 320 }: HeatmapProps) {
+export function Heatmap({ bits, setLabel, heightPx = 320, focus }: HeatmapProps) {
   const theme = useTheme();
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const boxRef = useRef<HTMLDivElement>(null);
@@ -37,6 +39,13 @@ export function Heatmap({ bits, setLabel, heightPx = 320 }: HeatmapProps) {
   const drag = useRef<{ x: number; y: number; start: number } | null>(null);
 
   useEffect(() => setView((v) => (v.regions === 0 || v.regions > regionCount ? { start: 0, regions: regionCount } : clampView(v, regionCount))), [regionCount]);
+
+  const focusKey = focus?.key;
+  useEffect(() => {
+    if (focus && regionCount > 0) setView(clampView(focus, regionCount));
+    // Only a new focus request moves the view; the user's own zooming is kept otherwise.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [focusKey, regionCount]);
 
   useEffect(() => {
     const box = boxRef.current;

@@ -14,6 +14,7 @@ import { PairWizard } from './PairWizard';
 import { FailoverPanel } from './FailoverPanel';
 import { ReplicationPanel } from './ReplicationPanel';
 import { SyncPanel } from './SyncPanel';
+import { TimelinePanel } from './TimelinePanel';
 
 const mapLabels: Record<MapKind, { title: string; set: string }> = {
   oos: { title: 'OOS', set: 'out of sync' },
@@ -23,12 +24,21 @@ const mapLabels: Record<MapKind, { title: string; set: string }> = {
   conveyed: { title: 'Conveyed', set: 'conveyed by this console’s sync' },
 };
 
-export function PairsScreen({ overview, onChanged }: { overview: OverviewDto | undefined; onChanged: () => void }) {
+export function PairsScreen({
+  overview,
+  onChanged,
+  onInspectMaps,
+}: {
+  overview: OverviewDto | undefined;
+  onChanged: () => void;
+  /** Opens the map inspector on a pair. */
+  onInspectMaps?: (pair: string) => void;
+}) {
   const [selected, setSelected] = useState<string | null>(null);
   const [wizard, setWizard] = useState(false);
   if (!overview) return null;
   const pair = overview.pairs.find((p) => p.name === selected);
-  if (pair) return <PairDetail pair={pair} overview={overview} onBack={() => setSelected(null)} onChanged={onChanged} />;
+  if (pair) return <PairDetail pair={pair} overview={overview} onBack={() => setSelected(null)} onChanged={onChanged} onInspectMaps={onInspectMaps} />;
   const created = (name: string) => {
     setWizard(false);
     onChanged();
@@ -101,7 +111,21 @@ function PairSummaryLine({ pair }: { pair: PairDto }) {
   );
 }
 
-function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; overview: OverviewDto; onBack: () => void; onChanged: () => void }) {
+function PairDetail({
+  pair,
+  overview,
+  onBack,
+  onChanged,
+  onInspectMaps,
+}: {
+  pair: PairDto;
+  overview: OverviewDto;
+  onBack: () => void;
+  onChanged: () => void;
+  onInspectMaps?: (pair: string) => void;
+}) {
+  // Bumped after a role change so the timeline reloads.
+  const [roleVersion, setRoleVersion] = useState(0);
   // A pair this console tracks opens on its OOS map; another one on what its sync conveys.
   const [which, setWhich] = useState<MapKind>(pair.tracking ? 'oos' : 'conveyed');
   const bitmap = useBitmap(pair.name, which, 100);
@@ -127,7 +151,14 @@ function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; over
         }}
       />
       <ReplicationPanel pair={pair} />
-      <FailoverPanel pair={pair} onChanged={onChanged} />
+      <FailoverPanel
+        pair={pair}
+        onChanged={() => {
+          setRoleVersion((v) => v + 1);
+          onChanged();
+        }}
+      />
+      <TimelinePanel pair={pair.name} version={roleVersion} />
       <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
         <ToggleButtonGroup size="small" exclusive value={which} onChange={(_, value: MapKind | null) => value && setWhich(value)} aria-label="map">
           {(Object.keys(mapLabels) as MapKind[]).map((kind) => (
@@ -139,6 +170,11 @@ function PairDetail({ pair, overview, onBack, onChanged }: { pair: PairDto; over
         <Typography variant="body1" data-testid="map-count">
           {mapLabels[which].title}: {bitmap.data?.setCount ?? '…'} of {bitmap.data?.regionCount ?? '…'} regions {mapLabels[which].set}
         </Typography>
+        {onInspectMaps && (
+          <Button size="small" onClick={() => onInspectMaps(pair.name)} data-testid="pair-inspect-maps">
+            Inspect maps…
+          </Button>
+        )}
       </Stack>
       <ErrorNote error={bitmap.error} />
       <Heatmap bits={bits} setLabel={mapLabels[which].set} />
