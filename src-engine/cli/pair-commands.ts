@@ -8,6 +8,7 @@ import {
   createPair,
   deletePair,
   pairStatus,
+  reconciliationText,
   runSync,
   syncMethods,
   verifyPair,
@@ -59,6 +60,8 @@ function statusText(status: PairStatus): string {
     side('secondary', status.secondary),
     `  state:     ${status.state}${status.pendingRegions !== null ? `, ${status.pendingRegions} regions written since the secondary's point in time` : ''}`,
     `  path:      ${pathText(status)}`,
+    `  roles:     ${reconciliationText(status.roles)}`,
+    ...staleRecordLines(status),
     last ? `  last sync: ${last.method}, finished ${last.finishedAt}, point in time ${last.pointInTime}` : '  last sync: never',
     ...(status.syncInProgress
       ? [
@@ -74,6 +77,17 @@ function statusText(status: PairStatus): string {
       : []),
     ...timelineLines(status),
   ].join('\n');
+}
+
+/** The agents agree on a primary this record does not name: another console decided since (or this one's update was lost). */
+function staleRecordLines(status: PairStatus): string[] {
+  const r = status.roles;
+  if (r.verdict !== 'in-step' && r.verdict !== 'behind') return [];
+  const agreed = r.primary;
+  if (agreed === status.record.primary.volref) return [];
+  return [
+    `  WARNING:   this record names ${status.record.primary.volref} as the primary (generation ${status.record.generation}), but the members' histories say ${agreed} (generation ${r.generation}): a role change was made elsewhere — do not fail over or fail back from this record`,
+  ];
 }
 
 /** Role changes recorded by both members, oldest first (docs/failover.md "Generations and history"). */

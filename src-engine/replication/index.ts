@@ -19,3 +19,4 @@ export { sleepMs } from './sync/conveyor';
 export { linkPair, unlinkPair, shipPathOf, type LinkOptions, type LinkResult, type ShipPath } from './direct';
 export { failoverPair, failbackPair, resyncMapOf, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';
 export { migratePair, readMigrateJournal, testMigrateStopEnv, type MigrateProgress, type MigrateSummary } from './migrate';
+export { promotedAtMs, reconcileMembers, reconciliationText, type MemberView, type Reconciliation } from './reconcile';

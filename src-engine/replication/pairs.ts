@@ -13,6 +13,7 @@ import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoint
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
 import { periodicPending } from './periodic';
 import { readMigrateJournal } from './migrate';
+import { reconcileMembers, type MemberView, type Reconciliation } from './reconcile';
 import { CursorStore, type SyncCursor } from './sync/cursor';
 import { acquirePairLock, pairLockHolder, type PairLockHolder } from './sync/lock';
 import { lcsSnapshotLabel, sinceMapName, swapMapName, syncSnapshotPrefix } from './sync/names';
@@ -223,6 +224,11 @@ export interface PairStatus {
   readonly shipPath: ShipPath | null;
   /** The direct link as the primary's agent sees it (null: no key there, or unreachable). */
   readonly peer: PeerStatus | null;
+  /**
+   * What the members' role histories say (docs/failover.md "Generations and history"): in step,
+   * one side behind, split brain, no primary, or unknown (a side unreachable).
+   */
+  readonly roles: Reconciliation;
   /** A migrate that died in its pause (both sides may be secondaries): `tidemark migrate NAME` finishes it. */
   readonly migrateInterrupted: { readonly startedAt: string; readonly oldPrimary: string; readonly newPrimary: string } | null;
 }
@@ -261,6 +267,7 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
             : 'behind';
   const peer = p.endpoint?.sshTarget ? await p.endpoint.agent.peerStatus(record.pairId).catch(() => null) : null;
   const shipPath: ShipPath | null = !p.endpoint ? null : !p.endpoint.sshTarget ? 'local' : peer?.configured ? 'direct' : 'relayed';
+  const roles = await rolesOf(record, p, s);
   const journal = await readMigrateJournal(store.pairDir(name));
   const migrateInterrupted = journal ? { startedAt: journal.startedAt, oldPrimary: journal.oldPrimary, newPrimary: journal.newPrimary } : null;
   return {
@@ -276,7 +283,27 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
     shipPath,
     peer,
     migrateInterrupted,
+    roles,
   };
+}
+
+type SideOf = Awaited<ReturnType<typeof sideStatus>>;
+
+/** The members' histories compared; with two primaries, each one's last write decides behind vs split brain. */
+async function rolesOf(record: PairRecord, p: SideOf, s: SideOf): Promise<Reconciliation> {
+  const view = async (side: SideOf): Promise<MemberView> => {
+    const member = side.status.member;
+    const both = p.status.member?.role === 'primary' && s.status.member?.role === 'primary';
+    const lastWriteAtMs =
+      both && side.endpoint
+        ? await side.endpoint.agent
+            .trackingState(side.endpoint.path, record.pairId)
+            .then((t) => t.lastWriteAtMs)
+            .catch(() => null)
+        : null;
+    return { volref: side.status.volref, member, lastWriteAtMs };
+  };
+  return reconcileMembers(await view(p), await view(s));
 }
 
 /** What the secondary may lack: the primary's unshipped regions when it tracks the pair, else its `since` map. */

@@ -7,7 +7,17 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalAgent, type AgentApi } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
-import { PairStore, createPair, failbackPair, failoverPair, migratePair, replicatePair, runSync, type EndpointResolver } from '../../src-engine/replication';
+import {
+  PairStore,
+  createPair,
+  failbackPair,
+  failoverPair,
+  migratePair,
+  pairStatus,
+  replicatePair,
+  runSync,
+  type EndpointResolver,
+} from '../../src-engine/replication';
 import { sameBytes, writeRandomRegions } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
@@ -92,6 +102,14 @@ describe('failover and easy failback (continuous)', () => {
     agents.push(siteA.agent as LocalAgent);
     expect(liveA).not.toBe(siteA.agent);
     const expected = new Set([...unshipped, ...writtenOnB]);
+    // Reconnected, the histories decide: A missed the promotion and was not written after it.
+    expect((await pairStatus(store, resolver, 'p')).roles).toEqual({
+      verdict: 'behind',
+      primary: siteB.path,
+      behind: siteA.path,
+      generation: 2,
+      behindGeneration: 1,
+    });
     const plan = await failbackPair(store, resolver, 'p', { dryRun: true });
     expect(plan).toMatchObject({ dryRun: true, resyncRegions: expected.size, resyncBytes: expected.size * regionBytes, bytesTransferred: 0 });
     expect((await siteA.agent.volumeState(siteA.path)).members[0]!.role).toBe('primary'); // --dry-run changed nothing
@@ -100,6 +118,7 @@ describe('failover and easy failback (continuous)', () => {
     expect(done.resyncRegions).toBe(expected.size);
     expect(done.bytesTransferred).toBe(expected.size * regionBytes);
     expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+    expect((await pairStatus(store, resolver, 'p')).roles).toEqual({ verdict: 'in-step', primary: siteB.path, secondary: siteA.path, generation: 2 });
     const memberA = (await siteA.agent.volumeState(siteA.path)).members[0]!;
     expect(memberA).toMatchObject({ role: 'secondary', generation: 2, pairId });
     expect(memberA.history?.map((h) => h.event)).toEqual(['failback']);
@@ -206,6 +225,7 @@ describe('split brain', () => {
 
       const plan = await failbackPair(store, resolver, 'p', { dryRun: true });
       expect(plan.splitBrain).not.toBeNull();
+      expect((await pairStatus(store, resolver, 'p')).roles).toMatchObject({ verdict: 'split-brain', primary: siteB.path, other: siteA.path, generation: 2 });
       await expect(failbackPair(store, resolver, 'p')).rejects.toSatisfy(
         (e: unknown) => e instanceof TidemarkError && e.code === 'SPLIT_BRAIN' && /--discard-changes-on/.test(e.hint),
       );
