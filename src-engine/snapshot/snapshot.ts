@@ -394,6 +394,7 @@ async function readFully(handle: FileHandle, buffer: Buffer, offsetBytes: number
 class CowSnapshot extends SnapshotBase implements WriteHook {
   readonly name = 'snapshot-cow';
   private readonly copying = new Map<number, Promise<void>>();
+  private readonly scratches: Buffer[] = [];
   private detach: (() => void) | undefined;
 
   private constructor(
@@ -413,9 +414,25 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
   }
 
   async beforeWrite(firstRegion: number, lastRegion: number): Promise<void> {
+    const regions: number[] = [];
+    for (let r = firstRegion; r <= lastRegion; r++) regions.push(r);
+    await this.copyBefore(regions);
+  }
+
+  /**
+   * A batch of writes announced (`Volume.prepareWrites`): every region of it not yet copied
+   * aside is copied in one job — the store synced once and the validation map destaged once
+   * for the batch, instead of once per first write — so the writes then pass this hook at once.
+   */
+  async prepareWrites(regionIndexes: readonly number[]): Promise<void> {
+    await this.copyBefore([...new Set(regionIndexes)].sort((a, b) => a - b));
+  }
+
+  /** Resolves once every region of `regions` (distinct) has its snapshot bytes durable in the store. */
+  private async copyBefore(regions: readonly number[]): Promise<void> {
     const waits: Promise<void>[] = [];
     const mine: number[] = [];
-    for (let r = firstRegion; r <= lastRegion; r++) {
+    for (const r of regions) {
       const running = this.copying.get(r);
       if (running) waits.push(running);
       else if (!this.valid.durableGet(r)) mine.push(r);
@@ -432,26 +449,51 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
     await Promise.all(waits);
   }
 
-  private async copyAside(regions: number[]): Promise<void> {
+  /**
+   * Copies `regions` aside: each region's current bytes into the store (up to
+   * `copyReadsInFlight` at a time, through reused scratch buffers; all-zero regions are not
+   * stored: the store is sparse), then one store sync, then the validation bits set and
+   * destaged once. Only then does any of their writes go on (docs/snapshot-format.md).
+   */
+  private async copyAside(regions: readonly number[]): Promise<void> {
     let stored = 0;
-    for (const r of regions) {
-      const span = this.volume.geometry.region(r);
-      const data = await this.volume.read(span.offsetBytes, span.bytes);
-      this.stats.regionsCopied += 1;
-      // Zeros (a region never written, say) need no copy: the store is sparse, its holes read as zeros.
-      if (isAllZero(data)) continue;
-      stored += 1;
-      let done = 0;
-      try {
-        while (done < data.length) done += (await this.store.write(data, done, data.length - done, span.offsetBytes + done)).bytesWritten;
-      } catch (error) {
-        throw fromSystemError(error, 'copy a region into snapshot store', join(this.directory, storeFile));
+    let next = 0;
+    const copyNext = async (scratch: Buffer): Promise<void> => {
+      while (next < regions.length) {
+        const span = this.volume.geometry.region(regions[next++]!);
+        const data = scratch.subarray(0, span.bytes);
+        await this.volume.readInto(data, span.offsetBytes);
+        this.stats.regionsCopied += 1;
+        // Zeros (a region never written, say) need no copy: the store is sparse, its holes read as zeros.
+        if (isAllZero(data)) continue;
+        stored += 1;
+        let done = 0;
+        try {
+          while (done < data.length) done += (await this.store.write(data, done, data.length - done, span.offsetBytes + done)).bytesWritten;
+        } catch (error) {
+          throw fromSystemError(error, 'copy a region into snapshot store', join(this.directory, storeFile));
+        }
       }
+    };
+    const scratches = Array.from({ length: Math.min(copyReadsInFlight, regions.length) }, () => this.takeScratch());
+    try {
+      await Promise.all(scratches.map(copyNext));
+    } finally {
+      for (const scratch of scratches) this.returnScratch(scratch);
     }
     if (stored > 0) await this.store.datasync();
     for (const r of regions) this.valid.set(r);
     await this.valid.destage();
     for (const r of regions) assert(this.valid.durableGet(r), 'validation bit durable before the volume write');
+  }
+
+  private takeScratch(): Buffer {
+    return this.scratches.pop() ?? Buffer.allocUnsafe(this.volume.regionBytes);
+  }
+
+  /** Keeps a few region-sized buffers for the next copies (a fresh 1 MiB buffer costs a page fault per page). */
+  private returnScratch(scratch: Buffer): void {
+    if (this.scratches.length < copyReadsInFlight && scratch.length <= scratchKeptBytesMax) this.scratches.push(scratch);
   }
 
   protected async readSpan(offsetBytes: number, bytes: number): Promise<Buffer> {
@@ -508,6 +550,11 @@ class CowSnapshot extends SnapshotBase implements WriteHook {
     }
   }
 }
+
+/** Regions read at once while copying a batch aside. */
+const copyReadsInFlight = 4;
+/** Scratch buffers above this size are not kept between copies. */
+const scratchKeptBytesMax = 4 * 1024 * 1024;
 
 let zeroBytes = Buffer.alloc(0);
 

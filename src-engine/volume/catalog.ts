@@ -231,8 +231,9 @@ export class VolumeCatalog {
       const regionBytes = record?.regionBytes ?? options.regionBytes ?? regionBytesDefault;
       const volume = new Volume(backend, regionBytes, { volumeId: record?.volumeId });
       if (record) bitmap = await this.openRealized(record, volume.regionCount, options.readOnly ?? false);
-      const realized = bitmap ? new RealizedTracker(bitmap) : undefined;
-      if (realized && !options.readOnly) volume.addWriteHook(realized);
+      const writable = !(options.readOnly ?? false);
+      const realized = bitmap ? new RealizedTracker(bitmap, writable ? volume : undefined) : undefined;
+      if (realized && writable) volume.addWriteHook(realized);
       return { volume, record, realized, close: () => closeBoth(volume, bitmap) };
     } catch (error) {
       await bitmap?.close().catch(() => undefined);

@@ -14,7 +14,11 @@ import type { Volume, WriteHook } from './volume';
 export class RealizedTracker implements WriteHook {
   readonly name = 'realized';
 
-  constructor(readonly bitmap: PersistentBitmap) {}
+  /** `volume`: the volume this tracker is a hook of (writable volumes), told by `markWritten` of the writes to come. */
+  constructor(
+    readonly bitmap: PersistentBitmap,
+    private readonly volume?: Volume,
+  ) {}
 
   async beforeWrite(firstRegion: number, lastRegion: number): Promise<void> {
     await this.bitmap.setRangeDurable(firstRegion, lastRegion + 1);
@@ -22,9 +26,17 @@ export class RealizedTracker implements WriteHook {
 
   /**
    * Marks regions realized ahead of their writes, one durable destage for all of them (a
-   * superset is safe: a region marked and never written only costs a comparison later).
+   * superset is safe: a region marked and never written only costs a comparison later). The
+   * volume's other hooks prepare for those writes too (`Volume.prepareWrites`): a
+   * copy-on-write snapshot copies the regions aside with one sync for the batch instead of
+   * one per region.
    */
   async markWritten(regionIndexes: readonly number[]): Promise<void> {
+    if (this.volume) await this.volume.prepareWrites(regionIndexes);
+    else await this.prepareWrites(regionIndexes);
+  }
+
+  async prepareWrites(regionIndexes: readonly number[]): Promise<void> {
     for (const r of regionIndexes) this.bitmap.set(r);
     await this.bitmap.destage();
   }

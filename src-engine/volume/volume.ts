@@ -15,6 +15,14 @@ import { RegionGeometry } from './geometry';
 export interface WriteHook {
   readonly name: string;
   beforeWrite(firstRegion: number, lastRegion: number): Promise<void>;
+  /**
+   * Optional: regions about to be written (a replication batch, announced by `prepareWrites`).
+   * A hook may do for all of them at once what `beforeWrite` would do for each (a snapshot
+   * copies them aside with one sync), so that their writes find nothing left to do. Doing it
+   * for a region that is then not written must be harmless: `beforeWrite` still runs on every
+   * write.
+   */
+  prepareWrites?(regionIndexes: readonly number[]): Promise<void>;
 }
 
 /** Who writes to a locked volume: the pair's replication, at the pair's generation. */
@@ -165,6 +173,27 @@ export class Volume {
       throw new TidemarkError('USAGE', `region ${regionIndex} of ${this.path} holds ${span.bytes} bytes, got ${data.length}`, 'write whole regions');
     }
     await this.write(span.offsetBytes, data, auth);
+  }
+
+  /**
+   * Announces writes to `regionIndexes` (each within the volume): every hook with
+   * `prepareWrites` runs it, past the write gate as a write's hooks do (so not across a
+   * snapshot's instant), all at once — preparing is an optimisation, not an ordering: the
+   * writes themselves still run every hook, in registration order.
+   */
+  async prepareWrites(regionIndexes: readonly number[]): Promise<void> {
+    for (const r of regionIndexes) {
+      if (!(Number.isSafeInteger(r) && r >= 0 && r < this.regionCount)) {
+        throw new TidemarkError('USAGE', `region ${r} is outside ${this.path} (${this.regionCount} regions)`, 'address regions within the volume');
+      }
+    }
+    if (regionIndexes.length === 0) return;
+    await this.enterWrite();
+    try {
+      await Promise.all(this.hooks.map((hook) => (hook.prepareWrites ? hook.prepareWrites(regionIndexes) : Promise.resolve())));
+    } finally {
+      this.leaveWrite();
+    }
   }
 
   /**

@@ -1,9 +1,10 @@
 // Snapshots on real files: after random writes a snapshot reads exactly the volume as it was
 // at snapshot time, concurrent writers included; it survives a reopen; delete releases it.
 import fc from 'fast-check';
-import { readdir, readlink, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { openBitmapFile } from '../../src-engine/bitmap';
 import { TidemarkError } from '../../src-engine/errors';
 import { createSnapshot, openSnapshot } from '../../src-engine/snapshot';
 import { FileBackend, Volume, VolumeCatalog, type VolumeBackend } from '../../src-engine/volume';
@@ -74,6 +75,65 @@ describe('copy-on-write snapshot', () => {
     // A second copy would have put post-snapshot bytes into the store.
     expect((await snapshot.read(0, 5 * regionBytes)).equals(Buffer.alloc(5 * regionBytes))).toBe(true);
     expect((await stat(join(dir, 'snap', 'store.img'))).blocks * 512).toBeLessThan(volumeBytes / 4); // sparse store
+    await snapshot.delete();
+    await opened.close();
+  });
+
+  it('a batch announced ahead of its writes is copied aside, durably, before any of them lands', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'vol.img');
+    const old = randomBytes(seededRandom(7), volumeBytes);
+    old.fill(0, 5 * regionBytes, 6 * regionBytes); // an all-zero region: validated, nothing stored
+    await writeFile(path, old);
+    const file = await FileBackend.open(path);
+    const snapDir = join(dir, 'snap');
+    const checked: number[] = [];
+    // Every write to the volume first checks, from the files, that its regions' snapshot
+    // bytes are already in the store and validated in valid.tmbm (the copy-on-write order).
+    const backend: VolumeBackend = {
+      path: file.path,
+      kind: file.kind,
+      sizeBytes: file.sizeBytes,
+      pread: (buffer, offsetBytes) => file.pread(buffer, offsetBytes),
+      pwrite: async (buffer, offsetBytes) => {
+        const { bitmap } = await openBitmapFile(join(snapDir, 'valid.tmbm'), 'r');
+        const store = await readFile(join(snapDir, 'store.img'));
+        for (let r = Math.floor(offsetBytes / regionBytes); r * regionBytes < offsetBytes + buffer.length; r++) {
+          expect(bitmap.durableGet(r)).toBe(true);
+          expect(store.subarray(r * regionBytes, (r + 1) * regionBytes).equals(old.subarray(r * regionBytes, (r + 1) * regionBytes))).toBe(true);
+          checked.push(r);
+        }
+        await bitmap.close();
+        await file.pwrite(buffer, offsetBytes);
+      },
+      flush: () => file.flush(),
+      close: () => file.close(),
+    };
+    const volume = new Volume(backend, regionBytes);
+    const snapshot = await createSnapshot(volume, snapDir, { reflink: 'never' });
+    const batch = [9, 2, 5, 7, 2, 64];
+    await volume.prepareWrites(batch);
+    expect(snapshot.copiedRegions()).toBe(5);
+    for (const r of [2, 5, 7, 9, 64]) expect(snapshot.locate(r).path).toBe(join(snapDir, 'store.img'));
+    for (const r of [2, 5, 7, 9]) await volume.write(r * regionBytes, Buffer.alloc(regionBytes, 0xee));
+    expect(snapshot.stats.regionsCopied).toBe(5); // the writes found their regions copied already
+    await volume.write(3 * regionBytes, Buffer.alloc(10, 0xdd)); // not announced: copied by its own write
+    expect(checked).toEqual([2, 5, 7, 9, 3]);
+    expect((await snapshot.read(0, volumeBytes)).equals(old)).toBe(true);
+    await expect(volume.prepareWrites([65])).rejects.toThrow(/outside/);
+    await snapshot.delete();
+    await volume.close();
+  });
+
+  it('a registered volume prepares its snapshots when regions are marked written ahead of a batch', async () => {
+    const { dir, opened } = await makeVolume();
+    await opened.volume.write(0, Buffer.alloc(4 * regionBytes, 0x11));
+    const snapshot = await createSnapshot(opened.volume, join(dir, 'snap'), { reflink: 'never' });
+    await opened.realized!.markWritten([1, 3, 20]);
+    expect(snapshot.copiedRegions()).toBe(3);
+    expect(opened.realized!.bitmap.durableGet(20)).toBe(true);
+    await opened.volume.write(regionBytes, Buffer.alloc(regionBytes, 0x22));
+    expect((await snapshot.readRegion(1)).equals(Buffer.alloc(regionBytes, 0x11))).toBe(true);
     await snapshot.delete();
     await opened.close();
   });
