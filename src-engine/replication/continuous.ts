@@ -205,7 +205,9 @@ class Shipper {
       else await this.shipRelayed(taken, unsettled);
     } catch (error) {
       await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], [...unsettled]).catch(() => undefined);
-      if (this.path !== 'direct' || !directRefused(error) || this.options.signal?.aborted) throw error;
+      if (this.path !== 'direct' || this.options.signal?.aborted) throw error;
+      // A link error with the primary still answering is the primary's host failing to reach the secondary's.
+      if (!directRefused(error) && !(retryable(error) && (await this.primaryAnswers()))) throw error;
       // The direct path cannot work (a revoked key, an address the primary's host cannot reach): relay.
       this.path = 'relayed';
       this.directFallbacks += 1; // for the rest of this run (a new run tries direct again)
@@ -215,6 +217,14 @@ class Shipper {
       return;
     }
     assert(unsettled.size === 0, 'every taken region settled after a shipped batch');
+  }
+
+  /** Whether the primary's agent answers (after a failed direct call: was it the peer link that failed?). */
+  private async primaryAnswers(): Promise<boolean> {
+    return this.primary.agent.trackingState(this.primary.path, this.options.pair.pairId).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** The primary's agent ships each call's regions itself and flushes the secondary; they are settled after each call. */

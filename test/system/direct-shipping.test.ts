@@ -6,6 +6,7 @@
 // and with the agent RPC); a revoked key falls back to relaying; `pair delete` removes it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,6 +173,26 @@ describe('direct shipping over a per-pair key', () => {
     }
     expect(cli(['verify', 'd']).status).toBe(0); // nothing the refused calls asked for happened
   }, 60_000);
+
+  it('an address the primary’s host can no longer reach falls back to relaying instead of retrying', async () => {
+    // The route from host-a to host-b is lost: the pair's key re-targeted at a port nobody listens on.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const hostKey = (await readFile(hostB.hostKeyPub, 'utf8')).split(' ').slice(0, 2).join(' ');
+    await writer.peerKeyCreate(pairId, { host: '127.0.0.1', port: closedPort, user: 'root', secondaryPath: secondary(), hostKeys: [hostKey] });
+    await writeRandomRegions(writer, primary(), regionBytes, [7, 8, 9], seed + 2);
+    const replicated = cli(['--json', 'replicate', 'd', '--once']);
+    expect(replicated.status, replicated.stderr).toBe(0);
+    expect(replicated.json()).toMatchObject({ path: 'relayed', directFallbacks: 1, inSync: true, regionsTransferred: 3 });
+    expect(replicated.stderr).toMatch(/direct shipping of d failed .*relaying through this process — fix it with `tidemark pair link d`/);
+    expect(await sameBytes(primary(), secondary(), sizeBytes)).toBe(true);
+    // Linked again at the address the orchestrator sees, shipping is direct again.
+    expect(cli(['pair', 'link', 'd']).status).toBe(0);
+    await writeRandomRegions(writer, primary(), regionBytes, [10], seed + 3);
+    expect(cli(['--json', 'replicate', 'd', '--once']).json()).toMatchObject({ path: 'direct', directFallbacks: 0, inSync: true });
+  }, 120_000);
 
   it('a revoked key falls back to relaying, converging all the same; pair delete removes the key from both hosts', async () => {
     const text = await readFile(hostB.authorizedKeysPath, 'utf8');
