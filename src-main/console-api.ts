@@ -357,6 +357,67 @@ export interface FailbackDto {
   readonly durationMs: number;
 }
 
+/** A migrate's outcome (the figures `tidemark migrate --json` prints). */
+export interface MigrateDto {
+  readonly pair: string;
+  readonly newPrimary: string;
+  readonly oldPrimary: string;
+  readonly generation: number;
+  readonly drainedRegions: number;
+  readonly finalRegions: number;
+  readonly bytesTransferred: number;
+  readonly pauseMs: number;
+  readonly durationMs: number;
+  readonly resumed: boolean;
+}
+
+/** What a migrate would copy if it started now: the primary's unshipped regions (they grow while applications write). */
+export interface MigratePlanDto {
+  readonly pair: string;
+  readonly regions: number;
+  readonly regionBytes: number;
+  readonly unshippedRegions: number;
+  readonly unshippedBytes: number;
+  /** The first 500 runs [first, count], for the heatmap. */
+  readonly runs: readonly (readonly [number, number])[];
+  /** Which maps make it up: continuous oos + in-flight; periodic current + next. */
+  readonly maps: readonly string[];
+}
+
+/** A failback or migrate running in the background, or how it ended. */
+export interface RoleTaskDto {
+  readonly pair: string;
+  readonly kind: 'failback' | 'migrate';
+  readonly running: boolean;
+  readonly startedAtMs: number;
+  readonly progress: {
+    /** failback: prepare, (sync), copy, done; migrate: drain, pause, copy, verify, done. */
+    readonly phase: 'prepare' | 'sync' | 'drain' | 'pause' | 'copy' | 'verify' | 'done';
+    readonly regionsTransferred: number;
+    /** Of the phase's work. */
+    readonly regionsTotal: number;
+    readonly bytesTransferred: number;
+    readonly bytesPerSecond: number;
+    readonly etaMs: number | null;
+  } | null;
+  readonly failback: FailbackDto | null;
+  readonly migrate: MigrateDto | null;
+  readonly error: ConsoleErrorDto | null;
+}
+
+/** What the Failover card offers: the primary reachable (migrate) or not (forced failover), failed over (failback). */
+export interface RoleOptionsDto {
+  readonly pair: string;
+  readonly mode: 'continuous' | 'periodic';
+  readonly generation: number;
+  readonly failover: { readonly atMs: number; readonly forced: boolean; readonly phase: 'promoted' | 'seeded' } | null;
+  readonly unfinishedMigrate: boolean;
+  readonly primary: { readonly volref: string; readonly reachable: boolean; readonly error: string | null };
+  readonly secondary: { readonly volref: string; readonly reachable: boolean; readonly error: string | null };
+  /** This console's latest failback or migrate of the pair. */
+  readonly task: RoleTaskDto | null;
+}
+
 /** A pair's maps by name (`tidemark map NAME --which`), as the map inspector offers them. */
 export type PairMapNameDto = 'oos' | 'moos' | 'in-flight' | 'current' | 'next' | 'failback' | 'resync';
 
@@ -454,7 +515,11 @@ export interface ConsoleRequests {
   replicationState: [{ pair: string }, ReplicationViewDto];
   failover: [{ pair: string }, FailoverDto];
   failbackPlan: [{ pair: string }, FailbackDto];
-  failback: [{ pair: string; discardChangesOn?: string }, FailbackDto];
+  failbackStart: [{ pair: string; discardChangesOn?: string }, RoleTaskDto];
+  migratePlan: [{ pair: string }, MigratePlanDto];
+  migrateStart: [{ pair: string }, RoleTaskDto];
+  roleTask: [{ pair: string }, RoleTaskDto | null];
+  roleOptions: [{ pair: string }, RoleOptionsDto];
   mapView: [{ source: MapSourceDto; compare?: { source: MapSourceDto; operation: MapCompareOperationDto } }, MapViewDto];
   mapFileOpen: [{ fileName: string; bytesBase64: string }, MapFileDto];
   pairTimeline: [{ pair: string }, PairTimelineDto];

@@ -10,7 +10,7 @@ import {
   type FailbackSummary,
   type GeneratorSettings,
   type MapInspection,
-  type PairRecord,
+  type RoleTaskState,
   type ReplicationState,
   type SeedingTask,
   type SyncState,
@@ -30,6 +30,7 @@ import type {
   OverviewDto,
   ReplicationStateDto,
   ReplicationViewDto,
+  RoleTaskDto,
   SeedingTaskDto,
   SyncStateDto,
   TrackingStateDto,
@@ -100,9 +101,18 @@ export class ConsoleService {
         return summary;
       },
       failbackPlan: async ({ pair }) => this.failbackDto(pair, await engine.pairOps.failbackPlan(pair)),
-      failback: async ({ pair, discardChangesOn }) => {
-        const record = await engine.pairs.require(pair); // before: failback swaps it back
-        return this.failbackDto(pair, await engine.pairOps.failback(pair, discardChangesOn ? { discardChangesOn } : {}), record);
+      failbackStart: async ({ pair, discardChangesOn }) =>
+        this.roleTaskDto(await engine.roles.startFailback(pair, discardChangesOn ? { discardChangesOn } : {})),
+      migratePlan: ({ pair }) => engine.roles.migratePlan(pair),
+      migrateStart: async ({ pair }) => this.roleTaskDto(await engine.roles.startMigrate(pair)),
+      roleTask: async ({ pair }) => {
+        const state = engine.roles.state(pair);
+        return state ? this.roleTaskDto(state) : null;
+      },
+      roleOptions: async ({ pair }) => {
+        const options = await engine.roles.options(pair);
+        const state = engine.roles.state(pair);
+        return { ...options, task: state ? await this.roleTaskDto(state) : null };
       },
       verify: async ({ pair }) => {
         const { regions, regionsDiffering, differing, pendingRegions } = await engine.pairOps.verify(pair);
@@ -111,8 +121,36 @@ export class ConsoleService {
     };
   }
 
-  private async failbackDto(pair: string, s: FailbackSummary, before?: PairRecord): Promise<FailbackDto> {
-    const record = before ?? (await this.engine.pairs.require(pair));
+  private async roleTaskDto(state: RoleTaskState): Promise<RoleTaskDto> {
+    const { progress, failback, migrate } = state;
+    return {
+      pair: state.pair,
+      kind: state.kind,
+      running: state.running,
+      startedAtMs: state.startedAtMs,
+      progress: progress ? { ...progress, etaMs: progress.etaMs ?? null } : null,
+      // After a failback the record names the survivor as primary and the other side as secondary.
+      failback: failback ? await this.failbackDto(state.pair, failback) : null,
+      migrate: migrate
+        ? {
+            pair: migrate.pair,
+            newPrimary: migrate.newPrimary,
+            oldPrimary: migrate.oldPrimary,
+            generation: migrate.generation,
+            drainedRegions: migrate.drainedRegions,
+            finalRegions: migrate.finalRegions,
+            bytesTransferred: migrate.bytesTransferred,
+            pauseMs: migrate.pauseMs,
+            durationMs: migrate.durationMs,
+            resumed: migrate.resumed,
+          }
+        : null,
+      error: state.error,
+    };
+  }
+
+  private async failbackDto(pair: string, s: FailbackSummary): Promise<FailbackDto> {
+    const record = await this.engine.pairs.require(pair);
     return {
       pair,
       newPrimary: record.primary.volref,

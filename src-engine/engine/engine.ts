@@ -15,6 +15,7 @@ import { PairOperations, type SyncState } from './pair-ops';
 import { ReplicationOperations } from './replication-ops';
 import { SeedingOperations } from './seeding';
 import { MapInspector } from './map-inspector';
+import { RoleTasks } from './role-tasks';
 import { pairTimeline, type PairTimeline } from './timeline';
 import type { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
@@ -126,6 +127,8 @@ export class Engine {
   readonly replication: ReplicationOperations;
   /** The map inspector: a pair's maps by name, opened .tmmap files, comparisons. */
   readonly maps: MapInspector;
+  /** Failback and migrate in the background, with progress (the Failover card). */
+  readonly roles: RoleTasks;
 
   private constructor(
     readonly homeDir: string,
@@ -149,6 +152,11 @@ export class Engine {
     this.seeding = new SeedingOperations(this.pairs, this.pairOps, events);
     this.replication = new ReplicationOperations(this.pairs, this.pairOps, events);
     this.maps = new MapInspector(this.pairs, this.pairOps);
+    this.roles = new RoleTasks(this.pairs, this.pairOps, events, (name) =>
+      this.pairOps.syncState(name)?.running ? 'syncing' : this.replication.running(name) ? 'replicating in this console' : null,
+    );
+    this.pairOps.roleChanging = (name) => this.roles.running(name);
+    this.replication.roleChanging = (name) => this.roles.running(name);
   }
 
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
@@ -426,6 +434,7 @@ export class Engine {
       this.disposed = true;
       try {
         await this.replication.stopAll();
+        await this.roles.dispose();
         await this.pairOps.dispose();
         await this.seeding.dispose();
         for (const name of [...this.open.keys()]) await this.closePair(name);

@@ -141,21 +141,13 @@ export class PairOperations implements EndpointResolver {
     return failbackPair(this.store, this, name, { dryRun: true });
   }
 
-  async failback(name: string, options: { discardChangesOn?: string; exportDiscarded?: string } = {}): Promise<FailbackSummary> {
-    this.checkIdle(name);
-    const summary = await failbackPair(this.store, this, name, options);
-    this.events.emit({
-      severity: 'info',
-      pair: name,
-      kind: 'pair.failback',
-      message: `pair ${name} failed back: ${summary.regionsTransferred} regions copied; the old primary is the secondary`,
-    });
-    return summary;
-  }
-
   private checkIdle(name: string): void {
     if (this.syncs.get(name)?.state.running) throw new TidemarkError('BUSY', `pair ${name} is syncing`, 'cancel the sync first');
+    if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'wait for it to finish');
   }
+
+  /** Set by the engine: whether a failback or migrate of the pair runs in the background (RoleTasks). */
+  roleChanging: (name: string) => boolean = () => false;
 
   status(name: string): Promise<PairStatus> {
     return pairStatus(this.store, this, name);
@@ -170,6 +162,7 @@ export class PairOperations implements EndpointResolver {
   async startSync(name: string, method: SyncMethodChoice, limitRateBytesPerSecond?: number): Promise<SyncState> {
     const existing = this.syncs.get(name);
     if (existing?.state.running) throw new TidemarkError('BUSY', `pair ${name} is already syncing`, 'wait for it, or cancel it');
+    if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'wait for it to finish');
     const record = await this.store.require(name);
     const endpoints = await this.endpoints(record);
     const regionCount = Math.ceil((await endpoints.primary.agent.volumeInfo(endpoints.primary.path)).sizeBytes / record.regionBytes);

@@ -59,6 +59,9 @@ export class ReplicationOperations {
     private readonly events: EventLog,
   ) {}
 
+  /** Set by the engine: whether a failback or migrate of the pair runs in the background (RoleTasks). */
+  roleChanging: (name: string) => boolean = () => false;
+
   state(name: string): ReplicationState | null {
     return this.runs.get(name)?.state ?? null;
   }
@@ -85,6 +88,7 @@ export class ReplicationOperations {
 
   async start(name: string, options: { limitRateBytesPerSecond?: number } = {}): Promise<ReplicationState> {
     if (this.running(name)) throw new TidemarkError('BUSY', `pair ${name} is already replicating`, 'stop it first to change its settings');
+    if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'replication starts again once it finished');
     const record = await this.store.require(name);
     const [primary, secondary] = await Promise.all([this.resolver.resolve(record.primary.volref), this.resolver.resolve(record.secondary.volref)]);
     const controller = new AbortController();

@@ -43,7 +43,11 @@ export function pairTimeline(status: PairStatus, cycles: readonly CycleRecord[])
       atMs: Date.parse(record.createdAt),
       kind: 'created',
       generation: 1,
-      title: `pair created: ${record.primary.volref} → ${record.secondary.volref}`,
+      // The record names the current roles: the direction at creation is known only while nothing changed them.
+      title:
+        record.generation === 1
+          ? `pair created: ${record.primary.volref} → ${record.secondary.volref}`
+          : `pair created between ${record.primary.volref} and ${record.secondary.volref} (their roles changed since)`,
       volref: null,
       by: null,
     },

@@ -1,9 +1,13 @@
-// Failover and failback dialogs of the Pair detail (docs/failover.md): what will happen, what
-// is at risk, the exact regions and bytes a failback copies with the resync map's heatmap, a
-// split brain's choice of survivor, and confirmation by typing the pair's name.
+// The Failover card of the Pair detail (docs/failover.md, docs/console.md): Migrate when the
+// primary can be reached, a forced Failover when it cannot (both, with the risk explained, when
+// it can), Failback once failed over. Each dialog says what will happen and what is at risk, the
+// exact regions and bytes to copy with their heatmap; destructive choices are confirmed by
+// typing the pair's name. Failback and migrate then run in the background: phase, regions and
+// bytes copied, rate and ETA, polled twice a second.
 
 import {
   Alert,
+  LinearProgress,
   Button,
   Card,
   CardContent,
@@ -19,9 +23,9 @@ import {
   TextField,
   Typography,
 } from '@mui/material';
-import { useMemo, useState } from 'react';
-import type { FailbackDto, FailoverDto, PairDto } from '../../src-main/console-api';
-import { consoleApi } from '../api';
+import { useEffect, useMemo, useState } from 'react';
+import type { FailbackDto, FailoverDto, MigratePlanDto, PairDto, RoleOptionsDto, RoleTaskDto } from '../../src-main/console-api';
+import { ApiError, consoleApi, toApiError } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { Heatmap } from '../components/Heatmap';
 import { formatBytes, formatDurationMs } from '../format';
@@ -32,8 +36,8 @@ const riskText: Record<PairDto['mode'], string> = {
   periodic: 'the cycle in progress and everything written since (the primary’s current and next change maps)',
 };
 
-/** The resync map as bits for the heatmap, from its runs. */
-function bitsOf(plan: FailbackDto) {
+/** A map as bits for the heatmap, from its runs. */
+function bitsOf(plan: { regions: number; regionBytes: number; runs: readonly (readonly [number, number])[] }) {
   const words = new Uint32Array(Math.ceil(plan.regions / 32));
   for (const [first, count] of plan.runs) for (let r = first; r < first + count; r++) words[r >>> 5]! |= 1 << (r & 31);
   return { regionCount: plan.regions, regionBytes: plan.regionBytes, words };
@@ -52,7 +56,17 @@ function ConfirmName({ pair, value, onChange, testId }: { pair: string; value: s
   );
 }
 
-function FailoverDialog({ pair, onClose, onDone }: { pair: PairDto; onClose: () => void; onDone: (result: FailoverDto) => void }) {
+function FailoverDialog({
+  pair,
+  options,
+  onClose,
+  onDone,
+}: {
+  pair: PairDto;
+  options: RoleOptionsDto | undefined;
+  onClose: () => void;
+  onDone: (result: FailoverDto) => void;
+}) {
   const [typed, setTyped] = useState('');
   const { act, error } = useAction(() => undefined);
   const run = () => act(async () => onDone(await consoleApi().request('failover', { pair: pair.name })));
@@ -67,6 +81,17 @@ function FailoverDialog({ pair, onClose, onDone }: { pair: PairDto; onClose: () 
         <Alert severity="warning" sx={{ my: 1 }} data-testid="failover-risk">
           At risk: {riskText[pair.mode]}. Failback later copies the new primary’s data over those regions.
         </Alert>
+        {options?.primary.reachable && (
+          <Alert severity="info" sx={{ my: 1 }} data-testid="failover-prefer-migrate">
+            {options.primary.volref} can be reached: Migrate swaps the roles without losing a write. A forced failover demotes it now instead; what it had not
+            shipped is kept for failback, not on the new primary.
+          </Alert>
+        )}
+        {options && !options.primary.reachable && (
+          <Alert severity="error" sx={{ my: 1 }} data-testid="failover-unreachable">
+            {options.primary.volref} cannot be reached ({options.primary.error ?? 'no answer'}): its unshipped writes stay there until failback.
+          </Alert>
+        )}
         <ConfirmName pair={pair.name} value={typed} onChange={setTyped} testId="failover-confirm-name" />
         {error && <ErrorNote error={error} />}
       </DialogContent>
@@ -80,13 +105,13 @@ function FailoverDialog({ pair, onClose, onDone }: { pair: PairDto; onClose: () 
   );
 }
 
-function FailbackDialog({ pair, plan, onClose, onDone }: { pair: PairDto; plan: FailbackDto; onClose: () => void; onDone: (result: FailbackDto) => void }) {
+function FailbackDialog({ pair, plan, onClose, onDone }: { pair: PairDto; plan: FailbackDto; onClose: () => void; onDone: (task: RoleTaskDto) => void }) {
   const [typed, setTyped] = useState('');
   const [discard, setDiscard] = useState(plan.oldPrimary);
   const { act, error } = useAction(() => undefined);
   const bits = useMemo(() => bitsOf(plan), [plan]);
   const run = () =>
-    act(async () => onDone(await consoleApi().request('failback', { pair: pair.name, ...(plan.splitBrain ? { discardChangesOn: discard } : {}) })));
+    act(async () => onDone(await consoleApi().request('failbackStart', { pair: pair.name, ...(plan.splitBrain ? { discardChangesOn: discard } : {}) })));
   return (
     <Dialog open onClose={onClose} maxWidth="md" fullWidth>
       <DialogTitle>Fail back {pair.name}</DialogTitle>
@@ -127,64 +152,243 @@ function FailbackDialog({ pair, plan, onClose, onDone }: { pair: PairDto; plan: 
   );
 }
 
-export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: () => void }) {
-  const [dialog, setDialog] = useState<'failover' | 'failback' | null>(null);
-  const [plan, setPlan] = useState<FailbackDto>();
-  const [result, setResult] = useState<string>();
+function MigrateDialog({ pair, onClose, onDone }: { pair: PairDto; onClose: () => void; onDone: (task: RoleTaskDto) => void }) {
+  const [plan, setPlan] = useState<MigratePlanDto>();
+  const [planError, setPlanError] = useState<ApiError>();
   const { act, error } = useAction(() => undefined);
+  useEffect(() => {
+    let cancelled = false;
+    consoleApi()
+      .request('migratePlan', { pair: pair.name })
+      .then(
+        (p) => !cancelled && setPlan(p),
+        (e: unknown) => !cancelled && setPlanError(toApiError(e)),
+      );
+    return () => {
+      cancelled = true;
+    };
+  }, [pair.name]);
+  const bits = useMemo(() => (plan ? bitsOf({ regions: plan.regions, regionBytes: plan.regionBytes, runs: plan.runs }) : undefined), [plan]);
+  const run = () => act(async () => onDone(await consoleApi().request('migrateStart', { pair: pair.name })));
+  return (
+    <Dialog open onClose={onClose} maxWidth="md" fullWidth>
+      <DialogTitle>Migrate {pair.name}</DialogTitle>
+      <DialogContent>
+        <DialogContentText data-testid="migrate-what">
+          A planned, lossless swap: {pair.primary} keeps taking writes while they are shipped (up to 10 s); then its writes are refused while what it has not
+          shipped is copied and both sides are verified by signature; {pair.secondary} becomes the primary and {pair.primary} its secondary, replicated the
+          other way.
+        </DialogContentText>
+        <Alert severity="info" sx={{ my: 1 }} data-testid="migrate-risk">
+          No acknowledged write is lost. During the pause applications’ writes to {pair.primary} fail (EPERM); afterwards they must write to {pair.secondary}{' '}
+          (an NBD client reconnects there). A difference found by the verify stops the migrate before any promotion and keeps {pair.primary} the primary.
+        </Alert>
+        {!plan && !planError && <Typography data-testid="migrate-loading">Reading the primary’s unshipped regions…</Typography>}
+        {planError && <ErrorNote error={planError} />}
+        {plan && (
+          <>
+            <Typography variant="body1" sx={{ my: 1 }} data-testid="migrate-count">
+              Unshipped now: {plan.unshippedRegions} of {plan.regions} regions ({formatBytes(plan.unshippedBytes)}), from the primary’s {plan.maps.join(' ∪ ')}{' '}
+              — writes until the pause add to it
+            </Typography>
+            <Heatmap bits={bits} setLabel="unshipped" heightPx={120} />
+          </>
+        )}
+        {error && <ErrorNote error={error} />}
+      </DialogContent>
+      <DialogActions>
+        <Button onClick={onClose}>Cancel</Button>
+        <Button variant="contained" disabled={!plan} onClick={() => void run()} data-testid="migrate-confirm">
+          Migrate
+        </Button>
+      </DialogActions>
+    </Dialog>
+  );
+}
+
+const phaseLabels: Record<NonNullable<RoleTaskDto['progress']>['phase'], string> = {
+  prepare: 'demoting the old primary and marking the resync map',
+  sync: 'syncing first',
+  drain: 'draining: shipping while applications write',
+  pause: 'writes paused: stopping the primary',
+  copy: 'copying',
+  verify: 'verifying both sides by signature',
+  done: 'done',
+};
+
+/** A running failback or migrate: phase, regions and bytes, rate and ETA. */
+export function RoleTaskProgress({ task }: { task: RoleTaskDto }) {
+  const p = task.progress;
+  const percent = p && p.regionsTotal > 0 ? Math.min(100, (100 * p.regionsTransferred) / p.regionsTotal) : undefined;
+  return (
+    <Stack spacing={0.5} data-testid="role-task-progress">
+      <Typography variant="body2" data-testid="role-task-line">
+        {task.kind === 'failback' ? 'Failing back' : 'Migrating'}: {p ? phaseLabels[p.phase] : 'starting'}
+        {p && p.regionsTotal > 0 ? ` — ${p.regionsTransferred} of ${p.regionsTotal} regions` : ''}
+        {p
+          ? `, ${formatBytes(p.bytesTransferred)} copied at ${formatBytes(p.bytesPerSecond)}/s, ETA ${p.etaMs === null ? 'unknown' : formatDurationMs(p.etaMs)}`
+          : ''}
+      </Typography>
+      <LinearProgress variant={percent === undefined ? 'indeterminate' : 'determinate'} value={percent ?? 0} aria-label={`${task.kind} progress`} />
+    </Stack>
+  );
+}
+
+/** What a finished failback or migrate did (or why it stopped), in one sentence. */
+export function roleTaskResult(task: RoleTaskDto): string | null {
+  if (task.running) return null;
+  if (task.failback) {
+    const r = task.failback;
+    return `Failed back: copied ${r.regionsTransferred} regions (${formatBytes(r.bytesTransferred)}) in ${formatDurationMs(r.durationMs)}; ${r.oldPrimary} is the secondary.`;
+  }
+  if (task.migrate) {
+    const m = task.migrate;
+    return `Migrated: ${m.newPrimary} is the primary (generation ${m.generation}); ${m.drainedRegions} regions drained, ${m.finalRegions} copied while writes were paused for ${formatDurationMs(m.pauseMs)} (${m.pauseMs} ms); ${m.oldPrimary} is the secondary.`;
+  }
+  return null;
+}
+
+export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: () => void }) {
+  const [dialog, setDialog] = useState<'failover' | 'failback' | 'migrate' | null>(null);
+  const [plan, setPlan] = useState<FailbackDto>();
+  const [options, setOptions] = useState<RoleOptionsDto>();
+  const [optionsError, setOptionsError] = useState<ApiError>();
+  const [task, setTask] = useState<RoleTaskDto | null>(null);
+  const [result, setResult] = useState<string>();
+  const [version, setVersion] = useState(0);
+  const { act, error } = useAction(() => undefined);
+
+  // What to offer: asked on open and after every change (it reaches both sides: not polled).
+  useEffect(() => {
+    let cancelled = false;
+    consoleApi()
+      .request('roleOptions', { pair: pair.name })
+      .then(
+        (o) => {
+          if (cancelled) return;
+          setOptions(o);
+          setOptionsError(undefined);
+          setTask(o.task);
+        },
+        (e: unknown) => !cancelled && setOptionsError(toApiError(e)),
+      );
+    return () => {
+      cancelled = true;
+    };
+  }, [pair.name, version]);
+
+  // A failback or migrate running: its progress twice a second until it ends.
+  const running = task?.running ?? false;
+  useEffect(() => {
+    if (!running) return;
+    let cancelled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const poll = async () => {
+      try {
+        const state = await consoleApi().request('roleTask', { pair: pair.name });
+        if (cancelled) return;
+        setTask(state);
+        if (state && !state.running) {
+          setResult(roleTaskResult(state) ?? undefined);
+          setVersion((v) => v + 1);
+          onChanged();
+          return;
+        }
+      } catch (e) {
+        if (!cancelled) setOptionsError(toApiError(e));
+      }
+      if (!cancelled) timer = setTimeout(() => void poll(), 500);
+    };
+    timer = setTimeout(() => void poll(), 500);
+    return () => {
+      cancelled = true;
+      clearTimeout(timer);
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [running, pair.name]);
+
   const openFailback = () =>
     act(async () => {
       setPlan(await consoleApi().request('failbackPlan', { pair: pair.name }));
       setDialog('failback');
     });
+  const started = (t: RoleTaskDto) => {
+    setDialog(null);
+    setResult(undefined);
+    setTask(t);
+  };
+  const failedOver = options?.failover !== null && options?.failover !== undefined;
+  const reachable = options?.primary.reachable ?? false;
+  const why = !options
+    ? 'Checking whether the primary can be reached…'
+    : failedOver
+      ? `Failed over${options.failover?.forced ? ' (forced)' : ''} at ${new Date(options.failover!.atMs).toLocaleString()}: fail back when ${options.secondary.volref} is back${options.secondary.reachable ? ' (it can be reached now)' : ` (it cannot be reached: ${options.secondary.error ?? 'no answer'})`}.`
+      : reachable
+        ? `${options.primary.volref} can be reached: Migrate swaps the roles without losing a write; Fail over forces it (its unshipped writes go to failback).`
+        : `${options.primary.volref} cannot be reached (${options.primary.error ?? 'no answer'}): Fail over promotes ${options.secondary.volref}; what the primary had not shipped is at risk until failback.`;
   return (
     <Card variant="outlined">
       <CardContent>
         <Stack spacing={1}>
           <Typography variant="h6">Failover</Typography>
+          <Typography variant="body2" data-testid="role-options">
+            {why}
+          </Typography>
+          {options?.unfinishedMigrate && (
+            <Alert severity="warning" data-testid="role-unfinished-migrate">
+              A migrate of {pair.name} was interrupted in its pause: both sides refuse writes until it finishes. Migrate again to finish it.
+            </Alert>
+          )}
           <Stack direction="row" spacing={1}>
-            <Button variant="outlined" color="error" onClick={() => setDialog('failover')} data-testid="failover-open">
-              Fail over…
+            <Button
+              variant={reachable && !failedOver ? 'contained' : 'outlined'}
+              onClick={() => setDialog('migrate')}
+              disabled={!options || running || failedOver || (!reachable && !options.unfinishedMigrate)}
+              data-testid="migrate-open"
+            >
+              Migrate…
             </Button>
-            <Button variant="outlined" onClick={() => void openFailback()} data-testid="failback-open">
+            <Button
+              variant="outlined"
+              color="error"
+              onClick={() => setDialog('failover')}
+              disabled={!options || running || failedOver}
+              data-testid="failover-open"
+            >
+              {reachable ? 'Fail over (forced)…' : 'Fail over…'}
+            </Button>
+            <Button variant="outlined" onClick={() => void openFailback()} disabled={!options || running || !failedOver} data-testid="failback-open">
               Fail back…
             </Button>
           </Stack>
+          {task?.running && <RoleTaskProgress task={task} />}
           {result && (
             <Typography variant="body2" data-testid="failover-result">
               {result}
             </Typography>
           )}
+          {task && !task.running && task.error && <ErrorNote error={new ApiError(task.error)} />}
+          {optionsError && <ErrorNote error={optionsError} />}
           {error && <ErrorNote error={error} />}
         </Stack>
       </CardContent>
       {dialog === 'failover' && (
         <FailoverDialog
           pair={pair}
+          options={options}
           onClose={() => setDialog(null)}
           onDone={(r) => {
             setDialog(null);
             setResult(
               `Failed over: ${r.newPrimary} is the primary (generation ${r.generation}); ${r.oldPrimary} ${r.oldPrimaryReachable ? `was demoted, its ${r.atRiskRegions ?? 0} unshipped regions kept for failback` : 'was unreachable'}${r.rolledBackRegions > 0 ? `; ${r.rolledBackRegions} regions rolled back` : ''}.`,
             );
+            setVersion((v) => v + 1);
             onChanged();
           }}
         />
       )}
-      {dialog === 'failback' && plan && (
-        <FailbackDialog
-          pair={pair}
-          plan={plan}
-          onClose={() => setDialog(null)}
-          onDone={(r) => {
-            setDialog(null);
-            setResult(
-              `Failed back: copied ${r.regionsTransferred} regions (${formatBytes(r.bytesTransferred)}) in ${formatDurationMs(r.durationMs)}; ${r.oldPrimary} is the secondary.`,
-            );
-            onChanged();
-          }}
-        />
-      )}
+      {dialog === 'failback' && plan && <FailbackDialog pair={pair} plan={plan} onClose={() => setDialog(null)} onDone={started} />}
+      {dialog === 'migrate' && <MigrateDialog pair={pair} onClose={() => setDialog(null)} onDone={started} />}
     </Card>
   );
 }

@@ -1,0 +1,294 @@
+// Role changes that copy data, run in the background of a long-lived engine (the console) the
+// way a sync does: failback (its resync shipped by replicatePair) and migrate, each with live
+// progress — phase, regions and bytes copied, rate, ETA — polled by the renderer; plus what the
+// Failover card needs to offer the right one: whether the primary can be reached, whether the
+// pair is failed over or has an unfinished migrate, and the regions a migrate would copy now.
+
+import { assert } from '../assert';
+import { Bitset } from '../bitmap';
+import { TidemarkError, isTidemarkError } from '../errors';
+import type { EventLog } from '../events';
+import { mapRuns } from '../maps';
+import { ProgressMeter } from '../progress';
+import {
+  failbackPair,
+  migratePair,
+  pairStatus,
+  readMigrateJournal,
+  replicatePair,
+  type EndpointResolver,
+  type FailbackSummary,
+  type MigrateProgress,
+  type MigrateSummary,
+  type PairEndpoints,
+  type PairRecord,
+  type PairStore,
+  type ReplicateSummary,
+} from '../replication';
+import { pairMapSources } from './pair-maps';
+
+export type RoleTaskKind = 'failback' | 'migrate';
+
+/** One model for both: migrate's phases as migratePair reports them; failback prepares (demote, seed the map), then copies. */
+export interface RoleTaskProgress {
+  readonly phase: MigrateProgress['phase'] | 'prepare' | 'sync';
+  readonly regionsTransferred: number;
+  readonly regionsTotal: number;
+  readonly bytesTransferred: number;
+  readonly bytesPerSecond: number;
+  readonly etaMs: number | undefined;
+}
+
+export interface RoleTaskState {
+  readonly pair: string;
+  readonly kind: RoleTaskKind;
+  readonly running: boolean;
+  readonly startedAtMs: number;
+  readonly progress: RoleTaskProgress | null;
+  readonly failback: FailbackSummary | null;
+  readonly migrate: MigrateSummary | null;
+  readonly error: { code: string; message: string; hint: string } | null;
+}
+
+export interface SideReach {
+  readonly volref: string;
+  readonly reachable: boolean;
+  readonly error: string | null;
+}
+
+export interface RoleOptions {
+  readonly pair: string;
+  readonly mode: PairRecord['mode'];
+  readonly generation: number;
+  readonly failover: { readonly atMs: number; readonly forced: boolean; readonly phase: 'promoted' | 'seeded' } | null;
+  /** A migrate died in its pause: Migrate again finishes it. */
+  readonly unfinishedMigrate: boolean;
+  readonly primary: SideReach;
+  readonly secondary: SideReach;
+}
+
+/** What a migrate would copy if it started now: the primary's unshipped regions (they grow while applications write). */
+export interface MigratePlan {
+  readonly pair: string;
+  readonly regions: number;
+  readonly regionBytes: number;
+  readonly unshippedRegions: number;
+  readonly unshippedBytes: number;
+  readonly runs: readonly (readonly [number, number])[];
+  /** Which maps make it up: continuous OOS ∪ in flight; periodic current ∪ next (the cycle in progress and everything since). */
+  readonly maps: readonly string[];
+}
+
+interface Running {
+  state: RoleTaskState;
+  done: Promise<void>;
+}
+
+type Busy = (name: string) => string | null;
+
+export class RoleTasks {
+  private readonly tasks = new Map<string, Running>();
+
+  constructor(
+    private readonly store: PairStore,
+    private readonly resolver: EndpointResolver & { endpoints(record: PairRecord): Promise<PairEndpoints> },
+    private readonly events: EventLog,
+    /** Why another activity of this console keeps a role change from starting (a sync, replication), or null. */
+    private readonly busy: Busy,
+  ) {}
+
+  state(name: string): RoleTaskState | null {
+    return this.tasks.get(name)?.state ?? null;
+  }
+
+  running(name: string): boolean {
+    return this.tasks.get(name)?.state.running ?? false;
+  }
+
+  async options(name: string): Promise<RoleOptions> {
+    const status = await pairStatus(this.store, this.resolver, name);
+    const { record } = status;
+    const side = (s: typeof status.primary): SideReach => ({ volref: s.volref, reachable: s.reachable, error: s.error });
+    return {
+      pair: name,
+      mode: record.mode,
+      generation: record.generation,
+      failover: record.failover ? { atMs: record.failover.atMs, forced: record.failover.forced, phase: record.failover.phase } : null,
+      unfinishedMigrate: (await readMigrateJournal(this.store.pairDir(name))) !== undefined,
+      primary: side(status.primary),
+      secondary: side(status.secondary),
+    };
+  }
+
+  /** The primary's unshipped regions now, read from its agent (the maps `tidemark map --which` shows). */
+  async migratePlan(name: string): Promise<MigratePlan> {
+    const record = await this.store.require(name);
+    const primary = await this.resolver.resolve(record.primary.volref);
+    const maps = record.mode === 'periodic' ? ['current', 'next'] : ['oos', 'in-flight'];
+    const read = await Promise.all(
+      maps.map((which) =>
+        pairMapSources[which]!(primary, record, () => this.resolver.endpoints(record)).catch((error: unknown) => {
+          // A periodic primary between cycles has no current map: nothing is in progress.
+          if (isTidemarkError(error) && error.code === 'NOT_FOUND' && which === 'current') return null;
+          throw error;
+        }),
+      ),
+    );
+    const bits = read.filter((m) => m !== null).map((m) => new Bitset(m.regionCount, m.words));
+    assert(bits.length > 0, 'a migrate plan reads at least one map');
+    const union = Bitset.union(...bits);
+    const unshippedRegions = union.popcount();
+    return {
+      pair: name,
+      regions: union.bitCount,
+      regionBytes: record.regionBytes,
+      unshippedRegions,
+      unshippedBytes: unshippedRegions * record.regionBytes,
+      runs: mapRuns(union, 500),
+      maps,
+    };
+  }
+
+  private begin(name: string, kind: RoleTaskKind): Running {
+    if (this.running(name))
+      throw new TidemarkError('BUSY', `pair ${name} is already changing roles (${this.tasks.get(name)!.state.kind})`, 'wait for it to finish');
+    const why = this.busy(name);
+    if (why) throw new TidemarkError('BUSY', `pair ${name} is ${why}`, `stop that first, then ${kind} again`);
+    const running: Running = {
+      state: { pair: name, kind, running: true, startedAtMs: Date.now(), progress: null, failback: null, migrate: null, error: null },
+      done: Promise.resolve(),
+    };
+    this.tasks.set(name, running);
+    return running;
+  }
+
+  private fail(running: Running, error: unknown): void {
+    const e = isTidemarkError(error) ? error : new TidemarkError('IO', error instanceof Error ? error.message : String(error), 'see the event log');
+    running.state = { ...running.state, running: false, error: { code: e.code, message: e.message, hint: e.hint } };
+    this.events.emit({ severity: 'error', pair: running.state.pair, kind: `pair.${running.state.kind}-failed`, message: e.oneLine() });
+  }
+
+  /**
+   * Starts a failback in the background (docs/failover.md): the same failbackPair as the CLI,
+   * its resync shipped by replicatePair with progress callbacks. A split brain's survivor must
+   * be named (the plan said so).
+   */
+  async startFailback(name: string, options: { discardChangesOn?: string } = {}): Promise<RoleTaskState> {
+    const record = await this.store.require(name);
+    if (!record.failover) throw new TidemarkError('USAGE', `pair "${name}" has not failed over`, 'failback brings back an old primary after a failover');
+    const running = this.begin(name, 'failback');
+    running.state = {
+      ...running.state,
+      progress: { phase: 'prepare', regionsTransferred: 0, regionsTotal: 0, bytesTransferred: 0, bytesPerSecond: 0, etaMs: undefined },
+    };
+    this.events.emit({
+      severity: 'info',
+      pair: name,
+      kind: 'pair.failback-started',
+      message: `failback of ${name} started: ${record.secondary.volref} will be demoted`,
+    });
+    const replicate = (pair: PairRecord, endpoints: PairEndpoints): Promise<ReplicateSummary> => {
+      const total = pair.failover?.resyncRegions ?? 0;
+      const meter = new ProgressMeter(Number.MAX_SAFE_INTEGER);
+      const report = (progress: RoleTaskProgress) => (running.state = { ...running.state, progress });
+      report({ phase: 'copy', regionsTransferred: 0, regionsTotal: total, bytesTransferred: 0, bytesPerSecond: 0, etaMs: undefined });
+      return replicatePair({
+        store: this.store,
+        pair,
+        endpoints,
+        once: true,
+        onSyncProgress: (p) =>
+          report({
+            phase: 'sync',
+            regionsTransferred: p.regionsDone,
+            regionsTotal: p.regionsTotal,
+            bytesTransferred: p.bytesTransferred,
+            bytesPerSecond: p.bytesPerSecond,
+            etaMs: p.etaMs,
+          }),
+        // Continuous: what is left is the tracking's OOS and in flight (writes meanwhile add to it).
+        onProgress: (p) =>
+          report({
+            phase: 'copy',
+            regionsTransferred: p.regionsTransferred,
+            regionsTotal: Math.max(total, p.regionsTransferred + p.oosRegions + p.inFlightRegions),
+            bytesTransferred: p.bytesTransferred,
+            bytesPerSecond: p.bytesPerSecond,
+            etaMs: p.etaMs,
+          }),
+        // Periodic: one cycle carries the whole resync map.
+        onCycleProgress: (p) => {
+          const snapshot = meter.update(Math.max(meter.snapshot().done, p.bytesTransferred));
+          const remainingRegions = p.regionsTotal - p.regionsDone;
+          const bytesPerRegion = p.regionsDone > 0 ? p.bytesTransferred / p.regionsDone : pair.regionBytes;
+          report({
+            phase: 'copy',
+            regionsTransferred: p.regionsDone,
+            regionsTotal: p.regionsTotal,
+            bytesTransferred: p.bytesTransferred,
+            bytesPerSecond: snapshot.ratePerSecond,
+            etaMs: remainingRegions === 0 ? 0 : snapshot.ratePerSecond > 0 ? (remainingRegions * bytesPerRegion * 1000) / snapshot.ratePerSecond : undefined,
+          });
+        },
+      });
+    };
+    running.done = failbackPair(this.store, this.resolver, name, { ...options, replicate }).then(
+      (summary) => {
+        const last = running.state.progress;
+        running.state = {
+          ...running.state,
+          running: false,
+          failback: summary,
+          progress: {
+            phase: 'done',
+            regionsTransferred: summary.regionsTransferred,
+            regionsTotal: Math.max(summary.regionsTransferred, last?.regionsTotal ?? 0),
+            bytesTransferred: summary.bytesTransferred,
+            bytesPerSecond: last?.bytesPerSecond ?? 0,
+            etaMs: 0,
+          },
+        };
+        this.events.emit({
+          severity: 'info',
+          pair: name,
+          kind: 'pair.failback',
+          message: `pair ${name} failed back: ${summary.regionsTransferred} regions copied; the old primary is the secondary`,
+        });
+      },
+      (error: unknown) => this.fail(running, error),
+    );
+    return running.state;
+  }
+
+  /** Starts a migrate in the background: migratePair with its phase progress (drain, pause, copy, verify). */
+  async startMigrate(name: string): Promise<RoleTaskState> {
+    const record = await this.store.require(name);
+    const running = this.begin(name, 'migrate');
+    this.events.emit({
+      severity: 'info',
+      pair: name,
+      kind: 'pair.migrate-started',
+      message: `migrate of ${name} started: ${record.secondary.volref} will become the primary`,
+    });
+    running.done = migratePair(this.store, this.resolver, name, {
+      onProgress: ({ pair: _pair, ...progress }) => (running.state = { ...running.state, progress }),
+    }).then(
+      (summary) => {
+        running.state = { ...running.state, running: false, migrate: summary };
+        this.events.emit({
+          severity: 'info',
+          pair: name,
+          kind: 'pair.migrate',
+          message: `pair ${name} migrated: ${summary.newPrimary} is the primary (generation ${summary.generation}); writes paused ${summary.pauseMs} ms`,
+        });
+      },
+      (error: unknown) => this.fail(running, error),
+    );
+    return running.state;
+  }
+
+  /** Waits for running role changes (they are not cancellable: each finishes or fails on its own). */
+  async dispose(): Promise<void> {
+    await Promise.all([...this.tasks.values()].map((r) => r.done));
+  }
+}

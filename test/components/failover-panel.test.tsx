@@ -1,0 +1,257 @@
+// @vitest-environment happy-dom
+// The Failover card in a DOM: what it offers for a reachable primary (Migrate, or a forced
+// failover explained), an unreachable one (Fail over; Migrate disabled) and a failed-over pair
+// (Fail back); the Migrate dialog's plan and what it asks the engine; the progress of a running
+// migrate or failback (phase, regions, bytes, rate, ETA) polled until its result; a failure shown
+// in context.
+import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FailbackDto, MigratePlanDto, PairDto, RoleOptionsDto, RoleTaskDto } from '../../src-main/console-api';
+import { FailoverPanel, RoleTaskProgress, roleTaskResult } from '../../src-renderer/screens/FailoverPanel';
+import { RecordingApi } from './fake-api';
+
+const MiB = 2 ** 20;
+
+afterEach(cleanup);
+
+const pair: PairDto = {
+  name: 'field',
+  mode: 'continuous',
+  primary: '/d/a.img',
+  secondary: '/d/b.img',
+  regionBytes: MiB,
+  regions: 64,
+  tracking: true,
+  oosRegions: 3,
+  moosRegions: 3,
+  lagBytes: 3 * MiB,
+  writesTracked: 3,
+  lastSync: null,
+  sync: null,
+};
+
+function options(extra: Partial<RoleOptionsDto> = {}): RoleOptionsDto {
+  return {
+    pair: 'field',
+    mode: 'continuous',
+    generation: 1,
+    failover: null,
+    unfinishedMigrate: false,
+    primary: { volref: '/d/a.img', reachable: true, error: null },
+    secondary: { volref: '/d/b.img', reachable: true, error: null },
+    task: null,
+    ...extra,
+  };
+}
+
+const plan: MigratePlanDto = {
+  pair: 'field',
+  regions: 64,
+  regionBytes: MiB,
+  unshippedRegions: 3,
+  unshippedBytes: 3 * MiB,
+  runs: [[4, 3]],
+  maps: ['oos', 'in-flight'],
+};
+
+function task(extra: Partial<RoleTaskDto> = {}): RoleTaskDto {
+  return { pair: 'field', kind: 'migrate', running: true, startedAtMs: 1, progress: null, failback: null, migrate: null, error: null, ...extra };
+}
+
+const disabled = (testId: string) => (screen.getByTestId(testId) as HTMLButtonElement).disabled;
+
+describe('FailoverPanel', () => {
+  it('a reachable primary: Migrate offered first, the failover labelled forced; failback not yet', async () => {
+    window.tidemark = new RecordingApi({ roleOptions: () => options() });
+    render(<FailoverPanel pair={pair} onChanged={() => undefined} />);
+    expect(screen.getByTestId('role-options').textContent).toBe('Checking whether the primary can be reached…');
+    expect(disabled('migrate-open')).toBe(true);
+    await waitFor(() =>
+      expect(screen.getByTestId('role-options').textContent).toMatch(/^\/d\/a\.img can be reached: Migrate swaps the roles without losing a write/),
+    );
+    expect(disabled('migrate-open')).toBe(false);
+    expect(screen.getByTestId('failover-open').textContent).toBe('Fail over (forced)…');
+    expect(disabled('failback-open')).toBe(true);
+    fireEvent.click(screen.getByTestId('failover-open'));
+    expect(screen.getByTestId('failover-prefer-migrate').textContent).toMatch(/Migrate swaps the roles without losing a write/);
+    expect((screen.getByTestId('failover-confirm') as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it('an unreachable primary: Migrate disabled, Fail over offered with the reason and what is at risk', async () => {
+    window.tidemark = new RecordingApi({ roleOptions: () => options({ primary: { volref: 'site:/d/a.img', reachable: false, error: 'connection refused' } }) });
+    render(<FailoverPanel pair={pair} onChanged={() => undefined} />);
+    await waitFor(() =>
+      expect(screen.getByTestId('role-options').textContent).toMatch(/^site:\/d\/a\.img cannot be reached \(connection refused\): Fail over promotes/),
+    );
+    expect(disabled('migrate-open')).toBe(true);
+    expect(screen.getByTestId('failover-open').textContent).toBe('Fail over…');
+    fireEvent.click(screen.getByTestId('failover-open'));
+    expect(screen.getByTestId('failover-unreachable').textContent).toMatch(
+      /cannot be reached \(connection refused\): its unshipped writes stay there until failback/,
+    );
+    expect(screen.getByTestId('failover-risk').textContent).toMatch(/OOS\/MOOS/);
+  });
+
+  it('failed over: only Fail back, and whether the old primary is back', async () => {
+    window.tidemark = new RecordingApi({
+      roleOptions: () =>
+        options({
+          generation: 2,
+          failover: { atMs: Date.UTC(2026, 10, 24, 9), forced: true, phase: 'promoted' },
+          secondary: { volref: '/d/a.img', reachable: true, error: null },
+        }),
+    });
+    render(<FailoverPanel pair={pair} onChanged={() => undefined} />);
+    await waitFor(() =>
+      expect(screen.getByTestId('role-options').textContent).toMatch(
+        /^Failed over \(forced\) at .*: fail back when \/d\/a\.img is back \(it can be reached now\)/,
+      ),
+    );
+    expect([disabled('migrate-open'), disabled('failover-open'), disabled('failback-open')]).toEqual([true, true, false]);
+  });
+
+  it('an interrupted migrate: says so and offers Migrate to finish it even with the primary refusing', async () => {
+    window.tidemark = new RecordingApi({
+      roleOptions: () => options({ unfinishedMigrate: true, primary: { volref: '/d/a.img', reachable: false, error: 'x' } }),
+    });
+    render(<FailoverPanel pair={pair} onChanged={() => undefined} />);
+    await waitFor(() => expect(screen.getByTestId('role-unfinished-migrate').textContent).toMatch(/interrupted in its pause.*Migrate again to finish it/));
+    expect(disabled('migrate-open')).toBe(false);
+  });
+
+  it('Migrate: the plan’s count, then migrateStart; progress with rate and ETA polled until the result', async () => {
+    const polls: RoleTaskDto[] = [
+      task({ progress: { phase: 'copy', regionsTransferred: 3, regionsTotal: 8, bytesTransferred: 3 * MiB, bytesPerSecond: MiB, etaMs: 5000 } }),
+      task({
+        running: false,
+        progress: { phase: 'done', regionsTransferred: 8, regionsTotal: 8, bytesTransferred: 8 * MiB, bytesPerSecond: MiB, etaMs: 0 },
+        migrate: {
+          pair: 'field',
+          newPrimary: '/d/b.img',
+          oldPrimary: '/d/a.img',
+          generation: 2,
+          drainedRegions: 5,
+          finalRegions: 3,
+          bytesTransferred: 8 * MiB,
+          pauseMs: 420,
+          durationMs: 3000,
+          resumed: false,
+        },
+      }),
+    ];
+    let changed = 0;
+    const api = new RecordingApi({
+      roleOptions: () => options(),
+      migratePlan: () => plan,
+      migrateStart: () => task(),
+      roleTask: () => polls.shift() ?? null,
+    });
+    window.tidemark = api;
+    render(<FailoverPanel pair={pair} onChanged={() => (changed += 1)} />);
+    await waitFor(() => expect(disabled('migrate-open')).toBe(false));
+    fireEvent.click(screen.getByTestId('migrate-open'));
+    expect(screen.getByTestId('migrate-loading')).toBeTruthy();
+    await waitFor(() =>
+      expect(screen.getByTestId('migrate-count').textContent).toMatch(/^Unshipped now: 3 of 64 regions \(3 MiB\), from the primary’s oos ∪ in-flight/),
+    );
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('migrate-confirm'));
+    });
+    expect(api.requests.find((r) => r.verb === 'migrateStart')?.args).toEqual({ pair: 'field' });
+    await waitFor(() => expect(screen.getByTestId('role-task-line').textContent).toBe('Migrating: copying — 3 of 8 regions, 3 MiB copied at 1 MiB/s, ETA 5s'), {
+      timeout: 3000,
+    });
+    expect(screen.getByRole('progressbar', { name: 'migrate progress' }).getAttribute('aria-valuenow')).toBe('37.5');
+    expect(disabled('migrate-open')).toBe(true);
+    await waitFor(
+      () =>
+        expect(screen.getByTestId('failover-result').textContent).toMatch(
+          /^Migrated: \/d\/b\.img is the primary \(generation 2\); 5 regions drained, 3 copied while writes were paused for 0s \(420 ms\)/,
+        ),
+      {
+        timeout: 3000,
+      },
+    );
+    expect(changed).toBe(1);
+    expect(screen.queryByTestId('role-task-progress')).toBeNull();
+    // The options are asked again after the change (the roles swapped).
+    expect(api.requests.filter((r) => r.verb === 'roleOptions')).toHaveLength(2);
+  });
+
+  it('Fail back: starts it in the background with the survivor named after a split brain', async () => {
+    const failbackPlan: FailbackDto = {
+      pair: 'field',
+      newPrimary: '/d/b.img',
+      oldPrimary: '/d/a.img',
+      regions: 64,
+      regionBytes: MiB,
+      resyncRegions: 5,
+      resyncBytes: 5 * MiB,
+      failbackRegions: 3,
+      unshippedRegions: 2,
+      runs: [[1, 5]],
+      runsTotal: 1,
+      splitBrain: { failoverAtMs: 1, oldPrimaryLastWriteAtMs: 2 },
+      dryRun: true,
+      regionsTransferred: 0,
+      bytesTransferred: 0,
+      durationMs: 1,
+    };
+    const api = new RecordingApi({
+      roleOptions: () => options({ generation: 2, failover: { atMs: 1, forced: true, phase: 'promoted' } }),
+      failbackPlan: () => failbackPlan,
+      failbackStart: () =>
+        task({ kind: 'failback', progress: { phase: 'prepare', regionsTransferred: 0, regionsTotal: 0, bytesTransferred: 0, bytesPerSecond: 0, etaMs: null } }),
+      roleTask: () =>
+        task({ kind: 'failback', progress: { phase: 'prepare', regionsTransferred: 0, regionsTotal: 0, bytesTransferred: 0, bytesPerSecond: 0, etaMs: null } }),
+    });
+    window.tidemark = api;
+    render(<FailoverPanel pair={pair} onChanged={() => undefined} />);
+    await waitFor(() => expect(disabled('failback-open')).toBe(false));
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('failback-open'));
+    });
+    await waitFor(() => screen.getByTestId('failback-count'));
+    fireEvent.click(screen.getByLabelText('/d/b.img (keep the old primary)'));
+    fireEvent.change(screen.getByTestId('failback-confirm-name'), { target: { value: 'field' } });
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('failback-confirm'));
+    });
+    expect(api.requests.find((r) => r.verb === 'failbackStart')?.args).toEqual({ pair: 'field', discardChangesOn: '/d/b.img' });
+    expect(screen.getByTestId('role-task-line').textContent).toBe(
+      'Failing back: demoting the old primary and marking the resync map, 0 B copied at 0 B/s, ETA unknown',
+    );
+  });
+
+  it('a failed migrate: its message and hint in context, no result line', async () => {
+    const failed = task({
+      running: false,
+      error: {
+        code: 'IO',
+        message: 'migrate of field stopped before the swap: 2 regions differ after the final copy',
+        hint: 'investigate with `tidemark verify field`',
+      },
+    });
+    window.tidemark = new RecordingApi({ roleOptions: () => options({ task: failed }) });
+    render(<FailoverPanel pair={pair} onChanged={() => undefined} />);
+    await waitFor(() =>
+      expect(screen.getByTestId('error-note').textContent).toBe(
+        'migrate of field stopped before the swap: 2 regions differ after the final copyinvestigate with `tidemark verify field`',
+      ),
+    );
+    expect(screen.queryByTestId('failover-result')).toBeNull();
+    expect(roleTaskResult(failed)).toBeNull();
+  });
+});
+
+describe('RoleTaskProgress', () => {
+  it('indeterminate before a total is known; the phase names what happens', () => {
+    render(
+      <RoleTaskProgress
+        task={task({ progress: { phase: 'verify', regionsTransferred: 0, regionsTotal: 0, bytesTransferred: 0, bytesPerSecond: 0, etaMs: null } })}
+      />,
+    );
+    expect(screen.getByTestId('role-task-line').textContent).toBe('Migrating: verifying both sides by signature, 0 B copied at 0 B/s, ETA unknown');
+    expect(screen.getByRole('progressbar').getAttribute('aria-valuenow')).toBeNull();
+  });
+});

@@ -1,0 +1,36 @@
+// The console schema for the map inspector, the timeline, failback and migrate: valid arguments
+// pass as sent, and each malformed one is refused before the engine sees it.
+import { describe, expect, it } from 'vitest';
+import { ConsoleRefusal, mapFileUploadBytesMax, validateRequest } from '../../src-main/console-schema';
+
+describe('console schema: maps, timeline, failback, migrate', () => {
+  it.each([
+    ['mapView', { source: { pair: 'lab', which: 'resync' } }],
+    ['mapView', { source: { fileId: 3, map: 'in-flight' }, compare: { source: { pair: 'lab', which: 'moos' }, operation: 'b-minus-a' } }],
+    ['mapFileOpen', { fileName: 'lab.tmmap', bytesBase64: 'VE1SRUdNQVA=' }],
+    ['pairTimeline', { pair: 'lab' }],
+    ['failbackStart', { pair: 'lab', discardChangesOn: '/d/a.img' }],
+    ['migratePlan', { pair: 'lab' }],
+    ['migrateStart', { pair: 'lab' }],
+    ['roleTask', { pair: 'lab' }],
+    ['roleOptions', { pair: 'lab' }],
+  ])('accepts %s %j', (verb, args) => {
+    expect(validateRequest(verb, args)).toEqual({ verb, args });
+  });
+
+  it.each([
+    ['a map the pair table does not name', 'mapView', { source: { pair: 'lab', which: 'everything' } }],
+    ['a source that is both', 'mapView', { source: { pair: 'lab', which: 'oos', fileId: 1 } }],
+    ['a file map name with a path', 'mapView', { source: { fileId: 1, map: '../oos' } }],
+    ['an unknown set operation', 'mapView', { source: { pair: 'lab', which: 'oos' }, compare: { source: { pair: 'lab', which: 'moos' }, operation: 'xor' } }],
+    ['a comparison without its source', 'mapView', { source: { pair: 'lab', which: 'oos' }, compare: { operation: 'union' } }],
+    ['bytes that are not base64', 'mapFileOpen', { fileName: 'a.tmmap', bytesBase64: 'not base64!' }],
+    ['a file larger than one web frame holds', 'mapFileOpen', { fileName: 'a.tmmap', bytesBase64: 'A'.repeat(Math.ceil(mapFileUploadBytesMax / 3) * 4 + 4) }],
+    ['an empty file', 'mapFileOpen', { fileName: 'a.tmmap', bytesBase64: '' }],
+    ['the old synchronous failback verb', 'failback', { pair: 'lab' }],
+    ['migrate with options it does not take', 'migrateStart', { pair: 'lab', drainMs: 5 }],
+    ['a timeline of no pair', 'pairTimeline', { pair: '' }],
+  ])('refuses %s', (_name, verb, args) => {
+    expect(() => validateRequest(verb, args)).toThrow(ConsoleRefusal);
+  });
+});
