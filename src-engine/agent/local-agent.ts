@@ -485,7 +485,10 @@ export class LocalAgent implements AgentApi {
   }
 
   async pairRoleChange(path: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {
-    return changeRole(await this.open(path), this.homeDir, pairId, roleEventSchema.parse(event));
+    const volume = await this.open(path);
+    const parsed = roleEventSchema.parse(event);
+    // Serialized with the pair's staging: a periodic apply is never cut by a promotion.
+    return stagingOf(volume, this.homeDir).exclusive(pairId, () => changeRole(volume, this.homeDir, pairId, parsed));
   }
 
   async trackingMark(path: string, pairId: string, regionIndexes: readonly number[]): Promise<void> {

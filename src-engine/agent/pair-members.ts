@@ -212,9 +212,11 @@ export class PairMembers {
    * Changes the member's role at a new generation, recording the event; a secondary is locked
    * (at the new generation) before this returns, a primary unlocked once its record says so.
    */
-  async changeRole(pairId: string, event: RoleEvent): Promise<PairMember> {
+  async changeRole(pairId: string, event: RoleEvent, options: { fenced?: boolean } = {}): Promise<PairMember> {
     const member = this.require(pairId);
-    if (event.generation <= member.generation) {
+    // A promotion that fenced the member at the new generation first (fenceAt) completes at that generation.
+    const completesFence = options.fenced === true && event.generation === member.generation && event.role !== member.role;
+    if (event.generation <= member.generation && !completesFence) {
       throw new TidemarkError(
         'STALE',
         `pair "${member.name}" is at generation ${member.generation} on ${this.volume.path}; a role change to generation ${event.generation} is older`,
@@ -226,6 +228,19 @@ export class PairMembers {
     delete (changed as { appliedCycle?: number }).appliedCycle;
     await this.write(pairMemberKind.schema.parse(changed));
     return changed;
+  }
+
+  /**
+   * Moves a secondary's lock to `generation` without a role change (a promotion's first step):
+   * writes carrying the pair's older generation — a shipper or key session from before — are
+   * refused from here, while the promotion's own rollback writes at the new one.
+   */
+  async fenceAt(pairId: string, generation: number): Promise<PairMember> {
+    const member = this.require(pairId);
+    if (member.role !== 'secondary' || generation < member.generation) {
+      throw new TidemarkError('STALE', `pair "${member.name}" on ${this.volume.path} cannot be fenced at generation ${generation}`, 'see `tidemark pair show`');
+    }
+    return generation === member.generation ? member : this.update(pairId, { generation });
   }
 
   /** Forgets the membership (unlocking a secondary); the volume's bytes are untouched. Idempotent. */

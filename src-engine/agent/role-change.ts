@@ -59,9 +59,12 @@ async function promote(volume: AgentVolume, homeDir: string, member: PairMember,
   const maps = changeMapsOf(volume, homeDir);
   const mapName = failbackMapName(member.pairId);
   if (!maps.list().some((m) => m.name === mapName)) await maps.create(mapName);
-  const auth = { pairId: member.pairId, generation: member.generation };
+  // Fenced first: from here only this promotion writes (at the new generation); a shipper still at
+  // the old one cannot slip a region in between the rollback and the lift of the lock.
+  const fenced = await membersOf(volume, homeDir).fenceAt(member.pairId, event.generation);
+  const auth = { pairId: member.pairId, generation: fenced.generation };
   const rolledBackRegions = member.protectSnapshotId ? await rollBack(volume, homeDir, member.protectSnapshotId, auth) : 0;
-  const promoted = await membersOf(volume, homeDir).changeRole(member.pairId, event);
+  const promoted = await membersOf(volume, homeDir).changeRole(member.pairId, event, { fenced: true });
   if (member.protectSnapshotId) await snapshotsOf(volume, homeDir).delete(member.protectSnapshotId);
   await trackersOf(volume, homeDir).attach(promoted);
   return { member: promoted, rolledBackRegions, failbackMap: mapName };

@@ -154,6 +154,14 @@ export class PairStaging {
   }
 
   /**
+   * Runs `work` while no stage, apply or redo of the pair runs (a role change: an apply in
+   * progress finishes first, and none starts until the member's new role is recorded).
+   */
+  exclusive<T>(pairId: string, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(pairId, work);
+  }
+
+  /**
    * Applies `cycle`: its staged regions (those listed; each must have been staged) go into the
    * volume under a redo record; the member records the cycle. Idempotent for an applied cycle.
    */

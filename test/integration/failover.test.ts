@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalAgent, type AgentApi } from '../../src-engine/agent';
+import { testApplyDelayEnv } from '../../src-engine/agent/staging';
 import { TidemarkError } from '../../src-engine/errors';
 import {
   PairStore,
@@ -18,7 +19,7 @@ import {
   runSync,
   type EndpointResolver,
 } from '../../src-engine/replication';
-import { sameBytes, writeRandomRegions } from '../helpers/pairs';
+import { randomRegion, sameBytes, writeRandomRegions } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
 
@@ -204,6 +205,35 @@ describe('failover during a continuous catch-up', () => {
     const done = await failbackPair(store, resolver, 'p');
     expect(done.resyncRegions).toBe(new Set(backlog).size); // the rolled-back regions are the backlog's
     expect(await sameBytes(siteA.path, siteB.path, sizeBytes)).toBe(true);
+  }, 60_000);
+
+  it('a shipper still at the old generation cannot land a write during the rollback: the promoted image is exactly the consistent one', async () => {
+    const seed = baseSeed + 31;
+    console.log(`[failover] fenced-rollback seed ${seed}`);
+    const { siteA, siteB, pairId } = await twoSitePair(seed);
+    const before = await readWhole(siteB.agent, siteB.path);
+    // A catch-up under way: the protective snapshot taken, most regions overwritten out of order.
+    const { snapshotId } = await siteB.agent.snapshotCreate(siteB.path, { label: `tidemark-protect ${pairId}` });
+    await siteB.agent.pairUpdate(siteB.path, pairId, { protectSnapshotId: snapshotId });
+    const stale = { auth: { pairId, generation: 1 } };
+    for (const r of pick(seededRandom(seed + 1), 200)) await siteB.agent.writeRegion(siteB.path, r, randomRegion(seed + r, regionBytes), stale);
+    void siteA;
+    // The promotion, while the old shipper keeps writing region 0 at generation 1.
+    let promoted = false;
+    const promotion = siteB.agent
+      .pairRoleChange(siteB.path, pairId, { generation: 2, role: 'primary', event: 'failover-forced', atMs: Date.now(), by: 'test' })
+      .finally(() => (promoted = true));
+    const outcomes: string[] = [];
+    for (let i = 0; !promoted; i++) {
+      await siteB.agent.writeRegion(siteB.path, 0, Buffer.alloc(regionBytes, (i % 250) + 1), stale).then(
+        () => outcomes.push('landed'),
+        (e: unknown) => outcomes.push(e instanceof TidemarkError ? e.code : 'error'),
+      );
+    }
+    const result = await promotion;
+    expect(result.rolledBackRegions).toBeGreaterThan(0);
+    expect(outcomes).toContain('STALE'); // writes were tried while the promotion ran, and refused
+    expect((await readWhole(siteB.agent, siteB.path)).equals(before)).toBe(true);
   }, 60_000);
 });
 
@@ -408,6 +438,42 @@ describe('failover and easy failback (periodic)', () => {
     // The old primary keeps no periodic leftovers of its primary days.
     expect((await siteA.agent.bitmapList(siteA.path)).map((m) => m.name)).toEqual([]);
     expect((await siteA.agent.snapshotList(siteA.path)).snapshots.filter((s) => s.label.startsWith('tidemark-cycle'))).toEqual([]);
+  }, 60_000);
+
+  it('a promotion during a cycle’s apply waits for it: the new primary is exactly that cycle, never half of it', async () => {
+    const seed = baseSeed + 21;
+    console.log(`[failover] apply-vs-promotion seed ${seed}`);
+    const { siteA, siteB, resolver, store, pairId } = await twoSitePair(seed, 'periodic');
+    const before = await readWhole(siteB.agent, siteB.path);
+    const written = pick(seededRandom(seed + 1), 30);
+    await writeRandomRegions(siteA.agent, siteA.path, regionBytes, written, seed + 1);
+    const cycleImage = await readWhole(siteA.agent, siteA.path);
+    process.env[testApplyDelayEnv] = '20'; // per region the apply copies: ~0.6 s for the cycle
+    try {
+      const cycle = replicatePair({
+        store,
+        pair: await store.require('p'),
+        endpoints: { primary: await resolver.resolve(siteA.path), secondary: await resolver.resolve(siteB.path) },
+        once: true,
+      });
+      // The apply has begun once the secondary's bytes start to change.
+      for (let i = 0; (await readWhole(siteB.agent, siteB.path)).equals(before); i++) {
+        expect(i, 'the apply to begin').toBeLessThan(2_000);
+        await new Promise((wake) => setTimeout(wake, 5));
+      }
+      await siteB.agent.pairRoleChange(siteB.path, pairId, { generation: 2, role: 'primary', event: 'failover-forced', atMs: Date.now(), by: 'test' });
+      // Promoted: the cycle is wholly there, and an application's write to the cycle's last region stays.
+      expect((await readWhole(siteB.agent, siteB.path)).equals(cycleImage)).toBe(true);
+      const last = Math.max(...written);
+      await siteB.agent.writeRegion(siteB.path, last, Buffer.alloc(regionBytes, 0xab));
+      await cycle.catch(() => undefined);
+      expect((await readWhole(siteB.agent, siteB.path)).subarray(last * regionBytes, (last + 1) * regionBytes).equals(Buffer.alloc(regionBytes, 0xab))).toBe(
+        true,
+      );
+    } finally {
+      delete process.env[testApplyDelayEnv];
+    }
+    expect((await siteB.agent.volumeState(siteB.path)).members[0]).toMatchObject({ role: 'primary', generation: 2 });
   }, 60_000);
 });
 
