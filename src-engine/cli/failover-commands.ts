@@ -7,7 +7,7 @@ import { formatDurationMs } from '../progress';
 import { failbackPair, failoverPair, migratePair, type FailbackSummary, type FailoverSummary, type MigrateProgress } from '../replication';
 import { formatBytes, parseDurationMs } from '../size';
 import { pairStoreOf, withAgentPool } from './agents';
-import { StatusLine, bar, printResult, type GlobalOptions, type Io } from './output';
+import { ExitStatus, StatusLine, bar, printResult, type GlobalOptions, type Io } from './output';
 
 function failoverText(s: FailoverSummary): string {
   return [
@@ -84,7 +84,11 @@ export function registerMigrateCommand(program: Command, io: Io, globals: () => 
     )
     .argument('<name>')
     .option('--drain-timeout <duration>', 'how long to ship while applications still write before pausing them (e.g. 30s; 0 pauses at once)', '10s')
-    .action(async (name: string, options: { drainTimeout: string }) => {
+    .option(
+      '--verify-in-pause',
+      'verify the whole extent while writes are paused (a longer pause) instead of the copied regions in it and every region after it',
+    )
+    .action(async (name: string, options: { drainTimeout: string; verifyInPause?: boolean }) => {
       const global = globals();
       const drainMs = parseDurationMs(/^\s*\d+(\.\d+)?\s*$/.test(options.drainTimeout) ? `${options.drainTimeout}s` : options.drainTimeout, '--drain-timeout');
       const line = new StatusLine(io, global);
@@ -94,7 +98,7 @@ export function registerMigrateCommand(program: Command, io: Io, globals: () => 
         global,
         async (pool) => {
           try {
-            return await migratePair(pairStoreOf(io, global), pool, name, { drainMs, onProgress });
+            return await migratePair(pairStoreOf(io, global), pool, name, { drainMs, onProgress, verifyInPause: options.verifyInPause });
           } finally {
             line.finish();
           }
@@ -103,15 +107,23 @@ export function registerMigrateCommand(program: Command, io: Io, globals: () => 
       );
       printResult(io, global, s, () =>
         [
-          `${s.resumed ? 'finished the interrupted migrate of' : 'migrated'} ${s.pair}: ${s.newPrimary} is the primary now (generation ${s.generation}), ${s.oldPrimary} its secondary, in sync`,
-          `  writes paused ${formatDurationMs(s.pauseMs)} (${s.finalRegions} regions copied in the pause, ${s.drainedRegions} drained before), verified by signature`,
+          `${s.resumed ? 'finished the interrupted migrate of' : 'migrated'} ${s.pair}: ${s.newPrimary} is the primary now (generation ${s.generation}), ${s.oldPrimary} its secondary${s.checkDifferingRegions > 0 ? '' : ', in sync'}`,
+          `  writes paused ${formatDurationMs(s.pauseMs)} (${s.finalRegions} regions copied and verified by signature in the pause, ${s.drainedRegions} drained before)`,
+          s.checkedRegions === 0
+            ? `  no check after the pause (--verify-in-pause verified the whole extent in it, or an earlier run checked)`
+            : s.checkDifferingRegions > 0
+              ? `  CHECK FAILED: after the pause ${s.checkDifferingRegions} of ${s.checkedRegions} regions of the new primary (as promoted) differ from ${s.oldPrimary}, which holds the pair as it was at the pause (regions ${s.checkDiffering.slice(0, 10).join(', ')}${s.checkDiffering.length > 10 ? ', …' : ''}); nothing was changed — decide which side is right before replicating`
+              : `  checked after the pause: all ${s.checkedRegions} regions equal`,
         ].join('\n'),
       );
+      if (s.checkDifferingRegions > 0) throw new ExitStatus(1);
     });
 }
 
 function migrateProgressText(p: MigrateProgress): string {
-  const what = { drain: 'draining', pause: 'writes paused', copy: 'copying', verify: 'verifying', done: 'done' }[p.phase];
+  const what = { drain: 'draining', pause: 'writes paused', copy: 'copying', verify: 'verifying', done: 'writes resumed', check: 'checking every region' }[
+    p.phase
+  ];
   if (p.regionsTotal === 0) return `migrate ${p.pair}: ${what}`;
   const eta = p.etaMs === undefined ? '' : `, ETA ${formatDurationMs(p.etaMs)}`;
   return `migrate ${p.pair}: ${what} ${bar(p.regionsTransferred / p.regionsTotal)} ${p.regionsTransferred}/${p.regionsTotal} regions, ${formatBytes(p.bytesPerSecond)}/s${eta}`;

@@ -47,12 +47,22 @@ export interface MigrateSummary {
   readonly durationMs: number;
   /** This run finished a migrate that an earlier one (which died in its pause) started. */
   readonly resumed: boolean;
+  /** After the pause: every region of the new primary as it was promoted (a snapshot) against the old primary. */
+  readonly checkedRegions: number;
+  /** Regions the check found different (0 when all is well); the first 100 are listed. */
+  readonly checkDifferingRegions: number;
+  readonly checkDiffering: readonly number[];
 }
 
 export interface MigrateProgress {
   readonly pair: string;
-  /** drain: shipping while writes go on; pause: primary stopped; copy: its unshipped regions; verify: signatures of both sides. */
-  readonly phase: 'drain' | 'pause' | 'copy' | 'verify' | 'done';
+  /**
+   * drain: shipping while writes go on; pause: primary stopped; copy: its unshipped regions;
+   * verify: those regions' signatures on both sides; done: writes resume on the new primary;
+   * check: the whole extent compared after the pause (the new primary's promotion snapshot
+   * against the old primary).
+   */
+  readonly phase: 'drain' | 'pause' | 'copy' | 'verify' | 'done' | 'check';
   readonly regionsTransferred: number;
   /** Of the phase's work (drain: what was out of sync; copy: the final regions; verify: the volume's regions). */
   readonly regionsTotal: number;
@@ -65,6 +75,8 @@ export interface MigrateOptions {
   /** How long the drain may run before the pause starts (a writer may keep a pair from ever being in sync). */
   readonly drainMs?: number;
   readonly onProgress?: (progress: MigrateProgress) => void;
+  /** Verify the whole extent inside the pause (longer pause, no check after it) instead of the pause's regions. */
+  readonly verifyInPause?: boolean;
 }
 
 const drainMsDefault = 10_000;
@@ -116,6 +128,7 @@ export async function migratePair(store: PairStore, resolver: EndpointResolver, 
   if (record.mode === 'periodic') await checkNotGrouped(store, record);
   const endpoints: PairEndpoints = { primary: await resolver.resolve(record.primary.volref), secondary: await resolver.resolve(record.secondary.volref) };
   await checkPairMembers(record, endpoints, 'migrating');
+  await dropCheckSnapshots(endpoints, record.pairId);
   const drained = await drain(store, record, endpoints, options);
   record = await store.require(name);
   const lock = await acquirePairLock(pairDir, name, 'migrate');
@@ -157,8 +170,10 @@ async function resumeMigrate(
     const ends = (primary: string, secondary: string) =>
       Promise.all([resolver.resolve(primary), resolver.resolve(secondary)]).then(([p, s]): PairEndpoints => ({ primary: p, secondary: s }));
     if (swapped) {
-      await finishSwap(store, record, await ends(record.primary.volref, record.secondary.volref));
-      return { ...emptySummary(record, startMs), generation: record.generation, resumed: true };
+      const swappedEnds = await ends(record.primary.volref, record.secondary.volref);
+      await finishSwap(store, record, swappedEnds);
+      const check = await checkAfterSwap(record, swappedEnds, progressReporter(record.name, options.onProgress));
+      return { ...emptySummary(record, startMs), ...check, generation: record.generation, resumed: true };
     }
     const pause = await runPause(store, record, await ends(record.primary.volref, record.secondary.volref), options, startMs);
     return { ...pause, drainedRegions: 0, resumed: true };
@@ -186,8 +201,11 @@ async function runPause(
   if (!promotedAlready) {
     bytes = await copyFinal(record, endpoints, final, (done, doneBytes) => report('copy', done, final.length, doneBytes));
     await testStop('copied');
-    report('verify', 0, 0, bytes);
-    const verified = await verifyPair(record, endpoints);
+    report('verify', 0, final.length, bytes);
+    const verified = await verifyPair(record, endpoints, {
+      ...(options.verifyInPause ? {} : { regions: final }),
+      onProgress: (done, total) => report('verify', done, total, bytes),
+    });
     if (verified.regionsDiffering > 0) {
       await restorePrimary(store, record, endpoints, final);
       throw new TidemarkError(
@@ -197,6 +215,8 @@ async function runPause(
       );
     }
     await releaseProtection(record, endpoints);
+    // What the new primary is at its promotion, for the whole-extent check after the pause.
+    if (!options.verifyInPause) await ensureCheckSnapshot(endpoints.secondary, record.pairId);
     // A periodic primary records what its next cycle ships from its promotion on (created while still locked).
     if (record.mode === 'periodic') await ensureMap(endpoints.secondary, sinceMapName(record.pairId));
     await endpoints.secondary.agent.pairRoleChange(endpoints.secondary.path, record.pairId, roleEvent('primary', generation, 'migrate'));
@@ -205,9 +225,12 @@ async function runPause(
   await endpoints.secondary.agent.bitmapDelete(endpoints.secondary.path, failbackMapName(record.pairId)).catch(() => undefined); // nothing diverged
   const pauseMs = Math.round(performance.now() - pauseStartMs);
   const swapped = await store.update(record.name, { generation, primary: record.secondary, secondary: record.primary });
-  await finishSwap(store, swapped, { primary: endpoints.secondary, secondary: endpoints.primary });
+  const ends: PairEndpoints = { primary: endpoints.secondary, secondary: endpoints.primary };
+  await finishSwap(store, swapped, ends);
   report('done', final.length, final.length, bytes);
+  const check = await checkAfterSwap(swapped, ends, report);
   return {
+    ...check,
     pair: record.name,
     newPrimary: record.secondary.volref,
     oldPrimary: record.primary.volref,
@@ -229,7 +252,51 @@ async function finishSwap(store: PairStore, record: PairRecord, endpoints: PairE
   await removeMigrateJournal(store.pairDir(record.name));
 }
 
-function emptySummary(record: PairRecord, startMs: number): Omit<MigrateSummary, 'generation' | 'resumed'> {
+const checkSnapshotLabel = (pairId: string) => `tidemark-migrate-check ${pairId}`;
+
+async function checkSnapshotOf(side: VolumeEndpoint, pairId: string): Promise<string | null> {
+  const { snapshots } = await side.agent.snapshotList(side.path);
+  return snapshots.find((s) => s.label === checkSnapshotLabel(pairId))?.snapshotId ?? null;
+}
+
+async function ensureCheckSnapshot(side: VolumeEndpoint, pairId: string): Promise<void> {
+  if (!(await checkSnapshotOf(side, pairId))) await side.agent.snapshotCreate(side.path, { label: checkSnapshotLabel(pairId) });
+}
+
+/** A check a killed migrate left behind (its snapshot would cost copy-on-write for ever). */
+async function dropCheckSnapshots(endpoints: PairEndpoints, pairId: string): Promise<void> {
+  for (const side of [endpoints.primary, endpoints.secondary]) {
+    const id = await checkSnapshotOf(side, pairId);
+    if (id) await side.agent.snapshotDelete(side.path, id);
+  }
+}
+
+/**
+ * After the pause, outside it: the new primary as promoted (its snapshot) against the old
+ * primary, region by region. The pause verified the regions it copied; this covers the rest
+ * without holding writes. A difference means tracking missed a write (a bug, or a disk that
+ * lied): it is reported, never repaired silently — which side is right is the admin's call
+ * (the old primary holds the pair as it was at the pause).
+ */
+async function checkAfterSwap(
+  record: PairRecord,
+  endpoints: PairEndpoints,
+  report: ReturnType<typeof progressReporter>,
+): Promise<{ checkedRegions: number; checkDifferingRegions: number; checkDiffering: readonly number[] }> {
+  const snapshotId = await checkSnapshotOf(endpoints.primary, record.pairId);
+  if (!snapshotId) return { checkedRegions: 0, checkDifferingRegions: 0, checkDiffering: [] };
+  const verified = await verifyPair(record, endpoints, {
+    primarySnapshotId: snapshotId,
+    onProgress: (done, total) => report('check', done, total, 0),
+  });
+  await endpoints.primary.agent.snapshotDelete(endpoints.primary.path, snapshotId);
+  return { checkedRegions: verified.regions, checkDifferingRegions: verified.regionsDiffering, checkDiffering: verified.differing };
+}
+
+function emptySummary(
+  record: PairRecord,
+  startMs: number,
+): Omit<MigrateSummary, 'generation' | 'resumed' | 'checkedRegions' | 'checkDifferingRegions' | 'checkDiffering'> {
   return {
     pair: record.name,
     newPrimary: record.primary.volref,

@@ -2,7 +2,7 @@
 // reachable — refused without --force, then failover --force, failback --dry-run changing
 // nothing, failback, and the pair replicating the other way round.
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tidemark } from '../helpers/cli';
@@ -56,5 +56,40 @@ describe('tidemark failover / failback', () => {
       ['failover-forced', b, 'primary'],
     ]);
     expect(run('failback', 'p').stderr).toMatch(/has not failed over/);
+  }, 60_000);
+
+  it('migrate verifies the pause’s regions in the pause and every region after it: a difference tracking missed is reported, never spread', async () => {
+    const dir = await tempDir();
+    const env = { TIDEMARK_HOME: join(dir, 'home') };
+    const [a, b] = [join(dir, 'a.img'), join(dir, 'b.img')];
+    await writeFile(a, randomRegion(20261125, 4 * 2 ** 20));
+    execFileSync('truncate', ['-s', String(4 * 2 ** 20), b]);
+    const run = (...args: string[]) => tidemark(args, env);
+    expect(run('pair', 'create', 'm', '--primary', a, '--secondary', b, '--region-size', '256KiB').status).toBe(0);
+    expect(run('sync', 'm').status).toBe(0);
+    // A disk that lied: region 5 of the secondary changed behind Tidemark's back.
+    const handle = await open(b, 'r+');
+    await handle.write(Buffer.alloc(4096, 0x5a), 0, 4096, 5 * 256 * 1024 + 100);
+    await handle.close();
+
+    // --verify-in-pause: the whole extent is verified before the swap; the difference stops it, the old primary stays.
+    const inPause = run('--json', 'migrate', 'm', '--verify-in-pause');
+    expect(inPause.status).toBe(1);
+    expect(inPause.stderr).toMatch(/stopped before the swap: 1 regions differ/);
+    const kept = JSON.parse(run('--json', 'pair', 'show', 'm').stdout) as { record: { primary: { volref: string }; generation: number } };
+    expect(kept.record).toMatchObject({ primary: { volref: a }, generation: 3 });
+
+    // By default the pause verifies only what it copied; the check after it finds region 5, reports it, exits 1.
+    const migrated = run('--json', 'migrate', 'm');
+    expect(migrated.status, migrated.stderr).toBe(1);
+    expect(JSON.parse(migrated.stdout)).toMatchObject({ newPrimary: b, checkDifferingRegions: 1, checkDiffering: [5], checkedRegions: 16 });
+    // Migrating back (to a) reports the same region in words.
+    const text = run('migrate', 'm');
+    expect(text.status).toBe(1);
+    expect(text.stdout).toMatch(/CHECK FAILED: after the pause 1 of 16 regions .* differ from .*b\.img.* \(regions 5\)/);
+    // Nothing was spread either way: the sides still differ in region 5 only.
+    const verify = run('--json', 'verify', 'm');
+    expect(verify.status).toBe(1);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ regionsDiffering: 1, differing: [5] });
   }, 60_000);
 });
