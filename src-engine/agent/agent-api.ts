@@ -50,6 +50,8 @@ export interface AgentInfo {
   readonly pid: number;
   /** What the owning process is: 'agent', 'Tidemark console (Electron)', … */
   readonly purpose: string;
+  /** The agent's clock (ms since the epoch) when it answered: the orchestrator measures skew with it. Absent from older agents. */
+  readonly clockMs?: number;
 }
 
 export interface RegionData {

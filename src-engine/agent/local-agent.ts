@@ -131,6 +131,7 @@ export class LocalAgent implements AgentApi {
       homeFreeBytes: await freeBytesAt(this.homeDir),
       pid: process.pid,
       purpose: this.options.purpose ?? 'agent',
+      clockMs: Date.now(),
     };
   }
 

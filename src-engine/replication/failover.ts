@@ -21,6 +21,7 @@ import { failbackMapName, unshippedMapName, type BitmapContents, type RoleEvent 
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import type { PairRecord, PairStore } from './pair-store';
 import { exportDiscarded, type DiscardedExport } from './discarded';
+import { clockOffsetOf, toLocalMs } from './clock';
 import { checkNotGrouped } from './groups';
 import { currentMapName } from './periodic';
 import { replicatePair, type ReplicateSummary } from './replicate';
@@ -317,8 +318,10 @@ async function dropFailbackMap(record: PairRecord, side: VolumeEndpoint): Promis
 
 export interface SplitBrain {
   readonly failoverAtMs: number;
-  /** When the old primary was last written (after the failover: hence split brain). */
+  /** When the old primary was last written (after the failover: hence split brain), on this machine's clock. */
   readonly oldPrimaryLastWriteAtMs: number;
+  /** The old primary's clock minus this machine's, as measured (null: its agent does not report its clock). */
+  readonly oldPrimaryClockOffsetMs: number | null;
 }
 
 /**
@@ -333,8 +336,12 @@ async function splitBrainOf(record: PairRecord, endpoints: PairEndpoints): Promi
   const member = (await old.agent.volumeState(old.path)).members.find((m) => m.pairId === record.pairId);
   if (member?.role !== 'primary') return null;
   const state = await old.agent.trackingState(old.path, record.pairId);
-  const last = state.lastWriteAtMs;
-  return last !== null && last > failover.atMs ? { failoverAtMs: failover.atMs, oldPrimaryLastWriteAtMs: last } : null;
+  if (state.lastWriteAtMs === null) return null;
+  // Its clock, not ours, stamped the write: moved onto ours, and any doubt counts as after.
+  const clock = await clockOffsetOf(old.agent);
+  const last = Math.round(toLocalMs(state.lastWriteAtMs, clock));
+  const after = last + (clock?.uncertaintyMs ?? 0) > failover.atMs;
+  return after ? { failoverAtMs: failover.atMs, oldPrimaryLastWriteAtMs: last, oldPrimaryClockOffsetMs: clock ? Math.round(clock.offsetMs) : null } : null;
 }
 
 /** Which side's changes a split brain's resolution discards: the person's choice, or a refusal explaining it. */

@@ -12,6 +12,7 @@ import type { VolumeInfo } from '../volume';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
 import { periodicPending } from './periodic';
+import { clockOffsetOf, toLocalMs } from './clock';
 import { readMigrateJournal } from './migrate';
 import { reconcileMembers, type MemberView, type Reconciliation } from './reconcile';
 import { CursorStore, type SyncCursor } from './sync/cursor';
@@ -294,11 +295,12 @@ async function rolesOf(record: PairRecord, p: SideOf, s: SideOf): Promise<Reconc
   const view = async (side: SideOf): Promise<MemberView> => {
     const member = side.status.member;
     const both = p.status.member?.role === 'primary' && s.status.member?.role === 'primary';
+    const agent = side.endpoint?.agent;
     const lastWriteAtMs =
-      both && side.endpoint
-        ? await side.endpoint.agent
-            .trackingState(side.endpoint.path, record.pairId)
-            .then((t) => t.lastWriteAtMs)
+      both && agent
+        ? await agent
+            .trackingState(side.endpoint!.path, record.pairId)
+            .then(async (t) => (t.lastWriteAtMs === null ? null : Math.round(toLocalMs(t.lastWriteAtMs, await clockOffsetOf(agent)))))
             .catch(() => null)
         : null;
     return { volref: side.status.volref, member, lastWriteAtMs };

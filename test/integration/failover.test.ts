@@ -284,6 +284,51 @@ describe('split brain', () => {
     }
   }, 90_000);
 });
+describe('split brain across skewed clocks', () => {
+  /** Site A's agent as seen on a host whose clock runs `skewMs` off this one: every time it reports is shifted. */
+  const skewed = (agent: AgentApi, skewMs: number): AgentApi =>
+    new Proxy(agent, {
+      get: (target, key) => {
+        if (key === 'info') return async () => ({ ...(await target.info()), clockMs: Date.now() + skewMs });
+        if (key === 'trackingState')
+          return async (...args: Parameters<AgentApi['trackingState']>) => {
+            const state = await target.trackingState(...args);
+            return { ...state, lastWriteAtMs: state.lastWriteAtMs === null ? null : state.lastWriteAtMs + skewMs };
+          };
+        const value = target[key as keyof AgentApi];
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+
+  for (const skewMs of [-3_600_000, 3_600_000]) {
+    it(`the old primary's clock ${skewMs < 0 ? 'an hour behind' : 'an hour ahead'}: writes after the failover are a split brain, writes before it are not`, async () => {
+      const seed = baseSeed + 50;
+      console.log(`[failover] clock-skew ${skewMs} seed ${seed}`);
+      for (const writesAfter of [true, false]) {
+        const { siteA, resolver, store } = await twoSitePair(seed);
+        const live = siteA.agent;
+        if (!writesAfter) await writeRandomRegions(live, siteA.path, regionBytes, pick(seededRandom(seed + 2), 5), seed + 2);
+        await new Promise((wake) => setTimeout(wake, 5));
+        siteA.agent = unreachable; // a partition
+        await failoverPair(store, resolver, 'p', { force: true });
+        await new Promise((wake) => setTimeout(wake, 5));
+        if (writesAfter) await writeRandomRegions(live, siteA.path, regionBytes, pick(seededRandom(seed + 2), 5), seed + 2);
+        siteA.agent = skewed(live, skewMs); // back, on a skewed clock
+        const plan = await failbackPair(store, resolver, 'p', { dryRun: true });
+        const roles = (await pairStatus(store, resolver, 'p')).roles;
+        if (writesAfter) {
+          expect(plan.splitBrain).toMatchObject({ oldPrimaryClockOffsetMs: expect.closeTo(skewMs, -2) });
+          expect(plan.splitBrain!.oldPrimaryLastWriteAtMs).toBeGreaterThan(plan.splitBrain!.failoverAtMs);
+          expect(roles.verdict).toBe('split-brain');
+        } else {
+          expect(plan.splitBrain).toBeNull();
+          expect(roles.verdict).toBe('behind');
+          expect((await failbackPair(store, resolver, 'p')).resyncRegions).toBe(5);
+        }
+      }
+    }, 60_000);
+  }
+});
 
 describe('migrate', () => {
   for (const mode of ['continuous', 'periodic'] as const) {
