@@ -391,8 +391,8 @@ export interface RoleTaskDto {
   readonly running: boolean;
   readonly startedAtMs: number;
   readonly progress: {
-    /** failback: prepare, (sync), copy, done; migrate: drain, pause, copy, verify, done. */
-    readonly phase: 'prepare' | 'sync' | 'drain' | 'pause' | 'copy' | 'verify' | 'done';
+    /** failback: prepare, (sync), copy, done; migrate: drain, pause, copy, verify, done (then check: the whole extent compared, writes already on the new primary). */
+    readonly phase: 'prepare' | 'sync' | 'drain' | 'pause' | 'copy' | 'verify' | 'done' | 'check';
     readonly regionsTransferred: number;
     /** Of the phase's work. */
     readonly regionsTotal: number;
@@ -515,7 +515,7 @@ export interface ConsoleRequests {
   replicationState: [{ pair: string }, ReplicationViewDto];
   failover: [{ pair: string }, FailoverDto];
   failbackPlan: [{ pair: string }, FailbackDto];
-  failbackStart: [{ pair: string; discardChangesOn?: string }, RoleTaskDto];
+  failbackStart: [{ pair: string; discardChangesOn?: string; limitRateBytesPerSecond?: number }, RoleTaskDto];
   migratePlan: [{ pair: string }, MigratePlanDto];
   migrateStart: [{ pair: string }, RoleTaskDto];
   roleTask: [{ pair: string }, RoleTaskDto | null];

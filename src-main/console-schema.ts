@@ -109,7 +109,7 @@ export const requestSchemas = {
   replicationState: z.object({ pair: pairName }).strict(),
   failover: z.object({ pair: pairName }).strict(),
   failbackPlan: z.object({ pair: pairName }).strict(),
-  failbackStart: z.object({ pair: pairName, discardChangesOn: volref.optional() }).strict(),
+  failbackStart: z.object({ pair: pairName, discardChangesOn: volref.optional(), limitRateBytesPerSecond: limitRateBytesPerSecond.optional() }).strict(),
   migratePlan: z.object({ pair: pairName }).strict(),
   migrateStart: z.object({ pair: pairName }).strict(),
   roleTask: z.object({ pair: pairName }).strict(),

@@ -101,8 +101,13 @@ export class ConsoleService {
         return summary;
       },
       failbackPlan: async ({ pair }) => this.failbackDto(pair, await engine.pairOps.failbackPlan(pair)),
-      failbackStart: async ({ pair, discardChangesOn }) =>
-        this.roleTaskDto(await engine.roles.startFailback(pair, discardChangesOn ? { discardChangesOn } : {})),
+      failbackStart: async ({ pair, discardChangesOn, limitRateBytesPerSecond }) =>
+        this.roleTaskDto(
+          await engine.roles.startFailback(pair, {
+            ...(discardChangesOn ? { discardChangesOn } : {}),
+            ...(limitRateBytesPerSecond ? { limitRateBytesPerSecond } : {}),
+          }),
+        ),
       migratePlan: ({ pair }) => engine.roles.migratePlan(pair),
       migrateStart: async ({ pair }) => this.roleTaskDto(await engine.roles.startMigrate(pair)),
       roleTask: async ({ pair }) => {

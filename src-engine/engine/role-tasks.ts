@@ -173,7 +173,7 @@ export class RoleTasks {
    * its resync shipped by replicatePair with progress callbacks. A split brain's survivor must
    * be named (the plan said so).
    */
-  async startFailback(name: string, options: { discardChangesOn?: string } = {}): Promise<RoleTaskState> {
+  async startFailback(name: string, options: { discardChangesOn?: string; limitRateBytesPerSecond?: number } = {}): Promise<RoleTaskState> {
     const record = await this.store.require(name);
     if (!record.failover) throw new TidemarkError('USAGE', `pair "${name}" has not failed over`, 'failback brings back an old primary after a failover');
     const running = this.begin(name, 'failback');
@@ -197,6 +197,7 @@ export class RoleTasks {
         pair,
         endpoints,
         once: true,
+        ...(options.limitRateBytesPerSecond ? { limitRateBytesPerSecond: options.limitRateBytesPerSecond } : {}),
         onSyncProgress: (p) =>
           report({
             phase: 'sync',
@@ -232,7 +233,8 @@ export class RoleTasks {
         },
       });
     };
-    running.done = failbackPair(this.store, this.resolver, name, { ...options, replicate }).then(
+    const discard = options.discardChangesOn ? { discardChangesOn: options.discardChangesOn } : {};
+    running.done = failbackPair(this.store, this.resolver, name, { ...discard, replicate }).then(
       (summary) => {
         const last = running.state.progress;
         running.state = {

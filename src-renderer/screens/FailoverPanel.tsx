@@ -31,6 +31,8 @@ import { Heatmap } from '../components/Heatmap';
 import { formatBytes, formatDurationMs } from '../format';
 import { useAction } from '../hooks';
 
+const MiB = 2 ** 20;
+
 const riskText: Record<PairDto['mode'], string> = {
   continuous: 'every write acknowledged on the primary and not yet shipped (its OOS/MOOS regions)',
   periodic: 'the cycle in progress and everything written since (the primary’s current and next change maps)',
@@ -108,10 +110,21 @@ function FailoverDialog({
 function FailbackDialog({ pair, plan, onClose, onDone }: { pair: PairDto; plan: FailbackDto; onClose: () => void; onDone: (task: RoleTaskDto) => void }) {
   const [typed, setTyped] = useState('');
   const [discard, setDiscard] = useState(plan.oldPrimary);
+  const [limitMiB, setLimitMiB] = useState('');
+  const limit = Number(limitMiB);
+  const limitValid = limitMiB.trim() === '' || (Number.isFinite(limit) && limit > 0);
   const { act, error } = useAction(() => undefined);
   const bits = useMemo(() => bitsOf(plan), [plan]);
   const run = () =>
-    act(async () => onDone(await consoleApi().request('failbackStart', { pair: pair.name, ...(plan.splitBrain ? { discardChangesOn: discard } : {}) })));
+    act(async () =>
+      onDone(
+        await consoleApi().request('failbackStart', {
+          pair: pair.name,
+          ...(plan.splitBrain ? { discardChangesOn: discard } : {}),
+          ...(limitMiB.trim() === '' ? {} : { limitRateBytesPerSecond: Math.round(limit * MiB) }),
+        }),
+      ),
+    );
   return (
     <Dialog open onClose={onClose} maxWidth="md" fullWidth>
       <DialogTitle>Fail back {pair.name}</DialogTitle>
@@ -139,12 +152,23 @@ function FailbackDialog({ pair, plan, onClose, onDone }: { pair: PairDto; plan: 
             </RadioGroup>
           </Alert>
         )}
+        <TextField
+          size="small"
+          margin="dense"
+          label="Limit (MiB/s)"
+          placeholder="no limit"
+          value={limitMiB}
+          error={!limitValid}
+          helperText="the copy's rate limit, so a failback over a thin link leaves room for other traffic"
+          onChange={(e) => setLimitMiB(e.target.value)}
+          slotProps={{ htmlInput: { inputMode: 'decimal', 'data-testid': 'failback-limit' } }}
+        />
         <ConfirmName pair={pair.name} value={typed} onChange={setTyped} testId="failback-confirm-name" />
         {error && <ErrorNote error={error} />}
       </DialogContent>
       <DialogActions>
         <Button onClick={onClose}>Cancel</Button>
-        <Button color="warning" disabled={typed !== pair.name} onClick={() => void run()} data-testid="failback-confirm">
+        <Button color="warning" disabled={typed !== pair.name || !limitValid} onClick={() => void run()} data-testid="failback-confirm">
           Fail back ({plan.resyncRegions} regions)
         </Button>
       </DialogActions>
@@ -214,6 +238,7 @@ const phaseLabels: Record<NonNullable<RoleTaskDto['progress']>['phase'], string>
   copy: 'copying',
   verify: 'verifying both sides by signature',
   done: 'done',
+  check: 'swapped; comparing the whole volume with the old primary (writes already go to the new primary)',
 };
 
 /** A running failback or migrate: phase, regions and bytes, rate and ETA. */

@@ -178,7 +178,7 @@ describe('FailoverPanel', () => {
     expect(api.requests.filter((r) => r.verb === 'roleOptions')).toHaveLength(2);
   });
 
-  it('Fail back: starts it in the background with the survivor named after a split brain', async () => {
+  it('Fail back: starts it in the background with the survivor named after a split brain and the rate limit typed', async () => {
     const failbackPlan: FailbackDto = {
       pair: 'field',
       newPrimary: '/d/b.img',
@@ -213,11 +213,18 @@ describe('FailoverPanel', () => {
     });
     await waitFor(() => screen.getByTestId('failback-count'));
     fireEvent.click(screen.getByLabelText('/d/b.img (keep the old primary)'));
+    fireEvent.change(screen.getByTestId('failback-limit'), { target: { value: '-1' } });
     fireEvent.change(screen.getByTestId('failback-confirm-name'), { target: { value: 'field' } });
+    expect(disabled('failback-confirm')).toBe(true);
+    fireEvent.change(screen.getByTestId('failback-limit'), { target: { value: '2.5' } });
     await act(async () => {
       fireEvent.click(screen.getByTestId('failback-confirm'));
     });
-    expect(api.requests.find((r) => r.verb === 'failbackStart')?.args).toEqual({ pair: 'field', discardChangesOn: '/d/b.img' });
+    expect(api.requests.find((r) => r.verb === 'failbackStart')?.args).toEqual({
+      pair: 'field',
+      discardChangesOn: '/d/b.img',
+      limitRateBytesPerSecond: 2.5 * MiB,
+    });
     expect(screen.getByTestId('role-task-line').textContent).toBe(
       'Failing back: demoting the old primary and marking the resync map, 0 B copied at 0 B/s, ETA unknown',
     );

@@ -10,6 +10,7 @@ describe('console schema: maps, timeline, failback, migrate', () => {
     ['mapFileOpen', { fileName: 'lab.tmmap', bytesBase64: 'VE1SRUdNQVA=' }],
     ['pairTimeline', { pair: 'lab' }],
     ['failbackStart', { pair: 'lab', discardChangesOn: '/d/a.img' }],
+    ['failbackStart', { pair: 'lab', limitRateBytesPerSecond: 4194304 }],
     ['migratePlan', { pair: 'lab' }],
     ['migrateStart', { pair: 'lab' }],
     ['roleTask', { pair: 'lab' }],
@@ -28,6 +29,7 @@ describe('console schema: maps, timeline, failback, migrate', () => {
     ['a file larger than one web frame holds', 'mapFileOpen', { fileName: 'a.tmmap', bytesBase64: 'A'.repeat(Math.ceil(mapFileUploadBytesMax / 3) * 4 + 4) }],
     ['an empty file', 'mapFileOpen', { fileName: 'a.tmmap', bytesBase64: '' }],
     ['the old synchronous failback verb', 'failback', { pair: 'lab' }],
+    ['a fractional failback rate limit', 'failbackStart', { pair: 'lab', limitRateBytesPerSecond: 1.5 }],
     ['migrate with options it does not take', 'migrateStart', { pair: 'lab', drainMs: 5 }],
     ['a timeline of no pair', 'pairTimeline', { pair: '' }],
   ])('refuses %s', (_name, verb, args) => {

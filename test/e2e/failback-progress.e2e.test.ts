@@ -1,0 +1,73 @@
+// Failback's progress in the console end to end (Chromium, web mode, a real engine): a pair made
+// and synced with the CLI, failed over by force, 160 regions written on the new primary; the
+// Failback dialog, rate-limited to 32 MiB/s, starts the copy in the background and the card
+// shows its progress — regions of the CLI's dry-run count, bytes, rate, ETA — while it copies,
+// then the result; `tidemark verify` exits 0.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
+import { RpcPeer } from '../../src-engine/transport';
+import { consoleE2E } from '../helpers/browser';
+import { tidemarkAsync } from '../helpers/cli';
+import { randomRegion } from '../helpers/pairs';
+
+const MiB = 2 ** 20;
+const e2e = consoleE2E('tidemark-e2e-failback-progress-');
+const { shot } = e2e;
+
+async function cli(args: string[]): Promise<string> {
+  const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(e2e.dir, 'home') });
+  expect(result.status, `tidemark ${args.join(' ')}: ${result.stderr}`).toBe(0);
+  return result.stdout;
+}
+
+/** Writes regions through the console's own agent, as an NBD client's writes would arrive. */
+async function writeThroughConsole(path: string, regions: readonly number[], seed: number): Promise<void> {
+  const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
+  await peer.handshake();
+  const agent = new RpcAgent(peer);
+  for (const [i, r] of regions.entries()) await agent.writeRegion(path, r, randomRegion(seed + i, MiB));
+  await agent.dispose();
+}
+
+describe('failback progress in the console (Chromium, web mode)', () => {
+  it('a rate-limited failback shows its progress with rate and ETA, then copies exactly the dry run’s count', async () => {
+    const siteA = join(e2e.dir, 'site-a.img');
+    const siteB = join(e2e.dir, 'site-b.img');
+    await cli(['volume', 'create', siteB, '--size', '256MiB']);
+    await cli(['volume', 'create', siteA, '--size', '256MiB']);
+    await cli(['pair', 'create', 'field', '--primary', siteB, '--secondary', siteA, '--region-size', '1MiB']);
+    await cli(['sync', 'field']);
+    await cli(['failover', 'field', '--force']);
+    const written = Array.from({ length: 160 }, (_, i) => 20 + i);
+    await writeThroughConsole(siteA, written, 900);
+    const plan = JSON.parse(await cli(['--json', 'failback', 'field', '--dry-run'])) as { resyncRegions: number };
+    expect(plan.resyncRegions).toBe(written.length);
+
+    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1800 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(e2e.web.url);
+    await page.getByTestId('pair-card-field').click({ timeout: 60_000 });
+    await expect.poll(() => page.getByTestId('role-options').textContent(), { timeout: 30_000 }).toMatch(/^Failed over \(forced\)/);
+    await page.getByTestId('failback-open').click();
+    await expect
+      .poll(() => page.getByTestId('failback-count').textContent(), { timeout: 30_000 })
+      .toMatch(new RegExp(`^Resync map: ${plan.resyncRegions} of 256 regions`));
+    await page.getByTestId('failback-limit').fill('32');
+    await page.getByTestId('failback-confirm-name').fill('field');
+    await page.getByTestId('failback-confirm').click();
+    // 160 MiB at 32 MiB/s: five seconds; continuous shipping reports after each 64 MiB batch.
+    await expect
+      .poll(() => page.getByTestId('role-task-line').textContent(), { timeout: 30_000, interval: 100 })
+      .toMatch(new RegExp(`^Failing back: copying — (64|128) of ${plan.resyncRegions} regions, (64|128) MiB copied at [\\d.]+ MiB/s, ETA \\d+s$`));
+    await shot(page, 'e2e-failback-progress');
+    await expect
+      .poll(() => page.getByTestId('failover-result').textContent(), { timeout: 60_000 })
+      .toMatch(new RegExp(`^Failed back: copied ${plan.resyncRegions} regions \\(${plan.resyncRegions} MiB\\)`));
+    const verified = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(e2e.dir, 'home') });
+    expect(verified.status, verified.stderr).toBe(0);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 180_000);
+});
