@@ -12,6 +12,8 @@ export interface HeatmapProps {
   readonly bits: (BitsView & { readonly regionBytes: number }) | undefined;
   /** What a set bit means, e.g. "out of sync". */
   readonly setLabel: string;
+  /** What a clear bit means; "in sync" unless said (an inspected map's clear regions are just "not set"). */
+  readonly clearLabel?: string;
   readonly heightPx?: number;
   /** Zoom to these regions whenever `key` changes (a run picked in a list, say). */
   readonly focus?: { readonly start: number; readonly regions: number; readonly key: number };
@@ -28,7 +30,7 @@ function clampView(view: View, regionCount: number): View {
   return { start, regions };
 }
 
-export function Heatmap({ bits, setLabel, heightPx = 320, focus }: HeatmapProps) {
+export function Heatmap({ bits, setLabel, clearLabel = 'in sync', heightPx = 320, focus }: HeatmapProps) {
   const theme = useTheme();
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const boxRef = useRef<HTMLDivElement>(null);
@@ -98,10 +100,10 @@ export function Heatmap({ bits, setLabel, heightPx = 320, focus }: HeatmapProps)
       const last = Math.min(end, bits.regionCount) - 1;
       const set = countRange(bits.words, first, last + 1);
       const bytes = `bytes ${formatBytes(first * bits.regionBytes)} – ${formatBytes((last + 1) * bits.regionBytes)} (offset ${first * bits.regionBytes})`;
-      if (first === last) return `region ${first}: ${bytes}: ${set ? setLabel : 'in sync'}`;
+      if (first === last) return `region ${first}: ${bytes}: ${set ? setLabel : clearLabel}`;
       return `regions ${first}–${last}: ${bytes}: ${set} of ${last - first + 1} ${setLabel} (${Math.round((100 * set) / (last - first + 1))} %)`;
     },
-    [bits, layout, view, setLabel],
+    [bits, layout, view, setLabel, clearLabel],
   );
 
   const zoom = (factor: number, anchorRegion = view.start + view.regions / 2) => {
@@ -165,7 +167,7 @@ export function Heatmap({ bits, setLabel, heightPx = 320, focus }: HeatmapProps)
           </Button>
           <Button onClick={() => setView({ start: 0, regions: regionCount })}>all</Button>
         </ButtonGroup>
-        <Legend setLabel={setLabel} />
+        <Legend setLabel={setLabel} clearLabel={clearLabel} />
         <Typography variant="body2" color="text.secondary" data-testid="heatmap-view">
           showing regions {view.start}–{view.start + view.regions - 1} of {regionCount}
           {layout.regionsPerCell > 1 ? ` (${layout.regionsPerCell.toFixed(1)} per pixel)` : ''}
@@ -178,14 +180,14 @@ export function Heatmap({ bits, setLabel, heightPx = 320, focus }: HeatmapProps)
   );
 }
 
-function Legend({ setLabel }: { setLabel: string }) {
+function Legend({ setLabel, clearLabel }: { setLabel: string; clearLabel: string }) {
   const theme = useTheme();
   const palette = theme.palette.mode === 'dark' ? darkPalette : lightPalette;
   const rgb = (c: readonly number[]) => `rgb(${c.join(',')})`;
   return (
     <Stack direction="row" spacing={1} sx={{ alignItems: 'center' }} aria-label="legend">
       <Box sx={{ width: 14, height: 14, bgcolor: rgb(palette.empty), border: 1, borderColor: 'divider' }} />
-      <Typography variant="caption">in sync</Typography>
+      <Typography variant="caption">{clearLabel}</Typography>
       <Box sx={{ width: 60, height: 14, background: `linear-gradient(90deg, ${rgb(palette.empty)}, ${rgb(palette.full)})` }} />
       <Box sx={{ width: 14, height: 14, bgcolor: rgb(palette.full) }} />
       <Typography variant="caption">all {setLabel}</Typography>

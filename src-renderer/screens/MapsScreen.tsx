@@ -372,7 +372,7 @@ export function MapsScreen({ overview, initialPair }: { overview: OverviewDto | 
           </Typography>
           {view.comparison && <CompareTable comparison={view.comparison} />}
           {view.setCount === 0 && <Alert severity="info">No region is set in this map.</Alert>}
-          <Heatmap bits={bits} setLabel="set" heightPx={240} focus={focus} />
+          <Heatmap bits={bits} setLabel="set" clearLabel="not set" heightPx={240} focus={focus} />
           <RunsTable view={view} onZoom={zoom} />
         </Stack>
       )}

@@ -93,6 +93,11 @@ describe('MapsScreen', () => {
     render(<MapsScreen overview={overview} initialPair="field" />);
     await waitFor(() => expect(screen.getAllByTestId('inspector-run')).toHaveLength(1));
     expect(screen.getByTestId('heatmap-view').textContent).toContain('showing regions 0–63 of 64');
+    // Hover names a region's bytes and whether it is set (not "in sync": any map is inspected here).
+    const canvas = screen.getByTestId('heatmap-canvas');
+    canvas.getBoundingClientRect = () => ({ left: 0, top: 0, right: 800, bottom: 240, width: 800, height: 240, x: 0, y: 0, toJSON: () => '' });
+    fireEvent.mouseMove(canvas, { clientX: 1, clientY: 1 });
+    expect(screen.getByTestId('heatmap-hover').textContent).toBe('region 0: bytes 0 B – 1 MiB (offset 0): not set');
     fireEvent.click(screen.getByRole('button', { name: 'zoom to regions 30 to 32' }));
     // Three regions padded by four either side: 26–36.
     await waitFor(() => expect(screen.getByTestId('heatmap-view').textContent).toContain('showing regions 26–36 of 64'));
