@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { LocalAgent, RpcAgent, connectAgentSocket, formatVolRef, parseVolRef, type AgentApi } from '../agent';
 import { ensureHomeDir, resolveHomeDir } from '../home';
 import { PairStore, type EndpointResolver, type PairEndpoints, type PairRecord, type VolumeEndpoint } from '../replication';
-import { RemoteHost, sshPeerLinks } from '../ssh';
+import { RemoteHost, knownAgentsFile, sshPeerLinks } from '../ssh';
 import { RpcPeer } from '../transport';
 import type { GlobalOptions, Io } from './output';
 import { hostKeyApprover, secretAsker } from './prompts';
@@ -50,6 +50,7 @@ export class AgentPool implements EndpointResolver {
     let remote = this.remotes.get(where);
     if (!remote) {
       const homeDir = await this.homeDir();
+      const bundlePath = join(dirname(process.argv[1] ?? '.'), 'tidemark-agent.cjs');
       remote = new RemoteHost(ref.host, {
         tidemarkKnownHosts: join(homeDir, 'known_hosts'),
         approveHostKey: hostKeyApprover(this.io, this.global),
@@ -57,7 +58,8 @@ export class AgentPool implements EndpointResolver {
         agentSocket: this.io.env.SSH_AUTH_SOCK ?? '',
         user: ref.user,
         port: ref.port,
-        bundlePath: join(dirname(process.argv[1] ?? '.'), 'tidemark-agent.cjs'),
+        bundlePath,
+        knownAgents: knownAgentsFile(join(homeDir, 'known-agents.json'), bundlePath),
         ...(this.reconnectAttempts === undefined ? {} : { reconnectAttempts: this.reconnectAttempts }),
       });
       this.remotes.set(where, remote);

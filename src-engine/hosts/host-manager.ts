@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { TidemarkError } from '../errors';
 import type { EventLog } from '../events';
-import { RemoteHost, loadSshConfig, type ConnectionState, type RemoteHostStatus, type SecretKind, type SecretRequest } from '../ssh';
+import { RemoteHost, knownAgentsFile, loadSshConfig, type ConnectionState, type RemoteHostStatus, type SecretKind, type SecretRequest } from '../ssh';
 import { HostStore, sshConfigAliases, type HostRecord } from './host-store';
 import type { SecretVault } from './secret-vault';
 
@@ -180,6 +180,7 @@ export class HostManager {
         port: record.port,
         homeDir: record.homeDir,
         bundlePath: this.options.bundlePath,
+        knownAgents: knownAgentsFile(join(this.homeDir, 'known-agents.json'), this.options.bundlePath),
         approveHostKey: (hostPort, fingerprint) => this.ask(entry, { kind: 'host-key', hostPort, fingerprint }).then((a) => a.approve === true),
         askSecret: (request) => this.askSecret(entry, request),
         onStatus: (status) => this.statusChanged(entry, status),

@@ -18,3 +18,4 @@ export { planAuth, type AskSecret, type SecretRequest, type SecretKind } from '.
 export { RemoteHost, backoffDelayMs, type ConnectionState, type RemoteHostStatus, type RemoteHostOptions } from './remote-host';
 export { sshPeerLinks } from './peer-link';
 export { deployAgent, openRemoteAgent, type RemoteAgent, type AgentChannelMode } from './remote-agent';
+export { knownAgentsFile, knownAgentKey, type KnownAgents } from './known-agents';

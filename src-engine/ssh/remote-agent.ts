@@ -58,6 +58,19 @@ function sftpOf(client: Client): Promise<SFTPWrapper> {
 const sftpCall = <T>(run: (done: (error: Error | null | undefined, value?: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value as T))));
 
+const digests = new Map<string, Promise<string>>();
+
+/** The SHA-256 of the local agent bundle (read once per process). */
+export function bundleDigestOf(bundlePath: string): Promise<string> {
+  let digest = digests.get(bundlePath);
+  if (!digest) {
+    digest = readFile(bundlePath).then((bundle) => createHash('sha256').update(bundle).digest('hex'));
+    digests.set(bundlePath, digest);
+    digest.catch(() => digests.delete(bundlePath));
+  }
+  return digest;
+}
+
 /** Uploads the agent bundle unless the host already has this exact one; returns its path. */
 export async function deployAgent(client: Client, bundlePath: string): Promise<string> {
   const bundle = await readFile(bundlePath);
@@ -93,6 +106,13 @@ export interface RemoteAgent {
   readonly agentPath: string;
   /** How the RPC reaches the agent: sshd relaying to its socket, or `agent dial-stdio`. */
   readonly via: 'streamlocal' | 'dial-stdio' | 'forced-command';
+  /** The agent's socket on the host, when sshd relays to it (what a later connection may go straight to). */
+  readonly socketPath: string | null;
+}
+
+/** What an earlier connection learnt: where the agent's socket is (the agent bundle it was for is the cache's business). */
+export interface KnownAgent {
+  readonly socketPath: string;
 }
 
 /**
@@ -110,28 +130,60 @@ function execChannel(client: Client, command: string): Promise<ClientChannel> {
  * about a fifth less CPU on bulk reads. Null when the host or the key does not allow it
  * (AllowStreamLocalForwarding no, `restrict`): then `agent dial-stdio` is used.
  */
-async function streamLocalChannel(client: Client, agentCommand: string): Promise<ClientChannel | null> {
+async function streamLocalChannel(client: Client, agentCommand: string): Promise<{ channel: ClientChannel; socketPath: string } | null> {
   const ensured = await execCollect(client, `${agentCommand} agent ensure`);
   const socketPath = ensured.stdout.trim();
   if (ensured.code !== 0 || !socketPath.startsWith('/')) return null;
+  const channel = await forwardTo(client, socketPath);
+  return channel ? { channel, socketPath } : null;
+}
+
+function forwardTo(client: Client, socketPath: string): Promise<ClientChannel | null> {
   return new Promise((resolve) => client.openssh_forwardOutStreamLocal(socketPath, (error, channel) => resolve(error ? null : channel)));
+}
+
+const knownAgentHandshakeMsMax = 5_000;
+/** `agentPath` of a connection made the fast way (the running agent's bundle is not looked at). */
+export const knownAgentPath = '(running agent, known socket)';
+
+/**
+ * The fast way in: straight to the socket an earlier connection used — no `node --version`, no
+ * SFTP stat, no `agent ensure` (each an exec on the host; together about a second). Null when it
+ * does not answer as an agent (stopped, moved, killed): then the full way runs.
+ */
+async function openKnownAgent(client: Client, known: KnownAgent): Promise<RemoteAgent | null> {
+  const channel = await forwardTo(client, known.socketPath);
+  if (!channel) return null;
+  const peer = new RpcPeer(channel, { role: 'client' });
+  try {
+    const hello = await peer.handshake(knownAgentHandshakeMsMax);
+    const nodeVersion = typeof hello.nodeVersion === 'string' ? `v${hello.nodeVersion}` : 'unknown';
+    return { agent: new RpcAgent(peer), nodeVersion, agentPath: knownAgentPath, via: 'streamlocal', socketPath: known.socketPath };
+  } catch {
+    peer.close();
+    return null;
+  }
 }
 
 /** Opens the agent of `homeDir` (the host's default home when null) over an SSH client. */
 export async function openRemoteAgent(
   client: Client,
   host: SshHostConfig,
-  options: { bundlePath: string; homeDir?: string | null; mode?: AgentChannelMode },
+  options: { bundlePath: string; homeDir?: string | null; mode?: AgentChannelMode; known?: KnownAgent | null },
 ): Promise<RemoteAgent> {
   if (options.mode === 'forced-command') return openForcedAgent(client);
+  if (options.known && options.mode !== 'dial-stdio') {
+    const fast = await openKnownAgent(client, options.known);
+    if (fast) return fast;
+  }
   const nodeVersion = await checkNode(client, host);
   const agentPath = await deployAgent(client, options.bundlePath);
   const agentCommand = `node ${shellQuote(agentPath)}${options.homeDir ? ` --home ${shellQuote(options.homeDir)}` : ''}`;
   const forwarded = options.mode === 'dial-stdio' ? null : await streamLocalChannel(client, agentCommand);
-  const channel = forwarded ?? (await execChannel(client, `${agentCommand} agent dial-stdio`));
+  const channel = forwarded?.channel ?? (await execChannel(client, `${agentCommand} agent dial-stdio`));
   const peer = new RpcPeer(channel, { role: 'client' });
   await peer.handshake();
-  return { agent: new RpcAgent(peer), nodeVersion, agentPath, via: forwarded ? 'streamlocal' : 'dial-stdio' };
+  return { agent: new RpcAgent(peer), nodeVersion, agentPath, via: forwarded ? 'streamlocal' : 'dial-stdio', socketPath: forwarded?.socketPath ?? null };
 }
 
 /** The agent behind a key whose authorized_keys line forces `agent dial-stdio --pair ID`. */
@@ -140,5 +192,5 @@ async function openForcedAgent(client: Client): Promise<RemoteAgent> {
   const peer = new RpcPeer(channel, { role: 'client' });
   const hello = await peer.handshake();
   const nodeVersion = typeof hello.nodeVersion === 'string' ? `v${hello.nodeVersion}` : 'unknown';
-  return { agent: new RpcAgent(peer), nodeVersion, agentPath: '(forced command)', via: 'forced-command' };
+  return { agent: new RpcAgent(peer), nodeVersion, agentPath: '(forced command)', via: 'forced-command', socketPath: null };
 }

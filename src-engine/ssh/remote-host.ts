@@ -45,7 +45,8 @@ import { TidemarkError } from '../errors';
 import type { HashAlgorithm } from '../signature';
 import type { VolumeInfo, VolumeRecord } from '../volume';
 import { connectSsh, type SshConnectOptions } from './connect';
-import { openRemoteAgent, type AgentChannelMode, type RemoteAgent } from './remote-agent';
+import { knownAgentKey, type KnownAgents } from './known-agents';
+import { knownAgentPath, openRemoteAgent, type AgentChannelMode, type RemoteAgent } from './remote-agent';
 import { targetOf, type SshHostConfig } from './ssh-config';
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'failed';
@@ -60,6 +61,8 @@ export interface RemoteHostStatus {
   readonly connections: number;
   /** How the current connection reaches the agent. */
   readonly via: RemoteAgent['via'] | null;
+  /** The current connection went straight to the socket an earlier one learnt (known-agents). */
+  readonly knownSocket: boolean;
 }
 
 export interface RemoteHostOptions extends SshConnectOptions {
@@ -72,6 +75,8 @@ export interface RemoteHostOptions extends SshConnectOptions {
   readonly reconnectDelayMsInitial?: number;
   readonly reconnectDelayMsMax?: number;
   readonly onStatus?: (status: RemoteHostStatus) => void;
+  /** Where agents listened last time (the fast way in); absent: every connection takes the full way. */
+  readonly knownAgents?: KnownAgents;
 }
 
 interface Session {
@@ -80,6 +85,7 @@ interface Session {
   readonly agent: RpcAgent;
   readonly nodeVersion: string;
   readonly via: RemoteAgent['via'];
+  readonly knownSocket: boolean;
   /** The host key this connection verified: `type base64`. */
   readonly hostKey: string;
   dropped: TidemarkError | null;
@@ -114,7 +120,7 @@ function asTidemarkError(error: unknown, alias: string): TidemarkError {
 
 export class RemoteHost implements AgentApi {
   private session: Promise<Session> | undefined;
-  private current: RemoteHostStatus = { state: 'idle', target: null, nodeVersion: null, lastError: null, connections: 0, via: null };
+  private current: RemoteHostStatus = { state: 'idle', target: null, nodeVersion: null, lastError: null, connections: 0, via: null, knownSocket: false };
   private disposed = false;
   /** Aborts connection attempts in progress (and their backoff waits) on dispose. */
   private readonly lifetime = new AbortController();
@@ -186,7 +192,14 @@ export class RemoteHost implements AgentApi {
       if (this.disposed) throw new TidemarkError('CANCELLED', `host ${this.alias} was closed while connecting`, '');
       try {
         const session = await this.connectOnce();
-        this.setStatus({ state: 'connected', lastError: null, connections: this.current.connections + 1, nodeVersion: session.nodeVersion, via: session.via });
+        this.setStatus({
+          state: 'connected',
+          lastError: null,
+          connections: this.current.connections + 1,
+          nodeVersion: session.nodeVersion,
+          via: session.via,
+          knownSocket: session.knownSocket,
+        });
         return session;
       } catch (error) {
         lastError = asTidemarkError(error, this.alias);
@@ -205,12 +218,26 @@ export class RemoteHost implements AgentApi {
     const { client, host, hostKey } = await connectSsh(this.alias, { ...this.options, signal: this.lifetime.signal });
     this.setStatus({ target: targetOf(host) });
     try {
+      const cache = this.options.knownAgents;
+      const key = knownAgentKey(host, this.options.homeDir);
+      const known = cache ? await cache.get(key) : null;
       const remote = await openRemoteAgent(client, host, {
         bundlePath: this.options.bundlePath,
         homeDir: this.options.homeDir ?? null,
         mode: this.options.agentChannel ?? 'auto',
+        known,
       });
-      const session: Session = { client, host, agent: remote.agent, nodeVersion: remote.nodeVersion, via: remote.via, hostKey, dropped: null };
+      if (cache && remote.socketPath !== (known?.socketPath ?? null)) await cache.set(key, remote.socketPath ? { socketPath: remote.socketPath } : null);
+      const session: Session = {
+        client,
+        host,
+        agent: remote.agent,
+        nodeVersion: remote.nodeVersion,
+        via: remote.via,
+        knownSocket: remote.agentPath === knownAgentPath,
+        hostKey,
+        dropped: null,
+      };
       this.connectedAgents.push(remote.agent);
       const onDrop = (error: TidemarkError) => this.dropped(session, error);
       remote.agent.onClose((error) => onDrop(error instanceof TidemarkError ? error : new TidemarkError('DISCONNECTED', error.message, '')));
