@@ -75,6 +75,7 @@ function statusText(status: PairStatus): string {
           `  unfinished migrate to ${status.migrateInterrupted.newPrimary}, started ${status.migrateInterrupted.startedAt}: writes stay paused — run \`tidemark migrate ${record.name}\` to finish it`,
         ]
       : []),
+    ...cycleLines(status),
     ...timelineLines(status),
   ].join('\n');
 }
@@ -87,6 +88,18 @@ function staleRecordLines(status: PairStatus): string[] {
   if (agreed === status.record.primary.volref) return [];
   return [
     `  WARNING:   this record names ${status.record.primary.volref} as the primary (generation ${status.record.generation}), but the members' histories say ${agreed} (generation ${r.generation}): a role change was made elsewhere — do not fail over or fail back from this record`,
+  ];
+}
+
+/** A periodic pair's last applied cycles (the console's timeline has them too). */
+function cycleLines(status: PairStatus): string[] {
+  if (status.cycles.length === 0) return [];
+  return [
+    `  cycles:    the last ${status.cycles.length} applied`,
+    ...status.cycles.map(
+      (c) =>
+        `    ${new Date(c.finishedAtMs).toISOString()}  ${c.group ? `group ${c.group} ` : ''}cycle ${c.cycle}: ${c.regionsTransferred} regions (${formatBytes(c.bytesTransferred)}) in ${formatDurationMs(c.durationMs)}, point in time ${c.pointInTime} (by ${c.by})`,
+    ),
   ];
 }
 

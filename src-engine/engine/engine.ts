@@ -10,7 +10,7 @@ import { TidemarkError, isTidemarkError } from '../errors';
 import { EventLog } from '../events';
 import { ensureHomeDir } from '../home';
 import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type GeneratorSettings, type GeneratorState, type LabOptions } from '../lab';
-import { PairStore, sinceMapName, type PairRecord } from '../replication';
+import { PairStore, readCycleHistory, sinceMapName, type PairRecord } from '../replication';
 import { PairOperations, type SyncState } from './pair-ops';
 import { ReplicationOperations } from './replication-ops';
 import { SeedingOperations } from './seeding';
@@ -423,9 +423,9 @@ export class Engine {
     return { pair: pairName, which, regionCount: bits.bitCount, regionBytes: record.regionBytes, setCount: bits.popcount(), words: bits.words.slice() };
   }
 
-  /** Creation, both members' role changes, the last sync, a pending failover and this console's cycles, oldest first. */
+  /** Creation, both members' role changes, the last sync, a pending failover and the applied cycles, oldest first. */
   async timeline(name: string): Promise<PairTimeline> {
-    return pairTimeline(await this.pairOps.status(name), this.replication.state(name)?.cycles ?? []);
+    return pairTimeline(await this.pairOps.status(name), await readCycleHistory(this.pairs.pairDir(name)));
   }
 
   dispose(): Promise<void> {

@@ -1,10 +1,9 @@
 // A pair's timeline for the console (docs/console.md "Pair timeline"): its creation, both
 // members' role changes (generation, event, which volume became what, by whom — the same
 // history `pair show` merges), the last sync, a failover not yet failed back, and the periodic
-// cycles this console ran; oldest first.
+// cycles applied (the pair's durable cycle history, whoever ran them); oldest first.
 
-import type { PairStatus } from '../replication';
-import type { CycleRecord } from './replication-ops';
+import type { CycleEntry, PairStatus } from '../replication';
 
 export type TimelineKind = 'created' | 'sync' | 'role' | 'failover' | 'cycle';
 
@@ -36,7 +35,7 @@ const roleEventTitles: Record<string, string> = {
   migrate: 'migrate',
 };
 
-export function pairTimeline(status: PairStatus, cycles: readonly CycleRecord[]): PairTimeline {
+export function pairTimeline(status: PairStatus, cycles: readonly CycleEntry[]): PairTimeline {
   const { record } = status;
   const entries: TimelineEntry[] = [
     {
@@ -98,9 +97,9 @@ export function pairTimeline(status: PairStatus, cycles: readonly CycleRecord[])
       atMs: c.finishedAtMs,
       kind: 'cycle',
       generation: null,
-      title: `cycle ${c.cycle} applied: ${c.regionsTransferred} regions, point in time ${c.pointInTime}`,
+      title: `${c.group ? `group ${c.group} ` : ''}cycle ${c.cycle} applied: ${c.regionsTransferred} regions, point in time ${c.pointInTime}`,
       volref: record.secondary.volref,
-      by: 'this console',
+      by: c.by,
     });
   }
   entries.sort((a, b) => a.atMs - b.atMs || (a.generation ?? 0) - (b.generation ?? 0));

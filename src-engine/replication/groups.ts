@@ -11,6 +11,7 @@ import { Bitset } from '../bitmap';
 import { TidemarkError, errnoCode } from '../errors';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { EndpointResolver, PairEndpoints } from './endpoints';
+import { recordCycle } from './cycle-history';
 import { checkPairMembers } from './members';
 import {
   currentMapName,
@@ -229,6 +230,12 @@ export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCy
     const p = member.endpoints.primary;
     await p.agent.bitmapClear(p.path, currentMapName(member.pair.pairId));
     await p.agent.snapshotDelete(p.path, cursor.members[i]!.snapshotId!).catch(ignoreNotFound);
+  }
+  const pointInTime = cursor.members[0]!.pointInTime ?? new Date().toISOString();
+  const durationMs = Math.round(performance.now() - startMs);
+  for (const r of results) {
+    const { regionsTransferred, bytesTransferred, cycle } = r;
+    await recordCycle(options.store.pairDir(r.pair), { cycle, pointInTime, regionsTransferred, bytesTransferred, durationMs, group: options.group.name });
   }
   await removeRecord(cyclePath);
   return {

@@ -20,3 +20,4 @@ export { linkPair, unlinkPair, shipPathOf, type LinkOptions, type LinkResult, ty
 export { failoverPair, failbackPair, resyncMapOf, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';
 export { migratePair, readMigrateJournal, testMigrateStopEnv, type MigrateProgress, type MigrateSummary } from './migrate';
 export { promotedAtMs, reconcileMembers, reconciliationText, type MemberView, type Reconciliation } from './reconcile';
+export { readCycleHistory, recordCycle, cycleHistoryMax, type CycleEntry } from './cycle-history';

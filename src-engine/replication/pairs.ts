@@ -13,6 +13,7 @@ import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoint
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
 import { periodicPending } from './periodic';
 import { clockOffsetOf, toLocalMs } from './clock';
+import { readCycleHistory, type CycleEntry } from './cycle-history';
 import { readMigrateJournal } from './migrate';
 import { reconcileMembers, type MemberView, type Reconciliation } from './reconcile';
 import { CursorStore, type SyncCursor } from './sync/cursor';
@@ -230,6 +231,8 @@ export interface PairStatus {
    * one side behind, split brain, no primary, or unknown (a side unreachable).
    */
   readonly roles: Reconciliation;
+  /** A periodic pair's last applied cycles (oldest first, at most 10; the whole history in `cycles.json`). */
+  readonly cycles: readonly CycleEntry[];
   /** A migrate that died in its pause (both sides may be secondaries): `tidemark migrate NAME` finishes it. */
   readonly migrateInterrupted: { readonly startedAt: string; readonly oldPrimary: string; readonly newPrimary: string } | null;
 }
@@ -269,6 +272,7 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
   const peer = p.endpoint?.sshTarget ? await p.endpoint.agent.peerStatus(record.pairId).catch(() => null) : null;
   const shipPath: ShipPath | null = !p.endpoint ? null : !p.endpoint.sshTarget ? 'local' : peer?.configured ? 'direct' : 'relayed';
   const roles = await rolesOf(record, p, s);
+  const cycles = (await readCycleHistory(store.pairDir(name))).slice(-10);
   const journal = await readMigrateJournal(store.pairDir(name));
   const migrateInterrupted = journal ? { startedAt: journal.startedAt, oldPrimary: journal.oldPrimary, newPrimary: journal.newPrimary } : null;
   return {
@@ -285,6 +289,7 @@ export async function pairStatus(store: PairStore, resolver: EndpointResolver, n
     peer,
     migrateInterrupted,
     roles,
+    cycles,
   };
 }
 

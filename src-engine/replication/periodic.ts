@@ -14,6 +14,7 @@ import { rm } from 'node:fs/promises';
 import { syncDirectory } from '../fsync';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { PairEndpoints, VolumeEndpoint } from './endpoints';
+import { recordCycle } from './cycle-history';
 import { checkPairMembers, wireBytesOf } from './members';
 import type { PairRecord, PairStore } from './pair-store';
 import { runsOf } from './continuous';
@@ -55,6 +56,7 @@ export interface CycleOptions {
   readonly signal?: AbortSignal;
   readonly limitRateBytesPerSecond?: number;
   readonly onProgress?: (progress: CycleProgress) => void;
+  readonly onWarning?: (message: string) => void;
 }
 
 export interface CycleSummary {
@@ -132,9 +134,7 @@ export async function runCycle(options: CycleOptions): Promise<CycleSummary> {
     await s.agent.snapshotDelete(s.path, checked.secondary.lcsSnapshotId).catch(ignoreNotFound);
   }
   await p.agent.snapshotDelete(p.path, snapshotId).catch(ignoreNotFound);
-  await removeRecord(cursorPath);
-  options.onProgress?.({ pair: pair.name, cycle, phase: 'done', regionsDone: regions.length, regionsTotal: regions.length, bytesTransferred });
-  return {
+  const summary: CycleSummary = {
     pair: pair.name,
     cycle,
     resumed,
@@ -146,6 +146,11 @@ export async function runCycle(options: CycleOptions): Promise<CycleSummary> {
     wireBytes: wireBytesOf(endpoints) - wireAtStart,
     durationMs: Math.round(performance.now() - startMs),
   };
+  // Before the cursor goes: a crash in between finishes the cycle again and replaces the entry.
+  await recordCycle(store.pairDir(pair.name), summary, options.onWarning);
+  await removeRecord(cursorPath);
+  options.onProgress?.({ pair: pair.name, cycle, phase: 'done', regionsDone: regions.length, regionsTotal: regions.length, bytesTransferred });
+  return summary;
 }
 
 /** The cursor goes with its directory entry durable: a crash after never redoes a finished cycle. */

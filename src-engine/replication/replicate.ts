@@ -113,6 +113,7 @@ async function runCycles(options: ReplicateOptions, pair: PairRecord, startMs: n
         signal: options.signal,
         limitRateBytesPerSecond: options.limitRateBytesPerSecond,
         onProgress: options.onCycleProgress,
+        onWarning: options.onWarning,
       }),
     );
     cycles.push(cycle);

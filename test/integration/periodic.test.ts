@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AgentApi } from '../../src-engine/agent';
-import { createPair, runCycle, runSync, type PairEndpoints, type PairRecord, type PairStore } from '../../src-engine/replication';
+import { createPair, readCycleHistory, runCycle, runSync, type PairEndpoints, type PairRecord, type PairStore } from '../../src-engine/replication';
 import { makeLocalPair, resolverFor } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
@@ -114,6 +114,11 @@ describe('periodic replication', () => {
     expect((await readFile(pair.secondaryPath)).equals(await readFile(pair.primaryPath))).toBe(true);
     expect((await pair.agent.snapshotList(pair.primaryPath)).snapshots).toEqual([]); // every cycle's snapshot went
     expect((await pair.agent.volumeState(pair.secondaryPath)).members[0]!.appliedCycle).toBe(13);
+    // Each applied cycle is in the pair's durable history, in order, with what it moved.
+    const history = await readCycleHistory(pair.store.pairDir(pair.record.name));
+    expect(history.map((c) => c.cycle)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+    expect(history.every((c) => c.group === null && /@/.test(c.by) && c.pointInTime.length > 0)).toBe(true);
+    expect(history.at(-1)!.regionsTransferred).toBeGreaterThan(0);
   });
 
   it('two secondaries of one primary cycle independently, each always at a prefix', async () => {
@@ -171,6 +176,10 @@ describe('periodic replication', () => {
     failAfter.writes = undefined;
     const resumed = await runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints });
     expect(resumed.resumed).toBe(true);
+    // The interrupted cycle is recorded once, when it was finished.
+    const cycles = (await readCycleHistory(pair.store.pairDir(pair.record.name))).map((c) => c.cycle);
+    expect(cycles).toEqual([...new Set(cycles)]);
+    expect(cycles.at(-1)).toBe(resumed.cycle);
     prefixHeld(await readFile(pair.secondaryPath));
     await writer.stop();
   });
