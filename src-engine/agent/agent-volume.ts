@@ -6,6 +6,7 @@ import { TidemarkError } from '../errors';
 import { SnapshotRegistry } from '../snapshot';
 import { ChangeMaps } from '../tracking';
 import type { OpenedVolume, VolumeCatalog } from '../volume';
+import { unshippedMapName } from './map-names';
 import { PairMembers } from './pair-members';
 import { PairTrackers } from './pair-trackers';
 import { PairStaging } from './staging';
@@ -35,6 +36,7 @@ export async function openAgentVolume(catalog: VolumeCatalog, canonicalPath: str
     trackers = await PairTrackers.open(catalog.volumeDir(record.volumeId), volume, members.list());
     snapshots = await SnapshotRegistry.open(volume, catalog.snapshotsDir(record.volumeId));
     changeMaps = await ChangeMaps.open(volume, catalog.volumeDir(record.volumeId));
+    await foldOrphanMoos(members, trackers, changeMaps);
     // Last: an apply a crash interrupted is finished through every hook (a snapshot's copy-on-write too).
     const staging = new PairStaging(catalog.volumeDir(record.volumeId), volume, members);
     await staging.recover();
@@ -97,4 +99,13 @@ export function stagingOf(volume: AgentVolume, homeDir: string): PairStaging {
 export function changeMapsOf(volume: AgentVolume, homeDir: string): ChangeMaps {
   if (!volume.changeMaps) throw unregistered(volume, homeDir);
   return volume.changeMaps;
+}
+
+/** A demoted secondary's leftover MOOS (a demotion killed midway) into its durable unshipped map. */
+async function foldOrphanMoos(members: PairMembers, trackers: PairTrackers, changeMaps: ChangeMaps): Promise<void> {
+  await trackers.foldOrphans(members.list(), async (pairId, regions) => {
+    const name = unshippedMapName(pairId);
+    if (!changeMaps.list().some((m) => m.name === name)) await changeMaps.create(name);
+    if (regions.length > 0) await changeMaps.mark(name, regions);
+  });
 }

@@ -108,6 +108,9 @@ export class PairMembers {
     private importMarker: ImportMarker | null,
   ) {}
 
+  /** Promotions under way: the generation each fenced secondary's lock is at (see fenceAt). */
+  private readonly fences = new Map<string, number>();
+
   private get markerPath(): string {
     return join(this.dir, '..', 'import.json');
   }
@@ -212,11 +215,9 @@ export class PairMembers {
    * Changes the member's role at a new generation, recording the event; a secondary is locked
    * (at the new generation) before this returns, a primary unlocked once its record says so.
    */
-  async changeRole(pairId: string, event: RoleEvent, options: { fenced?: boolean } = {}): Promise<PairMember> {
+  async changeRole(pairId: string, event: RoleEvent): Promise<PairMember> {
     const member = this.require(pairId);
-    // A promotion that fenced the member at the new generation first (fenceAt) completes at that generation.
-    const completesFence = options.fenced === true && event.generation === member.generation && event.role !== member.role;
-    if (event.generation <= member.generation && !completesFence) {
+    if (event.generation <= member.generation) {
       throw new TidemarkError(
         'STALE',
         `pair "${member.name}" is at generation ${member.generation} on ${this.volume.path}; a role change to generation ${event.generation} is older`,
@@ -227,20 +228,32 @@ export class PairMembers {
     const changed: PairMember = { ...member, role: event.role, generation: event.generation, history, protectSnapshotId: null, lcsSnapshotId: null };
     delete (changed as { appliedCycle?: number }).appliedCycle;
     await this.write(pairMemberKind.schema.parse(changed));
+    this.fences.delete(pairId); // the record carries the new generation now
+    this.applyLock();
     return changed;
   }
 
   /**
-   * Moves a secondary's lock to `generation` without a role change (a promotion's first step):
-   * writes carrying the pair's older generation — a shipper or key session from before — are
-   * refused from here, while the promotion's own rollback writes at the new one.
+   * Moves a secondary's lock to `generation` without a role change (a promotion's first step),
+   * in memory only: writes carrying the pair's older generation — a shipper or key session from
+   * before — are refused from here, while the promotion's own rollback writes at the new one.
+   * Not durable on purpose: after a restart no connection from before survives, the record still
+   * says the old generation (so a resumed migrate's copy at it still lands), and a retried
+   * promotion fences again. The role change (or leaving) ends the fence.
    */
-  async fenceAt(pairId: string, generation: number): Promise<PairMember> {
+  fenceAt(pairId: string, generation: number): void {
     const member = this.require(pairId);
-    if (member.role !== 'secondary' || generation < member.generation) {
+    if (member.role !== 'secondary' || generation <= member.generation) {
       throw new TidemarkError('STALE', `pair "${member.name}" on ${this.volume.path} cannot be fenced at generation ${generation}`, 'see `tidemark pair show`');
     }
-    return generation === member.generation ? member : this.update(pairId, { generation });
+    this.fences.set(pairId, generation);
+    this.applyLock();
+  }
+
+  /** Ends a fence whose promotion failed (the lock goes back to the record's generation). */
+  unfence(pairId: string): void {
+    this.fences.delete(pairId);
+    this.applyLock();
   }
 
   /** Forgets the membership (unlocking a secondary); the volume's bytes are untouched. Idempotent. */
@@ -254,13 +267,17 @@ export class PairMembers {
       throw fromSystemError(error, 'remove the pair member record of', this.volume.path);
     }
     this.members.delete(pairId);
+    this.fences.delete(pairId);
     this.applyLock();
   }
 
   private async write(member: PairMember): Promise<void> {
-    // The lock comes first: a secondary refuses writes before its record says it is one.
+    // A lock comes first (a secondary refuses writes before its record says it is one) and goes
+    // last (a promoted secondary keeps refusing until its record says primary: meanwhile the
+    // agent still sees the old generation, so only the lock stops a stale writer).
     const next = new Map(this.members).set(member.pairId, member);
-    this.applyLock(next);
+    const unlocking = this.members.get(member.pairId)?.role === 'secondary' && member.role === 'primary';
+    if (!unlocking) this.applyLock(next);
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       await writeRecord(join(this.dir, `${member.pairId}.json`), pairMemberKind, member);
@@ -269,10 +286,12 @@ export class PairMembers {
       throw error;
     }
     this.members = next;
+    if (unlocking) this.applyLock();
   }
 
   private applyLock(members: ReadonlyMap<string, PairMember> = this.members): void {
     const secondary = [...members.values()].find((m) => m.role === 'secondary');
-    this.volume.setWriteLock(secondary ? secondaryLock(secondary, this.volume.path) : undefined);
+    const fence = secondary ? this.fences.get(secondary.pairId) : undefined;
+    this.volume.setWriteLock(secondary ? secondaryLock(fence === undefined ? secondary : { ...secondary, generation: fence }, this.volume.path) : undefined);
   }
 }

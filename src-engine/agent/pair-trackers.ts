@@ -3,10 +3,11 @@
 // opens the volume attaches them before the first write passes, so every write through any
 // Tidemark process is tracked; a restart after a crash resends exactly the MOOS regions.
 
-import { rm } from 'node:fs/promises';
+import { access, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { moosPredictDefault } from '../constants';
-import { TidemarkError } from '../errors';
+import { openBitmapFile } from '../bitmap';
+import { TidemarkError, errnoCode } from '../errors';
 import { WriteTracker, lastWritePathOf } from '../tracking';
 import type { Volume } from '../volume';
 import type { PairMember } from './pair-members';
@@ -32,6 +33,35 @@ export class PairTrackers {
 
   private moosPath(pairId: string): string {
     return join(this.pairsDir, `${pairId}.moos.tmbm`);
+  }
+
+  /**
+   * A demotion killed between its member record and dropping the tracker leaves a secondary
+   * with a MOOS file: its regions (a superset of what was unshipped at the lock) go durably into
+   * the demotion's unshipped map before the file goes, so a retried demotion reports them
+   * (agent/role-change.ts). Returns how many pairs it folded.
+   */
+  async foldOrphans(members: readonly PairMember[], fold: (pairId: string, regions: readonly number[]) => Promise<void>): Promise<number> {
+    let folded = 0;
+    for (const member of members.filter((m) => m.role === 'secondary')) {
+      const path = this.moosPath(member.pairId);
+      const present = await access(path).then(
+        () => true,
+        (error: unknown) => {
+          if (errnoCode(error) === 'ENOENT') return false;
+          throw error;
+        },
+      );
+      if (!present) continue;
+      const opened = await openBitmapFile(path, 'r');
+      const regions = [...opened.bitmap.bits.indexes()].filter((r) => r < this.volume.regionCount);
+      await opened.bitmap.close();
+      await fold(member.pairId, regions);
+      await rm(path, { force: true });
+      await rm(lastWritePathOf(path), { force: true });
+      folded += 1;
+    }
+    return folded;
   }
 
   /** Starts tracking for a primary member (idempotent); a secondary has nothing to track. */

@@ -16,20 +16,13 @@ import type { PairMember, RoleEvent } from './pair-members';
 import type { RoleChangeResult } from './agent-api';
 import { changeMapsOf, membersOf, snapshotsOf, trackersOf, type AgentVolume } from './agent-volume';
 
-const short = (pairId: string) => pairId.replace(/-/g, '').slice(0, 12);
-/** The new primary's map of regions written since its promotion. */
-export const failbackMapName = (pairId: string) => `p${short(pairId)}-fb`;
-/**
- * A demoted primary's regions that were unshipped at its lock, kept durably on it until the
- * orchestrator has handed them on (failover's handOver, migrate's final copy) and deletes it:
- * an orchestrator that dies between the demotion and the hand-over finds them here on retry.
- */
-export const unshippedMapName = (pairId: string) => `p${short(pairId)}-un`;
+export { failbackMapName, unshippedMapName } from './map-names';
+import { failbackMapName, unshippedMapName } from './map-names';
 
 export async function changeRole(volume: AgentVolume, homeDir: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {
   const members = membersOf(volume, homeDir);
   const member = members.require(pairId);
-  if (member.role === event.role && member.generation === event.generation) return alreadyDone(volume, homeDir, member);
+  if (member.role === event.role && member.generation === event.generation) return await alreadyDone(volume, homeDir, member);
   if (member.role === event.role && event.generation > member.generation) {
     // The survivor of a split brain keeps its role at the new generation (nothing else changes).
     return { member: await members.changeRole(pairId, event), rolledBackRegions: 0, failbackMap: null };
@@ -45,13 +38,14 @@ export async function changeRole(volume: AgentVolume, homeDir: string, pairId: s
 }
 
 /** A retried call: reported as it is (a demotion's unshipped regions from its durable map). */
-function alreadyDone(volume: AgentVolume, homeDir: string, member: PairMember): RoleChangeResult {
+async function alreadyDone(volume: AgentVolume, homeDir: string, member: PairMember): Promise<RoleChangeResult> {
   const maps = changeMapsOf(volume, homeDir);
   const has = (name: string) => maps.list().some((m) => m.name === name);
   if (member.role === 'primary') {
     return { member, rolledBackRegions: 0, failbackMap: has(failbackMapName(member.pairId)) ? failbackMapName(member.pairId) : null };
   }
-  const unshipped = has(unshippedMapName(member.pairId)) ? [...maps.read(unshippedMapName(member.pairId)).indexes()] : [];
+  // A demotion that failed after its record (the tracker still attached here) is finished first.
+  const unshipped = await finishDemotion(volume, homeDir, member);
   return { member, rolledBackRegions: 0, failbackMap: null, unshippedRegions: unshipped };
 }
 
@@ -60,11 +54,21 @@ async function promote(volume: AgentVolume, homeDir: string, member: PairMember,
   const mapName = failbackMapName(member.pairId);
   if (!maps.list().some((m) => m.name === mapName)) await maps.create(mapName);
   // Fenced first: from here only this promotion writes (at the new generation); a shipper still at
-  // the old one cannot slip a region in between the rollback and the lift of the lock.
-  const fenced = await membersOf(volume, homeDir).fenceAt(member.pairId, event.generation);
-  const auth = { pairId: member.pairId, generation: fenced.generation };
-  const rolledBackRegions = member.protectSnapshotId ? await rollBack(volume, homeDir, member.protectSnapshotId, auth) : 0;
-  const promoted = await membersOf(volume, homeDir).changeRole(member.pairId, event, { fenced: true });
+  // the old one cannot slip a region in between the rollback and the lift of the lock. Writes
+  // admitted before the fence (their hooks still running) drain before the rollback looks.
+  const members = membersOf(volume, homeDir);
+  members.fenceAt(member.pairId, event.generation);
+  let rolledBackRegions: number;
+  let promoted: PairMember;
+  try {
+    await volume.opened.volume.quiesced(async () => undefined);
+    const auth = { pairId: member.pairId, generation: event.generation };
+    rolledBackRegions = member.protectSnapshotId ? await rollBack(volume, homeDir, member.protectSnapshotId, auth) : 0;
+    promoted = await members.changeRole(member.pairId, event);
+  } catch (error) {
+    members.unfence(member.pairId);
+    throw error;
+  }
   if (member.protectSnapshotId) await snapshotsOf(volume, homeDir).delete(member.protectSnapshotId);
   await trackersOf(volume, homeDir).attach(promoted);
   return { member: promoted, rolledBackRegions, failbackMap: mapName };
@@ -91,19 +95,42 @@ async function rollBack(volume: AgentVolume, homeDir: string, snapshotId: string
 }
 
 async function demote(volume: AgentVolume, homeDir: string, member: PairMember, event: RoleEvent): Promise<RoleChangeResult> {
+  // A secondary locks the whole volume: demoting it for one pair would stop its other pairs' primaries too.
+  const others = membersOf(volume, homeDir)
+    .list()
+    .filter((m) => m.pairId !== member.pairId);
+  if (others.length > 0) {
+    throw new TidemarkError(
+      'USAGE',
+      `${volume.opened.volume.path} is also a member of pair(s) ${others.map((m) => `"${m.name}" (${m.role})`).join(', ')}: demoting it for pair "${member.name}" would make it read-only for them too`,
+      'delete those pairs, or fail them over first; then demote this one',
+    );
+  }
   // Locked first (the new record says secondary), then tracking goes: no write slips between.
   const demoted = await membersOf(volume, homeDir).changeRole(member.pairId, event);
+  const unshipped = await finishDemotion(volume, homeDir, demoted);
+  return { member: demoted, rolledBackRegions: 0, failbackMap: null, unshippedRegions: unshipped };
+}
+
+/**
+ * The demotion's second half, idempotent: what the tracker held unshipped (OOS ∪ in flight once
+ * the writes admitted before the lock drained) goes durably into the unshipped map, then the
+ * tracker and its MOOS go. Returns the map's regions: a retry (or a demotion killed before this,
+ * whose MOOS the next open folded into the map: agent-volume.ts) reports the same.
+ */
+async function finishDemotion(volume: AgentVolume, homeDir: string, member: PairMember): Promise<number[]> {
   const trackers = trackersOf(volume, homeDir);
-  // Writes in flight when the lock was set have passed their hooks: they are in OOS once the gate drains.
-  const unshipped = await volume.opened.volume.quiesced(async () => {
-    const tracker = trackers.has(member.pairId) ? trackers.get(member.pairId) : undefined;
-    return tracker ? [...Bitset.union(tracker.oos, tracker.predictor.inFlight).indexes()] : [];
-  });
-  // Durable before the tracker (and its MOOS) goes: nothing locked is writing the volume now.
   const maps = changeMapsOf(volume, homeDir);
   const mapName = unshippedMapName(member.pairId);
-  if (!maps.list().some((m) => m.name === mapName)) await maps.create(mapName);
-  if (unshipped.length > 0) await maps.mark(mapName, unshipped);
-  await trackers.detach(member.pairId);
-  return { member: demoted, rolledBackRegions: 0, failbackMap: null, unshippedRegions: unshipped };
+  if (trackers.has(member.pairId)) {
+    const unshipped = await volume.opened.volume.quiesced(async () => {
+      const tracker = trackers.get(member.pairId);
+      return [...Bitset.union(tracker.oos, tracker.predictor.inFlight).indexes()];
+    });
+    // Durable before the tracker (and its MOOS) goes: nothing locked is writing the volume now.
+    if (!maps.list().some((m) => m.name === mapName)) await maps.create(mapName);
+    if (unshipped.length > 0) await maps.mark(mapName, unshipped);
+    await trackers.detach(member.pairId);
+  }
+  return maps.list().some((m) => m.name === mapName) ? [...maps.read(mapName).indexes()] : [];
 }

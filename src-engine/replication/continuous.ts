@@ -198,6 +198,7 @@ class Shipper {
     // Round robin: the next batch starts after this one (a take wraps around at the end).
     this.nextRegion = taken[taken.length - 1]! + 1;
     const unsettled = new Set(taken);
+    const linkBefore = connectionsOf(this.primary.agent);
     // One realization write for the batch, before its data: not one per first write to a region.
     await this.secondary.agent.realizeRegions(this.secondary.path, taken, { auth: this.auth });
     try {
@@ -206,8 +207,10 @@ class Shipper {
     } catch (error) {
       await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], [...unsettled]).catch(() => undefined);
       if (this.path !== 'direct' || this.options.signal?.aborted) throw error;
-      // A link error with the primary still answering is the primary's host failing to reach the secondary's.
-      if (!directRefused(error) && !(retryable(error) && (await this.primaryAnswers()))) throw error;
+      // A link error with the primary still answering — on the same connection (a reconnect means our
+      // own link dropped, and the primary's peer writes may still be on their way) — is the
+      // primary's host failing to reach the secondary's.
+      if (!directRefused(error) && !(retryable(error) && (await this.primaryAnswers()) && connectionsOf(this.primary.agent) === linkBefore)) throw error;
       // The direct path cannot work (a revoked key, an address the primary's host cannot reach): relay.
       this.path = 'relayed';
       this.directFallbacks += 1; // for the rest of this run (a new run tries direct again)
@@ -370,6 +373,12 @@ class Shipper {
 }
 
 /** The direct path refused for good (no key here, a revoked key, an older agent): relaying still works. */
+/** How many connections a remote agent has made (RemoteHost's status); null for an agent without one (local). */
+function connectionsOf(agent: unknown): number | null {
+  const status = (agent as { status?: { connections?: unknown } }).status;
+  return typeof status?.connections === 'number' ? status.connections : null;
+}
+
 function directRefused(error: unknown): boolean {
   return isTidemarkError(error) && ['PERMISSION', 'NOT_FOUND', 'UNSUPPORTED', 'USAGE'].includes(error.code);
 }

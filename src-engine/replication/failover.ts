@@ -280,7 +280,9 @@ export async function failbackPair(store: PairStore, resolver: EndpointResolver,
       const { map: before } = await resyncMapOf(record, endpoints);
       if (before.popcount() > 0) await survivor.agent.bitmapMark(survivor.path, failbackMapName(record.pairId), [...before.indexes()]);
       const loserMember = (await loser.agent.volumeState(loser.path)).members.find((m) => m.pairId === record.pairId);
-      if (loserMember?.role === 'primary') await handOver(record, loser, survivor, roleEvent('secondary', generation, 'failback'));
+      // Also when already demoted (a failback retried after dying here): the demotion's durable
+      // unshipped map, or a periodic pair's maps, are read again — handing over is idempotent.
+      if (loserMember) await handOver(record, loser, survivor, roleEvent('secondary', generation, 'failback'));
       if (discard === 'new-primary') {
         // The loser's own writes since the failover are in its failback map: final now that it is locked.
         const fb = bitsOf(await loser.agent.bitmapRead(loser.path, failbackMapName(record.pairId)));

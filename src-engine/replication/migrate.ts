@@ -26,7 +26,8 @@ import { roleEvent } from './failover';
 import { checkNotGrouped } from './groups';
 import { checkPairMembers } from './members';
 import type { PairRecord, PairStore } from './pair-store';
-import { currentMapName } from './periodic';
+import { currentMapName, removeRecord } from './periodic';
+import { protectSnapshotLabelPrefix } from './continuous';
 import { replicatePair } from './replicate';
 import { acquirePairLock } from './sync/lock';
 import { migrateJournalFile, sinceMapName } from './sync/names';
@@ -103,6 +104,8 @@ const migrateJournalKind = defineRecord(
     oldPrimary: z.string(),
     newPrimary: z.string(),
     startedAt: z.string(),
+    /** pause: steps 2–4 under way; restoring: the verify failed and the old primary is being made the primary again. */
+    phase: z.enum(['pause', 'restoring']).default('pause'),
   }),
 );
 type MigrateJournal = z.infer<typeof migrateJournalKind.schema>;
@@ -128,16 +131,27 @@ export async function migratePair(store: PairStore, resolver: EndpointResolver, 
   if (record.mode === 'periodic') await checkNotGrouped(store, record);
   const endpoints: PairEndpoints = { primary: await resolver.resolve(record.primary.volref), secondary: await resolver.resolve(record.secondary.volref) };
   await checkPairMembers(record, endpoints, 'migrating');
+  await checkSoleMembership(record, endpoints.primary);
   await dropCheckSnapshots(endpoints, record.pairId);
   const drained = await drain(store, record, endpoints, options);
-  record = await store.require(name);
   const lock = await acquirePairLock(pairDir, name, 'migrate');
   try {
+    // What the drain saw may have changed before the lock (a failover from another process).
+    const locked = await store.require(name);
+    if (locked.failover || locked.generation !== record.generation || locked.primary.volref !== record.primary.volref) {
+      throw new TidemarkError(
+        'BUSY',
+        `pair "${name}" changed roles while migrate drained it`,
+        'see `tidemark pair show`, then run migrate again if still wanted',
+      );
+    }
+    record = locked;
     const begun: MigrateJournal = {
       generation: record.generation,
       oldPrimary: record.primary.volref,
       newPrimary: record.secondary.volref,
       startedAt: new Date().toISOString(),
+      phase: 'pause',
     };
     await writeRecord(migrateJournalPath(pairDir), migrateJournalKind, begun);
     const pause = await runPause(store, record, endpoints, options, startMs);
@@ -162,20 +176,33 @@ async function resumeMigrate(
   const lock = await acquirePairLock(store.pairDir(record.name), record.name, 'migrate');
   try {
     record = await store.require(record.name);
+    const ends = (primary: string, secondary: string) =>
+      Promise.all([resolver.resolve(primary), resolver.resolve(secondary)]).then(([p, s]): PairEndpoints => ({ primary: p, secondary: s }));
+    if (journal.phase === 'restoring') {
+      // The verify had failed: finish making the old primary the primary again, then report that.
+      if (record.generation === journal.generation) await restorePrimary(store, record, await ends(record.primary.volref, record.secondary.volref), []);
+      await removeMigrateJournal(store.pairDir(record.name));
+      throw new TidemarkError(
+        'IO',
+        `the interrupted migrate of ${record.name} had stopped before the swap (regions differed after the final copy); ${record.primary.volref} is the primary again`,
+        `investigate with \`tidemark verify ${record.name}\`, then \`tidemark replicate ${record.name}\``,
+      );
+    }
     const swapped = record.generation === journal.generation + 1 && record.primary.volref === journal.newPrimary;
     if (!swapped && (record.generation !== journal.generation || record.primary.volref !== journal.oldPrimary)) {
       await removeMigrateJournal(store.pairDir(record.name)); // a failover or failback decided since
       throw new TidemarkError('USAGE', `the interrupted migrate of pair "${record.name}" was overtaken by a role change`, 'see `tidemark pair show`');
     }
-    const ends = (primary: string, secondary: string) =>
-      Promise.all([resolver.resolve(primary), resolver.resolve(secondary)]).then(([p, s]): PairEndpoints => ({ primary: p, secondary: s }));
     if (swapped) {
       const swappedEnds = await ends(record.primary.volref, record.secondary.volref);
       await finishSwap(store, record, swappedEnds);
       const check = await checkAfterSwap(record, swappedEnds, progressReporter(record.name, options.onProgress));
+      await removeMigrateJournal(store.pairDir(record.name));
       return { ...emptySummary(record, startMs), ...check, generation: record.generation, resumed: true };
     }
-    const pause = await runPause(store, record, await ends(record.primary.volref, record.secondary.volref), options, startMs);
+    // Resumed in the pause: what the old primary reports unshipped may not be all (an older agent,
+    // a demotion killed midway): the whole extent is verified before anything is promoted.
+    const pause = await runPause(store, record, await ends(record.primary.volref, record.secondary.volref), { ...options, verifyInPause: true }, startMs);
     return { ...pause, drainedRegions: 0, resumed: true };
   } finally {
     await lock.release();
@@ -199,15 +226,21 @@ async function runPause(
   const final = await stopPrimary(record, endpoints);
   let bytes = 0;
   if (!promotedAlready) {
+    // The copy lands out of write order: protected, so a failover meanwhile promotes a consistent
+    // image (a continuous pair; its shipper releases the snapshot once in sync, should the migrate go back).
+    if (record.mode === 'continuous') await protect(record, endpoints.secondary);
     bytes = await copyFinal(record, endpoints, final, (done, doneBytes) => report('copy', done, final.length, doneBytes));
     await testStop('copied');
     report('verify', 0, final.length, bytes);
     const verified = await verifyPair(record, endpoints, {
       ...(options.verifyInPause ? {} : { regions: final }),
+      differingMax: Number.MAX_SAFE_INTEGER,
       onProgress: (done, total) => report('verify', done, total, bytes),
     });
     if (verified.regionsDiffering > 0) {
-      await restorePrimary(store, record, endpoints, final);
+      await writeRecord(migrateJournalPath(store.pairDir(record.name)), migrateJournalKind, { ...(await journalOf(store, record)), phase: 'restoring' });
+      await restorePrimary(store, record, endpoints, [...final, ...verified.differing]);
+      await removeMigrateJournal(store.pairDir(record.name));
       throw new TidemarkError(
         'IO',
         `migrate of ${record.name} stopped before the swap: ${verified.regionsDiffering} regions differ after the final copy`,
@@ -224,11 +257,14 @@ async function runPause(
   }
   await endpoints.secondary.agent.bitmapDelete(endpoints.secondary.path, failbackMapName(record.pairId)).catch(() => undefined); // nothing diverged
   const pauseMs = Math.round(performance.now() - pauseStartMs);
+  // A periodic cycle the drain cut short belongs to the old direction: its cursor goes before the swap.
+  await removeRecord(join(store.pairDir(record.name), 'cycle.json'));
   const swapped = await store.update(record.name, { generation, primary: record.secondary, secondary: record.primary });
   const ends: PairEndpoints = { primary: endpoints.secondary, secondary: endpoints.primary };
   await finishSwap(store, swapped, ends);
   report('done', final.length, final.length, bytes);
   const check = await checkAfterSwap(swapped, ends, report);
+  await removeMigrateJournal(store.pairDir(record.name)); // after the check: a check that fails is run again by `migrate NAME`
   return {
     ...check,
     pair: record.name,
@@ -242,14 +278,48 @@ async function runPause(
   };
 }
 
-/** After the swap is recorded: the old primary (now the secondary) drops what it kept as a primary, then the journal goes. */
+/** After the swap is recorded: the old primary (now the secondary) drops what it kept as a primary — maps, a cut-short cycle's snapshot. */
 async function finishSwap(store: PairStore, record: PairRecord, endpoints: PairEndpoints): Promise<void> {
   const old = endpoints.secondary;
   const maps = await old.agent.bitmapList(old.path);
   for (const name of [unshippedMapName(record.pairId), sinceMapName(record.pairId), currentMapName(record.pairId)]) {
     if (maps.some((m) => m.name === name)) await old.agent.bitmapDelete(old.path, name);
   }
-  await removeMigrateJournal(store.pairDir(record.name));
+  const { snapshots } = await old.agent.snapshotList(old.path);
+  for (const snapshot of snapshots.filter((x) => x.label.startsWith(`tidemark-cycle ${record.pairId} `)))
+    await old.agent.snapshotDelete(old.path, snapshot.snapshotId);
+  void store;
+}
+
+/** Before anything is journalled: the primary's agent would refuse to demote a volume other pairs use (agent/role-change.ts). */
+async function checkSoleMembership(record: PairRecord, primary: VolumeEndpoint): Promise<void> {
+  const others = (await primary.agent.volumeState(primary.path)).members.filter((m) => m.pairId !== record.pairId);
+  if (others.length === 0) return;
+  throw new TidemarkError(
+    'USAGE',
+    `${primary.volref} is also a member of pair(s) ${others.map((m) => `"${m.name}" (${m.role})`).join(', ')}: demoting it for pair "${record.name}" would make it read-only for them too`,
+    'delete those pairs, or fail them over first; then migrate this one',
+  );
+}
+
+async function journalOf(store: PairStore, record: PairRecord): Promise<MigrateJournal> {
+  return (
+    (await readMigrateJournal(store.pairDir(record.name))) ?? {
+      generation: record.generation,
+      oldPrimary: record.primary.volref,
+      newPrimary: record.secondary.volref,
+      startedAt: new Date().toISOString(),
+      phase: 'pause',
+    }
+  );
+}
+
+/** A protective snapshot on the secondary for the pause's out-of-order copy (released before the promotion). */
+async function protect(record: PairRecord, secondary: VolumeEndpoint): Promise<void> {
+  const member = await memberOf(secondary, record);
+  if (member?.protectSnapshotId) return;
+  const { snapshotId } = await secondary.agent.snapshotCreate(secondary.path, { label: `${protectSnapshotLabelPrefix}${record.pairId}` });
+  await secondary.agent.pairUpdate(secondary.path, record.pairId, { protectSnapshotId: snapshotId });
 }
 
 const checkSnapshotLabel = (pairId: string) => `tidemark-migrate-check ${pairId}`;
@@ -390,6 +460,11 @@ async function releaseProtection(record: PairRecord, endpoints: PairEndpoints): 
 async function restorePrimary(store: PairStore, record: PairRecord, endpoints: PairEndpoints, final: readonly number[]): Promise<void> {
   const generation = record.generation + 2;
   const { primary, secondary } = endpoints;
+  // What the demotion kept durably counts too (a restore resumed after a crash passes nothing).
+  const kept = (await primary.agent.bitmapList(primary.path)).some((m) => m.name === unshippedMapName(record.pairId))
+    ? [...bitsOf(await primary.agent.bitmapRead(primary.path, unshippedMapName(record.pairId))).indexes()]
+    : [];
+  final = [...new Set([...final, ...kept])].sort((a, b) => a - b);
   await secondary.agent.pairRoleChange(secondary.path, record.pairId, roleEvent('secondary', generation, 'migrate'));
   await primary.agent.pairRoleChange(primary.path, record.pairId, roleEvent('primary', generation, 'migrate'));
   await primary.agent.bitmapDelete(primary.path, failbackMapName(record.pairId)).catch(() => undefined);
@@ -434,3 +509,5 @@ async function copyFinal(
   await secondary.agent.flush(secondary.path);
   return bytes;
 }
+
+const bitsOf = (contents: { regionCount: number; words: Uint32Array }) => new Bitset(contents.regionCount, contents.words);

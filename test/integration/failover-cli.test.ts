@@ -79,17 +79,27 @@ describe('tidemark failover / failback', () => {
     const kept = JSON.parse(run('--json', 'pair', 'show', 'm').stdout) as { record: { primary: { volref: string }; generation: number } };
     expect(kept.record).toMatchObject({ primary: { volref: a }, generation: 3 });
 
-    // By default the pause verifies only what it copied; the check after it finds region 5, reports it, exits 1.
+    // The stopped migrate marked the differing region on the restored primary: the next migrate ships it first.
+    const repaired = run('--json', 'migrate', 'm');
+    expect(repaired.status, repaired.stderr).toBe(0);
+    expect(JSON.parse(repaired.stdout)).toMatchObject({ newPrimary: b, checkDifferingRegions: 0, checkedRegions: 16 });
+    expect(run('verify', 'm').status).toBe(0);
+
+    // Region 9 of the secondary (now a) changed behind Tidemark's back: the pause verifies only what it
+    // copied, and the check after it finds region 9, reports it and exits 1.
+    const again = await open(a, 'r+');
+    await again.write(Buffer.alloc(4096, 0x6b), 0, 4096, 9 * 256 * 1024 + 100);
+    await again.close();
     const migrated = run('--json', 'migrate', 'm');
     expect(migrated.status, migrated.stderr).toBe(1);
-    expect(JSON.parse(migrated.stdout)).toMatchObject({ newPrimary: b, checkDifferingRegions: 1, checkDiffering: [5], checkedRegions: 16 });
-    // Migrating back (to a) reports the same region in words.
+    expect(JSON.parse(migrated.stdout)).toMatchObject({ newPrimary: a, checkDifferingRegions: 1, checkDiffering: [9], checkedRegions: 16 });
+    // Migrating back (to b) reports the same region in words.
     const text = run('migrate', 'm');
     expect(text.status).toBe(1);
-    expect(text.stdout).toMatch(/CHECK FAILED: after the pause 1 of 16 regions .* differ from .*b\.img.* \(regions 5\)/);
-    // Nothing was spread either way: the sides still differ in region 5 only.
+    expect(text.stdout).toMatch(/CHECK FAILED: after the pause 1 of 16 regions .* differ from .*a\.img.* \(regions 9\)/);
+    // Nothing was spread either way: the sides still differ in region 9 only.
     const verify = run('--json', 'verify', 'm');
     expect(verify.status).toBe(1);
-    expect(JSON.parse(verify.stdout)).toMatchObject({ regionsDiffering: 1, differing: [5] });
+    expect(JSON.parse(verify.stdout)).toMatchObject({ regionsDiffering: 1, differing: [9] });
   }, 60_000);
 });
