@@ -301,16 +301,21 @@ async function rolesOf(record: PairRecord, p: SideOf, s: SideOf): Promise<Reconc
     const member = side.status.member;
     const both = p.status.member?.role === 'primary' && s.status.member?.role === 'primary';
     const agent = side.endpoint?.agent;
-    const lastWriteAtMs =
-      both && agent
-        ? await agent
-            .trackingState(side.endpoint!.path, record.pairId)
-            .then(async (t) => (t.lastWriteAtMs === null ? null : Math.round(toLocalMs(t.lastWriteAtMs, await clockOffsetOf(agent)))))
-            .catch(() => null)
-        : null;
-    return { volref: side.status.volref, member, lastWriteAtMs };
+    if (!both || !agent) return { volref: side.status.volref, member };
+    const last = await agent.trackingState(side.endpoint!.path, record.pairId).then(
+      (t) => t.lastWriteAtMs,
+      () => null,
+    );
+    const clock = last === null ? null : await clockOffsetOf(agent).catch(() => null);
+    return {
+      volref: side.status.volref,
+      member,
+      lastWriteAtMs: last === null ? null : Math.round(toLocalMs(last, clock)),
+      lastWriteUncertaintyMs: clock?.uncertaintyMs ?? 0,
+    };
   };
-  return reconcileMembers(await view(p), await view(s));
+  // As failback decides: against the failover's own instant when this record has one.
+  return reconcileMembers(await view(p), await view(s), { decidedAtMs: record.failover?.atMs ?? null });
 }
 
 /** What the secondary may lack: the primary's unshipped regions when it tracks the pair, else its `since` map. */

@@ -12,8 +12,18 @@ export interface MemberView {
   readonly volref: string;
   /** Null: unreachable, or not a member. */
   readonly member: Pick<PairMember, 'role' | 'generation' | 'history'> | null;
-  /** When its tracker last acknowledged a write (a primary's), if known. */
+  /** When its tracker last acknowledged a write (a primary's), if known, on the comparing clock. */
   readonly lastWriteAtMs?: number | null;
+  /** ± how far lastWriteAtMs may be off (the measured clock offset's uncertainty); any doubt counts as later. */
+  readonly lastWriteUncertaintyMs?: number;
+}
+
+export interface ReconcileOptions {
+  /**
+   * The instant the decision in force was taken, when known better than the promotion event's
+   * stamp: a failover's instant is taken before its hand-over and promotion (failback uses it too).
+   */
+  readonly decidedAtMs?: number | null;
 }
 
 export type Reconciliation =
@@ -39,7 +49,7 @@ export function promotedAtMs(member: Pick<PairMember, 'role' | 'generation' | 'h
   return event?.atMs ?? null;
 }
 
-export function reconcileMembers(a: MemberView, b: MemberView): Reconciliation {
+export function reconcileMembers(a: MemberView, b: MemberView, options: ReconcileOptions = {}): Reconciliation {
   const missing = [a, b].find((v) => v.member === null);
   if (missing) return { verdict: 'unknown', reason: `${missing.volref} is unreachable or has no record of the pair` };
   const [x, y] = [a, b] as [MemberView & { member: NonNullable<MemberView['member']> }, MemberView & { member: NonNullable<MemberView['member']> }];
@@ -59,9 +69,9 @@ export function reconcileMembers(a: MemberView, b: MemberView): Reconciliation {
   }
   // Both primary: the later generation is the decision in force.
   const [hi, lo] = x.member.generation >= y.member.generation ? [x, y] : [y, x];
-  const promoted = promotedAtMs(hi.member);
+  const promoted = options.decidedAtMs ?? promotedAtMs(hi.member);
   const lastWrite = lo.lastWriteAtMs ?? null;
-  const wroteAfter = lastWrite !== null && (promoted === null || lastWrite > promoted);
+  const wroteAfter = lastWrite !== null && (promoted === null || lastWrite + (lo.lastWriteUncertaintyMs ?? 0) > promoted);
   if (hi.member.generation === lo.member.generation || wroteAfter) {
     return {
       verdict: 'split-brain',

@@ -54,6 +54,17 @@ describe('reconcileMembers', () => {
     expect(reconcileMembers(view('a', 'primary', 3, { lastWriteAtMs: 301 }), b)).toMatchObject({ verdict: 'split-brain', promotedAtMs: 300 });
   });
 
+  it('a decision instant given by the caller wins over the event stamp, and the write time’s uncertainty counts as later', () => {
+    const promoted = view('b', 'primary', 2, { history: [event(2, 'primary', 1_000)] });
+    // The failover decided at 900 (before its hand-over and promotion, stamped 1 000): a write at 950 came after it.
+    expect(reconcileMembers(view('a', 'primary', 1, { lastWriteAtMs: 950 }), promoted)).toMatchObject({ verdict: 'behind' });
+    expect(reconcileMembers(view('a', 'primary', 1, { lastWriteAtMs: 950 }), promoted, { decidedAtMs: 900 })).toMatchObject({ verdict: 'split-brain' });
+    // 990 ± 20 may be after 1 000: doubt is a split brain, never a silent resync.
+    const doubtful = { ...view('a', 'primary', 1, { lastWriteAtMs: 990 }), lastWriteUncertaintyMs: 20 };
+    expect(reconcileMembers(doubtful, promoted)).toMatchObject({ verdict: 'split-brain' });
+    expect(reconcileMembers({ ...doubtful, lastWriteUncertaintyMs: 5 }, promoted)).toMatchObject({ verdict: 'behind' });
+  });
+
   it('two primaries at one generation are a split brain; two secondaries have no primary; a missing member is unknown', () => {
     expect(reconcileMembers(view('a', 'primary', 2), view('b', 'primary', 2))).toMatchObject({ verdict: 'split-brain' });
     expect(reconcileMembers(view('a', 'secondary', 2), view('b', 'secondary', 1))).toEqual({ verdict: 'no-primary', generation: 2 });
