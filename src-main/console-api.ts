@@ -369,6 +369,10 @@ export interface MigrateDto {
   readonly pauseMs: number;
   readonly durationMs: number;
   readonly resumed: boolean;
+  /** The check after the pause: regions compared (0: none ran), how many differed, the first 100. */
+  readonly checkedRegions: number;
+  readonly checkDifferingRegions: number;
+  readonly checkDiffering: readonly number[];
 }
 
 /** What a migrate would copy if it started now: the primary's unshipped regions (they grow while applications write). */

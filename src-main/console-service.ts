@@ -148,6 +148,9 @@ export class ConsoleService {
             pauseMs: migrate.pauseMs,
             durationMs: migrate.durationMs,
             resumed: migrate.resumed,
+            checkedRegions: migrate.checkedRegions,
+            checkDifferingRegions: migrate.checkDifferingRegions,
+            checkDiffering: [...migrate.checkDiffering],
           }
         : null,
       error: state.error,

@@ -277,11 +277,14 @@ export class RoleTasks {
     }).then(
       (summary) => {
         running.state = { ...running.state, running: false, migrate: summary };
+        const failedCheck = summary.checkDifferingRegions > 0;
         this.events.emit({
-          severity: 'info',
+          severity: failedCheck ? 'error' : 'info',
           pair: name,
           kind: 'pair.migrate',
-          message: `pair ${name} migrated: ${summary.newPrimary} is the primary (generation ${summary.generation}); writes paused ${summary.pauseMs} ms`,
+          message: `pair ${name} migrated: ${summary.newPrimary} is the primary (generation ${summary.generation}); writes paused ${summary.pauseMs} ms${
+            failedCheck ? `; the check after the pause found ${summary.checkDifferingRegions} regions different from ${summary.oldPrimary}` : ''
+          }`,
         });
       },
       (error: unknown) => this.fail(running, error),

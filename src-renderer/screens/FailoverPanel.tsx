@@ -268,7 +268,10 @@ export function roleTaskResult(task: RoleTaskDto): string | null {
   }
   if (task.migrate) {
     const m = task.migrate;
-    return `Migrated: ${m.newPrimary} is the primary (generation ${m.generation}); ${m.drainedRegions} regions drained, ${m.finalRegions} copied while writes were paused for ${formatDurationMs(m.pauseMs)} (${m.pauseMs} ms); ${m.oldPrimary} is the secondary.`;
+    const migrated = `Migrated: ${m.newPrimary} is the primary (generation ${m.generation}); ${m.drainedRegions} regions drained, ${m.finalRegions} copied while writes were paused for ${formatDurationMs(m.pauseMs)} (${m.pauseMs} ms); ${m.oldPrimary} is the secondary.`;
+    if (m.checkDifferingRegions === 0) return migrated;
+    const listed = `${m.checkDiffering.slice(0, 10).join(', ')}${m.checkDiffering.length > 10 ? ', …' : ''}`;
+    return `${migrated} CHECK FAILED: ${m.checkDifferingRegions} of ${m.checkedRegions} regions of the new primary (as promoted) differ from ${m.oldPrimary}, which holds the pair as it was at the pause (regions ${listed}); nothing was changed — decide which side is right before replicating.`;
   }
   return null;
 }

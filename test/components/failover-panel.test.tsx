@@ -136,6 +136,9 @@ describe('FailoverPanel', () => {
           pauseMs: 420,
           durationMs: 3000,
           resumed: false,
+          checkedRegions: 64,
+          checkDifferingRegions: 0,
+          checkDiffering: [],
         },
       }),
     ];
@@ -248,6 +251,28 @@ describe('FailoverPanel', () => {
     );
     expect(screen.queryByTestId('failover-result')).toBeNull();
     expect(roleTaskResult(failed)).toBeNull();
+  });
+
+  it('a migrate whose check after the pause failed says so, with the regions, not just "Migrated"', () => {
+    const migrate = {
+      pair: 'field',
+      newPrimary: '/d/b.img',
+      oldPrimary: '/d/a.img',
+      generation: 2,
+      drainedRegions: 0,
+      finalRegions: 1,
+      bytesTransferred: MiB,
+      pauseMs: 40,
+      durationMs: 900,
+      resumed: false,
+      checkedRegions: 64,
+      checkDifferingRegions: 2,
+      checkDiffering: [5, 9],
+    };
+    expect(roleTaskResult(task({ running: false, migrate }))).toMatch(
+      /^Migrated: .* CHECK FAILED: 2 of 64 regions of the new primary \(as promoted\) differ from \/d\/a\.img, .*\(regions 5, 9\); nothing was changed/,
+    );
+    expect(roleTaskResult(task({ running: false, migrate: { ...migrate, checkDifferingRegions: 0, checkDiffering: [] } }))).not.toMatch(/CHECK/);
   });
 });
 
