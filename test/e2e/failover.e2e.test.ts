@@ -6,30 +6,12 @@
 // reports, and failing back copies exactly that many; `verify` exits 0.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
-import { RpcPeer } from '../../src-engine/transport';
 import { consoleE2E } from '../helpers/browser';
 import { tidemarkAsync } from '../helpers/cli';
-import { randomRegion } from '../helpers/pairs';
 
 const MiB = 2 ** 20;
 const e2e = consoleE2E('tidemark-e2e-failover-');
-const { shot } = e2e;
-
-async function cli(args: string[]): Promise<string> {
-  const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(e2e.dir, 'home') });
-  expect(result.status, `tidemark ${args.join(' ')}: ${result.stderr}`).toBe(0);
-  return result.stdout;
-}
-
-/** Writes regions through the console's own agent, as an NBD client's writes would arrive. */
-async function writeThroughConsole(path: string, regions: readonly number[], seed: number): Promise<void> {
-  const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
-  await peer.handshake();
-  const agent = new RpcAgent(peer);
-  for (const [i, r] of regions.entries()) await agent.writeRegion(path, r, randomRegion(seed + i, MiB));
-  await agent.dispose();
-}
+const { shot, cli, writeThroughConsole } = e2e;
 
 describe('failover and failback in the console (Chromium, web mode)', () => {
   it('Failover dialog → writes on the new primary → Failback dialog shows the CLI’s count → identical', async () => {

@@ -14,15 +14,9 @@ import { randomRegion } from '../helpers/pairs';
 
 const MiB = 2 ** 20;
 const e2e = consoleE2E('tidemark-e2e-replication-');
-const { shot } = e2e;
+const { shot, cli } = e2e;
 
 /** Runs the CLI on the console's home (through its agent) and insists it succeeds. */
-async function cli(args: string[]): Promise<string> {
-  const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(e2e.dir, 'home') });
-  expect(result.status, `tidemark ${args.join(' ')}: ${result.stderr}`).toBe(0);
-  return result.stdout;
-}
-
 async function oosSetCount(): Promise<number> {
   return (JSON.parse(await cli(['--json', 'map', 'field', '--which', 'oos'])) as { setCount: number }).setCount;
 }

@@ -5,7 +5,10 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { cliBundle } from './cli';
+import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
+import { RpcPeer } from '../../src-engine/transport';
+import { cliBundle, tidemarkAsync } from './cli';
+import { randomRegion } from './pairs';
 import { tempDir } from './tmp';
 import { requireTool } from './tools';
 
@@ -67,6 +70,10 @@ export interface ConsoleE2E {
   browser: Browser;
   /** A full-page screenshot into test-results/NAME.png. */
   shot(page: Page, name: string): Promise<void>;
+  /** `tidemark ARGS` on the console's home; fails the test unless it exits 0. Resolves with stdout. */
+  cli(args: string[]): Promise<string>;
+  /** Writes 1 MiB regions (seeded data) through the console's own agent, as an NBD client's writes would arrive. */
+  writeThroughConsole(path: string, regions: readonly number[], seed: number): Promise<void>;
 }
 
 /**
@@ -77,6 +84,18 @@ export function consoleE2E(prefix: string): ConsoleE2E {
   const shots = join(import.meta.dirname, '..', '..', 'test-results');
   const e2e = {
     shot: (page: Page, name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true }).then(() => undefined),
+    cli: async (args: string[]) => {
+      const result = await tidemarkAsync(args, { TIDEMARK_HOME: join(e2e.dir, 'home') });
+      expect(result.status, `tidemark ${args.join(' ')}: ${result.stderr}`).toBe(0);
+      return result.stdout;
+    },
+    writeThroughConsole: async (path: string, regions: readonly number[], seed: number) => {
+      const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
+      await peer.handshake();
+      const agent = new RpcAgent(peer);
+      for (const [i, r] of regions.entries()) await agent.writeRegion(path, r, randomRegion(seed + i, 2 ** 20));
+      await agent.dispose();
+    },
   } as ConsoleE2E;
   beforeAll(async () => {
     await mkdir(shots, { recursive: true });
