@@ -80,7 +80,7 @@ async function reach(resolver: EndpointResolver, volref: string): Promise<{ endp
   }
 }
 
-function bitsOf(contents: BitmapContents): Bitset {
+export function bitsOf(contents: BitmapContents): Bitset {
   return new Bitset(contents.regionCount, contents.words);
 }
 
@@ -163,7 +163,7 @@ export async function failoverPair(store: PairStore, resolver: EndpointResolver,
   }
 }
 
-async function ensureMap(side: VolumeEndpoint, name: string): Promise<void> {
+export async function ensureMap(side: VolumeEndpoint, name: string): Promise<void> {
   if (!(await side.agent.bitmapList(side.path)).some((m) => m.name === name)) await side.agent.bitmapCreate(side.path, name);
 }
 
@@ -387,7 +387,7 @@ async function seedResync(record: PairRecord, primary: VolumeEndpoint, regions: 
 }
 
 /** What the demoted old primary kept as a primary: its periodic maps and cycle snapshots. */
-async function dropPrimaryLeftovers(record: PairRecord, old: VolumeEndpoint): Promise<void> {
+export async function dropPrimaryLeftovers(record: PairRecord, old: VolumeEndpoint): Promise<void> {
   await dropMaps(old, [sinceMapName(record.pairId), currentMapName(record.pairId), unshippedMapName(record.pairId)]);
   const { snapshots } = await old.agent.snapshotList(old.path);
   for (const s of snapshots.filter((s) => s.label.startsWith(`tidemark-cycle ${record.pairId} `))) await old.agent.snapshotDelete(old.path, s.snapshotId);

@@ -22,7 +22,7 @@ import { TidemarkError, isTidemarkError } from '../errors';
 import { failbackMapName, unshippedMapName, type PairMember } from '../agent';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
-import { roleEvent } from './failover';
+import { bitsOf, dropPrimaryLeftovers, ensureMap, roleEvent } from './failover';
 import { checkNotGrouped } from './groups';
 import { checkPairMembers } from './members';
 import type { PairRecord, PairStore } from './pair-store';
@@ -195,7 +195,7 @@ async function resumeMigrate(
     }
     if (swapped) {
       const swappedEnds = await ends(record.primary.volref, record.secondary.volref);
-      await finishSwap(store, record, swappedEnds);
+      await dropPrimaryLeftovers(record, swappedEnds.secondary);
       const check = await checkAfterSwap(record, swappedEnds, progressReporter(record.name, options.onProgress));
       await removeMigrateJournal(store.pairDir(record.name));
       return { ...emptySummary(record, startMs), ...check, generation: record.generation, resumed: true };
@@ -261,7 +261,7 @@ async function runPause(
   await removeRecord(join(store.pairDir(record.name), 'cycle.json'));
   const swapped = await store.update(record.name, { generation, primary: record.secondary, secondary: record.primary });
   const ends: PairEndpoints = { primary: endpoints.secondary, secondary: endpoints.primary };
-  await finishSwap(store, swapped, ends);
+  await dropPrimaryLeftovers(swapped, ends.secondary); // its maps would record replication's writes; a cut-short cycle's snapshot
   report('done', final.length, final.length, bytes);
   const check = await checkAfterSwap(swapped, ends, report);
   await removeMigrateJournal(store.pairDir(record.name)); // after the check: a check that fails is run again by `migrate NAME`
@@ -276,19 +276,6 @@ async function runPause(
     pauseMs,
     durationMs: Math.round(performance.now() - startMs),
   };
-}
-
-/** After the swap is recorded: the old primary (now the secondary) drops what it kept as a primary — maps, a cut-short cycle's snapshot. */
-async function finishSwap(store: PairStore, record: PairRecord, endpoints: PairEndpoints): Promise<void> {
-  const old = endpoints.secondary;
-  const maps = await old.agent.bitmapList(old.path);
-  for (const name of [unshippedMapName(record.pairId), sinceMapName(record.pairId), currentMapName(record.pairId)]) {
-    if (maps.some((m) => m.name === name)) await old.agent.bitmapDelete(old.path, name);
-  }
-  const { snapshots } = await old.agent.snapshotList(old.path);
-  for (const snapshot of snapshots.filter((x) => x.label.startsWith(`tidemark-cycle ${record.pairId} `)))
-    await old.agent.snapshotDelete(old.path, snapshot.snapshotId);
-  void store;
 }
 
 /** Before anything is journalled: the primary's agent would refuse to demote a volume other pairs use (agent/role-change.ts). */
@@ -381,10 +368,6 @@ function emptySummary(
 
 async function memberOf(side: VolumeEndpoint, record: PairRecord): Promise<PairMember | undefined> {
   return (await side.agent.volumeState(side.path)).members.find((m) => m.pairId === record.pairId);
-}
-
-async function ensureMap(side: VolumeEndpoint, name: string): Promise<void> {
-  if (!(await side.agent.bitmapList(side.path)).some((m) => m.name === name)) await side.agent.bitmapCreate(side.path, name);
 }
 
 /** Progress of the pause's phases, with a rate and an ETA for the copy. */
@@ -484,8 +467,8 @@ async function stopPrimary(record: PairRecord, endpoints: PairEndpoints): Promis
   const maps = await primary.agent.bitmapList(primary.path);
   const names = [sinceMapName(record.pairId), currentMapName(record.pairId)].filter((n) => maps.some((m) => m.name === n));
   const bits = await Promise.all(names.map(async (n) => primary.agent.bitmapRead(primary.path, n)));
-  // Kept until the swap is recorded (finishSwap): a resumed pause reads them again.
-  return bits.length > 0 ? [...Bitset.union(...bits.map((b) => new Bitset(b.regionCount, b.words))).indexes()] : [];
+  // Kept until the swap is recorded (then dropPrimaryLeftovers): a resumed pause reads them again.
+  return bits.length > 0 ? [...Bitset.union(...bits.map(bitsOf)).indexes()] : [];
 }
 
 /** Copies the final regions into the (still locked) secondary with the pair's old auth, then flushes it. */
@@ -509,5 +492,3 @@ async function copyFinal(
   await secondary.agent.flush(secondary.path);
   return bytes;
 }
-
-const bitsOf = (contents: { regionCount: number; words: Uint32Array }) => new Bitset(contents.regionCount, contents.words);
