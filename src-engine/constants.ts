@@ -34,6 +34,12 @@ export const bitmapSuperblockBytes = 4 * KiB;
 /** MOOS prediction window (seed 003): a write to region E marks E..E+N. */
 export const moosPredictDefault = 16;
 export const moosPredictMax = 4096;
+/**
+ * How far a write stream's prediction window may grow (bytes of regions; MoosPredictor's
+ * `streamWindowMaxRegions`): a sequential writer destages once per this much, and a crash
+ * resends at most this much more per stream followed (`moosStreamsMax`).
+ */
+export const moosStreamWindowBytes = 32 * MiB;
 
 /** Signature hashing: bytes a worker reads per system call, and per batch of regions. */
 export const signatureChunkBytes = 4 * MiB;

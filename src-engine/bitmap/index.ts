@@ -3,6 +3,6 @@
 export { Bitset, popcount32, type BitRun } from './bitset';
 export { PersistentBitmap, bitmapFileBytes, type BitmapLoadReport, type SegmentRecovery, type PersistentBitmapStats } from './persistent-bitmap';
 export { NodeBitmapFile, type BitmapFile } from './file';
-export { MoosPredictor } from './moos';
+export { MoosPredictor, moosStreamsMax, type MoosPredictorOptions } from './moos';
 export { createBitmapFile, openBitmapFile } from './open';
 export { runsOf } from './runs';

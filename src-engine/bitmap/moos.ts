@@ -7,11 +7,39 @@ import { Bitset } from './bitset';
 import type { PersistentBitmap } from './persistent-bitmap';
 
 /**
+ * A run of writes the predictor follows: the regions it predicted for it most recently
+ * (`[lo, hi)`, kept in MOOS while the stream lives) and its current window.
+ */
+interface Stream {
+  lo: number;
+  hi: number;
+  windowRegions: number;
+}
+
+/** Streams followed at once (the most recently extended first); a new one evicts the oldest. */
+export const moosStreamsMax = 4;
+
+export interface MoosPredictorOptions {
+  /** In-memory OOS to start from (default: empty). */
+  readonly oos?: Bitset;
+  /**
+   * How far a stream's window may grow (regions). Default: the predict window N (a fixed
+   * window, seed 003's embodiment). Larger: a miss within this many regions of a stream's
+   * predicted regions continues it and doubles its window up to this bound, so sequential
+   * writers (and clients that send a burst in descending order) destage once per window, not
+   * once per N + 1 regions; a crash then resends at most this many more regions per stream.
+   */
+  readonly streamWindowMaxRegions?: number;
+}
+
+/**
  * The predictor owns the in-memory OOS bits and the MOOS PersistentBitmap. For a write to
  * regions [first, last]: set OOS; if MOOS already holds those bits durably, the write may be
- * acknowledged at once. Otherwise set MOOS [first, last + N] (the predicted next writes),
- * clear, in the segments touched, MOOS bits absent from OOS (regions already shipped), and
- * destage those segments before acknowledging. After a crash MOOS ⊇ OOS at failure.
+ * acknowledged at once. Otherwise set MOOS [first, last + N] (the predicted next writes) —
+ * more when the write continues a stream (see `streamWindowMaxRegions`) — clear, in the
+ * segments touched, MOOS bits absent from OOS (regions already shipped) outside the live
+ * streams' predictions, and destage those segments before acknowledging. After a crash
+ * MOOS ⊇ OOS at failure.
  */
 export class MoosPredictor {
   readonly oos: Bitset;
@@ -23,13 +51,19 @@ export class MoosPredictor {
   private readonly moos: PersistentBitmap;
   /** N: a write to region E marks E..E+N; may change while tracking (the next predictions use it). */
   predictRegions: number;
+  private readonly streamWindowMaxRegions: number;
+  /** Most recently extended first; at most `moosStreamsMax`. */
+  private streams: Stream[] = [];
 
-  constructor(moos: PersistentBitmap, predictRegions: number, oos?: Bitset) {
+  constructor(moos: PersistentBitmap, predictRegions: number, options: MoosPredictorOptions = {}) {
     assertCount(predictRegions, 'predictRegions');
     assert(predictRegions <= moosPredictMax, `predict window ${predictRegions} <= ${moosPredictMax}`);
+    const streamWindowMaxRegions = options.streamWindowMaxRegions ?? predictRegions;
+    assertCount(streamWindowMaxRegions, 'streamWindowMaxRegions');
     this.moos = moos;
     this.predictRegions = predictRegions;
-    this.oos = oos ?? new Bitset(moos.bitCount);
+    this.streamWindowMaxRegions = streamWindowMaxRegions;
+    this.oos = options.oos ?? new Bitset(moos.bitCount);
     this.inFlight = new Bitset(moos.bitCount);
     assert(this.oos.bitCount === moos.bitCount, 'OOS and MOOS have one length');
   }
@@ -68,19 +102,60 @@ export class MoosPredictor {
   }
 
   private predict(from: number, end: number): void {
-    const predictedEnd = Math.min(this.regionCount, end + this.predictRegions);
-    const firstSegment = Math.floor(from / bitmapBitsPerSegment);
+    const [predictedFrom, predictedEnd] = this.predictedRange(from, end);
+    const firstSegment = Math.floor(predictedFrom / bitmapBitsPerSegment);
     const lastSegment = Math.floor((predictedEnd - 1) / bitmapBitsPerSegment);
     // These segments are destaged anyway: drop MOOS bits whose regions are no longer OOS.
     // `>>> 5` is exact: bit counts stay below 2^31 (regionCountMax), so these stay below 2^32.
     const moosWords = this.moos.bits.words;
     const oosWords = this.oos.words;
     const inFlightWords = this.inFlight.words;
-    const wordFrom = (firstSegment * bitmapBitsPerSegment) >>> 5;
+    const segmentFrom = firstSegment * bitmapBitsPerSegment;
+    const segmentEnd = Math.min(this.regionCount, (lastSegment + 1) * bitmapBitsPerSegment);
+    const wordFrom = segmentFrom >>> 5;
     const wordTo = Math.min(moosWords.length, ((lastSegment + 1) * bitmapBitsPerSegment) >>> 5);
     for (let w = wordFrom; w < wordTo; w++) moosWords[w]! &= oosWords[w]! | inFlightWords[w]!;
-    this.moos.bits.setRange(from, predictedEnd);
-    this.moos.markChanged(firstSegment * bitmapBitsPerSegment, Math.min(this.regionCount, (lastSegment + 1) * bitmapBitsPerSegment));
+    // ...except what the live streams were predicted to write next (set before, set again).
+    for (const stream of this.streams) {
+      const lo = Math.max(stream.lo, segmentFrom);
+      const hi = Math.min(stream.hi, segmentEnd);
+      if (lo < hi) this.moos.bits.setRange(lo, hi);
+    }
+    this.moos.bits.setRange(predictedFrom, predictedEnd);
+    this.moos.markChanged(segmentFrom, segmentEnd);
+  }
+
+  /**
+   * The regions to mark for a write to [from, end) that missed MOOS: the write and the N
+   * after it, or, when it continues a live stream, the stream's next window — in the
+   * direction it moves, with the gap between its last prediction and this write filled.
+   */
+  private predictedRange(from: number, end: number): [number, number] {
+    const windowMax = this.predictRegions === 0 ? 0 : Math.max(this.predictRegions, this.streamWindowMaxRegions);
+    const fixed: [number, number] = [from, Math.min(this.regionCount, end + this.predictRegions)];
+    if (windowMax <= this.predictRegions) return fixed;
+    const index = this.streams.findIndex((s) => from < s.hi + windowMax && end > s.lo - windowMax);
+    if (index === -1) {
+      this.streams.unshift({ lo: fixed[0], hi: fixed[1], windowRegions: this.predictRegions });
+      if (this.streams.length > moosStreamsMax) this.streams.pop();
+      return fixed;
+    }
+    const stream = this.streams[index]!;
+    this.streams.splice(index, 1);
+    this.streams.unshift(stream);
+    const windowRegions = Math.min(windowMax, Math.max(1, stream.windowRegions * 2));
+    const forward = from >= stream.lo;
+    const range: [number, number] = forward
+      ? [Math.min(from, stream.hi), Math.min(this.regionCount, end + windowRegions)]
+      : [Math.max(0, from - windowRegions), Math.max(end, stream.lo)];
+    // The stream keeps its last two windows' worth: what it was predicted to write next.
+    const lo = Math.min(stream.lo, range[0]);
+    const hi = Math.max(stream.hi, range[1]);
+    const keep = 2 * windowMax;
+    stream.lo = forward ? Math.max(lo, hi - keep) : lo;
+    stream.hi = forward ? hi : Math.min(hi, lo + keep);
+    stream.windowRegions = windowRegions;
+    return range;
   }
 
   /**
@@ -98,6 +173,7 @@ export class MoosPredictor {
    */
   take(regionIndex: number): void {
     if (!this.oos.get(regionIndex)) invariantViolated(`region ${regionIndex} taken while out of sync`);
+    if (this.inFlight.get(regionIndex)) invariantViolated(`region ${regionIndex} taken once until settled`);
     this.oos.clear(regionIndex);
     this.inFlight.set(regionIndex);
   }
@@ -113,6 +189,7 @@ export class MoosPredictor {
   async compact(): Promise<void> {
     const moosWords = this.moos.bits.words;
     for (let w = 0; w < moosWords.length; w++) moosWords[w]! &= this.oos.words[w]! | this.inFlight.words[w]!;
+    this.streams = [];
     this.moos.markChanged(0, this.regionCount);
     await this.moos.destage();
   }

@@ -6,7 +6,16 @@
 
 import { access } from 'node:fs/promises';
 import { assert } from '../assert';
-import { type Bitset, MoosPredictor, createBitmapFile, openBitmapFile, type BitmapLoadReport, type PersistentBitmap } from '../bitmap';
+import { moosStreamWindowBytes } from '../constants';
+import {
+  type Bitset,
+  MoosPredictor,
+  type MoosPredictorOptions,
+  createBitmapFile,
+  openBitmapFile,
+  type BitmapLoadReport,
+  type PersistentBitmap,
+} from '../bitmap';
 import type { Volume, WriteHook } from '../volume';
 import { LastWriteClock } from './last-write';
 
@@ -76,12 +85,12 @@ export class WriteTracker implements WriteHook {
     let tracker: WriteTracker;
     if (exists) {
       const { bitmap, report } = await openBitmapFile(moosPath);
-      const predictor = new MoosPredictor(bitmap, predictRegions);
+      const predictor = new MoosPredictor(bitmap, predictRegions, predictorOptionsOf(volume));
       const recovered = predictor.recoverFromMoos();
       tracker = new WriteTracker(volume, predictor, bitmap, report, recovered, lastWrite);
     } else {
       const bitmap = await createBitmapFile(moosPath, volume.regionCount, 'moos');
-      tracker = new WriteTracker(volume, new MoosPredictor(bitmap, predictRegions), bitmap, undefined, 0, lastWrite);
+      tracker = new WriteTracker(volume, new MoosPredictor(bitmap, predictRegions, predictorOptionsOf(volume)), bitmap, undefined, 0, lastWrite);
     }
     // Attach at a quiet moment: no write may be past the hooks while tracking starts.
     await volume.quiesced(async () => {
@@ -138,12 +147,15 @@ export class WriteTracker implements WriteHook {
     return this.volume.quiesced(async () => {
       const taken: number[] = [];
       const oos = this.oos;
+      const inFlight = this.predictor.inFlight;
       const start = Math.min(Math.max(0, fromRegion), oos.bitCount);
       for (const [from, to] of [
         [start, oos.bitCount],
         [0, start],
       ] as const) {
         for (let r = oos.nextSetBit(from, to); r !== -1 && taken.length < regionsMax; r = r + 1 < to ? oos.nextSetBit(r + 1, to) : -1) {
+          // Written again while its last take is still in flight: taken again once that settles.
+          if (inFlight.get(r)) continue;
           this.predictor.take(r);
           taken.push(r);
         }
@@ -177,6 +189,11 @@ export class WriteTracker implements WriteHook {
       await this.lastWrite.close();
     }
   }
+}
+
+/** Streams of writes get windows of up to `moosStreamWindowBytes` (at least the predict window). */
+function predictorOptionsOf(volume: Volume): MoosPredictorOptions {
+  return { streamWindowMaxRegions: Math.max(1, Math.floor(moosStreamWindowBytes / volume.regionBytes)) };
 }
 
 function nextAfter(bits: Bitset, r: number): number {

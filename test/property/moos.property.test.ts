@@ -17,6 +17,7 @@ describe('MoosPredictor', () => {
           fc.record({
             regionCount: fc.constant(regionCount),
             predict: fc.integer({ min: 0, max: 64 }),
+            streamWindowMax: fc.integer({ min: 0, max: 96 }),
             steps: fc.array(
               fc.record({
                 kind: fc.constantFrom('write' as const, 'write' as const, 'ship' as const),
@@ -28,10 +29,10 @@ describe('MoosPredictor', () => {
             concurrency: fc.integer({ min: 1, max: 4 }),
           }),
         ),
-        async ({ regionCount, predict, steps, concurrency }) => {
+        async ({ regionCount, predict, streamWindowMax, steps, concurrency }) => {
           const file = new SimFile();
           const moos = await PersistentBitmap.create(file, regionCount, 'moos');
-          const predictor = new MoosPredictor(moos, predict);
+          const predictor = new MoosPredictor(moos, predict, { streamWindowMaxRegions: streamWindowMax });
           const check = async () => {
             // Read what a crash now would leave: the synced image, loaded afresh.
             const { bitmap: onDisk } = await PersistentBitmap.load(SimFile.from(file.durable));
@@ -73,6 +74,7 @@ describe('MoosPredictor', () => {
           fc.record({
             regionCount: fc.constant(regionCount),
             predict: fc.integer({ min: 0, max: 32 }),
+            streamWindowMax: fc.integer({ min: 0, max: 96 }),
             steps: fc.array(
               fc.record({
                 kind: fc.constantFrom('write' as const, 'take' as const, 'settle' as const),
@@ -84,17 +86,17 @@ describe('MoosPredictor', () => {
             ),
           }),
         ),
-        async ({ regionCount, predict, steps }) => {
+        async ({ regionCount, predict, streamWindowMax, steps }) => {
           const file = new SimFile();
           const moos = await PersistentBitmap.create(file, regionCount, 'moos');
-          const predictor = new MoosPredictor(moos, predict);
+          const predictor = new MoosPredictor(moos, predict, { streamWindowMaxRegions: streamWindowMax });
           const taken: number[] = [];
           for (const step of steps) {
             const last = Math.min(regionCount - 1, step.first + step.count - 1);
             if (step.kind === 'write') await predictor.recordWrite(step.first, last);
             else if (step.kind === 'take') {
               for (let r = step.first; r <= last; r++) {
-                if (!predictor.oos.get(r)) continue;
+                if (!predictor.oos.get(r) || predictor.inFlight.get(r)) continue;
                 predictor.take(r);
                 taken.push(r);
               }
@@ -119,6 +121,54 @@ describe('MoosPredictor', () => {
       for (let r = 0; r < 10_000; r++) await predictor.recordWrite(r, r);
       expect(moos.stats.destages).toBe(Math.ceil(10_000 / (predict + 1)));
     }
+  });
+
+  it('a stream window grows to its bound: sequential writes destage about once per bound, and the crash cost stays within the streams', async () => {
+    const windowMax = 32;
+    const moos = await PersistentBitmap.create(new SimFile(), 20_000, 'moos');
+    const predictor = new MoosPredictor(moos, 3, { streamWindowMaxRegions: windowMax });
+    let extraMax = 0;
+    for (let r = 0; r < 10_000; r++) {
+      await predictor.recordWrite(r, r);
+      predictor.markShipped(r, r); // a shipper that keeps up: MOOS beyond OOS is the prediction
+      extraMax = Math.max(extraMax, moos.durableBits().popcount());
+    }
+    // Windows 3, 6, 12, 24, then 32: the first few passes are shorter.
+    expect(moos.stats.destages).toBeLessThanOrEqual(Math.ceil(10_000 / windowMax) + 4);
+    expect(moos.stats.destages).toBeGreaterThanOrEqual(Math.ceil(10_000 / (windowMax + 1)));
+    // What a crash would resend: the stream's kept windows and the newest prediction, never more.
+    expect(extraMax).toBeLessThanOrEqual(3 * windowMax + 1);
+  });
+
+  it('bursts sent in descending order (qemu refills its queue so) destage once per window, not twice per burst', async () => {
+    const burst = 16;
+    const regionCount = 512;
+    const passes = async (streamWindowMaxRegions: number) => {
+      const moos = await PersistentBitmap.create(new SimFile(), regionCount, 'moos');
+      const predictor = new MoosPredictor(moos, 3, { streamWindowMaxRegions });
+      for (let top = burst - 1; top < regionCount; top += burst) {
+        const writes: Promise<void>[] = [];
+        for (let r = top; r > top - burst; r--) writes.push(predictor.recordWrite(r, r));
+        await Promise.all(writes);
+      }
+      expect(predictor.oos.isSubsetOf(moos.durableBits())).toBe(true);
+      return moos.stats.destages;
+    };
+    const fixed = await passes(3);
+    const adaptive = await passes(32);
+    expect(fixed).toBeGreaterThanOrEqual((2 * regionCount) / burst); // two passes per burst
+    expect(adaptive).toBeLessThanOrEqual(regionCount / burst / 2 + 3);
+  });
+
+  it("keeps a live stream's predicted regions when another write destages their segment", async () => {
+    const moos = await PersistentBitmap.create(new SimFile(), 1000, 'moos');
+    const predictor = new MoosPredictor(moos, 4, { streamWindowMaxRegions: 16 });
+    await predictor.recordWrite(10, 10); // MOOS 10..14, a stream
+    predictor.markShipped(10, 10);
+    await predictor.recordWrite(500, 500); // same segment, another stream: 10..14 stay predicted
+    expect([...moos.durableBits().indexes()]).toEqual([10, 11, 12, 13, 14, 500, 501, 502, 503, 504]);
+    await predictor.compact(); // a clean stop: exactly what is out of sync
+    expect([...moos.durableBits().indexes()]).toEqual([500]);
   });
 
   it('clears MOOS bits of shipped regions when their segment is destaged anyway', async () => {
