@@ -98,6 +98,12 @@ export async function shipContinuous(options: ShipOptions): Promise<ShipSummary>
   return new Shipper(options).run();
 }
 
+/** Regions taken for shipping, and their realization on the secondary (started at the take). */
+interface Batch {
+  readonly taken: readonly number[];
+  readonly realized: Promise<void>;
+}
+
 class Shipper {
   private readonly startMs = performance.now();
   private readonly meter = new ProgressMeter(Number.MAX_SAFE_INTEGER);
@@ -118,6 +124,8 @@ class Shipper {
   private lcsSnapshotId: string | null = null;
   private path: ShipPath = 'local';
   private directFallbacks = 0;
+  /** The next batch, taken and being realized while the current one ships. */
+  private ahead: Batch | undefined;
 
   constructor(private readonly options: ShipOptions) {
     const { pair } = options;
@@ -170,19 +178,23 @@ class Shipper {
     this.backlog = Math.max(this.backlog, backlog);
     // A backlog found at the start is a catch-up: the secondary goes out of write order for a while.
     if (backlog > 0 && this.options.protect !== false) await this.protect();
-    for (;;) {
-      if (this.options.signal?.aborted) throw cancelled();
-      if (state.oosRegions + state.inFlightRegions === 0) {
-        await this.release();
-        await this.retireSyncMarkers();
-        this.report('in-sync', state);
-        if (this.options.once) return true;
-        await sleepMs(this.options.idlePollMs ?? 20, this.options.signal);
-      } else {
-        this.report(this.protectSnapshotId ? 'catching-up' : 'shipping', state);
-        await this.shipBatch();
+    try {
+      for (;;) {
+        if (this.options.signal?.aborted) throw cancelled();
+        if (state.oosRegions + state.inFlightRegions === 0) {
+          await this.release();
+          await this.retireSyncMarkers();
+          this.report('in-sync', state);
+          if (this.options.once) return true;
+          await sleepMs(this.options.idlePollMs ?? 20, this.options.signal);
+        } else {
+          this.report(this.protectSnapshotId ? 'catching-up' : 'shipping', state);
+          await this.shipBatch();
+        }
+        state = await this.trackingState();
       }
-      state = await this.trackingState();
+    } finally {
+      await this.dropAhead();
     }
   }
 
@@ -190,22 +202,55 @@ class Shipper {
     return this.primary.agent.trackingState(this.primary.path, this.options.pair.pairId);
   }
 
-  /** Takes a batch of OOS regions and conveys them; what did not reach the secondary is out of sync again. */
-  private async shipBatch(): Promise<void> {
+  /** Takes a batch of OOS regions and starts realizing them on the secondary (none left: undefined). */
+  private async takeBatch(): Promise<Batch | undefined> {
     const { pair } = this.options;
     const taken = await this.primary.agent.trackingTake(this.primary.path, pair.pairId, this.batchRegions, this.nextRegion);
-    if (taken.length === 0) return;
+    if (taken.length === 0) return undefined;
     // Round robin: the next batch starts after this one (a take wraps around at the end).
     this.nextRegion = taken[taken.length - 1]! + 1;
-    const unsettled = new Set(taken);
-    const linkBefore = connectionsOf(this.primary.agent);
     // One realization write for the batch, before its data: not one per first write to a region.
-    await this.secondary.agent.realizeRegions(this.secondary.path, taken, { auth: this.auth });
+    // Under a protective snapshot it also copies the batch's old bytes aside, with one sync.
+    const realized = this.secondary.agent.realizeRegions(this.secondary.path, taken, { auth: this.auth });
+    realized.catch(() => undefined); // awaited by shipBatch, or by dropAhead
+    return { taken, realized };
+  }
+
+  /** Gives back the batch taken ahead (a failure or a stop): its regions are out of sync again. */
+  private async dropAhead(): Promise<void> {
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    if (ahead === undefined) return;
+    await ahead.realized.catch(() => undefined);
+    await this.primary.agent.trackingSettle(this.primary.path, this.options.pair.pairId, [], ahead.taken).catch(() => undefined);
+  }
+
+  /**
+   * Conveys a batch of OOS regions; what did not reach the secondary is out of sync again.
+   * The next batch is taken and realized while this one ships, so its copy-on-write on the
+   * secondary (a catch-up's protective snapshot) overlaps this batch's writes and flush.
+   */
+  private async shipBatch(): Promise<void> {
+    const { pair } = this.options;
+    const batch = this.ahead ?? (await this.takeBatch());
+    this.ahead = undefined;
+    if (batch === undefined) return;
+    const { taken } = batch;
+    const unsettled = new Set(taken);
     try {
+      await batch.realized;
+    } catch (error) {
+      await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], taken).catch(() => undefined);
+      throw error;
+    }
+    const linkBefore = connectionsOf(this.primary.agent);
+    try {
+      this.ahead = await this.takeBatch();
       if (this.path === 'direct') await this.shipDirect(taken, unsettled);
       else await this.shipRelayed(taken, unsettled);
     } catch (error) {
       await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], [...unsettled]).catch(() => undefined);
+      await this.dropAhead();
       if (this.path !== 'direct' || this.options.signal?.aborted) throw error;
       // A link error with the primary still answering — on the same connection (a reconnect means our
       // own link dropped, and the primary's peer writes may still be on their way) — is the

@@ -109,6 +109,45 @@ describe('continuous replication', () => {
     for (const count of recorder!.writes.values()) expect(count).toBeLessThanOrEqual(2);
   });
 
+  it('the batch taken ahead (realized while the previous one ships) goes back when shipping fails or stops', async () => {
+    const seed = baseSeed + 5;
+    console.log(`[continuous] batch-ahead seed ${seed}`);
+    const failAfter = { writes: undefined as number | undefined };
+    let recorder: ReturnType<typeof recordingAgent> | undefined;
+    const pair = await syncedPair(seed, (agent) => (recorder = recordingAgent(agent, { failAfterWrites: () => failAfter.writes })));
+    await replicateOnce(pair);
+    const written = pick(seededRandom(seed + 1), 60);
+    await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
+    // Batches of 8: the write that fails is in the third batch, while the fourth is taken ahead.
+    failAfter.writes = totalWrites(recorder!) + 20;
+    const failing = shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true, attemptsMax: 1, batchRegionsMax: 8 });
+    await expect(failing).rejects.toThrow(/link to the secondary dropped/);
+    let state = await pair.agent.trackingState(pair.primaryPath, pair.record.pairId);
+    expect(state.inFlightRegions).toBe(0);
+    expect(state.oosRegions).toBeGreaterThanOrEqual(written.length - 16 - 8);
+    failAfter.writes = undefined;
+    // Stopped by its signal mid-catch-up: nothing stays taken either.
+    const controller = new AbortController();
+    let batches = 0;
+    const stopping = shipContinuous({
+      pair: pair.record,
+      endpoints: pair.endpoints,
+      once: true,
+      batchRegionsMax: 8,
+      signal: controller.signal,
+      onProgress: (progress) => {
+        if (progress.regionsTransferred >= 8 && batches++ === 0) controller.abort();
+      },
+    });
+    await expect(stopping).rejects.toThrow(/stopped/);
+    state = await pair.agent.trackingState(pair.primaryPath, pair.record.pairId);
+    expect(state.inFlightRegions).toBe(0);
+    expect(state.oosRegions).toBeGreaterThan(0);
+    const summary = await replicateOnce(pair);
+    expect(summary.regionsTransferred).toBe(state.oosRegions);
+    expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
+  });
+
   it('a catch-up takes a protective snapshot of the secondary, recorded in its member, released when in sync', async () => {
     const seed = baseSeed + 3;
     const failAfter = { writes: undefined as number | undefined };
