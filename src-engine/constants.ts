@@ -72,6 +72,20 @@ export const snapshotsPerVolumeMax = 64;
 export const changeMapsPerVolumeMax = 64;
 export const snapshotLabelCharsMax = 256;
 
+/**
+ * A consistency group whose primaries are on several hosts freezes in two phases
+ * (docs/replication.md "Consistency groups"): each host's agent holds its members' writes
+ * (snapshotGroupPrepare) until the orchestrator commits or aborts. Writes on those primaries
+ * wait from prepare to commit — about two round trips — and a hold whose commit has not come
+ * within its lease is released as an abort, so a lost orchestrator or link never blocks an
+ * application for longer than this. 10 s covers a slow WAN round trip and a cold SSH
+ * reconnect; the most a caller may ask bounds the write stall it can cause.
+ */
+export const groupHoldLeaseMsDefault = 10_000;
+export const groupHoldLeaseMsMax = 60_000;
+/** Holds that ended (committed, aborted, expired) an agent remembers, so a late commit is told why. */
+export const groupHoldsEndedRemembered = 256;
+
 /** SSH hosts: a dropped connection is re-established on the next operation, retrying with capped exponential backoff. */
 export const sshReconnectAttempts = 5;
 export const sshReconnectDelayMsInitial = 250;
@@ -80,6 +94,7 @@ export const sshReconnectDelayMsMax = 8_000;
 assert(isPowerOfTwo(regionBytesMin) && isPowerOfTwo(regionBytesMax), 'region bounds are powers of two');
 assert(regionBytesMin <= regionBytesDefault && regionBytesDefault <= regionBytesMax, 'default region size within bounds');
 assert(sshReconnectDelayMsInitial <= sshReconnectDelayMsMax, 'backoff starts below its cap');
+assert(groupHoldLeaseMsDefault > 0 && groupHoldLeaseMsDefault <= groupHoldLeaseMsMax, 'the default lease is one a caller may ask for');
 assert(ioBytesMax >= regionBytesMax, 'one I/O can carry a whole region');
 assert(bitmapBitsPerSegment % 32 === 0, 'a bitmap segment holds whole 32-bit words');
 assert(signatureChunkBytes <= signatureBatchBytesMax, 'a chunk fits in a batch');

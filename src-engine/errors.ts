@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'INCOMPLETE' // the volume holds an unfinished import or sync; finish or restart it first
   | 'UNSUPPORTED'
   | 'SPLIT_BRAIN' // both members of a pair were written as primary: a person picks the survivor
+  | 'EXPIRED' // a lease ran out (a group snapshot's hold): what it held was released; retry
   | 'INVARIANT';
 
 /**

@@ -102,6 +102,18 @@ export interface SnapshotGroupItem {
   readonly rotateMaps?: readonly [string, string];
 }
 
+export interface SnapshotGroupPrepareOptions {
+  /** How long the hold may last, from the prepare call, before it is released as an abort. */
+  readonly leaseMs: number;
+}
+
+export interface SnapshotGroupHold {
+  /** Names the hold to snapshotGroupCommit / snapshotGroupAbort (a UUID). */
+  readonly holdId: string;
+  /** When every member's writes were held (the agent's clock). */
+  readonly heldAtMs: number;
+}
+
 export interface SnapshotInfo {
   readonly snapshotId: string;
   readonly kind: 'reflink' | 'cow';
@@ -218,6 +230,22 @@ export interface AgentApi {
    * Volumes are taken in a fixed order; a failure leaves no snapshot of the group.
    */
   snapshotCreateGroup(items: readonly SnapshotGroupItem[]): Promise<SnapshotInfo[]>;
+  /**
+   * First phase of a group snapshot spanning hosts (docs/replication.md "Consistency groups"):
+   * checks `items` as snapshotCreateGroup does, then holds every volume's writes (drained and
+   * gated, in the same fixed order) and resolves once all are held — taking nothing yet. The
+   * hold lasts until snapshotGroupCommit or snapshotGroupAbort, or until `leaseMs` (from this
+   * call) runs out, which releases it as an abort.
+   */
+  snapshotGroupPrepare(items: readonly SnapshotGroupItem[], options: SnapshotGroupPrepareOptions): Promise<SnapshotGroupHold>;
+  /**
+   * Takes the held group's snapshots (rotating their maps) under the still-held writes, then
+   * releases them; in `items` order. EXPIRED when the lease ran out first, NOT_FOUND for a hold
+   * this agent does not know; a failure leaves no snapshot of the group.
+   */
+  snapshotGroupCommit(holdId: string): Promise<SnapshotInfo[]>;
+  /** Releases a held group with nothing taken. Idempotent: an unknown or ended hold is fine. */
+  snapshotGroupAbort(holdId: string): Promise<void>;
   snapshotList(path: string): Promise<SnapshotList>;
   snapshotDelete(path: string, snapshotId: string): Promise<void>;
 

@@ -3,7 +3,7 @@
 // and signatures travel as raw payloads.
 
 import { z } from 'zod';
-import { regionCountMax, rpcBitmapChunkBytes, snapshotLabelCharsMax } from '../constants';
+import { groupHoldLeaseMsMax, regionCountMax, rpcBitmapChunkBytes, snapshotLabelCharsMax } from '../constants';
 import { TidemarkError } from '../errors';
 import { hashAlgorithms, type HashAlgorithm } from '../signature';
 import { checkSnapshotId, checkSnapshotLabel, snapshotIdPattern } from '../snapshot';
@@ -22,6 +22,8 @@ import type {
   SnapshotInfo,
   SnapshotList,
   SnapshotGroupItem,
+  SnapshotGroupHold,
+  SnapshotGroupPrepareOptions,
   NbdExportInfo,
   NbdExportOptions,
   TrackingMapKind,
@@ -34,6 +36,7 @@ import type {
   RoleChangeResult,
 } from './agent-api';
 import { trackingMapKinds } from './agent-api';
+import { checkHoldId, checkLeaseMs } from './group-holds';
 import { peerTargetSchema, type PeerTarget } from './peer-keys';
 import {
   importMarkerSchema,
@@ -59,6 +62,12 @@ const memberChange = pairMemberSchema
   .pick({ generation: true, seed: true, lcsSnapshotId: true, protectSnapshotId: true, predictRegions: true })
   .partial()
   .strict();
+const groupItems = z
+  .array(
+    z.object({ path: pathSchema, label: z.string().max(snapshotLabelCharsMax).optional(), rotateMaps: z.tuple([bitmapName, bitmapName]).optional() }).strict(),
+  )
+  .min(1)
+  .max(64);
 const schemas = {
   info: z.object({}).strict(),
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
@@ -82,18 +91,10 @@ const schemas = {
   'snapshot.create': z
     .object({ path: pathSchema, label: z.string().max(snapshotLabelCharsMax).optional(), rotateMaps: z.tuple([bitmapName, bitmapName]).optional() })
     .strict(),
-  'snapshot.createGroup': z
-    .object({
-      items: z
-        .array(
-          z
-            .object({ path: pathSchema, label: z.string().max(snapshotLabelCharsMax).optional(), rotateMaps: z.tuple([bitmapName, bitmapName]).optional() })
-            .strict(),
-        )
-        .min(1)
-        .max(64),
-    })
-    .strict(),
+  'snapshot.createGroup': z.object({ items: groupItems }).strict(),
+  'snapshot.groupPrepare': z.object({ items: groupItems, leaseMs: z.number().int().min(1).max(groupHoldLeaseMsMax) }).strict(),
+  'snapshot.groupCommit': z.object({ holdId: z.string().uuid() }).strict(),
+  'snapshot.groupAbort': z.object({ holdId: z.string().uuid() }).strict(),
   /** Payload: the region's bytes. */
   'stage.write': z.object({ path: pathSchema, pairId, cycle: count.min(1), regionIndex: count, generation: generation.optional() }).strict(),
   /** Payload: the cycle's region indexes, little-endian uint32. */
@@ -248,6 +249,9 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   'snapshot.create': (agent, p) =>
     agent.snapshotCreate(p.path, { label: p.label, ...(p.rotateMaps ? { rotateMaps: p.rotateMaps } : {}) }).then((info) => reply(info)),
   'snapshot.createGroup': (agent, p) => agent.snapshotCreateGroup(p.items).then((snapshots) => reply({ snapshots })),
+  'snapshot.groupPrepare': (agent, p) => agent.snapshotGroupPrepare(p.items, { leaseMs: p.leaseMs }).then((hold) => reply(hold)),
+  'snapshot.groupCommit': (agent, p) => agent.snapshotGroupCommit(p.holdId).then((snapshots) => reply({ snapshots })),
+  'snapshot.groupAbort': (agent, p) => agent.snapshotGroupAbort(p.holdId).then(() => reply({})),
   'stage.write': (agent, p, request) => agent.stageRegion(p.path, p.pairId, p.cycle, p.regionIndex, request.payload, stageAuth(p)).then(() => reply({})),
   'stage.apply': (agent, p, request) =>
     agent.stageApply(p.path, p.pairId, p.cycle, Array.from(bytesWords(request.payload)), stageAuth(p)).then(() => reply({})),
@@ -331,6 +335,8 @@ export interface AgentSession {
 /** One client's session: the handler, and what the client started that ends with it. */
 export function agentSession(agent: AgentApi): AgentSession {
   const exportIds = new Set<string>();
+  /** Group holds this client prepared and has not ended: its going away releases their writes at once, not at lease expiry. */
+  const holdIds = new Set<string>();
   const inner = serveAgent(agent);
   const handler: RpcHandler = (method, request, context) => {
     const result = inner(method, request, context);
@@ -340,11 +346,19 @@ export function agentSession(agent: AgentApi): AgentSession {
         () => undefined,
       );
     if (method === 'nbd.stop') exportIds.delete((request.json as { exportId?: string }).exportId ?? '');
+    if (method === 'snapshot.groupPrepare')
+      void (result as Promise<RpcMessage>).then(
+        (r) => holdIds.add(r.json.holdId as string),
+        () => undefined,
+      );
+    if (method === 'snapshot.groupCommit' || method === 'snapshot.groupAbort') holdIds.delete((request.json as { holdId?: string }).holdId ?? '');
     return result;
   };
   return {
     handler,
     release: async () => {
+      for (const holdId of holdIds) await agent.snapshotGroupAbort(holdId).catch(() => undefined);
+      holdIds.clear();
       for (const exportId of exportIds) await agent.nbdExportStop(exportId).catch(() => undefined);
       exportIds.clear();
     },
@@ -483,6 +497,22 @@ export class RpcAgent implements AgentApi {
 
   async snapshotCreateGroup(items: readonly SnapshotGroupItem[]): Promise<SnapshotInfo[]> {
     return (await this.peer.call('snapshot.createGroup', { items: items.map((i) => ({ ...i })) })).json.snapshots as SnapshotInfo[];
+  }
+
+  async snapshotGroupPrepare(items: readonly SnapshotGroupItem[], options: SnapshotGroupPrepareOptions): Promise<SnapshotGroupHold> {
+    checkLeaseMs(options.leaseMs);
+    return (await this.peer.call('snapshot.groupPrepare', { items: items.map((i) => ({ ...i })), leaseMs: options.leaseMs }))
+      .json as unknown as SnapshotGroupHold;
+  }
+
+  async snapshotGroupCommit(holdId: string): Promise<SnapshotInfo[]> {
+    checkHoldId(holdId);
+    return (await this.peer.call('snapshot.groupCommit', { holdId })).json.snapshots as SnapshotInfo[];
+  }
+
+  async snapshotGroupAbort(holdId: string): Promise<void> {
+    checkHoldId(holdId);
+    await this.peer.call('snapshot.groupAbort', { holdId });
   }
 
   async stageRegion(path: string, pairId: string, cycle: number, regionIndex: number, data: Uint8Array, options: { auth?: WriteAuth } = {}): Promise<void> {

@@ -22,6 +22,8 @@ export type {
   TrackingState,
   NbdTarget,
   SnapshotGroupItem,
+  SnapshotGroupHold,
+  SnapshotGroupPrepareOptions,
   NbdExportOptions,
   NbdExportInfo,
   PeerShipOptions,

@@ -26,6 +26,8 @@ import type {
   SnapshotInfo,
   SnapshotList,
   SnapshotGroupItem,
+  SnapshotGroupHold,
+  SnapshotGroupPrepareOptions,
   NbdExportInfo,
   NbdExportOptions,
   TrackingMapKind,
@@ -38,6 +40,7 @@ import type {
   RoleChangeResult,
 } from './agent-api';
 import { changeMapsOf, closeAgentVolume, membersOf, openAgentVolume, snapshotsOf, stagingOf, trackersOf, type AgentVolume } from './agent-volume';
+import { GroupHolds } from './group-holds';
 import { NbdExports } from './nbd-exports';
 import { authorizedKeysLine, authorizedKeysPath, peerAuthorize, peerRevoke, type PeerTarget } from './peer-keys';
 import { PeerLinks, type PeerLinkOpener } from './peer-links';
@@ -111,6 +114,7 @@ export class LocalAgent implements AgentApi {
   private readonly retiring = new Set<string>();
   private readonly pools = new Map<HashAlgorithm, Promise<SignaturePool>>();
   private readonly nbd = new NbdExports();
+  private readonly holds = new GroupHolds();
   private readonly peers: PeerLinks;
   private disposed = false;
 
@@ -366,25 +370,38 @@ export class LocalAgent implements AgentApi {
   }
 
   async snapshotCreateGroup(items: readonly SnapshotGroupItem[]): Promise<SnapshotInfo[]> {
-    const opened = await Promise.all(
-      items.map(async (item, index) => ({ item, index, key: await canonicalPath(item.path), volume: await this.open(item.path) })),
-    );
-    // One global order: two groups sharing volumes can never each hold one the other waits for.
-    const ordered = [...opened].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    ordered.forEach((o, i) => {
-      if (i > 0 && ordered[i - 1]!.key === o.key)
-        throw new TidemarkError('USAGE', `volume ${o.item.path} appears twice in one group snapshot`, 'name each volume once');
-      if (o.item.label !== undefined) checkSnapshotLabel(o.item.label);
-      if (o.item.rotateMaps) changeMapsOf(o.volume, this.homeDir).checkSwap(o.item.rotateMaps[0], o.item.rotateMaps[1]);
-    });
+    return this.snapshotGroup(items, async () => undefined); // committed as soon as every member is held
+  }
+
+  snapshotGroupPrepare(items: readonly SnapshotGroupItem[], options: SnapshotGroupPrepareOptions): Promise<SnapshotGroupHold> {
+    return this.holds.prepare(options.leaseMs, (atHeld) => this.snapshotGroup(items, atHeld));
+  }
+
+  snapshotGroupCommit(holdId: string): Promise<SnapshotInfo[]> {
+    return this.holds.commit(holdId);
+  }
+
+  snapshotGroupAbort(holdId: string): Promise<void> {
+    return this.holds.abort(holdId);
+  }
+
+  /**
+   * The group snapshot of snapshotCreateGroup and of a two-phase hold: every volume's writes
+   * held (drained and gated) in one global order, each inside the previous one's hold; then,
+   * with all held, `atHeld` — the commit point: it throws to release with nothing taken —
+   * and each snapshot taken as the holds unwind, its maps rotated just before it. A failure
+   * deletes the snapshots already taken.
+   */
+  private async snapshotGroup(items: readonly SnapshotGroupItem[], atHeld: () => Promise<void>): Promise<SnapshotInfo[]> {
+    const ordered = await this.groupOrder(items);
     const taken: { index: number; snapshot: Snapshot; volume: AgentVolume }[] = [];
     const take = async (i: number): Promise<void> => {
       const o = ordered[i];
-      if (!o) return;
+      if (!o) return atHeld();
       const rotate = o.item.rotateMaps;
       const snapshot = await snapshotsOf(o.volume, this.homeDir).create(o.item.label ?? '', async () => {
+        await take(i + 1); // the later members are held, and taken, while this one's writes are held
         if (rotate) await changeMapsOf(o.volume, this.homeDir).rotateQuiesced(rotate[0], rotate[1]);
-        await take(i + 1); // the later members are taken while this one's writes are held
       });
       taken.push({ index: o.index, snapshot, volume: o.volume });
     };
@@ -397,7 +414,23 @@ export class LocalAgent implements AgentApi {
           .catch(() => undefined);
       throw error;
     }
+    assert(taken.length === items.length, 'a group snapshot takes every member');
     return taken.sort((a, b) => a.index - b.index).map((t) => snapshotInfo(t.snapshot, t.volume.opened.volume.regionCount));
+  }
+
+  /** The group's volumes opened and checked, in one global order (by canonical path): two groups sharing volumes never each hold one the other waits for. */
+  private async groupOrder(items: readonly SnapshotGroupItem[]): Promise<{ item: SnapshotGroupItem; index: number; key: string; volume: AgentVolume }[]> {
+    const opened = await Promise.all(
+      items.map(async (item, index) => ({ item, index, key: await canonicalPath(item.path), volume: await this.open(item.path) })),
+    );
+    const ordered = [...opened].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    ordered.forEach((o, i) => {
+      if (i > 0 && ordered[i - 1]!.key === o.key)
+        throw new TidemarkError('USAGE', `volume ${o.item.path} appears twice in one group snapshot`, 'name each volume once');
+      if (o.item.label !== undefined) checkSnapshotLabel(o.item.label);
+      if (o.item.rotateMaps) changeMapsOf(o.volume, this.homeDir).checkSwap(o.item.rotateMaps[0], o.item.rotateMaps[1]);
+    });
+    return ordered;
   }
 
   async snapshotList(path: string): Promise<SnapshotList> {
@@ -602,6 +635,7 @@ export class LocalAgent implements AgentApi {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.holds.abortAll(); // before the volumes close: closing waits for their holds
     await this.peers.closeAll();
     await this.nbd.stopAll();
     for (const open of this.opened.values()) {

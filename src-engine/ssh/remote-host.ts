@@ -30,6 +30,8 @@ import type {
   TrackingMapKind,
   TrackingState,
   SnapshotGroupItem,
+  SnapshotGroupHold,
+  SnapshotGroupPrepareOptions,
   NbdExportInfo,
   NbdExportOptions,
   PeerShipOptions,
@@ -504,6 +506,30 @@ export class RemoteHost implements AgentApi {
       `taking ${items.length} snapshots at one instant`,
       (agent) => agent.snapshotCreateGroup(items),
       'a failure leaves none of them: run the cycle again',
+    );
+  }
+
+  snapshotGroupPrepare(items: readonly SnapshotGroupItem[], options: SnapshotGroupPrepareOptions): Promise<SnapshotGroupHold> {
+    return this.unary(
+      `holding the writes of ${items.length} volume(s) for a group snapshot`,
+      (agent) => agent.snapshotGroupPrepare(items, options),
+      'a hold is released when its client goes away or its lease runs out: the group cycle is retried',
+    );
+  }
+
+  snapshotGroupCommit(holdId: string): Promise<SnapshotInfo[]> {
+    return this.unary(
+      `committing group hold ${holdId}`,
+      (agent) => agent.snapshotGroupCommit(holdId),
+      "the snapshots may have been taken: the group cycle's recovery finds them by label, or deletes them — run the cycle again",
+    );
+  }
+
+  snapshotGroupAbort(holdId: string): Promise<void> {
+    return this.unary(
+      `aborting group hold ${holdId}`,
+      (agent) => agent.snapshotGroupAbort(holdId),
+      'the hold is released anyway when its client goes away or its lease runs out',
     );
   }
 

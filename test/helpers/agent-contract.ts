@@ -545,6 +545,85 @@ export function agentContract(target: ContractTarget): void {
       expect((await again.volumeState(secondary)).members[0]!.appliedCycle).toBe(2);
     });
 
+    it('a group hold: prepare holds every volume, commit takes the snapshots at that instant (maps rotated), in items order', async () => {
+      const { agent, dir } = await makeAgent();
+      const [a, b] = ['group-a.img', 'group-b.img'].map((n) => join(dir, n));
+      for (const path of [a!, b!]) await agent.volumeCreate(path, 8 * 4096, 4096);
+      await agent.bitmapCreate(b!, 'cur');
+      await agent.bitmapCreate(b!, 'next');
+      await agent.writeRegion(a!, 1, Buffer.alloc(4096, 1));
+      await agent.writeRegion(b!, 2, Buffer.alloc(4096, 2));
+      await agent.bitmapClear(b!, 'cur');
+      const items = [
+        { path: b!, label: 'cycle b', rotateMaps: ['cur', 'next'] as const },
+        { path: a!, label: 'cycle a' },
+      ];
+      const hold = await agent.snapshotGroupPrepare(items, { leaseMs: 30_000 });
+      expect(hold.holdId).toMatch(uuid);
+      expect(Number.isFinite(hold.heldAtMs)).toBe(true);
+      expect((await agent.snapshotList(a!)).snapshots).toEqual([]); // nothing taken yet
+      let written = false;
+      const writing = agent.writeRegion(a!, 1, Buffer.alloc(4096, 0xaa)).then(() => (written = true));
+      const writingB = agent.writeRegion(b!, 3, Buffer.alloc(4096, 3));
+      expect(written).toBe(false); // held: it cannot have completed (whether or not it reached the agent yet)
+      const snapshots = await agent.snapshotGroupCommit(hold.holdId);
+      expect(snapshots.map((s) => s.label)).toEqual(['cycle b', 'cycle a']);
+      await Promise.all([writing, writingB]);
+      // The snapshots hold the instant: the writes issued during the hold came after it.
+      expect((await readAll(agent.readRegions(a!, 1, 1, { snapshotId: snapshots[1]!.snapshotId }), 1))[0]!.equals(Buffer.alloc(4096, 1))).toBe(true);
+      expect((await readAll(agent.readRegions(a!, 1, 1), 1))[0]!.equals(Buffer.alloc(4096, 0xaa))).toBe(true);
+      expect(setRegions(await agent.bitmapRead(b!, 'cur'))).toEqual([2, 3]); // took `next` at the instant (2), then recorded 3
+      expect(setRegions(await agent.bitmapRead(b!, 'next'))).toEqual([3]);
+      await expect(agent.snapshotGroupCommit(hold.holdId)).rejects.toSatisfy(isCode('NOT_FOUND')); // committed already
+      await agent.snapshotGroupAbort(hold.holdId); // ended: nothing to do
+    });
+
+    it('a group hold: abort releases with nothing taken (idempotent); a lease that runs out releases it and refuses the commit', async () => {
+      const { agent, dir } = await makeAgent();
+      const [a, b] = ['lease-a.img', 'lease-b.img'].map((n) => join(dir, n));
+      for (const path of [a!, b!]) await agent.volumeCreate(path, 8 * 4096, 4096);
+      const items = [
+        { path: a!, label: 'x' },
+        { path: b!, label: 'x' },
+      ];
+      const aborted = await agent.snapshotGroupPrepare(items, { leaseMs: 30_000 });
+      let written = false;
+      const writing = agent.writeRegion(b!, 0, Buffer.alloc(4096, 7)).then(() => (written = true));
+      expect(written).toBe(false);
+      await agent.snapshotGroupAbort(aborted.holdId);
+      await writing;
+      await agent.snapshotGroupAbort(aborted.holdId);
+      await agent.snapshotGroupAbort('00000000-0000-4000-8000-0000000000ff'); // unknown: fine
+      await expect(agent.snapshotGroupCommit(aborted.holdId)).rejects.toSatisfy(isCode('NOT_FOUND'));
+      for (const path of [a!, b!]) expect((await agent.snapshotList(path)).snapshots).toEqual([]);
+
+      const leaseMs = 300;
+      const preparedAtMs = performance.now();
+      const expiring = await agent.snapshotGroupPrepare(items, { leaseMs });
+      await agent.writeRegion(a!, 0, Buffer.alloc(4096, 8)); // held until the lease runs out
+      expect(performance.now() - preparedAtMs).toBeGreaterThanOrEqual(leaseMs);
+      const refused = await agent.snapshotGroupCommit(expiring.holdId).catch((e: unknown) => e);
+      expect(refused).toSatisfy(isCode('EXPIRED'));
+      expect((refused as Error).message).toContain(`group hold ${expiring.holdId}`);
+      expect((refused as Error).message).toContain(`lease of ${leaseMs} ms ran out`);
+      for (const path of [a!, b!]) expect((await agent.snapshotList(path)).snapshots).toEqual([]);
+    });
+
+    it('a group hold refuses a volume named twice, a bad lease, a bad or unknown hold id; writes go on', async () => {
+      const { agent, dir } = await makeAgent();
+      const a = join(dir, 'twice.img');
+      await agent.volumeCreate(a, 8 * 4096, 4096);
+      await expect(agent.snapshotGroupPrepare([{ path: a }, { path: join(dir, '.', 'twice.img') }], { leaseMs: 1000 })).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.snapshotGroupPrepare([{ path: a }], { leaseMs: 0 })).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.snapshotGroupPrepare([{ path: a }], { leaseMs: 10 ** 9 })).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.snapshotGroupPrepare([{ path: a, rotateMaps: ['cur', 'next'] }], { leaseMs: 1000 })).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await expect(agent.snapshotGroupCommit('latest')).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.snapshotGroupAbort('latest')).rejects.toSatisfy(isCode('USAGE'));
+      await expect(agent.snapshotGroupCommit('00000000-0000-4000-8000-0000000000ff')).rejects.toSatisfy(isCode('NOT_FOUND'));
+      await agent.writeRegion(a, 0, Buffer.alloc(4096, 1)); // no hold was left behind
+      expect((await agent.snapshotList(a)).snapshots).toEqual([]);
+    });
+
     it('skipMarked leaves out regions marked in the change map when their turn comes', async () => {
       const { agent, dir } = await makeAgent();
       const path = join(dir, 'v.img');
