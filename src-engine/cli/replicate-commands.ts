@@ -155,7 +155,7 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
   const group = program.command('group').description('consistency groups: periodic pairs whose cycles share one instant');
   group
     .command('create')
-    .description('group periodic pairs whose primaries are on one host')
+    .description('group periodic pairs (their primaries on one host or several)')
     .argument('<name>')
     .argument('<pairs...>', 'two or more periodic pairs')
     .action(async (name: string, pairNames: string[]) => {

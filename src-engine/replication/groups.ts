@@ -1,13 +1,17 @@
 // Consistency groups (seed 004, docs/replication.md "Consistency groups"): periodic pairs
-// whose cycles start at one instant — one agent call snapshots every member's primary with
-// each volume's writes held until the later ones are taken — and whose secondaries are all
-// applied before the group's cycle ends (roll forward: a cycle interrupted after some applies
-// finishes the others first). Records live in `<home>/groups/<name>.json`.
+// whose cycles start at one instant — every member's primary snapshotted with each volume's
+// writes held until all are held (one agent call when the primaries share a host, a two-phase
+// hold with a lease across hosts) — and whose secondaries are all applied before the group's
+// cycle ends (roll forward: a cycle interrupted after some applies finishes the others first).
+// Records live in `<home>/groups/<name>.json`.
 
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { AgentApi, SnapshotGroupItem, SnapshotInfo } from '../agent';
+import { assert } from '../assert';
 import { Bitset } from '../bitmap';
+import { groupHoldLeaseMsDefault } from '../constants';
 import { TidemarkError, errnoCode } from '../errors';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { EndpointResolver, PairEndpoints } from './endpoints';
@@ -174,6 +178,8 @@ export interface GroupCycleOptions {
   readonly signal?: AbortSignal;
   readonly limitRateBytesPerSecond?: number;
   readonly onProgress?: (progress: CycleProgress) => void;
+  /** How long a freeze across hosts may hold the primaries' writes (default groupHoldLeaseMsDefault). */
+  readonly holdLeaseMs?: number;
 }
 
 export interface GroupCycleSummary {
@@ -300,13 +306,6 @@ async function membersOf(options: GroupCycleOptions): Promise<Member[]> {
     const checked = await checkPairMembers(pair, endpoints, 'replicating the group');
     members.push({ pair, endpoints, applied: checked.secondary.appliedCycle ?? 0, auth: { pairId: pair.pairId, generation: checked.secondary.generation } });
   }
-  if (new Set(members.map((m) => m.endpoints.primary.agent)).size !== 1) {
-    throw new TidemarkError(
-      'UNSUPPORTED',
-      `the primaries of group "${options.group.name}" are on different hosts: one instant across hosts is not built`,
-      "put the group's primaries on one host, or replicate the pairs on their own",
-    );
-  }
   return members;
 }
 
@@ -326,20 +325,105 @@ async function freeze(options: GroupCycleOptions, members: readonly Member[], cy
   };
   await mkdir(join(cyclePath, '..'), { recursive: true, mode: 0o700 });
   await writeRecord(cyclePath, groupCycleKind, freezing);
-  const agent = members[0]!.endpoints.primary.agent;
-  const snapshots = await agent.snapshotCreateGroup(
-    members.map((m) => ({
-      path: m.endpoints.primary.path,
-      label: cycleSnapshotLabel(m.pair.pairId, m.applied + 1),
-      rotateMaps: [currentMapName(m.pair.pairId), sinceMapName(m.pair.pairId)] as const,
-    })),
-  );
+  const snapshots = await snapshotAtOneInstant(members, options.holdLeaseMs ?? groupHoldLeaseMsDefault);
   const shipping: GroupCycle = {
     phase: 'shipping',
     members: freezing.members.map((m, i) => ({ ...m, snapshotId: snapshots[i]!.snapshotId, pointInTime: new Date(snapshots[i]!.createdAtMs).toISOString() })),
   };
   await writeRecord(cyclePath, groupCycleKind, shipping);
   return shipping;
+}
+
+/** What member `m`'s primary snapshots at the group's instant: cycle k's label, `current` taking `since`. */
+function groupItem(m: Member): SnapshotGroupItem {
+  return {
+    path: m.endpoints.primary.path,
+    label: cycleSnapshotLabel(m.pair.pairId, m.applied + 1),
+    rotateMaps: [currentMapName(m.pair.pairId), sinceMapName(m.pair.pairId)],
+  };
+}
+
+/** The members' indexes grouped by their primary's agent (one per host), in first-seen order. */
+function byPrimaryAgent(members: readonly Member[]): { agent: AgentApi; indexes: number[] }[] {
+  const hosts = new Map<AgentApi, number[]>();
+  members.forEach((m, i) => {
+    const agent = m.endpoints.primary.agent;
+    hosts.set(agent, [...(hosts.get(agent) ?? []), i]);
+  });
+  return [...hosts].map(([agent, indexes]) => ({ agent, indexes }));
+}
+
+/**
+ * Every member's snapshot at one instant, in member order, each rotating its maps. One host:
+ * its agent's snapshotCreateGroup. Several: a two-phase hold. Every host's agent first holds
+ * its members' writes (prepare, in parallel); only once all are held does any take its
+ * snapshots and release (commit, in parallel). Why that is one instant: every hold is placed
+ * before any is released, so the holds intersect, and at any time in the intersection no
+ * member is written; each snapshot is the volume as it is throughout its host's hold, so all
+ * of them are the group as it is at that time. A write that depends on another member's write
+ * was issued after that write's ack, which its host gave only after its release (or before
+ * its hold) — so a dependent write is in the snapshots only if the write it depends on is.
+ * Writes on the primaries wait from prepare to commit (about two round trips); a hold not
+ * committed within `leaseMs` is released by its agent as an abort, and so is one whose
+ * connection closes, so a lost orchestrator never stalls the applications for longer.
+ */
+async function snapshotAtOneInstant(members: readonly Member[], leaseMs: number): Promise<SnapshotInfo[]> {
+  const hosts = byPrimaryAgent(members);
+  if (hosts.length === 1) return hosts[0]!.agent.snapshotCreateGroup(members.map(groupItem));
+  const holdIds = await prepareAll(members, hosts, leaseMs);
+  const taken = await commitAll(members, hosts, holdIds);
+  const snapshots: SnapshotInfo[] = [];
+  hosts.forEach((host, h) => host.indexes.forEach((i, k) => (snapshots[i] = taken[h]![k]!)));
+  assert(snapshots.length === members.length && members.every((_, i) => snapshots[i] !== undefined), 'every member has its snapshot');
+  return snapshots;
+}
+
+/** Holds every host's members; if any host fails to, the others are released and its error thrown. */
+async function prepareAll(members: readonly Member[], hosts: readonly { agent: AgentApi; indexes: number[] }[], leaseMs: number): Promise<string[]> {
+  const prepared = await Promise.allSettled(
+    hosts.map((host) =>
+      host.agent.snapshotGroupPrepare(
+        host.indexes.map((i) => groupItem(members[i]!)),
+        { leaseMs },
+      ),
+    ),
+  );
+  const failed = prepared.find((r) => r.status === 'rejected');
+  if (failed) {
+    // An abort that fails (a dropped link) is released anyway: the lease runs out, the connection closed.
+    const aborts = prepared.flatMap((r, h) => (r.status === 'fulfilled' ? [hosts[h]!.agent.snapshotGroupAbort(r.value.holdId).catch(() => undefined)] : []));
+    await Promise.all(aborts);
+    throw failed.reason;
+  }
+  return prepared.map((r) => (r as PromiseFulfilledResult<{ holdId: string }>).value.holdId);
+}
+
+/**
+ * Commits every host's hold. If any commit fails (its lease ran out, its link dropped) the
+ * snapshots the others took are not the group's instant alone: they are deleted, and the error
+ * thrown. The cursor still says 'freezing', so a crash before the deletes is undone by
+ * recoverFreeze (not every member's snapshot exists: none counts).
+ */
+async function commitAll(
+  members: readonly Member[],
+  hosts: readonly { agent: AgentApi; indexes: number[] }[],
+  holdIds: readonly string[],
+): Promise<SnapshotInfo[][]> {
+  const committed = await Promise.allSettled(hosts.map((host, h) => host.agent.snapshotGroupCommit(holdIds[h]!)));
+  const failed = committed.find((r) => r.status === 'rejected');
+  if (failed) {
+    const deletes = committed.flatMap((r, h) =>
+      r.status === 'fulfilled'
+        ? r.value.map((snapshot, k) => {
+            const p = members[hosts[h]!.indexes[k]!]!.endpoints.primary;
+            return p.agent.snapshotDelete(p.path, snapshot.snapshotId).catch(() => undefined); // a leftover: recoverFreeze deletes it by label
+          })
+        : [],
+    );
+    await Promise.all(deletes);
+    throw failed.reason;
+  }
+  return committed.map((r) => (r as PromiseFulfilledResult<SnapshotInfo[]>).value);
 }
 
 /** Every member's snapshot exists: the group instant was taken. Otherwise none counts; the freeze starts over. */
