@@ -99,3 +99,51 @@ export class RecordWriter {
     if (this.failure !== undefined) throw this.failure;
   }
 }
+
+/**
+ * Numbered records across the two volumes of a consistency group: record n goes to volume
+ * n mod 2, region ⌊n/2⌋ mod regionCount, stamped with n. The writer alternates volumes, so a
+ * pair of secondaries frozen at two different instants shows a later record on one without an
+ * earlier one on the other.
+ */
+export class GroupRecords {
+  constructor(
+    readonly regionBytes: number,
+    readonly regionCount: number,
+  ) {}
+
+  volumeOf(n: number): number {
+    return n % 2;
+  }
+
+  regionOf(n: number): number {
+    return Math.floor(n / 2) % this.regionCount;
+  }
+
+  record(n: number): Buffer {
+    const data = Buffer.alloc(this.regionBytes, (n * 13 + 1) & 0xff);
+    data.writeUInt32LE(n, 0);
+    return data;
+  }
+
+  /** The m such that the two volumes are exactly the state after records 1..m (fails the test naming the first region that breaks it). */
+  prefixHeld(volumes: readonly Buffer[]): number {
+    const { regionBytes, regionCount } = this;
+    const found = volumes.map((bytes) => Array.from({ length: regionCount }, (_, i) => bytes.readUInt32LE(i * regionBytes)));
+    const m = Math.max(...found.flat());
+    for (const [v, regions] of found.entries()) {
+      for (const [i, n] of regions.entries()) {
+        if (n !== 0) expect(volumes[v]!.subarray(i * regionBytes, (i + 1) * regionBytes).equals(this.record(n))).toBe(true);
+        let latest = 0;
+        for (let k = m; k >= 1 && k > m - 2 * regionCount; k--) {
+          if (this.volumeOf(k) === v && this.regionOf(k) === i) {
+            latest = k;
+            break;
+          }
+        }
+        expect(n, `volume ${v} region ${i} after record ${m}`).toBe(latest);
+      }
+    }
+    return m;
+  }
+}

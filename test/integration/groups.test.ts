@@ -28,6 +28,7 @@ import {
 import { until } from '../helpers/engine';
 import { resolverFor } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
+import { GroupRecords } from '../helpers/records';
 import { tempDir } from '../helpers/tmp';
 
 const regionBytes = 4096;
@@ -35,34 +36,11 @@ const regionCount = 32;
 const sizeBytes = regionBytes * regionCount;
 const baseSeed = Number(process.env.TIDEMARK_TEST_SEED ?? 20261124);
 
-/** Record n: volume n mod 2, region ⌊n/2⌋ mod 32, stamped with n. */
-const volumeOf = (n: number) => n % 2;
-const regionOf = (n: number) => Math.floor(n / 2) % regionCount;
-function record(n: number): Buffer {
-  const data = Buffer.alloc(regionBytes, (n * 13 + 1) & 0xff);
-  data.writeUInt32LE(n, 0);
-  return data;
-}
-
-/** The m such that the two volumes are exactly the state after records 1..m. */
-function prefixHeld(volumes: readonly Buffer[]): number {
-  const found = volumes.map((bytes) => Array.from({ length: regionCount }, (_, i) => bytes.readUInt32LE(i * regionBytes)));
-  const m = Math.max(...found.flat());
-  for (const [v, regions] of found.entries()) {
-    for (const [i, n] of regions.entries()) {
-      if (n !== 0) expect(volumes[v]!.subarray(i * regionBytes, (i + 1) * regionBytes).equals(record(n))).toBe(true);
-      let latest = 0;
-      for (let k = m; k >= 1; k--) {
-        if (volumeOf(k) === v && regionOf(k) === i) {
-          latest = k;
-          break;
-        }
-      }
-      expect(n, `volume ${v} region ${i} after record ${m}`).toBe(latest);
-    }
-  }
-  return m;
-}
+const records = new GroupRecords(regionBytes, regionCount);
+const volumeOf = (n: number) => records.volumeOf(n);
+const regionOf = (n: number) => records.regionOf(n);
+const record = (n: number) => records.record(n);
+const prefixHeld = (volumes: readonly Buffer[]) => records.prefixHeld(volumes);
 
 describe('consistency groups', () => {
   it('after every group cycle both secondaries together hold exactly a prefix of the acknowledged records', async () => {
