@@ -9,7 +9,7 @@ import { assert } from '../assert';
 import { runsOf } from '../bitmap';
 import { MiB } from '../constants';
 import { TidemarkError, isTidemarkError } from '../errors';
-import { ProgressMeter } from '../progress';
+import { ProgressMeter, formatDurationMs } from '../progress';
 import type { TrackingState, WriteAuth } from '../agent';
 import type { PairEndpoints } from './endpoints';
 import { checkPairMembers, wireBytesOf } from './members';
@@ -61,6 +61,13 @@ export interface ShipOptions {
   readonly path?: 'auto' | 'relayed';
   /** Tests: the largest batch taken at once. */
   readonly batchRegionsMax?: number;
+  /**
+   * After the direct path failed and shipping went on relayed, the direct path is tried again
+   * this long after (default 60 s, or $TIDEMARK_TEST_DIRECT_RETRY_MS), doubling after each
+   * further failure up to an hour: a long-running `serve` goes back to direct once the key or
+   * route works again, without a warning per batch while it does not.
+   */
+  readonly directRetryMs?: number;
 }
 
 export interface ShipSummary {
@@ -92,6 +99,15 @@ const batchBytes = 64 * MiB;
 const directCallBytes = 32 * MiB;
 const writesInFlight = 8;
 const retryDelayMsMax = 5_000;
+const directRetryMsDefault = 60_000;
+const directRetryMsMax = 3_600_000;
+/** Test-only: the first direct retry's delay (ms) when ShipOptions.directRetryMs is not given. */
+export const testDirectRetryEnv = 'TIDEMARK_TEST_DIRECT_RETRY_MS';
+
+function directRetryMsOf(options: ShipOptions): number {
+  const fromEnv = Number(process.env[testDirectRetryEnv]);
+  return options.directRetryMs ?? (Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : directRetryMsDefault);
+}
 
 /** Ships the pair's tracked changes to its secondary. Hold the pair lock while it runs. */
 export async function shipContinuous(options: ShipOptions): Promise<ShipSummary> {
@@ -124,6 +140,12 @@ class Shipper {
   private lcsSnapshotId: string | null = null;
   private path: ShipPath = 'local';
   private directFallbacks = 0;
+  /** The pair's own path (direct when it has a per-pair key), whatever this run uses now. */
+  private pairPath: ShipPath = 'local';
+  /** While relaying after a direct failure: when the direct path is tried again. */
+  private directRetryAtMs: number | undefined;
+  /** Direct failures since the direct path last worked: the retry delay doubles with each. */
+  private directFailuresInRow = 0;
   /** The next batch, taken and being realized while the current one ships. */
   private ahead: Batch | undefined;
 
@@ -170,7 +192,8 @@ class Shipper {
     this.protectSnapshotId = checked.secondary.protectSnapshotId ?? null;
     this.lcsSnapshotId = checked.secondary.lcsSnapshotId;
     const found = await shipPathOf(this.options.endpoints, this.options.pair.pairId);
-    this.path = found === 'direct' && (this.options.path === 'relayed' || this.directFallbacks > 0) ? 'relayed' : found;
+    this.pairPath = found;
+    this.path = found === 'direct' && (this.options.path === 'relayed' || this.directRetryAtMs !== undefined) ? 'relayed' : found;
     this.requeued += await this.primary.agent.trackingRequeue(this.primary.path, this.options.pair.pairId);
     let state = await this.trackingState();
     if (this.recovered === 0) this.recovered = state.recoveredRegions;
@@ -243,6 +266,7 @@ class Shipper {
       await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], taken).catch(() => undefined);
       throw error;
     }
+    this.retryDirectWhenDue();
     const linkBefore = connectionsOf(this.primary.agent);
     try {
       this.ahead = await this.takeBatch();
@@ -257,14 +281,36 @@ class Shipper {
       // primary's host failing to reach the secondary's.
       if (!directRefused(error) && !(retryable(error) && (await this.primaryAnswers()) && connectionsOf(this.primary.agent) === linkBefore)) throw error;
       // The direct path cannot work (a revoked key, an address the primary's host cannot reach): relay.
-      this.path = 'relayed';
-      this.directFallbacks += 1; // for the rest of this run (a new run tries direct again)
-      this.options.onWarning?.(
-        `direct shipping of ${pair.name} failed (${(error as Error).message}); relaying through this process — fix it with \`tidemark pair link ${pair.name}\``,
-      );
+      this.fallBackToRelaying(error as Error);
       return;
     }
     assert(unsettled.size === 0, 'every taken region settled after a shipped batch');
+    if (this.path === 'direct' && this.directRetryAtMs !== undefined) {
+      // The direct path works again (a retry after a fallback).
+      this.directRetryAtMs = undefined;
+      this.directFailuresInRow = 0;
+    }
+  }
+
+  /** Relays for a while (doubling after each failure in a row); warns on the first of them. */
+  private fallBackToRelaying(error: Error): void {
+    const { pair } = this.options;
+    this.path = 'relayed';
+    this.directFallbacks += 1;
+    this.directFailuresInRow += 1;
+    const delayMs = Math.min(directRetryMsMax, directRetryMsOf(this.options) * 2 ** Math.min(20, this.directFailuresInRow - 1));
+    this.directRetryAtMs = performance.now() + delayMs;
+    if (this.directFailuresInRow > 1) return; // one warning per outage: the retries are scheduled
+    this.options.onWarning?.(
+      `direct shipping of ${pair.name} failed (${error.message}); relaying through this process, direct again in ${formatDurationMs(delayMs)} — fix it with \`tidemark pair link ${pair.name}\``,
+    );
+  }
+
+  /** Relaying after a direct failure, and the retry is due: this batch tries the direct path again. */
+  private retryDirectWhenDue(): void {
+    if (this.pairPath !== 'direct' || this.path !== 'relayed' || this.options.path === 'relayed') return;
+    if (this.directRetryAtMs === undefined || performance.now() < this.directRetryAtMs) return;
+    this.path = 'direct';
   }
 
   /** Whether the primary's agent answers (after a failed direct call: was it the peer link that failed?). */

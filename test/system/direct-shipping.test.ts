@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peerAlias } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
+import { PairStore, shipContinuous } from '../../src-engine/replication';
 import { RemoteHost, sshPeerLinks } from '../../src-engine/ssh';
 import { testRemoteHostOptions } from '../helpers/agents';
 import { tidemark } from '../helpers/cli';
@@ -35,6 +36,14 @@ const secondary = () => join(dir, 'data', 'secondary.img');
 function cli(args: string[]) {
   const result = tidemark(args, env);
   return { ...result, json: () => JSON.parse(result.stdout) as Record<string, unknown> };
+}
+
+async function until(done: () => boolean, what: string | (() => string), timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${typeof what === 'string' ? what : what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 const isPermission = (e: unknown) => e instanceof TidemarkError && e.code === 'PERMISSION';
@@ -186,12 +195,78 @@ describe('direct shipping over a per-pair key', () => {
     const replicated = cli(['--json', 'replicate', 'd', '--once']);
     expect(replicated.status, replicated.stderr).toBe(0);
     expect(replicated.json()).toMatchObject({ path: 'relayed', directFallbacks: 1, inSync: true, regionsTransferred: 3 });
-    expect(replicated.stderr).toMatch(/direct shipping of d failed .*relaying through this process — fix it with `tidemark pair link d`/);
+    expect(replicated.stderr).toMatch(/direct shipping of d failed .*relaying through this process, direct again in .* — fix it with `tidemark pair link d`/);
     expect(await sameBytes(primary(), secondary(), sizeBytes)).toBe(true);
     // Linked again at the address the orchestrator sees, shipping is direct again.
     expect(cli(['pair', 'link', 'd']).status).toBe(0);
     await writeRandomRegions(writer, primary(), regionBytes, [10], seed + 3);
     expect(cli(['--json', 'replicate', 'd', '--once']).json()).toMatchObject({ path: 'direct', directFallbacks: 0, inSync: true });
+  }, 120_000);
+
+  it('a shipper that fell back to relaying goes direct again once the path works, warning once while it does not', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const hostKey = (await readFile(hostB.hostKeyPub, 'utf8')).split(' ').slice(0, 2).join(' ');
+    const target = { host: '127.0.0.1', user: 'root', secondaryPath: secondary(), hostKeys: [hostKey] };
+    await writer.peerKeyCreate(pairId, { ...target, port: closedPort });
+    const secondaryHost = new RemoteHost('host-b', {
+      ...testRemoteHostOptions(hostB, join(dir, 'secondary-client'), hostB.defaultHome),
+      sshConfigPath: join(env.HOME!, '.ssh', 'config'),
+    });
+    const pair = await new PairStore(env.TIDEMARK_HOME!).require('d');
+    const endpoints = {
+      primary: { volref: pair.primary.volref, agent: writer, path: primary(), where: 'host-a', sshTarget: () => writer.sshTarget() },
+      secondary: { volref: pair.secondary.volref, agent: secondaryHost, path: secondary(), where: 'host-b', sshTarget: () => secondaryHost.sshTarget() },
+    };
+    const paths: string[] = [];
+    const warnings: string[] = [];
+    const controller = new AbortController();
+    const shipping = shipContinuous({
+      pair,
+      endpoints,
+      once: false,
+      signal: controller.signal,
+      directRetryMs: 200,
+      onProgress: (progress) => paths.push(`${progress.path}:${progress.state}`),
+      onWarning: (message) => warnings.push(message),
+    });
+    let failure: unknown;
+    shipping.catch((error: unknown) => (failure = error));
+    try {
+      await writeRandomRegions(writer, primary(), regionBytes, [20, 21], seed + 4);
+      await until(
+        () => paths.includes('relayed:in-sync'),
+        () => `relayed and in sync (${paths.slice(-3).join(' ')}; ${warnings.join(' ')}; ${String(failure)})`,
+      );
+      // Broken for a few retries (200, 400, 800 ms): each batch falls back again, one warning in all.
+      for (const [i, r] of [30, 31, 32].entries()) {
+        await writeRandomRegions(writer, primary(), regionBytes, [r], seed + 5 + i);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      await until(() => paths.at(-1) === 'relayed:in-sync', 'in sync again, relayed');
+      await writer.peerKeyCreate(pairId, { ...target, port: hostB.port });
+      const shippedBefore = paths.length;
+      for (let i = 0; !paths.slice(shippedBefore).some((p) => p.startsWith('direct:')); i++) {
+        await writeRandomRegions(writer, primary(), regionBytes, [40 + (i % 20)], seed + 10 + i);
+        await until(() => paths.at(-1)?.endsWith(':in-sync') === true, 'in sync after a write');
+        if (i > 50) throw new Error(`shipping never went direct again: ${paths.slice(-5).join(' ')}`);
+      }
+    } finally {
+      controller.abort();
+      await expect(shipping).rejects.toThrow(/stopped/);
+      await secondaryHost.dispose();
+    }
+    console.log(
+      `[direct-shipping] paths at the end: ${paths
+        .filter((p, i) => p !== paths[i - 1])
+        .slice(-8)
+        .join(' ')}`,
+    );
+    expect(warnings, warnings.join('\n')).toHaveLength(1);
+    expect(warnings[0]).toMatch(/direct shipping of d failed .*relaying through this process, direct again in 0s — fix it/);
+    expect(await sameBytes(primary(), secondary(), sizeBytes)).toBe(true);
   }, 120_000);
 
   it('a revoked key falls back to relaying, converging all the same; pair delete removes the key from both hosts', async () => {
