@@ -44,7 +44,7 @@ class GroupHold {
     this.decision = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
     this.decision.catch(() => undefined); // observed by the chain once it is held; not before
     this.timer = setTimeout(() => onExpiry(this), leaseMs);
-    this.timer.unref(); // the hold never keeps a process alive; its chain does while it waits
+    this.timer.unref(); // a process with nothing else pending has no one left to commit: the hold ends with it
   }
 
   decide(decision: Decision, error?: TidemarkError): void {
