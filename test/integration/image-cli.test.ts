@@ -1,7 +1,8 @@
 // `tidemark image export | verify | import` through the built CLI bundle (run `npm run build`
 // first): a pair's primary exported, verified (clean, then damaged), imported into the secondary,
 // then `sync` and `verify` of the pair; a plain volume exported and imported into a new path;
-// usage errors exit 2 with one line, failures 1.
+// an image of another pair, or of a generation before a role change, refused with the target
+// untouched; usage errors exit 2 with one line, failures 1.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -124,6 +125,49 @@ describe('tidemark image (CLI)', () => {
     expect(await sameBytes(primary, copy, sizeBytes)).toBe(true);
     // The copy is now a registered volume of the image's geometry.
     expect(cli('--json', 'volume', 'info', copy).stdout).toContain('"regionBytes": 65536');
+  });
+
+  it("refuses an image of another pair: one line naming both pairs, exit 1, the target's bytes unchanged", async () => {
+    const { dir, cli, primary, secondary } = await setUp();
+    const [otherPrimary, otherSecondary] = [join(dir, 'b-primary.img'), join(dir, 'b-secondary.img')];
+    for (const path of [otherPrimary, otherSecondary])
+      expect(cli('volume', 'create', path, '--size', String(sizeBytes), '--region-size', '64KiB').status).toBe(0);
+    expect(cli('pair', 'create', 'a', '--primary', primary, '--secondary', secondary).status).toBe(0);
+    expect(cli('pair', 'create', 'b', '--primary', otherPrimary, '--secondary', otherSecondary).status).toBe(0);
+    const image = join(dir, 'a-image');
+    expect(cli('image', 'export', 'a', image).status).toBe(0);
+    const before = await readFile(otherSecondary);
+
+    const refused = cli('image', 'import', image, otherSecondary);
+    expect(refused.status).toBe(1);
+    const line = oneLine(refused.stderr);
+    expect(line).toContain('is of pair "a"');
+    expect(line).toContain('secondary of pair "b"');
+    expect((await readFile(otherSecondary)).equals(before)).toBe(true);
+  });
+
+  it('refuses an image older than the pair: two migrates later it names both generations, exit 1, bytes unchanged', async () => {
+    const { dir, cli, primary, secondary } = await setUp();
+    expect(cli('pair', 'create', 'p', '--primary', primary, '--secondary', secondary).status).toBe(0);
+    const image = join(dir, 'p-image');
+    expect(cli('image', 'export', 'p', image).status).toBe(0);
+    expect(cli('sync', 'p').status).toBe(0);
+    for (const _ of [1, 2]) {
+      const migrated = cli('migrate', 'p');
+      expect(migrated.status, migrated.stderr).toBe(0);
+    }
+    const shown = JSON.parse(cli('--json', 'pair', 'show', 'p').stdout) as { record: { generation: number; secondary: { volref: string } } };
+    expect(shown.record.secondary.volref).toBe(secondary);
+    const generation = shown.record.generation;
+    expect(generation).toBeGreaterThan(1);
+    const before = await readFile(secondary);
+
+    const refused = cli('image', 'import', image, secondary);
+    expect(refused.status).toBe(1);
+    const line = oneLine(refused.stderr);
+    expect(line).toContain(`generation 1 of pair "p"`);
+    expect(line).toContain(`at generation ${generation}`);
+    expect((await readFile(secondary)).equals(before)).toBe(true);
   });
 
   it('usage errors exit 2, refusals 1, each one line naming what to do', async () => {
