@@ -1,7 +1,8 @@
 // Pairs and sync over SSH against a real OpenSSH sshd on loopback (docs/sync.md "Tests" 1):
 // local → remote, remote → local and remote → remote (two agents with their own homes), each
-// under a concurrent writer through the primary's agent, then a 1 % signature resync; and the
-// field workflow through the CLI with a `host:/path` secondary.
+// under a concurrent writer through the primary's agent, then a 1 % signature resync; early,
+// full, realized and signature local → remote under a writer (tardy is the first cases'); and
+// the field workflow through the CLI with a `host:/path` secondary.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,7 +117,7 @@ describe('sync over SSH', () => {
     });
   }
 
-  for (const method of ['early', 'full', 'realized'] as const) {
+  for (const method of ['early', 'full', 'realized', 'signature'] as const) {
     it(`local → remote-a with ${method} under a writer: identical after the writer stops`, async () => {
       const seed = baseSeed + 20 + method.length;
       console.log(`[sync-ssh] ${method} seed ${seed}`);
