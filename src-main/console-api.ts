@@ -181,6 +181,31 @@ export interface HostsDto {
   readonly candidates: readonly string[];
 }
 
+/** A volume a host's agent has registered (the pair wizard's volume picker). */
+export interface HostVolumeDto {
+  /** The path on its host. */
+  readonly path: string;
+  /** What to pass as a pair's primary or secondary: the path here, `host:/path` on a host. */
+  readonly volref: string;
+  readonly sizeBytes: number;
+  readonly regionBytes: number;
+  /** The pair of this console it is a member of, or null. */
+  readonly pair: string | null;
+}
+
+export interface HostVolumesDto {
+  /** The host of the Hosts screen, or null for this machine. */
+  readonly host: string | null;
+  readonly volumes: readonly HostVolumeDto[];
+}
+
+/** A native directory chooser's options (Electron only). */
+export interface PickDirectoryOptionsDto {
+  readonly title: string;
+  /** Where the chooser opens. */
+  readonly defaultPath?: string;
+}
+
 /** An error the engine reported: what failed and why, and what to do. */
 export interface ConsoleErrorDto {
   readonly code: string;
@@ -508,6 +533,8 @@ export interface ConsoleRequests {
   hostRemove: [{ name: string }, HostsDto];
   hostConnect: [{ name: string }, HostDto];
   hostAnswer: [{ name: string; questionId: number; approve?: boolean; secret?: string | null; remember?: boolean }, HostDto];
+  /** The volumes a host's agent knows (`host` absent: this machine); a host must be connected. */
+  hostVolumes: [{ host?: string }, HostVolumesDto];
   pairEstimate: [{ primary: string; secondary: string; regionBytes: number }, SyncEstimateDto];
   pairCreate: [PairCreateDto, OverviewDto];
   pairDelete: [{ name: string; force?: boolean }, OverviewDto];
@@ -548,6 +575,11 @@ export interface ConsolePushes {
 export interface ConsoleApi {
   request<V extends ConsoleVerb>(verb: V, args: ConsoleArgs<V>): Promise<ConsoleResult<V>>;
   onEvent(listener: (event: EngineEventDto) => void): () => void;
+  /**
+   * Electron only: the native directory chooser; resolves with the chosen path, or null when
+   * the user cancelled. Absent in web mode (a browser page cannot learn a local path).
+   */
+  pickDirectory?(options: PickDirectoryOptionsDto): Promise<string | null>;
 }
 
 /** The IPC channel of a verb (Electron): every channel is prefixed `tidemark:`. */

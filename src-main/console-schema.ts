@@ -83,6 +83,7 @@ export const requestSchemas = {
       remember: z.boolean().optional(),
     })
     .strict(),
+  hostVolumes: z.object({ host: hostName.optional() }).strict(),
   pairEstimate: z.object({ primary: volref, secondary: volref, regionBytes }).strict(),
   pairCreate: z
     .object({
@@ -143,6 +144,18 @@ export const requestSchemas = {
 } satisfies Record<ConsoleVerb, z.ZodType>;
 
 export const consoleVerbs = Object.keys(requestSchemas) as ConsoleVerb[];
+
+/** The arguments of the Electron-only `tidemark:pickDirectory` channel (not a console verb: web mode has no native dialog). */
+export const pickDirectorySchema = z
+  .object({
+    title: z.string().min(1).max(200),
+    defaultPath: z
+      .string()
+      .max(4096)
+      .refine((v) => !v.includes('\0'), 'must not contain a NUL byte')
+      .optional(),
+  })
+  .strict();
 
 /** A request the host refuses before it reaches the engine. */
 export class ConsoleRefusal extends Error {

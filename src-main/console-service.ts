@@ -1,6 +1,7 @@
 // The host side of the console API: validated requests in, engine calls, plain data out.
 // One instance per engine; the IPC handlers and the web server both call `handle`.
 
+import { resolve as resolvePath } from 'node:path';
 import {
   isTidemarkError,
   parseVolRef,
@@ -26,6 +27,7 @@ import type {
   FailbackDto,
   EngineEventDto,
   HostsDto,
+  HostVolumesDto,
   MapViewDto,
   OverviewDto,
   ReplicationStateDto,
@@ -63,6 +65,7 @@ export class ConsoleService {
       },
       hostConnect: ({ name }) => engine.hosts.connect(name),
       hostAnswer: ({ name, questionId, ...answer }) => engine.hosts.answer(name, questionId, answer),
+      hostVolumes: ({ host }) => this.hostVolumes(host ?? null),
       pairEstimate: ({ primary, secondary, regionBytes }) => engine.pairOps.estimate(primary, secondary, regionBytes),
       pairCreate: async (options) => {
         await engine.pairOps.create(options);
@@ -182,6 +185,51 @@ export class ConsoleService {
   private async hosts(): Promise<HostsDto> {
     const [hosts, candidates] = await Promise.all([this.engine.hosts.list(), this.engine.hosts.candidates()]);
     return { hosts, candidates };
+  }
+
+  /**
+   * The pair wizard's volume picker: the volumes a host's agent has registered (this machine's
+   * own agent when `host` is null), each with the volref to pair it by and the pair of this
+   * console it is in. A host that is not connected is refused rather than dialled: its
+   * questions (host key, passphrase) are answered on the Hosts screen.
+   */
+  private async hostVolumes(host: string | null): Promise<HostVolumesDto> {
+    const records = await this.engine.pairs.list();
+    const members = records.flatMap((r) => [r.primary.volref, r.secondary.volref].map((volref) => ({ pair: r.name, ref: parseVolRef(volref) })));
+    if (host === null) {
+      const volumes = await this.engine.agent.volumeList();
+      return {
+        host: null,
+        volumes: volumes.map((v) => ({
+          path: v.path,
+          volref: v.path,
+          sizeBytes: v.sizeBytes,
+          regionBytes: v.regionBytes,
+          pair: members.find((m) => m.ref.kind === 'local' && resolvePath(m.ref.path) === v.path)?.pair ?? null,
+        })),
+      };
+    }
+    const known = (await this.engine.hosts.list()).find((h) => h.name === host);
+    if (!known) throw new TidemarkError('NOT_FOUND', `no host ${host} in this console`, 'add it on the Hosts screen first, or type a path');
+    if (known.state !== 'connected') {
+      throw new TidemarkError(
+        'DISCONNECTED',
+        `host ${host} is not connected (${known.state}): its volumes cannot be listed`,
+        'connect it on the Hosts screen, or type a path on it',
+      );
+    }
+    const volumes = await (await this.engine.hosts.agent(host)).volumeList();
+    const onHost = (ref: ReturnType<typeof parseVolRef>) => ref.kind === 'ssh' && (host === ref.host || host === `${ref.user}@${ref.host}`);
+    return {
+      host,
+      volumes: volumes.map((v) => ({
+        path: v.path,
+        volref: `${host}:${v.path}`,
+        sizeBytes: v.sizeBytes,
+        regionBytes: v.regionBytes,
+        pair: members.find((m) => onHost(m.ref) && m.ref.path === v.path)?.pair ?? null,
+      })),
+    };
   }
 
   /** The Pair detail's replication panel: this console's run, and the primary's tracking. */

@@ -2,9 +2,9 @@
 // checks that the sender is our own window's main frame on app://tidemark, then validates
 // the arguments (console-schema.ts) before the engine sees them. Refusals are logged.
 
-import type { ConsoleErrorDto } from './console-api';
+import type { ConsoleErrorDto, PickDirectoryOptionsDto } from './console-api';
 import { channelPrefix } from './console-api';
-import { consoleVerbs } from './console-schema';
+import { consoleVerbs, pickDirectorySchema } from './console-schema';
 import type { ConsoleService, HandleOutcome } from './console-service';
 
 /** The parts of Electron's IpcMainInvokeEvent a handler looks at (so tests need no Electron). */
@@ -64,4 +64,45 @@ export function registerIpc(
     });
   }
   return () => consoleVerbs.forEach((verb) => ipcMain.removeHandler(`${channelPrefix}${verb}`));
+}
+
+/** The channel of the native directory chooser (Electron only; not a console verb). */
+export const pickDirectoryChannel = `${channelPrefix}pickDirectory`;
+
+/**
+ * The native directory chooser for the Seeding screen's Browse… buttons: the same sender
+ * check and argument validation as the verbs, then `pick` (Electron's dialog, modal to our
+ * window). Resolves with the chosen directory, or null when the user cancelled.
+ */
+export function registerDirectoryPicker(
+  ipcMain: IpcMainLike,
+  pick: (options: PickDirectoryOptionsDto) => Promise<string | null>,
+  trustedWebContentsId: () => number | undefined,
+  log: (line: string) => void,
+): () => void {
+  ipcMain.handle(pickDirectoryChannel, async (event, ...args): Promise<HandleOutcome> => {
+    const refusal = senderRefusal(event, trustedWebContentsId());
+    if (refusal) {
+      log(`ipc: refused pickDirectory: ${refusal}`);
+      return { ok: false, error: { code: 'FORBIDDEN', message: `refused: ${refusal}`, hint: 'only the Tidemark window may open dialogs' } };
+    }
+    const parsed = pickDirectorySchema.safeParse(args.length === 1 ? args[0] : undefined);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return {
+        ok: false,
+        error: {
+          code: 'BAD_ARGUMENTS',
+          message: `bad arguments for pickDirectory: ${issue ? `${issue.path.join('.') || '(arguments)'} ${issue.message}` : 'invalid'}`,
+          hint: 'reload the console',
+        },
+      };
+    }
+    try {
+      return { ok: true, result: await pick(parsed.data) };
+    } catch (error) {
+      return { ok: false, error: { code: 'INTERNAL', message: `the directory chooser failed: ${(error as Error).message}`, hint: 'type the path instead' } };
+    }
+  });
+  return () => ipcMain.removeHandler(pickDirectoryChannel);
 }

@@ -7,7 +7,7 @@ import { join, normalize, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Engine, isTidemarkError, resolveHomeDir } from '../src-engine';
 import { ConsoleService } from './console-service';
-import { appOrigin, registerIpc, type IpcMainLike } from './ipc';
+import { appOrigin, registerDirectoryPicker, registerIpc, type IpcMainLike } from './ipc';
 import { keychainCipher } from './keychain';
 import { createFileLogger } from './logger';
 
@@ -78,6 +78,20 @@ async function main(): Promise<void> {
   serveApp();
   let window: BrowserWindow | undefined = createWindow();
   const unregister = registerIpc(ipcMain as unknown as IpcMainLike, service, () => window?.webContents.id, log);
+  const unregisterPicker = registerDirectoryPicker(
+    ipcMain as unknown as IpcMainLike,
+    async ({ title, defaultPath }) => {
+      const options: Electron.OpenDialogOptions = {
+        title,
+        properties: ['openDirectory', 'createDirectory', 'promptToCreate'],
+        ...(defaultPath ? { defaultPath } : {}),
+      };
+      const chosen = window ? await dialog.showOpenDialog(window, options) : await dialog.showOpenDialog(options);
+      return chosen.canceled ? null : (chosen.filePaths[0] ?? null);
+    },
+    () => window?.webContents.id,
+    log,
+  );
   const unsubscribe = service.onEvent((event) => window?.webContents.send('tidemark:event', event));
   app.on('second-instance', () => window?.focus());
   app.on('web-contents-created', (_event, contents) => contents.on('will-attach-webview', (e) => e.preventDefault()));
@@ -88,6 +102,7 @@ async function main(): Promise<void> {
     event.preventDefault();
     unsubscribe();
     unregister();
+    unregisterPicker();
     log('quit: flushing bitmaps and closing volumes');
     void engine.dispose().finally(() => {
       disposed = true;

@@ -2,9 +2,11 @@
 // never ipcRenderer itself. Each verb maps to its own `tidemark:<verb>` channel.
 
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
-import type { ConsoleApi, ConsoleArgs, ConsoleErrorDto, ConsoleVerb, EngineEventDto } from './console-api';
+import type { ConsoleApi, ConsoleArgs, ConsoleErrorDto, ConsoleVerb, EngineEventDto, PickDirectoryOptionsDto } from './console-api';
+import { consoleVerbs } from './console-schema';
 
-const verbs: readonly ConsoleVerb[] = ['overview', 'bitmap', 'events', 'labReset', 'generatorStart', 'generatorStop'];
+// Every verb of the API (the schema's table is the one list; main registers a channel for each).
+const verbs: readonly ConsoleVerb[] = consoleVerbs;
 
 /**
  * contextBridge copies only an error's message into the page, so the engine's error travels
@@ -22,6 +24,11 @@ const api: ConsoleApi = {
     const outcome = (await ipcRenderer.invoke(`tidemark:${verb}`, args)) as { ok: boolean; result?: unknown; error?: ConsoleErrorDto };
     if (!outcome.ok) throw new BridgeError(outcome.error ?? { code: 'INTERNAL', message: 'malformed reply', hint: 'reload the console' });
     return outcome.result as never;
+  },
+  async pickDirectory(options: PickDirectoryOptionsDto) {
+    const outcome = (await ipcRenderer.invoke('tidemark:pickDirectory', options)) as { ok: boolean; result?: string | null; error?: ConsoleErrorDto };
+    if (!outcome.ok) throw new BridgeError(outcome.error ?? { code: 'INTERNAL', message: 'malformed reply', hint: 'reload the console' });
+    return outcome.result ?? null;
   },
   onEvent(listener: (event: EngineEventDto) => void) {
     const handler = (_event: IpcRendererEvent, data: EngineEventDto) => listener(data);

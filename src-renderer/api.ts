@@ -114,9 +114,11 @@ export function toApiError(error: unknown): ApiError {
 let webClient: WebClient | undefined;
 
 function bridged(bridge: ConsoleApi): ConsoleApi {
+  const pick = bridge.pickDirectory?.bind(bridge);
   return {
     request: (verb, args) => bridge.request(verb, args).catch((error: unknown) => Promise.reject(toApiError(error))),
     onEvent: (listener) => bridge.onEvent(listener),
+    ...(pick ? { pickDirectory: (options) => pick(options).catch((error: unknown) => Promise.reject(toApiError(error))) } : {}),
   };
 }
 

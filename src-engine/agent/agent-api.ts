@@ -198,6 +198,8 @@ export interface AgentApi {
    * is seeded by a zero scan and tracked from then on. A registered volume is returned as is.
    */
   volumeAdopt(path: string, regionBytes: number): Promise<VolumeRecord>;
+  /** The volumes registered in this agent's home (created or adopted), by path. */
+  volumeList(): Promise<VolumeRecord[]>;
   /** Streams regions [firstRegion, firstRegion + regionCount) in order, of the volume or of one of its snapshots. */
   readRegions(path: string, firstRegion: number, regionCount: number, options?: ReadOptions): AsyncIterable<RegionData>;
   /** Writes one whole region; a pair's secondary takes only writes with its pair's `auth` (PERMISSION, or STALE for an old generation). */

@@ -73,6 +73,7 @@ const schemas = {
   'volume.create': z.object({ path: pathSchema, sizeBytes: z.number().int().positive(), regionBytes: z.number().int().positive() }).strict(),
   'volume.info': z.object({ path: pathSchema, regionBytes: z.number().int().positive().optional() }).strict(),
   'volume.adopt': z.object({ path: pathSchema, regionBytes: z.number().int().positive() }).strict(),
+  'volume.list': z.object({}).strict(),
   'volume.read': z
     .object({ path: pathSchema, firstRegion: count, regionCount: count, snapshotId: snapshotId.optional(), skipMarked: bitmapName.optional() })
     .strict(),
@@ -233,6 +234,7 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   'volume.create': (agent, p) => agent.volumeCreate(p.path, p.sizeBytes, p.regionBytes).then((record) => reply(record)),
   'volume.info': (agent, p) => agent.volumeInfo(p.path, { regionBytes: p.regionBytes }).then((info) => reply(info)),
   'volume.adopt': (agent, p) => agent.volumeAdopt(p.path, p.regionBytes).then((record) => reply(record)),
+  'volume.list': (agent) => agent.volumeList().then((volumes) => reply({ volumes })),
   'volume.read': async function* (agent, p, _request, context) {
     for await (const region of agent.readRegions(p.path, p.firstRegion, p.regionCount, readOptions(p, context)))
       yield reply({ regionIndex: region.regionIndex }, region.data);
@@ -439,6 +441,10 @@ export class RpcAgent implements AgentApi {
 
   async volumeInfo(path: string, options: { regionBytes?: number } = {}): Promise<VolumeInfo> {
     return (await this.peer.call('volume.info', { path, ...(options.regionBytes ? { regionBytes: options.regionBytes } : {}) })).json as unknown as VolumeInfo;
+  }
+
+  async volumeList(): Promise<VolumeRecord[]> {
+    return (await this.peer.call('volume.list', {})).json.volumes as VolumeRecord[];
   }
 
   async volumeAdopt(path: string, regionBytes: number): Promise<VolumeRecord> {

@@ -145,6 +145,10 @@ export class LocalAgent implements AgentApi {
     return this.retire([path], () => this.catalog.create(path, sizeBytes, regionBytes));
   }
 
+  async volumeList(): Promise<VolumeRecord[]> {
+    return this.catalog.list();
+  }
+
   async volumeInfo(path: string, options: { regionBytes?: number } = {}): Promise<VolumeInfo> {
     const canonical = await canonicalPath(path);
     const open = this.opened.get(canonical);

@@ -597,6 +597,10 @@ export class RemoteHost implements AgentApi {
     return this.unary(`stopping NBD export ${exportId}`, (agent) => agent.nbdExportStop(exportId));
   }
 
+  volumeList(): Promise<VolumeRecord[]> {
+    return this.unary('listing volumes', (agent) => agent.volumeList());
+  }
+
   nbdExportList(): Promise<NbdExportInfo[]> {
     return this.unary('listing NBD exports', (agent) => agent.nbdExportList());
   }

@@ -131,6 +131,25 @@ export function agentContract(target: ContractTarget): void {
       expect(await agent.volumeInfo(path)).toMatchObject({ regions: 5, realizedRegions: 2, realizedSource: 'tracked' });
     });
 
+    it('lists the volumes registered in its home (created or adopted), not other files', async () => {
+      const { agent, dir } = await makeAgent();
+      const created = join(dir, 'listed-created.img');
+      const adopted = join(dir, 'listed-adopted.img');
+      const stray = join(dir, 'listed-stray.img');
+      await agent.volumeCreate(created, 3 * MiB, MiB);
+      await writeFile(adopted, Buffer.alloc(2 * MiB));
+      await writeFile(stray, Buffer.alloc(MiB));
+      await agent.volumeAdopt(adopted, 256 * 1024);
+      await agent.volumeInfo(stray); // read, not registered
+      const listed = await agent.volumeList();
+      const mine = listed.filter((v) => v.path.startsWith(dir));
+      expect(mine.map((v) => [v.path.slice(dir.length), v.sizeBytes, v.regionBytes])).toEqual([
+        ['/listed-adopted.img', 2 * MiB, 256 * 1024],
+        ['/listed-created.img', 3 * MiB, MiB],
+      ]);
+      expect(mine.every((v) => /^[0-9a-f]{16}$/.test(v.volumeId))).toBe(true);
+    });
+
     it('streams signatures equal to the reference for every region, both hashes', async () => {
       const { agent, dir } = await makeAgent();
       const path = join(dir, 'v.img');

@@ -3,7 +3,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { consoleVerbs, validateRequest, ConsoleRefusal } from '../../src-main/console-schema';
 import type { ConsoleService } from '../../src-main/console-service';
-import { registerIpc, senderRefusal, type InvokeEventLike, type IpcMainLike } from '../../src-main/ipc';
+import { pickDirectoryChannel, registerDirectoryPicker, registerIpc, senderRefusal, type InvokeEventLike, type IpcMainLike } from '../../src-main/ipc';
 
 function recordingIpc() {
   const handlers = new Map<string, (event: InvokeEventLike, ...args: unknown[]) => Promise<unknown>>();
@@ -135,5 +135,50 @@ describe('IPC handlers', () => {
   it('senderRefusal accepts only app://tidemark top frames', () => {
     expect(senderRefusal(ownFrame, 1)).toBeNull();
     expect(senderRefusal({ ...ownFrame, senderFrame: { url: 'app://tidemark.evil/index.html', parent: null } }, 1)).toMatch(/not app:\/\/tidemark/);
+  });
+});
+
+describe('the native directory chooser (Electron only)', () => {
+  function install(pick: (options: unknown) => Promise<string | null>, trusted: () => number | undefined = () => 1) {
+    const { ipc, handlers } = recordingIpc();
+    const picked = vi.fn(pick);
+    const unregister = registerDirectoryPicker(ipc, picked, trusted, () => undefined);
+    return { call: (event: InvokeEventLike, ...args: unknown[]) => handlers.get(pickDirectoryChannel)!(event, ...args), picked, unregister, handlers };
+  }
+
+  it('opens the chooser for our own window with the validated options and returns the directory, or null when cancelled', async () => {
+    const chosen = install(async () => '/media/usb/seed');
+    expect(pickDirectoryChannel).toBe('tidemark:pickDirectory');
+    expect(await chosen.call(ownFrame, { title: 'Export into', defaultPath: '/media' })).toEqual({ ok: true, result: '/media/usb/seed' });
+    expect(chosen.picked).toHaveBeenCalledWith({ title: 'Export into', defaultPath: '/media' });
+    const cancelled = install(async () => null);
+    expect(await cancelled.call(ownFrame, { title: 'Import from' })).toEqual({ ok: true, result: null });
+    chosen.unregister();
+    expect(chosen.handlers.size).toBe(0);
+  });
+
+  it('refuses another sender, bad or extra arguments before any dialog opens; a failing dialog is an error, not a crash', async () => {
+    const { call, picked } = install(async () => '/x');
+    const foreign = { senderFrame: { url: 'https://evil.example/', parent: null }, sender: { id: 1 } };
+    expect(await call(foreign, { title: 'x' })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await call(ownFrame, { title: 'x', sneaky: 1 })).toMatchObject({ ok: false, error: { code: 'BAD_ARGUMENTS' } });
+    expect(await call(ownFrame, { title: '' })).toMatchObject({ ok: false, error: { code: 'BAD_ARGUMENTS' } });
+    expect(await call(ownFrame, { title: 'x' }, 'extra')).toMatchObject({ ok: false, error: { code: 'BAD_ARGUMENTS' } });
+    expect(await call(ownFrame, { title: 'x', defaultPath: 'a\0b' })).toMatchObject({ ok: false, error: { code: 'BAD_ARGUMENTS' } });
+    expect(picked).not.toHaveBeenCalled();
+    const closed = install(
+      async () => '/x',
+      () => undefined, // the window is gone
+    );
+    expect(await closed.call(ownFrame, { title: 'x' })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    const broken = install(async () => Promise.reject(new Error('no display')));
+    expect(await broken.call(ownFrame, { title: 'x' })).toMatchObject({ ok: false, error: { code: 'INTERNAL', message: expect.stringMatching(/no display/) } });
+  });
+
+  it('is not a console verb (web mode has no native dialog)', () => {
+    expect(consoleVerbs).not.toContain('pickDirectory');
+    expect(validateRequest('hostVolumes', {}).args).toEqual({});
+    expect(validateRequest('hostVolumes', { host: 'backup-site' }).args).toEqual({ host: 'backup-site' });
+    expect(() => validateRequest('hostVolumes', { host: 'a b' })).toThrow(ConsoleRefusal);
   });
 });
