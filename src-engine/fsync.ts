@@ -1,7 +1,8 @@
 // Durability helpers shared by every module that persists files.
 
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { TidemarkError, errnoCode, type ErrorCode } from './errors';
 
 /** Syncs a directory so a rename or create inside it survives a crash. */
 export async function syncDirectory(path: string): Promise<void> {
@@ -27,6 +28,52 @@ export async function createDirectories(path: string, mode?: number): Promise<vo
     await syncDirectory(dirname(directory));
     if (directory === firstCreated || dirname(directory) === directory) return;
   }
+}
+
+/**
+ * Creates a user-given directory and its missing parents one level at a time, and returns the
+ * ones it created, outermost first. Node 20's recursive mkdir loops forever on ENOENT under
+ * /proc; this stats upward to the first existing ancestor, then mkdirs each level, and a
+ * failure is one line naming the directory and the errno.
+ */
+export async function createUserDirectories(path: string, mode?: number): Promise<string[]> {
+  const missing = await missingDirectories(resolve(path));
+  for (const directory of missing) {
+    try {
+      await mkdir(directory, { mode });
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw cannotCreate(directory, errnoCode(error) ?? String(error), error);
+    }
+  }
+  return missing;
+}
+
+/** `path` and its parents up to the first existing directory, outermost first. */
+async function missingDirectories(path: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let directory = path; dirname(directory) !== directory; directory = dirname(directory)) {
+    const found = await stat(directory).catch((error: unknown) => {
+      if (errnoCode(error) === 'ENOENT') return null;
+      throw cannotCreate(directory, errnoCode(error) ?? String(error), error);
+    });
+    if (found?.isDirectory()) break;
+    if (found) throw cannotCreate(directory, 'ENOTDIR (a file is in the way)');
+    missing.unshift(directory);
+  }
+  return missing;
+}
+
+const errorCodeOfErrno: Record<string, ErrorCode> = {
+  ENOENT: 'NOT_FOUND',
+  EACCES: 'PERMISSION',
+  EPERM: 'PERMISSION',
+  EROFS: 'PERMISSION',
+  ENOSPC: 'NO_SPACE',
+  EDQUOT: 'NO_SPACE',
+};
+
+function cannotCreate(directory: string, errno: string, cause?: unknown): TidemarkError {
+  return new TidemarkError(errorCodeOfErrno[errno] ?? 'IO', `cannot create ${directory}: ${errno}`, 'choose a directory on writable media', { cause });
 }
 
 let temporaryCounter = 0;

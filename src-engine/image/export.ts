@@ -5,13 +5,14 @@
 // The same command resumes an unfinished export; its data files equal an uninterrupted one's.
 
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, rm } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { exportSnapshotLabelPrefix, type AgentApi, type SnapshotInfo } from '../agent';
 import { assert } from '../assert';
 import { Bitset } from '../bitmap';
 import { regionBytesDefault } from '../constants';
 import { TidemarkError, fromSystemError, usageError } from '../errors';
+import { createUserDirectories } from '../fsync';
 import { validatePairName, type EndpointResolver, type PairRecord, type PairStore, type VolumeEndpoint } from '../replication';
 import { SignaturePool, hashAlgorithmDefault, signatureBytes, type HashAlgorithm } from '../signature';
 import { formatBytes } from '../size';
@@ -193,7 +194,7 @@ class ExportRun {
 
   private async makeDirectory(): Promise<void> {
     try {
-      await mkdir(this.dir, { recursive: true });
+      await createUserDirectories(this.dir);
     } catch (error) {
       throw fromSystemError(error, 'create image directory', this.dir);
     }
@@ -248,7 +249,7 @@ class ExportRun {
       dataBytes: 0,
     };
     await this.checkMedia(state, info.realizedRegions);
-    await mkdir(stateDirOf(this.dir), { recursive: true });
+    await createUserDirectories(stateDirOf(this.dir));
     await writeExportState(this.dir, state);
     return this.takeSnapshot(state, undefined);
   }

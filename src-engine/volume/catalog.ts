@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { createBitmapFile, openBitmapFile, type PersistentBitmap } from '../bitmap';
 import { regionBytesDefault } from '../constants';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
-import { createDirectories, syncDirectory } from '../fsync';
+import { createDirectories, createUserDirectories, syncDirectory } from '../fsync';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import { FileBackend } from './backend';
 import { RegionGeometry, validateRegionBytes, validateRegionCount, validateVolumeBytes } from './geometry';
@@ -164,7 +164,7 @@ export class VolumeCatalog {
 
   private async createSparseFile(path: string, sizeBytes: number): Promise<void> {
     try {
-      await createDirectories(dirname(path));
+      for (const created of await createUserDirectories(dirname(path))) await syncDirectory(dirname(created));
       const handle = await open(path, 'wx', 0o600);
       try {
         await handle.truncate(sizeBytes);

@@ -2,12 +2,14 @@
 // first): a pair's primary exported, verified (clean, then damaged), imported into the secondary,
 // then `sync` and `verify` of the pair; a plain volume exported and imported into a new path;
 // an image of another pair, or of a generation before a role change, refused with the target
-// untouched; usage errors exit 2 with one line, failures 1.
+// untouched; a directory that cannot be created (under /proc) refused at once; usage errors exit
+// 2 with one line, failures 1.
+import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalAgent } from '../../src-engine/agent';
-import { tidemark } from '../helpers/cli';
+import { cliBundle, tidemark } from '../helpers/cli';
 import { copyImage, flipByte } from '../helpers/images';
 import { sameBytes, writeRandomRegions } from '../helpers/pairs';
 import { tempDir } from '../helpers/tmp';
@@ -168,6 +170,24 @@ describe('tidemark image (CLI)', () => {
     expect(line).toContain(`generation 1 of pair "p"`);
     expect(line).toContain(`at generation ${generation}`);
     expect((await readFile(secondary)).equals(before)).toBe(true);
+  });
+
+  it('a directory that cannot be created (under /proc) fails at once with one line naming it and the errno, for export and import', async () => {
+    const { dir, home, primary } = await setUp();
+    // Node 20's recursive mkdir loops forever on ENOENT under /proc, ignoring SIGTERM: SIGKILL after a timeout so a regression fails.
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [cliBundle, '--home', home, ...args], { encoding: 'utf8', input: '', timeout: 10_000, killSignal: 'SIGKILL' });
+    const exported = run('image', 'export', primary, '/proc/tidemark-test-x/image');
+    expect(exported.signal, 'export hung').toBeNull();
+    expect(exported.status).toBe(1);
+    expect(oneLine(exported.stderr)).toBe('tidemark: cannot create /proc/tidemark-test-x: ENOENT — choose a directory on writable media');
+
+    const image = join(dir, 'image');
+    expect(run('image', 'export', primary, image).status).toBe(0);
+    const imported = run('image', 'import', image, '/proc/tidemark-test-x/copy.img');
+    expect(imported.signal, 'import hung').toBeNull();
+    expect(imported.status).toBe(1);
+    expect(oneLine(imported.stderr)).toContain('cannot create /proc/tidemark-test-x: ENOENT');
   });
 
   it('usage errors exit 2, refusals 1, each one line naming what to do', async () => {
