@@ -1,5 +1,5 @@
-// The pair wizard: choose the primary and secondary (a path here, or host:/path on a host of
-// the Hosts screen), the region size, mode and hash, then a sync method with the bytes each
+// The pair wizard: choose the primary and secondary — a host (this machine or one of the Hosts
+// screen) and a volume its agent has registered, or a path typed on it —, the region size, mode and hash, then a sync method with the bytes each
 // method would move; creates the pair and, if asked, starts its first sync.
 import {
   Button,
@@ -24,10 +24,11 @@ import {
   Typography,
 } from '@mui/material';
 import { useState } from 'react';
-import type { OverviewDto, SyncEstimateDto, SyncMethodDto } from '../../src-main/console-api';
+import type { HostsDto, HostVolumesDto, SyncEstimateDto, SyncMethodDto } from '../../src-main/console-api';
 import { consoleApi, toApiError, type ApiError } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { formatBytes } from '../format';
+import { usePolling } from '../hooks';
 
 const steps = ['Volumes', 'Options', 'First sync'];
 const regionSizes = [64, 256, 1024, 4096, 16384].map((kib) => kib * 1024);
@@ -35,8 +36,6 @@ const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 interface Choice {
   name: string;
-  primary: string;
-  secondary: string;
   regionBytes: number;
   mode: 'continuous' | 'periodic';
   hash: 'xxh3-128' | 'sha256';
@@ -44,8 +43,104 @@ interface Choice {
   syncNow: boolean;
 }
 
-function VolumesStep({ choice, set, overview }: { choice: Choice; set: (c: Partial<Choice>) => void; overview: OverviewDto }) {
-  const free = overview.volumes.filter((v) => v.pair === null);
+/** "this machine" in the host menus: a path here (or a volref typed whole, `host:/path`). */
+const thisMachine = '';
+
+/** What the wizard passes as a side's volume: the path here, or `host:/path` on a host of the Hosts screen. */
+export function sideVolref(host: string, path: string): string {
+  const trimmed = path.trim();
+  if (host === thisMachine || trimmed === '') return trimmed;
+  return `${host}:${trimmed}`;
+}
+
+interface Side {
+  host: string;
+  path: string;
+}
+
+function SidePicker({ side, value, set, hosts }: { side: 'primary' | 'secondary'; value: Side; set: (v: Side) => void; hosts: HostsDto | undefined }) {
+  const host = hosts?.hosts.find((h) => h.name === value.host);
+  const listable = value.host === thisMachine || host?.state === 'connected';
+  const volumes = usePolling<HostVolumesDto | null>(
+    () => (listable ? consoleApi().request('hostVolumes', value.host === thisMachine ? {} : { host: value.host }) : Promise.resolve(null)),
+    5000,
+    [value.host, listable],
+  );
+  const list = volumes.data?.host === (value.host === thisMachine ? null : value.host) ? volumes.data.volumes : [];
+  const chosen = list.find((v) => v.path === value.path.trim());
+  const where = value.host === thisMachine ? 'this machine' : value.host;
+  return (
+    <Stack spacing={1} data-testid={`wizard-${side}-picker`}>
+      <Typography variant="subtitle2">{side === 'primary' ? 'Primary (applications write here)' : 'Secondary (the copy, same size or larger)'}</Typography>
+      <Stack direction={{ xs: 'column', sm: 'row' }} spacing={2}>
+        <TextField
+          select
+          label="Host"
+          value={value.host}
+          onChange={(e) => set({ host: e.target.value, path: '' })}
+          sx={{ minWidth: 220 }}
+          slotProps={{ htmlInput: { 'data-testid': `wizard-${side}-host` } }}
+        >
+          <MenuItem value={thisMachine}>this machine</MenuItem>
+          {(hosts?.hosts ?? []).map((h) => (
+            <MenuItem key={h.name} value={h.name}>
+              {h.name}
+              {h.state === 'connected' ? '' : ` (${h.state})`}
+            </MenuItem>
+          ))}
+        </TextField>
+        <TextField
+          select
+          label={`Volumes on ${where}`}
+          value={chosen ? chosen.path : ''}
+          onChange={(e) => set({ ...value, path: e.target.value })}
+          disabled={list.length === 0}
+          sx={{ flexGrow: 1, minWidth: 260 }}
+          helperText={
+            !listable
+              ? `${value.host} is ${host?.state ?? 'unknown'}: connect it on the Hosts screen to list its volumes, or type a path on it below`
+              : volumes.data && list.length === 0
+                ? `no volume registered on ${where} yet: type a path below`
+                : ' '
+          }
+          slotProps={{ htmlInput: { 'data-testid': `wizard-${side}-volume` } }}
+        >
+          {list.map((v) => (
+            <MenuItem key={v.path} value={v.path} disabled={v.pair !== null}>
+              {v.path} · {formatBytes(v.sizeBytes)}
+              {v.pair !== null ? ` · in pair ${v.pair}` : ''}
+            </MenuItem>
+          ))}
+        </TextField>
+      </Stack>
+      <TextField
+        label={value.host === thisMachine ? 'Path (or host:/path)' : `Path on ${value.host}`}
+        value={value.path}
+        onChange={(e) => set({ ...value, path: e.target.value })}
+        helperText={
+          value.host === thisMachine
+            ? 'a path on this machine, or host:/path on a host added on the Hosts screen'
+            : `an absolute path on ${value.host}; the pair uses ${sideVolref(value.host, value.path || '/…')}`
+        }
+        slotProps={{ htmlInput: { 'data-testid': `wizard-${side}` } }}
+      />
+      <ErrorNote error={volumes.error} />
+    </Stack>
+  );
+}
+
+function VolumesStep({
+  choice,
+  set,
+  sides,
+  setSide,
+}: {
+  choice: Choice;
+  set: (c: Partial<Choice>) => void;
+  sides: Record<'primary' | 'secondary', Side>;
+  setSide: (side: 'primary' | 'secondary', value: Side) => void;
+}) {
+  const hosts = usePolling(() => consoleApi().request('hosts', {}), 3000, []);
   return (
     <Stack spacing={2}>
       <TextField
@@ -57,20 +152,9 @@ function VolumesStep({ choice, set, overview }: { choice: Choice; set: (c: Parti
         slotProps={{ htmlInput: { 'data-testid': 'wizard-name' } }}
       />
       {(['primary', 'secondary'] as const).map((side) => (
-        <TextField
-          key={side}
-          label={side === 'primary' ? 'Primary (applications write here)' : 'Secondary (the copy, same size or larger)'}
-          value={choice[side]}
-          onChange={(e) => set({ [side]: e.target.value })}
-          helperText="a path on this machine, or host:/path on a host added on the Hosts screen"
-          slotProps={{ htmlInput: { 'data-testid': `wizard-${side}`, list: 'wizard-volumes' } }}
-        />
+        <SidePicker key={side} side={side} value={sides[side]} set={(v) => setSide(side, v)} hosts={hosts.data} />
       ))}
-      <datalist id="wizard-volumes">
-        {free.map((v) => (
-          <option key={v.path} value={v.path} />
-        ))}
-      </datalist>
+      <ErrorNote error={hosts.error} />
     </Stack>
   );
 }
@@ -136,22 +220,16 @@ function MethodStep({ choice, set, estimate }: { choice: Choice; set: (c: Partia
   );
 }
 
-export function PairWizard({
-  open,
-  overview,
-  onClose,
-  onCreated,
-}: {
-  open: boolean;
-  overview: OverviewDto;
-  onClose: () => void;
-  onCreated: (name: string) => void;
-}) {
+export function PairWizard({ open, onClose, onCreated }: { open: boolean; onClose: () => void; onCreated: (name: string) => void }) {
   const [step, setStep] = useState(0);
+  const [sides, setSides] = useState<Record<'primary' | 'secondary', Side>>({
+    primary: { host: thisMachine, path: '' },
+    secondary: { host: thisMachine, path: '' },
+  });
+  const primary = sideVolref(sides.primary.host, sides.primary.path);
+  const secondary = sideVolref(sides.secondary.host, sides.secondary.path);
   const [choice, setChoice] = useState<Choice>({
     name: '',
-    primary: '',
-    secondary: '',
     regionBytes: 1024 * 1024,
     mode: 'continuous',
     hash: 'xxh3-128',
@@ -162,7 +240,7 @@ export function PairWizard({
   const [error, setError] = useState<ApiError>();
   const [busy, setBusy] = useState(false);
   const set = (change: Partial<Choice>) => setChoice((c) => ({ ...c, ...change }));
-  const volumesReady = namePattern.test(choice.name) && choice.primary.trim() !== '' && choice.secondary.trim() !== '';
+  const volumesReady = namePattern.test(choice.name) && primary !== '' && secondary !== '';
 
   const run = async (work: () => Promise<void>) => {
     setBusy(true);
@@ -179,13 +257,13 @@ export function PairWizard({
     run(async () => {
       if (step === 1) {
         setEstimate(undefined);
-        setEstimate(await consoleApi().request('pairEstimate', { primary: choice.primary, secondary: choice.secondary, regionBytes: choice.regionBytes }));
+        setEstimate(await consoleApi().request('pairEstimate', { primary, secondary, regionBytes: choice.regionBytes }));
       }
       setStep(step + 1);
     });
   const create = () =>
     run(async () => {
-      const { name, primary, secondary, regionBytes, mode, hash } = choice;
+      const { name, regionBytes, mode, hash } = choice;
       await consoleApi().request('pairCreate', { name, primary, secondary, regionBytes, mode, hash });
       if (choice.syncNow) await consoleApi().request('syncStart', { pair: name, method: choice.method });
       onCreated(name);
@@ -203,7 +281,7 @@ export function PairWizard({
             </Step>
           ))}
         </Stepper>
-        {step === 0 && <VolumesStep choice={choice} set={set} overview={overview} />}
+        {step === 0 && <VolumesStep choice={choice} set={set} sides={sides} setSide={(side, value) => setSides((old) => ({ ...old, [side]: value }))} />}
         {step === 1 && <OptionsStep choice={choice} set={set} />}
         {step === 2 && <MethodStep choice={choice} set={set} estimate={estimate} />}
         <ErrorNote error={error} />

@@ -44,7 +44,7 @@ export function PairsScreen({
     onChanged();
     setSelected(name);
   };
-  const wizardDialog = <PairWizard open={wizard} overview={overview} onClose={() => setWizard(false)} onCreated={created} />;
+  const wizardDialog = <PairWizard open={wizard} onClose={() => setWizard(false)} onCreated={created} />;
   const newPair = (
     <Button variant="contained" onClick={() => setWizard(true)} data-testid="pair-new">
       New pair
