@@ -44,6 +44,23 @@ function parseCount(text: string, what: string): number {
   return Number(text);
 }
 
+/** The seed image last exported from the pair, which a resync after its import starts from. */
+function referenceLines(record: PairStatus['record']): string[] {
+  const reference = record.reference;
+  if (!reference) return [];
+  return [`  reference: image ${reference.imageId} of generation ${reference.generation}, point in time ${reference.pointInTime}`];
+}
+
+/** An unfinished image import on the secondary: sync refuses the pair until it is finished. */
+function importLines(status: PairStatus): string[] {
+  const marker = status.secondary.importing;
+  if (!marker) return [];
+  return [
+    `  import incomplete: image ${marker.imageId}, ${marker.nextRegion} of ${status.regions} regions — ` +
+      `run \`tidemark image import DIR ${status.secondary.volref}\` again with that image's directory to finish`,
+  ];
+}
+
 function statusText(status: PairStatus): string {
   const { record } = status;
   const side = (name: string, s: PairStatus['primary']) =>
@@ -63,6 +80,8 @@ function statusText(status: PairStatus): string {
     `  roles:     ${reconciliationText(status.roles)}`,
     ...staleRecordLines(status),
     last ? `  last sync: ${last.method}, finished ${last.finishedAt}, point in time ${last.pointInTime}` : '  last sync: never',
+    ...referenceLines(record),
+    ...importLines(status),
     ...(status.syncInProgress
       ? [
           `  unfinished sync: ${status.syncInProgress.method}, round ${status.syncInProgress.round}, ${status.syncInProgress.phase}${

@@ -6,7 +6,7 @@ import { moosPredictDefault, regionBytesDefault } from '../constants';
 import { TidemarkError, isTidemarkError } from '../errors';
 import { formatBytes } from '../size';
 import { hashAlgorithmDefault, type HashAlgorithm } from '../signature';
-import type { PairMember, PeerStatus, TrackingState, VolumeState } from '../agent';
+import type { ImportMarker, PairMember, PeerStatus, TrackingState, VolumeState } from '../agent';
 import type { ShipPath } from './direct';
 import type { VolumeInfo } from '../volume';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
@@ -204,6 +204,8 @@ export interface PairSideStatus {
   readonly member: PairMember | null;
   readonly sizeBytes: number | null;
   readonly realizedRegions: number | null;
+  /** An unfinished image import on this volume (sync refuses the pair until it is finished); null when none or unreachable. */
+  readonly importing: ImportMarker | null;
 }
 
 export interface PairStatus {
@@ -242,10 +244,13 @@ async function sideStatus(resolver: EndpointResolver, volref: string, pairId: st
     const endpoint = await resolver.resolve(volref);
     const [state, info]: [VolumeState, VolumeInfo] = await Promise.all([endpoint.agent.volumeState(endpoint.path), endpoint.agent.volumeInfo(endpoint.path)]);
     const member = state.members.find((m) => m.pairId === pairId) ?? null;
-    return { status: { volref, reachable: true, error: null, member, sizeBytes: info.sizeBytes, realizedRegions: info.realizedRegions }, endpoint };
+    return {
+      status: { volref, reachable: true, error: null, member, sizeBytes: info.sizeBytes, realizedRegions: info.realizedRegions, importing: state.importing },
+      endpoint,
+    };
   } catch (error) {
     const message = isTidemarkError(error) ? error.oneLine() : error instanceof Error ? error.message : String(error);
-    return { status: { volref, reachable: false, error: message, member: null, sizeBytes: null, realizedRegions: null } };
+    return { status: { volref, reachable: false, error: message, member: null, sizeBytes: null, realizedRegions: null, importing: null } };
   }
 }
 

@@ -2,16 +2,18 @@
 // first): a pair's primary exported, verified (clean, then damaged), imported into the secondary,
 // then `sync` and `verify` of the pair; a plain volume exported and imported into a new path;
 // an image of another pair, or of a generation before a role change, refused with the target
-// untouched; a directory that cannot be created (under /proc) refused at once; usage errors exit
+// untouched; `pair show` naming the reference and an unfinished import; a directory that cannot be created (under /proc) refused at once; usage errors exit
 // 2 with one line, failures 1.
 import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalAgent } from '../../src-engine/agent';
+import { importImage } from '../../src-engine/image';
+import { PairStore } from '../../src-engine/replication';
 import { cliBundle, tidemark } from '../helpers/cli';
 import { copyImage, flipByte } from '../helpers/images';
-import { sameBytes, writeRandomRegions } from '../helpers/pairs';
+import { recordingAgent, resolverFor, sameBytes, writeRandomRegions } from '../helpers/pairs';
 import { tempDir } from '../helpers/tmp';
 
 const regionBytes = 64 * 1024;
@@ -127,6 +129,54 @@ describe('tidemark image (CLI)', () => {
     expect(await sameBytes(primary, copy, sizeBytes)).toBe(true);
     // The copy is now a registered volume of the image's geometry.
     expect(cli('--json', 'volume', 'info', copy).stdout).toContain('"regionBytes": 65536');
+  });
+
+  it('pair show names the export reference and an unfinished import on the secondary until the import is finished', async () => {
+    const { dir, home, cli, primary, secondary } = await setUp();
+    expect(cli('pair', 'create', 'p', '--primary', primary, '--secondary', secondary).status).toBe(0);
+    expect(cli('pair', 'show', 'p').stdout).not.toMatch(/reference:|import incomplete/);
+    const image = join(dir, 'image');
+    const exported = JSON.parse(cli('--json', 'image', 'export', 'p', image, '--split', '1MiB').stdout) as { imageId: string; pointInTime: string };
+    // The import cancelled after 40 region writes (as Ctrl-C does): what it wrote is committed, the marker stays.
+    const agent = new LocalAgent(home);
+    try {
+      const controller = new AbortController();
+      let writes = 0;
+      const target = recordingAgent(agent, { onWrite: () => void (++writes === 40 && controller.abort()) });
+      const run = importImage({
+        dir: image,
+        target: secondary,
+        resolver: resolverFor(target),
+        pairs: new PairStore(home),
+        commitBytes: 8 * regionBytes,
+        signal: controller.signal,
+      });
+      await expect(run).rejects.toThrow(/cancelled/);
+    } finally {
+      await agent.dispose();
+    }
+    const refused = cli('sync', 'p');
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/unfinished image import/);
+
+    const shown = JSON.parse(cli('--json', 'pair', 'show', 'p').stdout) as {
+      state: string;
+      secondary: { importing: { imageId: string; nextRegion: number } | null };
+    };
+    expect(shown.state).toBe('new');
+    const { nextRegion } = shown.secondary.importing!;
+    expect(shown.secondary.importing).toMatchObject({ imageId: exported.imageId });
+    expect(nextRegion).toBeGreaterThan(0);
+    expect(nextRegion).toBeLessThan(regionCount);
+    const text = cli('pair', 'show', 'p').stdout;
+    expect(text).toContain(`  reference: image ${exported.imageId} of generation 1, point in time ${exported.pointInTime}\n`);
+    expect(text).toContain(
+      `  import incomplete: image ${exported.imageId}, ${nextRegion} of ${regionCount} regions — run \`tidemark image import DIR ${secondary}\` again with that image's directory to finish\n`,
+    );
+
+    expect(cli('image', 'import', image, secondary).status).toBe(0);
+    expect(JSON.parse(cli('--json', 'pair', 'show', 'p').stdout)).toMatchObject({ secondary: { importing: null } });
+    expect(cli('pair', 'show', 'p').stdout).not.toContain('import incomplete');
   });
 
   it("refuses an image of another pair: one line naming both pairs, exit 1, the target's bytes unchanged", async () => {
