@@ -1,14 +1,57 @@
 // Seeding from removable media (seed 001): export a pair's primary (or any volume) into a
 // directory on the media — after a free-space check, with progress and ETA, ending with
 // "safe to remove the media" and the manifest's SHA-256 — and, at the remote site, verify an
-// image, import it into the secondary and resync.
-import { Alert, Button, Card, CardContent, LinearProgress, MenuItem, Stack, TextField, Typography } from '@mui/material';
+// image, import it into the secondary and resync, the resync's progress and result shown here.
+// Directories are typed, or chosen with Browse… (the native chooser; Electron only).
+import { Alert, Button, Card, CardContent, LinearProgress, MenuItem, Stack, TextField, Tooltip, Typography } from '@mui/material';
 import { useState } from 'react';
-import type { ExportPreflightDto, OverviewDto, SeedingTaskDto } from '../../src-main/console-api';
+import type { ExportPreflightDto, OverviewDto, SeedingTaskDto, SyncStateDto } from '../../src-main/console-api';
 import { consoleApi } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { formatBytes, formatDurationMs } from '../format';
 import { useAction, usePolling } from '../hooks';
+import { SyncProgressView } from './SyncPanel';
+
+export const browseUnavailable = 'In web mode the browser cannot choose a directory on this machine for the engine: type its path.';
+
+/** Browse…: the native directory chooser in Electron; disabled in web mode, with a tooltip saying why. */
+function BrowseButton({
+  title,
+  current,
+  onPicked,
+  act,
+  testId,
+}: {
+  title: string;
+  current: string;
+  onPicked: (dir: string) => void;
+  act: Act;
+  testId: string;
+}) {
+  const api = consoleApi();
+  const pick = api.pickDirectory?.bind(api);
+  if (!pick) {
+    return (
+      <Tooltip title={browseUnavailable}>
+        <span>
+          <Button disabled data-testid={testId} aria-label={`Browse… (${browseUnavailable})`}>
+            Browse…
+          </Button>
+        </span>
+      </Tooltip>
+    );
+  }
+  const browse = () =>
+    act(async () => {
+      const dir = await pick({ title, ...(current.trim() ? { defaultPath: current.trim() } : {}) });
+      if (dir !== null) onPicked(dir);
+    });
+  return (
+    <Button onClick={() => void browse()} data-testid={testId}>
+      Browse…
+    </Button>
+  );
+}
 
 const MiB = 1024 * 1024;
 const splitChoices = [
@@ -102,12 +145,22 @@ function ExportCard({ overview, tasks, act }: { overview: OverviewDto; tasks: re
               <option key={p.name} value={p.name} />
             ))}
           </datalist>
-          <TextField
-            label="Directory on the media"
-            value={dir}
-            onChange={(e) => (setDir(e.target.value), setPreflight(undefined))}
-            slotProps={{ htmlInput: { 'data-testid': 'export-dir' } }}
-          />
+          <Stack direction="row" spacing={1} sx={{ alignItems: 'center' }}>
+            <TextField
+              label="Directory on the media"
+              value={dir}
+              onChange={(e) => (setDir(e.target.value), setPreflight(undefined))}
+              sx={{ flexGrow: 1 }}
+              slotProps={{ htmlInput: { 'data-testid': 'export-dir' } }}
+            />
+            <BrowseButton
+              title="Export the seed image into"
+              current={dir}
+              onPicked={(picked) => (setDir(picked), setPreflight(undefined))}
+              act={act}
+              testId="export-browse"
+            />
+          </Stack>
           <TextField select label="Split data files at" value={splitBytes} onChange={(e) => (setSplitBytes(Number(e.target.value)), setPreflight(undefined))}>
             {splitChoices.map((c) => (
               <MenuItem key={c.bytes} value={c.bytes}>
@@ -148,12 +201,27 @@ function ImportCard({ overview, tasks, act }: { overview: OverviewDto; tasks: re
   const importTask = latest(tasks, 'import');
   const pairOfTarget = overview.pairs.find((p) => p.secondary === target);
   const imported = importTask && !importTask.running && importTask.result !== null;
+  // The resync started here: its progress and result are shown under its button, from the
+  // overview (polled twice a second while it is shown), as on the Pairs screen.
+  const [resync, setResync] = useState<SyncStateDto>();
+  const resyncView = usePolling(() => (resync ? consoleApi().request('overview', {}) : Promise.resolve(undefined)), 500, [resync?.pair, resync?.startedAtMs]);
+  const latestSync = resyncView.data?.pairs.find((p) => p.name === resync?.pair)?.sync;
+  const resyncState = resync && latestSync && latestSync.startedAtMs >= resync.startedAtMs ? latestSync : resync;
   return (
     <Card variant="outlined">
       <CardContent>
         <Stack spacing={2}>
           <Typography variant="h6">Import a seed image</Typography>
-          <TextField label="Image directory" value={dir} onChange={(e) => setDir(e.target.value)} slotProps={{ htmlInput: { 'data-testid': 'import-dir' } }} />
+          <Stack direction="row" spacing={1} sx={{ alignItems: 'center' }}>
+            <TextField
+              label="Image directory"
+              value={dir}
+              onChange={(e) => setDir(e.target.value)}
+              sx={{ flexGrow: 1 }}
+              slotProps={{ htmlInput: { 'data-testid': 'import-dir' } }}
+            />
+            <BrowseButton title="Import the seed image from" current={dir} onPicked={setDir} act={act} testId="import-browse" />
+          </Stack>
           <Stack direction="row" spacing={2}>
             <Button onClick={() => void act(() => consoleApi().request('imageVerify', { dir }))} disabled={!dir} data-testid="import-verify">
               Verify the image
@@ -184,7 +252,8 @@ function ImportCard({ overview, tasks, act }: { overview: OverviewDto; tasks: re
             </Button>
             {imported && pairOfTarget && (
               <Button
-                onClick={() => void act(() => consoleApi().request('syncStart', { pair: pairOfTarget.name, method: 'auto' }))}
+                onClick={() => void act(async () => setResync(await consoleApi().request('syncStart', { pair: pairOfTarget.name, method: 'auto' })))}
+                disabled={resyncState?.running === true}
                 data-testid="import-resync"
               >
                 Resync {pairOfTarget.name}
@@ -192,6 +261,13 @@ function ImportCard({ overview, tasks, act }: { overview: OverviewDto; tasks: re
             )}
           </Stack>
           {importTask && <TaskView task={importTask} onCancel={() => void act(() => consoleApi().request('seedingCancel', { id: importTask.id }))} />}
+          {resyncState && (
+            <Stack spacing={1} data-testid="import-resync-view">
+              <Typography variant="subtitle2">Resync of {resyncState.pair}</Typography>
+              <SyncProgressView sync={resyncState} />
+              <ErrorNote error={resyncView.error} />
+            </Stack>
+          )}
         </Stack>
       </CardContent>
     </Card>

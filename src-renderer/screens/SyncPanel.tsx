@@ -32,7 +32,8 @@ export const syncMethodLabels: Record<SyncMethodDto | 'auto', string> = {
   realized: 'realized — compare written regions, reclaim the rest',
 };
 
-function SyncProgressView({ sync }: { sync: SyncStateDto }) {
+/** A sync's live progress (regions, bytes, rate, ETA), then its outcome or error: on the Pairs and Seeding screens. */
+export function SyncProgressView({ sync }: { sync: SyncStateDto }) {
   const p = sync.progress;
   if (sync.running) {
     const fraction = p && p.regionsTotal > 0 ? p.regionsDone / p.regionsTotal : 0;
