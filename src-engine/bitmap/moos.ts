@@ -93,6 +93,20 @@ export class MoosPredictor {
     if (!this.oosDurable(firstRegion, end)) invariantViolated('OOS ⊆ durable MOOS for an acknowledged write');
   }
 
+  /**
+   * recordWrite's fast path (every host write): when MOOS holds the write's regions durably
+   * already, records the write (sets OOS) and answers true — it may be acknowledged at once.
+   * False: nothing recorded; call recordWrite.
+   */
+  tryRecordWrite(firstRegion: number, lastRegion: number): boolean {
+    if (!(0 <= firstRegion && firstRegion <= lastRegion && lastRegion < this.regionCount))
+      invariantViolated(`write regions [${firstRegion}, ${lastRegion}] within volume`);
+    const end = lastRegion + 1;
+    if (!this.moos.rangeSetDurably(firstRegion, end)) return false;
+    this.oos.setRange(firstRegion, end);
+    return true;
+  }
+
   /** Every region of [from, end) still out of sync is set in the durable MOOS image. */
   private oosDurable(from: number, end: number): boolean {
     for (let i = this.oos.nextSetBit(from, end); i !== -1; i = i + 1 < end ? this.oos.nextSetBit(i + 1, end) : -1) {

@@ -351,6 +351,25 @@ export class PersistentBitmap {
     await this.ensureDurable(from, to);
   }
 
+  /**
+   * setRangeDurable's fast path (every write through a hook): true when every bit of [from, to)
+   * is set and durable already (nothing to do), false when setRangeDurable must run.
+   */
+  rangeSetDurably(from: number, to: number): boolean {
+    return this.bits.allSet(from, to) && this.durableNow(from, to);
+  }
+
+  /**
+   * True when ensureDurable(from, to) would resolve at once: every bit set in memory in
+   * [from, to) is durable, and no destage pass in flight touches their segments.
+   */
+  durableNow(from: number, to: number): boolean {
+    // Hot path (every tracked write): the message is built only when the check fails.
+    if (!(0 <= from && from <= to && to <= this.bitCount)) invariantViolated(`range [${from}, ${to}) within bitmap`);
+    if (this.inflight && this.touchesInflight(Math.floor(from / bitmapBitsPerSegment), Math.floor(Math.max(from, to - 1) / bitmapBitsPerSegment))) return false;
+    return this.memoryBitsDurable(from, to);
+  }
+
   get dirty(): boolean {
     return this.dirtySegments.size > 0;
   }

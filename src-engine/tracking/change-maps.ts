@@ -123,9 +123,11 @@ export class ChangeMaps implements WriteHook {
     for (const file of files) if (!kept.has(file)) await rm(join(this.filesDirectory, file), { force: true });
   }
 
-  async beforeWrite(firstRegion: number, lastRegion: number): Promise<void> {
-    if (this.maps.size === 0) return;
-    await Promise.all([...this.maps.values()].map((e) => e.bitmap.setRangeDurable(firstRegion, lastRegion + 1)));
+  beforeWrite(firstRegion: number, lastRegion: number): Promise<void> | undefined {
+    const end = lastRegion + 1;
+    let pending: Promise<void>[] | undefined;
+    for (const { bitmap } of this.maps.values()) if (!bitmap.rangeSetDurably(firstRegion, end)) (pending ??= []).push(bitmap.setRangeDurable(firstRegion, end));
+    return pending && Promise.all(pending).then(() => undefined);
   }
 
   private entry(name: string): Entry {

@@ -38,6 +38,12 @@ export class LastWriteClock {
     return ms > 0 ? ms : null;
   }
 
+  /** record()'s fast path: notes the write and answers true when the record is within a second of it already (false: call record). */
+  tryRecord(nowMs: number): boolean {
+    this.latestMs = Math.max(this.latestMs, nowMs);
+    return this.pending === undefined && nowMs - this.persistedMs < granularityMs;
+  }
+
   /** Records a write happening now; resolves once the record is within a second of it, durably. */
   async record(nowMs = Date.now()): Promise<void> {
     this.latestMs = Math.max(this.latestMs, nowMs);

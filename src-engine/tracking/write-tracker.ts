@@ -100,13 +100,20 @@ export class WriteTracker implements WriteHook {
     return tracker;
   }
 
-  async beforeWrite(firstRegion: number, lastRegion: number): Promise<void> {
-    if (this.dirtySinceMs.size < agedRegionsMax) {
-      const nowMs = Date.now();
-      for (let r = firstRegion; r <= lastRegion; r++) if (!this.dirtySinceMs.has(r)) this.dirtySinceMs.set(r, nowMs);
-    }
-    await Promise.all([this.predictor.recordWrite(firstRegion, lastRegion), this.lastWrite.record()]);
+  /** Undefined when the write may go on at once (its MOOS bits durable, the last-write record recent): the common case costs no promise. */
+  beforeWrite(firstRegion: number, lastRegion: number): Promise<void> | undefined {
+    const nowMs = Date.now();
+    this.noteDirty(firstRegion, lastRegion, nowMs);
     this.stats.writes += 1;
+    if (this.predictor.tryRecordWrite(firstRegion, lastRegion) && this.lastWrite.tryRecord(nowMs)) return undefined;
+    return Promise.all([this.predictor.recordWrite(firstRegion, lastRegion), this.lastWrite.record(nowMs)]).then(() => undefined);
+  }
+
+  /** Remembers when each region became unshipped (a region out of sync has its time already). */
+  private noteDirty(firstRegion: number, lastRegion: number, nowMs: number): void {
+    if (this.dirtySinceMs.size >= agedRegionsMax) return;
+    const oos = this.predictor.oos;
+    for (let r = firstRegion; r <= lastRegion; r++) if (!oos.get(r) && !this.dirtySinceMs.has(r)) this.dirtySinceMs.set(r, nowMs);
   }
 
   get oos(): Bitset {

@@ -12,7 +12,8 @@ export interface VolumeBackend {
   readonly sizeBytes: number;
   /** Reads exactly buffer.length bytes at offset; bytes past the end of a short file read as zero. */
   pread(buffer: Uint8Array, offsetBytes: number): Promise<void>;
-  pwrite(buffer: Uint8Array, offsetBytes: number): Promise<void>;
+  /** Undefined when written synchronously (nothing to wait for). */
+  pwrite(buffer: Uint8Array, offsetBytes: number): Promise<void> | undefined;
   /** Makes completed writes durable (fdatasync). */
   flush(): Promise<void>;
   /** Optional: deallocates a byte range so it reads as zeros; false when not possible. */
@@ -137,9 +138,18 @@ export class FileBackend implements VolumeBackend {
     if (done < buffer.length) buffer.fill(0, done);
   }
 
-  async pwrite(buffer: Uint8Array, offsetBytes: number): Promise<void> {
-    if (this.readOnly) throw new TidemarkError('PERMISSION', `volume ${this.path} is open read-only`, 'open it for writing');
-    if (buffer.length <= syncWriteBytesMax && this.trySyncWrite(buffer, offsetBytes)) return;
+  /** Undefined when the bytes went to the kernel on this thread (a small write): nothing to wait for. Errors reject, never throw. */
+  pwrite(buffer: Uint8Array, offsetBytes: number): Promise<void> | undefined {
+    if (this.readOnly) return Promise.reject(new TidemarkError('PERMISSION', `volume ${this.path} is open read-only`, 'open it for writing'));
+    try {
+      if (buffer.length <= syncWriteBytesMax && this.trySyncWrite(buffer, offsetBytes)) return undefined;
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.pwriteThroughPool(buffer, offsetBytes);
+  }
+
+  private async pwriteThroughPool(buffer: Uint8Array, offsetBytes: number): Promise<void> {
     let done = 0;
     try {
       while (done < buffer.length) {

@@ -20,8 +20,9 @@ export class RealizedTracker implements WriteHook {
     private readonly volume?: Volume,
   ) {}
 
-  async beforeWrite(firstRegion: number, lastRegion: number): Promise<void> {
-    await this.bitmap.setRangeDurable(firstRegion, lastRegion + 1);
+  beforeWrite(firstRegion: number, lastRegion: number): Promise<void> | undefined {
+    if (this.bitmap.rangeSetDurably(firstRegion, lastRegion + 1)) return undefined;
+    return this.bitmap.setRangeDurable(firstRegion, lastRegion + 1);
   }
 
   /**

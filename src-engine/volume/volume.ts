@@ -14,7 +14,8 @@ import { RegionGeometry } from './geometry';
  */
 export interface WriteHook {
   readonly name: string;
-  beforeWrite(firstRegion: number, lastRegion: number): Promise<void>;
+  /** Undefined: nothing to wait for (the common case, which then costs no promise). */
+  beforeWrite(firstRegion: number, lastRegion: number): Promise<void> | undefined;
   /**
    * Optional: regions about to be written (a replication batch, announced by `prepareWrites`).
    * A hook may do for all of them at once what `beforeWrite` would do for each (a snapshot
@@ -155,13 +156,17 @@ export class Volume {
     this.checkSpan(offsetBytes, data.length);
     this.checkWriteLock(auth);
     if (data.length === 0) return;
-    await this.enterWrite();
+    if (!this.tryEnterWrite()) await this.enterWrite();
     try {
       this.checkWriteLock(auth); // the lock may have been set while this write waited at the gate
       const { first, last } = this.geometry.regionsOf(offsetBytes, data.length);
-      const hooks = this.hooks;
-      for (const hook of hooks) await hook.beforeWrite(first, last);
-      await this.backend.pwrite(data, offsetBytes);
+      // Hot path (every write): a hook or backend with nothing to wait for returns no promise.
+      for (const hook of this.hooks) {
+        const pending = hook.beforeWrite(first, last);
+        if (pending) await pending;
+      }
+      const written = this.backend.pwrite(data, offsetBytes);
+      if (written) await written;
     } finally {
       this.leaveWrite();
     }
@@ -238,6 +243,13 @@ export class Volume {
 
   async flush(): Promise<void> {
     await this.backend.flush();
+  }
+
+  /** enterWrite without waiting: false when the gate is closed (then await enterWrite). */
+  private tryEnterWrite(): boolean {
+    if (this.gateClosed || this.closed) return false;
+    this.writesInFlight += 1;
+    return true;
   }
 
   private async enterWrite(): Promise<void> {
