@@ -1,4 +1,5 @@
-// Byte sizes for people: parse `4096`, `64MiB`, `1G`, `1.5TiB`; format with binary units.
+// Byte sizes for people: parse `4096`, `64MiB`, `1G`, `1.5TiB`; format with binary units; counts
+// with their noun (`1 region`, `2 regions`).
 
 import { usageError } from './errors';
 
@@ -53,6 +54,11 @@ export function parseSize(text: string, what = 'size'): number {
 }
 
 /** Formats bytes with a binary unit and up to 3 significant decimals: `1.5 GiB`. */
+/** `1 region`, `0 regions`, `2 regions`: a count with its noun, plural unless it is 1. */
+export function formatCount(count: number | bigint, noun: string): string {
+  return `${count} ${noun}${count === 1 || count === 1n ? '' : 's'}`;
+}
+
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let value = bytes;

@@ -18,7 +18,7 @@ import {
 import { formatDurationMs } from '../progress';
 import { PairStore } from '../replication';
 import { parseHashAlgorithm } from '../signature';
-import { formatBytes, parseSize } from '../size';
+import { formatBytes, formatCount, parseSize } from '../size';
 import { withAgentPool, type AgentPool } from './agents';
 import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
 
@@ -86,7 +86,7 @@ function verifyText(r: ImageVerifyResult): string {
 function importText(s: ImageImportSummary): string {
   const what = s.pair ? `${s.target} (the secondary of pair ${s.pair.name})` : s.target;
   return [
-    `imported image ${s.imageId} into ${what}${s.resumed ? ' (resumed)' : ''}: ${s.regionsTransferred} regions written (${formatBytes(s.bytesTransferred)})` +
+    `imported image ${s.imageId} into ${what}${s.resumed ? ' (resumed)' : ''}: ${formatCount(s.regionsTransferred, 'region')} written (${formatBytes(s.bytesTransferred)})` +
       `${s.regionsReclaimed > 0 ? `, ${s.regionsReclaimed} reclaimed` : ''} in ${formatDurationMs(s.durationMs)}`,
     `  the volume holds its source as of ${s.pointInTime}` +
       (s.pair ? `; run \`tidemark sync ${s.pair.name}\` to bring it up to date (only what changed since is sent)` : ''),

@@ -20,7 +20,7 @@ import {
   unlinkPair,
 } from '../replication';
 import { parseHashAlgorithm } from '../signature';
-import { formatBytes, parseDurationMs, parseRate, parseSize } from '../size';
+import { formatBytes, formatCount, parseDurationMs, parseRate, parseSize } from '../size';
 import { pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
 import { linkAfterCreate, linkText, registerLinkCommand } from './link-command';
 import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
@@ -75,7 +75,7 @@ function statusText(status: PairStatus): string {
     `  id:        ${record.pairId}`,
     side('primary  ', status.primary),
     side('secondary', status.secondary),
-    `  state:     ${status.state}${status.pendingRegions !== null ? `, ${status.pendingRegions} regions written since the secondary's point in time` : ''}`,
+    `  state:     ${status.state}${status.pendingRegions !== null ? `, ${formatCount(status.pendingRegions, 'region')} written since the secondary's point in time` : ''}`,
     `  path:      ${pathText(status)}`,
     `  roles:     ${reconciliationText(status.roles)}`,
     ...staleRecordLines(status),
@@ -244,6 +244,7 @@ export function registerPairCommands(program: Command, io: Io, globals: () => Gl
 }
 
 function progressText(p: SyncProgress): string {
+  if (p.phase === 'finish') return `sync ${p.pair} ${p.method} r${p.round} finishing ${bar(1)} 100%, sent ${formatBytes(p.bytesTransferred)}`;
   const fraction = p.regionsTotal === 0 ? 1 : p.regionsDone / p.regionsTotal;
   const eta = p.etaMs === undefined ? '--' : formatDurationMs(p.etaMs);
   return (
@@ -259,7 +260,7 @@ function summaryText(s: SyncSummary): string {
       `${s.regionsReclaimed > 0 ? `, ${s.regionsReclaimed} reclaimed` : ''}${s.regionsCompared > 0 ? `, ${s.regionsCompared} compared by signature` : ''} in ${formatDurationMs(s.durationMs)}, ${s.rounds} round${s.rounds === 1 ? '' : 's'}`,
     `  the secondary holds the primary as of ${s.pointInTime} (snapshot ${s.secondarySnapshotId})`,
     s.pendingRegions > 0
-      ? `  ${s.pendingRegions} regions were written on the primary since then; they go with the next sync or replication`
+      ? `  ${formatCount(s.pendingRegions, 'region')} ${s.pendingRegions === 1 ? 'was' : 'were'} written on the primary since then; they go with the next sync or replication`
       : '  nothing is pending: the volumes are identical',
   ].join('\n');
 }
@@ -325,7 +326,9 @@ function registerSyncCommands(program: Command, io: Io, globals: () => GlobalOpt
           }
         }),
       );
-      const pending = result.pendingRegions ? ` (${result.pendingRegions} regions written on the primary are not sent yet)` : '';
+      const pending = result.pendingRegions
+        ? ` (${formatCount(result.pendingRegions, 'region')} written on the primary ${result.pendingRegions === 1 ? 'is' : 'are'} not sent yet)`
+        : '';
       printResult(io, global, result, () =>
         result.regionsDiffering === 0
           ? `pair ${name}: all ${result.regions} regions identical`

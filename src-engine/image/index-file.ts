@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { assert } from '../assert';
 import { Bitset } from '../bitmap';
+import { formatCount } from '../size';
 import { MiB } from '../constants';
 import { signatureBytes } from '../signature';
 import { imageFormatVersion, indexBitmapBytes, indexHeaderBytes, indexMagic, indexName } from './layout';
@@ -116,7 +117,7 @@ function bitmapProblem(head: Uint8Array, m: ImageManifest): string | undefined {
   const tailBits = regionCount % 32;
   if (tailBits !== 0 && words[words.length - 1]! >>> tailBits !== 0) return `bits past region ${regionCount - 1} are set`;
   const stored = new Bitset(regionCount, words).popcount();
-  if (stored !== m.storedRegions) return `its bitmap marks ${stored} regions stored, the header ${m.storedRegions}`;
+  if (stored !== m.storedRegions) return `its bitmap marks ${formatCount(stored, 'region')} stored, the header ${m.storedRegions}`;
   return undefined;
 }
 

@@ -5,6 +5,7 @@
 
 import { join } from 'node:path';
 import { assert } from '../assert';
+import { formatCount } from '../size';
 import { RegionSigner, FileChecksum } from './checksum';
 import { readStoredRegions, WrongFileLength } from './data-files';
 import { checkIndex, SignatureStream, type CheckedIndex } from './index-file';
@@ -93,7 +94,7 @@ async function checkFiles(
     const type = entries.get(name);
     const problem =
       type === undefined
-        ? { kind: 'missing' as const, detail: `the manifest lists it with ${file.regions} regions in ${file.bytes} bytes` }
+        ? { kind: 'missing' as const, detail: `the manifest lists it with ${formatCount(file.regions, 'region')} in ${file.bytes} bytes` }
         : type !== 'file'
           ? { kind: 'not-regular' as const, detail: `it is ${describeEntryType(type)}, not a regular file` }
           : await lengthProblem(join(dir, name), dataFileBytes(layout, k));

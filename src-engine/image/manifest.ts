@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { isPowerOfTwo } from '../assert';
 import { regionBytesMax, regionBytesMin, regionCountMax, volumeBytesMax } from '../constants';
+import { formatCount } from '../size';
 import { hashAlgorithms, signatureBytes } from '../signature';
 import { defineRecord } from '../store';
 import {
@@ -162,7 +163,10 @@ function limitsViolation(m: ImageManifest): Violation | undefined {
   if (m.splitBytes < Math.max(regionBytes, splitBytesMin))
     return { entry: 'splitBytes', detail: `${m.splitBytes} is less than a region and less than ${splitBytesMin}` };
   if (m.regionsPerFile !== regionsPerFileFor(m.splitBytes, regionBytes))
-    return { entry: 'regionsPerFile', detail: `${m.regionsPerFile}, but ${m.splitBytes} bytes hold ${regionsPerFileFor(m.splitBytes, regionBytes)} regions` };
+    return {
+      entry: 'regionsPerFile',
+      detail: `${m.regionsPerFile}, but ${m.splitBytes} bytes hold ${formatCount(regionsPerFileFor(m.splitBytes, regionBytes), 'region')}`,
+    };
   const fileCount = Math.ceil(m.storedRegions / m.regionsPerFile);
   if (fileCount > dataFilesMax) return { entry: 'files', detail: `${fileCount} data files would be needed, more than ${dataFilesMax}` };
   if (m.files.length !== fileCount)
@@ -186,15 +190,17 @@ function filesViolation(m: ImageManifest): Violation | undefined {
         detail: `${JSON.stringify(file.name)}, expected "${name}": only the expected names are ever opened`,
       };
     const regions = Math.min(m.regionsPerFile, m.storedRegions - k * m.regionsPerFile);
-    if (file.regions !== regions) return { entry: `files[${k}].regions`, detail: `${file.regions}, but the layout puts ${regions} regions in ${name}` };
+    if (file.regions !== regions)
+      return { entry: `files[${k}].regions`, detail: `${file.regions}, but the layout puts ${formatCount(regions, 'region')} in ${name}` };
     const fullBytes = regions * m.volume.regionBytes;
     const isLast = k === m.files.length - 1;
     if (file.bytes !== fullBytes && !(isLast && shortfall > 0 && file.bytes === fullBytes - shortfall))
-      return { entry: `files[${k}].bytes`, detail: `${file.bytes}, but ${regions} regions of ${m.volume.regionBytes} bytes make ${fullBytes}` };
+      return { entry: `files[${k}].bytes`, detail: `${file.bytes}, but ${formatCount(regions, 'region')} of ${m.volume.regionBytes} bytes make ${fullBytes}` };
     if (file.checksum.length !== width)
       return { entry: `files[${k}].checksum`, detail: `${file.checksum.length / 2} bytes, but ${m.hash} signatures have ${width / 2}` };
     regionsListed += file.regions;
   }
-  if (regionsListed !== m.storedRegions) return { entry: 'files', detail: `they hold ${regionsListed} regions, but storedRegions is ${m.storedRegions}` };
+  if (regionsListed !== m.storedRegions)
+    return { entry: 'files', detail: `they hold ${formatCount(regionsListed, 'region')}, but storedRegions is ${m.storedRegions}` };
   return undefined;
 }

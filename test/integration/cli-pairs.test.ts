@@ -1,7 +1,8 @@
 // `tidemark pair create | list | show | delete`, `sync`, `verify` through the built CLI, as a
 // field engineer runs them: plain files (adopted on pair create), --json documents with the
-// contract's fields, exit codes, one-line errors, and a sync killed with SIGKILL resuming.
-import { spawn } from 'node:child_process';
+// contract's fields, exit codes, one-line errors, a sync killed with SIGKILL resuming, and the
+// progress bar on a terminal.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { syncWindowRegions } from '../../src-engine/replication';
 import { cliBundle, tidemark } from '../helpers/cli';
 import { randomRegion } from '../helpers/pairs';
 import { tempDir } from '../helpers/tmp';
+import { requireTool } from '../helpers/tools';
 
 const MiB = 2 ** 20;
 
@@ -133,5 +135,23 @@ describe('tidemark pair and sync', () => {
     expect(summary.regionsTransferred).toBeLessThanOrEqual(summary.regions - resumedAt + syncWindowRegions(regionBytes));
     expect(summary.regionsTransferred).toBeGreaterThanOrEqual(summary.regions - resumedAt);
     expect((await readFile(secondary)).equals(await readFile(primary))).toBe(true);
+  });
+
+  it('sync on a terminal draws its bar to a "finishing" line with no count beyond its total', async () => {
+    requireTool('script');
+    const { env, primary, secondary } = await fieldSetup(8 * MiB);
+    expect(tidemark(['pair', 'create', 't', '--primary', primary, '--secondary', secondary, '--region-size', '256KiB'], env).status).toBe(0);
+    // script(1) gives the CLI a real pseudo-terminal, so stderr.isTTY holds and the bar is drawn.
+    const command = [process.execPath, cliBundle, 'sync', 't'].map((a) => `'${a}'`).join(' ');
+    const run = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 60_000 });
+    expect(run.status, run.stdout).toBe(0);
+    const drawn = run.stdout.split(/[\r\n]+/).filter((l) => l.startsWith('sync t '));
+    expect(drawn.length).toBeGreaterThan(0);
+    expect(drawn.at(-1)).toMatch(/^sync t tardy r\d+ finishing \[#{24}\] 100%, sent 8 MiB/);
+    for (const line of drawn) {
+      const [, done, total] = /(\d+)\/(\d+) regions/.exec(line) ?? [];
+      if (done !== undefined) expect(Number(done), line).toBeLessThanOrEqual(Number(total));
+    }
+    expect(run.stdout).toContain('synced t (tardy): 32 of 32 regions sent');
   });
 });

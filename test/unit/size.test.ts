@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../src-engine/errors';
-import { formatBytes, parseDurationMs, parseSize } from '../../src-engine/size';
+import { formatBytes, formatCount, parseDurationMs, parseSize } from '../../src-engine/size';
 import { regionCountMax } from '../../src-engine/constants';
 import { RegionGeometry } from '../../src-engine/volume';
 
@@ -85,6 +85,12 @@ describe('sizes', () => {
         expect(parseSize(formatBytes(smallBytes))).toBe(smallBytes);
       }),
     );
+  });
+});
+
+describe('counts', () => {
+  it('name their noun in the singular for exactly one, the plural otherwise', () => {
+    expect([0, 1, 2, 1n, 3n].map((n) => formatCount(n, 'region'))).toEqual(['0 regions', '1 region', '2 regions', '1 region', '3 regions']);
   });
 });
 

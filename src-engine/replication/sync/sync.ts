@@ -557,7 +557,7 @@ class SyncRun {
     });
     const totals = this.totals();
     await this.cursors.remove();
-    this.progress('finish', 1, true);
+    this.progress('finish', this.meter?.snapshot().total ?? 0, true); // the last phase's totals, all done
     return {
       pair: this.pair.name,
       syncId: this.cursor.syncId,
