@@ -130,7 +130,7 @@ export function SyncPanel({ pair, onChanged, onDeleted }: { pair: PairDto; onCha
               value={limitMiB}
               error={!limitValid}
               onChange={(e) => setLimitMiB(e.target.value)}
-              slotProps={{ htmlInput: { inputMode: 'decimal' } }}
+              slotProps={{ htmlInput: { inputMode: 'decimal', 'data-testid': 'sync-limit' } }}
               sx={{ width: 140 }}
             />
             {running ? (

@@ -1,6 +1,7 @@
 // The pair wizard and sync end to end in Chromium against web mode (a real engine and agent):
 // two plain files become a pair through the wizard (its estimate table shows what each method
-// would send), the first sync runs with live progress, the conveyed heatmap and Verify agree
+// would send), the first sync runs rate-limited with live progress and the conveyed heatmap
+// lighting up while it runs, then the conveyed count and Verify agree
 // with the CLI's verify on the same home, and the pair is deleted by typing its name.
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ const e2e = consoleE2E('tidemark-e2e-pairs-');
 const { shot } = e2e;
 
 describe('pairs in the console (Chromium, web mode)', () => {
-  it('wizard → first sync with progress → conveyed heatmap and Verify agree with the CLI → delete', async () => {
+  it('wizard → rate-limited first sync: progress and conveyed heatmap while it runs → conveyed count and Verify agree with the CLI → delete', async () => {
     const primary = join(e2e.dir, 'site-a.img');
     const secondary = join(e2e.dir, 'site-b.img');
     const data = randomRegion(20261123, 24 * MiB);
@@ -41,12 +42,48 @@ describe('pairs in the console (Chromium, web mode)', () => {
     expect(await page.getByTestId('estimate-bytes-tardy').textContent()).toBe('24 MiB');
     await shot(page, 'e2e-pair-wizard-estimates');
     await page.getByTestId('estimate-tardy').click();
+    await page.getByLabel('Start the sync now').uncheck();
     await page.getByTestId('wizard-create').click();
 
-    await page.getByTestId('sync-summary').waitFor({ timeout: 30_000 });
+    // The first sync from the pair's Sync card, limited to 3 MiB/s so its 16 MiB take seconds:
+    // its progress shows while it runs, and the conveyed heatmap lights cells before it ends.
+    await page.getByTestId('sync-start').waitFor();
+    await page.getByTestId('sync-method').locator('..').click();
+    await page.getByRole('option', { name: /^tardy/ }).click();
+    await page.getByTestId('sync-limit').fill('3');
+    await page.getByTestId('map-conveyed').click();
+    await page.getByTestId('sync-start').click();
+    // Every progress line seen until one with figures, for the failure message.
+    const progressSeen: string[] = [];
+    const progressLine = /^tardy, round \d+, pass: \d+ of 24 regions · sent [\d.]+ (B|KiB|MiB) at [\d.]+ (B|KiB|MiB)\/s · ETA (\d+s|…)/;
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && !progressLine.test(progressSeen.at(-1) ?? '');) {
+      progressSeen.push(
+        (await page
+          .getByTestId('sync-progress')
+          .textContent({ timeout: 1000 })
+          .catch(() => null)) ?? '(none)',
+      );
+      await page.waitForTimeout(100);
+    }
+    expect(progressSeen.at(-1), JSON.stringify([...new Set(progressSeen)])).toMatch(progressLine);
+    const litCells = () =>
+      page.getByTestId('heatmap-canvas').evaluate((canvas: HTMLCanvasElement) => {
+        const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+        let lit = 0;
+        for (let i = 0; i < data.length; i += 4) if (data[i]! - data[i + 1]! > 40) lit += 1; // the ramp towards red: a conveyed region
+        return lit;
+      });
+    await expect.poll(litCells, { timeout: 30_000 }).toBeGreaterThan(0);
+    const conveyedWhileRunning = Number(/^Conveyed: (\d+) of 24/.exec((await page.getByTestId('map-count').textContent()) ?? '')?.[1]);
+    expect(await page.getByTestId('sync-summary').count()).toBe(0); // still running
+    expect(await page.getByTestId('sync-progress').isVisible()).toBe(true);
+    expect(conveyedWhileRunning).toBeGreaterThan(0);
+    expect(conveyedWhileRunning).toBeLessThan(16);
+    await shot(page, 'e2e-pair-syncing');
+
+    await page.getByTestId('sync-summary').waitFor({ timeout: 60_000 });
     // Onto an empty secondary, tardy skips the regions the primary never wrote.
     expect(await page.getByTestId('sync-summary').textContent()).toMatch(/^Synced \(tardy\): 16 of 24 regions sent \(16 MiB\)/);
-    await page.getByTestId('map-conveyed').click();
     await expect.poll(() => page.getByTestId('map-count').textContent()).toMatch(/^Conveyed: 16 of 24 regions conveyed/);
     await shot(page, 'e2e-pair-synced');
 
@@ -67,5 +104,5 @@ describe('pairs in the console (Chromium, web mode)', () => {
     await page.getByTestId('pair-card-field').waitFor({ state: 'detached', timeout: 5000 });
     expect(pageErrors).toEqual([]);
     await page.close();
-  });
+  }, 120_000);
 });
