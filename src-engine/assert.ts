@@ -17,7 +17,8 @@ export function invariantViolated(what: string): never {
 
 /** Asserts `value` is a safe, non-negative integer (offsets, counts, indexes). */
 export function assertCount(value: number, what: string): void {
-  assert(Number.isSafeInteger(value) && value >= 0, `${what} must be a non-negative safe integer, got ${value}`);
+  // Hot path (region arithmetic of every I/O): the message is built only when the check fails.
+  if (!(Number.isSafeInteger(value) && value >= 0)) invariantViolated(`${what} must be a non-negative safe integer, got ${value}`);
 }
 
 export function isPowerOfTwo(value: number): boolean {

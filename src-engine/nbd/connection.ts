@@ -345,7 +345,7 @@ export class NbdConnection {
       handleHi: header.readUInt32BE(8),
       handleLo: header.readUInt32BE(12),
       // Beyond 2^53 the value rounds, but stays far past any export's end: refused the same.
-      offsetBytes: header.readUInt32BE(16) * 2 ** 32 + header.readUInt32BE(20),
+      offsetBytes: header.readUInt32BE(16) * 0x1_0000_0000 + header.readUInt32BE(20),
       bytes: header.readUInt32BE(24),
     };
     if (request.type === cmd.write) return this.stepWrite(request);

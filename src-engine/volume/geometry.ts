@@ -1,6 +1,6 @@
 // Region geometry: a volume of sizeBytes split into regions of regionBytes (the last may be short).
 
-import { assert, assertCount, isPowerOfTwo } from '../assert';
+import { assertCount, invariantViolated, isPowerOfTwo } from '../assert';
 import { regionBytesMax, regionBytesMin, regionCountMax, volumeBytesMax } from '../constants';
 import { formatBytes } from '../size';
 import { usageError } from '../errors';
@@ -47,7 +47,6 @@ export class RegionGeometry {
   readonly sizeBytes: number;
   readonly regionBytes: number;
   readonly regionCount: number;
-  private readonly regionShift: number;
 
   constructor(sizeBytes: number, regionBytes: number) {
     validateVolumeBytes(sizeBytes);
@@ -56,12 +55,12 @@ export class RegionGeometry {
     this.sizeBytes = sizeBytes;
     this.regionBytes = regionBytes;
     this.regionCount = Math.ceil(sizeBytes / regionBytes);
-    this.regionShift = Math.log2(regionBytes);
   }
 
   /** Byte span of region `index`; the last region may be shorter than regionBytes. */
   region(index: number): RegionSpan {
-    assert(Number.isInteger(index) && index >= 0 && index < this.regionCount, `region ${index} within 0..${this.regionCount - 1}`);
+    // Hot paths (every region read and write): messages are built only when a check fails.
+    if (!(Number.isInteger(index) && index >= 0 && index < this.regionCount)) invariantViolated(`region ${index} within 0..${this.regionCount - 1}`);
     const offsetBytes = index * this.regionBytes;
     return { offsetBytes, bytes: Math.min(this.regionBytes, this.sizeBytes - offsetBytes) };
   }
@@ -69,12 +68,12 @@ export class RegionGeometry {
   /** Index of the region holding byte `offsetBytes`. */
   regionOf(offsetBytes: number): number {
     assertCount(offsetBytes, 'offsetBytes');
-    return Math.floor(offsetBytes / 2 ** this.regionShift);
+    return Math.floor(offsetBytes / this.regionBytes); // a power of two: exact
   }
 
   /** First and last region touched by `bytes` (> 0) bytes at `offsetBytes`. */
   regionsOf(offsetBytes: number, bytes: number): { first: number; last: number } {
-    assert(bytes > 0 && offsetBytes + bytes <= this.sizeBytes, `span [${offsetBytes}, +${bytes}) within ${this.sizeBytes} bytes`);
+    if (!(bytes > 0 && offsetBytes + bytes <= this.sizeBytes)) invariantViolated(`span [${offsetBytes}, +${bytes}) within ${this.sizeBytes} bytes`);
     return { first: this.regionOf(offsetBytes), last: this.regionOf(offsetBytes + bytes - 1) };
   }
 }
