@@ -14,6 +14,8 @@ interface Stream {
   lo: number;
   hi: number;
   windowRegions: number;
+  /** Moving towards higher regions (the usual case), or lower. */
+  forward: boolean;
 }
 
 /** Streams followed at once (the most recently extended first); a new one evicts the oldest. */
@@ -87,6 +89,7 @@ export class MoosPredictor {
     const end = lastRegion + 1;
     this.oos.setRange(firstRegion, end);
     if (!this.moos.bits.allSet(firstRegion, end)) this.predict(firstRegion, end);
+    this.readAhead(firstRegion, end);
     // Bits may be set in memory by a concurrent write whose destage is still running, or a
     // running destage may carry an image from before our bits: ensureDurable covers both.
     await this.moos.ensureDurable(firstRegion, end);
@@ -104,7 +107,50 @@ export class MoosPredictor {
     const end = lastRegion + 1;
     if (!this.moos.rangeSetDurably(firstRegion, end)) return false;
     this.oos.setRange(firstRegion, end);
+    this.readAhead(firstRegion, end);
     return true;
+  }
+
+  /**
+   * A write within a live stream's prediction, past the middle of its window in the direction
+   * it moves: the stream's next window is marked now and destaged in the background, so a
+   * sequential writer finds its regions durable when it gets there instead of waiting for a
+   * pass. (A failed background pass leaves its segments dirty: the write that needs them
+   * destages again, and fails if it must.)
+   */
+  private readAhead(from: number, end: number): void {
+    const windowMax = this.windowMaxRegions();
+    if (windowMax <= this.predictRegions) return;
+    const stream = this.streams.find((s) => from >= s.lo && end <= s.hi);
+    if (!stream) return;
+    const half = stream.windowRegions >>> 1;
+    const windowRegions = Math.min(windowMax, Math.max(1, stream.windowRegions * 2));
+    let range: [number, number];
+    if (stream.forward) {
+      if (stream.hi >= this.regionCount || end + half < stream.hi) return;
+      range = [stream.hi, Math.min(this.regionCount, stream.hi + windowRegions)];
+    } else {
+      if (stream.lo <= 0 || from - half > stream.lo) return;
+      range = [Math.max(0, stream.lo - windowRegions), stream.lo];
+    }
+    this.keepInStream(stream, range, windowRegions, stream.forward);
+    this.mark(range[0], range[1]);
+    void this.moos.destage().catch(() => undefined);
+  }
+
+  private windowMaxRegions(): number {
+    return this.predictRegions === 0 ? 0 : Math.max(this.predictRegions, this.streamWindowMaxRegions);
+  }
+
+  /** The stream's kept regions grow by `range` and keep its last two windows' worth: what it was predicted to write next. */
+  private keepInStream(stream: Stream, range: readonly [number, number], windowRegions: number, forward: boolean): void {
+    const lo = Math.min(stream.lo, range[0]);
+    const hi = Math.max(stream.hi, range[1]);
+    const keep = 2 * this.windowMaxRegions();
+    stream.lo = forward ? Math.max(lo, hi - keep) : lo;
+    stream.hi = forward ? hi : Math.min(hi, lo + keep);
+    stream.windowRegions = windowRegions;
+    stream.forward = forward;
   }
 
   /** Every region of [from, end) still out of sync is set in the durable MOOS image. */
@@ -116,7 +162,15 @@ export class MoosPredictor {
   }
 
   private predict(from: number, end: number): void {
-    const [predictedFrom, predictedEnd] = this.predictedRange(from, end);
+    this.mark(...this.predictedRange(from, end));
+  }
+
+  /**
+   * Sets MOOS [from, to) and marks its segments for the next destage. Those segments are
+   * written anyway: their bits of regions no longer out of sync go (outside what the live
+   * streams were predicted to write next).
+   */
+  private mark(predictedFrom: number, predictedEnd: number): void {
     const firstSegment = Math.floor(predictedFrom / bitmapBitsPerSegment);
     const lastSegment = Math.floor((predictedEnd - 1) / bitmapBitsPerSegment);
     // These segments are destaged anyway: drop MOOS bits whose regions are no longer OOS.
@@ -145,12 +199,12 @@ export class MoosPredictor {
    * direction it moves, with the gap between its last prediction and this write filled.
    */
   private predictedRange(from: number, end: number): [number, number] {
-    const windowMax = this.predictRegions === 0 ? 0 : Math.max(this.predictRegions, this.streamWindowMaxRegions);
+    const windowMax = this.windowMaxRegions();
     const fixed: [number, number] = [from, Math.min(this.regionCount, end + this.predictRegions)];
     if (windowMax <= this.predictRegions) return fixed;
     const index = this.streams.findIndex((s) => from < s.hi + windowMax && end > s.lo - windowMax);
     if (index === -1) {
-      this.streams.unshift({ lo: fixed[0], hi: fixed[1], windowRegions: this.predictRegions });
+      this.streams.unshift({ lo: fixed[0], hi: fixed[1], windowRegions: this.predictRegions, forward: true });
       if (this.streams.length > moosStreamsMax) this.streams.pop();
       return fixed;
     }
@@ -162,13 +216,7 @@ export class MoosPredictor {
     const range: [number, number] = forward
       ? [Math.min(from, stream.hi), Math.min(this.regionCount, end + windowRegions)]
       : [Math.max(0, from - windowRegions), Math.max(end, stream.lo)];
-    // The stream keeps its last two windows' worth: what it was predicted to write next.
-    const lo = Math.min(stream.lo, range[0]);
-    const hi = Math.max(stream.hi, range[1]);
-    const keep = 2 * windowMax;
-    stream.lo = forward ? Math.max(lo, hi - keep) : lo;
-    stream.hi = forward ? hi : Math.min(hi, lo + keep);
-    stream.windowRegions = windowRegions;
+    this.keepInStream(stream, range, windowRegions, forward);
     return range;
   }
 

@@ -224,7 +224,12 @@ export class PersistentBitmap {
   private readonly plan: SlotPlan;
   private inflight: Promise<number> | undefined;
   /** Segments the running destage pass writes (with the images it took). */
-  private inflightSegments = new Set<number>();
+  /**
+   * The images the pass in flight is writing, by segment. Once it ends, a bit of those
+   * segments is durable only if it is set in the image (success: the image is durable;
+   * failure: only what both images hold counts).
+   */
+  private inflightImages = new Map<number, Uint32Array>();
   private closed = false;
   /** Set for bitmaps opened only to read (inspection): they never write, not even to heal. */
   private readOnly = false;
@@ -361,13 +366,20 @@ export class PersistentBitmap {
 
   /**
    * True when ensureDurable(from, to) would resolve at once: every bit set in memory in
-   * [from, to) is durable, and no destage pass in flight touches their segments.
+   * [from, to) is durable, and stays so whatever the pass in flight does (its image holds it).
    */
   durableNow(from: number, to: number): boolean {
     // Hot path (every tracked write): the message is built only when the check fails.
     if (!(0 <= from && from <= to && to <= this.bitCount)) invariantViolated(`range [${from}, ${to}) within bitmap`);
-    if (this.inflight && this.touchesInflight(Math.floor(from / bitmapBitsPerSegment), Math.floor(Math.max(from, to - 1) / bitmapBitsPerSegment))) return false;
-    return this.memoryBitsDurable(from, to);
+    const images = this.inflightImages;
+    for (let i = this.bits.nextSetBit(from, to); i !== -1; i = i + 1 < to ? this.bits.nextSetBit(i + 1, to) : -1) {
+      if (!this.durableGet(i)) return false;
+      // A pass in flight that snapshotted this segment without the bit would clear it on disk.
+      const segment = Math.floor(i / bitmapBitsPerSegment);
+      const image = images.size === 0 ? undefined : images.get(segment);
+      if (image && (image[(i - segment * bitmapBitsPerSegment) >>> 5]! & (1 << (i & 31))) === 0) return false;
+    }
+    return true;
   }
 
   get dirty(): boolean {
@@ -394,30 +406,12 @@ export class PersistentBitmap {
   async ensureDurable(from: number, to: number): Promise<void> {
     // Hot path (every tracked write): the message is built only when the check fails.
     if (!(0 <= from && from <= to && to <= this.bitCount)) invariantViolated(`range [${from}, ${to}) within bitmap`);
-    const first = Math.floor(from / bitmapBitsPerSegment);
-    const last = Math.floor(Math.max(from, to - 1) / bitmapBitsPerSegment);
     for (let attempt = 0; ; attempt++) {
       if (attempt >= 10_000) invariantViolated('ensureDurable converges');
-      const inflight = this.inflight;
-      if (inflight && this.touchesInflight(first, last)) {
-        await inflight.catch(() => 0);
-        continue;
-      }
-      if (this.memoryBitsDurable(from, to)) return;
+      if (this.durableNow(from, to)) return;
+      // Waits for a pass in flight, then writes what changed since (if anything did).
       await this.destage();
     }
-  }
-
-  private touchesInflight(firstSegment: number, lastSegment: number): boolean {
-    for (let s = firstSegment; s <= lastSegment; s++) if (this.inflightSegments.has(s)) return true;
-    return false;
-  }
-
-  private memoryBitsDurable(from: number, to: number): boolean {
-    for (let i = this.bits.nextSetBit(from, to); i !== -1; i = i + 1 < to ? this.bits.nextSetBit(i + 1, to) : -1) {
-      if (!this.durableGet(i)) return false;
-    }
-    return true;
   }
 
   /**
@@ -441,15 +435,15 @@ export class PersistentBitmap {
   private async destagePass(): Promise<number> {
     const segments = [...this.dirtySegments].sort((a, b) => a - b);
     this.dirtySegments.clear();
-    this.inflightSegments = new Set(segments);
     const images = segments.map((s) => segmentWords(this.bits, s).slice());
+    this.inflightImages = new Map(segments.map((s, i) => [s, images[i]!]));
     try {
       await this.writeImages(segments, images);
     } catch (error) {
       this.passFailed(segments, images);
       throw error;
     } finally {
-      this.inflightSegments = new Set();
+      this.inflightImages = new Map();
     }
     this.passSucceeded(segments, images);
     return segments.length;

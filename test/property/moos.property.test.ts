@@ -140,6 +140,29 @@ describe('MoosPredictor', () => {
     expect(extraMax).toBeLessThanOrEqual(3 * windowMax + 1);
   });
 
+  it('a stream reads ahead: sequential writers find their regions durable instead of waiting for a pass', async () => {
+    for (const forward of [true, false]) {
+      const file = new SimFile();
+      const moos = await PersistentBitmap.create(file, 20_000, 'moos');
+      const predictor = new MoosPredictor(moos, 3, { streamWindowMaxRegions: 32 });
+      let waited = 0;
+      for (let i = 0; i < 5_000; i++) {
+        const r = forward ? 1_000 + i : 18_999 - i;
+        if (!predictor.tryRecordWrite(r, r)) {
+          waited += 1;
+          await predictor.recordWrite(r, r);
+        }
+        // Acknowledged: durable on the simulated disk, whatever the background passes do.
+        const { bitmap: onDisk } = await PersistentBitmap.load(SimFile.from(file.durable));
+        expect(onDisk.bits.get(r)).toBe(true);
+        predictor.markShipped(r, r);
+      }
+      // Windows 3, 6, 12, 24, 32 ahead of the writer: only the first few writes wait.
+      expect(waited).toBeLessThanOrEqual(6);
+      expect(moos.stats.destages).toBeLessThanOrEqual(Math.ceil(5_000 / 16) + 6);
+    }
+  });
+
   it('bursts sent in descending order (qemu refills its queue so) destage once per window, not twice per burst', async () => {
     const burst = 16;
     const regionCount = 512;

@@ -114,3 +114,33 @@ describe('PersistentBitmap after a failed fdatasync', () => {
     expect([...bitmap.durableBits().indexes()]).toEqual([5, 6, 7, 8, 9]);
   });
 });
+
+describe('PersistentBitmap under a pass in flight', () => {
+  it('a bit set again while a pass that snapshotted it clear is in flight is not durable until a later pass', async () => {
+    const file = new SimFile();
+    const bitmap = await PersistentBitmap.create(file, 100, 'moos');
+    await bitmap.setRangeDurable(5, 6);
+    bitmap.clearRange(5, 6); // dropped in memory (MOOS's lazy clearing)
+    const pass = bitmap.destage(); // snapshots the segment without bit 5, synchronously
+    bitmap.setRange(5, 6); // a write marks it again
+    expect(bitmap.durableGet(5)).toBe(true); // on disk from the first pass, for now
+    expect(bitmap.durableNow(5, 6)).toBe(false); // the pass in flight will clear it there
+    await bitmap.ensureDurable(5, 6);
+    await pass;
+    expect(bitmap.durableNow(5, 6)).toBe(true);
+    const { bitmap: afterPowerLoss } = await PersistentBitmap.load(SimFile.from(file.durable));
+    expect(afterPowerLoss.bits.get(5)).toBe(true);
+  });
+
+  it('a bit the pass in flight writes set stays durable: no wait for it', async () => {
+    const file = new SimFile();
+    const bitmap = await PersistentBitmap.create(file, 100, 'moos');
+    await bitmap.setRangeDurable(5, 6);
+    bitmap.setRange(40, 41);
+    const pass = bitmap.destage(); // its image holds bit 5 too
+    expect(bitmap.durableNow(5, 6)).toBe(true);
+    expect(bitmap.durableNow(40, 41)).toBe(false);
+    await pass;
+    expect(bitmap.durableNow(40, 41)).toBe(true);
+  });
+});
