@@ -38,6 +38,15 @@ function cli(args: string[]) {
   return { ...result, json: () => JSON.parse(result.stdout) as Record<string, unknown> };
 }
 
+/** A loopback port that was free a moment ago: connections to it are refused. */
+async function portNobodyListensOn(): Promise<number> {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise((resolve) => closed.close(resolve));
+  return port;
+}
+
 async function until(done: () => boolean, what: string | (() => string), timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!done()) {
@@ -185,10 +194,7 @@ describe('direct shipping over a per-pair key', () => {
 
   it('an address the primary’s host can no longer reach falls back to relaying instead of retrying', async () => {
     // The route from host-a to host-b is lost: the pair's key re-targeted at a port nobody listens on.
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
-    const closedPort = (closed.address() as { port: number }).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const closedPort = await portNobodyListensOn();
     const hostKey = (await readFile(hostB.hostKeyPub, 'utf8')).split(' ').slice(0, 2).join(' ');
     await writer.peerKeyCreate(pairId, { host: '127.0.0.1', port: closedPort, user: 'root', secondaryPath: secondary(), hostKeys: [hostKey] });
     await writeRandomRegions(writer, primary(), regionBytes, [7, 8, 9], seed + 2);
@@ -204,10 +210,7 @@ describe('direct shipping over a per-pair key', () => {
   }, 120_000);
 
   it('a shipper that fell back to relaying goes direct again once the path works, warning once while it does not', async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
-    const closedPort = (closed.address() as { port: number }).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const closedPort = await portNobodyListensOn();
     const hostKey = (await readFile(hostB.hostKeyPub, 'utf8')).split(' ').slice(0, 2).join(' ');
     const target = { host: '127.0.0.1', user: 'root', secondaryPath: secondary(), hostKeys: [hostKey] };
     await writer.peerKeyCreate(pairId, { ...target, port: closedPort });
