@@ -262,6 +262,8 @@ class Shipper {
     const unsettled = new Set(taken);
     try {
       await batch.realized;
+      // The next batch: a failure to take it is the primary's, never the direct path's.
+      this.ahead = await this.takeBatch();
     } catch (error) {
       await this.primary.agent.trackingSettle(this.primary.path, pair.pairId, [], taken).catch(() => undefined);
       throw error;
@@ -269,7 +271,6 @@ class Shipper {
     this.retryDirectWhenDue();
     const linkBefore = connectionsOf(this.primary.agent);
     try {
-      this.ahead = await this.takeBatch();
       if (this.path === 'direct') await this.shipDirect(taken, unsettled);
       else await this.shipRelayed(taken, unsettled);
     } catch (error) {
@@ -282,6 +283,8 @@ class Shipper {
       if (!directRefused(error) && !(retryable(error) && (await this.primaryAnswers()) && connectionsOf(this.primary.agent) === linkBefore)) throw error;
       // The direct path cannot work (a revoked key, an address the primary's host cannot reach): relay.
       this.fallBackToRelaying(error as Error);
+      // Nothing of this run is in flight now: whatever a settle above failed to give back goes back (else it stays taken).
+      this.requeued += await this.primary.agent.trackingRequeue(this.primary.path, pair.pairId);
       return;
     }
     assert(unsettled.size === 0, 'every taken region settled after a shipped batch');

@@ -49,8 +49,12 @@ export class LastWriteClock {
     this.latestMs = Math.max(this.latestMs, nowMs);
     if (this.pending) await this.pending;
     if (nowMs - this.persistedMs < granularityMs) return;
-    this.persistedMs = nowMs;
-    this.pending = this.persist(nowMs).finally(() => (this.pending = undefined));
+    // persistedMs moves only once the record is durable: after a failed sync the next write tries again.
+    this.pending = this.persist(nowMs)
+      .then(() => {
+        this.persistedMs = Math.max(this.persistedMs, nowMs);
+      })
+      .finally(() => (this.pending = undefined));
     await this.pending;
   }
 
