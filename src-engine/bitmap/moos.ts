@@ -18,6 +18,11 @@ interface Stream {
   forward: boolean;
 }
 
+/** A stream's next window: double its last, up to `windowMax`. */
+function grownWindow(stream: Stream, windowMax: number): number {
+  return Math.min(windowMax, Math.max(1, stream.windowRegions * 2));
+}
+
 /** Streams followed at once (the most recently extended first); a new one evicts the oldest. */
 export const moosStreamsMax = 4;
 
@@ -124,7 +129,7 @@ export class MoosPredictor {
     const stream = this.streams.find((s) => from >= s.lo && end <= s.hi);
     if (!stream) return;
     const half = stream.windowRegions >>> 1;
-    const windowRegions = Math.min(windowMax, Math.max(1, stream.windowRegions * 2));
+    const windowRegions = grownWindow(stream, windowMax);
     let range: [number, number];
     if (stream.forward) {
       if (stream.hi >= this.regionCount || end + half < stream.hi) return;
@@ -211,7 +216,7 @@ export class MoosPredictor {
     const stream = this.streams[index]!;
     this.streams.splice(index, 1);
     this.streams.unshift(stream);
-    const windowRegions = Math.min(windowMax, Math.max(1, stream.windowRegions * 2));
+    const windowRegions = grownWindow(stream, windowMax);
     const forward = from >= stream.lo;
     const range: [number, number] = forward
       ? [Math.min(from, stream.hi), Math.min(this.regionCount, end + windowRegions)]

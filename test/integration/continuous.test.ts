@@ -35,6 +35,15 @@ function totalWrites(recorder: ReturnType<typeof recordingAgent>): number {
   return [...recorder.writes.values()].reduce((a, b) => a + b, 0);
 }
 
+/** A synced, replicated pair whose link to the secondary drops after `failAfter.writes` region writes (undefined: never). */
+async function pairWithFlakyLink(seed: number) {
+  const failAfter = { writes: undefined as number | undefined };
+  let recorder: ReturnType<typeof recordingAgent> | undefined;
+  const pair = await syncedPair(seed, (agent) => (recorder = recordingAgent(agent, { failAfterWrites: () => failAfter.writes })));
+  await replicateOnce(pair);
+  return { pair, failAfter, recorder: recorder! };
+}
+
 async function replicateOnce(pair: LocalPair) {
   const record = await pair.store.require(pair.record.name);
   return replicatePair({ store: pair.store, pair: record, endpoints: pair.endpoints, once: true });
@@ -87,14 +96,11 @@ describe('continuous replication', () => {
   it('a link that drops mid-batch re-marks the regions that did not land; the next run converges', async () => {
     const seed = baseSeed + 2;
     console.log(`[continuous] dropped-link seed ${seed}`);
-    const failAfter = { writes: undefined as number | undefined };
-    let recorder: ReturnType<typeof recordingAgent> | undefined;
-    const pair = await syncedPair(seed, (agent) => (recorder = recordingAgent(agent, { failAfterWrites: () => failAfter.writes })));
-    await replicateOnce(pair);
+    const { pair, failAfter, recorder } = await pairWithFlakyLink(seed);
     const written = pick(seededRandom(seed + 1), 60);
     await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
-    failAfter.writes = totalWrites(recorder!) + 25;
-    recorder!.writes.clear();
+    failAfter.writes = totalWrites(recorder) + 25;
+    recorder.writes.clear();
     await expect(shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true, attemptsMax: 1, protect: false })).rejects.toThrow(
       /link to the secondary dropped/,
     );
@@ -106,20 +112,17 @@ describe('continuous replication', () => {
     expect(summary.regionsTransferred).toBe(state.oosRegions);
     expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
     // Each region at most twice: once before the drop (not acknowledged), once after.
-    for (const count of recorder!.writes.values()) expect(count).toBeLessThanOrEqual(2);
+    for (const count of recorder.writes.values()) expect(count).toBeLessThanOrEqual(2);
   });
 
   it('the batch taken ahead (realized while the previous one ships) goes back when shipping fails or stops', async () => {
     const seed = baseSeed + 5;
     console.log(`[continuous] batch-ahead seed ${seed}`);
-    const failAfter = { writes: undefined as number | undefined };
-    let recorder: ReturnType<typeof recordingAgent> | undefined;
-    const pair = await syncedPair(seed, (agent) => (recorder = recordingAgent(agent, { failAfterWrites: () => failAfter.writes })));
-    await replicateOnce(pair);
+    const { pair, failAfter, recorder } = await pairWithFlakyLink(seed);
     const written = pick(seededRandom(seed + 1), 60);
     await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
     // Batches of 8: the write that fails is in the third batch, while the fourth is taken ahead.
-    failAfter.writes = totalWrites(recorder!) + 20;
+    failAfter.writes = totalWrites(recorder) + 20;
     const failing = shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true, attemptsMax: 1, batchRegionsMax: 8 });
     await expect(failing).rejects.toThrow(/link to the secondary dropped/);
     let state = await pair.agent.trackingState(pair.primaryPath, pair.record.pairId);
@@ -150,13 +153,10 @@ describe('continuous replication', () => {
 
   it('a catch-up takes a protective snapshot of the secondary, recorded in its member, released when in sync', async () => {
     const seed = baseSeed + 3;
-    const failAfter = { writes: undefined as number | undefined };
-    let recorder: ReturnType<typeof recordingAgent> | undefined;
-    const pair = await syncedPair(seed, (agent) => (recorder = recordingAgent(agent, { failAfterWrites: () => failAfter.writes })));
-    await replicateOnce(pair);
+    const { pair, failAfter, recorder } = await pairWithFlakyLink(seed);
     const before = await pair.agent.snapshotList(pair.secondaryPath);
     await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, pick(seededRandom(seed), 30), seed);
-    failAfter.writes = totalWrites(recorder!) + 10;
+    failAfter.writes = totalWrites(recorder) + 10;
     await expect(shipContinuous({ pair: pair.record, endpoints: pair.endpoints, once: true, attemptsMax: 1 })).rejects.toThrow();
     failAfter.writes = undefined;
     const member = (await pair.agent.volumeState(pair.secondaryPath)).members[0]!;
