@@ -53,12 +53,12 @@ export function parseSize(text: string, what = 'size'): number {
   return Number(bytes);
 }
 
-/** Formats bytes with a binary unit and up to 3 significant decimals: `1.5 GiB`. */
 /** `1 region`, `0 regions`, `2 regions`: a count with its noun, plural unless it is 1. */
 export function formatCount(count: number | bigint, noun: string): string {
   return `${count} ${noun}${count === 1 || count === 1n ? '' : 's'}`;
 }
 
+/** Formats bytes with a binary unit and up to 3 significant decimals: `1.5 GiB`. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let value = bytes;

@@ -3,7 +3,7 @@
 // renderer imports this file with `import type`; runtime validation is console-schema.ts.
 
 export type Severity = 'info' | 'warning' | 'error';
-export type MapKind = 'oos' | 'moos' | 'realized' | 'since' | 'conveyed';
+export type MapKind = 'oos' | 'moos' | 'realized' | 'since' | 'conveyed' | 'current' | 'next';
 export type SyncMethodDto = 'full' | 'tardy' | 'early' | 'signature' | 'realized';
 export type WritePattern = 'random' | 'sequential' | 'hot-spot';
 
@@ -303,6 +303,8 @@ export interface ReplicationSummaryDto {
 export interface ReplicationStateDto {
   readonly pair: string;
   readonly running: boolean;
+  /** Paused: not shipping; Resume carries on with the same rate limit, history and cycles. */
+  readonly paused: boolean;
   readonly startedAtMs: number;
   readonly limitRateBytesPerSecond: number | null;
   readonly progress: ShipProgressDto | null;
@@ -543,6 +545,8 @@ export interface ConsoleRequests {
   verify: [{ pair: string }, VerifyDto];
   replicationStart: [{ pair: string; limitRateBytesPerSecond?: number }, ReplicationStateDto];
   replicationStop: [{ pair: string }, ReplicationStateDto | null];
+  replicationPause: [{ pair: string }, ReplicationStateDto];
+  replicationResume: [{ pair: string }, ReplicationStateDto];
   replicationState: [{ pair: string }, ReplicationViewDto];
   failover: [{ pair: string }, FailoverDto];
   failbackPlan: [{ pair: string }, FailbackDto];

@@ -50,7 +50,7 @@ const hostName = z
 
 export const requestSchemas = {
   overview: empty,
-  bitmap: z.object({ pair: pairName, which: z.enum(['oos', 'moos', 'realized', 'since', 'conveyed']) }).strict(),
+  bitmap: z.object({ pair: pairName, which: z.enum(['oos', 'moos', 'realized', 'since', 'conveyed', 'current', 'next']) }).strict(),
   events: z.object({ afterId: z.number().int().nonnegative() }).strict(),
   labReset: empty,
   generatorStart: z
@@ -107,6 +107,8 @@ export const requestSchemas = {
   verify: z.object({ pair: pairName }).strict(),
   replicationStart: z.object({ pair: pairName, limitRateBytesPerSecond: limitRateBytesPerSecond.optional() }).strict(),
   replicationStop: z.object({ pair: pairName }).strict(),
+  replicationPause: z.object({ pair: pairName }).strict(),
+  replicationResume: z.object({ pair: pairName }).strict(),
   replicationState: z.object({ pair: pairName }).strict(),
   failover: z.object({ pair: pairName }).strict(),
   failbackPlan: z.object({ pair: pairName }).strict(),

@@ -3,8 +3,10 @@
 
 import { resolve as resolvePath } from 'node:path';
 import {
+  isOnHost,
   isTidemarkError,
   parseVolRef,
+  volrefOnHost,
   TidemarkError,
   type Engine,
   type EngineEvent,
@@ -98,6 +100,8 @@ export class ConsoleService {
         const state = await engine.replication.stop(pair);
         return state ? toReplicationStateDto(state) : null;
       },
+      replicationPause: async ({ pair }) => toReplicationStateDto(await engine.replication.pause(pair)),
+      replicationResume: async ({ pair }) => toReplicationStateDto(await engine.replication.resume(pair)),
       replicationState: ({ pair }) => this.replicationView(pair),
       failover: async ({ pair }) => {
         const { forced: _forced, failbackMap: _map, ...summary } = await engine.pairOps.failover(pair);
@@ -219,15 +223,14 @@ export class ConsoleService {
       );
     }
     const volumes = await (await this.engine.hosts.agent(host)).volumeList();
-    const onHost = (ref: ReturnType<typeof parseVolRef>) => ref.kind === 'ssh' && (host === ref.host || host === `${ref.user}@${ref.host}`);
     return {
       host,
       volumes: volumes.map((v) => ({
         path: v.path,
-        volref: `${host}:${v.path}`,
+        volref: volrefOnHost(host, v.path),
         sizeBytes: v.sizeBytes,
         regionBytes: v.regionBytes,
-        pair: members.find((m) => onHost(m.ref) && m.ref.path === v.path)?.pair ?? null,
+        pair: members.find((m) => isOnHost(m.ref, host) && m.ref.kind === 'ssh' && m.ref.path === v.path)?.pair ?? null,
       })),
     };
   }
@@ -373,6 +376,7 @@ export function toReplicationStateDto(state: ReplicationState): ReplicationState
   return {
     pair: state.pair,
     running: state.running,
+    paused: state.paused,
     startedAtMs: state.startedAtMs,
     limitRateBytesPerSecond: state.limitRateBytesPerSecond,
     progress: progress

@@ -9,11 +9,11 @@ if (!(globalThis as { __seedPrinted?: boolean }).__seedPrinted) {
   console.log(`[tidemark tests] fast-check seed ${testSeed} (replay with TIDEMARK_TEST_SEED=${testSeed})`);
 }
 
-// Component tests (happy-dom): the renderer's async updates get 10 s, not testing-library's 1 s
-// default — MUI renders several times slower while the rest of the suite loads both cores
-// (a wizard step that takes 0.8 s alone took over 1 s in CI). A check still fails when the
-// element never comes; it only waits longer for one that is slow.
+// Component tests (happy-dom): the renderer's async updates get 30 s, not testing-library's 1 s
+// default — MUI renders many times slower while the rest of the suite loads both cores (a
+// wizard step that takes 0.9 s alone took over 1 s, then over 10 s, in loaded CI runs). A
+// check still fails when the element never comes; it only waits longer for one that is slow.
 if (typeof document !== 'undefined') {
   const { configure } = await import('@testing-library/dom');
-  configure({ asyncUtilTimeout: 10_000 });
+  configure({ asyncUtilTimeout: 30_000 });
 }

@@ -42,4 +42,4 @@ export { LocalAgent, exportSnapshotLabelPrefix, type LocalAgentOptions } from '.
 export { serveAgent, agentSession, RpcAgent, type AgentSession } from './agent-rpc';
 export { oosContextName } from './nbd-exports';
 export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';
-export { parseVolRef, formatVolRef, type VolRef } from './volref';
+export { parseVolRef, formatVolRef, isOnHost, splitHostSpec, volrefOnHost, type HostSpec, type VolRef } from './volref';

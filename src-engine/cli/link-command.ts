@@ -4,28 +4,13 @@
 // link, repairs one, or removes it (shipping is then relayed through the orchestrator).
 
 import type { Command } from 'commander';
-import { linkPair, unlinkPair, type LinkResult, type PairEndpoints, type PairRecord } from '../replication';
+import { linkPair, unlinkPair, type LinkResult } from '../replication';
 import { parseHostSpec } from '../ssh';
 import { pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
 import { printResult, type GlobalOptions, type Io } from './output';
 
-/** True when both volumes are on remote hosts, and not the same one: the case a per-pair key is for. */
-export function wantsDirectLink(endpoints: PairEndpoints): boolean {
-  return Boolean(endpoints.primary.sshTarget && endpoints.secondary.sshTarget && endpoints.primary.where !== endpoints.secondary.where);
-}
-
 export function linkText(result: LinkResult): string {
   return `pair ${result.pair} ships directly: the primary's agent reaches ${result.target} with the pair's own key (restricted in ${result.authorizedKeysPath} there)`;
-}
-
-/** `pair create`'s step for a remote→remote pair: link, or say why shipping stays relayed. */
-export async function linkAfterCreate(record: PairRecord, endpoints: PairEndpoints): Promise<{ linked: LinkResult | null; warning: string | null }> {
-  if (!wantsDirectLink(endpoints)) return { linked: null, warning: null };
-  try {
-    return { linked: await linkPair(record, endpoints), warning: null };
-  } catch (error) {
-    return { linked: null, warning: `shipping of ${record.name} will be relayed through this machine: ${(error as Error).message}` };
-  }
 }
 
 export function registerLinkCommand(pair: Command, io: Io, globals: () => GlobalOptions): void {

@@ -17,12 +17,13 @@ import {
   type SyncMethodChoice,
   type SyncProgress,
   type SyncSummary,
+  linkAfterCreate,
   unlinkPair,
 } from '../replication';
 import { parseHashAlgorithm } from '../signature';
 import { formatBytes, formatCount, parseDurationMs, parseRate, parseSize } from '../size';
 import { pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
-import { linkAfterCreate, linkText, registerLinkCommand } from './link-command';
+import { linkText, registerLinkCommand } from './link-command';
 import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
 
 const store = pairStoreOf;

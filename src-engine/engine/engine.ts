@@ -15,6 +15,7 @@ import { PairOperations, type SyncState } from './pair-ops';
 import { ReplicationOperations } from './replication-ops';
 import { SeedingOperations } from './seeding';
 import { MapInspector } from './map-inspector';
+import { pairMapSources } from './pair-maps';
 import { RoleTasks } from './role-tasks';
 import { pairTimeline, type PairTimeline } from './timeline';
 import type { WriteTracker } from '../tracking';
@@ -42,7 +43,7 @@ async function homeInUse(homeDir: string, cause: TidemarkError): Promise<Tidemar
   return new TidemarkError('ALREADY_EXISTS', `Tidemark home ${homeDir} is in use by ${who}`, 'stop that process, or use another home with --home', { cause });
 }
 
-export const mapKinds = ['oos', 'moos', 'realized', 'since', 'conveyed'] as const;
+export const mapKinds = ['oos', 'moos', 'realized', 'since', 'conveyed', 'current', 'next'] as const;
 export type MapKind = (typeof mapKinds)[number];
 
 export interface BitmapView {
@@ -388,6 +389,7 @@ export class Engine {
    */
   async bitmap(pairName: string, which: MapKind): Promise<BitmapView> {
     if (which === 'since' || which === 'conveyed') return this.syncMap(pairName, which);
+    if (which === 'current' || which === 'next') return this.changeMap(pairName, which);
     const opened = this.open.get(pairName);
     if (!opened) throw new TidemarkError('NOT_FOUND', `pair "${pairName}" is not open in this process`, 'open the console on the home that holds the pair');
     const source: Bitset | undefined = which === 'oos' ? opened.tracker.oos : which === 'moos' ? opened.tracker.moosBits : opened.primary.realized?.bitmap.bits;
@@ -421,6 +423,21 @@ export class Engine {
       bits = new Bitset(since.regionCount, since.words);
     }
     return { pair: pairName, which, regionCount: bits.bitCount, regionBytes: record.regionBytes, setCount: bits.popcount(), words: bits.words.slice() };
+  }
+
+  /** A periodic primary's current or next change map, read from the primary's agent (any host). */
+  private async changeMap(pairName: string, which: 'current' | 'next'): Promise<BitmapView> {
+    const record = await this.pairs.require(pairName);
+    const primary = await this.pairOps.resolve(record.primary.volref);
+    const contents = await pairMapSources[which]!(primary, record, () => this.pairOps.endpoints(record));
+    return {
+      pair: pairName,
+      which,
+      regionCount: contents.regionCount,
+      regionBytes: record.regionBytes,
+      setCount: contents.setCount,
+      words: contents.words.slice(),
+    };
   }
 
   /** Creation, both members' role changes, the last sync, a pending failover and the applied cycles, oldest first. */

@@ -4,7 +4,7 @@
 // HostManager's host of that name (added on the Hosts screen).
 
 import { resolve } from 'node:path';
-import { parseVolRef, formatVolRef, type AgentApi } from '../agent';
+import { formatVolRef, isOnHost, parseVolRef, type AgentApi } from '../agent';
 import { Bitset } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
 import type { EventLog } from '../events';
@@ -12,6 +12,8 @@ import type { HostManager } from '../hosts';
 import {
   createPair,
   deletePair,
+  linkAfterCreate,
+  unlinkPair,
   pairStatus,
   runSync,
   verifyPair,
@@ -91,9 +93,10 @@ export class PairOperations implements EndpointResolver {
       const path = resolve(ref.path);
       return { volref: path, agent: this.agent, path, where: 'this machine' };
     }
-    const name = ref.user ? `${ref.user}@${ref.host}` : ref.host;
-    const known = (await this.hosts.list()).find((h) => h.name === name || h.name === ref.host);
+    const hosts = await this.hosts.list();
+    const known = hosts.find((h) => isOnHost(ref, h.name, true)) ?? hosts.find((h) => isOnHost(ref, h.name));
     if (!known) {
+      const name = `${ref.user ? `${ref.user}@` : ''}${ref.host}${ref.port ? `:${ref.port}` : ''}`;
       throw new TidemarkError('NOT_FOUND', `host ${name} is not one of this console's hosts`, `add ${name} on the Hosts screen first, then try again`);
     }
     const remote = await this.hosts.agent(known.name);
@@ -108,11 +111,27 @@ export class PairOperations implements EndpointResolver {
       kind: 'pair.created',
       message: `pair ${record.name} created: ${record.primary.volref} → ${record.secondary.volref}`,
     });
+    // A remote→remote pair gets its own key, as `pair create` gives it (docs/replication.md "Direct shipping").
+    const link = await linkAfterCreate(record, await this.endpoints(record));
+    if (link.linked) {
+      this.events.emit({
+        severity: 'info',
+        pair: record.name,
+        kind: 'pair.linked',
+        message: `pair ${record.name} ships directly to ${link.linked.target} with its own key`,
+      });
+    } else if (link.warning) {
+      this.events.emit({ severity: 'warning', pair: record.name, kind: 'pair.linked', message: link.warning });
+    }
     return record;
   }
 
   async delete(name: string, force = false): Promise<void> {
     if (this.syncs.get(name)?.state.running) throw new TidemarkError('BUSY', `pair ${name} is syncing`, 'cancel the sync first');
+    // The pair's key goes first (best effort: an unreachable side keeps a key that opens nothing once the pair is gone).
+    const record = await this.store.require(name);
+    const endpoints = await this.endpoints(record).catch(() => undefined);
+    if (endpoints) await unlinkPair(endpoints, record.pairId).catch(() => undefined);
     const result = await deletePair(this.store, this, name, { force });
     this.syncs.delete(name);
     this.events.emit({

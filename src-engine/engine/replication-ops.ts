@@ -1,6 +1,8 @@
-// Replication of a long-lived engine (the console): start and stop continuous shipping of a
-// pair in the background, with live progress, a lag history for the chart, and the tracking
-// state of any pair ("crash cost now": what a crash of the primary's agent would resend).
+// Replication of a long-lived engine (the console): start, pause, resume and stop shipping of a
+// pair (continuous, or periodic cycles) in the background, with live progress, a lag history
+// for the chart, and the tracking state of any pair ("crash cost now": what a crash of the
+// primary's agent would resend). Pausing ends the shipper but keeps the run — its settings,
+// lag history and cycles — for resume; the primary's agent tracks writes throughout.
 
 import type { TrackingState } from '../agent';
 import { TidemarkError, isTidemarkError } from '../errors';
@@ -20,6 +22,8 @@ export interface LagSample {
 export interface ReplicationState {
   readonly pair: string;
   readonly running: boolean;
+  /** Paused by pause(): not shipping, resumable with its settings and history. */
+  readonly paused: boolean;
   readonly startedAtMs: number;
   readonly limitRateBytesPerSecond: number | null;
   readonly progress: ShipProgress | null;
@@ -45,6 +49,8 @@ interface Running {
   state: ReplicationState;
   readonly controller: AbortController;
   done: Promise<void>;
+  /** Set by pause() before it aborts: the run ends as paused, not stopped. */
+  pausing: boolean;
 }
 
 const historySamplesMax = 600;
@@ -87,6 +93,27 @@ export class ReplicationOperations {
   }
 
   async start(name: string, options: { limitRateBytesPerSecond?: number } = {}): Promise<ReplicationState> {
+    return this.launch(name, options.limitRateBytesPerSecond ?? null, undefined);
+  }
+
+  /** Stops shipping and keeps the run (settings, lag history, cycles) for resume. */
+  async pause(name: string): Promise<ReplicationState> {
+    const run = this.runs.get(name);
+    if (!run?.state.running) throw new TidemarkError('USAGE', `pair ${name} is not replicating: nothing to pause`, 'start replication first');
+    run.pausing = true;
+    run.controller.abort();
+    await run.done;
+    return run.state;
+  }
+
+  /** Ships again after pause(), with the run's rate limit, its history and cycles carried on. */
+  async resume(name: string): Promise<ReplicationState> {
+    const paused = this.runs.get(name)?.state;
+    if (!paused?.paused) throw new TidemarkError('USAGE', `pair ${name} is not paused: nothing to resume`, 'use Start replication');
+    return this.launch(name, paused.limitRateBytesPerSecond, paused);
+  }
+
+  private async launch(name: string, limitRateBytesPerSecond: number | null, resumed: ReplicationState | undefined): Promise<ReplicationState> {
     if (this.running(name)) throw new TidemarkError('BUSY', `pair ${name} is already replicating`, 'stop it first to change its settings');
     if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'replication starts again once it finished');
     const record = await this.store.require(name);
@@ -96,26 +123,32 @@ export class ReplicationOperations {
       state: {
         pair: name,
         running: true,
-        startedAtMs: Date.now(),
-        limitRateBytesPerSecond: options.limitRateBytesPerSecond ?? null,
+        paused: false,
+        startedAtMs: resumed?.startedAtMs ?? Date.now(),
+        limitRateBytesPerSecond,
         progress: null,
-        history: [],
+        history: resumed?.history ?? [],
         summary: null,
         error: null,
-        cycles: [],
+        cycles: resumed?.cycles ?? [],
       },
       controller,
       done: Promise.resolve(),
+      pausing: false,
     };
     this.runs.set(name, run);
-    this.events.emit({ severity: 'info', pair: name, kind: 'replication.started', message: `replicating ${name} to ${record.secondary.volref}` });
+    this.events.emit(
+      resumed
+        ? { severity: 'info', pair: name, kind: 'replication.resumed', message: `replication of ${name} resumed` }
+        : { severity: 'info', pair: name, kind: 'replication.started', message: `replicating ${name} to ${record.secondary.volref}` },
+    );
     run.done = replicatePair({
       store: this.store,
       pair: record,
       endpoints: { primary, secondary },
       once: false,
       signal: controller.signal,
-      ...(options.limitRateBytesPerSecond ? { limitRateBytesPerSecond: options.limitRateBytesPerSecond } : {}),
+      ...(limitRateBytesPerSecond ? { limitRateBytesPerSecond } : {}),
       onProgress: (progress) => this.record(run, progress),
       onCycle: (cycle) => {
         const record: CycleRecord = {
@@ -131,16 +164,22 @@ export class ReplicationOperations {
       onWarning: (message) => this.events.emit({ severity: 'warning', pair: name, kind: 'replication.retry', message }),
     }).then(
       (summary) => {
-        run.state = { ...run.state, running: false, summary };
+        const paused = controller.signal.aborted && run.pausing;
+        run.state = { ...run.state, running: false, paused, summary };
+        if (paused)
+          this.events.emit({ severity: 'info', pair: name, kind: 'replication.paused', message: `replication of ${name} paused (writes are still tracked)` });
       },
       (error: unknown) => {
         const stopped = controller.signal.aborted;
+        const paused = stopped && run.pausing;
         const e = isTidemarkError(error) ? error : new TidemarkError('IO', (error as Error).message, '');
-        run.state = { ...run.state, running: false, error: stopped ? null : { code: e.code, message: e.message, hint: e.hint } };
+        run.state = { ...run.state, running: false, paused, error: stopped ? null : { code: e.code, message: e.message, hint: e.hint } };
         this.events.emit(
-          stopped
-            ? { severity: 'info', pair: name, kind: 'replication.stopped', message: `replication of ${name} stopped` }
-            : { severity: 'error', pair: name, kind: 'replication.failed', message: e.message },
+          paused
+            ? { severity: 'info', pair: name, kind: 'replication.paused', message: `replication of ${name} paused (writes are still tracked)` }
+            : stopped
+              ? { severity: 'info', pair: name, kind: 'replication.stopped', message: `replication of ${name} stopped` }
+              : { severity: 'error', pair: name, kind: 'replication.failed', message: e.message },
         );
       },
     );
@@ -166,8 +205,10 @@ export class ReplicationOperations {
   async stop(name: string): Promise<ReplicationState | null> {
     const run = this.runs.get(name);
     if (!run) return null;
+    run.pausing = false;
     run.controller.abort();
     await run.done;
+    if (run.state.paused) run.state = { ...run.state, paused: false }; // a paused run stopped: no longer resumable
     return run.state;
   }
 

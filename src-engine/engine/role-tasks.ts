@@ -7,6 +7,7 @@
 import { assert } from '../assert';
 import { Bitset } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
+import { formatCount } from '../size';
 import type { EventLog } from '../events';
 import { mapRuns } from '../maps';
 import { ProgressMeter } from '../progress';
@@ -283,7 +284,7 @@ export class RoleTasks {
           pair: name,
           kind: 'pair.migrate',
           message: `pair ${name} migrated: ${summary.newPrimary} is the primary (generation ${summary.generation}); writes paused ${summary.pauseMs} ms${
-            failedCheck ? `; the check after the pause found ${summary.checkDifferingRegions} regions different from ${summary.oldPrimary}` : ''
+            failedCheck ? `; the check after the pause found ${formatCount(summary.checkDifferingRegions, 'region')} different from ${summary.oldPrimary}` : ''
           }`,
         });
       },

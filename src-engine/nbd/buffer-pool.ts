@@ -8,6 +8,8 @@ export class BufferPool {
   /** Free buffers by size (a power of two). */
   private readonly free = new Map<number, Buffer[]>();
   private pooledBytes = 0;
+  /** Buffers acquired and neither released nor abandoned: in use by requests (tests check it returns to 0). */
+  private lent = 0;
 
   constructor(private readonly pooledBytesMax: number) {
     assert(Number.isSafeInteger(pooledBytesMax) && pooledBytesMax >= 0, 'pool bound is a byte count');
@@ -23,6 +25,7 @@ export class BufferPool {
   acquire(bytes: number): Buffer {
     const size = BufferPool.sizeFor(bytes);
     const buffer = this.free.get(size)?.pop();
+    this.lent += 1;
     if (buffer === undefined) return Buffer.allocUnsafeSlow(size);
     this.pooledBytes -= size;
     return buffer;
@@ -31,10 +34,21 @@ export class BufferPool {
   /** Takes a buffer back once nobody reads it any more; kept while the pool is under its bound. */
   release(buffer: Buffer): void {
     if (buffer.length !== BufferPool.sizeFor(buffer.length)) invariantViolated('only pool buffers come back');
+    this.abandon();
     if (this.pooledBytes + buffer.length > this.pooledBytesMax) return;
     const list = this.free.get(buffer.length) ?? [];
     list.push(buffer);
     this.free.set(buffer.length, list);
     this.pooledBytes += buffer.length;
+  }
+
+  /** A lent buffer that will not come back (a read may still land in it): no longer counted as lent. */
+  abandon(): void {
+    this.lent -= 1;
+    assert(this.lent >= 0, 'no more buffers come back than were lent');
+  }
+
+  get lentBuffers(): number {
+    return this.lent;
   }
 }

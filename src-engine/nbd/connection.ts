@@ -390,15 +390,25 @@ export class NbdConnection {
     return true;
   }
 
-  /** Runs a request; `pooled` (the buffer under `data`) goes back to the pool once it has finished. */
+  /**
+   * Runs a request; `pooled` (the buffer under `data`) goes back to the pool once it has
+   * finished. Called from pump only: a request done before perform returns (a small write) is
+   * settled here, without pumping again.
+   */
   private dispatch(request: Request, data: Buffer | undefined, costBytes: number, pooled: Buffer | undefined): void {
     this.inFlightRequests += 1;
     this.inFlightBytes += costBytes;
-    let performed: Promise<void>;
+    let performed: Promise<void> | undefined;
     try {
       performed = this.perform(request, data);
     } catch (error) {
       performed = Promise.reject(error);
+    }
+    if (performed === undefined) {
+      this.requestSettled(costBytes, pooled);
+      // Nothing in a synchronous write closes the connection today; if something did, it ends here as requestDone would end it.
+      if (this.phase === 'closing' && this.inFlightRequests === 0) this.endSocket();
+      return;
     }
     void performed.then(
       () => this.requestDone(costBytes, pooled),
@@ -410,16 +420,20 @@ export class NbdConnection {
   }
 
   private requestDone(costBytes: number, pooled: Buffer | undefined): void {
-    // The export is done with the payload once its write settled (NbdExport.write's contract).
-    if (pooled) this.host.pool.release(pooled);
-    this.inFlightRequests -= 1;
-    this.inFlightBytes -= costBytes;
-    assert(this.inFlightRequests >= 0 && this.inFlightBytes >= 0, 'in-flight counts never negative');
+    this.requestSettled(costBytes, pooled);
     if (this.phase === 'closing') {
       if (this.inFlightRequests === 0) this.endSocket();
       return;
     }
     this.pump();
+  }
+
+  private requestSettled(costBytes: number, pooled: Buffer | undefined): void {
+    // The export is done with the payload once its write is (NbdExport.write's contract).
+    if (pooled) this.host.pool.release(pooled);
+    this.inFlightRequests -= 1;
+    this.inFlightBytes -= costBytes;
+    assert(this.inFlightRequests >= 0 && this.inFlightBytes >= 0, 'in-flight counts never negative');
   }
 
   // --- option haggling ----------------------------------------------------------------------
@@ -519,15 +533,19 @@ export class NbdConnection {
   }
 
   /**
-   * Runs one request and queues its reply; rejects when it failed. WRITE, the hot path, is a
-   * plain promise chain (each async frame costs promise and microtask work per request).
+   * Runs one request and queues its reply; rejects (or throws) when it failed. WRITE, the hot
+   * path, makes no promise when the export wrote before returning: it is answered at once and
+   * undefined returned (each promise and async frame costs allocation and a microtask turn).
    */
-  private perform(request: Request, data: Buffer | undefined): Promise<void> {
+  private perform(request: Request, data: Buffer | undefined): Promise<void> | undefined {
     if (request.type === cmd.write && (request.flags & ~knownCommandFlags) === 0) {
       const nbdExport = this.nbdExport!;
       this.checkWritable(nbdExport);
       this.checkRange(nbdExport, request, nbdErr.nospc);
-      return nbdExport.write(request.offsetBytes, data!, { fua: (request.flags & cmdFlag.fua) !== 0 }).then(() => this.replyOk(request));
+      const written = nbdExport.write(request.offsetBytes, data!, { fua: (request.flags & cmdFlag.fua) !== 0 });
+      if (written !== undefined) return written.then(() => this.replyOk(request));
+      this.replyOk(request);
+      return undefined;
     }
     return this.performCommand(request, data);
   }
@@ -737,6 +755,7 @@ export class NbdConnection {
     this.queue.clear();
     this.discard = undefined;
     // Not given back to the pool: a read may still be landing in it.
+    if (this.filling) this.host.pool.abandon();
     this.filling = undefined;
     this.updateFlow();
     if (this.inFlightRequests === 0) this.endSocket();
@@ -776,6 +795,9 @@ export class NbdConnection {
   private onClose(): void {
     this.phase = 'closed';
     this.queue.clear();
+    // A payload cut off by the close: nothing more lands in its buffer, and it will not be written.
+    if (this.filling) this.host.pool.abandon();
+    this.filling = undefined;
     clearTimeout(this.negotiationTimer);
     clearTimeout(this.closeTimer);
   }

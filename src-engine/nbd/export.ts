@@ -28,10 +28,12 @@ export interface NbdExport {
   readonly preferredBlockBytes?: number;
   read(offsetBytes: number, bytes: number): Promise<Uint8Array>;
   /**
-   * Resolves once the data is written (and, with `fua`, durable). `data` is lent: the server
-   * reuses its memory once the promise settles, so an export that keeps it must copy it.
+   * Resolves once the data is written (and, with `fua`, durable); undefined when it was written
+   * before returning (the common small write: no promise to make or wait for). May throw
+   * instead of rejecting. `data` is lent: the server reuses its memory once the write is done,
+   * so an export that keeps it must copy it.
    */
-  write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): Promise<void>;
+  write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): Promise<void> | undefined;
   flush(): Promise<void>;
   trim(offsetBytes: number, bytes: number): Promise<void>;
   writeZeroes(offsetBytes: number, bytes: number, options: { fua: boolean; mayTrim: boolean }): Promise<void>;

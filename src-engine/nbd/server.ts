@@ -102,6 +102,11 @@ export class NbdServer {
     return this.connections.size;
   }
 
+  /** WRITE payload buffers in use by requests: 0 once every connection's requests have finished. */
+  get payloadBuffersLent(): number {
+    return this.host.pool.lentBuffers;
+  }
+
   /** Starts listening. Port 0 picks a free port; the bound address is returned. */
   async listen(target: NbdListenTarget): Promise<NbdListening> {
     assert(this.server === undefined && this.closing === undefined, 'an NBD server listens once');

@@ -100,9 +100,9 @@ export function volumeNbdExport(volume: Volume, options: VolumeNbdExportOptions)
       return buffer;
     },
 
-    // One volume write, the common case, is returned as is: no async frame around it.
+    // One volume write, the common case: done before it returns when nothing waits (writeNow).
     write: (offsetBytes, data, { fua }) =>
-      readOnly || fua || data.length > ioBytesMax ? write(offsetBytes, data, fua) : volume.write(offsetBytes, data, writeAuth),
+      readOnly || fua || data.length > ioBytesMax ? write(offsetBytes, data, fua) : volume.writeNow(offsetBytes, data, writeAuth),
 
     flush: () => volume.flush(),
 

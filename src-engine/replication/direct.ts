@@ -32,6 +32,21 @@ export interface LinkResult {
   readonly status: PeerStatus;
 }
 
+/** True when both volumes are on remote hosts, and not the same one: the case a per-pair key is for. */
+export function wantsDirectLink(endpoints: PairEndpoints): boolean {
+  return Boolean(endpoints.primary.sshTarget && endpoints.secondary.sshTarget && endpoints.primary.where !== endpoints.secondary.where);
+}
+
+/** A new pair's step, for the CLI's `pair create` and the console's wizard alike: link a remote→remote pair, or say why shipping stays relayed. */
+export async function linkAfterCreate(record: PairRecord, endpoints: PairEndpoints): Promise<{ linked: LinkResult | null; warning: string | null }> {
+  if (!wantsDirectLink(endpoints)) return { linked: null, warning: null };
+  try {
+    return { linked: await linkPair(record, endpoints), warning: null };
+  } catch (error) {
+    return { linked: null, warning: `shipping of ${record.name} will be relayed through this machine: ${(error as Error).message}` };
+  }
+}
+
 /** Provisions (or re-targets) the pair's key; throws with the reason when the link cannot work. */
 export async function linkPair(record: PairRecord, endpoints: PairEndpoints, options: LinkOptions = {}): Promise<LinkResult> {
   const { primary, secondary } = endpoints;

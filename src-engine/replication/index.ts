@@ -13,10 +13,19 @@ export { shipContinuous, protectSnapshotLabelPrefix, runsOf, type ShipOptions, t
 export { replicatePair, waitInSync, replicateLockTask, type ReplicateOptions, type ReplicateSummary, type WaitOptions } from './replicate';
 export { pairLockHolder, type PairLockHolder } from './sync/lock';
 export { checkPairMembers } from './members';
-export { runCycle, periodicPending, currentMapName, cycleSnapshotLabel, type CycleOptions, type CycleProgress, type CycleSummary } from './periodic';
+export {
+  runCycle,
+  cycleCursorOf,
+  periodicPending,
+  currentMapName,
+  cycleSnapshotLabel,
+  type CycleOptions,
+  type CycleProgress,
+  type CycleSummary,
+} from './periodic';
 export { GroupStore, runGroupCycle, type GroupRecord, type GroupCycleOptions, type GroupCycleSummary } from './groups';
 export { sleepMs } from './sync/conveyor';
-export { linkPair, unlinkPair, shipPathOf, type LinkOptions, type LinkResult, type ShipPath } from './direct';
+export { linkAfterCreate, linkPair, unlinkPair, shipPathOf, wantsDirectLink, type LinkOptions, type LinkResult, type ShipPath } from './direct';
 export { failoverPair, failbackPair, resyncMapOf, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';
 export { migratePair, readMigrateJournal, testMigrateStopEnv, type MigrateProgress, type MigrateSummary } from './migrate';
 export { promotedAtMs, reconcileMembers, reconciliationText, type MemberView, type Reconciliation } from './reconcile';

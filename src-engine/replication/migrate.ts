@@ -19,6 +19,7 @@ import { rm } from 'node:fs/promises';
 import { z } from 'zod';
 import { Bitset, runsOf } from '../bitmap';
 import { TidemarkError, isTidemarkError } from '../errors';
+import { formatCount } from '../size';
 import { failbackMapName, unshippedMapName, type PairMember } from '../agent';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
@@ -243,7 +244,7 @@ async function runPause(
       await removeMigrateJournal(store.pairDir(record.name));
       throw new TidemarkError(
         'IO',
-        `migrate of ${record.name} stopped before the swap: ${verified.regionsDiffering} regions differ after the final copy`,
+        `migrate of ${record.name} stopped before the swap: ${formatCount(verified.regionsDiffering, 'region')} ${verified.regionsDiffering === 1 ? 'differs' : 'differ'} after the final copy`,
         `${record.primary.volref} is the primary again (generation ${record.generation + 2}) with those regions marked to ship; investigate with \`tidemark verify ${record.name}\`, then \`tidemark replicate ${record.name}\``,
       );
     }

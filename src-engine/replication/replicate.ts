@@ -14,7 +14,8 @@ import { acquirePairLock, pairLockHolder, type PairLockHolder } from './sync/loc
 import { runSync, type SyncProgress, type SyncSummary } from './sync/sync';
 import { sinceMapName } from './sync/names';
 import { checkNotGrouped } from './groups';
-import { periodicPending, runCycle, type CycleProgress, type CycleSummary } from './periodic';
+import { cycleCursorOf, periodicPending, runCycle, type CycleProgress, type CycleSummary } from './periodic';
+import { readCycleHistory } from './cycle-history';
 
 export const replicateLockTask = 'replicate';
 
@@ -55,7 +56,7 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
       );
     }
     if (pair.mode === 'periodic') {
-      const cycle = await waitNextCycle(pair, endpoints, options.signal);
+      const cycle = await waitNextCycle(store, pair, endpoints, options.signal);
       return { ...emptySummary(pair, performance.now() - startMs, null), cycles: [], sync: null, waitedFor: holder, pointInTime: cycle };
     }
     const state = await waitInSync(store, pair, endpoints, { signal: options.signal });
@@ -143,15 +144,26 @@ async function withRetries<T>(options: ReplicateOptions, run: () => Promise<T>):
   }
 }
 
-/** A periodic pair replicated by another process: resolves with the point in time of its next applied cycle. */
-async function waitNextCycle(pair: PairRecord, endpoints: PairEndpoints, signal: AbortSignal | undefined): Promise<string> {
+/**
+ * Waits, beside a running shipper of a periodic pair, until a cycle that froze after this call
+ * is applied: everything written before the call is then on the secondary. A cycle already
+ * under way (its cursor in the pair's directory) may have frozen earlier, so it does not count.
+ * The cursor is read before the applied cycle: a cycle that finishes between the two reads then
+ * still counts as under way, not as the one to wait for.
+ * Resolves with the point in time the secondary holds.
+ */
+async function waitNextCycle(store: PairStore, pair: PairRecord, endpoints: PairEndpoints, signal: AbortSignal | undefined): Promise<string> {
   const appliedOf = async () =>
     (await endpoints.secondary.agent.volumeState(endpoints.secondary.path)).members.find((m) => m.pairId === pair.pairId)?.appliedCycle ?? 0;
-  const first = await appliedOf();
+  const underWay = await cycleCursorOf(store, pair);
+  const applied = await appliedOf();
+  const wantedCycle = Math.max(applied, underWay?.cycle ?? 0) + 1;
   for (;;) {
     await sleepMs(100, signal);
-    if ((await appliedOf()) > first) return new Date().toISOString();
+    if ((await appliedOf()) >= wantedCycle) break;
   }
+  const entry = (await readCycleHistory(store.pairDir(pair.name))).find((c) => c.cycle >= wantedCycle);
+  return entry?.pointInTime ?? new Date().toISOString();
 }
 
 async function regionsOf(endpoints: PairEndpoints, pair: PairRecord): Promise<number> {

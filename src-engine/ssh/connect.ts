@@ -9,6 +9,7 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { splitHostSpec } from '../agent';
 import { TidemarkError } from '../errors';
 import { planAuth, type AskSecret, type AuthLog } from './auth';
 import { knownHostsLine, loadKnownHosts, recordedKeyTypes, verifyHostKey, type HostKeyVerdict } from './known-hosts';
@@ -90,9 +91,9 @@ export function parseHostSpec(
   what = 'ProxyJump',
   fix = 'fix ProxyJump in ~/.ssh/config',
 ): { alias: string; user: string | null; port: number | null } {
-  const match = /^(?:ssh:\/\/)?(?:([^@/\s]+)@)?(\[[^\]\s]+\]|[^:/@\s]+)(?::(\d+))?\/?$/.exec(value.trim());
-  if (!match) throw new TidemarkError('USAGE', `${what} "${value}" is not [user@]host[:port]`, fix);
-  return { alias: match[2]!.replace(/^\[(.*)\]$/, '$1'), user: match[1] ?? null, port: match[3] ? Number(match[3]) : null };
+  const spec = splitHostSpec(value);
+  if (!spec) throw new TidemarkError('USAGE', `${what} "${value}" is not [user@]host[:port]`, fix);
+  return spec;
 }
 
 /** A channel to host:port through an already connected jump host. */

@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { constants as fsConstants, read, write, writeSync } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { TidemarkError, errnoCode, fromSystemError } from '../errors';
+import { SyncWritePolicy } from './sync-write-policy';
 
 export interface VolumeBackend {
   readonly path: string;
@@ -62,16 +63,15 @@ function writeAt(fd: number, buffer: Uint8Array, offset: number, length: number,
  * either way the bytes are in the page cache when the write resolves, and `flush` syncs.
  */
 export const syncWriteBytesMax = 64 * 1024;
-/** A synchronous write slower than this (the kernel throttling dirty pages, say) blocked the event loop too long… */
-const syncWriteStallMs = 2;
-/** …so writes go through the thread pool for this long before trying synchronously again. */
-const syncWriteBackoffMs = 1_000;
 
 export class FileBackend implements VolumeBackend {
-  /** Until when small writes take the thread pool (a synchronous write stalled). */
-  private syncWritesAfterMs = 0;
-  /** Small writes done synchronously / through the pool because of a stall (tests, diagnostics). */
-  readonly writeStats = { syncWrites: 0, stalls: 0 };
+  /** When small writes may run on this thread (they back off to the pool after a stall). */
+  private readonly syncWrites = new SyncWritePolicy();
+
+  /** Small writes done synchronously, how many of them stalled, and the back-offs to the pool (tests, diagnostics). */
+  get writeStats(): { readonly syncWrites: number; readonly stalls: number; readonly backoffs: number } {
+    return this.syncWrites.stats;
+  }
 
   private constructor(
     readonly path: string,
@@ -162,26 +162,19 @@ export class FileBackend implements VolumeBackend {
   }
 
   /**
-   * Writes a small buffer on this thread unless a recent synchronous write stalled; false when
-   * it did not (the caller writes through the pool). A synchronous write that takes longer
-   * than `syncWriteStallMs` sends small writes to the pool for `syncWriteBackoffMs`, so a
-   * kernel throttling writeback blocks the event loop once, not on every write.
+   * Writes a small buffer on this thread unless a recent synchronous write stalled
+   * (SyncWritePolicy); false when it did not (the caller writes through the pool).
    */
   private trySyncWrite(buffer: Uint8Array, offsetBytes: number): boolean {
     const startMs = performance.now();
-    if (startMs < this.syncWritesAfterMs) return false;
+    if (!this.syncWrites.maySyncWrite(startMs)) return false;
     let done = 0;
     try {
       while (done < buffer.length) done += writeSync(this.handle.fd, buffer, done, buffer.length - done, offsetBytes + done);
     } catch (error) {
       throw fromSystemError(error, 'write volume', this.path);
     }
-    this.writeStats.syncWrites += 1;
-    const endMs = performance.now();
-    if (endMs - startMs > syncWriteStallMs) {
-      this.writeStats.stalls += 1;
-      this.syncWritesAfterMs = endMs + syncWriteBackoffMs;
-    }
+    this.syncWrites.wrote(startMs, performance.now());
     return true;
   }
 

@@ -44,6 +44,9 @@ export interface VolumeOptions {
   readonly volumeId?: string;
 }
 
+/** finishWrite's `nextHook` when what it waits for is the backend's write itself. */
+const backendWritten = -1;
+
 export class Volume {
   readonly geometry: RegionGeometry;
   readonly volumeId: string | undefined;
@@ -153,14 +156,72 @@ export class Volume {
 
   /** Writes `data` at `offsetBytes`; a locked volume takes only writes with its lock's `auth`. */
   async write(offsetBytes: number, data: Uint8Array, auth?: WriteAuth): Promise<void> {
+    const pending = this.writeNow(offsetBytes, data, auth);
+    if (pending) await pending;
+  }
+
+  /**
+   * `write` for the hot path (every NBD WRITE): undefined when the write is done already — the
+   * gate was open, no hook had anything to wait for and the backend wrote on this thread —
+   * else a promise of the rest. A refused write (outside the volume, the wrong lock) throws
+   * here; a failure after that rejects. No promise is made for a write that needs none.
+   */
+  writeNow(offsetBytes: number, data: Uint8Array, auth?: WriteAuth): Promise<void> | undefined {
     this.checkSpan(offsetBytes, data.length);
     this.checkWriteLock(auth);
-    if (data.length === 0) return;
-    if (!this.tryEnterWrite()) await this.enterWrite();
+    if (data.length === 0) return undefined;
+    if (!this.tryEnterWrite()) return this.writeAfterGate(offsetBytes, data, auth);
+    // Past the gate: leaveWrite runs once, here unless a promise carries the write on.
+    let carried: Promise<void> | undefined;
+    try {
+      const { first, last } = this.geometry.regionsOf(offsetBytes, data.length);
+      const hooks = this.hooks;
+      for (let i = 0; i < hooks.length; i++) {
+        const pending = hooks[i]!.beforeWrite(first, last);
+        if (pending) return (carried = this.finishWrite(pending, hooks, i + 1, first, last, offsetBytes, data));
+      }
+      const written = this.backend.pwrite(data, offsetBytes);
+      if (written) return (carried = this.finishWrite(written, hooks, backendWritten, first, last, offsetBytes, data));
+      return undefined;
+    } finally {
+      if (carried === undefined) this.leaveWrite();
+    }
+  }
+
+  /**
+   * The rest of a write past the gate once `pending` settles: hooks from `nextHook` on (of the
+   * array the write started with), then the backend — or nothing more when `pending` was the
+   * backend's write (`nextHook` = backendWritten). Leaves the gate.
+   */
+  private async finishWrite(
+    pending: Promise<void>,
+    hooks: readonly WriteHook[],
+    nextHook: number,
+    first: number,
+    last: number,
+    offsetBytes: number,
+    data: Uint8Array,
+  ): Promise<void> {
+    try {
+      await pending;
+      if (nextHook === backendWritten) return;
+      for (let i = nextHook; i < hooks.length; i++) {
+        const next = hooks[i]!.beforeWrite(first, last);
+        if (next) await next;
+      }
+      const written = this.backend.pwrite(data, offsetBytes);
+      if (written) await written;
+    } finally {
+      this.leaveWrite();
+    }
+  }
+
+  /** A write that found the gate closed (a snapshot's instant): waits, then runs as any write. */
+  private async writeAfterGate(offsetBytes: number, data: Uint8Array, auth: WriteAuth | undefined): Promise<void> {
+    await this.enterWrite();
     try {
       this.checkWriteLock(auth); // the lock may have been set while this write waited at the gate
       const { first, last } = this.geometry.regionsOf(offsetBytes, data.length);
-      // Hot path (every write): a hook or backend with nothing to wait for returns no promise.
       for (const hook of this.hooks) {
         const pending = hook.beforeWrite(first, last);
         if (pending) await pending;

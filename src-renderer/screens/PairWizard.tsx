@@ -46,11 +46,21 @@ interface Choice {
 /** "this machine" in the host menus: a path here (or a volref typed whole, `host:/path`). */
 const thisMachine = '';
 
-/** What the wizard passes as a side's volume: the path here, or `host:/path` on a host of the Hosts screen. */
+/**
+ * What the wizard passes as a side's volume: the path here, or the VOLREF of a path on a host of
+ * the Hosts screen — `host:/path`, or `ssh://host:port/path` when the host's name carries a port
+ * or an IPv6 address (`host:2222:/path` would not parse). The engine's volrefOnHost, which the
+ * console uses for listed volumes, follows the same rule; a component test holds them together.
+ */
 export function sideVolref(host: string, path: string): string {
   const trimmed = path.trim();
   if (host === thisMachine || trimmed === '') return trimmed;
-  return `${host}:${trimmed}`;
+  const name = host
+    .trim()
+    .replace(/^ssh:\/\//, '')
+    .replace(/\/$/, '');
+  if (/:\d+$/.test(name) || name.startsWith('[') || name.includes('@[')) return `ssh://${name}${trimmed.replace(/%/g, '%25')}`;
+  return `${name}:${trimmed}`;
 }
 
 interface Side {

@@ -22,7 +22,15 @@ const mapLabels: Record<MapKind, { title: string; set: string }> = {
   realized: { title: 'Realized', set: 'realized' },
   since: { title: 'Written since', set: "written on the primary since the secondary's point in time" },
   conveyed: { title: 'Conveyed', set: 'conveyed by this console’s sync' },
+  current: { title: 'Current', set: 'to ship in the running cycle (and written since its snapshot)' },
+  next: { title: 'Next', set: 'written since the last cycle began' },
 };
+
+/** The maps a pair's detail offers: a periodic pair's change maps (current, next) are its alone. */
+function mapKindsOf(pair: PairDto): MapKind[] {
+  const periodicOnly: MapKind[] = ['current', 'next'];
+  return (Object.keys(mapLabels) as MapKind[]).filter((kind) => pair.mode === 'periodic' || !periodicOnly.includes(kind));
+}
 
 export function PairsScreen({
   overview,
@@ -126,8 +134,9 @@ function PairDetail({
 }) {
   // Bumped after a role change so the timeline reloads.
   const [roleVersion, setRoleVersion] = useState(0);
-  // A pair this console tracks opens on its OOS map; another one on what its sync conveys.
-  const [which, setWhich] = useState<MapKind>(pair.tracking ? 'oos' : 'conveyed');
+  // A pair this console tracks opens on its OOS map, a periodic one on its current change map,
+  // another one on what its sync conveys.
+  const [which, setWhich] = useState<MapKind>(pair.tracking ? 'oos' : pair.mode === 'periodic' ? 'current' : 'conveyed');
   const bitmap = useBitmap(pair.name, which, 100);
   const bits = useMemo(
     () =>
@@ -161,7 +170,7 @@ function PairDetail({
       <TimelinePanel pair={pair.name} version={roleVersion} />
       <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
         <ToggleButtonGroup size="small" exclusive value={which} onChange={(_, value: MapKind | null) => value && setWhich(value)} aria-label="map">
-          {(Object.keys(mapLabels) as MapKind[]).map((kind) => (
+          {mapKindsOf(pair).map((kind) => (
             <ToggleButton key={kind} value={kind} data-testid={`map-${kind}`}>
               {mapLabels[kind].title}
             </ToggleButton>

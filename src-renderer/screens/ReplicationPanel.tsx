@@ -12,12 +12,13 @@ import { useAction, useReplicationView } from '../hooks';
 
 const MiB = 1024 * 1024;
 
-const stateChips: Record<ShipStateDto | 'starting' | 'stopped', { label: string; color: ChipProps['color'] }> = {
+const stateChips: Record<ShipStateDto | 'starting' | 'paused' | 'stopped', { label: string; color: ChipProps['color'] }> = {
   starting: { label: 'starting', color: 'info' },
   'catching-up': { label: 'catching up', color: 'warning' },
   shipping: { label: 'shipping', color: 'info' },
   'in-sync': { label: 'in sync', color: 'success' },
   retrying: { label: 'retrying', color: 'error' },
+  paused: { label: 'paused', color: 'warning' },
   stopped: { label: 'stopped', color: 'default' },
 };
 
@@ -29,6 +30,7 @@ const pathText: Record<ReplicationViewDto['dataPath'], string> = {
 };
 
 export function replicationPhase(state: ReplicationStateDto | null): keyof typeof stateChips {
+  if (state?.paused) return 'paused';
   if (!state?.running) return 'stopped';
   return state.progress?.state ?? 'starting';
 }
@@ -52,6 +54,9 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
       }),
     );
   const stop = () => act(() => consoleApi().request('replicationStop', { pair: pair.name }));
+  const pause = () => act(() => consoleApi().request('replicationPause', { pair: pair.name }));
+  const resume = () => act(() => consoleApi().request('replicationResume', { pair: pair.name }));
+  const paused = state?.paused ?? false;
   const phase = replicationPhase(state);
 
   return (
@@ -74,15 +79,25 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               size="small"
               label="Limit (MiB/s)"
               placeholder="no limit"
-              value={running && state?.limitRateBytesPerSecond ? String(state.limitRateBytesPerSecond / MiB) : limitMiB}
+              value={(running || paused) && state?.limitRateBytesPerSecond ? String(state.limitRateBytesPerSecond / MiB) : limitMiB}
               error={!limitValid}
-              disabled={running}
+              disabled={running || paused}
               title={running ? 'the limit is set at start: stop and start again to change it' : undefined}
               onChange={(e) => setLimitMiB(e.target.value)}
               slotProps={{ htmlInput: { inputMode: 'decimal', 'data-testid': 'replication-limit' } }}
               sx={{ width: 170 }}
             />
-            {running ? (
+            {running && (
+              <Button variant="outlined" onClick={() => void pause()} data-testid="replication-pause">
+                Pause
+              </Button>
+            )}
+            {paused && (
+              <Button variant="contained" onClick={() => void resume()} disabled={syncing} data-testid="replication-resume">
+                Resume
+              </Button>
+            )}
+            {running || paused ? (
               <Button variant="outlined" color="warning" onClick={() => void stop()} data-testid="replication-stop">
                 Stop replication
               </Button>
@@ -90,6 +105,11 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               <Button variant="contained" onClick={() => void start()} disabled={!limitValid || syncing} data-testid="replication-start">
                 Start replication
               </Button>
+            )}
+            {paused && (
+              <Typography variant="body2" color="text.secondary" data-testid="replication-paused-note">
+                Paused: nothing ships, writes are still tracked; Resume carries on with the same limit and history.
+              </Typography>
             )}
             {syncing && !running && (
               <Typography variant="body2" color="text.secondary">

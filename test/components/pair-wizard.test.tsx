@@ -5,6 +5,7 @@
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HostDto, HostVolumesDto, OverviewDto, SyncEstimateDto } from '../../src-main/console-api';
+import { isOnHost, parseVolRef, volrefOnHost } from '../../src-engine/agent';
 import { PairWizard, sideVolref } from '../../src-renderer/screens/PairWizard';
 import { RecordingApi } from './fake-api';
 
@@ -141,5 +142,18 @@ describe('PairWizard', () => {
     expect(sideVolref('', 'host-b:/x')).toBe('host-b:/x');
     expect(sideVolref('host-b', '/srv/b.img')).toBe('host-b:/srv/b.img');
     expect(sideVolref('host-b', '  ')).toBe('');
+    expect(sideVolref('admin@10.0.0.9:2222', '/srv/b.img')).toBe('ssh://admin@10.0.0.9:2222/srv/b.img');
+  });
+
+  it("sideVolref names the same volume as the engine's volrefOnHost for every form of host name", () => {
+    const names = ['host-b', 'eng@host-b', 'ssh://host-b', 'host-b:2222', 'eng@host-b:2222', 'ssh://eng@10.0.0.9:2222/', '[::1]', '[::1]:22', 'eng@[::1]:2222'];
+    for (const name of names) {
+      for (const path of ['/srv/b.img', '/mnt/seed disk/50%.img']) {
+        const fromWizard = parseVolRef(sideVolref(name, path));
+        expect(fromWizard, `${name} ${path}`).toEqual(parseVolRef(volrefOnHost(name, path)));
+        expect(fromWizard).toMatchObject({ kind: 'ssh', path });
+        expect(isOnHost(fromWizard, name, true)).toBe(true);
+      }
+    }
   });
 });

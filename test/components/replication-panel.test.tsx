@@ -62,6 +62,7 @@ function running(extra: Partial<ReplicationStateDto> = {}, progress: Partial<Non
   return {
     pair: 'field',
     running: true,
+    paused: false,
     startedAtMs: Date.UTC(2026, 10, 23, 10, 0, 0),
     limitRateBytesPerSecond: null,
     progress: {
@@ -98,6 +99,8 @@ function install(view: Partial<ReplicationViewDto>): RecordingApi {
     replicationState: () => full,
     replicationStart: () => running(),
     replicationStop: () => ({ ...running(), running: false }),
+    replicationPause: () => ({ ...running(), running: false, paused: true }),
+    replicationResume: () => running(),
   });
   window.tidemark = api;
   return api;
@@ -168,6 +171,36 @@ describe('ReplicationPanel', () => {
       fireEvent.click(screen.getByTestId('replication-stop'));
     });
     expect(api.requests.filter((r) => r.verb === 'replicationStop')).toEqual([{ verb: 'replicationStop', args: { pair: 'field' } }]);
+  });
+
+  it('Pause while running; paused: the chip says so, the limit and chart stay, Resume and Stop are offered, Start is not', async () => {
+    const history = samples(
+      30,
+      (i) => (30 - i) * MiB,
+      () => 4 * MiB,
+    );
+    const api = install({ state: running({ limitRateBytesPerSecond: 2 * MiB, history }) });
+    const view = render(<ReplicationPanel pair={pair()} />);
+    await waitFor(() => expect(screen.getByTestId('replication-pause')).toBeTruthy());
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('replication-pause'));
+    });
+    expect(api.requests.filter((r) => r.verb === 'replicationPause')).toEqual([{ verb: 'replicationPause', args: { pair: 'field' } }]);
+    view.unmount();
+
+    const resumed = install({ state: { ...running({ limitRateBytesPerSecond: 2 * MiB, history }), running: false, paused: true } });
+    render(<ReplicationPanel pair={pair()} />);
+    await waitFor(() => expect(text('replication-state')).toBe('paused'));
+    expect(text('replication-paused-note')).toMatch(/^Paused: nothing ships, writes are still tracked/);
+    expect((screen.getByTestId('replication-limit') as HTMLInputElement).value).toBe('2');
+    expect(screen.queryByTestId('replication-start')).toBeNull();
+    expect(screen.queryByTestId('replication-pause')).toBeNull();
+    expect(screen.getByTestId('replication-stop')).toBeTruthy();
+    expect(screen.queryByTestId('lag-chart-empty')).toBeNull(); // the run's chart is kept
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('replication-resume'));
+    });
+    expect(resumed.requests.filter((r) => r.verb === 'replicationResume')).toEqual([{ verb: 'replicationResume', args: { pair: 'field' } }]);
   });
 
   it('in sync: no lag, ETA none, no snapshot held', async () => {

@@ -120,4 +120,28 @@ describe('a running sync in the pair detail', () => {
     expect(screen.getByTestId('sync-summary').textContent).toMatch(/^Synced \(tardy\): 32 of 32 regions sent \(32 MiB\) in 8s/);
     await waitFor(() => expect(screen.getByTestId('map-count').textContent).toBe('Conveyed: 32 of 32 regions conveyed by this console’s sync'));
   });
+
+  it("a periodic pair's detail offers its change maps, live: current first, then next; a continuous pair's does not", async () => {
+    let next = [1, 2];
+    const api = new RecordingApi({ bitmap: ({ which }) => bitmap(which, which === 'current' ? [7] : which === 'next' ? next : []) });
+    window.tidemark = api;
+    const idle: SyncStateDto = { pair: 'field', method: 'tardy', running: false, startedAtMs: 1, progress: null, summary: null, error: null };
+    const periodic = overview(idle);
+    const view = render(<PairsScreen overview={{ ...periodic, pairs: [{ ...periodic.pairs[0]!, mode: 'periodic' }] }} onChanged={() => undefined} />);
+    fireEvent.click(screen.getByTestId('pair-card-field'));
+    await waitFor(() =>
+      expect(screen.getByTestId('map-count').textContent).toBe('Current: 1 of 32 regions to ship in the running cycle (and written since its snapshot)'),
+    );
+    fireEvent.click(screen.getByTestId('map-next'));
+    await waitFor(() => expect(screen.getByTestId('map-count').textContent).toBe('Next: 2 of 32 regions written since the last cycle began'));
+    next = [1, 2, 3, 4];
+    await waitFor(() => expect(screen.getByTestId('map-count').textContent).toBe('Next: 4 of 32 regions written since the last cycle began'));
+    view.unmount();
+
+    render(<PairsScreen overview={overview(idle)} onChanged={() => undefined} />);
+    fireEvent.click(screen.getByTestId('pair-card-field'));
+    await waitFor(() => expect(screen.getByTestId('map-conveyed')).toBeTruthy());
+    expect(screen.queryByTestId('map-current')).toBeNull();
+    expect(screen.queryByTestId('map-next')).toBeNull();
+  });
 });

@@ -36,6 +36,8 @@ export interface LocalPairOptions {
   /** Wraps the secondary's agent (a recording or failing wrapper); the pair's endpoints use the result. */
   readonly wrapSecondary?: (agent: AgentApi) => AgentApi;
   readonly mode?: 'continuous' | 'periodic';
+  /** A periodic pair's --interval. */
+  readonly intervalMs?: number;
 }
 
 export async function makeLocalPair(dir: string, options: LocalPairOptions): Promise<LocalPair> {
@@ -52,6 +54,7 @@ export async function makeLocalPair(dir: string, options: LocalPairOptions): Pro
     primary: primaryPath,
     secondary: secondaryPath,
     ...(options.mode ? { mode: options.mode } : {}),
+    ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }),
   });
   const secondaryAgent = options.wrapSecondary ? options.wrapSecondary(agent) : agent;
   const endpoints: PairEndpoints = {

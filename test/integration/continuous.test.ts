@@ -61,11 +61,17 @@ describe('continuous replication', () => {
     expect((await pair.agent.snapshotList(pair.secondaryPath)).snapshots).toEqual([]);
     expect(await pair.agent.bitmapList(pair.primaryPath)).toEqual([]);
     const written = pick(seededRandom(seed + 1), 40);
+    const writesStartMs = Date.now();
     await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
+    const agedMs = 60;
+    await new Promise((resolve) => setTimeout(resolve, agedMs));
     const state = await pair.agent.trackingState(pair.primaryPath, pair.record.pairId);
+    const sinceStartMs = Date.now() - writesStartMs;
     expect(state.oosRegions).toBe(written.length);
     expect(state.moosRegions).toBeGreaterThanOrEqual(written.length);
-    expect(state.oldestUnshippedMs).toBeGreaterThanOrEqual(0);
+    // The oldest unshipped write is older than the wait after the last one, and younger than the first.
+    expect(state.oldestUnshippedMs).toBeGreaterThanOrEqual(agedMs - 2);
+    expect(state.oldestUnshippedMs).toBeLessThanOrEqual(sinceStartMs + 2);
     const summary = await replicateOnce(pair);
     expect(summary.regionsTransferred).toBe(written.length);
     expect(summary.bytesTransferred).toBe(written.length * regionBytes);
@@ -73,6 +79,31 @@ describe('continuous replication', () => {
     expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
     const after = await waitInSync(pair.store, pair.record, pair.endpoints, { timeoutMs: 1000 });
     expect(after.oosRegions + after.inFlightRegions).toBe(0);
+    expect((await pair.agent.trackingState(pair.primaryPath, pair.record.pairId)).oldestUnshippedMs).toBe(0); // nothing left unshipped
+  });
+
+  it('--limit-rate holds shipping to the rate: the run takes at least the bytes over the rate, less the bucket’s burst', async () => {
+    const seed = baseSeed + 40;
+    console.log(`[continuous] limit-rate seed ${seed}`);
+    const pair = await syncedPair(seed);
+    const written = pick(seededRandom(seed + 1), 48); // 3 MiB
+    await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
+    const limitBytesPerSecond = 4 * 2 ** 20;
+    const record = await pair.store.require(pair.record.name);
+    const startMs = performance.now();
+    const summary = await replicatePair({
+      store: pair.store,
+      pair: record,
+      endpoints: pair.endpoints,
+      once: true,
+      limitRateBytesPerSecond: limitBytesPerSecond,
+    });
+    const elapsedMs = performance.now() - startMs;
+    expect(summary.bytesTransferred).toBe(written.length * regionBytes);
+    // A lower bound only (a loaded machine is slower, never faster): the limit cannot be beaten.
+    const burstBytes = Math.max(regionBytes, limitBytesPerSecond / 4); // TokenBucket's depth: a quarter second
+    expect(elapsedMs).toBeGreaterThanOrEqual(((summary.bytesTransferred - burstBytes) / limitBytesPerSecond) * 1000 - 20);
+    expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
   });
 
   it('a writer running during shipping loses nothing: once it stops, one more pass makes the volumes identical', async () => {

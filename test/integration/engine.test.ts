@@ -165,3 +165,36 @@ describe('engine and lab', () => {
     await engine.dispose();
   });
 });
+
+describe('console replication: pause and resume', () => {
+  it('pause stops shipping and keeps the run; writes are tracked meanwhile; resume ships them with the same limit and history', async () => {
+    const { engine } = await engineWithLab();
+    try {
+      const lab = await engine.pairs.require('lab');
+      const limitRateBytesPerSecond = 64 * 2 ** 20;
+      await engine.replication.start('lab', { limitRateBytesPerSecond });
+      await until(() => engine.replication.state('lab')?.progress?.state === 'in-sync', 20_000, 'the lab in sync');
+      await until(() => (engine.replication.state('lab')?.history.length ?? 0) >= 1, 5_000, 'a lag sample');
+      const paused = await engine.replication.pause('lab');
+      expect(paused).toMatchObject({ running: false, paused: true, error: null, limitRateBytesPerSecond });
+      const historyAtPause = paused.history.length;
+      expect(engine.events.list().map((e) => e.kind)).toContain('replication.paused');
+      await expect(engine.replication.pause('lab')).rejects.toThrow(/not replicating/);
+
+      for (const r of [1, 2, 3]) await engine.agent.writeRegion(lab.primary.volref, r, Buffer.alloc(lab.regionBytes, r));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await engine.replication.tracking('lab')).oosRegions).toBe(3); // nothing shipped while paused
+
+      const resumed = await engine.replication.resume('lab');
+      expect(resumed).toMatchObject({ running: true, paused: false, limitRateBytesPerSecond, startedAtMs: paused.startedAtMs });
+      expect(resumed.history.length).toBe(historyAtPause);
+      await until(async () => (await engine.replication.tracking('lab')).oosRegions === 0, 20_000, 'the paused writes shipped');
+      expect(engine.events.list().map((e) => e.kind)).toContain('replication.resumed');
+      await expect(engine.replication.resume('lab')).rejects.toThrow(/not paused/);
+      const stopped = await engine.replication.stop('lab');
+      expect(stopped).toMatchObject({ running: false, paused: false });
+    } finally {
+      await engine.dispose();
+    }
+  });
+});

@@ -75,7 +75,7 @@ describe('tidemark failover / failback', () => {
     // --verify-in-pause: the whole extent is verified before the swap; the difference stops it, the old primary stays.
     const inPause = run('--json', 'migrate', 'm', '--verify-in-pause');
     expect(inPause.status).toBe(1);
-    expect(inPause.stderr).toMatch(/stopped before the swap: 1 regions differ/);
+    expect(inPause.stderr).toMatch(/stopped before the swap: 1 region differs/);
     const kept = JSON.parse(run('--json', 'pair', 'show', 'm').stdout) as { record: { primary: { volref: string }; generation: number } };
     expect(kept.record).toMatchObject({ primary: { volref: a }, generation: 3 });
 

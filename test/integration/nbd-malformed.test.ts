@@ -56,6 +56,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await server.close();
   await volume.close();
+  expect(server.payloadBuffersLent).toBe(0); // every WRITE payload buffer came back or was abandoned with its connection
 });
 
 /** A well-behaved client still gets served. */
@@ -182,6 +183,64 @@ describe('NBD server under malformed input', () => {
     ]);
     client.destroy();
     expect((await readFile(volume.path)).equals(Buffer.alloc(volumeBytes))).toBe(true);
+  });
+
+  it('answers NBD_OPT_EXPORT_NAME with the size and flags (124 zero bytes unless NO_ZEROES), then serves', async () => {
+    for (const [clientFlags, name, zeroesBytes] of [
+      [1, 'vol', 124],
+      [3, 'ro', 0],
+    ] as const) {
+      const client = await RawClient.connect(port);
+      await client.read(18);
+      client.write(Buffer.from([0, 0, 0, clientFlags]));
+      client.write(option(1, Buffer.from(name)));
+      const reply = await client.read(10 + zeroesBytes);
+      expect(reply.readBigUInt64BE(0)).toBe(BigInt(volumeBytes));
+      const flags = reply.readUInt16BE(8);
+      expect(flags & 1).toBe(1); // HAS_FLAGS
+      expect((flags & 2) !== 0).toBe(name === 'ro'); // READ_ONLY
+      expect(reply.subarray(10).equals(Buffer.alloc(zeroesBytes))).toBe(true);
+      client.write(request(NBD_CMD.read, 1, 0, 512));
+      expect(await readSimpleReply(client, 512)).toMatchObject({ handle: 1, error: 0 });
+      client.destroy();
+    }
+  });
+
+  it('answers far more small writes than the in-flight bound in one batch: writes done at once free their slot', async () => {
+    const client = await transmitting(false);
+    const writes = 200; // past nbdInFlightRequestsMax (64): a slot kept after a write would stall the connection
+    const frames = Array.from({ length: writes }, (_, i) => request(NBD_CMD.write, i + 1, i * 512, 512, 0, Buffer.alloc(512, (i % 250) + 1)));
+    client.write(Buffer.concat(frames));
+    const handles: number[] = [];
+    for (let i = 0; i < writes; i++) {
+      const reply = await readSimpleReply(client);
+      expect(reply.error).toBe(0);
+      handles.push(reply.handle);
+    }
+    expect(handles.sort((a, b) => a - b)).toEqual(Array.from({ length: writes }, (_, i) => i + 1));
+    client.destroy();
+    const bytes = await readFile(volume.path);
+    for (let i = 0; i < writes; i++) expect(bytes[i * 512 + 511]).toBe((i % 250) + 1);
+  });
+
+  it('answers writes the volume refuses before writing (a locked secondary) with EPERM, and goes on serving', async () => {
+    const client = await transmitting(false);
+    volume.setWriteLock({ pairId: 'p', generation: 1, message: 'locked for the test', hint: 'unlock it' });
+    // Two in one batch: each is refused synchronously (Volume.writeNow throws) and answered.
+    client.write(Buffer.concat([request(NBD_CMD.write, 1, 0, 512, 0, Buffer.alloc(512, 9)), request(NBD_CMD.write, 2, 4096, 512, 0, Buffer.alloc(512, 9))]));
+    const refused = [await readSimpleReply(client), await readSimpleReply(client)];
+    expect(refused.map((r) => [r.handle, r.error]).sort()).toEqual([
+      [1, NBD_EPERM],
+      [2, NBD_EPERM],
+    ]);
+    volume.setWriteLock(undefined);
+    client.write(request(NBD_CMD.write, 3, 8192, 512, 0, Buffer.alloc(512, 5)));
+    expect(await readSimpleReply(client)).toMatchObject({ handle: 3, error: 0 });
+    client.destroy();
+    const bytes = await readFile(volume.path);
+    expect(bytes.subarray(0, 8192).equals(Buffer.alloc(8192))).toBe(true);
+    expect(bytes.subarray(8192, 8192 + 512).equals(Buffer.alloc(512, 5))).toBe(true);
+    expect(errors.map((e) => e.message).join('\n')).toMatch(/locked for the test/);
   });
 
   it('disconnects on a bad request magic, a write beyond the discard cap, and a truncated request', async () => {

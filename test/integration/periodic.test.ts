@@ -8,7 +8,20 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AgentApi } from '../../src-engine/agent';
-import { createPair, readCycleHistory, runCycle, runSync, type PairEndpoints, type PairRecord, type PairStore } from '../../src-engine/replication';
+import {
+  acquirePairLock,
+  createPair,
+  cycleCursorOf,
+  readCycleHistory,
+  replicateLockTask,
+  replicatePair,
+  runCycle,
+  runSync,
+  type PairEndpoints,
+  type PairRecord,
+  type PairStore,
+} from '../../src-engine/replication';
+import { until } from '../helpers/engine';
 import { makeLocalPair, resolverFor } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
@@ -141,6 +154,120 @@ describe('periodic replication', () => {
     await writer.stop();
     expect((await pair.agent.volumeState(pair.secondaryPath)).members[0]!.appliedCycle).toBe(6);
     expect((await pair.agent.volumeState(second)).members[0]!.appliedCycle).toBe(2);
+  });
+
+  it('two secondaries replicated at once with their own --interval: each keeps its spacing, each ends at the primary', async () => {
+    const seed = baseSeed + 5;
+    console.log(`[periodic] intervals seed ${seed}`);
+    const intervals = { fast: 150, slow: 600 };
+    const fast = await makeLocalPair(await tempDir(), { sizeBytes, regionBytes, mode: 'periodic', intervalMs: intervals.fast });
+    const slowPath = join(fast.agent.homeDir, '..', 'slow.img');
+    await fast.agent.volumeCreate(slowPath, sizeBytes, regionBytes);
+    const slowRecord = await createPair(fast.store, resolverFor(fast.agent), {
+      name: 'slow',
+      primary: fast.primaryPath,
+      secondary: slowPath,
+      mode: 'periodic',
+      intervalMs: intervals.slow,
+    });
+    const slowEndpoints: PairEndpoints = {
+      primary: fast.endpoints.primary,
+      secondary: { volref: slowPath, agent: fast.agent, path: slowPath, where: 'this machine' },
+    };
+    expect([fast.record.intervalMs, slowRecord.intervalMs]).toEqual([intervals.fast, intervals.slow]);
+    for (const [record, endpoints] of [
+      [fast.record, fast.endpoints],
+      [slowRecord, slowEndpoints],
+    ] as const) {
+      await runSync({ store: fast.store, pair: record, endpoints, method: 'auto' });
+    }
+    // The records as the syncs left them (lastSync set): replicate then cycles without syncing first.
+    const fastRecord = await fast.store.require(fast.record.name);
+    const slowSynced = await fast.store.require(slowRecord.name);
+    const writer = new RecordWriter(fast.agent, fast.primaryPath, seededRandom(seed));
+    writer.start();
+    const controller = new AbortController();
+    const starts: Record<'fast' | 'slow', number[]> = { fast: [], slow: [] };
+    const run = (which: 'fast' | 'slow', record: PairRecord, endpoints: PairEndpoints) =>
+      replicatePair({
+        store: fast.store,
+        pair: record,
+        endpoints,
+        once: false,
+        signal: controller.signal,
+        onCycleProgress: (p) => void (p.phase === 'freezing' && starts[which].push(performance.now())),
+      }).catch((error: unknown) => {
+        if (!controller.signal.aborted) throw error;
+      });
+    const running = [run('fast', fastRecord, fast.endpoints), run('slow', slowSynced, slowEndpoints)];
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    controller.abort();
+    await Promise.all(running);
+    await writer.stop();
+    console.log(`[periodic] cycles started: fast ${starts.fast.length}, slow ${starts.slow.length}`);
+    for (const which of ['fast', 'slow'] as const) {
+      const gaps = starts[which].slice(1).map((t, i) => t - starts[which][i]!);
+      expect(starts[which].length).toBeGreaterThanOrEqual(2);
+      // A cycle never starts before its interval (timed here at its freeze, some ms into the cycle's start).
+      for (const gapMs of gaps) expect(gapMs).toBeGreaterThanOrEqual(intervals[which] - 50);
+    }
+    expect(starts.slow.length).toBeLessThanOrEqual(Math.ceil(2000 / intervals.slow) + 1);
+    // Both ran at once: each started a cycle while the other was between cycles it started.
+    expect(starts.fast[0]!).toBeLessThan(starts.slow.at(-1)!);
+    expect(starts.slow[0]!).toBeLessThan(starts.fast.at(-1)!);
+    // One more cycle each after the writer stopped: both secondaries are the primary.
+    // A cycle the abort cut short is finished first (from its cursor, at its older point in
+    // time); the cycle after it freezes with every record: at most two --once runs.
+    for (const [record, endpoints, path] of [
+      [fastRecord, fast.endpoints, fast.secondaryPath],
+      [slowSynced, slowEndpoints, slowPath],
+    ] as const) {
+      for (let run = 0; run < 2 && prefixHeld(await readFile(path)) < writer.acked; run++) {
+        await replicatePair({ store: fast.store, pair: record, endpoints, once: true });
+      }
+      expect(prefixHeld(await readFile(path))).toBe(writer.acked);
+    }
+  });
+
+  it('replicate --once beside a running shipper waits for a cycle that froze after it was called, not one already under way', async () => {
+    let stageDelayMs = 0;
+    const pair = await syncedPeriodic(
+      (agent) =>
+        new Proxy(agent, {
+          get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver) as unknown;
+            if (property !== 'stageRegion' || typeof value !== 'function') return value;
+            return async (...args: unknown[]) => {
+              if (stageDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, stageDelayMs));
+              return (value as (...a: unknown[]) => Promise<void>).apply(target, args);
+            };
+          },
+        }),
+    );
+    // This test is the running shipper: it holds the pair's lock as `replicate` (or `serve`) does.
+    const lock = await acquirePairLock(pair.store.pairDir(pair.record.name), pair.record.name, replicateLockTask);
+    try {
+      await pair.agent.writeRegion(pair.primaryPath, 1, record(1));
+      stageDelayMs = 100;
+      const underWay = runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints }); // cycle 1 freezes with record 1
+      await until(async () => (await cycleCursorOf(pair.store, pair.record))?.phase === 'shipping', 10_000, 'cycle 1 shipping');
+      await pair.agent.writeRegion(pair.primaryPath, 2, record(2)); // after cycle 1's freeze
+      let returned = false;
+      const waiter = replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true }).then((summary) => {
+        returned = true;
+        return summary;
+      });
+      await underWay;
+      await new Promise((resolve) => setTimeout(resolve, 400)); // several of the waiter's polls
+      expect(returned).toBe(false); // cycle 1 froze before the call: it does not hold record 2
+      stageDelayMs = 0;
+      await runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints });
+      const summary = await waiter;
+      expect(summary.waitedFor).toMatchObject({ what: replicateLockTask });
+      expect(prefixHeld(await readFile(pair.secondaryPath))).toBe(2);
+    } finally {
+      await lock.release();
+    }
   });
 
   it('a cycle interrupted while shipping leaves the secondary at the previous boundary and resumes', async () => {

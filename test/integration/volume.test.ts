@@ -162,6 +162,107 @@ describe('write hooks', () => {
   });
 });
 
+/** A volume with no hooks of its own (no realization tracking): the test's hooks are all it runs. */
+async function bareVolume(sizeBytes: number, regionBytes: number): Promise<Volume> {
+  const path = join(await tempDir(), 'v.img');
+  await writeFile(path, '');
+  await truncate(path, sizeBytes);
+  return new Volume(await FileBackend.open(path), regionBytes);
+}
+
+describe('writeNow, the hot write path', () => {
+  it('writes before returning when nothing waits, and a hook that throws leaves the write gate as it found it', async () => {
+    const volume = await bareVolume(8 * 4096, 4096);
+    expect(volume.writeNow(4096, Buffer.from('sync'))).toBeUndefined();
+    expect((await volume.read(4096, 4)).toString()).toBe('sync');
+    const remove = volume.addWriteHook({
+      name: 'refuses',
+      beforeWrite: () => {
+        throw new TidemarkError('IO', 'hook failed', 'nothing');
+      },
+    });
+    expect(() => volume.writeNow(0, Buffer.from('no'))).toThrow(/hook failed/);
+    remove();
+    // A leaked entry in the gate would hold quiesced() for ever.
+    const quiesced = volume.quiesced(async () => 'still');
+    await expect(Promise.race([quiesced, new Promise((resolve) => setTimeout(() => resolve('held'), 1000))])).resolves.toBe('still');
+    expect(() => volume.writeNow(8 * 4096 - 1, Buffer.from('xy'))).toThrow(/outside volume/);
+    await volume.close();
+  });
+
+  it('carries a write on from the first hook that waits: later hooks, then the data, then the gate', async () => {
+    const volume = await bareVolume(8 * 4096, 4096);
+    const calls: string[] = [];
+    let release: () => void = () => undefined;
+    volume.addWriteHook({ name: 'sync', beforeWrite: () => void calls.push('sync') });
+    volume.addWriteHook({
+      name: 'waits',
+      beforeWrite: () => {
+        calls.push('waits');
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    volume.addWriteHook({ name: 'after', beforeWrite: (first, last) => void calls.push(`after ${first}-${last}`) });
+    const pending = volume.writeNow(4093, Buffer.from('across'));
+    expect(pending).toBeInstanceOf(Promise);
+    expect(calls).toEqual(['sync', 'waits']);
+    let quiescedAt = -1;
+    const quiesced = volume.quiesced(async () => void (quiescedAt = calls.length));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await volume.read(4093, 6)).equals(Buffer.alloc(6))).toBe(true); // not written while the hook waits
+    release();
+    await pending;
+    await quiesced;
+    expect(calls).toEqual(['sync', 'waits', 'after 0-1']);
+    expect(quiescedAt).toBe(3); // the gate was held until the write had run every hook
+    expect((await volume.read(4093, 6)).toString()).toBe('across');
+    await volume.close();
+  });
+
+  it('refuses a write that waited at the gate while the volume was locked, and writes nothing', async () => {
+    const volume = await bareVolume(8 * 4096, 4096);
+    let pending: Promise<void> | undefined;
+    await volume.quiesced(async () => {
+      pending = volume.writeNow(0, Buffer.from('late'));
+      volume.setWriteLock({ pairId: 'p', generation: 1, message: 'locked meanwhile', hint: 'unlock' });
+    });
+    await expect(pending).rejects.toSatisfy(expectCode('PERMISSION', /locked meanwhile/));
+    expect((await volume.read(0, 4)).equals(Buffer.alloc(4))).toBe(true);
+    await volume.close();
+  });
+
+  it('leaves the gate when a waiting hook or the backend rejects', async () => {
+    const volume = await bareVolume(8 * 4096, 4096);
+    const remove = volume.addWriteHook({ name: 'rejects', beforeWrite: () => Promise.reject(new TidemarkError('IO', 'hook rejected', 'nothing')) });
+    await expect(volume.writeNow(0, Buffer.from('a'))).rejects.toThrow(/hook rejected/);
+    remove();
+    const failing = new Volume({ ...countingBackend(volume.backend), pwrite: () => Promise.reject(new TidemarkError('IO', 'disk said no', 'nothing')) }, 4096);
+    await expect(failing.writeNow(0, Buffer.from('b'))).rejects.toThrow(/disk said no/);
+    for (const v of [volume, failing]) {
+      const quiesced = v.quiesced(async () => 'free');
+      await expect(Promise.race([quiesced, new Promise((resolve) => setTimeout(() => resolve('held'), 1000))])).resolves.toBe('free');
+    }
+    await volume.close();
+  });
+
+  it('waits at a closed gate and then runs every hook', async () => {
+    const volume = await bareVolume(8 * 4096, 4096);
+    const calls: string[] = [];
+    volume.addWriteHook({ name: 'sync', beforeWrite: () => void calls.push('hook') });
+    let pending: Promise<void> | undefined;
+    await volume.quiesced(async () => {
+      pending = volume.writeNow(0, Buffer.from('late'));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      calls.push('instant');
+    });
+    expect(pending).toBeInstanceOf(Promise);
+    await pending;
+    expect(calls).toEqual(['instant', 'hook']);
+    expect((await volume.read(0, 4)).toString()).toBe('late');
+    await volume.close();
+  });
+});
+
 describe('realization by zero scan', () => {
   it('reads many small regions per call, and finds data at every region edge', async () => {
     const dir = await tempDir();

@@ -10,12 +10,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peerAlias } from '../../src-engine/agent';
+import { LocalAgent, peerAlias } from '../../src-engine/agent';
+import { PairOperations } from '../../src-engine/engine';
+import { EventLog } from '../../src-engine/events';
+import { HostManager, SecretVault } from '../../src-engine/hosts';
 import { TidemarkError } from '../../src-engine/errors';
 import { PairStore, shipContinuous } from '../../src-engine/replication';
 import { RemoteHost, sshPeerLinks } from '../../src-engine/ssh';
 import { testRemoteHostOptions } from '../helpers/agents';
-import { tidemark } from '../helpers/cli';
+import { agentBundle, tidemark } from '../helpers/cli';
 import { sameBytes, writeRandomRegions } from '../helpers/pairs';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 import { requireTool } from '../helpers/tools';
@@ -291,5 +294,47 @@ describe('direct shipping over a per-pair key', () => {
     expect(cli(['pair', 'delete', 'd']).status).toBe(0);
     expect(await readFile(hostB.authorizedKeysPath, 'utf8')).not.toContain(`tidemark-pair:${pairId}`);
     await expect(readFile(join(hostA.defaultHome, 'peers', pairId, 'id_ed25519'))).rejects.toThrow(/ENOENT/);
+  }, 120_000);
+
+  it('the console links a remote→remote pair its wizard creates, as pair create does, and unlinks it on delete', async () => {
+    const consoleHome = join(dir, 'console');
+    const events = new EventLog();
+    const hosts = new HostManager(consoleHome, {
+      bundlePath: agentBundle,
+      vault: new SecretVault(consoleHome, null),
+      events,
+      sshConfigPath: join(env.HOME!, '.ssh', 'config'),
+      userKnownHosts: join(dir, 'no-user-known-hosts'),
+      agentSocket: '',
+    });
+    const local = new LocalAgent(consoleHome, { purpose: 'test', peerLinks: sshPeerLinks });
+    try {
+      for (const name of ['host-a', 'host-b']) {
+        await hosts.add(name);
+        for (const deadline = Date.now() + 30_000; ;) {
+          const view = (await hosts.list()).find((h) => h.name === name)!;
+          if (view.question) await hosts.answer(name, view.question.id, { approve: true });
+          if (view.state === 'connected') break;
+          if (Date.now() > deadline) throw new Error(`host ${name} did not connect: ${JSON.stringify(view)}`);
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      }
+      const [p2, s2] = [join(dir, 'data', 'console-primary.img'), join(dir, 'data', 'console-secondary.img')];
+      execFileSync('truncate', ['-s', String(sizeBytes), p2, s2]);
+      const ops = new PairOperations(new PairStore(consoleHome), local, hosts, events);
+      const record = await ops.create({ name: 'c', primary: `host-a:${p2}`, secondary: `host-b:${s2}`, regionBytes });
+      const keyLine = async () => (await readFile(hostB.authorizedKeysPath, 'utf8')).split('\n').find((l) => l.endsWith(`tidemark-pair:${record.pairId}`));
+      expect(await keyLine()).toMatch(/^restrict,command="[^"]* 'agent' 'dial-stdio' '--pair' '[0-9a-f-]{36}'" ssh-ed25519 /);
+      expect(events.list().find((e) => e.kind === 'pair.linked')).toMatchObject({
+        severity: 'info',
+        pair: 'c',
+        message: expect.stringMatching(/ships directly/),
+      });
+      await ops.delete('c');
+      expect(await keyLine()).toBeUndefined();
+    } finally {
+      await hosts.dispose();
+      await local.dispose();
+    }
   }, 120_000);
 });

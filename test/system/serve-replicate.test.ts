@@ -4,7 +4,7 @@
 // SIGKILL the serving process during a random-write workload, 20 seeds — after each restart
 // and catch-up the files are identical and the bytes resent are ≤ MOOS regions × region size.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,20 +41,24 @@ async function cli(env: NodeJS.ProcessEnv, args: string[]): Promise<string> {
 }
 
 /** A synced pair of two sparse files in a fresh home. */
-async function syncedPair(): Promise<{ dir: string; env: NodeJS.ProcessEnv; primary: string; secondary: string }> {
+async function syncedPair(periodic: string[] = []): Promise<{ dir: string; env: NodeJS.ProcessEnv; primary: string; secondary: string }> {
   const dir = await tempDir();
   const env = { TIDEMARK_HOME: join(dir, 'home') };
   const [primary, secondary] = [join(dir, 'primary.img'), join(dir, 'secondary.img')];
   await cli(env, ['volume', 'create', primary, '--size', String(volumeBytes), '--region-size', String(regionBytes)]);
   await cli(env, ['volume', 'create', secondary, '--size', String(volumeBytes), '--region-size', String(regionBytes)]);
-  await cli(env, ['pair', 'create', 'p', '--primary', primary, '--secondary', secondary, '--region-size', String(regionBytes), '--predict', '3']);
+  await cli(env, ['pair', 'create', 'p', '--primary', primary, '--secondary', secondary, '--region-size', String(regionBytes), '--predict', '3', ...periodic]);
   await cli(env, ['sync', 'p']);
   return { dir, env, primary, secondary };
 }
 
 /** Starts `serve` and resolves once the export answers. */
-async function serve(env: NodeJS.ProcessEnv, port: number, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cliBundle, 'serve', 'p', '--nbd', `127.0.0.1:${port}`, ...extra], {
+/** A running `serve`, with what it has logged so far. */
+type Served = ChildProcess & { readonly log: () => string };
+
+async function serve(env: NodeJS.ProcessEnv, port: number | null, extra: string[] = []): Promise<Served> {
+  const listen = port === null ? [] : ['--nbd', `127.0.0.1:${port}`];
+  const child = spawn(process.execPath, [cliBundle, 'serve', 'p', ...listen, ...extra], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -62,16 +66,38 @@ async function serve(env: NodeJS.ProcessEnv, port: number, extra: string[] = [])
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const deadline = Date.now() + 20_000;
-  while (!stderr.includes('serving primary')) {
+  while (!/serving (primary|secondary)/.test(stderr)) {
     if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${stderr}`);
     if (Date.now() > deadline) throw new Error(`serve did not start: ${stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  return child;
+  return Object.assign(child, { log: () => stderr });
 }
 
 function stopped(child: ChildProcess): Promise<number | null> {
   return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** The 4 KiB at `offset` of the file all hold `pattern`. */
+async function markerLanded(path: string, marker: { offset: number; pattern: number }): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const bytes = Buffer.alloc(4096);
+    await handle.read(bytes, 0, 4096, marker.offset);
+    return bytes.every((b) => b === marker.pattern);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The regions the qemu-io commands of writeCommands touch. */
+function regionsWrittenBy(commands: readonly string[]): Set<number> {
+  const regions = new Set<number>();
+  for (const command of commands) {
+    const [offset, length] = command.split(' ').slice(-2).map(Number) as [number, number];
+    for (let r = Math.floor(offset / regionBytes); r <= Math.floor((offset + length - 1) / regionBytes); r++) regions.add(r);
+  }
+  return regions;
 }
 
 /** Seeded qemu-io writes: whole and partial regions, zeroes, some FUA. */
@@ -99,6 +125,8 @@ describe('serve + replicate with real NBD clients', () => {
     const uri = `nbd://127.0.0.1:${port}/p`;
     const commands = writeCommands(seededRandom(seed), 60);
     await runClientOk('qemu-io', ['-f', 'raw', uri, ...commands.flatMap((c) => ['-c', c])], 60_000);
+    const oosAfterQemuIo = JSON.parse(await cli(env, ['--json', 'map', 'p', '--which', 'oos'])) as { setCount: number };
+    expect(oosAfterQemuIo.setCount).toBe(regionsWrittenBy(commands).size); // every kind of write tracked: plain, FUA, zeroes
 
     const map = JSON.parse(await runClientOk('nbdinfo', ['--json', '--map', uri])) as { offset: number; length: number; type: number }[];
     expect(map.reduce((sum, e) => sum + e.length, 0)).toBe(volumeBytes);
@@ -111,7 +139,10 @@ describe('serve + replicate with real NBD clients', () => {
     const source = join(dir, 'source.raw');
     const sourceBytes = Buffer.alloc(volumeBytes);
     const random = seededRandom(seed + 1);
-    for (let i = 0; i < 40; i++) sourceBytes.fill(1 + Math.floor(random() * 254), Math.floor(random() * (volumeBytes - MiB)), undefined);
+    for (let i = 0; i < 40; i++) {
+      const at = Math.floor(random() * (volumeBytes - MiB));
+      sourceBytes.fill(1 + Math.floor(random() * 254), at, at + 1 + Math.floor(random() * MiB));
+    }
     for (let i = 0; i < 8; i++) {
       const at = Math.floor(random() * (volumeBytes / MiB)) * MiB;
       sourceBytes.fill(0, at, at + MiB);
@@ -133,18 +164,106 @@ describe('serve + replicate with real NBD clients', () => {
     expect(await stopped(server)).toBe(0);
   });
 
+  it('pair wait --in-sync and replicate --once wait for the running serve to ship; a second shipper is refused BUSY; wait times out exit 1', async () => {
+    const seed = baseSeed + 50;
+    console.log(`[serve-replicate] wait seed ${seed}`);
+    const { env, primary, secondary } = await syncedPair();
+    const port = await freePort();
+    const uri = `nbd://127.0.0.1:${port}/p`;
+
+    // Nothing ships: the wait gives up after its timeout, one line saying why, exit 1.
+    const idle = await serve(env, port, ['--no-replicate']);
+    await runClientOk('qemu-io', ['-f', 'raw', uri, ...writeCommands(seededRandom(seed), 20).flatMap((c) => ['-c', c])], 60_000);
+    const timedOut = await tidemarkAsync(['pair', 'wait', 'p', '--in-sync', '--timeout', '1s'], env);
+    expect(timedOut.status).toBe(1);
+    expect(timedOut.stderr.trim().split('\n')).toHaveLength(1);
+    expect(timedOut.stderr).toMatch(/not in sync after 1 s/);
+    idle.kill('SIGTERM');
+    expect(await stopped(idle)).toBe(0);
+
+    // serve ships what it finds unshipped, and what is written meanwhile.
+    const shipping = await serve(env, port);
+    await runClientOk('qemu-io', ['-f', 'raw', uri, ...writeCommands(seededRandom(seed + 1), 20).flatMap((c) => ['-c', c])], 60_000);
+    const second = await tidemarkAsync(['replicate', 'p'], env);
+    expect(second.status).toBe(1);
+    expect(second.stderr).toMatch(new RegExp(`already replicated by process ${shipping.pid}`));
+    const waited = await tidemarkAsync(['--json', 'pair', 'wait', 'p', '--in-sync', '--timeout', '60s'], env);
+    expect(waited.status, waited.stderr).toBe(0);
+    expect(JSON.parse(waited.stdout)).toMatchObject({ pair: 'p', inSync: true, tracking: { oosRegions: 0, inFlightRegions: 0 } });
+    expect((await readFile(secondary)).equals(await readFile(primary))).toBe(true);
+    const once = JSON.parse(await cli(env, ['--json', 'replicate', 'p', '--once'])) as { inSync: boolean; waitedFor: { pid: number } | null };
+    expect(once).toMatchObject({ inSync: true, waitedFor: { pid: shipping.pid } });
+    shipping.kill('SIGTERM');
+    expect(await stopped(shipping)).toBe(0);
+  });
+
+  it('serve on a Unix socket with --predict; serve --secondary exports the secondary read-only', async () => {
+    const { dir, env, secondary } = await syncedPair();
+    const socket = join(dir, 'nbd.sock');
+    const server = await serve(env, null, ['--nbd-socket', socket, '--predict', '5', '--no-replicate']);
+    expect(server.log()).toMatch(/tracking writes \(MOOS, predict 5\)/);
+    const unixUri = `nbd+unix:///p?socket=${socket}`;
+    await runClientOk('qemu-io', ['-f', 'raw', unixUri, '-c', 'write -P 7 0 4096', '-c', 'read -P 7 0 4096'], 60_000);
+    const moos = JSON.parse(await cli(env, ['--json', 'map', 'p', '--which', 'moos'])) as { setCount: number };
+    expect(moos.setCount).toBeGreaterThanOrEqual(6); // region 0 and the 5 predicted after it
+    server.kill('SIGTERM');
+    expect(await stopped(server)).toBe(0);
+
+    const port = await freePort();
+    const inspect = await serve(env, port, ['--secondary']);
+    expect(inspect.log()).toMatch(/serving secondary \(read-only\)/);
+    const uri = `nbd://127.0.0.1:${port}/p`;
+    expect(JSON.parse(await runClientOk('nbdinfo', ['--json', uri]))).toMatchObject({ exports: [{ is_read_only: true }] });
+    const refused = await runClient('qemu-io', ['-f', 'raw', uri, '-c', 'write -P 9 0 4096'], 60_000);
+    expect(refused.stdout + refused.stderr).toMatch(/read-only|permission|not permitted/i);
+    await runClientOk('qemu-io', ['-f', 'raw', '-r', uri, '-c', 'read -P 0 0 4096'], 60_000); // the write not shipped: the secondary has zeros there
+    expect((await readFile(secondary)).subarray(0, 4096).equals(Buffer.alloc(4096))).toBe(true);
+    inspect.kill('SIGTERM');
+    expect(await stopped(inspect)).toBe(0);
+  });
+
+  it('serve of a periodic pair runs its cycles: replicate --once waits for the next one, and the secondary is the primary', async () => {
+    const seed = baseSeed + 60;
+    console.log(`[serve-replicate] periodic seed ${seed}`);
+    const { env, primary, secondary } = await syncedPair(['--mode', 'periodic', '--interval', '1s']);
+    const port = await freePort();
+    const server = await serve(env, port);
+    await runClientOk('qemu-io', ['-f', 'raw', `nbd://127.0.0.1:${port}/p`, ...writeCommands(seededRandom(seed), 30).flatMap((c) => ['-c', c])], 60_000);
+    const waited = JSON.parse(await cli(env, ['--json', 'replicate', 'p', '--once'])) as { waitedFor: { pid: number } | null; pointInTime?: string };
+    expect(waited.waitedFor?.pid).toBe(server.pid);
+    expect(Date.parse(waited.pointInTime ?? '')).toBeGreaterThan(0);
+    // qemu-io had finished before that cycle froze: the secondary holds every write.
+    expect((await readFile(secondary)).equals(await readFile(primary))).toBe(true);
+    const shown = JSON.parse(await cli(env, ['--json', 'pair', 'show', 'p'])) as { cycles?: unknown[] };
+    expect(JSON.stringify(shown)).toMatch(/"cycle":\s*[1-9]/);
+    server.kill('SIGTERM');
+    expect(await stopped(server)).toBe(0);
+  });
+
   it('SIGKILL of the serving process during random writes, 20 seeds: restart resends at most MOOS, files identical', async () => {
     const { env, primary, secondary } = await syncedPair();
+    const writes = 2000; // seconds of work: the kill always lands inside it
     for (let round = 0; round < 20; round++) {
       const seed = baseSeed + 100 + round;
       const random = seededRandom(seed);
       const port = await freePort();
       const server = await serve(env, port);
-      const writer = runClient('qemu-io', ['-f', 'raw', `nbd://127.0.0.1:${port}/p`, ...writeCommands(random, 200).flatMap((c) => ['-c', c])], 60_000);
-      await new Promise((resolve) => setTimeout(resolve, 30 + Math.floor(random() * 300)));
+      // The workload starts with a marker write (a pattern and place of this round's own): once it
+      // is in the primary, writes are being acknowledged, and the kill comes a seeded moment later.
+      const marker = { offset: round * 4096, pattern: 0x80 + round };
+      const commands = [`write -P ${marker.pattern} ${marker.offset} 4096`, ...writeCommands(random, writes - 1)];
+      const writer = runClient('qemu-io', ['-f', 'raw', `nbd://127.0.0.1:${port}/p`, ...commands.flatMap((c) => ['-c', c])], 120_000);
+      for (const deadline = Date.now() + 20_000; !(await markerLanded(primary, marker));) {
+        if (Date.now() > deadline) throw new Error(`seed ${seed}: qemu-io's first write did not reach the primary within 20 s`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20 + Math.floor(random() * 200)));
       server.kill('SIGKILL');
       await stopped(server);
-      await writer; // fails when the server goes: its unacknowledged writes may or may not have landed
+      // qemu-io goes on after the server is gone, each later write failing: its unacknowledged writes may or may not have landed.
+      const acknowledged = ((await writer).stdout.match(/^wrote /gm) ?? []).length;
+      expect(acknowledged, `seed ${seed}: the kill landed inside the workload`).toBeGreaterThan(0);
+      expect(acknowledged, `seed ${seed}: the kill landed inside the workload`).toBeLessThan(writes);
 
       const moos = JSON.parse(await cli(env, ['--json', 'map', 'p', '--which', 'moos'])) as { setCount: number; regionBytes: number };
       const caughtUp = JSON.parse(await cli(env, ['--json', 'replicate', 'p', '--once'])) as {
@@ -152,7 +271,10 @@ describe('serve + replicate with real NBD clients', () => {
         recoveredRegions: number;
         inSync: boolean;
       };
-      console.log(`[serve-replicate] crash seed ${seed}: MOOS ${moos.setCount} regions, resent ${caughtUp.bytesTransferred / regionBytes}`);
+      console.log(
+        `[serve-replicate] crash seed ${seed}: ${acknowledged} of ${writes} writes acknowledged, MOOS ${moos.setCount} regions, resent ${caughtUp.bytesTransferred / regionBytes}`,
+      );
+      expect(moos.setCount).toBeGreaterThan(0); // writes were in flight or unshipped: there was something to recover
       expect(caughtUp.inSync).toBe(true);
       expect(caughtUp.recoveredRegions).toBe(moos.setCount);
       expect(caughtUp.bytesTransferred).toBeLessThanOrEqual(moos.setCount * regionBytes);

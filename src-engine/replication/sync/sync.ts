@@ -273,7 +273,8 @@ class SyncRun {
   /**
    * docs/sync.md "auto": after a finished sync whose marks are intact, only what was written
    * since (tardy over the pending set); a fresh pair, tardy; with both realization maps
-   * tracked, realized; after an image import, signature; else tardy.
+   * tracked (every registered volume: after an image import too), realized; else, seeded,
+   * signature; else tardy.
    */
   private async autoMethod(): Promise<{ method: SyncMethod; scope: SyncCursor['scope'] }> {
     const [sm, pRealized, sRealized, maps] = await Promise.all([
