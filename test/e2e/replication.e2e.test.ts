@@ -2,7 +2,9 @@
 // made and synced with the CLI on the console's home; regions written to the primary through
 // the console's agent socket show as lag and on the OOS heatmap; Start replication in the Pair
 // detail ships exactly the distinct regions written, reaches "in sync", and the CLI agrees
-// (map --which oos is empty, verify exits 0, the files are identical); Stop ends it.
+// (map --which oos is empty, verify exits 0, the files are identical); Stop ends it. The crash
+// cost shown is the CLI's MOOS count × region size. A periodic pair started in the console
+// applies cycles that its cycle history lists, and the secondary ends equal to the primary.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,6 +60,12 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     await expect.poll(() => page.getByTestId('map-count').textContent()).toMatch(/^MOOS: \d+ of 32 regions maybe out of sync/);
     await page.getByTestId('map-oos').click();
     await expect.poll(() => page.getByTestId('map-count').textContent()).toBe(`OOS: ${distinct} of 32 regions out of sync`);
+    // Crash cost now: the MOOS the CLI counts, times the region size.
+    const moos = (JSON.parse(await cli(['--json', 'map', 'field', '--which', 'moos'])) as { setCount: number }).setCount;
+    expect(moos).toBeGreaterThanOrEqual(distinct); // a superset of OOS
+    await expect
+      .poll(() => page.getByTestId('replication-crash-cost').textContent())
+      .toMatch(new RegExp(`^Crash cost now: ${moos} MOOS regions × 1 MiB = ${moos} MiB`));
     await shot(page, 'e2e-replication-lagging');
 
     await page.getByTestId('replication-start').click();
@@ -82,6 +90,45 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     await expect.poll(() => page.getByTestId('replication-state').textContent()).toBe('stopped');
     expect(await page.getByTestId('replication-shipped').textContent()).toMatch(new RegExp(`^Last run shipped ${distinct} regions`));
     await page.getByTestId('replication-start').waitFor();
+    expect(await page.getByTestId('error-note').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 180_000);
+
+  it('a periodic pair started in the console lists its applied cycles; the secondary ends equal to the primary', async () => {
+    const primary = join(e2e.dir, 'cycles-a.img');
+    const secondary = join(e2e.dir, 'cycles-b.img');
+    await cli(['volume', 'create', primary, '--size', '16MiB']);
+    await cli(['volume', 'create', secondary, '--size', '16MiB']);
+    await cli(['pair', 'create', 'cycles', '--primary', primary, '--secondary', secondary, '--region-size', '1MiB', '--mode', 'periodic', '--interval', '1s']);
+    await cli(['sync', 'cycles']);
+    const written = [1, 4, 4, 11];
+    const distinct = new Set(written).size;
+    const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
+    await peer.handshake();
+    const agent = new RpcAgent(peer);
+    for (const [i, r] of written.entries()) await agent.writeRegion(primary, r, randomRegion(2000 + i, MiB));
+    await agent.dispose();
+
+    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1400 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(e2e.web.url);
+    await page.getByTestId('pair-card-cycles').waitFor({ timeout: 60_000 });
+    await page.getByTestId('pair-card-cycles').click();
+    expect(await page.getByTestId('cycle-history-empty').textContent()).toBe('No cycle applied by this console yet.');
+    await page.getByTestId('replication-start').click();
+    // The first cycle ships exactly the written regions; the next ones (1 s apart) find nothing new.
+    const history = page.getByTestId('cycle-history');
+    await expect.poll(() => history.locator('[data-testid^="cycle-"]').count(), { timeout: 60_000 }).toBeGreaterThanOrEqual(2);
+    const lines = await history.locator('[data-testid^="cycle-"]').allTextContents();
+    const oldestFirst = lines.reverse();
+    expect(oldestFirst[0]).toMatch(new RegExp(`^Cycle \\d+: ${distinct} regions \\(${distinct} MiB\\) in .+ — the secondary holds the primary as of `));
+    expect(oldestFirst[1]).toMatch(/^Cycle \d+: 0 regions \(0 B\) in /);
+    await shot(page, 'e2e-replication-cycles');
+    await page.getByTestId('replication-stop').click();
+    await expect.poll(() => page.getByTestId('replication-state').textContent()).toBe('stopped');
+    expect((await readFile(secondary)).equals(await readFile(primary))).toBe(true);
     expect(await page.getByTestId('error-note').count()).toBe(0);
     expect(pageErrors).toEqual([]);
     await page.close();

@@ -1,17 +1,22 @@
-// Temporary directories for tests, removed afterwards.
+// Temporary directories for tests, removed afterwards: one made inside a test after that test,
+// one made in a beforeAll (shared by the file's tests) after the file.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterAll, afterEach, expect } from 'vitest';
 
-const made: string[] = [];
+const madeInTest: string[] = [];
+const madeForFile: string[] = [];
 
 export async function tempDir(prefix = 'tidemark-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  made.push(dir);
+  (expect.getState().currentTestName === undefined ? madeForFile : madeInTest).push(dir);
   return dir;
 }
 
-afterEach(async () => {
-  for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+async function removeAll(dirs: string[]): Promise<void> {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+}
+
+afterEach(() => removeAll(madeInTest));
+afterAll(() => removeAll(madeForFile));

@@ -253,11 +253,15 @@ describe('direct shipping over a per-pair key', () => {
       }
       await until(() => paths.at(-1) === 'relayed:in-sync', 'in sync again, relayed');
       await writer.peerKeyCreate(pairId, { ...target, port: hostB.port });
+      // The retry is due by time (the delay doubles with each failed retry), not after so many batches:
+      // keep writing until a batch goes direct, for up to 20 s.
       const shippedBefore = paths.length;
+      const deadlineMs = Date.now() + 20_000;
       for (let i = 0; !paths.slice(shippedBefore).some((p) => p.startsWith('direct:')); i++) {
         await writeRandomRegions(writer, primary(), regionBytes, [40 + (i % 20)], seed + 10 + i);
         await until(() => paths.at(-1)?.endsWith(':in-sync') === true, 'in sync after a write');
-        if (i > 50) throw new Error(`shipping never went direct again: ${paths.slice(-5).join(' ')}`);
+        if (Date.now() > deadlineMs) throw new Error(`shipping never went direct again in 20 s (${i + 1} batches): ${paths.slice(-5).join(' ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
       }
     } finally {
       controller.abort();

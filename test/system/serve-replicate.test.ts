@@ -8,7 +8,11 @@ import { open, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RpcAgent, connectAgentSocket, type NbdExportInfo } from '../../src-engine/agent';
+import { RpcPeer } from '../../src-engine/transport';
+import { agentInfoOf } from '../helpers/agent-processes';
 import { cliBundle, tidemarkAsync } from '../helpers/cli';
+import { until } from '../helpers/engine';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
 import { runClient, runClientOk } from '../integration/nbd-clients';
@@ -52,7 +56,6 @@ async function syncedPair(periodic: string[] = []): Promise<{ dir: string; env: 
   return { dir, env, primary, secondary };
 }
 
-/** Starts `serve` and resolves once the export answers. */
 /** A running `serve`, with what it has logged so far. */
 type Served = ChildProcess & { readonly log: () => string };
 
@@ -113,6 +116,17 @@ function writeCommands(random: () => number, count: number): string[] {
     );
   }
   return commands;
+}
+
+/** The NBD exports of the agent serving `homeDir`, asked through its socket. */
+async function exportsOf(homeDir: string): Promise<NbdExportInfo[]> {
+  const peer = new RpcPeer(await connectAgentSocket(homeDir), { role: 'client', keepaliveMs: 0 });
+  try {
+    await peer.handshake();
+    return await new RpcAgent(peer).nbdExportList();
+  } finally {
+    peer.close();
+  }
 }
 
 describe('serve + replicate with real NBD clients', () => {
@@ -238,6 +252,35 @@ describe('serve + replicate with real NBD clients', () => {
     expect(JSON.stringify(shown)).toMatch(/"cycle":\s*[1-9]/);
     server.kill('SIGTERM');
     expect(await stopped(server)).toBe(0);
+  });
+
+  it('asks the running agent of the home: the export lives in that agent and ends with serve, on SIGTERM and on SIGKILL', async () => {
+    const { env, primary } = await syncedPair();
+    const homeDir = env.TIDEMARK_HOME!;
+    const agent = spawn(process.execPath, [cliBundle, 'agent', 'serve'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: 'ignore' });
+    children.push(agent);
+    await until(async () => (await agentInfoOf(homeDir))?.pid === agent.pid, 10_000, 'the home agent');
+    const markers = [
+      { signal: 'SIGTERM', offset: 0, pattern: 0x31 },
+      { signal: 'SIGKILL', offset: 5 * regionBytes + 8192, pattern: 0x32 },
+    ] as const;
+    for (const { signal, offset, pattern } of markers) {
+      const port = await freePort();
+      const uri = `nbd://127.0.0.1:${port}/p`;
+      const server = await serve(env, port, ['--no-replicate']);
+      expect(server.log()).toContain(`using the running agent of ${homeDir} (pid ${agent.pid}`);
+      expect((await exportsOf(homeDir)).map((e) => e.uri)).toEqual([uri]); // served by the agent, not by serve
+      await runClientOk('qemu-io', ['-f', 'raw', uri, '-c', `write -P ${pattern} ${offset} 4096`]);
+      server.kill(signal);
+      await stopped(server);
+      // SIGTERM: serve stops its export; SIGKILL: the agent stops it when serve's connection drops.
+      await until(async () => (await exportsOf(homeDir)).length === 0, 10_000, `the export to end after ${signal}`);
+      expect((await runClient('nbdinfo', [uri])).code).not.toBe(0);
+      expect(await markerLanded(primary, { offset, pattern })).toBe(true);
+    }
+    expect(agent.exitCode).toBeNull(); // the agent outlives both
+    const oos = JSON.parse(await cli(env, ['--json', 'map', 'p', '--which', 'oos'])) as { setCount: number };
+    expect(oos.setCount).toBe(2); // the agent tracked the writes of both exports: regions 0 and 5
   });
 
   it('SIGKILL of the serving process during random writes, 20 seeds: restart resends at most MOOS, files identical', async () => {
