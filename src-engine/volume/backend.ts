@@ -57,18 +57,21 @@ function writeAt(fd: number, buffer: Uint8Array, offset: number, length: number,
 
 /**
  * Writes up to this size are handed to the kernel on the calling thread (`pwrite` into the
- * page cache: a few microseconds for 4 KiB) instead of through libuv's thread pool, whose
- * hand-off (queue, wake a worker, wake the loop on completion) cost more than the copy and
- * was the largest single cost of small NBD writes (docs/nbd.md). Durability is unchanged:
+ * page cache: a few microseconds for 4 KiB, 0.1–0.3 ms for 1 MiB) instead of through libuv's
+ * thread pool, whose hand-off (queue, wake a worker, wake the loop on completion) cost more
+ * than the copy: it was the largest single cost of small NBD writes, and on two vCPUs the
+ * workers' wake-ups preempt the loop that reads the next request (docs/nbd.md: 1 MiB writes
+ * 0.76–0.79 of nbdkit through the pool, 0.98–1.0 on the loop, same session). Larger writes
+ * still take the pool so one request never holds the loop for long. Durability is unchanged:
  * either way the bytes are in the page cache when the write resolves, and `flush` syncs.
  */
-export const syncWriteBytesMax = 64 * 1024;
+export const syncWriteBytesMax = 1024 * 1024;
 
 export class FileBackend implements VolumeBackend {
-  /** When small writes may run on this thread (they back off to the pool after a stall). */
+  /** When writes up to syncWriteBytesMax may run on this thread (they back off to the pool after stalls). */
   private readonly syncWrites = new SyncWritePolicy();
 
-  /** Small writes done synchronously, how many of them stalled, and the back-offs to the pool (tests, diagnostics). */
+  /** Writes done synchronously, how many of them stalled, and the back-offs to the pool (tests, diagnostics). */
   get writeStats(): { readonly syncWrites: number; readonly stalls: number; readonly backoffs: number } {
     return this.syncWrites.stats;
   }
@@ -138,7 +141,7 @@ export class FileBackend implements VolumeBackend {
     if (done < buffer.length) buffer.fill(0, done);
   }
 
-  /** Undefined when the bytes went to the kernel on this thread (a small write): nothing to wait for. Errors reject, never throw. */
+  /** Undefined when the bytes went to the kernel on this thread (up to syncWriteBytesMax): nothing to wait for. Errors reject, never throw. */
   pwrite(buffer: Uint8Array, offsetBytes: number): Promise<void> | undefined {
     if (this.readOnly) return Promise.reject(new TidemarkError('PERMISSION', `volume ${this.path} is open read-only`, 'open it for writing'));
     try {
@@ -162,7 +165,7 @@ export class FileBackend implements VolumeBackend {
   }
 
   /**
-   * Writes a small buffer on this thread unless a recent synchronous write stalled
+   * Writes a buffer of up to syncWriteBytesMax on this thread unless a recent synchronous write stalled
    * (SyncWritePolicy); false when it did not (the caller writes through the pool).
    */
   private trySyncWrite(buffer: Uint8Array, offsetBytes: number): boolean {
@@ -174,7 +177,7 @@ export class FileBackend implements VolumeBackend {
     } catch (error) {
       throw fromSystemError(error, 'write volume', this.path);
     }
-    this.syncWrites.wrote(startMs, performance.now());
+    this.syncWrites.wrote(startMs, performance.now(), buffer.length);
     return true;
   }
 

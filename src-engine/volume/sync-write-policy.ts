@@ -1,5 +1,5 @@
-// When small writes may run on the event loop's thread (FileBackend.trySyncWrite). A synchronous
-// `pwrite` into the page cache takes microseconds, but the kernel can hold one for milliseconds:
+// When writes up to 1 MiB may run on the event loop's thread (FileBackend.trySyncWrite). A
+// synchronous `pwrite` into the page cache takes microseconds, but the kernel can hold one for milliseconds:
 // dirty-page throttling (every write, for as long as writeback lags) or a journal commit the
 // inode's timestamp update must wait for (one write, when an `fdatasync` elsewhere on the file
 // system commits — MOOS destages are such). On a shared VM a write also looks slow when the
@@ -16,8 +16,10 @@
 
 import { assert } from '../assert';
 
-/** A synchronous write slower than this blocked the event loop too long: a stall. */
+/** A synchronous write slower than this blocked the event loop too long: a stall... */
 export const syncWriteStallMs = 2;
+/** ...plus this much per MiB it copies (a 1 MiB page-cache copy takes 0.1–0.3 ms here, 1 ms is slack for a busy host). */
+export const syncWriteStallMsPerMiB = 1;
 /** A second stall this soon after one (or after a back-off ends) means the cause persists. */
 export const syncWriteStallRepeatMs = 100;
 /** A stall this long is no hiccup (writes spaced out under throttling would never repeat soon). */
@@ -40,11 +42,11 @@ export class SyncWritePolicy {
     return nowMs >= this.syncAfterMs;
   }
 
-  /** A synchronous write ran from `startMs` to `endMs` (monotonic milliseconds). */
-  wrote(startMs: number, endMs: number): void {
+  /** A synchronous write of `bytes` ran from `startMs` to `endMs` (monotonic milliseconds). */
+  wrote(startMs: number, endMs: number, bytes: number): void {
     assert(endMs >= startMs, 'a write ends after it starts');
     this.stats.syncWrites += 1;
-    if (endMs - startMs <= syncWriteStallMs) return;
+    if (endMs - startMs <= syncWriteStallMs + (bytes / 1_048_576) * syncWriteStallMsPerMiB) return;
     this.stats.stalls += 1;
     const repeated = startMs - Math.max(this.lastStallEndMs, this.syncAfterMs) <= syncWriteStallRepeatMs;
     this.lastStallEndMs = endMs;

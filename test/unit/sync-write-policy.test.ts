@@ -7,13 +7,14 @@ import {
   syncWriteBackoffMinMs,
   syncWriteStallLongMs,
   syncWriteStallMs,
+  syncWriteStallMsPerMiB,
   syncWriteStallRepeatMs,
 } from '../../src-engine/volume/sync-write-policy';
 
 /** Reports a synchronous write of `durationMs` at `atMs`; returns when writes may be synchronous again. */
-function writeAt(policy: SyncWritePolicy, atMs: number, durationMs: number): number {
+function writeAt(policy: SyncWritePolicy, atMs: number, durationMs: number, bytes = 4096): number {
   expect(policy.maySyncWrite(atMs)).toBe(true);
-  policy.wrote(atMs, atMs + durationMs);
+  policy.wrote(atMs, atMs + durationMs, bytes);
   let resumeMs = atMs + durationMs;
   while (!policy.maySyncWrite(resumeMs)) resumeMs += 1;
   return resumeMs;
@@ -24,6 +25,19 @@ describe('SyncWritePolicy', () => {
     const policy = new SyncWritePolicy();
     for (let t = 0; t < 1000; t += 1) expect(writeAt(policy, t, syncWriteStallMs)).toBe(t + syncWriteStallMs);
     expect(policy.stats).toEqual({ syncWrites: 1000, stalls: 0, backoffs: 0 });
+  });
+
+  it('gives a larger write the time its copy takes: a 1 MiB write may take 1 ms longer than a 4 KiB one', () => {
+    const policy = new SyncWritePolicy();
+    const MiB = 1_048_576;
+    const slowCopyMs = syncWriteStallMs + syncWriteStallMsPerMiB; // no stall for 1 MiB, a stall for 4 KiB
+    writeAt(policy, 100, slowCopyMs, MiB);
+    writeAt(policy, 110, slowCopyMs, MiB);
+    expect(policy.stats).toEqual({ syncWrites: 2, stalls: 0, backoffs: 0 });
+    writeAt(policy, 120, slowCopyMs, 4096);
+    expect(policy.stats).toEqual({ syncWrites: 3, stalls: 1, backoffs: 0 });
+    writeAt(policy, 130, slowCopyMs + 0.5, MiB); // beyond its allowance, soon after a stall: back off
+    expect(policy.stats).toEqual({ syncWrites: 4, stalls: 2, backoffs: 1 });
   });
 
   it('takes a lone stall as a hiccup: the next write is synchronous', () => {
