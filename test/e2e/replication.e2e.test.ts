@@ -8,13 +8,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RpcAgent, connectAgentSocket } from '../../src-engine/agent';
-import { RpcPeer } from '../../src-engine/transport';
 import { consoleE2E } from '../helpers/browser';
 import { tidemarkAsync } from '../helpers/cli';
-import { randomRegion } from '../helpers/pairs';
 
-const MiB = 2 ** 20;
 const e2e = consoleE2E('tidemark-e2e-replication-');
 const { shot, cli } = e2e;
 
@@ -37,11 +33,7 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     // Regions 5 and 2 are written twice: each is shipped once.
     const written = [2, 5, 5, 9, 17, 2, 30, 31];
     const distinct = new Set(written).size;
-    const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
-    await peer.handshake();
-    const agent = new RpcAgent(peer);
-    for (const [i, r] of written.entries()) await agent.writeRegion(primary, r, randomRegion(1000 + i, MiB));
-    await agent.dispose();
+    await e2e.writeThroughConsole(primary, written, 1000);
     expect(await oosSetCount()).toBe(distinct);
 
     const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1400 } });
@@ -104,11 +96,7 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     await cli(['sync', 'cycles']);
     const written = [1, 4, 4, 11];
     const distinct = new Set(written).size;
-    const peer = new RpcPeer(await connectAgentSocket(join(e2e.dir, 'home')), { role: 'client', keepaliveMs: 0 });
-    await peer.handshake();
-    const agent = new RpcAgent(peer);
-    for (const [i, r] of written.entries()) await agent.writeRegion(primary, r, randomRegion(2000 + i, MiB));
-    await agent.dispose();
+    await e2e.writeThroughConsole(primary, written, 2000);
 
     const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1400 } });
     const pageErrors: string[] = [];

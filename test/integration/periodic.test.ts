@@ -107,6 +107,20 @@ async function cycleAndCheck(store: PairStore, record: PairRecord, endpoints: Pa
   return m;
 }
 
+/** The agent, with `before` run (and awaited) ahead of each of its stageRegion calls: a slow or failing link to the secondary. */
+function beforeStaging(agent: AgentApi, before: () => void | Promise<void>): AgentApi {
+  return new Proxy(agent, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (property !== 'stageRegion' || typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        await before();
+        return (value as (...a: unknown[]) => Promise<void>).apply(target, args);
+      };
+    },
+  });
+}
+
 describe('periodic replication', () => {
   it('after every cycle the secondary holds exactly a prefix of the acknowledged records', async () => {
     const seed = baseSeed;
@@ -231,18 +245,10 @@ describe('periodic replication', () => {
 
   it('replicate --once beside a running shipper waits for a cycle that froze after it was called, not one already under way', async () => {
     let stageDelayMs = 0;
-    const pair = await syncedPeriodic(
-      (agent) =>
-        new Proxy(agent, {
-          get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver) as unknown;
-            if (property !== 'stageRegion' || typeof value !== 'function') return value;
-            return async (...args: unknown[]) => {
-              if (stageDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, stageDelayMs));
-              return (value as (...a: unknown[]) => Promise<void>).apply(target, args);
-            };
-          },
-        }),
+    const pair = await syncedPeriodic((agent) =>
+      beforeStaging(agent, async () => {
+        if (stageDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, stageDelayMs));
+      }),
     );
     // This test is the running shipper: it holds the pair's lock as `replicate` (or `serve`) does.
     const lock = await acquirePairLock(pair.store.pairDir(pair.record.name), pair.record.name, replicateLockTask);
@@ -273,19 +279,11 @@ describe('periodic replication', () => {
   it('a cycle interrupted while shipping leaves the secondary at the previous boundary and resumes', async () => {
     const failAfter = { writes: undefined as number | undefined };
     let staged = 0;
-    const pair = await syncedPeriodic(
-      (agent) =>
-        new Proxy(agent, {
-          get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver) as unknown;
-            if (property !== 'stageRegion' || typeof value !== 'function') return value;
-            return async (...args: unknown[]) => {
-              if (failAfter.writes !== undefined && staged >= failAfter.writes) throw new Error('link dropped (test)');
-              staged += 1;
-              return (value as (...a: unknown[]) => Promise<void>).apply(target, args);
-            };
-          },
-        }),
+    const pair = await syncedPeriodic((agent) =>
+      beforeStaging(agent, () => {
+        if (failAfter.writes !== undefined && staged >= failAfter.writes) throw new Error('link dropped (test)');
+        staged += 1;
+      }),
     );
     const writer = new RecordWriter(pair.agent, pair.primaryPath, seededRandom(baseSeed + 2));
     writer.start();
