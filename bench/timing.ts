@@ -23,6 +23,19 @@ export function minMs(samplesMs: readonly number[]): number {
 }
 
 /**
+ * The median over rounds of peer time / our time, each round's two runs back to back: our
+ * throughput as a fraction of the peer's. On a host whose speed drifts by 2–3× over minutes
+ * (a shared VM's steal time) this compares like with like; best-of-N for each side alone
+ * compares whichever quiet moment each happened to get.
+ */
+export function pairedRatio(oursMs: readonly number[], peerMs: readonly number[]): number {
+  if (oursMs.length === 0 || oursMs.length !== peerMs.length) throw new Error(`paired samples: ${oursMs.length} against ${peerMs.length}`);
+  const ratios = oursMs.map((ms, i) => peerMs[i]! / ms).sort((a, b) => a - b);
+  const middle = ratios.length >> 1;
+  return ratios.length % 2 === 1 ? ratios[middle]! : (ratios[middle - 1]! + ratios[middle]!) / 2;
+}
+
+/**
  * Runs every contender once per round, `rounds` times, in the order given; returns each
  * contender's elapsed times. The caller takes the best (minimum) of each, for both sides alike.
  */
