@@ -11,6 +11,9 @@ export default defineConfig({
     // its token from the address bar in a loaded CI run). A poll still fails when the value
     // never comes; it only waits longer for one that is slow.
     expect: { poll: { timeout: 15_000 } },
+    // After-hooks in reverse order of registration (vitest's default, pinned): test/helpers/tmp.ts
+    // removes a file's shared temp dirs in an afterAll registered first, so it runs last.
+    sequence: { hooks: 'stack' },
     reporters: ['default', './test/reporters/summary.ts'],
   },
 });

@@ -24,8 +24,8 @@ import { minMs, pairedRatio, percentile } from './timing';
 const fileBytesBase = 512 * MiB;
 const regionBytes = 1 * MiB;
 const predictRegions = 3;
-/** Best of 5: on a shared VM (steal time of 5–50 % seen) a contender needs several chances at a quiet moment. */
-const rounds = 7;
+/** Rounds of the paired ratio (a multiple of 4: every seat order of roundOrders equally often). */
+const rounds = 8;
 const queueDepth = 16;
 const smallWriteBytes = 4 * KiB;
 /** Odd number of 4 KiB steps plus a region: consecutive writes land in different regions, spread over the export. */
@@ -33,7 +33,17 @@ const smallWriteStepBytes = regionBytes + 37 * smallWriteBytes;
 
 type Workload = 'nbdcopy' | 'write4k' | 'write1m';
 type Contender = 'tidemark' | 'untracked' | 'nbdkit';
-const contenders: readonly Contender[] = ['tidemark', 'untracked', 'nbdkit'];
+/**
+ * The order of each round: tidemark and nbdkit always back to back (their pair is the ratio),
+ * each first as often as the other, and untracked (informational) before or after them —
+ * going first after the previous workload is not the same as going second.
+ */
+const roundOrders: readonly (readonly Contender[])[] = [
+  ['tidemark', 'nbdkit', 'untracked'],
+  ['nbdkit', 'tidemark', 'untracked'],
+  ['untracked', 'tidemark', 'nbdkit'],
+  ['untracked', 'nbdkit', 'tidemark'],
+];
 
 interface Target {
   readonly uri: string;
@@ -201,9 +211,7 @@ async function measure(
   };
   for (let round = 1; round <= rounds; round++) {
     for (const workload of ['nbdcopy', 'write4k', 'write1m'] as const) {
-      // Each round starts with another contender: going first after the previous workload is
-      // not the same as going second, and no contender should always have that seat.
-      const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]!);
+      const order = roundOrders[(round - 1) % roundOrders.length]!;
       for (const contender of order) {
         const target = contender === 'nbdkit' ? await startNbdkit(launcher, dir, fileBytes) : await startTidemark(dir, fileBytes, contender === 'tidemark');
         try {

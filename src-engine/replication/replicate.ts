@@ -152,7 +152,8 @@ async function withRetries<T>(options: ReplicateOptions, run: () => Promise<T>):
  * still counts as under way, not as the one to wait for.
  * Resolves with the point in time the secondary holds.
  */
-async function waitNextCycle(store: PairStore, pair: PairRecord, endpoints: PairEndpoints, signal: AbortSignal | undefined): Promise<string> {
+async function waitNextCycle(store: PairStore, pair: PairRecord, endpoints: PairEndpoints, signal: AbortSignal | undefined): Promise<string | undefined> {
+  const calledAtMs = Date.now();
   const appliedOf = async () =>
     (await endpoints.secondary.agent.volumeState(endpoints.secondary.path)).members.find((m) => m.pairId === pair.pairId)?.appliedCycle ?? 0;
   const underWay = await cycleCursorOf(store, pair);
@@ -162,9 +163,19 @@ async function waitNextCycle(store: PairStore, pair: PairRecord, endpoints: Pair
     await sleepMs(100, signal);
     if ((await appliedOf()) >= wantedCycle) break;
   }
-  const entry = (await readCycleHistory(store.pairDir(pair.name))).find((c) => c.cycle >= wantedCycle);
-  return entry?.pointInTime ?? new Date().toISOString();
+  // The shipper records the cycle in the pair's history just after the apply; an entry from
+  // before the call is another generation's (a failover resets the cycle count, not the history).
+  const historyDeadlineMs = Date.now() + waitHistoryMs;
+  for (;;) {
+    const entry = (await readCycleHistory(store.pairDir(pair.name))).find((c) => c.cycle >= wantedCycle && c.finishedAtMs >= calledAtMs);
+    if (entry) return entry.pointInTime;
+    if (Date.now() > historyDeadlineMs) return undefined; // applied, but its record failed (a warning in the shipper): unknown, never guessed
+    await sleepMs(50, signal);
+  }
 }
+
+/** How long waitNextCycle waits for the history entry of a cycle it saw applied. */
+const waitHistoryMs = 10_000;
 
 async function regionsOf(endpoints: PairEndpoints, pair: PairRecord): Promise<number> {
   const state = await endpoints.primary.agent.trackingState(endpoints.primary.path, pair.pairId);

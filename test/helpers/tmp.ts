@@ -1,16 +1,21 @@
 // Temporary directories for tests, removed afterwards: one made inside a test after that test,
-// one made in a beforeAll (shared by the file's tests) after the file.
+// one made in a beforeAll (shared by the file's tests) after the file. The file's afterAll hooks
+// run in reverse order of registration (vitest.config.ts pins sequence.hooks: 'stack'), and this
+// one registers on import, so a console a beforeAll started in such a dir is stopped first.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, expect } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
+import { getCurrentTest } from 'vitest/suite';
 
 const madeInTest: string[] = [];
 const madeForFile: string[] = [];
 
 export async function tempDir(prefix = 'tidemark-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  (expect.getState().currentTestName === undefined ? madeForFile : madeInTest).push(dir);
+  // getCurrentTest is set during a test (and its beforeEach) and reset after it; in a beforeAll,
+  // at any depth, it is undefined. (expect.getState().currentTestName is never reset.)
+  (getCurrentTest() === undefined ? madeForFile : madeInTest).push(dir);
   return dir;
 }
 

@@ -270,6 +270,8 @@ describe('periodic replication', () => {
       await runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints });
       const summary = await waiter;
       expect(summary.waitedFor).toMatchObject({ what: replicateLockTask });
+      const cycle2 = (await readCycleHistory(pair.store.pairDir(pair.record.name))).find((c) => c.cycle === 2);
+      expect(summary.pointInTime).toBe(cycle2!.pointInTime); // the point in time of the cycle it waited for, not "now"
       expect(prefixHeld(await readFile(pair.secondaryPath))).toBe(2);
     } finally {
       await lock.release();

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../src-engine/errors';
 import { createBitmapFile } from '../../src-engine/bitmap';
 import { FileBackend, Volume, VolumeCatalog, deviceNumbers, zeroScanRealized, type VolumeBackend, type WriteHook } from '../../src-engine/volume';
+import { syncWriteBytesMax } from '../../src-engine/volume/backend';
 import { mkfifo } from './fifo';
 import { tempDir } from '../helpers/tmp';
 import { requireTool } from '../helpers/tools';
@@ -68,6 +69,29 @@ describe('file volumes', () => {
     await writeFile(path, Buffer.from([1]), { flag: 'r+' });
     const info = await new VolumeCatalog(join(dir, 'home')).info(path);
     expect(info).toMatchObject({ volumeId: null, realizedRegions: 1, realizedSource: 'zero-scan', regions: 3 });
+  });
+
+  it('writes up to syncWriteBytesMax on the calling thread, larger ones through the pool; both land', async () => {
+    const path = join(await tempDir(), 'v.img');
+    await writeFile(path, '');
+    await truncate(path, 4 * MiB);
+    const backend = await FileBackend.open(path);
+    try {
+      const small = Buffer.alloc(syncWriteBytesMax, 0x11);
+      expect(backend.pwrite(small, 0)).toBeUndefined(); // done before it returned
+      expect(backend.writeStats.syncWrites).toBe(1);
+      const large = Buffer.alloc(syncWriteBytesMax + 1, 0x22);
+      const pending = backend.pwrite(large, 2 * MiB);
+      expect(pending).toBeInstanceOf(Promise); // the pool
+      await pending;
+      expect(backend.writeStats).toEqual({ syncWrites: 1, stalls: 0, backoffs: 0 });
+      const back = Buffer.alloc(4 * MiB);
+      await backend.pread(back, 0);
+      expect(back.subarray(0, syncWriteBytesMax).every((b) => b === 0x11)).toBe(true);
+      expect(back.subarray(2 * MiB, 2 * MiB + syncWriteBytesMax + 1).every((b) => b === 0x22)).toBe(true);
+    } finally {
+      await backend.close();
+    }
   });
 
   it('refuses directories, FIFOs and missing paths with the cause and the fix', async () => {

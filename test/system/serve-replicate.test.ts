@@ -243,9 +243,10 @@ describe('serve + replicate with real NBD clients', () => {
     const port = await freePort();
     const server = await serve(env, port);
     await runClientOk('qemu-io', ['-f', 'raw', `nbd://127.0.0.1:${port}/p`, ...writeCommands(seededRandom(seed), 30).flatMap((c) => ['-c', c])], 60_000);
+    const calledAtMs = Date.now();
     const waited = JSON.parse(await cli(env, ['--json', 'replicate', 'p', '--once'])) as { waitedFor: { pid: number } | null; pointInTime?: string };
     expect(waited.waitedFor?.pid).toBe(server.pid);
-    expect(Date.parse(waited.pointInTime ?? '')).toBeGreaterThan(0);
+    expect(Date.parse(waited.pointInTime ?? '')).toBeGreaterThanOrEqual(calledAtMs); // a cycle frozen after the call
     // qemu-io had finished before that cycle froze: the secondary holds every write.
     expect((await readFile(secondary)).equals(await readFile(primary))).toBe(true);
     const shown = JSON.parse(await cli(env, ['--json', 'pair', 'show', 'p'])) as { cycles?: unknown[] };

@@ -11,6 +11,11 @@ describe('pairedRatio', () => {
     expect(pairedRatio([300, 120, 300], [100, 300, 250])).toBeCloseTo(0.8333, 3); // ratios 0.33, 2.5, 0.83 → median 0.83
   });
 
+  it('sorts ratios as numbers, not as text', () => {
+    // Ratios 10, 9 and 0.5: as numbers the median is 9; as strings ('0.5', '10', '9') it would be 10.
+    expect(pairedRatio([1, 1, 2], [10, 9, 1])).toBe(9);
+  });
+
   it('averages the two middle ratios of an even count, and refuses unpaired samples', () => {
     expect(pairedRatio([100, 100, 100, 100], [50, 70, 90, 200])).toBeCloseTo(0.8, 12);
     expect(() => pairedRatio([100], [100, 100])).toThrow(/paired samples: 1 against 2/);
