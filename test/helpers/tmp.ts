@@ -5,17 +5,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach } from 'vitest';
-import { getCurrentTest } from 'vitest/suite';
+import { afterAll, afterEach, TestRunner } from 'vitest';
 
 const madeInTest: string[] = [];
 const madeForFile: string[] = [];
 
 export async function tempDir(prefix = 'tidemark-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  // getCurrentTest is set during a test (and its beforeEach) and reset after it; in a beforeAll,
+  // TestRunner.getCurrentTest is set during a test (and its beforeEach) and reset after it; in a beforeAll,
   // at any depth, it is undefined. (expect.getState().currentTestName is never reset.)
-  (getCurrentTest() === undefined ? madeForFile : madeInTest).push(dir);
+  (TestRunner.getCurrentTest() === undefined ? madeForFile : madeInTest).push(dir);
   return dir;
 }
 
