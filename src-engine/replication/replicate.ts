@@ -1,8 +1,10 @@
 // `replicate NAME [--once]` and `pair wait NAME --in-sync`: a pair that was never synced, or
 // whose sync was interrupted, is synced first (auto: resume, or tardy for a fresh pair); then
 // its tracked changes are shipped (continuous). When another process already replicates the
-// pair (a `serve`), `--once` waits for it to reach in-sync instead of shipping alongside.
+// pair (a `serve`), `--once` waits for it to reach in-sync instead of shipping alongside, and
+// takes over if that process stops first.
 
+import { assert } from '../assert';
 import { TidemarkError } from '../errors';
 import type { TrackingState } from '../agent';
 import { retryable, shipContinuous, type ShipOptions, type ShipSummary } from './continuous';
@@ -46,8 +48,7 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
   const pairDir = store.pairDir(pair.name);
   const startMs = performance.now();
   if (pair.mode === 'periodic') await checkNotGrouped(store, pair);
-  const holder = await pairLockHolder(pairDir);
-  if (holder?.what === replicateLockTask) {
+  for (let holder = await pairLockHolder(pairDir); holder?.what === replicateLockTask; holder = await pairLockHolder(pairDir)) {
     if (!options.once) {
       throw new TidemarkError(
         'BUSY',
@@ -55,12 +56,18 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
         'stop that one first, or use --once to wait until it is in sync',
       );
     }
+    const stillReplicating = replicatingWatch(pairDir);
     if (pair.mode === 'periodic') {
-      const cycle = await waitNextCycle(store, pair, endpoints, options.signal);
-      return { ...emptySummary(pair, performance.now() - startMs, null), cycles: [], sync: null, waitedFor: holder, pointInTime: cycle };
+      const cycle = await waitNextCycle(store, pair, endpoints, options.signal, stillReplicating);
+      if (cycle !== holderGone)
+        return { ...emptySummary(pair, performance.now() - startMs, null), cycles: [], sync: null, waitedFor: holder, pointInTime: cycle };
+    } else {
+      const state = await waitInSyncWhile(store, pair, endpoints, { signal: options.signal }, stillReplicating);
+      if (state !== holderGone) return { ...emptySummary(pair, performance.now() - startMs, state), cycles: [], sync: null, waitedFor: holder };
     }
-    const state = await waitInSync(store, pair, endpoints, { signal: options.signal });
-    return { ...emptySummary(pair, performance.now() - startMs, state), cycles: [], sync: null, waitedFor: holder };
+    // The shipper stopped (Ctrl-C, a crash, a pause in the console) before the pair was in sync: this run takes over.
+    options.onWarning?.(`process ${holder.pid} stopped replicating ${pair.name} before it was in sync; replicating it here`);
+    pair = await store.require(pair.name);
   }
   let sync: SyncSummary | null = null;
   const sinceMissing =
@@ -120,7 +127,11 @@ async function runCycles(options: ReplicateOptions, pair: PairRecord, startMs: n
     cycles.push(cycle);
     if (cycles.length > 100) cycles.shift();
     options.onCycle?.(cycle);
-    if (options.once) return summary();
+    if (options.once) {
+      // A resumed cycle froze before this call: --once runs one more, at once, which holds every write made before it.
+      if (cycle.resumed) continue;
+      return summary();
+    }
     await sleepMs(Math.max(0, pair.intervalMs - (performance.now() - cycleStartMs)), options.signal);
   }
 }
@@ -150,9 +161,15 @@ async function withRetries<T>(options: ReplicateOptions, run: () => Promise<T>):
  * under way (its cursor in the pair's directory) may have frozen earlier, so it does not count.
  * The cursor is read before the applied cycle: a cycle that finishes between the two reads then
  * still counts as under way, not as the one to wait for.
- * Resolves with the point in time the secondary holds.
+ * Resolves with the point in time the secondary holds, or `holderGone` when the shipper stopped first.
  */
-async function waitNextCycle(store: PairStore, pair: PairRecord, endpoints: PairEndpoints, signal: AbortSignal | undefined): Promise<string | undefined> {
+async function waitNextCycle(
+  store: PairStore,
+  pair: PairRecord,
+  endpoints: PairEndpoints,
+  signal: AbortSignal | undefined,
+  stillReplicating: () => Promise<boolean>,
+): Promise<string | undefined | typeof holderGone> {
   const calledAtMs = Date.now();
   const appliedOf = async () =>
     (await endpoints.secondary.agent.volumeState(endpoints.secondary.path)).members.find((m) => m.pairId === pair.pairId)?.appliedCycle ?? 0;
@@ -162,6 +179,8 @@ async function waitNextCycle(store: PairStore, pair: PairRecord, endpoints: Pair
   for (;;) {
     await sleepMs(100, signal);
     if ((await appliedOf()) >= wantedCycle) break;
+    // Asked after the applied cycle: a shipper that applied it and then exited is not "gone".
+    if (!(await stillReplicating()) && (await appliedOf()) < wantedCycle) return holderGone;
   }
   // The shipper records the cycle in the pair's history just after the apply; an entry from
   // before the call is another generation's (a failover resets the cycle count, not the history).
@@ -176,6 +195,22 @@ async function waitNextCycle(store: PairStore, pair: PairRecord, endpoints: Pair
 
 /** How long waitNextCycle waits for the history entry of a cycle it saw applied. */
 const waitHistoryMs = 10_000;
+
+/** What a wait beside a running shipper returns when that shipper stopped before the wait was over. */
+const holderGone = Symbol('holderGone');
+
+/** How often a wait beside a running shipper asks whether it still runs (a connect to its lock). */
+const holderPollMs = 500;
+
+/** Whether some process still replicates the pair: asks its lock at most every holderPollMs, true in between. */
+function replicatingWatch(pairDir: string): () => Promise<boolean> {
+  let askedAtMs = performance.now();
+  return async () => {
+    if (performance.now() - askedAtMs < holderPollMs) return true;
+    askedAtMs = performance.now();
+    return (await pairLockHolder(pairDir))?.what === replicateLockTask;
+  };
+}
 
 async function regionsOf(endpoints: PairEndpoints, pair: PairRecord): Promise<number> {
   const state = await endpoints.primary.agent.trackingState(endpoints.primary.path, pair.pairId);
@@ -213,6 +248,19 @@ export interface WaitOptions {
  * nothing tracked on the primary is unshipped. TIMEOUT-like BUSY error after `timeoutMs`.
  */
 export async function waitInSync(store: PairStore, pair: PairRecord, endpoints: PairEndpoints, options: WaitOptions = {}): Promise<TrackingState> {
+  const state = await waitInSyncWhile(store, pair, endpoints, options, async () => true);
+  assert(state !== holderGone, 'waitInSync: only a watched wait ends with the shipper gone');
+  return state;
+}
+
+/** waitInSync, beside a running shipper: `holderGone` as soon as `stillReplicating` says it stopped. */
+async function waitInSyncWhile(
+  store: PairStore,
+  pair: PairRecord,
+  endpoints: PairEndpoints,
+  options: WaitOptions,
+  stillReplicating: () => Promise<boolean>,
+): Promise<TrackingState | typeof holderGone> {
   const deadlineMs = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + options.timeoutMs;
   const cursors = new CursorStore(store.pairDir(pair.name));
   for (;;) {
@@ -233,6 +281,7 @@ export async function waitInSync(store: PairStore, pair: PairRecord, endpoints: 
         `run \`tidemark replicate ${pair.name}\` (or serve it), or wait longer with --timeout`,
       );
     }
+    if (!(await stillReplicating())) return holderGone;
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
   }
 }

@@ -4,7 +4,15 @@
 // resends MOOS, and a catch-up runs under a protective snapshot of the secondary.
 import { describe, expect, it } from 'vitest';
 import { LocalAgent } from '../../src-engine/agent';
-import { protectSnapshotLabelPrefix, replicatePair, runSync, shipContinuous, waitInSync } from '../../src-engine/replication';
+import {
+  acquirePairLock,
+  protectSnapshotLabelPrefix,
+  replicateLockTask,
+  replicatePair,
+  runSync,
+  shipContinuous,
+  waitInSync,
+} from '../../src-engine/replication';
 import { makeLocalPair, RandomWriter, recordingAgent, sameBytes, writeRandomRegions, type LocalPair } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
@@ -224,6 +232,39 @@ describe('continuous replication', () => {
       expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
     } finally {
       await agent.dispose();
+    }
+  });
+
+  it('replicate --once beside a shipper waits for it, and takes over when it stops before the pair is in sync', async () => {
+    const seed = baseSeed + 70;
+    console.log(`[continuous] takeover seed ${seed}`);
+    const pair = await syncedPair(seed);
+    const pairDir = pair.store.pairDir(pair.record.name);
+    const lock = await acquirePairLock(pairDir, pair.record.name, replicateLockTask); // this test is a shipper that ships nothing
+    let released = false;
+    try {
+      const written = pick(seededRandom(seed + 1), 30);
+      await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
+      const warnings: string[] = [];
+      let returned = false;
+      const waiter = replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true, onWarning: (w) => warnings.push(w) }).then(
+        (summary) => {
+          returned = true;
+          return summary;
+        },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 700)); // past the waiter's first look at the lock
+      expect(returned).toBe(false);
+      await lock.release(); // the shipper exits with everything unshipped
+      released = true;
+      const summary = await waiter;
+      expect(summary.waitedFor).toBeNull();
+      expect(warnings.join('\n')).toMatch(/stopped replicating .* before it was in sync; replicating it here/);
+      expect(summary.regionsTransferred).toBe(written.length);
+      expect(summary.inSync).toBe(true);
+      expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);
+    } finally {
+      if (!released) await lock.release();
     }
   });
 

@@ -278,6 +278,51 @@ describe('periodic replication', () => {
     }
   });
 
+  it('replicate --once beside a shipper that stops first takes over: it finishes the interrupted cycle, then one that holds every earlier write', async () => {
+    let linkDown = false;
+    const pair = await syncedPeriodic((agent) =>
+      beforeStaging(agent, () => {
+        if (linkDown) throw new Error('link dropped (test)');
+      }),
+    );
+    const pairDir = pair.store.pairDir(pair.record.name);
+    const lock = await acquirePairLock(pairDir, pair.record.name, replicateLockTask); // this test is the running shipper
+    let released = false;
+    try {
+      await pair.agent.writeRegion(pair.primaryPath, 1, record(1));
+      linkDown = true;
+      await expect(runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints })).rejects.toThrow(/link dropped/); // cycle 1 froze with record 1
+      expect((await cycleCursorOf(pair.store, pair.record))?.cycle).toBe(1);
+      linkDown = false;
+      await pair.agent.writeRegion(pair.primaryPath, 2, record(2));
+      const warnings: string[] = [];
+      let returned = false;
+      const waiter = replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true, onWarning: (w) => warnings.push(w) }).then(
+        (summary) => {
+          returned = true;
+          return summary;
+        },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 700)); // past the waiter's first look at the lock
+      expect(returned).toBe(false); // the shipper still runs: the waiter waits for it
+      await lock.release(); // the shipper exits with cycle 1 unfinished
+      released = true;
+      const summary = await waiter;
+      expect(summary.waitedFor).toBeNull();
+      expect(warnings.join('\n')).toMatch(new RegExp(`process ${process.pid} stopped replicating ${pair.record.name} before it was in sync`));
+      // Cycle 1 froze before the call (record 2 is not in it): it is finished, and one more cycle runs.
+      expect(summary.cycles.map((c) => [c.cycle, c.resumed])).toEqual([
+        [1, true],
+        [2, false],
+      ]);
+      expect(summary.pointInTime).toBe(summary.cycles[1]!.pointInTime);
+      expect(prefixHeld(await readFile(pair.secondaryPath))).toBe(2);
+      expect(await cycleCursorOf(pair.store, pair.record)).toBeUndefined();
+    } finally {
+      if (!released) await lock.release();
+    }
+  });
+
   it('a cycle interrupted while shipping leaves the secondary at the previous boundary and resumes', async () => {
     const failAfter = { writes: undefined as number | undefined };
     let staged = 0;
