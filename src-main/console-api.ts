@@ -434,6 +434,10 @@ export interface RoleTaskDto {
   readonly failback: FailbackDto | null;
   readonly migrate: MigrateDto | null;
   readonly error: ConsoleErrorDto | null;
+  /** Cancel may stop it now: a failback always, a migrate while it drains (from its pause on it finishes on its own). */
+  readonly cancellable: boolean;
+  /** Cancel was asked: it stops at its next safe point. */
+  readonly cancelling: boolean;
 }
 
 /** What the Failover card offers: the primary reachable (migrate) or not (forced failover), failed over (failback). */
@@ -554,6 +558,8 @@ export interface ConsoleRequests {
   migratePlan: [{ pair: string }, MigratePlanDto];
   migrateStart: [{ pair: string }, RoleTaskDto];
   roleTask: [{ pair: string }, RoleTaskDto | null];
+  /** Stops a running failback, or a migrate still draining; it ends with a CANCELLED error saying what is kept. */
+  roleTaskCancel: [{ pair: string }, RoleTaskDto];
   roleOptions: [{ pair: string }, RoleOptionsDto];
   mapView: [{ source: MapSourceDto; compare?: { source: MapSourceDto; operation: MapCompareOperationDto } }, MapViewDto];
   mapFileOpen: [{ fileName: string; bytesBase64: string }, MapFileDto];

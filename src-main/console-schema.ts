@@ -116,6 +116,7 @@ export const requestSchemas = {
   migratePlan: z.object({ pair: pairName }).strict(),
   migrateStart: z.object({ pair: pairName }).strict(),
   roleTask: z.object({ pair: pairName }).strict(),
+  roleTaskCancel: z.object({ pair: pairName }).strict(),
   roleOptions: z.object({ pair: pairName }).strict(),
   mapView: z
     .object({

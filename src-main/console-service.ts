@@ -6,6 +6,7 @@ import {
   isOnHost,
   isTidemarkError,
   parseVolRef,
+  roleTaskCancellable,
   volrefOnHost,
   TidemarkError,
   type Engine,
@@ -117,6 +118,7 @@ export class ConsoleService {
         ),
       migratePlan: ({ pair }) => engine.roles.migratePlan(pair),
       migrateStart: async ({ pair }) => this.roleTaskDto(await engine.roles.startMigrate(pair)),
+      roleTaskCancel: async ({ pair }) => this.roleTaskDto(engine.roles.cancel(pair)),
       roleTask: async ({ pair }) => {
         const state = engine.roles.state(pair);
         return state ? this.roleTaskDto(state) : null;
@@ -161,6 +163,8 @@ export class ConsoleService {
           }
         : null,
       error: state.error,
+      cancellable: roleTaskCancellable(state),
+      cancelling: state.cancelling,
     };
   }
 

@@ -4,10 +4,11 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatDurationMs } from '../progress';
-import { failbackPair, failoverPair, migratePair, type FailbackSummary, type FailoverSummary, type MigrateProgress } from '../replication';
-import { formatBytes, parseDurationMs } from '../size';
+import { failbackPair, failoverPair, migratePair, replicatePair, type FailbackSummary, type FailoverSummary, type MigrateProgress } from '../replication';
+import { formatBytes, parseDurationMs, parseRate } from '../size';
 import { pairStoreOf, withAgentPool } from './agents';
-import { ExitStatus, StatusLine, bar, printResult, type GlobalOptions, type Io } from './output';
+import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
+import { shipProgressText, syncProgressText } from './replicate-commands';
 
 function failoverText(s: FailoverSummary): string {
   return [
@@ -50,16 +51,44 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
     .option('--dry-run', 'print the resync map (regions, bytes) and change nothing')
     .option('--discard-changes-on <volref>', 'after a split brain: the side whose writes since the failover are discarded (the other survives)')
     .option('--export-discarded <dir>', "save the discarded side's regions of the resync map in this new directory first")
-    .action(async (name: string, options: { dryRun?: boolean; discardChangesOn?: string; exportDiscarded?: string }) => {
+    .option('--limit-rate <rate>', 'at most this many region bytes per second copied, e.g. 50MiB/s (leaves room on a thin link)')
+    .action(async (name: string, options: { dryRun?: boolean; discardChangesOn?: string; exportDiscarded?: string; limitRate?: string }) => {
       const global = globals();
+      const limitRateBytesPerSecond = options.limitRate === undefined ? undefined : parseRate(options.limitRate, '--limit-rate');
+      const store = pairStoreOf(io, global);
+      const line = new StatusLine(io, global);
+      // Ctrl-C stops the copy cleanly: the old primary stays demoted, the rest of the map is kept.
       const summary = await withAgentPool(
         io,
         global,
         (pool) =>
-          failbackPair(pairStoreOf(io, global), pool, name, {
-            dryRun: options.dryRun,
-            discardChangesOn: options.discardChangesOn,
-            exportDiscarded: options.exportDiscarded === undefined ? undefined : resolve(options.exportDiscarded),
+          cancellable(async (signal) => {
+            try {
+              return await failbackPair(store, pool, name, {
+                dryRun: options.dryRun,
+                discardChangesOn: options.discardChangesOn,
+                exportDiscarded: options.exportDiscarded === undefined ? undefined : resolve(options.exportDiscarded),
+                signal,
+                replicate: (pair, endpoints) =>
+                  replicatePair({
+                    store,
+                    pair,
+                    endpoints,
+                    once: true,
+                    signal,
+                    limitRateBytesPerSecond,
+                    onProgress: (p) => line.draw(() => `failback: ${shipProgressText(p)}`),
+                    onSyncProgress: (p) => line.draw(() => `failback: ${syncProgressText(p)}`),
+                    onCycleProgress: (p) =>
+                      line.draw(
+                        () =>
+                          `failback ${name}: cycle ${p.cycle} ${p.phase} ${bar(p.regionsTotal === 0 ? 1 : p.regionsDone / p.regionsTotal)} ${p.regionsDone}/${p.regionsTotal} regions`,
+                      ),
+                  }),
+              });
+            } finally {
+              line.finish();
+            }
           }),
         undefined,
       );

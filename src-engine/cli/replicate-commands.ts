@@ -43,7 +43,7 @@ export function shipProgressText(p: ShipProgress): string {
   );
 }
 
-function syncProgressText(p: SyncProgress): string {
+export function syncProgressText(p: SyncProgress): string {
   const fraction = p.regionsTotal === 0 ? 1 : p.regionsDone / p.regionsTotal;
   return `sync ${p.pair} first (${p.method}) ${bar(fraction)} ${p.regionsDone}/${p.regionsTotal} regions, ${formatBytes(p.bytesPerSecond)}/s`;
 }

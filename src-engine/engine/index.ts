@@ -15,4 +15,13 @@ export {
   type OpenedMapFile,
 } from './map-inspector';
 export { pairTimeline, type PairTimeline, type TimelineEntry, type TimelineKind } from './timeline';
-export { RoleTasks, type RoleTaskKind, type RoleTaskProgress, type RoleTaskState, type RoleOptions, type SideReach, type MigratePlan } from './role-tasks';
+export {
+  RoleTasks,
+  roleTaskCancellable,
+  type RoleTaskKind,
+  type RoleTaskProgress,
+  type RoleTaskState,
+  type RoleOptions,
+  type SideReach,
+  type MigratePlan,
+} from './role-tasks';

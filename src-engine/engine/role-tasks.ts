@@ -49,6 +49,19 @@ export interface RoleTaskState {
   readonly failback: FailbackSummary | null;
   readonly migrate: MigrateSummary | null;
   readonly error: { code: string; message: string; hint: string } | null;
+  /** Cancel was asked; the task stops at its next safe point (failback: before or while copying). */
+  readonly cancelling: boolean;
+}
+
+/**
+ * Whether Cancel may stop the task now: a failback always (its copy is plain replication of
+ * a durably marked resync map, so a stop keeps everything and Fail back again copies only the
+ * rest); a migrate only while it drains (nothing has changed yet) — from its pause on, both
+ * sides refuse writes until it finishes, so it is not stopped halfway.
+ */
+export function roleTaskCancellable(state: Pick<RoleTaskState, 'kind' | 'running' | 'progress'>): boolean {
+  if (!state.running) return false;
+  return state.kind === 'failback' || state.progress === null || state.progress.phase === 'drain';
 }
 
 export interface SideReach {
@@ -83,6 +96,7 @@ export interface MigratePlan {
 interface Running {
   state: RoleTaskState;
   done: Promise<void>;
+  readonly controller: AbortController;
 }
 
 type Busy = (name: string) => string | null;
@@ -156,17 +170,45 @@ export class RoleTasks {
     const why = this.busy(name);
     if (why) throw new TidemarkError('BUSY', `pair ${name} is ${why}`, `stop that first, then ${kind} again`);
     const running: Running = {
-      state: { pair: name, kind, running: true, startedAtMs: Date.now(), progress: null, failback: null, migrate: null, error: null },
+      state: { pair: name, kind, running: true, startedAtMs: Date.now(), progress: null, failback: null, migrate: null, error: null, cancelling: false },
       done: Promise.resolve(),
+      controller: new AbortController(),
     };
     this.tasks.set(name, running);
     return running;
   }
 
   private fail(running: Running, error: unknown): void {
+    const { pair, kind } = running.state;
+    if (running.controller.signal.aborted && isTidemarkError(error) && error.code === 'CANCELLED') {
+      const e = cancelledError(running.state);
+      running.state = { ...running.state, running: false, cancelling: false, error: { code: e.code, message: e.message, hint: e.hint } };
+      this.events.emit({ severity: 'warning', pair, kind: `pair.${kind}-cancelled`, message: e.oneLine() });
+      return;
+    }
     const e = isTidemarkError(error) ? error : new TidemarkError('IO', error instanceof Error ? error.message : String(error), 'see the event log');
-    running.state = { ...running.state, running: false, error: { code: e.code, message: e.message, hint: e.hint } };
-    this.events.emit({ severity: 'error', pair: running.state.pair, kind: `pair.${running.state.kind}-failed`, message: e.oneLine() });
+    running.state = { ...running.state, running: false, cancelling: false, error: { code: e.code, message: e.message, hint: e.hint } };
+    this.events.emit({ severity: 'error', pair, kind: `pair.${kind}-failed`, message: e.oneLine() });
+  }
+
+  /**
+   * Asks a running failback or draining migrate to stop (roleTaskCancellable); it ends with a
+   * CANCELLED error saying what is kept. Refused for a migrate past its drain.
+   */
+  cancel(name: string): RoleTaskState {
+    const running = this.tasks.get(name);
+    if (!running?.state.running) throw new TidemarkError('USAGE', `pair ${name} has no failback or migrate running`, 'nothing to cancel');
+    if (!roleTaskCancellable(running.state)) {
+      throw new TidemarkError(
+        'BUSY',
+        `migrate of ${name} is past its drain: writes are paused on both sides until it finishes, so it cannot be stopped now`,
+        'wait a few seconds for it to finish; then Migrate back if the roles should be as before',
+      );
+    }
+    running.state = { ...running.state, cancelling: true };
+    running.controller.abort();
+    this.events.emit({ severity: 'info', pair: name, kind: `pair.${running.state.kind}-cancel`, message: `cancelling the ${running.state.kind} of ${name}` });
+    return running.state;
   }
 
   /**
@@ -193,11 +235,14 @@ export class RoleTasks {
       const meter = new ProgressMeter(Number.MAX_SAFE_INTEGER);
       const report = (progress: RoleTaskProgress) => (running.state = { ...running.state, progress });
       report({ phase: 'copy', regionsTransferred: 0, regionsTotal: total, bytesTransferred: 0, bytesPerSecond: 0, etaMs: undefined });
+      // Cancelled while preparing: the resync map is marked by now; stop before copying.
+      if (running.controller.signal.aborted) return Promise.reject(new TidemarkError('CANCELLED', `failback of ${name} cancelled`, ''));
       return replicatePair({
         store: this.store,
         pair,
         endpoints,
         once: true,
+        signal: running.controller.signal,
         ...(options.limitRateBytesPerSecond ? { limitRateBytesPerSecond: options.limitRateBytesPerSecond } : {}),
         onSyncProgress: (p) =>
           report({
@@ -274,6 +319,7 @@ export class RoleTasks {
       message: `migrate of ${name} started: ${record.secondary.volref} will become the primary`,
     });
     running.done = migratePair(this.store, this.resolver, name, {
+      signal: running.controller.signal,
       onProgress: ({ pair: _pair, ...progress }) => (running.state = { ...running.state, progress }),
     }).then(
       (summary) => {
@@ -293,8 +339,26 @@ export class RoleTasks {
     return running.state;
   }
 
-  /** Waits for running role changes (they are not cancellable: each finishes or fails on its own). */
+  /** Waits for running role changes (closing the console does not cancel them: each finishes or fails on its own). */
   async dispose(): Promise<void> {
     await Promise.all([...this.tasks.values()].map((r) => r.done));
   }
+}
+
+/** What a cancelled task kept, and how to go on: one line for the card and the event log. */
+function cancelledError(state: RoleTaskState): TidemarkError {
+  const p = state.progress;
+  if (state.kind === 'migrate') {
+    return new TidemarkError(
+      'CANCELLED',
+      `migrate of ${state.pair} cancelled while draining: nothing changed, the roles are as they were${p ? ` (${p.regionsTransferred} regions shipped to the secondary)` : ''}`,
+      'Migrate again when ready',
+    );
+  }
+  const copied = p && p.phase !== 'prepare' ? ` after copying ${p.regionsTransferred} of ${p.regionsTotal} regions` : ' before copying';
+  return new TidemarkError(
+    'CANCELLED',
+    `failback of ${state.pair} cancelled${copied}: the old primary is demoted and the rest of the resync map is kept`,
+    'Fail back again (or run replication) to copy only what is left',
+  );
 }

@@ -235,6 +235,12 @@ export interface FailbackOptions {
   /** Save the discarded side's regions of the resync map here first (a new directory). */
   readonly exportDiscarded?: string;
   readonly replicate?: (record: PairRecord, endpoints: PairEndpoints) => Promise<ReplicateSummary>;
+  /**
+   * Stops the copy (the default `replicate`; a caller's own `replicate` takes its own): the
+   * failback ends with CANCELLED, the old primary demoted and the rest of the resync map kept in
+   * the new primary's tracking — failing back again (or replicating) copies only that.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export async function failbackPair(store: PairStore, resolver: EndpointResolver, name: string, options: FailbackOptions = {}): Promise<FailbackSummary> {
@@ -306,8 +312,18 @@ export async function failbackPair(store: PairStore, resolver: EndpointResolver,
       await lock.release();
     }
   }
-  const replicate = options.replicate ?? ((pair, ends) => replicatePair({ store, pair, endpoints: ends, once: true }));
-  const replication = await replicate(record, endpoints);
+  const replicate = options.replicate ?? ((pair, ends) => replicatePair({ store, pair, endpoints: ends, once: true, signal: options.signal }));
+  let replication: ReplicateSummary;
+  try {
+    replication = await replicate(record, endpoints);
+  } catch (error) {
+    if (!options.signal?.aborted || !isTidemarkError(error) || error.code !== 'CANCELLED') throw error;
+    throw new TidemarkError(
+      'CANCELLED',
+      `failback of ${name} cancelled while copying: ${record.secondary.volref} is demoted and the rest of the resync map is kept`,
+      `run \`tidemark failback ${name}\` again to copy only what is left`,
+    );
+  }
   await dropFailbackMap(record, endpoints.primary);
   await store.update(name, { failover: null });
   return done({ regionsTransferred: replication.regionsTransferred, bytesTransferred: replication.bytesTransferred, replication, discarded });

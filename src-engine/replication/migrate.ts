@@ -79,6 +79,8 @@ export interface MigrateOptions {
   readonly onProgress?: (progress: MigrateProgress) => void;
   /** Verify the whole extent inside the pause (longer pause, no check after it) instead of the pause's regions. */
   readonly verifyInPause?: boolean;
+  /** Stops the migrate while it drains (CANCELLED, nothing changed); from the pause on it is not looked at. */
+  readonly signal?: AbortSignal;
 }
 
 const drainMsDefault = 10_000;
@@ -135,6 +137,7 @@ export async function migratePair(store: PairStore, resolver: EndpointResolver, 
   await checkSoleMembership(record, endpoints.primary);
   await dropCheckSnapshots(endpoints, record.pairId);
   const drained = await drain(store, record, endpoints, options);
+  if (options.signal?.aborted) throw migrateCancelled(name);
   const lock = await acquirePairLock(pairDir, name, 'migrate');
   try {
     // What the drain saw may have changed before the lock (a failover from another process).
@@ -396,6 +399,7 @@ async function drain(
   if (budgetMs <= 0) return { regionsTransferred: 0, bytesTransferred: 0 }; // everything unshipped is copied in the pause
   const budget = new AbortController();
   const timer = setTimeout(() => budget.abort(), budgetMs);
+  const signal = options.signal ? AbortSignal.any([budget.signal, options.signal]) : budget.signal;
   const progress = progressReporter(record.name, options.onProgress);
   const report = (done: number, left: number, bytes: number) => progress('drain', done, done + left, bytes);
   let shippedRegions = 0;
@@ -406,7 +410,7 @@ async function drain(
       pair: record,
       endpoints,
       once: true,
-      signal: budget.signal,
+      signal,
       onProgress: (p) => {
         shippedRegions = p.regionsTransferred;
         shippedBytes = p.bytesTransferred;
@@ -416,11 +420,16 @@ async function drain(
     });
     return summary;
   } catch (error) {
-    if (!budget.signal.aborted || !isTidemarkError(error) || error.code !== 'CANCELLED') throw error;
+    if (!signal.aborted || !isTidemarkError(error) || error.code !== 'CANCELLED') throw error;
+    if (options.signal?.aborted) throw migrateCancelled(record.name);
     return { regionsTransferred: shippedRegions, bytesTransferred: shippedBytes };
   } finally {
     clearTimeout(timer);
   }
+}
+
+function migrateCancelled(name: string): TidemarkError {
+  return new TidemarkError('CANCELLED', `migrate of ${name} cancelled while draining: nothing changed`, 'migrate again when ready');
 }
 
 /**

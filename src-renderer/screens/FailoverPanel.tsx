@@ -21,6 +21,7 @@ import {
   RadioGroup,
   Stack,
   TextField,
+  Tooltip,
   Typography,
 } from '@mui/material';
 import { useEffect, useMemo, useState } from 'react';
@@ -241,19 +242,38 @@ const phaseLabels: Record<NonNullable<RoleTaskDto['progress']>['phase'], string>
   check: 'swapped; comparing the whole volume with the old primary (writes already go to the new primary)',
 };
 
-/** A running failback or migrate: phase, regions and bytes, rate and ETA. */
-export function RoleTaskProgress({ task }: { task: RoleTaskDto }) {
+/**
+ * A running failback or migrate: phase, regions and bytes, rate and ETA, and Cancel while it
+ * may stop (a failback always; a migrate while it drains — the engine refuses later).
+ */
+export function RoleTaskProgress({ task, onCancel }: { task: RoleTaskDto; onCancel?: () => void }) {
   const p = task.progress;
   const percent = p && p.regionsTotal > 0 ? Math.min(100, (100 * p.regionsTransferred) / p.regionsTotal) : undefined;
+  const cancelTitle = task.cancellable
+    ? task.kind === 'failback'
+      ? 'Stop copying: the resync map is kept, and Fail back again copies only what is left'
+      : 'Stop the migrate while it drains: nothing has changed yet'
+    : 'Writes are paused on both sides: the migrate finishes on its own in seconds';
   return (
     <Stack spacing={0.5} data-testid="role-task-progress">
-      <Typography variant="body2" data-testid="role-task-line">
-        {task.kind === 'failback' ? 'Failing back' : 'Migrating'}: {p ? phaseLabels[p.phase] : 'starting'}
-        {p && p.regionsTotal > 0 ? ` — ${p.regionsTransferred} of ${p.regionsTotal} regions` : ''}
-        {p
-          ? `, ${formatBytes(p.bytesTransferred)} copied at ${formatBytes(p.bytesPerSecond)}/s, ETA ${p.etaMs === null ? 'unknown' : formatDurationMs(p.etaMs)}`
-          : ''}
-      </Typography>
+      <Stack direction="row" spacing={1} sx={{ alignItems: 'center' }}>
+        <Typography variant="body2" data-testid="role-task-line" sx={{ flexGrow: 1 }}>
+          {task.kind === 'failback' ? 'Failing back' : 'Migrating'}: {task.cancelling ? 'cancelling' : p ? phaseLabels[p.phase] : 'starting'}
+          {p && p.regionsTotal > 0 ? ` — ${p.regionsTransferred} of ${p.regionsTotal} regions` : ''}
+          {p
+            ? `, ${formatBytes(p.bytesTransferred)} copied at ${formatBytes(p.bytesPerSecond)}/s, ETA ${p.etaMs === null ? 'unknown' : formatDurationMs(p.etaMs)}`
+            : ''}
+        </Typography>
+        {onCancel && (
+          <Tooltip title={cancelTitle}>
+            <span>
+              <Button size="small" onClick={onCancel} disabled={!task.cancellable || task.cancelling} data-testid="role-task-cancel">
+                Cancel
+              </Button>
+            </span>
+          </Tooltip>
+        )}
+      </Stack>
       <LinearProgress variant={percent === undefined ? 'indeterminate' : 'determinate'} value={percent ?? 0} aria-label={`${task.kind} progress`} />
     </Stack>
   );
@@ -389,7 +409,9 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
               Fail back…
             </Button>
           </Stack>
-          {task?.running && <RoleTaskProgress task={task} />}
+          {task?.running && (
+            <RoleTaskProgress task={task} onCancel={() => void act(async () => setTask(await consoleApi().request('roleTaskCancel', { pair: pair.name })))} />
+          )}
           {result && (
             <Typography variant="body2" data-testid="failover-result">
               {result}

@@ -3,7 +3,7 @@
 // failover explained), an unreachable one (Fail over; Migrate disabled) and a failed-over pair
 // (Fail back); the Migrate dialog's plan and what it asks the engine; the progress of a running
 // migrate or failback (phase, regions, bytes, rate, ETA) polled until its result; a failure shown
-// in context.
+// in context; Cancel while the task may stop.
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FailbackDto, MigratePlanDto, PairDto, RoleOptionsDto, RoleTaskDto } from '../../src-main/console-api';
@@ -55,7 +55,19 @@ const plan: MigratePlanDto = {
 };
 
 function task(extra: Partial<RoleTaskDto> = {}): RoleTaskDto {
-  return { pair: 'field', kind: 'migrate', running: true, startedAtMs: 1, progress: null, failback: null, migrate: null, error: null, ...extra };
+  return {
+    pair: 'field',
+    kind: 'migrate',
+    running: true,
+    startedAtMs: 1,
+    progress: null,
+    failback: null,
+    migrate: null,
+    error: null,
+    cancellable: false,
+    cancelling: false,
+    ...extra,
+  };
 }
 
 const disabled = (testId: string) => (screen.getByTestId(testId) as HTMLButtonElement).disabled;
@@ -285,5 +297,60 @@ describe('RoleTaskProgress', () => {
     );
     expect(screen.getByTestId('role-task-line').textContent).toBe('Migrating: verifying both sides by signature, 0 B copied at 0 B/s, ETA unknown');
     expect(screen.getByRole('progressbar').getAttribute('aria-valuenow')).toBeNull();
+  });
+
+  it("Cancel: offered while the task may stop, disabled past a migrate's drain and while cancelling", () => {
+    const copying = { phase: 'copy' as const, regionsTransferred: 64, regionsTotal: 160, bytesTransferred: 64 * MiB, bytesPerSecond: 32 * MiB, etaMs: 3000 };
+    let cancels = 0;
+    const { rerender } = render(<RoleTaskProgress task={task({ kind: 'failback', progress: copying, cancellable: true })} onCancel={() => cancels++} />);
+    expect(disabled('role-task-cancel')).toBe(false);
+    fireEvent.click(screen.getByTestId('role-task-cancel'));
+    expect(cancels).toBe(1);
+    rerender(<RoleTaskProgress task={task({ kind: 'failback', progress: copying, cancellable: true, cancelling: true })} onCancel={() => cancels++} />);
+    expect(screen.getByTestId('role-task-line').textContent).toMatch(/^Failing back: cancelling — 64 of 160 regions/);
+    expect(disabled('role-task-cancel')).toBe(true);
+    rerender(<RoleTaskProgress task={task({ progress: { ...copying, phase: 'pause' }, cancellable: false })} onCancel={() => cancels++} />);
+    expect(disabled('role-task-cancel')).toBe(true);
+  });
+});
+
+describe('FailoverPanel Cancel', () => {
+  it('asks roleTaskCancel for a running failback, then shows what the cancelled run kept', async () => {
+    const copying = { phase: 'copy' as const, regionsTransferred: 64, regionsTotal: 160, bytesTransferred: 64 * MiB, bytesPerSecond: 32 * MiB, etaMs: 3000 };
+    const running = task({ kind: 'failback', progress: copying, cancellable: true });
+    const cancelled = task({
+      kind: 'failback',
+      running: false,
+      progress: copying,
+      error: {
+        code: 'CANCELLED',
+        message: 'failback of field cancelled after copying 64 of 160 regions: the old primary is demoted and the rest of the resync map is kept',
+        hint: 'Fail back again (or run replication) to copy only what is left',
+      },
+    });
+    let stopped = false;
+    const api = new RecordingApi({
+      roleOptions: () => options({ generation: 2, failover: { atMs: 1, forced: true, phase: 'seeded' }, task: stopped ? cancelled : running }),
+      roleTaskCancel: () => {
+        stopped = true;
+        return { ...running, cancelling: true };
+      },
+      roleTask: () => (stopped ? cancelled : running),
+    });
+    window.tidemark = api;
+    render(<FailoverPanel pair={pair} onChanged={() => undefined} />);
+    await waitFor(() => expect(disabled('role-task-cancel')).toBe(false));
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('role-task-cancel'));
+    });
+    expect(api.requests.find((r) => r.verb === 'roleTaskCancel')?.args).toEqual({ pair: 'field' });
+    await waitFor(
+      () => expect(screen.getByTestId('error-note').textContent).toMatch(/^failback of field cancelled after copying 64 of 160 regions.*Fail back again/),
+      {
+        timeout: 3000,
+      },
+    );
+    expect(screen.queryByTestId('role-task-progress')).toBeNull();
+    expect(disabled('failback-open')).toBe(false);
   });
 });

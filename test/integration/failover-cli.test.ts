@@ -1,12 +1,14 @@
 // The failover commands through the built CLI (docs/failover.md): a local pair whose primary is
 // reachable — refused without --force, then failover --force, failback --dry-run changing
-// nothing, failback, and the pair replicating the other way round.
-import { execFileSync } from 'node:child_process';
+// nothing, failback, and the pair replicating the other way round; Ctrl-C during a failback's
+// copy keeps the demotion and the rest of the map.
+import { execFileSync, spawn } from 'node:child_process';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tidemark } from '../helpers/cli';
-import { randomRegion } from '../helpers/pairs';
+import { cliBundle, tidemark } from '../helpers/cli';
+import { LocalAgent } from '../../src-engine/agent';
+import { randomRegion, writeRandomRegions } from '../helpers/pairs';
 import { tempDir } from '../helpers/tmp';
 
 describe('tidemark failover / failback', () => {
@@ -102,4 +104,57 @@ describe('tidemark failover / failback', () => {
     expect(verify.status).toBe(1);
     expect(JSON.parse(verify.stdout)).toMatchObject({ regionsDiffering: 1, differing: [9] });
   }, 60_000);
+
+  it('Ctrl-C stops a rate-limited failback cleanly: the old primary stays demoted, and failback again copies only the rest', async () => {
+    const dir = await tempDir();
+    const env = { TIDEMARK_HOME: join(dir, 'home') };
+    const [a, b] = [join(dir, 'a.img'), join(dir, 'b.img')];
+    const MiB = 2 ** 20;
+    execFileSync('truncate', ['-s', String(256 * MiB), a, b]);
+    const run = (...args: string[]) => tidemark(args, env);
+    expect(run('pair', 'create', 'p', '--primary', a, '--secondary', b, '--region-size', '1MiB').status).toBe(0);
+    expect(run('sync', 'p').status).toBe(0);
+    expect(run('failover', 'p', '--force').status).toBe(0);
+    // 160 regions written on the new primary (b) through the home's agent, as an application through `serve` would: tracked.
+    const agent = new LocalAgent(env.TIDEMARK_HOME);
+    try {
+      await writeRandomRegions(
+        agent,
+        b,
+        MiB,
+        Array.from({ length: 160 }, (_, i) => 20 + i),
+        20261125,
+      );
+    } finally {
+      await agent.dispose();
+    }
+    const plan = JSON.parse(run('--json', 'failback', 'p', '--dry-run').stdout) as { resyncRegions: number };
+    expect(plan.resyncRegions).toBe(160);
+
+    // 160 MiB at 32 MiB/s: five seconds; Ctrl-C after two.
+    const child = spawn(process.execPath, [cliBundle, 'failback', 'p', '--limit-rate', '32MiB/s'], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? -1)));
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    child.kill('SIGINT');
+    const status = await exited;
+    expect(status, stderr).not.toBe(0);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1); // one line: the cause and the fix
+    expect(lines[0]).toContain(`failback of p cancelled while copying: ${a} is demoted and the rest of the resync map is kept`);
+    expect(stderr).toMatch(/run `tidemark failback p` again to copy only what is left/);
+    const shown = JSON.parse(run('--json', 'pair', 'show', 'p').stdout) as { record: { failover: { phase: string } | null } };
+    expect(shown.record.failover?.phase).toBe('seeded');
+
+    const back = run('--json', 'failback', 'p');
+    expect(back.status, back.stderr).toBe(0);
+    const copied = (JSON.parse(back.stdout) as { regionsTransferred: number }).regionsTransferred;
+    expect(copied).toBeGreaterThan(0);
+    expect(copied).toBeLessThan(160); // the cancelled run's whole batches stay copied
+    expect(run('verify', 'p').status).toBe(0);
+  }, 120_000);
 });

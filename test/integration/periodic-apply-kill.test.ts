@@ -125,7 +125,7 @@ describe('periodic apply killed by SIGKILL', () => {
       await until(() => applying, 20_000, 'the cycle to apply');
       await stopping;
       acked = writer.acked;
-      const k = round + 1;
+      const k = 2 * round + 1; // each round's replicate --once below runs two cycles
       const snapshot = (await agent.snapshotList(primaryPath)).snapshots.find((s) => s.label === cycleSnapshotLabel(pair.pairId, k));
       expect(snapshot, `S_${k}`).toBeDefined();
       const target = await snapshotImage(agent, primaryPath, snapshot!.snapshotId);
@@ -163,13 +163,18 @@ describe('periodic apply killed by SIGKILL', () => {
       expect(m).toBeGreaterThanOrEqual(ackedBeforeCycle);
       expect(m).toBeLessThanOrEqual(acked);
 
-      // The CLI finishes the cycle: applied already, so only its clean-up runs.
+      // The CLI finishes the cycle — applied already, so only its clean-up runs — and, since that
+      // cycle froze before the call (without the records written after S_k), runs one more.
       const finished = JSON.parse(ok(cli('--json', 'replicate', 'p', '--once'))) as {
         cycles: { cycle: number; resumed: boolean; regionsTransferred: number }[];
       };
-      expect(finished.cycles).toEqual([expect.objectContaining({ cycle: k, resumed: true, regionsTransferred: 0 })]);
+      expect(finished.cycles).toEqual([
+        expect.objectContaining({ cycle: k, resumed: true, regionsTransferred: 0 }),
+        expect.objectContaining({ cycle: k + 1, resumed: false }),
+      ]);
       expect((await agent.snapshotList(primaryPath)).snapshots.filter((s) => s.label.startsWith('tidemark-cycle'))).toEqual([]);
-      expect((await readFile(secondaryPath)).equals(target)).toBe(true);
+      expect((await readFile(secondaryPath)).equals(await readFile(primaryPath))).toBe(true); // the writer stopped before the kill
+      expect(records.prefixHeld(await readFile(secondaryPath))).toBe(acked);
     }
     // More records, then a cycle with the writer stopped: identical, and verify says so.
     const writer = new RecordWriter(agent, primaryPath, records, seededRandom(baseSeed + 69), acked);
@@ -177,7 +182,7 @@ describe('periodic apply killed by SIGKILL', () => {
     await until(() => writer.acked >= acked + 100, 10_000, '100 more records');
     await writer.stop();
     const last = JSON.parse(ok(cli('--json', 'replicate', 'p', '--once'))) as { cycles: { cycle: number }[] };
-    expect(last.cycles).toEqual([expect.objectContaining({ cycle: 4 })]);
+    expect(last.cycles).toEqual([expect.objectContaining({ cycle: 7 })]); // three rounds of two cycles before it
     expect((await readFile(secondaryPath)).equals(await readFile(primaryPath))).toBe(true);
     expect(records.prefixHeld(await readFile(secondaryPath))).toBe(writer.acked);
     ok(cli('verify', 'p'));

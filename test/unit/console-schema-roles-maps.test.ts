@@ -1,6 +1,8 @@
 // The console schema for the map inspector, the timeline, failback and migrate: valid arguments
-// pass as sent, and each malformed one is refused before the engine sees it.
+// pass as sent, and each malformed one is refused before the engine sees it; which running
+// role changes Cancel may stop.
 import { describe, expect, it } from 'vitest';
+import { roleTaskCancellable, type RoleTaskProgress } from '../../src-engine';
 import { ConsoleRefusal, mapFileUploadBytesMax, validateRequest } from '../../src-main/console-schema';
 
 describe('console schema: maps, timeline, failback, migrate', () => {
@@ -14,6 +16,7 @@ describe('console schema: maps, timeline, failback, migrate', () => {
     ['migratePlan', { pair: 'lab' }],
     ['migrateStart', { pair: 'lab' }],
     ['roleTask', { pair: 'lab' }],
+    ['roleTaskCancel', { pair: 'lab' }],
     ['roleOptions', { pair: 'lab' }],
   ])('accepts %s %j', (verb, args) => {
     expect(validateRequest(verb, args)).toEqual({ verb, args });
@@ -32,7 +35,28 @@ describe('console schema: maps, timeline, failback, migrate', () => {
     ['a fractional failback rate limit', 'failbackStart', { pair: 'lab', limitRateBytesPerSecond: 1.5 }],
     ['migrate with options it does not take', 'migrateStart', { pair: 'lab', drainMs: 5 }],
     ['a timeline of no pair', 'pairTimeline', { pair: '' }],
+    ['a cancel with options it does not take', 'roleTaskCancel', { pair: 'lab', force: true }],
   ])('refuses %s', (_name, verb, args) => {
     expect(() => validateRequest(verb, args)).toThrow(ConsoleRefusal);
+  });
+});
+
+describe('roleTaskCancellable', () => {
+  const progress = (phase: RoleTaskProgress['phase']): RoleTaskProgress => ({
+    phase,
+    regionsTransferred: 0,
+    regionsTotal: 0,
+    bytesTransferred: 0,
+    bytesPerSecond: 0,
+    etaMs: undefined,
+  });
+  it('a failback in any phase; a migrate before or while it drains, never from its pause on; nothing that has ended', () => {
+    for (const phase of ['prepare', 'sync', 'copy'] as const)
+      expect(roleTaskCancellable({ kind: 'failback', running: true, progress: progress(phase) })).toBe(true);
+    expect(roleTaskCancellable({ kind: 'migrate', running: true, progress: null })).toBe(true);
+    expect(roleTaskCancellable({ kind: 'migrate', running: true, progress: progress('drain') })).toBe(true);
+    for (const phase of ['pause', 'copy', 'verify', 'check', 'done'] as const)
+      expect(roleTaskCancellable({ kind: 'migrate', running: true, progress: progress(phase) }), phase).toBe(false);
+    expect(roleTaskCancellable({ kind: 'failback', running: false, progress: progress('copy') })).toBe(false);
   });
 });
