@@ -57,11 +57,12 @@ export interface RoleTaskState {
  * Whether Cancel may stop the task now: a failback always (its copy is plain replication of
  * a durably marked resync map, so a stop keeps everything and Fail back again copies only the
  * rest); a migrate only while it drains (nothing has changed yet) — from its pause on, both
- * sides refuse writes until it finishes, so it is not stopped halfway.
+ * sides refuse writes until it finishes, so it is not stopped halfway; nor is a resumed migrate
+ * (it starts in the pause) or one still checking the pair before its drain.
  */
 export function roleTaskCancellable(state: Pick<RoleTaskState, 'kind' | 'running' | 'progress'>): boolean {
   if (!state.running) return false;
-  return state.kind === 'failback' || state.progress === null || state.progress.phase === 'drain';
+  return state.kind === 'failback' || state.progress?.phase === 'drain';
 }
 
 export interface SideReach {
@@ -97,6 +98,8 @@ interface Running {
   state: RoleTaskState;
   done: Promise<void>;
   readonly controller: AbortController;
+  /** A failback: the side its preparation demoted (known once the copy begins). */
+  demoted?: string;
 }
 
 type Busy = (name: string) => string | null;
@@ -181,7 +184,7 @@ export class RoleTasks {
   private fail(running: Running, error: unknown): void {
     const { pair, kind } = running.state;
     if (running.controller.signal.aborted && isTidemarkError(error) && error.code === 'CANCELLED') {
-      const e = cancelledError(running.state);
+      const e = cancelledError(running.state, running.demoted);
       running.state = { ...running.state, running: false, cancelling: false, error: { code: e.code, message: e.message, hint: e.hint } };
       this.events.emit({ severity: 'warning', pair, kind: `pair.${kind}-cancelled`, message: e.oneLine() });
       return;
@@ -234,6 +237,7 @@ export class RoleTasks {
       const total = pair.failover?.resyncRegions ?? 0;
       const meter = new ProgressMeter(Number.MAX_SAFE_INTEGER);
       const report = (progress: RoleTaskProgress) => (running.state = { ...running.state, progress });
+      running.demoted = pair.secondary.volref; // the record after the seeding: the loser is the secondary
       report({ phase: 'copy', regionsTransferred: 0, regionsTotal: total, bytesTransferred: 0, bytesPerSecond: 0, etaMs: undefined });
       // Cancelled while preparing: the resync map is marked by now; stop before copying.
       if (running.controller.signal.aborted) return Promise.reject(new TidemarkError('CANCELLED', `failback of ${name} cancelled`, ''));
@@ -280,12 +284,13 @@ export class RoleTasks {
       });
     };
     const discard = options.discardChangesOn ? { discardChangesOn: options.discardChangesOn } : {};
-    running.done = failbackPair(this.store, this.resolver, name, { ...discard, replicate }).then(
+    running.done = failbackPair(this.store, this.resolver, name, { ...discard, replicate, signal: running.controller.signal }).then(
       (summary) => {
         const last = running.state.progress;
         running.state = {
           ...running.state,
           running: false,
+          cancelling: false, // a cancel too late to stop it
           failback: summary,
           progress: {
             phase: 'done',
@@ -323,7 +328,7 @@ export class RoleTasks {
       onProgress: ({ pair: _pair, ...progress }) => (running.state = { ...running.state, progress }),
     }).then(
       (summary) => {
-        running.state = { ...running.state, running: false, migrate: summary };
+        running.state = { ...running.state, running: false, cancelling: false, migrate: summary };
         const failedCheck = summary.checkDifferingRegions > 0;
         this.events.emit({
           severity: failedCheck ? 'error' : 'info',
@@ -346,7 +351,7 @@ export class RoleTasks {
 }
 
 /** What a cancelled task kept, and how to go on: one line for the card and the event log. */
-function cancelledError(state: RoleTaskState): TidemarkError {
+function cancelledError(state: RoleTaskState, demoted: string | undefined): TidemarkError {
   const p = state.progress;
   if (state.kind === 'migrate') {
     return new TidemarkError(
@@ -355,10 +360,11 @@ function cancelledError(state: RoleTaskState): TidemarkError {
       'Migrate again when ready',
     );
   }
-  const copied = p && p.phase !== 'prepare' ? ` after copying ${p.regionsTransferred} of ${p.regionsTotal} regions` : ' before copying';
+  if (demoted === undefined)
+    return new TidemarkError('CANCELLED', `failback of ${state.pair} cancelled before it changed anything`, 'Fail back again when ready');
   return new TidemarkError(
     'CANCELLED',
-    `failback of ${state.pair} cancelled${copied}: the old primary is demoted and the rest of the resync map is kept`,
+    `failback of ${state.pair} cancelled after copying ${p?.regionsTransferred ?? 0} of ${p?.regionsTotal ?? 0} regions: ${demoted} is demoted and the rest of the resync map is kept`,
     'Fail back again (or run replication) to copy only what is left',
   );
 }

@@ -274,6 +274,7 @@ export async function failbackPair(store: PairStore, resolver: EndpointResolver,
   const discard =
     splitBrain || options.discardChangesOn ? await discardedSide(resolver, record, endpoints, splitBrain, options.discardChangesOn) : 'old-primary';
   let discarded: DiscardedExport | null = null;
+  if (options.signal?.aborted) throw new TidemarkError('CANCELLED', `failback of ${name} cancelled before it changed anything`, 'run it again when ready');
   if (failover.phase === 'promoted') {
     const lock = await acquirePairLock(store.pairDir(name), name, 'failback');
     try {
@@ -320,7 +321,7 @@ export async function failbackPair(store: PairStore, resolver: EndpointResolver,
     if (!options.signal?.aborted || !isTidemarkError(error) || error.code !== 'CANCELLED') throw error;
     throw new TidemarkError(
       'CANCELLED',
-      `failback of ${name} cancelled while copying: ${record.secondary.volref} is demoted and the rest of the resync map is kept`,
+      `failback of ${name} cancelled: ${record.secondary.volref} is demoted and the rest of the resync map is kept`,
       `run \`tidemark failback ${name}\` again to copy only what is left`,
     );
   }

@@ -150,6 +150,10 @@ export async function migratePair(store: PairStore, resolver: EndpointResolver, 
       );
     }
     record = locked;
+    // The last moment a cancel counts: checked and the pause reported in one step (no await
+    // between), so a cancel is either seen here or refused (the phase is no longer 'drain').
+    if (options.signal?.aborted) throw migrateCancelled(name);
+    progressReporter(name, options.onProgress)('pause', 0, 0, 0);
     const begun: MigrateJournal = {
       generation: record.generation,
       oldPrimary: record.primary.volref,
@@ -402,6 +406,7 @@ async function drain(
   const signal = options.signal ? AbortSignal.any([budget.signal, options.signal]) : budget.signal;
   const progress = progressReporter(record.name, options.onProgress);
   const report = (done: number, left: number, bytes: number) => progress('drain', done, done + left, bytes);
+  report(0, 0, 0); // draining from here (a cancel is taken until the pause is reported)
   let shippedRegions = 0;
   let shippedBytes = 0;
   try {

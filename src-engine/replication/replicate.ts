@@ -5,7 +5,7 @@
 // takes over if that process stops first.
 
 import { assert } from '../assert';
-import { TidemarkError } from '../errors';
+import { TidemarkError, isTidemarkError } from '../errors';
 import type { TrackingState } from '../agent';
 import { retryable, shipContinuous, type ShipOptions, type ShipSummary } from './continuous';
 import { sleepMs } from './sync/conveyor';
@@ -85,7 +85,12 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
     });
     pair = await store.require(pair.name);
   }
-  const lock = await acquirePairLock(pairDir, pair.name, replicateLockTask);
+  const lock = await acquirePairLock(pairDir, pair.name, replicateLockTask).catch(async (error: unknown) => {
+    // A shipper started between the last look and now (a console's Resume, a restarted serve): --once waits for it after all.
+    if (options.once && isTidemarkError(error) && error.code === 'BUSY' && (await pairLockHolder(pairDir))?.what === replicateLockTask) return null;
+    throw error;
+  });
+  if (lock === null) return replicatePair({ ...options, pair });
   try {
     if (pair.mode === 'periodic') return { ...(await runCycles(options, pair, startMs)), sync, waitedFor: null };
     const shipped = await shipContinuous({ ...options, pair });
@@ -98,6 +103,9 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
 /** Cycles every `intervalMs` (measured from each cycle's start) until aborted; with `once`, one cycle. */
 async function runCycles(options: ReplicateOptions, pair: PairRecord, startMs: number): Promise<Omit<ReplicateSummary, 'sync' | 'waitedFor'>> {
   const cycles: CycleSummary[] = [];
+  // A cycle under way before this call froze before it: --once then runs one more. (A cycle this
+  // call froze and retried after a failure also reports itself resumed; it holds every earlier write.)
+  let oneMore = options.once === true && (await cycleCursorOf(options.store, pair)) !== undefined;
   const summary = () => {
     const last = cycles[cycles.length - 1];
     return {
@@ -128,9 +136,9 @@ async function runCycles(options: ReplicateOptions, pair: PairRecord, startMs: n
     if (cycles.length > 100) cycles.shift();
     options.onCycle?.(cycle);
     if (options.once) {
-      // A resumed cycle froze before this call: --once runs one more, at once, which holds every write made before it.
-      if (cycle.resumed) continue;
-      return summary();
+      if (!oneMore) return summary();
+      oneMore = false;
+      continue; // at once, not after the interval
     }
     await sleepMs(Math.max(0, pair.intervalMs - (performance.now() - cycleStartMs)), options.signal);
   }
@@ -208,7 +216,9 @@ function replicatingWatch(pairDir: string): () => Promise<boolean> {
   return async () => {
     if (performance.now() - askedAtMs < holderPollMs) return true;
     askedAtMs = performance.now();
-    return (await pairLockHolder(pairDir))?.what === replicateLockTask;
+    const holder = await pairLockHolder(pairDir);
+    // 'unknown': it holds the lock but does not answer (stopped with Ctrl-Z?): still there, so wait on (Ctrl-C ends the wait).
+    return holder?.what === replicateLockTask || holder?.what === 'unknown';
   };
 }
 
@@ -253,6 +263,14 @@ export async function waitInSync(store: PairStore, pair: PairRecord, endpoints: 
   return state;
 }
 
+async function inSyncNow(store: PairStore, pair: PairRecord, endpoints: PairEndpoints, cursors: CursorStore): Promise<boolean> {
+  const record = await store.require(pair.name);
+  if (record.lastSync === null || (await cursors.read())) return false;
+  if (record.mode === 'periodic') return (await periodicPending(store, record, endpoints.primary)) === 0;
+  const state = await endpoints.primary.agent.trackingState(endpoints.primary.path, pair.pairId);
+  return state.oosRegions + state.inFlightRegions === 0;
+}
+
 /** waitInSync, beside a running shipper: `holderGone` as soon as `stillReplicating` says it stopped. */
 async function waitInSyncWhile(
   store: PairStore,
@@ -281,7 +299,11 @@ async function waitInSyncWhile(
         `run \`tidemark replicate ${pair.name}\` (or serve it), or wait longer with --timeout`,
       );
     }
-    if (!(await stillReplicating())) return holderGone;
+    if (!(await stillReplicating())) {
+      // It may have shipped the last regions and exited since the look above: look once more.
+      if (await inSyncNow(store, pair, endpoints, cursors)) return endpoints.primary.agent.trackingState(endpoints.primary.path, pair.pairId);
+      return holderGone;
+    }
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
   }
 }

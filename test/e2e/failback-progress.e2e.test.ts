@@ -44,12 +44,12 @@ describe('failback progress in the console (Chromium, web mode)', () => {
     await expect
       .poll(() => page.getByTestId('role-task-line').textContent(), { timeout: 30_000, interval: 100 })
       .toMatch(new RegExp(`^Failing back: copying — 64 of ${plan.resyncRegions} regions, 64 MiB copied at [\\d.]+ MiB/s, ETA \\d+s$`));
-    await shot(page, 'e2e-failback-progress');
     const copiedBefore = 64;
     await page.getByTestId('role-task-cancel').click();
     await expect
       .poll(() => page.getByTestId('error-note').textContent(), { timeout: 30_000 })
-      .toMatch(new RegExp(`^failback of field cancelled after copying 64 of ${plan.resyncRegions} regions: the old primary is demoted`));
+      .toMatch(new RegExp(`^failback of field cancelled after copying 64 of ${plan.resyncRegions} regions: ${siteB} is demoted and the rest`));
+    await shot(page, 'e2e-failback-cancelled');
     await expect.poll(() => page.getByTestId('role-options').textContent(), { timeout: 30_000 }).toMatch(/^Failed over \(forced\)/);
     await page.getByTestId('failback-open').click();
     await page.getByTestId('failback-confirm-name').fill('field');

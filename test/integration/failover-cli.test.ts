@@ -131,7 +131,7 @@ describe('tidemark failover / failback', () => {
     const plan = JSON.parse(run('--json', 'failback', 'p', '--dry-run').stdout) as { resyncRegions: number };
     expect(plan.resyncRegions).toBe(160);
 
-    // 160 MiB at 32 MiB/s: five seconds; Ctrl-C after two.
+    // 160 MiB at 32 MiB/s: five seconds; Ctrl-C once it copies (the pair is seeded) and a second has passed.
     const child = spawn(process.execPath, [cliBundle, 'failback', 'p', '--limit-rate', '32MiB/s'], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -139,13 +139,18 @@ describe('tidemark failover / failback', () => {
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? -1)));
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const phase = () => (JSON.parse(run('--json', 'pair', 'show', 'p').stdout) as { record: { failover: { phase: string } | null } }).record.failover?.phase;
+    for (const deadlineMs = Date.now() + 30_000; phase() !== 'seeded';) {
+      if (Date.now() > deadlineMs) throw new Error(`failback never began copying: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     child.kill('SIGINT');
     const status = await exited;
     expect(status, stderr).not.toBe(0);
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(1); // one line: the cause and the fix
-    expect(lines[0]).toContain(`failback of p cancelled while copying: ${a} is demoted and the rest of the resync map is kept`);
+    expect(lines[0]).toContain(`failback of p cancelled: ${a} is demoted and the rest of the resync map is kept`);
     expect(stderr).toMatch(/run `tidemark failback p` again to copy only what is left/);
     const shown = JSON.parse(run('--json', 'pair', 'show', 'p').stdout) as { record: { failover: { phase: string } | null } };
     expect(shown.record.failover?.phase).toBe('seeded');

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AgentApi } from '../../src-engine/agent';
+import { TidemarkError } from '../../src-engine/errors';
 import {
   acquirePairLock,
   createPair,
@@ -321,6 +322,34 @@ describe('periodic replication', () => {
     } finally {
       if (!released) await lock.release();
     }
+  });
+
+  it('replicate --once whose own cycle is retried after a dropped link runs that one cycle (a retry is not a cycle from before the call)', async () => {
+    let failures = 1;
+    // The link drops at the cycle's apply: the cycle fails as a whole and replicate retries it.
+    const pair = await syncedPeriodic(
+      (agent) =>
+        new Proxy(agent, {
+          get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver) as unknown;
+            if (property !== 'stageApply' || typeof value !== 'function') return value;
+            return async (...args: unknown[]) => {
+              if (failures > 0) {
+                failures -= 1;
+                throw new TidemarkError('DISCONNECTED', 'link dropped (test)', '');
+              }
+              return (value as (...a: unknown[]) => Promise<void>).apply(target, args);
+            };
+          },
+        }),
+    );
+    await pair.agent.writeRegion(pair.primaryPath, 1, record(1));
+    await pair.agent.writeRegion(pair.primaryPath, 2, record(2));
+    const warnings: string[] = [];
+    const summary = await replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true, onWarning: (w) => warnings.push(w) });
+    expect(warnings.join('\n')).toMatch(/cycle of .* interrupted \(link dropped \(test\)\); resuming/);
+    expect(summary.cycles.map((c) => [c.cycle, c.resumed])).toEqual([[1, true]]); // retried (so resumed), and the only one
+    expect(prefixHeld(await readFile(pair.secondaryPath))).toBe(2);
   });
 
   it('a cycle interrupted while shipping leaves the secondary at the previous boundary and resumes', async () => {

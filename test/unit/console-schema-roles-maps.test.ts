@@ -50,10 +50,10 @@ describe('roleTaskCancellable', () => {
     bytesPerSecond: 0,
     etaMs: undefined,
   });
-  it('a failback in any phase; a migrate before or while it drains, never from its pause on; nothing that has ended', () => {
+  it('a failback in any phase; a migrate only while it drains, never before (checking, or resumed) nor from its pause on; nothing that has ended', () => {
     for (const phase of ['prepare', 'sync', 'copy'] as const)
       expect(roleTaskCancellable({ kind: 'failback', running: true, progress: progress(phase) })).toBe(true);
-    expect(roleTaskCancellable({ kind: 'migrate', running: true, progress: null })).toBe(true);
+    expect(roleTaskCancellable({ kind: 'migrate', running: true, progress: null })).toBe(false); // still checking the pair, or resumed in its pause
     expect(roleTaskCancellable({ kind: 'migrate', running: true, progress: progress('drain') })).toBe(true);
     for (const phase of ['pause', 'copy', 'verify', 'check', 'done'] as const)
       expect(roleTaskCancellable({ kind: 'migrate', running: true, progress: progress(phase) }), phase).toBe(false);

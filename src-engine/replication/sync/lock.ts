@@ -35,10 +35,17 @@ export interface PairLockHolder {
   readonly what: string;
 }
 
+/** How long a holder has to answer: one that accepted and says nothing (stopped with SIGSTOP) is 'unknown'. */
+const holderAnswerMs = 2_000;
+
 /** Who holds the pair's lock (it answers with its pid and task), or null. */
 export function pairLockHolder(pairDir: string): Promise<PairLockHolder | null> {
   return new Promise((resolveHolder) => {
     const socket = connect(pairLockName(pairDir));
+    socket.setTimeout(holderAnswerMs, () => {
+      socket.destroy();
+      resolveHolder({ pid: 0, what: 'unknown' });
+    });
     let text = '';
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
@@ -64,7 +71,12 @@ export async function acquirePairLock(pairDir: string, pairName: string, what: s
   });
   if (!bound) {
     const holder = await pairLockHolder(pairDir);
-    const doing = holder ? `process ${holder.pid} is running ${holder.what} on it` : 'another process is syncing, replicating, seeding or deleting it';
+    const doing =
+      holder && holder.pid > 0
+        ? `process ${holder.pid} is running ${holder.what} on it`
+        : holder
+          ? 'a process holds its lock and does not answer (stopped?)'
+          : 'another process is syncing, replicating, seeding or deleting it';
     throw new TidemarkError('BUSY', `pair "${pairName}" is busy: ${doing}`, 'wait for it to finish, or stop it (Ctrl-C)');
   }
   server.unref();
