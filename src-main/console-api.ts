@@ -347,6 +347,8 @@ export interface ReplicationViewDto {
   /** Null when the primary's agent could not be asked; `trackingError` says why. */
   readonly tracking: TrackingStateDto | null;
   readonly trackingError: ConsoleErrorDto | null;
+  /** A failback or migrate of the pair running in this console: it does the copying, and replication waits for it. */
+  readonly roleChange: 'failback' | 'migrate' | null;
 }
 
 /** A failover's outcome (docs/failover.md). */

@@ -273,7 +273,9 @@ export class ConsoleService {
             hint: 'check the primary host on the Hosts screen',
           };
     }
-    return { pair, dataPath, state: state ? toReplicationStateDto(state) : null, tracking, trackingError };
+    const role = this.engine.roles.state(pair);
+    const roleChange = role?.running ? role.kind : null;
+    return { pair, dataPath, state: state ? toReplicationStateDto(state) : null, tracking, trackingError, roleChange };
   }
 
   private async overview(): Promise<OverviewDto> {

@@ -44,6 +44,8 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
   const limit = Number(limitMiB);
   const limitValid = limitMiB.trim() === '' || (Number.isFinite(limit) && limit > 0);
   const syncing = pair.sync?.running ?? false;
+  const roleChange = view.data?.roleChange ?? null;
+  const blocked = syncing || roleChange !== null;
   const continuous = pair.mode === 'continuous';
 
   const start = () =>
@@ -93,7 +95,7 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               </Button>
             )}
             {paused && (
-              <Button variant="contained" onClick={() => void resume()} disabled={syncing} data-testid="replication-resume">
+              <Button variant="contained" onClick={() => void resume()} disabled={blocked} data-testid="replication-resume">
                 Resume
               </Button>
             )}
@@ -102,7 +104,7 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
                 Stop replication
               </Button>
             ) : (
-              <Button variant="contained" onClick={() => void start()} disabled={!limitValid || syncing} data-testid="replication-start">
+              <Button variant="contained" onClick={() => void start()} disabled={!limitValid || blocked} data-testid="replication-start">
                 Start replication
               </Button>
             )}
@@ -114,6 +116,11 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
             {syncing && !running && (
               <Typography variant="body2" color="text.secondary">
                 A sync is running: replication can start once it is done.
+              </Typography>
+            )}
+            {roleChange && !running && (
+              <Typography variant="body2" color="text.secondary" data-testid="replication-role-change">
+                A {roleChange} of this pair is running and does the copying: replication can start once it is done.
               </Typography>
             )}
           </Stack>

@@ -94,7 +94,7 @@ function running(extra: Partial<ReplicationStateDto> = {}, progress: Partial<Non
 }
 
 function install(view: Partial<ReplicationViewDto>): RecordingApi {
-  const full: ReplicationViewDto = { pair: 'field', dataPath: 'local', state: null, tracking, trackingError: null, ...view };
+  const full: ReplicationViewDto = { pair: 'field', dataPath: 'local', state: null, tracking, trackingError: null, roleChange: null, ...view };
   const api = new RecordingApi({
     replicationState: () => full,
     replicationStart: () => running(),
@@ -247,7 +247,7 @@ describe('ReplicationPanel', () => {
     const api = install({});
     api.request = (async (verb: string) => {
       if (verb === 'replicationStart') throw new Error('tidemark:{"code":"BUSY","message":"pair field is already replicating","hint":"stop it first"}');
-      return { pair: 'field', dataPath: 'local', state: null, tracking, trackingError: null };
+      return { pair: 'field', dataPath: 'local', state: null, tracking, trackingError: null, roleChange: null };
     }) as RecordingApi['request'];
     render(<ReplicationPanel pair={pair()} />);
     await act(async () => {
@@ -286,6 +286,15 @@ describe('ReplicationPanel', () => {
     install({});
     render(
       <ReplicationPanel pair={pair({ sync: { pair: 'field', method: 'auto', running: true, startedAtMs: 0, progress: null, summary: null, error: null } })} />,
+    );
+    expect((screen.getByTestId('replication-start') as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it('no Start while a failback of the pair copies: it says why', async () => {
+    install({ roleChange: 'failback' });
+    render(<ReplicationPanel pair={pair()} />);
+    await waitFor(() =>
+      expect(text('replication-role-change')).toBe('A failback of this pair is running and does the copying: replication can start once it is done.'),
     );
     expect((screen.getByTestId('replication-start') as HTMLButtonElement).disabled).toBe(true);
   });

@@ -63,6 +63,8 @@ describe('cancelling a failback or migrate in the console', () => {
     // 160 MiB at 32 MiB/s: five seconds, reported after each 64 MiB batch; cancelled after the first.
     await engine.roles.startFailback('fb', { limitRateBytesPerSecond: 32 * MiB });
     await until(() => (engine.roles.state('fb')?.progress?.bytesTransferred ?? 0) > 0, 30_000, 'the first batch');
+    // The Replication panel is told a failback does the copying (its Start waits for it).
+    expect(await service.handle('replicationState', { pair: 'fb' })).toMatchObject({ ok: true, result: { roleChange: 'failback' } });
     const asked = await service.handle('roleTaskCancel', { pair: 'fb' });
     expect(asked).toMatchObject({ ok: true, result: { kind: 'failback', cancelling: true } });
     const stopped = await finished(engine, 'fb');
@@ -72,6 +74,7 @@ describe('cancelling a failback or migrate in the console', () => {
       message: `failback of fb cancelled after copying ${stopped.progress!.regionsTransferred} of 160 regions: ${primary} is demoted and the rest of the resync map is kept`,
       hint: expect.stringMatching(/Fail back again/),
     });
+    expect(await service.handle('replicationState', { pair: 'fb' })).toMatchObject({ ok: true, result: { roleChange: null } });
     const copiedBefore = stopped.progress!.regionsTransferred;
     expect([64, 128]).toContain(copiedBefore);
     const record = await engine.pairs.require('fb');
