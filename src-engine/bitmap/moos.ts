@@ -61,6 +61,13 @@ export class MoosPredictor {
   private readonly streamWindowMaxRegions: number;
   /** Most recently extended first; at most `moosStreamsMax`. */
   private streams: Stream[] = [];
+  /**
+   * Whether this process changed OOS (a write recorded, a region shipped, taken or settled).
+   * Only then may `compact` write its view back: a process that only looked (a `pair show`
+   * beside a shipping one) holds the MOOS as it was when it opened, and writing that back
+   * could drop bits another process made durable since (docs/home-layout.md).
+   */
+  private changed = false;
 
   constructor(moos: PersistentBitmap, predictRegions: number, options: MoosPredictorOptions = {}) {
     assertCount(predictRegions, 'predictRegions');
@@ -92,6 +99,7 @@ export class MoosPredictor {
     if (!(0 <= firstRegion && firstRegion <= lastRegion && lastRegion < this.regionCount))
       invariantViolated(`write regions [${firstRegion}, ${lastRegion}] within volume`);
     const end = lastRegion + 1;
+    this.changed = true;
     this.oos.setRange(firstRegion, end);
     if (!this.moos.bits.allSet(firstRegion, end)) this.predict(firstRegion, end);
     this.readAhead(firstRegion, end);
@@ -111,6 +119,7 @@ export class MoosPredictor {
       invariantViolated(`write regions [${firstRegion}, ${lastRegion}] within volume`);
     const end = lastRegion + 1;
     if (!this.moos.rangeSetDurably(firstRegion, end)) return false;
+    this.changed = true;
     this.oos.setRange(firstRegion, end);
     this.readAhead(firstRegion, end);
     return true;
@@ -231,6 +240,7 @@ export class MoosPredictor {
    * before its data lands); the tracking layer serialises the two.
    */
   markShipped(firstRegion: number, lastRegion: number): void {
+    this.changed = true;
     this.oos.clearRange(firstRegion, lastRegion + 1);
   }
 
@@ -241,6 +251,7 @@ export class MoosPredictor {
   take(regionIndex: number): void {
     if (!this.oos.get(regionIndex)) invariantViolated(`region ${regionIndex} taken while out of sync`);
     if (this.inFlight.get(regionIndex)) invariantViolated(`region ${regionIndex} taken once until settled`);
+    this.changed = true;
     this.oos.clear(regionIndex);
     this.inFlight.set(regionIndex);
   }
@@ -252,8 +263,15 @@ export class MoosPredictor {
     if (!shipped) this.oos.set(regionIndex);
   }
 
-  /** Drops every MOOS bit absent from OOS ∪ in flight (a clean stop): a restart resends exactly those. */
+  /**
+   * Drops every MOOS bit absent from OOS ∪ in flight (a clean stop): a restart resends exactly
+   * those. Nothing when this process never changed OOS (see `changed`): MOOS stays the superset.
+   */
   async compact(): Promise<void> {
+    if (!this.changed) {
+      this.streams = [];
+      return;
+    }
     const moosWords = this.moos.bits.words;
     for (let w = 0; w < moosWords.length; w++) moosWords[w]! &= this.oos.words[w]! | this.inFlight.words[w]!;
     this.streams = [];

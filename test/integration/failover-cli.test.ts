@@ -142,8 +142,8 @@ describe('tidemark failover / failback', () => {
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? -1)));
-    // Read from the pair's record, not with `pair show`: a second CLI process would open the home's
-    // volumes beside the failback's (no agent daemon runs here) — see docs/home-layout.md.
+    // Read from the pair's record: a `pair show` per poll would start a CLI process that opens the
+    // home's volumes beside the failback's (no agent daemon here; docs/home-layout.md) and is slow.
     const phase = () =>
       (JSON.parse(readFileSync(join(env.TIDEMARK_HOME, 'pairs', 'p', 'pair.json'), 'utf8')) as { body: { failover: { phase: string } | null } }).body.failover
         ?.phase;
