@@ -68,6 +68,16 @@ export class AgentPool implements EndpointResolver {
     return { volref: formatVolRef(ref), agent: remote, path: ref.path, where, sshTarget: () => host.sshTarget() };
   }
 
+  /**
+   * Closes this machine's agent so the next `resolve` opens it afresh: the home's agent if one
+   * serves its socket now, else a new in-process one that loads the tracking from disk.
+   */
+  async reopenLocal(): Promise<void> {
+    const local = this.local;
+    this.local = undefined;
+    await (await local?.catch(() => undefined))?.dispose();
+  }
+
   async dispose(): Promise<void> {
     const local = this.local;
     this.local = undefined;

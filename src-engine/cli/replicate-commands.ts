@@ -2,6 +2,7 @@
 // `map` is in map-command.ts.
 
 import type { Command } from 'commander';
+import { LocalAgent } from '../agent';
 import { TidemarkError } from '../errors';
 import { resolveHomeDir } from '../home';
 import { formatDurationMs } from '../progress';
@@ -131,11 +132,17 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
         async (pool) =>
           cancellable(async (signal) => {
             try {
+              const endpoints = await endpointsOf(pool, record);
               return await replicatePair({
                 store: pairs,
                 pair: record,
-                endpoints: await endpointsOf(pool, record),
+                endpoints,
+                privateView: [endpoints.primary.agent, endpoints.secondary.agent].some((agent) => agent instanceof LocalAgent),
                 once: options.once === true,
+                reopenEndpoints: async () => {
+                  await pool.reopenLocal();
+                  return endpointsOf(pool, record);
+                },
                 protect: options.protect,
                 limitRateBytesPerSecond,
                 signal,

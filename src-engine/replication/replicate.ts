@@ -28,6 +28,20 @@ export interface ReplicateOptions extends Omit<ShipOptions, 'pair'> {
   /** Periodic pairs: each cycle's progress, and each finished cycle. */
   readonly onCycleProgress?: (progress: CycleProgress) => void;
   readonly onCycle?: (cycle: CycleSummary) => void;
+  /**
+   * Opens the pair's endpoints afresh. Called before taking over from a shipper that stopped:
+   * an in-process agent of a CLI holds its own copy of the primary's tracking, stale beside
+   * another process's (docs/home-layout.md), and an agent reached through the stopped
+   * process's socket is gone. Without it the endpoints given are used (an engine that owns the
+   * home, tests in one process).
+   */
+  readonly reopenEndpoints?: () => Promise<PairEndpoints>;
+  /**
+   * The endpoints' agents include this process's own in-process agent (a CLI on a home no agent
+   * serves): another process's shipping is invisible to it, so --once beside one is refused
+   * rather than answered from a stale copy of the tracking.
+   */
+  readonly privateView?: boolean;
 }
 
 export interface ReplicateSummary extends ShipSummary {
@@ -43,61 +57,99 @@ export interface ReplicateSummary extends ShipSummary {
 }
 
 export async function replicatePair(options: ReplicateOptions): Promise<ReplicateSummary> {
-  const { store, endpoints } = options;
-  let pair = options.pair;
+  const { store } = options;
+  let { endpoints, pair } = options;
   const pairDir = store.pairDir(pair.name);
   const startMs = performance.now();
   if (pair.mode === 'periodic') await checkNotGrouped(store, pair);
-  for (let holder = await pairLockHolder(pairDir); holder?.what === replicateLockTask; holder = await pairLockHolder(pairDir)) {
-    if (!options.once) {
-      throw new TidemarkError(
-        'BUSY',
-        `pair "${pair.name}" is already replicated by process ${holder.pid}`,
-        'stop that one first, or use --once to wait until it is in sync',
-      );
-    }
-    const stillReplicating = replicatingWatch(pairDir);
-    if (pair.mode === 'periodic') {
-      const cycle = await waitNextCycle(store, pair, endpoints, options.signal, stillReplicating);
-      if (cycle !== holderGone)
-        return { ...emptySummary(pair, performance.now() - startMs, null), cycles: [], sync: null, waitedFor: holder, pointInTime: cycle };
-    } else {
-      const state = await waitInSyncWhile(store, pair, endpoints, { signal: options.signal }, stillReplicating);
-      if (state !== holderGone) return { ...emptySummary(pair, performance.now() - startMs, state), cycles: [], sync: null, waitedFor: holder };
-    }
-    // The shipper stopped (Ctrl-C, a crash, a pause in the console) before the pair was in sync: this run takes over.
-    options.onWarning?.(`process ${holder.pid} stopped replicating ${pair.name} before it was in sync; replicating it here`);
-    pair = await store.require(pair.name);
-  }
   let sync: SyncSummary | null = null;
-  const sinceMissing =
-    pair.mode === 'periodic' && !(await endpoints.primary.agent.bitmapList(endpoints.primary.path)).some((m) => m.name === sinceMapName(pair.pairId));
-  if (!pair.lastSync || sinceMissing || (await new CursorStore(pairDir).read())) {
-    sync = await runSync({
-      store,
-      pair,
-      endpoints,
-      method: 'auto',
-      limitRateBytesPerSecond: options.limitRateBytesPerSecond,
-      signal: options.signal,
-      onProgress: options.onSyncProgress,
-      onWarning: options.onWarning,
+  for (;;) {
+    const waited = await waitBesideShipper({ ...options, pair, endpoints }, startMs);
+    if (waited.kind === 'done') return { ...waited.summary, sync };
+    if (waited.kind === 'took-over') {
+      // What this process's agent knows of the primary's tracking may be its own stale copy (two
+      // CLI processes on a home without an agent daemon): look again before shipping from it.
+      if (options.reopenEndpoints) endpoints = await options.reopenEndpoints();
+      pair = await store.require(pair.name);
+    }
+    if (sync === null && (await needsSync(pair, endpoints, pairDir))) {
+      sync = await runSync({
+        store,
+        pair,
+        endpoints,
+        method: 'auto',
+        limitRateBytesPerSecond: options.limitRateBytesPerSecond,
+        signal: options.signal,
+        onProgress: options.onSyncProgress,
+        onWarning: options.onWarning,
+      });
+      pair = await store.require(pair.name);
+    }
+    const lock = await acquirePairLock(pairDir, pair.name, replicateLockTask).catch(async (error: unknown) => {
+      // A shipper started between the last look and now (a console's Resume, a restarted serve): --once waits for it after all.
+      if (options.once && isTidemarkError(error) && error.code === 'BUSY' && replicating(await pairLockHolder(pairDir))) return null;
+      throw error;
     });
-    pair = await store.require(pair.name);
+    if (lock === null) continue;
+    try {
+      const run = { ...options, pair, endpoints };
+      if (pair.mode === 'periodic') return { ...(await runCycles(run, pair, startMs)), sync, waitedFor: null };
+      const shipped = await shipContinuous(run);
+      return { ...shipped, cycles: [], durationMs: Math.round(performance.now() - startMs), sync, waitedFor: null, regions: await regionsOf(endpoints, pair) };
+    } finally {
+      await lock.release();
+    }
   }
-  const lock = await acquirePairLock(pairDir, pair.name, replicateLockTask).catch(async (error: unknown) => {
-    // A shipper started between the last look and now (a console's Resume, a restarted serve): --once waits for it after all.
-    if (options.once && isTidemarkError(error) && error.code === 'BUSY' && (await pairLockHolder(pairDir))?.what === replicateLockTask) return null;
-    throw error;
-  });
-  if (lock === null) return replicatePair({ ...options, pair });
-  try {
-    if (pair.mode === 'periodic') return { ...(await runCycles(options, pair, startMs)), sync, waitedFor: null };
-    const shipped = await shipContinuous({ ...options, pair });
-    return { ...shipped, cycles: [], durationMs: Math.round(performance.now() - startMs), sync, waitedFor: null, regions: await regionsOf(endpoints, pair) };
-  } finally {
-    await lock.release();
+}
+
+/** A holder of the pair's lock that replicates it — or holds it and does not answer (stopped?): waited on alike. */
+function replicating(holder: PairLockHolder | null): holder is PairLockHolder {
+  return holder?.what === replicateLockTask || holder?.what === 'unknown';
+}
+
+async function needsSync(pair: PairRecord, endpoints: PairEndpoints, pairDir: string): Promise<boolean> {
+  if (!pair.lastSync) return true;
+  if (pair.mode === 'periodic' && !(await endpoints.primary.agent.bitmapList(endpoints.primary.path)).some((m) => m.name === sinceMapName(pair.pairId)))
+    return true;
+  return (await new CursorStore(pairDir).read()) !== undefined;
+}
+
+type Waited = { readonly kind: 'done'; readonly summary: Omit<ReplicateSummary, 'sync'> } | { readonly kind: 'none' | 'took-over' };
+
+/**
+ * Beside another process replicating the pair: without --once, BUSY; with it, wait until that
+ * process has the pair in sync (continuous) or applied a cycle frozen after the call
+ * (periodic) — 'done' — or until it stops first — 'took-over'. 'none': nobody replicates it.
+ */
+async function waitBesideShipper(options: ReplicateOptions, startMs: number): Promise<Waited> {
+  const { store, pair, endpoints } = options;
+  const pairDir = store.pairDir(pair.name);
+  const holder = await pairLockHolder(pairDir);
+  if (!replicating(holder)) return { kind: 'none' };
+  if (!options.once) {
+    const who = holder.pid > 0 ? `process ${holder.pid}` : 'a process that holds its lock and does not answer (stopped?)';
+    throw new TidemarkError('BUSY', `pair "${pair.name}" is already replicated by ${who}`, 'stop that one first, or use --once to wait until it is in sync');
   }
+  if (options.privateView && holder.pid !== process.pid) {
+    throw new TidemarkError(
+      'BUSY',
+      `pair "${pair.name}" is replicated by process ${holder.pid}, whose progress this command cannot see: no agent serves this home, so each command opens the volumes itself`,
+      `run \`tidemark agent serve\` before both commands so they share one agent, or wait for process ${holder.pid} to finish`,
+    );
+  }
+  const stillReplicating = replicatingWatch(pairDir);
+  if (pair.mode === 'periodic') {
+    const cycle = await waitNextCycle(store, pair, endpoints, options.signal, stillReplicating);
+    if (cycle !== holderGone) {
+      return { kind: 'done', summary: { ...emptySummary(pair, performance.now() - startMs, null), cycles: [], waitedFor: holder, pointInTime: cycle } };
+    }
+  } else {
+    const state = await waitInSyncWhile(store, pair, endpoints, { signal: options.signal }, stillReplicating);
+    if (state !== holderGone) return { kind: 'done', summary: { ...emptySummary(pair, performance.now() - startMs, state), cycles: [], waitedFor: holder } };
+  }
+  // The shipper stopped (Ctrl-C, a crash, a pause in the console) before the pair was in sync: this run takes over.
+  options.onWarning?.(`process ${holder.pid} stopped replicating ${pair.name} before it was in sync; replicating it here`);
+  return { kind: 'took-over' };
 }
 
 /** Cycles every `intervalMs` (measured from each cycle's start) until aborted; with `once`, one cycle. */
@@ -216,9 +268,8 @@ function replicatingWatch(pairDir: string): () => Promise<boolean> {
   return async () => {
     if (performance.now() - askedAtMs < holderPollMs) return true;
     askedAtMs = performance.now();
-    const holder = await pairLockHolder(pairDir);
-    // 'unknown': it holds the lock but does not answer (stopped with Ctrl-Z?): still there, so wait on (Ctrl-C ends the wait).
-    return holder?.what === replicateLockTask || holder?.what === 'unknown';
+    // 'unknown' (it holds the lock but does not answer: stopped with Ctrl-Z?) is still there: wait on (Ctrl-C ends the wait).
+    return replicating(await pairLockHolder(pairDir));
   };
 }
 
