@@ -10,6 +10,7 @@ import {
   GroupStore,
   PairStore,
   acquirePairLock,
+  checkWaitVisible,
   replicateLockTask,
   replicatePair,
   runGroupCycle,
@@ -213,7 +214,13 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
       const state = await withAgentPool(io, global, async (pool) =>
         cancellable(async (signal) => {
           try {
-            return await waitInSync(pairs, record, await endpointsOf(pool, record), {
+            const endpoints = await endpointsOf(pool, record);
+            await checkWaitVisible(
+              pairs,
+              record,
+              [endpoints.primary.agent, endpoints.secondary.agent].some((agent) => agent instanceof LocalAgent),
+            );
+            return await waitInSync(pairs, record, endpoints, {
               timeoutMs,
               signal,
               onState: (s) => line.draw(() => `wait ${name}: ${s.oosRegions + s.inFlightRegions} regions unshipped`),

@@ -10,7 +10,7 @@ export { verifyPair, type VerifyResult } from './sync/verify';
 export { sinceMapName, swapMapName } from './sync/names';
 export { acquirePairLock, type PairLock } from './sync/lock';
 export { shipContinuous, protectSnapshotLabelPrefix, runsOf, type ShipOptions, type ShipProgress, type ShipSummary } from './continuous';
-export { replicatePair, waitInSync, replicateLockTask, type ReplicateOptions, type ReplicateSummary, type WaitOptions } from './replicate';
+export { replicatePair, waitInSync, checkWaitVisible, replicateLockTask, type ReplicateOptions, type ReplicateSummary, type WaitOptions } from './replicate';
 export { pairLockHolder, type PairLockHolder } from './sync/lock';
 export { checkPairMembers } from './members';
 export {

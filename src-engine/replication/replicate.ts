@@ -102,6 +102,26 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
   }
 }
 
+/** Beside a shipper in another process, a private view (this process's own agent) cannot see its progress. */
+function refuseUnseenShipper(pair: PairRecord, holder: PairLockHolder): void {
+  if (holder.pid === process.pid) return;
+  throw new TidemarkError(
+    'BUSY',
+    `pair "${pair.name}" is replicated by process ${holder.pid}, whose progress this command cannot see: no agent serves this home, so each command opens the volumes itself`,
+    `run \`tidemark agent serve\` before both commands so they share one agent, or wait for process ${holder.pid} to finish`,
+  );
+}
+
+/**
+ * `pair wait --in-sync` with a private view (see ReplicateOptions.privateView): refused while
+ * another process replicates the pair, whose shipping this process's own agent never sees.
+ */
+export async function checkWaitVisible(store: PairStore, pair: PairRecord, privateView: boolean): Promise<void> {
+  if (!privateView) return;
+  const holder = await pairLockHolder(store.pairDir(pair.name));
+  if (replicating(holder)) refuseUnseenShipper(pair, holder);
+}
+
 /** A holder of the pair's lock that replicates it — or holds it and does not answer (stopped?): waited on alike. */
 function replicating(holder: PairLockHolder | null): holder is PairLockHolder {
   return holder?.what === replicateLockTask || holder?.what === 'unknown';
@@ -130,13 +150,7 @@ async function waitBesideShipper(options: ReplicateOptions, startMs: number): Pr
     const who = holder.pid > 0 ? `process ${holder.pid}` : 'a process that holds its lock and does not answer (stopped?)';
     throw new TidemarkError('BUSY', `pair "${pair.name}" is already replicated by ${who}`, 'stop that one first, or use --once to wait until it is in sync');
   }
-  if (options.privateView && holder.pid !== process.pid) {
-    throw new TidemarkError(
-      'BUSY',
-      `pair "${pair.name}" is replicated by process ${holder.pid}, whose progress this command cannot see: no agent serves this home, so each command opens the volumes itself`,
-      `run \`tidemark agent serve\` before both commands so they share one agent, or wait for process ${holder.pid} to finish`,
-    );
-  }
+  if (options.privateView) refuseUnseenShipper(pair, holder);
   const stillReplicating = replicatingWatch(pairDir);
   if (pair.mode === 'periodic') {
     const cycle = await waitNextCycle(store, pair, endpoints, options.signal, stillReplicating);

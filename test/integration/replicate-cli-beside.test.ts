@@ -1,4 +1,4 @@
-// `replicate --once` beside a `replicate` running in another CLI process on a home no agent
+// `replicate --once` and `pair wait --in-sync` beside a `replicate` running in another CLI process on a home no agent
 // serves: each process opens the volumes itself, so the second cannot see the first's shipping
 // (docs/home-layout.md) — it says so and how to fix it, instead of answering "in sync" from its
 // own stale copy of the tracking. With `agent serve` running both go through one agent and the
@@ -10,8 +10,8 @@ import { pairLockHolder } from '../../src-engine/replication';
 import { cliBundle, tidemark } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
 
-describe('replicate --once beside another CLI process', () => {
-  it('is refused with the cause and the fix when no agent serves the home', async () => {
+describe('replicate --once and pair wait beside another CLI process', () => {
+  it('are refused with the cause and the fix when no agent serves the home', async () => {
     const dir = await tempDir();
     const env = { TIDEMARK_HOME: join(dir, 'home') };
     const [a, b] = [join(dir, 'a.img'), join(dir, 'b.img')];
@@ -38,6 +38,9 @@ describe('replicate --once beside another CLI process', () => {
       expect(once.stderr.trim().split('\n')).toHaveLength(1);
       expect(once.stderr).toContain(`pair "p" is replicated by process ${shipper.pid}, whose progress this command cannot see: no agent serves this home`);
       expect(once.stderr).toContain('run `tidemark agent serve` before both commands so they share one agent');
+      const wait = run('pair', 'wait', 'p', '--in-sync', '--timeout', '5s');
+      expect(wait.status).toBe(1);
+      expect(wait.stderr).toContain(`pair "p" is replicated by process ${shipper.pid}, whose progress this command cannot see`);
     } finally {
       shipper.kill('SIGTERM');
     }
