@@ -87,6 +87,14 @@ export class AgentPool implements EndpointResolver {
   }
 }
 
+/**
+ * Whether this process opened one of the endpoints' volumes itself (an in-process agent: no
+ * agent serves the home), so another process's tracking is invisible to it (docs/home-layout.md).
+ */
+export function isPrivateView(endpoints: PairEndpoints): boolean {
+  return [endpoints.primary.agent, endpoints.secondary.agent].some((agent) => agent instanceof LocalAgent);
+}
+
 /** The home's pair store. */
 export const pairStoreOf = (io: Io, global: GlobalOptions) => new PairStore(resolveHomeDir(global.home, io.env));
 

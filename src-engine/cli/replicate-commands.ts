@@ -2,7 +2,6 @@
 // `map` is in map-command.ts.
 
 import type { Command } from 'commander';
-import { LocalAgent } from '../agent';
 import { TidemarkError } from '../errors';
 import { resolveHomeDir } from '../home';
 import { formatDurationMs } from '../progress';
@@ -24,7 +23,7 @@ import {
   type SyncProgress,
 } from '../replication';
 import { formatBytes, parseDurationMs, parseRate } from '../size';
-import { pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
+import { isPrivateView, pairEndpointsOf, pairStoreOf, withAgentPool } from './agents';
 import { StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
 
 const store = pairStoreOf;
@@ -138,7 +137,7 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
                 store: pairs,
                 pair: record,
                 endpoints,
-                privateView: [endpoints.primary.agent, endpoints.secondary.agent].some((agent) => agent instanceof LocalAgent),
+                privateView: isPrivateView(endpoints),
                 once: options.once === true,
                 reopenEndpoints: async () => {
                   await pool.reopenLocal();
@@ -215,11 +214,7 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
         cancellable(async (signal) => {
           try {
             const endpoints = await endpointsOf(pool, record);
-            await checkWaitVisible(
-              pairs,
-              record,
-              [endpoints.primary.agent, endpoints.secondary.agent].some((agent) => agent instanceof LocalAgent),
-            );
+            await checkWaitVisible(pairs, record, isPrivateView(endpoints));
             return await waitInSync(pairs, record, endpoints, {
               timeoutMs,
               signal,
