@@ -328,14 +328,6 @@ export async function waitInSync(store: PairStore, pair: PairRecord, endpoints: 
   return state;
 }
 
-async function inSyncNow(store: PairStore, pair: PairRecord, endpoints: PairEndpoints, cursors: CursorStore): Promise<boolean> {
-  const record = await store.require(pair.name);
-  if (record.lastSync === null || (await cursors.read())) return false;
-  if (record.mode === 'periodic') return (await periodicPending(store, record, endpoints.primary)) === 0;
-  const state = await endpoints.primary.agent.trackingState(endpoints.primary.path, pair.pairId);
-  return state.oosRegions + state.inFlightRegions === 0;
-}
-
 /** waitInSync, beside a running shipper: `holderGone` as soon as `stillReplicating` says it stopped. */
 async function waitInSyncWhile(
   store: PairStore,
@@ -346,6 +338,7 @@ async function waitInSyncWhile(
 ): Promise<TrackingState | typeof holderGone> {
   const deadlineMs = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + options.timeoutMs;
   const cursors = new CursorStore(store.pairDir(pair.name));
+  let shipperGone = false;
   for (;;) {
     if (options.signal?.aborted) throw new TidemarkError('CANCELLED', `waiting for ${pair.name} cancelled`, '');
     const record = await store.require(pair.name);
@@ -354,6 +347,7 @@ async function waitInSyncWhile(
     const synced = record.lastSync !== null && !(await cursors.read());
     const unshipped = record.mode === 'periodic' ? ((await periodicPending(store, record, endpoints.primary)) ?? 1) : state.oosRegions + state.inFlightRegions;
     if (synced && unshipped === 0) return state;
+    if (shipperGone) return holderGone;
     if (performance.now() >= deadlineMs) {
       const why = synced
         ? `${state.oosRegions + state.inFlightRegions} regions are not shipped yet, the oldest written ${Math.round(state.oldestUnshippedMs / 1000)} s ago`
@@ -364,11 +358,9 @@ async function waitInSyncWhile(
         `run \`tidemark replicate ${pair.name}\` (or serve it), or wait longer with --timeout`,
       );
     }
-    if (!(await stillReplicating())) {
-      // It may have shipped the last regions and exited since the look above: look once more.
-      if (await inSyncNow(store, pair, endpoints, cursors)) return endpoints.primary.agent.trackingState(endpoints.primary.path, pair.pairId);
-      return holderGone;
-    }
+    // Gone: it may have shipped the last regions and exited since the look above — look once more.
+    shipperGone = !(await stillReplicating());
+    if (shipperGone) continue;
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
   }
 }

@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import type { AgentApi } from '../../src-engine/agent';
 import { LocalAgent } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
-import { PairStore, createPair, type EndpointResolver, type PairEndpoints, type PairRecord, type VolumeEndpoint } from '../../src-engine/replication';
+import {
+  PairStore,
+  createPair,
+  replicatePair,
+  type EndpointResolver,
+  type PairEndpoints,
+  type PairRecord,
+  type VolumeEndpoint,
+} from '../../src-engine/replication';
 import { afterEach } from 'vitest';
 import { seededRandom } from './random';
 
@@ -151,4 +159,20 @@ export function recordingAgent(
       };
     },
   }) as AgentApi & { writes: Map<number, number> };
+}
+
+/**
+ * `replicate --once` started beside a shipper (the caller holds the pair's lock): the run, the
+ * warnings it gave, and whether it has returned yet.
+ */
+export function onceBesideShipper(pair: Pick<LocalPair, 'store' | 'record' | 'endpoints'>) {
+  const warnings: string[] = [];
+  let returned = false;
+  const run = replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true, onWarning: (w) => warnings.push(w) }).then(
+    (summary) => {
+      returned = true;
+      return summary;
+    },
+  );
+  return { run, warnings, returned: () => returned };
 }

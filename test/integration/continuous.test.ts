@@ -13,7 +13,7 @@ import {
   shipContinuous,
   waitInSync,
 } from '../../src-engine/replication';
-import { makeLocalPair, RandomWriter, recordingAgent, sameBytes, writeRandomRegions, type LocalPair } from '../helpers/pairs';
+import { makeLocalPair, onceBesideShipper, RandomWriter, recordingAgent, sameBytes, type LocalPair, writeRandomRegions } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
 
@@ -245,21 +245,14 @@ describe('continuous replication', () => {
     try {
       const written = pick(seededRandom(seed + 1), 30);
       await writeRandomRegions(pair.agent, pair.primaryPath, regionBytes, written, seed + 1);
-      const warnings: string[] = [];
-      let returned = false;
-      const waiter = replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true, onWarning: (w) => warnings.push(w) }).then(
-        (summary) => {
-          returned = true;
-          return summary;
-        },
-      );
+      const waiter = onceBesideShipper(pair);
       await new Promise((resolve) => setTimeout(resolve, 700)); // past the waiter's first look at the lock
-      expect(returned).toBe(false);
+      expect(waiter.returned()).toBe(false);
       await lock.release(); // the shipper exits with everything unshipped
       released = true;
-      const summary = await waiter;
+      const summary = await waiter.run;
       expect(summary.waitedFor).toBeNull();
-      expect(warnings.join('\n')).toMatch(/stopped replicating .* before it was in sync; replicating it here/);
+      expect(waiter.warnings.join('\n')).toMatch(/stopped replicating .* before it was in sync; replicating it here/);
       expect(summary.regionsTransferred).toBe(written.length);
       expect(summary.inSync).toBe(true);
       expect(await sameBytes(pair.primaryPath, pair.secondaryPath, sizeBytes)).toBe(true);

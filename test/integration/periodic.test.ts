@@ -23,7 +23,7 @@ import {
   type PairStore,
 } from '../../src-engine/replication';
 import { until } from '../helpers/engine';
-import { makeLocalPair, resolverFor } from '../helpers/pairs';
+import { makeLocalPair, onceBesideShipper, resolverFor } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { tempDir } from '../helpers/tmp';
 
@@ -259,17 +259,13 @@ describe('periodic replication', () => {
       const underWay = runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints }); // cycle 1 freezes with record 1
       await until(async () => (await cycleCursorOf(pair.store, pair.record))?.phase === 'shipping', 10_000, 'cycle 1 shipping');
       await pair.agent.writeRegion(pair.primaryPath, 2, record(2)); // after cycle 1's freeze
-      let returned = false;
-      const waiter = replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true }).then((summary) => {
-        returned = true;
-        return summary;
-      });
+      const waiter = onceBesideShipper(pair);
       await underWay;
       await new Promise((resolve) => setTimeout(resolve, 400)); // several of the waiter's polls
-      expect(returned).toBe(false); // cycle 1 froze before the call: it does not hold record 2
+      expect(waiter.returned()).toBe(false); // cycle 1 froze before the call: it does not hold record 2
       stageDelayMs = 0;
       await runCycle({ store: pair.store, pair: pair.record, endpoints: pair.endpoints });
-      const summary = await waiter;
+      const summary = await waiter.run;
       expect(summary.waitedFor).toMatchObject({ what: replicateLockTask });
       const cycle2 = (await readCycleHistory(pair.store.pairDir(pair.record.name))).find((c) => c.cycle === 2);
       expect(summary.pointInTime).toBe(cycle2!.pointInTime); // the point in time of the cycle it waited for, not "now"
@@ -296,21 +292,14 @@ describe('periodic replication', () => {
       expect((await cycleCursorOf(pair.store, pair.record))?.cycle).toBe(1);
       linkDown = false;
       await pair.agent.writeRegion(pair.primaryPath, 2, record(2));
-      const warnings: string[] = [];
-      let returned = false;
-      const waiter = replicatePair({ store: pair.store, pair: pair.record, endpoints: pair.endpoints, once: true, onWarning: (w) => warnings.push(w) }).then(
-        (summary) => {
-          returned = true;
-          return summary;
-        },
-      );
+      const waiter = onceBesideShipper(pair);
       await new Promise((resolve) => setTimeout(resolve, 700)); // past the waiter's first look at the lock
-      expect(returned).toBe(false); // the shipper still runs: the waiter waits for it
+      expect(waiter.returned()).toBe(false); // the shipper still runs: the waiter waits for it
       await lock.release(); // the shipper exits with cycle 1 unfinished
       released = true;
-      const summary = await waiter;
+      const summary = await waiter.run;
       expect(summary.waitedFor).toBeNull();
-      expect(warnings.join('\n')).toMatch(new RegExp(`process ${process.pid} stopped replicating ${pair.record.name} before it was in sync`));
+      expect(waiter.warnings.join('\n')).toMatch(new RegExp(`process ${process.pid} stopped replicating ${pair.record.name} before it was in sync`));
       // Cycle 1 froze before the call (record 2 is not in it): it is finished, and one more cycle runs.
       expect(summary.cycles.map((c) => [c.cycle, c.resumed])).toEqual([
         [1, true],

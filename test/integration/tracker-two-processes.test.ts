@@ -18,6 +18,14 @@ async function volumeOn(path: string): Promise<Volume> {
   return new Volume(await FileBackend.open(path), regionBytes);
 }
 
+/** A zeroed volume file and where its MOOS goes. */
+async function volumeFile(): Promise<{ path: string; moosPath: string }> {
+  const dir = await tempDir();
+  const path = join(dir, 'v.img');
+  await writeFile(path, Buffer.alloc(regionBytes * regionCount));
+  return { path, moosPath: join(dir, 'v.moos.tmbm') };
+}
+
 async function moosOnDisk(moosPath: string): Promise<number[]> {
   const { bitmap } = await openBitmapFile(moosPath, 'r');
   try {
@@ -29,10 +37,7 @@ async function moosOnDisk(moosPath: string): Promise<number[]> {
 
 describe('a tracker that only looked', () => {
   it('keeps the bits another tracker made durable after it opened (the writer may still crash)', async () => {
-    const dir = await tempDir();
-    const path = join(dir, 'v.img');
-    await writeFile(path, Buffer.alloc(regionBytes * regionCount));
-    const moosPath = join(dir, 'v.moos.tmbm');
+    const { path, moosPath } = await volumeFile();
     const writerVolume = await volumeOn(path);
     const readerVolume = await volumeOn(path);
     const writer = await WriteTracker.attach(writerVolume, moosPath, 3);
@@ -49,10 +54,7 @@ describe('a tracker that only looked', () => {
   });
 
   it('does not put back the bits another tracker shipped after it opened', async () => {
-    const dir = await tempDir();
-    const path = join(dir, 'v.img');
-    await writeFile(path, Buffer.alloc(regionBytes * regionCount));
-    const moosPath = join(dir, 'v.moos.tmbm');
+    const { path, moosPath } = await volumeFile();
     const writerVolume = await volumeOn(path);
     const writer = await WriteTracker.attach(writerVolume, moosPath, 3);
     for (const r of [10, 20, 30]) await writerVolume.write(r * regionBytes, Buffer.alloc(regionBytes, 2));
