@@ -90,7 +90,7 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
               line.finish();
             }
           }),
-        undefined,
+        'long',
       );
       const { replication, ...shown } = summary;
       printResult(
@@ -132,7 +132,7 @@ export function registerMigrateCommand(program: Command, io: Io, globals: () => 
             line.finish();
           }
         },
-        undefined,
+        'long',
       );
       printResult(io, global, s, () =>
         [

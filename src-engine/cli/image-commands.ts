@@ -54,7 +54,7 @@ async function withProgress<T>(
           line.finish();
         }
       }),
-    undefined,
+    'long',
   );
 }
 

@@ -302,7 +302,7 @@ function registerSyncCommands(program: Command, io: Io, globals: () => GlobalOpt
               line.finish();
             }
           }),
-        undefined,
+        'long',
       );
       printResult(io, global, summary, () => summaryText(summary));
     });

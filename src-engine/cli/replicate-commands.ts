@@ -119,7 +119,7 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
             cancellable((signal) =>
               replicateGroup({ store: pairs, groups, group, resolver: pool, signal, limitRateBytesPerSecond }, options.once === true, io),
             ),
-          undefined,
+          'long',
         );
         printResult(io, global, result, () => groupSummaryText(result));
         return;
@@ -154,7 +154,7 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
               line.finish();
             }
           }),
-        undefined,
+        'long',
       );
       printResult(io, global, summary, () => summaryText(summary));
     });

@@ -5,7 +5,17 @@
 // SIGTERM/SIGINT stop cleanly; SIGKILL is safe (MOOS resends what was not shipped).
 
 import type { Command } from 'commander';
-import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, startAgentDaemon, type AgentApi, type AgentDaemon, type NbdTarget } from '../agent';
+import {
+  LocalAgent,
+  RpcAgent,
+  awaitShortLivedOwner,
+  connectAgentSocket,
+  parseVolRef,
+  startAgentDaemon,
+  type AgentApi,
+  type AgentDaemon,
+  type NbdTarget,
+} from '../agent';
 import { TidemarkError } from '../errors';
 import { ensureHomeDir, resolveHomeDir } from '../home';
 import { PairStore, replicatePair, type PairEndpoints, type PairRecord, type ReplicateSummary, type VolumeEndpoint } from '../replication';
@@ -42,6 +52,7 @@ function targetOf(options: ServeOptions): NbdTarget {
 
 /** The home's agent: the running one, or this process becomes it (serving agent.sock for other commands). */
 async function homeAgent(homeDir: string, log: (line: string) => void): Promise<{ agent: AgentApi; daemon?: AgentDaemon; local?: LocalAgent }> {
+  await awaitShortLivedOwner(homeDir, log);
   const socket = await connectAgentSocket(homeDir).catch(() => undefined);
   if (socket) {
     const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });
@@ -101,7 +112,7 @@ export function registerServeCommand(program: Command, io: Io, globals: () => Gl
       const exported = options.secondary ? pair.secondary.volref : pair.primary.volref;
       const path = localPath(exported, options.secondary ? 'secondary' : 'primary', pair);
       const home = await homeAgent(homeDir, log);
-      const pool = new AgentPool(io, global, undefined);
+      const pool = new AgentPool(io, global, 'long');
       const controller = new AbortController();
       let shipping: Promise<ReplicateSummary | undefined> | undefined;
       try {
