@@ -138,12 +138,15 @@ export class AgentPool implements EndpointResolver {
 
   /**
    * Closes this machine's agent so the next `resolve` opens it afresh: the home's agent if one
-   * serves its socket now, else a new in-process one that loads the tracking from disk.
+   * serves its socket now, else a new in-process one that loads the tracking from disk. Nothing
+   * when this process owns the home: every command went through its agent, whose view is whole
+   * (and letting go would wait for the commands it serves).
    */
   async reopenLocal(): Promise<void> {
-    const local = this.local;
+    const current = await this.local?.catch(() => undefined);
+    if (current && homeOwners.has(current.agent)) return;
     this.local = undefined;
-    await (await local?.catch(() => undefined))?.release();
+    await current?.release();
   }
 
   async dispose(): Promise<void> {
