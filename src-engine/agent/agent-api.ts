@@ -50,11 +50,6 @@ export interface AgentInfo {
   readonly pid: number;
   /** What the owning process is: 'agent', 'Tidemark console (Electron)', … */
   readonly purpose: string;
-  /**
-   * The owning process is a quick CLI command (`pair show`, `map`…) that exits in moments: a
-   * long command waits for it to go rather than depend on it (docs/home-layout.md). Absent: no.
-   */
-  readonly shortLived?: boolean;
   /** The agent's clock (ms since the epoch) when it answered: the orchestrator measures skew with it. Absent from older agents. */
   readonly clockMs?: number;
 }

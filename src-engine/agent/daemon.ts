@@ -9,8 +9,7 @@ import { TidemarkError, errnoCode } from '../errors';
 import { ensureHomeDir } from '../home';
 import { RpcPeer } from '../transport';
 import { tidemarkVersion } from '../version';
-import type { AgentInfo } from './agent-api';
-import { RpcAgent, agentSession } from './agent-rpc';
+import { agentSession } from './agent-rpc';
 import { LocalAgent, type LocalAgentOptions } from './local-agent';
 
 /** Unix socket paths are limited (108 bytes on Linux, 104 on macOS). */
@@ -83,54 +82,7 @@ async function listenExclusive(server: Server, homeDir: string): Promise<void> {
 
 export interface AgentDaemon {
   readonly socketPath: string;
-  /** Other processes connected to this agent now. */
-  readonly clientCount: number;
-  /** Resolves when no other process is connected. */
-  idle(): Promise<void>;
   close(): Promise<void>;
-}
-
-/** How long asking a home's owner who it is may take: a stalled owner must not stall the asker. */
-export const ownerProbeMs = 2_000;
-/** How often a long command looks whether a quick command that owns the home has gone. */
-const shortOwnerPollMs = 100;
-/** After this long, a quick command that still owns the home is waited for no more (it is serving someone). */
-const shortOwnerWaitMsMax = 60_000;
-
-/** Who owns a home (its agent's info), undefined when nothing answers within ownerProbeMs. */
-export async function homeOwner(homeDir: string): Promise<AgentInfo | undefined> {
-  let peer: RpcPeer | undefined;
-  const ask = (async () => {
-    peer = new RpcPeer(await connectAgentSocket(homeDir), { role: 'client', keepaliveMs: 0 });
-    await peer.handshake(ownerProbeMs);
-    return new RpcAgent(peer).info();
-  })();
-  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ownerProbeMs).unref());
-  try {
-    return await Promise.race([ask.catch(() => undefined), timeout]);
-  } finally {
-    peer?.close();
-  }
-}
-
-/**
- * For a long-lived process (a console, `serve`, `agent serve`, a sync or replication command)
- * about to use a home: while a quick CLI command owns it, waits for that command to exit, so
- * the long process becomes the owner instead of depending on one that is about to go.
- * `notice` is told once when the wait is noticeable.
- */
-export async function awaitShortLivedOwner(homeDir: string, notice: (line: string) => void = () => undefined): Promise<void> {
-  const startMs = Date.now();
-  let told = false;
-  for (;;) {
-    const owner = await homeOwner(homeDir);
-    if (!owner?.shortLived || Date.now() - startMs >= shortOwnerWaitMsMax) return;
-    if (!told && Date.now() - startMs >= 1_000) {
-      told = true;
-      notice(`waiting for process ${owner.pid} (${owner.purpose}) to finish with Tidemark home ${homeDir}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, shortOwnerPollMs));
-  }
 }
 
 /**
@@ -147,7 +99,6 @@ export async function startAgentDaemon(
   await ensureHomeDir(homeDir);
   const agent = shared ?? new LocalAgent(homeDir, agentOptions);
   const peers = new Set<RpcPeer>();
-  const idleWaiters: (() => void)[] = [];
   const server = createServer((socket) => {
     const session = agentSession(agent);
     const peer = new RpcPeer(socket, {
@@ -159,7 +110,6 @@ export async function startAgentDaemon(
     peers.add(peer);
     peer.onClose(() => {
       peers.delete(peer);
-      if (peers.size === 0) for (const wake of idleWaiters.splice(0)) wake();
       void session.release();
     });
     void peer.handshake().catch((error: Error) => log(`agent: handshake failed: ${error.message}`));
@@ -168,10 +118,6 @@ export async function startAgentDaemon(
   log(`agent: serving ${homeDir} on ${agentSocketPath(homeDir)} (pid ${process.pid})`);
   return {
     socketPath: agentSocketPath(homeDir),
-    get clientCount() {
-      return peers.size;
-    },
-    idle: () => (peers.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
     close: async () => {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

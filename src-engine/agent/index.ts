@@ -41,5 +41,5 @@ export { pairMemberSchema, importMarkerSchema, secondaryLock } from './pair-memb
 export { LocalAgent, exportSnapshotLabelPrefix, type LocalAgentOptions } from './local-agent';
 export { serveAgent, agentSession, RpcAgent, type AgentSession } from './agent-rpc';
 export { oosContextName } from './nbd-exports';
-export { startAgentDaemon, connectAgentSocket, agentSocketPath, awaitShortLivedOwner, homeOwner, ownerProbeMs, type AgentDaemon } from './daemon';
+export { startAgentDaemon, connectAgentSocket, agentSocketPath, type AgentDaemon } from './daemon';
 export { parseVolRef, formatVolRef, isOnHost, splitHostSpec, volrefOnHost, type HostSpec, type VolRef } from './volref';

@@ -89,8 +89,6 @@ const canonicalPath = (path: string) => realpath(resolve(path)).catch(() => reso
 export interface LocalAgentOptions {
   /** What the owning process is (AgentInfo.purpose). */
   readonly purpose?: string;
-  /** The owning process is a quick CLI command (AgentInfo.shortLived). */
-  readonly shortLived?: boolean;
   /** Opens SSH links for direct shipping (src-engine/ssh's sshPeerLinks); absent: peerShip is UNSUPPORTED. */
   readonly peerLinks?: PeerLinkOpener;
   /** The command that runs this agent's CLI (a per-pair key's forced command starts with it); default: this process's node and script. */
@@ -137,7 +135,6 @@ export class LocalAgent implements AgentApi {
       homeFreeBytes: await freeBytesAt(this.homeDir),
       pid: process.pid,
       purpose: this.options.purpose ?? 'agent',
-      ...(this.options.shortLived ? { shortLived: true } : {}),
       clockMs: Date.now(),
     };
   }

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { Command } from 'commander';
-import { RpcAgent, agentSocketPath, awaitShortLivedOwner, connectAgentSocket, pairRestrictedHandler, serveAgent, startAgentDaemon } from '../agent';
+import { RpcAgent, agentSocketPath, connectAgentSocket, pairRestrictedHandler, serveAgent, startAgentDaemon } from '../agent';
 import { sshPeerLinks } from '../ssh';
 import { RpcPeer } from '../transport';
 import { tidemarkVersion } from '../version';
@@ -21,7 +21,6 @@ async function serve(io: Io, global: GlobalOptions): Promise<void> {
   const log = (line: string) => {
     if (!global.quiet) io.stderr.write(`${line}\n`);
   };
-  await awaitShortLivedOwner(homeDir, (line) => log(`agent: ${line}`));
   const daemon = await startAgentDaemon(homeDir, log, undefined, { peerLinks: sshPeerLinks });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

@@ -5,17 +5,7 @@
 // SIGTERM/SIGINT stop cleanly; SIGKILL is safe (MOOS resends what was not shipped).
 
 import type { Command } from 'commander';
-import {
-  LocalAgent,
-  RpcAgent,
-  awaitShortLivedOwner,
-  connectAgentSocket,
-  parseVolRef,
-  startAgentDaemon,
-  type AgentApi,
-  type AgentDaemon,
-  type NbdTarget,
-} from '../agent';
+import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, startAgentDaemon, type AgentApi, type AgentDaemon, type NbdTarget } from '../agent';
 import { TidemarkError } from '../errors';
 import { ensureHomeDir, resolveHomeDir } from '../home';
 import { PairStore, replicatePair, type PairEndpoints, type PairRecord, type ReplicateSummary, type VolumeEndpoint } from '../replication';
@@ -52,7 +42,6 @@ function targetOf(options: ServeOptions): NbdTarget {
 
 /** The home's agent: the running one, or this process becomes it (serving agent.sock for other commands). */
 async function homeAgent(homeDir: string, log: (line: string) => void): Promise<{ agent: AgentApi; daemon?: AgentDaemon; local?: LocalAgent }> {
-  await awaitShortLivedOwner(homeDir, log);
   const socket = await connectAgentSocket(homeDir).catch(() => undefined);
   if (socket) {
     const peer = new RpcPeer(socket, { role: 'client', keepaliveMs: 0 });

@@ -21,12 +21,24 @@ import { pairTimeline, type PairTimeline } from './timeline';
 import type { WriteTracker } from '../tracking';
 import { VolumeCatalog, type OpenedVolume } from '../volume';
 import { HostManager, SecretVault, type SecretCipher } from '../hosts';
-import { LocalAgent, awaitShortLivedOwner, homeOwner, parseVolRef, startAgentDaemon, type AgentDaemon } from '../agent';
+import { LocalAgent, RpcAgent, connectAgentSocket, parseVolRef, startAgentDaemon, type AgentDaemon } from '../agent';
+import { RpcPeer } from '../transport';
 import { sshPeerLinks } from '../ssh';
+
+const ownerProbeMs = 2_000;
 
 /** The refusal when another process owns the home, naming it (asked through its own socket). */
 async function homeInUse(homeDir: string, cause: TidemarkError): Promise<TidemarkError> {
-  const owner = await homeOwner(homeDir);
+  let peer: RpcPeer | undefined;
+  const ask = (async () => {
+    peer = new RpcPeer(await connectAgentSocket(homeDir), { role: 'client', keepaliveMs: 0 });
+    await peer.handshake(ownerProbeMs);
+    return new RpcAgent(peer).info();
+  })();
+  // A stalled owner must not stall this refusal: one deadline for connect, hello and info.
+  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ownerProbeMs).unref());
+  const owner = await Promise.race([ask.catch(() => undefined), timeout]);
+  peer?.close();
   const who = owner ? `process ${owner.pid} (${owner.purpose})` : 'another process';
   return new TidemarkError('ALREADY_EXISTS', `Tidemark home ${homeDir} is in use by ${who}`, 'stop that process, or use another home with --home', { cause });
 }
@@ -151,8 +163,6 @@ export class Engine {
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {
     await ensureHomeDir(homeDir);
     const purpose = options.purpose ?? 'engine';
-    // A quick CLI command that owns the home now exits in moments: own the home after it.
-    await awaitShortLivedOwner(homeDir);
     const agent = new LocalAgent(homeDir, { purpose, peerLinks: sshPeerLinks });
     // Binding the home's agent socket is the ownership lock: one process owns a home, and CLI
     // commands on it go through this process's agent (never a second copy of its volumes).
