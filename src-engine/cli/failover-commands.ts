@@ -8,7 +8,7 @@ import { failbackPair, failoverPair, migratePair, replicatePair, type FailbackSu
 import { formatBytes, parseDurationMs, parseRate } from '../size';
 import { pairStoreOf, withAgentPool } from './agents';
 import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
-import { shipProgressText, syncProgressText } from './replicate-commands';
+import { cycleProgressText, shipProgressText, syncProgressText } from './replicate-commands';
 
 function failoverText(s: FailoverSummary): string {
   return [
@@ -79,11 +79,7 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
                     limitRateBytesPerSecond,
                     onProgress: (p) => line.draw(() => `failback: ${shipProgressText(p)}`),
                     onSyncProgress: (p) => line.draw(() => `failback: ${syncProgressText(p)}`),
-                    onCycleProgress: (p) =>
-                      line.draw(
-                        () =>
-                          `failback ${name}: cycle ${p.cycle} ${p.phase} ${bar(p.regionsTotal === 0 ? 1 : p.regionsDone / p.regionsTotal)} ${p.regionsDone}/${p.regionsTotal} regions`,
-                      ),
+                    onCycleProgress: (p) => line.draw(() => `failback: ${cycleProgressText(p)}`),
                   }),
               });
             } finally {

@@ -15,6 +15,7 @@ import {
   runGroupCycle,
   sleepMs,
   waitInSync,
+  type CycleProgress,
   type GroupCycleOptions,
   type GroupCycleSummary,
   type PairLock,
@@ -47,6 +48,12 @@ export function shipProgressText(p: ShipProgress): string {
 export function syncProgressText(p: SyncProgress): string {
   const fraction = p.regionsTotal === 0 ? 1 : p.regionsDone / p.regionsTotal;
   return `sync ${p.pair} first (${p.method}) ${bar(fraction)} ${p.regionsDone}/${p.regionsTotal} regions, ${formatBytes(p.bytesPerSecond)}/s`;
+}
+
+/** A periodic pair's cycle: its phase and the regions of the change map shipped so far. */
+export function cycleProgressText(p: CycleProgress): string {
+  const fraction = p.regionsTotal === 0 ? 1 : p.regionsDone / p.regionsTotal;
+  return `replicate ${p.pair} cycle ${p.cycle} ${p.phase} ${bar(fraction)} ${p.regionsDone}/${p.regionsTotal} regions, sent ${formatBytes(p.bytesTransferred)}`;
 }
 
 function summaryText(s: ReplicateSummary): string {
@@ -148,6 +155,7 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
                 signal,
                 onProgress: (p) => line.draw(() => shipProgressText(p)),
                 onSyncProgress: (p) => line.draw(() => syncProgressText(p)),
+                onCycleProgress: (p) => line.draw(() => cycleProgressText(p), p.phase === 'done'),
                 onWarning: (message) => io.stderr.write(`tidemark: warning: ${message}\n`),
               });
             } finally {

@@ -239,8 +239,6 @@ export class RoleTasks {
       const report = (progress: RoleTaskProgress) => (running.state = { ...running.state, progress });
       running.demoted = pair.secondary.volref; // the record after the seeding: the loser is the secondary
       report({ phase: 'copy', regionsTransferred: 0, regionsTotal: total, bytesTransferred: 0, bytesPerSecond: 0, etaMs: undefined });
-      // Cancelled while preparing: the resync map is marked by now; stop before copying.
-      if (running.controller.signal.aborted) return Promise.reject(new TidemarkError('CANCELLED', `failback of ${name} cancelled`, ''));
       return replicatePair({
         store: this.store,
         pair,

@@ -316,6 +316,8 @@ export async function failbackPair(store: PairStore, resolver: EndpointResolver,
   const replicate = options.replicate ?? ((pair, ends) => replicatePair({ store, pair, endpoints: ends, once: true, signal: options.signal }));
   let replication: ReplicateSummary;
   try {
+    // Cancelled while preparing: the resync map is marked and the loser demoted by now; stop before copying.
+    if (options.signal?.aborted) throw new TidemarkError('CANCELLED', `failback of ${name} cancelled`, '');
     replication = await replicate(record, endpoints);
   } catch (error) {
     if (!options.signal?.aborted || !isTidemarkError(error) || error.code !== 'CANCELLED') throw error;

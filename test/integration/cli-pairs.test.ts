@@ -154,4 +154,17 @@ describe('tidemark pair and sync', () => {
     }
     expect(run.stdout).toContain('synced t (tardy): 32 of 32 regions sent');
   });
+
+  it('replicate --once of a periodic pair draws its cycle on a terminal', async () => {
+    requireTool('script');
+    const { env, primary, secondary } = await fieldSetup(8 * MiB);
+    const created = tidemark(['pair', 'create', 't', '--primary', primary, '--secondary', secondary, '--region-size', '256KiB', '--mode', 'periodic'], env);
+    expect(created.status).toBe(0);
+    const command = [process.execPath, cliBundle, 'replicate', 't', '--once'].map((a) => `'${a}'`).join(' ');
+    const run = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 60_000 });
+    expect(run.status, run.stdout).toBe(0);
+    const drawn = run.stdout.split(/[\r\n]+/).filter((l) => l.startsWith('replicate t cycle '));
+    expect(drawn.length, run.stdout).toBeGreaterThan(0);
+    expect(drawn.at(-1)).toMatch(/^replicate t cycle \d+ done \[#{24}\] (\d+)\/\1 regions, sent /);
+  });
 });

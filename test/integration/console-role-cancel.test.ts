@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine, RoleTaskState } from '../../src-engine';
-import { readMigrateJournal } from '../../src-engine/replication';
+import { PairStore, failbackPair, readMigrateJournal } from '../../src-engine/replication';
 import { ConsoleService } from '../../src-main/console-service';
 import type { RoleTaskDto } from '../../src-main/console-api';
 import { engineWithLab, until } from '../helpers/engine';
@@ -51,6 +51,37 @@ describe('cancelling a failback or migrate in the console', () => {
     expect((await engine.pairs.require('early')).failover?.phase).toBe('promoted'); // not seeded: nothing was demoted or marked
     await engine.roles.startFailback('early');
     expect((await finished(engine, 'early')).failback).toMatchObject({ regionsTransferred: 3 });
+    expect(await sameBytes(primary, secondary, volumeBytes)).toBe(true);
+  }, 120_000);
+
+  it('a failback cancelled while it prepares stops before copying: the loser stays demoted and the map is kept for the next one', async () => {
+    const { engine, primary, secondary } = await syncedPair('prep');
+    await engine.pairOps.failover('prep');
+    await writeRandomRegions(engine.agent, secondary, MiB, [3, 4, 5], seed);
+    const controller = new AbortController();
+    // The cancel lands just as the preparation records the marked map (phase 'seeded').
+    class CancelAtSeeded extends PairStore {
+      override async update(name: string, change: Parameters<PairStore['update']>[1]) {
+        const record = await super.update(name, change);
+        if (change.failover?.phase === 'seeded') controller.abort();
+        return record;
+      }
+    }
+    let copied = false;
+    const replicate = () => {
+      copied = true;
+      return Promise.reject(new Error('the copy started'));
+    };
+    await expect(
+      failbackPair(new CancelAtSeeded(engine.pairs.homeDir), engine.pairOps, 'prep', { signal: controller.signal, replicate }),
+    ).rejects.toMatchObject({
+      code: 'CANCELLED',
+      message: `failback of prep cancelled: ${primary} is demoted and the rest of the resync map is kept`,
+    });
+    expect(copied).toBe(false);
+    expect((await engine.pairs.require('prep')).failover?.phase).toBe('seeded');
+    await engine.roles.startFailback('prep');
+    expect((await finished(engine, 'prep')).failback).toMatchObject({ regionsTransferred: 3 });
     expect(await sameBytes(primary, secondary, volumeBytes)).toBe(true);
   }, 120_000);
 
