@@ -361,6 +361,16 @@ export interface FailoverDto {
   /** The old primary's unshipped regions when it could be asked (null: unreachable, unknown). */
   readonly atRiskRegions: number | null;
   readonly rolledBackRegions: number;
+  /**
+   * The pair's consistency group, which failed over with it (every secondary of the group promoted
+   * at one instant), else null: the pairs this failover promoted, and those whose secondary was
+   * first brought to the group's cycle in progress from its seal.
+   */
+  readonly group: {
+    readonly name: string;
+    readonly pairs: readonly string[];
+    readonly rolledForward: readonly { readonly pair: string; readonly cycle: number }[];
+  } | null;
   readonly durationMs: number;
 }
 
@@ -451,6 +461,8 @@ export interface RoleOptionsDto {
   readonly unfinishedMigrate: boolean;
   readonly primary: { readonly volref: string; readonly reachable: boolean; readonly error: string | null };
   readonly secondary: { readonly volref: string; readonly reachable: boolean; readonly error: string | null };
+  /** The consistency group the pair fails over with (its pairs, this one included), else null. */
+  readonly group: { readonly name: string; readonly pairs: readonly string[] } | null;
   /** This console's latest failback or migrate of the pair. */
   readonly task: RoleTaskDto | null;
 }

@@ -12,7 +12,9 @@ import {
   type Engine,
   type EngineEvent,
   type FailbackSummary,
+  type FailoverSummary,
   type GeneratorSettings,
+  type GroupFailoverSummary,
   type MapInspection,
   type RoleTaskState,
   type ReplicationState,
@@ -28,6 +30,7 @@ import type {
   ConsoleVerb,
   DataPathDto,
   FailbackDto,
+  FailoverDto,
   EngineEventDto,
   HostsDto,
   HostVolumesDto,
@@ -104,10 +107,7 @@ export class ConsoleService {
       replicationPause: async ({ pair }) => toReplicationStateDto(await engine.replication.pause(pair)),
       replicationResume: async ({ pair }) => toReplicationStateDto(await engine.replication.resume(pair)),
       replicationState: ({ pair }) => this.replicationView(pair),
-      failover: async ({ pair }) => {
-        const { forced: _forced, failbackMap: _map, ...summary } = await engine.pairOps.failover(pair);
-        return summary;
-      },
+      failover: async ({ pair }) => toFailoverDto(await engine.pairOps.failover(pair)),
       failbackPlan: async ({ pair }) => this.failbackDto(pair, await engine.pairOps.failbackPlan(pair)),
       failbackStart: async ({ pair, discardChangesOn, limitRateBytesPerSecond }) =>
         this.roleTaskDto(
@@ -305,6 +305,28 @@ export class ConsoleService {
   onEvent(listener: (event: EngineEventDto) => void): () => void {
     return this.engine.events.subscribe((event: EngineEvent) => listener(event));
   }
+}
+
+/** A failover's outcome as the console shows it: the DTO's fields only (not `forced`, always true here, nor the failback map's name). */
+export function toFailoverDto(summary: FailoverSummary & { readonly groupFailover: GroupFailoverSummary | null }): FailoverDto {
+  const group = summary.groupFailover;
+  return {
+    pair: summary.pair,
+    newPrimary: summary.newPrimary,
+    oldPrimary: summary.oldPrimary,
+    generation: summary.generation,
+    oldPrimaryReachable: summary.oldPrimaryReachable,
+    atRiskRegions: summary.atRiskRegions,
+    rolledBackRegions: summary.rolledBackRegions,
+    group: group
+      ? {
+          name: group.group,
+          pairs: group.members.map((m) => m.pair),
+          rolledForward: group.rolledForward.map(({ pair, cycle }) => ({ pair, cycle })),
+        }
+      : null,
+    durationMs: summary.durationMs,
+  };
 }
 
 function toBitmapDto(view: Awaited<ReturnType<Engine['bitmap']>>): BitmapDto {

@@ -291,6 +291,13 @@ export interface AgentApi {
    * listed regions go into the volume, which is flushed; the member records `appliedCycle`.
    */
   stageApply(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void>;
+  /**
+   * Seals a staged cycle without applying it: the listed regions are made durable and recorded
+   * with the cycle, and the member records `sealedCycle` (a consistency group's prepared vote).
+   */
+  stageSeal(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void>;
+  /** Applies a sealed cycle from its seal alone, as stageApply does (a group failover rolling a member forward). */
+  stageApplySealed(path: string, pairId: string, cycle: number, options?: { auth?: WriteAuth }): Promise<void>;
 
   /** Write tracking of the pair on its primary (seed 003): counts, lag, what a crash would resend. */
   trackingState(path: string, pairId: string): Promise<TrackingState>;

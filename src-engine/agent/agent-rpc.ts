@@ -100,6 +100,9 @@ const schemas = {
   'stage.write': z.object({ path: pathSchema, pairId, cycle: count.min(1), regionIndex: count, generation: generation.optional() }).strict(),
   /** Payload: the cycle's region indexes, little-endian uint32. */
   'stage.apply': z.object({ path: pathSchema, pairId, cycle: count.min(1), generation: generation.optional() }).strict(),
+  /** Payload: the cycle's region indexes, little-endian uint32. */
+  'stage.seal': z.object({ path: pathSchema, pairId, cycle: count.min(1), generation: generation.optional() }).strict(),
+  'stage.applySealed': z.object({ path: pathSchema, pairId, cycle: count.min(1), generation: generation.optional() }).strict(),
   'snapshot.list': z.object({ path: pathSchema }).strict(),
   'snapshot.delete': z.object({ path: pathSchema, snapshotId }).strict(),
   'bitmap.create': z.object({ path: pathSchema, name: bitmapName }).strict(),
@@ -165,6 +168,7 @@ const payloadMethods: readonly Method[] = [
   'volume.realize',
   'stage.write',
   'stage.apply',
+  'stage.seal',
   'peer.ship',
   'tracking.mark',
 ];
@@ -257,6 +261,8 @@ const methods: { [M in Method]: Serve<M, M extends StreamingMethod ? AsyncIterab
   'stage.write': (agent, p, request) => agent.stageRegion(p.path, p.pairId, p.cycle, p.regionIndex, request.payload, stageAuth(p)).then(() => reply({})),
   'stage.apply': (agent, p, request) =>
     agent.stageApply(p.path, p.pairId, p.cycle, Array.from(bytesWords(request.payload)), stageAuth(p)).then(() => reply({})),
+  'stage.seal': (agent, p, request) => agent.stageSeal(p.path, p.pairId, p.cycle, Array.from(bytesWords(request.payload)), stageAuth(p)).then(() => reply({})),
+  'stage.applySealed': (agent, p) => agent.stageApplySealed(p.path, p.pairId, p.cycle, stageAuth(p)).then(() => reply({})),
   'snapshot.list': (agent, p) => agent.snapshotList(p.path).then((list) => reply(list)),
   'snapshot.delete': (agent, p) => agent.snapshotDelete(p.path, p.snapshotId).then(() => reply({})),
   'bitmap.create': (agent, p) => agent.bitmapCreate(p.path, p.name).then((info) => reply(info)),
@@ -527,6 +533,14 @@ export class RpcAgent implements AgentApi {
 
   async stageApply(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options: { auth?: WriteAuth } = {}): Promise<void> {
     await this.peer.call('stage.apply', { path, pairId, cycle, ...stageGeneration(pairId, options.auth) }, wordsBytes(regionIndexWords(regionIndexes)));
+  }
+
+  async stageSeal(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options: { auth?: WriteAuth } = {}): Promise<void> {
+    await this.peer.call('stage.seal', { path, pairId, cycle, ...stageGeneration(pairId, options.auth) }, wordsBytes(regionIndexWords(regionIndexes)));
+  }
+
+  async stageApplySealed(path: string, pairId: string, cycle: number, options: { auth?: WriteAuth } = {}): Promise<void> {
+    await this.peer.call('stage.applySealed', { path, pairId, cycle, ...stageGeneration(pairId, options.auth) });
   }
 
   async snapshotList(path: string): Promise<SnapshotList> {

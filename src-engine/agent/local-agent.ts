@@ -525,8 +525,14 @@ export class LocalAgent implements AgentApi {
   async pairRoleChange(path: string, pairId: string, event: RoleEvent): Promise<RoleChangeResult> {
     const volume = await this.open(path);
     const parsed = roleEventSchema.parse(event);
-    // Serialized with the pair's staging: a periodic apply is never cut by a promotion.
-    return stagingOf(volume, this.homeDir).exclusive(pairId, () => changeRole(volume, this.homeDir, pairId, parsed));
+    // Serialized with the pair's staging: a periodic apply is never cut by a promotion, and a
+    // promoted member's staged or sealed cycle, never to be applied, goes with its area.
+    const staging = stagingOf(volume, this.homeDir);
+    return staging.exclusive(pairId, async () => {
+      const result = await changeRole(volume, this.homeDir, pairId, parsed);
+      if (result.member.role === 'primary') await staging.discardLocked(pairId);
+      return result;
+    });
   }
 
   async trackingMark(path: string, pairId: string, regionIndexes: readonly number[]): Promise<void> {
@@ -552,6 +558,16 @@ export class LocalAgent implements AgentApi {
     const volume = await this.open(path);
     for (const r of regionIndexes) this.checkRegions(volume, r, 1);
     await stagingOf(volume, this.homeDir).apply(pairId, cycle, regionIndexes, options.auth);
+  }
+
+  async stageSeal(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options: { auth?: WriteAuth } = {}): Promise<void> {
+    const volume = await this.open(path);
+    for (const r of regionIndexes) this.checkRegions(volume, r, 1);
+    await stagingOf(volume, this.homeDir).seal(pairId, cycle, regionIndexes, options.auth);
+  }
+
+  async stageApplySealed(path: string, pairId: string, cycle: number, options: { auth?: WriteAuth } = {}): Promise<void> {
+    await stagingOf(await this.open(path), this.homeDir).applySealed(pairId, cycle, options.auth);
   }
 
   async trackingState(path: string, pairId: string): Promise<TrackingState> {

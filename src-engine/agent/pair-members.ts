@@ -59,6 +59,11 @@ export const pairMemberSchema = z
     /** A periodic secondary's last applied cycle: the volume is the primary as of that cycle's snapshot. */
     appliedCycle: z.number().int().nonnegative().optional(),
     /**
+     * A periodic secondary's cycle staged whole and sealed, not applied yet (a consistency
+     * group's prepared vote: docs/replication.md "Consistency groups"). Null or absent: none.
+     */
+    sealedCycle: z.number().int().positive().nullable().optional(),
+    /**
      * Role changes this member went through, oldest first (issue 8, docs/failover.md): like
      * DRBD's generation UUIDs, the histories of two members say whether they are in step, one
      * is behind, or both were primary at once. Absent in records older than failover.
@@ -83,7 +88,9 @@ export const importMarkerSchema = z
 export const importMarkerKind = defineRecord('tidemark/import-marker', 1, importMarkerSchema);
 export type ImportMarker = z.infer<typeof importMarkerSchema>;
 export type PairMember = z.infer<typeof pairMemberKind.schema>;
-export type PairMemberChange = Partial<Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId' | 'protectSnapshotId' | 'predictRegions' | 'appliedCycle'>>;
+export type PairMemberChange = Partial<
+  Pick<PairMember, 'generation' | 'seed' | 'lcsSnapshotId' | 'protectSnapshotId' | 'predictRegions' | 'appliedCycle' | 'sealedCycle'>
+>;
 
 function checkPairId(pairId: string): void {
   if (!uuid.safeParse(pairId).success) throw new TidemarkError('USAGE', `"${pairId}" is not a pair id`, 'pair ids are UUIDs; see `tidemark pair show`');
@@ -227,6 +234,7 @@ export class PairMembers {
     const history = [...(member.history ?? []), event].slice(-roleHistoryMax);
     const changed: PairMember = { ...member, role: event.role, generation: event.generation, history, protectSnapshotId: null, lcsSnapshotId: null };
     delete (changed as { appliedCycle?: number }).appliedCycle;
+    delete (changed as { sealedCycle?: number | null }).sealedCycle;
     await this.write(pairMemberKind.schema.parse(changed));
     this.fences.delete(pairId); // the record carries the new generation now
     this.applyLock();

@@ -27,6 +27,15 @@ const redoRecordKind = defineRecord(
     .strict(),
 );
 
+/** A cycle staged whole: its regions, durable in data.img (the prepared vote of a group's two-phase apply). */
+const sealRecordKind = defineRecord(
+  'tidemark/staging-seal',
+  1,
+  z
+    .object({ pairId: z.string().uuid(), cycle: z.number().int().positive(), regionCount: z.number().int().positive(), words: z.string().max(400_000_000) })
+    .strict(),
+);
+
 /**
  * Test-only: milliseconds to wait before copying each region in an apply (not in the redo an
  * open runs), so a test can kill the agent in the middle of one
@@ -109,6 +118,7 @@ export class PairStaging {
     if (data.length !== span.bytes)
       throw new TidemarkError('USAGE', `region ${regionIndex} holds ${span.bytes} bytes, got ${data.length}`, 'stage whole regions');
     const dir = this.dir(pairId);
+    await this.unseal(pairId);
     const current = await readRecord(join(dir, 'staging.json'), stagingRecordKind);
     if (current?.cycle !== cycle) {
       if (await readRecord(join(dir, 'redo.json'), redoRecordKind)) {
@@ -129,6 +139,13 @@ export class PairStaging {
     } catch (error) {
       throw fromSystemError(error, 'stage a region into', join(dir, 'data.img'));
     }
+  }
+
+  /** A region staged after the seal: the area is no longer what was sealed (the member's summary goes first). */
+  private async unseal(pairId: string): Promise<void> {
+    if (this.members.require(pairId).sealedCycle == null) return;
+    await this.members.update(pairId, { sealedCycle: null });
+    await rm(join(this.dir(pairId), 'seal.json'), { force: true });
   }
 
   private handle(pairId: string): Promise<FileHandle> {
@@ -174,27 +191,92 @@ export class PairStaging {
     const member = this.members.require(pairId);
     if ((member.appliedCycle ?? 0) >= cycle) return;
     const dir = this.dir(pairId);
-    const current = await readRecord(join(dir, 'staging.json'), stagingRecordKind);
-    if (regionIndexes.length > 0 && current?.cycle !== cycle) {
-      throw new TidemarkError('INCOMPLETE', `nothing of cycle ${cycle} is staged on ${this.volume.path}`, 'ship the cycle again');
-    }
-    for (const r of regionIndexes) this.volume.geometry.region(r); // every index within the volume, before the redo record
+    await this.checkStaged(pairId, cycle, regionIndexes); // every index within the volume, before the redo record
     await this.closeHandle(pairId);
     await createDirectories(dir, 0o700); // a cycle with nothing to ship staged nothing
-    const handle = regionIndexes.length > 0 ? await open(join(dir, 'data.img'), 'r') : undefined;
-    try {
-      await handle?.datasync();
+    if (regionIndexes.length > 0) await this.syncStaged(dir);
+    const bits = wordsOf(this.volume.regionCount, regionIndexes);
+    await writeRecord(join(dir, 'redo.json'), redoRecordKind, {
+      pairId,
+      cycle,
+      regionCount: bits.bitCount,
+      words: Buffer.from(bits.toBytes()).toString('base64'),
+    });
+    await this.redoLocked(pairId, testApplyDelayMs());
+  }
+
+  /**
+   * Seals `cycle`: its staged regions (those listed, each staged) are made durable and recorded
+   * with it, and the member records `sealedCycle` — without touching the volume. A consistency
+   * group seals every member before applying any, so that a failover can finish the cycle on
+   * every member from its seal alone (applySealed) once one member has applied it.
+   * Idempotent; nothing for an applied cycle.
+   */
+  seal(pairId: string, cycle: number, regionIndexes: readonly number[], auth: WriteAuth | undefined): Promise<void> {
+    return this.locks.run(pairId, async () => {
+      this.checkSecondary(pairId, auth);
+      if ((this.members.require(pairId).appliedCycle ?? 0) >= cycle) return;
+      const dir = this.dir(pairId);
+      await this.checkStaged(pairId, cycle, regionIndexes);
+      await this.closeHandle(pairId);
+      await createDirectories(dir, 0o700);
+      if (regionIndexes.length > 0) await this.syncStaged(dir);
       const bits = wordsOf(this.volume.regionCount, regionIndexes);
-      await writeRecord(join(dir, 'redo.json'), redoRecordKind, {
+      await writeRecord(join(dir, 'seal.json'), sealRecordKind, {
         pairId,
         cycle,
         regionCount: bits.bitCount,
         words: Buffer.from(bits.toBytes()).toString('base64'),
       });
-    } finally {
-      await handle?.close();
+      await this.members.update(pairId, { sealedCycle: cycle });
+    });
+  }
+
+  /** Applies the sealed `cycle` from its seal (a failover finishing a group's cycle: the primary, and its change map, may be gone). */
+  applySealed(pairId: string, cycle: number, auth: WriteAuth | undefined): Promise<void> {
+    return this.locks.run(pairId, async () => {
+      this.checkSecondary(pairId, auth);
+      if ((this.members.require(pairId).appliedCycle ?? 0) >= cycle) return;
+      const seal = await readRecord(join(this.dir(pairId), 'seal.json'), sealRecordKind);
+      if (seal?.cycle !== cycle || this.members.require(pairId).sealedCycle !== cycle) {
+        throw new TidemarkError(
+          'INCOMPLETE',
+          `cycle ${cycle} of pair ${pairId} is not sealed on ${this.volume.path}${seal ? ` (cycle ${seal.cycle} is)` : ''}`,
+          'ship and seal the cycle again',
+        );
+      }
+      const bits = Bitset.fromBytes(seal.regionCount, Buffer.from(seal.words, 'base64'));
+      await this.applyLocked(pairId, cycle, [...bits.indexes()], auth);
+    });
+  }
+
+  /** Every listed region belongs to the staged cycle (a cycle of no regions stages nothing), and each is within the volume. */
+  private async checkStaged(pairId: string, cycle: number, regionIndexes: readonly number[]): Promise<void> {
+    const current = await readRecord(join(this.dir(pairId), 'staging.json'), stagingRecordKind);
+    if (regionIndexes.length > 0 && current?.cycle !== cycle) {
+      throw new TidemarkError('INCOMPLETE', `nothing of cycle ${cycle} is staged on ${this.volume.path}`, 'ship the cycle again');
     }
-    await this.redoLocked(pairId, testApplyDelayMs());
+    for (const r of regionIndexes) this.volume.geometry.region(r);
+  }
+
+  private async syncStaged(dir: string): Promise<void> {
+    const handle = await open(join(dir, 'data.img'), 'r');
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * Removes the pair's staging area (a promoted member: what it staged or sealed is never
+   * applied). Call inside `exclusive`: no stage, apply or redo of the pair runs meanwhile.
+   */
+  async discardLocked(pairId: string): Promise<void> {
+    await this.closeHandle(pairId);
+    const dir = this.dir(pairId);
+    if (await readRecord(join(dir, 'redo.json'), redoRecordKind)) return; // finished at the next open, as always
+    await rm(dir, { recursive: true, force: true });
   }
 
   /** Finishes a recorded apply (after a crash, at open): copies, flushes, records the cycle, drops the staging area. */
@@ -225,7 +307,7 @@ export class PairStaging {
     } finally {
       await handle?.close();
     }
-    if (member) await this.members.update(pairId, { appliedCycle: record.cycle });
+    if (member) await this.members.update(pairId, { appliedCycle: record.cycle, sealedCycle: null });
     await rm(join(dir, 'redo.json'), { force: true });
     await rm(dir, { recursive: true, force: true });
     await syncDirectory(join(this.volumeDir, 'staging')).catch((error: unknown) => {

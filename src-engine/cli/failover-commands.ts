@@ -4,7 +4,22 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatDurationMs } from '../progress';
-import { failbackPair, failoverPair, migratePair, replicatePair, type FailbackSummary, type FailoverSummary, type MigrateProgress } from '../replication';
+import { TidemarkError } from '../errors';
+import {
+  GroupStore,
+  failbackGroup,
+  failbackPair,
+  failoverGroup,
+  failoverPair,
+  migratePair,
+  replicatePair,
+  type FailbackSummary,
+  type FailoverSummary,
+  type GroupFailbackSummary,
+  type GroupFailoverSummary,
+  type MigrateProgress,
+  type PairStore,
+} from '../replication';
 import { formatBytes, parseDurationMs, parseRate } from '../size';
 import { pairStoreOf, withAgentPool } from './agents';
 import { ExitStatus, StatusLine, bar, cancellable, printResult, type GlobalOptions, type Io } from './output';
@@ -33,29 +48,70 @@ function failbackText(s: FailbackSummary): string {
   return `failed back ${s.pair}: copied ${s.regionsTransferred} regions (${formatBytes(s.bytesTransferred)}) in ${formatDurationMs(s.durationMs)} — resync map ${map}; the old primary is the secondary now${saved}`;
 }
 
+function groupFailoverText(s: GroupFailoverSummary): string {
+  const cycle =
+    s.rolledForward.length > 0
+      ? `  the group's cycle in progress was applied first on ${s.rolledForward.map((r) => `${r.pair} (cycle ${r.cycle}, from its seal)`).join(', ')}: every secondary holds the same instant`
+      : s.abandonedCycle
+        ? "  the group's cycle in progress was left (no secondary had applied it): every secondary holds the group's last cycle"
+        : "  every secondary holds the group's last cycle";
+  return [
+    `failed over group ${s.group}: ${s.members.map((m) => `${m.pair} → ${m.newPrimary}`).join(', ')} (one instant)`,
+    cycle,
+    ...s.members.flatMap((m) => failoverText(m).split('\n').slice(1, -1)),
+    `  every write on the new primaries is recorded for failback — run \`tidemark failback ${s.group}\` when the old primaries are back`,
+  ].join('\n');
+}
+
+function groupFailbackText(s: GroupFailbackSummary): string {
+  const members = s.members.map((m) => failbackText(m)).join('\n');
+  if (!s.cycle) return members;
+  return `${members}\nfailed back group ${s.group}: one group cycle (${s.cycle.members.map((m) => `${m.pair} cycle ${m.cycle}`).join(', ')}) — the secondaries hold the primaries as of ${s.cycle.pointInTime}`;
+}
+
+/** The group of that name when no pair has it (pair and group names never clash). */
+async function groupNamed(store: PairStore, name: string): Promise<string | undefined> {
+  if (await store.get(name)) return undefined;
+  return (await new GroupStore(store.homeDir).get(name))?.name;
+}
+
 export function registerFailoverCommands(program: Command, io: Io, globals: () => GlobalOptions): void {
   program
     .command('failover')
     .description('promote the secondary to primary (the primary is lost); --force when the primary cannot be reached')
-    .argument('<name>')
+    .argument('<name>', 'a pair, or a consistency group (every secondary promoted at one instant)')
     .option('--force', 'promote even though the primary is unreachable (its unshipped writes are at risk) or reachable (it is demoted)')
     .action(async (name: string, options: { force?: boolean }) => {
       const global = globals();
-      const summary = await withAgentPool(io, global, (pool) => failoverPair(pairStoreOf(io, global), pool, name, { force: options.force }));
+      const store = pairStoreOf(io, global);
+      if (await groupNamed(store, name)) {
+        const summary = await withAgentPool(io, global, (pool) => failoverGroup(store, pool, name, { force: options.force }));
+        printResult(io, global, summary, () => groupFailoverText(summary));
+        return;
+      }
+      const summary = await withAgentPool(io, global, (pool) => failoverPair(store, pool, name, { force: options.force }));
       printResult(io, global, summary, () => failoverText(summary));
     });
   program
     .command('failback')
     .description("bring a failed-over pair's old primary back as the secondary, copying only failback ∪ unshipped regions")
-    .argument('<name>')
+    .argument('<name>', 'a pair, or a consistency group (each pair fails back, then one group cycle)')
     .option('--dry-run', 'print the resync map (regions, bytes) and change nothing')
     .option('--discard-changes-on <volref>', 'after a split brain: the side whose writes since the failover are discarded (the other survives)')
     .option('--export-discarded <dir>', "save the discarded side's regions of the resync map in this new directory first")
     .option('--limit-rate <rate>', 'at most this many region bytes per second copied, e.g. 50MiB/s (leaves room on a thin link)')
-    .action(async (name: string, options: { dryRun?: boolean; discardChangesOn?: string; exportDiscarded?: string; limitRate?: string }) => {
+    .action(async (name: string, options: FailbackCliOptions) => {
       const global = globals();
       const limitRateBytesPerSecond = options.limitRate === undefined ? undefined : parseRate(options.limitRate, '--limit-rate');
       const store = pairStoreOf(io, global);
+      const group = await groupNamed(store, name);
+      if (group && (options.discardChangesOn !== undefined || options.exportDiscarded !== undefined)) {
+        throw new TidemarkError(
+          'USAGE',
+          `--discard-changes-on and --export-discarded choose one pair's surviving side, and "${group}" is a group`,
+          `fail back that pair alone (\`tidemark failback PAIR --discard-changes-on VOLREF\`), then \`tidemark failback ${group}\` for the rest`,
+        );
+      }
       const line = new StatusLine(io, global);
       // Ctrl-C stops the copy cleanly: the old primary stays demoted, the rest of the map is kept.
       const summary = await withAgentPool(
@@ -63,8 +119,8 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
         global,
         (pool) =>
           cancellable(async (signal) => {
-            try {
-              return await failbackPair(store, pool, name, {
+            const failback = (pairName: string) =>
+              failbackPair(store, pool, pairName, {
                 dryRun: options.dryRun,
                 discardChangesOn: options.discardChangesOn,
                 exportDiscarded: options.exportDiscarded === undefined ? undefined : resolve(options.exportDiscarded),
@@ -75,6 +131,7 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
                     pair,
                     endpoints,
                     once: true,
+                    failbackCopy: true,
                     signal,
                     limitRateBytesPerSecond,
                     onProgress: (p) => line.draw(() => `failback: ${shipProgressText(p)}`),
@@ -82,23 +139,37 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
                     onCycleProgress: (p) => line.draw(() => `failback: ${cycleProgressText(p)}`),
                   }),
               });
+            try {
+              if (!group) return await failback(name);
+              return await failbackGroup(store, pool, group, { dryRun: options.dryRun, signal, limitRateBytesPerSecond, failbackMember: failback });
             } finally {
               line.finish();
             }
           }),
         'long',
       );
-      const { replication, ...shown } = summary;
-      printResult(
-        io,
-        global,
-        {
-          ...shown,
-          replication: replication ? { regionsTransferred: replication.regionsTransferred, retries: replication.retries, path: replication.path } : null,
-        },
-        () => failbackText(summary),
-      );
+      if ('members' in summary) {
+        printResult(io, global, { ...summary, members: summary.members.map(shownFailback) }, () => groupFailbackText(summary));
+        return;
+      }
+      printResult(io, global, shownFailback(summary), () => failbackText(summary));
     });
+}
+
+interface FailbackCliOptions {
+  dryRun?: boolean;
+  discardChangesOn?: string;
+  exportDiscarded?: string;
+  limitRate?: string;
+}
+
+/** A failback's summary as printed with --json: the replication's counts, not its whole summary. */
+function shownFailback(summary: FailbackSummary): Omit<FailbackSummary, 'replication'> & { replication: object | null } {
+  const { replication, ...shown } = summary;
+  return {
+    ...shown,
+    replication: replication ? { regionsTransferred: replication.regionsTransferred, retries: replication.retries, path: replication.path } : null,
+  };
 }
 
 export function registerMigrateCommand(program: Command, io: Io, globals: () => GlobalOptions): void {

@@ -29,7 +29,10 @@ import {
   type VerifyResult,
   type VolumeEndpoint,
   failbackPair,
+  failoverGroup,
   failoverPair,
+  groupOf,
+  type GroupFailoverSummary,
   type FailbackSummary,
   type FailoverSummary,
 } from '../replication';
@@ -142,17 +145,49 @@ export class PairOperations implements EndpointResolver {
     });
   }
 
-  /** Promotes the secondary (docs/failover.md); the console always forces: its dialog has said what is at risk. */
-  async failover(name: string): Promise<FailoverSummary> {
-    this.checkIdle(name);
-    const summary = await failoverPair(this.store, this, name, { force: true });
-    this.events.emit({
-      severity: 'warning',
+  /**
+   * Promotes the secondary (docs/failover.md); the console always forces: its dialog has said
+   * what is at risk. A pair in a consistency group fails over with its whole group (every
+   * secondary at one instant): the pair's own summary, with the group's.
+   */
+  async failover(name: string): Promise<FailoverSummary & { readonly groupFailover: GroupFailoverSummary | null }> {
+    const group = await groupOf(this.store, name);
+    for (const member of group?.pairs ?? [name]) this.checkIdle(member);
+    const groupFailover = group ? await failoverGroup(this.store, this, group.name, { force: true }) : null;
+    const summaries = groupFailover ? groupFailover.members : [await failoverPair(this.store, this, name, { force: true })];
+    for (const summary of summaries) {
+      const rolledForward = groupFailover?.rolledForward.find((r) => r.pair === summary.pair);
+      this.events.emit({
+        severity: 'warning',
+        pair: summary.pair,
+        kind: 'pair.failover',
+        message:
+          `pair ${summary.pair} failed over${group ? ` with group ${group.name}` : ''}: ${summary.newPrimary} is the primary (generation ${summary.generation})` +
+          (summary.rolledBackRegions > 0 ? `, ${summary.rolledBackRegions} regions rolled back to the protective snapshot` : '') +
+          (rolledForward ? `, the group's cycle ${rolledForward.cycle} applied from its seal first` : ''),
+      });
+    }
+    return { ...(summaries.find((s) => s.pair === name) ?? (await this.promotedEarlier(name))), groupFailover };
+  }
+
+  /** A grouped pair promoted by an earlier, interrupted group failover that this one finished: its summary from the record. */
+  private async promotedEarlier(name: string): Promise<FailoverSummary> {
+    const record = await this.store.require(name);
+    const failover = record.failover;
+    if (!failover) throw new TidemarkError('STALE', `pair ${name} is not failed over after its group's failover`, 'see `tidemark pair show`');
+    return {
       pair: name,
-      kind: 'pair.failover',
-      message: `pair ${name} failed over: ${summary.newPrimary} is the primary (generation ${summary.generation})${summary.rolledBackRegions > 0 ? `, ${summary.rolledBackRegions} regions rolled back to the protective snapshot` : ''}`,
-    });
-    return summary;
+      newPrimary: record.primary.volref,
+      oldPrimary: record.secondary.volref,
+      generation: record.generation,
+      forced: failover.forced,
+      oldPrimaryReachable: failover.oldPrimaryDemoted,
+      atRiskRegions: null,
+      rolledBackRegions: 0,
+      failbackMap: null,
+      group: (await groupOf(this.store, name))?.name ?? null,
+      durationMs: 0,
+    };
   }
 
   /** What failback would copy now (the CLI's `failback --dry-run`). */

@@ -13,6 +13,7 @@ import { mapRuns } from '../maps';
 import { ProgressMeter } from '../progress';
 import {
   failbackPair,
+  groupOf,
   migratePair,
   pairStatus,
   readMigrateJournal,
@@ -80,6 +81,8 @@ export interface RoleOptions {
   readonly unfinishedMigrate: boolean;
   readonly primary: SideReach;
   readonly secondary: SideReach;
+  /** The consistency group the pair fails over with (every secondary of it at one instant), if any. */
+  readonly group: { readonly name: string; readonly pairs: readonly string[] } | null;
 }
 
 /** What a migrate would copy if it started now: the primary's unshipped regions (they grow while applications write). */
@@ -135,6 +138,7 @@ export class RoleTasks {
       unfinishedMigrate: (await readMigrateJournal(this.store.pairDir(name))) !== undefined,
       primary: side(status.primary),
       secondary: side(status.secondary),
+      group: await groupOf(this.store, name).then((g) => (g ? { name: g.name, pairs: g.pairs } : null)),
     };
   }
 
@@ -244,6 +248,7 @@ export class RoleTasks {
         pair,
         endpoints,
         once: true,
+        failbackCopy: true,
         signal: running.controller.signal,
         ...(options.limitRateBytesPerSecond ? { limitRateBytesPerSecond: options.limitRateBytesPerSecond } : {}),
         onSyncProgress: (p) =>

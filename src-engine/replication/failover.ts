@@ -22,7 +22,7 @@ import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoint
 import type { PairRecord, PairStore } from './pair-store';
 import { exportDiscarded, type DiscardedExport } from './discarded';
 import { clockOffsetOf, toLocalMs } from './clock';
-import { checkNotGrouped } from './groups';
+import { groupOf } from './groups';
 import { currentMapName } from './periodic';
 import { replicatePair, type ReplicateSummary } from './replicate';
 import { acquirePairLock } from './sync/lock';
@@ -39,6 +39,8 @@ export interface FailoverSummary {
   readonly atRiskRegions: number | null;
   readonly rolledBackRegions: number;
   readonly failbackMap: string | null;
+  /** The consistency group this pair failed over with (failoverGroup), else null. */
+  readonly group: string | null;
   readonly durationMs: number;
 }
 
@@ -69,7 +71,7 @@ export interface FailbackSummary extends FailbackPlan {
 const byWhom = () => `${userInfo().username}@${hostname()}`;
 
 /** The endpoint and its agent's answer, or why it could not be asked. */
-async function reach(resolver: EndpointResolver, volref: string): Promise<{ endpoint: VolumeEndpoint } | { error: TidemarkError }> {
+export async function reach(resolver: EndpointResolver, volref: string): Promise<{ endpoint: VolumeEndpoint } | { error: TidemarkError }> {
   try {
     const endpoint = await resolver.resolve(volref);
     await endpoint.agent.volumeState(endpoint.path);
@@ -108,59 +110,82 @@ export function roleEvent(role: RoleEvent['role'], generation: number, kind: Rol
   return { generation, role, event: kind, atMs: Date.now(), by: byWhom() };
 }
 
-export async function failoverPair(store: PairStore, resolver: EndpointResolver, name: string, options: { force?: boolean } = {}): Promise<FailoverSummary> {
-  const startMs = performance.now();
+export interface FailoverOptions {
+  readonly force?: boolean;
+  /** The consistency group failing over with this pair (failoverGroup): a grouped pair fails over only with its group. */
+  readonly group?: string;
+}
+
+export async function failoverPair(store: PairStore, resolver: EndpointResolver, name: string, options: FailoverOptions = {}): Promise<FailoverSummary> {
   const lock = await acquirePairLock(store.pairDir(name), name, 'failover');
   try {
-    const record = await store.require(name);
-    if (record.failover) {
-      throw new TidemarkError(
-        'USAGE',
-        `pair "${name}" already failed over to ${record.primary.volref}`,
-        `run \`tidemark failback ${name}\` once the old primary is back`,
-      );
-    }
-    if (record.mode === 'periodic') await checkNotGrouped(store, record);
-    const secondary = await resolver.resolve(record.secondary.volref);
-    const primary = await reach(resolver, record.primary.volref);
-    const reachable = 'endpoint' in primary;
-    const force = options.force === true;
-    if (!force) throw refusal(record, reachable, reachable ? null : primary.error);
-    const generation = record.generation + 1;
-    const atMs = Date.now(); // before the promotion: a write on the old primary after it is a split brain
-    // Maps that must record every region from the promotion on exist before it (still locked).
-    await ensureMap(secondary, failbackMapName(record.pairId));
-    if (record.mode === 'periodic') await ensureMap(secondary, sinceMapName(record.pairId));
-    const atRisk = reachable ? await handOver(record, primary.endpoint, secondary, roleEvent('secondary', generation, 'failover-forced')) : null;
-    const promoted = await secondary.agent.pairRoleChange(
-      secondary.path,
-      record.pairId,
-      roleEvent('primary', generation, force ? 'failover-forced' : 'failover'),
-    );
-    // A periodic cycle in progress is abandoned: its snapshot is the old primary's (removed at failback).
-    await rm(join(store.pairDir(name), 'cycle.json'), { force: true });
-    await rm(join(store.pairDir(name), migrateJournalFile), { force: true }); // a migrate that died in its pause: decided now
-    await store.update(name, {
-      generation,
-      primary: record.secondary,
-      secondary: record.primary,
-      failover: { atMs, forced: force, fromGeneration: record.generation, oldPrimaryDemoted: reachable, phase: 'promoted', resyncRegions: null },
-    });
-    return {
-      pair: name,
-      newPrimary: record.secondary.volref,
-      oldPrimary: record.primary.volref,
-      generation,
-      forced: force,
-      oldPrimaryReachable: reachable,
-      atRiskRegions: atRisk,
-      rolledBackRegions: promoted.rolledBackRegions,
-      failbackMap: promoted.failbackMap,
-      durationMs: Math.round(performance.now() - startMs),
-    };
+    return await failoverPairLocked(store, resolver, name, options);
   } finally {
     await lock.release();
   }
+}
+
+/** failoverPair with the pair's lock held by the caller. */
+export async function failoverPairLocked(store: PairStore, resolver: EndpointResolver, name: string, options: FailoverOptions = {}): Promise<FailoverSummary> {
+  const startMs = performance.now();
+  const record = await store.require(name);
+  if (record.failover) {
+    throw new TidemarkError(
+      'USAGE',
+      `pair "${name}" already failed over to ${record.primary.volref}`,
+      `run \`tidemark failback ${name}\` once the old primary is back`,
+    );
+  }
+  if (record.mode === 'periodic') await checkNotGroupedForFailover(store, record, options.group);
+  const secondary = await resolver.resolve(record.secondary.volref);
+  const primary = await reach(resolver, record.primary.volref);
+  const reachable = 'endpoint' in primary;
+  const force = options.force === true;
+  if (!force) throw refusal(record, reachable, reachable ? null : primary.error);
+  const generation = record.generation + 1;
+  const atMs = Date.now(); // before the promotion: a write on the old primary after it is a split brain
+  // Maps that must record every region from the promotion on exist before it (still locked).
+  await ensureMap(secondary, failbackMapName(record.pairId));
+  if (record.mode === 'periodic') await ensureMap(secondary, sinceMapName(record.pairId));
+  const atRisk = reachable ? await handOver(record, primary.endpoint, secondary, roleEvent('secondary', generation, 'failover-forced')) : null;
+  const promoted = await secondary.agent.pairRoleChange(
+    secondary.path,
+    record.pairId,
+    roleEvent('primary', generation, force ? 'failover-forced' : 'failover'),
+  );
+  // A periodic cycle in progress is abandoned: its snapshot is the old primary's (removed at failback).
+  await rm(join(store.pairDir(name), 'cycle.json'), { force: true });
+  await rm(join(store.pairDir(name), migrateJournalFile), { force: true }); // a migrate that died in its pause: decided now
+  await store.update(name, {
+    generation,
+    primary: record.secondary,
+    secondary: record.primary,
+    failover: { atMs, forced: force, fromGeneration: record.generation, oldPrimaryDemoted: reachable, phase: 'promoted', resyncRegions: null },
+  });
+  return {
+    pair: name,
+    newPrimary: record.secondary.volref,
+    oldPrimary: record.primary.volref,
+    generation,
+    forced: force,
+    oldPrimaryReachable: reachable,
+    atRiskRegions: atRisk,
+    rolledBackRegions: promoted.rolledBackRegions,
+    failbackMap: promoted.failbackMap,
+    group: options.group ?? null,
+    durationMs: Math.round(performance.now() - startMs),
+  };
+}
+
+/** A grouped pair fails over with its group only: its secondary and the others' hold one instant, and only the group keeps it. */
+async function checkNotGroupedForFailover(store: PairStore, record: PairRecord, failingGroup: string | undefined): Promise<void> {
+  const group = await groupOf(store, record.name);
+  if (group === undefined || group.name === failingGroup) return;
+  throw new TidemarkError(
+    'USAGE',
+    `pair "${record.name}" is in consistency group "${group.name}": it fails over with its group, so that every secondary of the group is promoted at one instant`,
+    `run \`tidemark failover ${group.name}\``,
+  );
 }
 
 export async function ensureMap(side: VolumeEndpoint, name: string): Promise<void> {
@@ -313,7 +338,8 @@ export async function failbackPair(store: PairStore, resolver: EndpointResolver,
       await lock.release();
     }
   }
-  const replicate = options.replicate ?? ((pair, ends) => replicatePair({ store, pair, endpoints: ends, once: true, signal: options.signal }));
+  const replicate =
+    options.replicate ?? ((pair, ends) => replicatePair({ store, pair, endpoints: ends, once: true, signal: options.signal, failbackCopy: true }));
   let replication: ReplicateSummary;
   try {
     // Cancelled while preparing: the resync map is marked and the loser demoted by now; stop before copying.

@@ -54,6 +54,12 @@ const groupCycleKind = defineRecord(
 );
 type GroupCycle = z.infer<typeof groupCycleKind.schema>;
 
+/** `groups/NAME.failback.json`: a group failback owes its closing group cycle. */
+const groupFailbackKind = defineRecord('tidemark/group-failback', 1, z.object({ startedAt: z.string() }).strict());
+
+/** Files beside the group records in `groups/`: `NAME.cycle.json`, `NAME.failback.json`. */
+const groupSideFileSuffixes = ['.cycle.json', '.failback.json'] as const;
+
 export class GroupStore {
   constructor(private readonly homeDir: string) {}
 
@@ -69,8 +75,39 @@ export class GroupStore {
     return join(this.dir, `${name}.cycle.json`);
   }
 
+  /** The group's cycle in progress (its members' cycles and snapshots), if any. */
+  cycleInProgress(name: string): Promise<GroupCycle | undefined> {
+    return readRecord(this.cyclePath(name), groupCycleKind);
+  }
+
+  private failbackPath(name: string): string {
+    return join(this.dir, `${name}.failback.json`);
+  }
+
+  /** A group failback started and its closing group cycle not yet finished (failbackGroup resumes it). */
+  async failbackOwed(name: string): Promise<boolean> {
+    return (await readRecord(this.failbackPath(name), groupFailbackKind)) !== undefined;
+  }
+
+  async setFailbackOwed(name: string, owed: boolean): Promise<void> {
+    if (owed) await writeRecord(this.failbackPath(name), groupFailbackKind, { startedAt: new Date().toISOString() });
+    else await removeRecord(this.failbackPath(name));
+  }
+
+  /** After a group failover: the cycle in progress is abandoned (its snapshots, on the old primaries, go at failback). */
+  async abandonCycle(name: string): Promise<void> {
+    await removeRecord(this.cyclePath(name));
+  }
+
   async create(name: string, pairs: readonly string[], store: PairStore): Promise<GroupRecord> {
     validatePairName(name);
+    const clash = groupSideFileSuffixes.find((suffix) => `${name}.json`.endsWith(suffix));
+    if (clash)
+      throw new TidemarkError(
+        'USAGE',
+        `a group name may not end in "${clash.slice(0, -'.json'.length)}" ("${name}"): its records would clash`,
+        'choose another name',
+      );
     if (await store.get(name)) throw new TidemarkError('ALREADY_EXISTS', `"${name}" already names a pair`, 'give the group another name');
     if (await this.get(name)) throw new TidemarkError('ALREADY_EXISTS', `group "${name}" already exists`, 'delete it first, or choose another name');
     if (new Set(pairs).size !== pairs.length || pairs.length < 2)
@@ -114,7 +151,7 @@ export class GroupStore {
       throw error;
     }
     const groups: GroupRecord[] = [];
-    for (const file of names.filter((n) => n.endsWith('.json') && !n.endsWith('.cycle.json'))) {
+    for (const file of names.filter((n) => n.endsWith('.json') && !groupSideFileSuffixes.some((suffix) => n.endsWith(suffix)))) {
       const group = await readRecord(join(this.dir, file), groupRecordKind);
       if (group) groups.push(group);
     }
@@ -127,6 +164,7 @@ export class GroupStore {
       throw new TidemarkError('BUSY', `group "${name}" has a cycle in progress`, `finish it with \`tidemark replicate ${name} --once\`, then delete the group`);
     }
     await rm(this.recordPath(name), { force: true });
+    await this.setFailbackOwed(name, false); // a group cycle a failback owed goes with the group
   }
 }
 
@@ -158,9 +196,14 @@ export async function checkNoCycleInProgress(store: PairStore, pair: PairRecord)
   }
 }
 
+/** The group a pair belongs to, if any. */
+export async function groupOf(store: PairStore, pairName: string): Promise<GroupRecord | undefined> {
+  return (await new GroupStore(store.homeDir).list()).find((g) => g.pairs.includes(pairName));
+}
+
 /** A pair in a group cycles with its group only (a cycle of its own would break the group's instant). */
 export async function checkNotGrouped(store: PairStore, pair: PairRecord): Promise<void> {
-  const group = (await new GroupStore(store.homeDir).list()).find((g) => g.pairs.includes(pair.name));
+  const group = await groupOf(store, pair.name);
   if (group) {
     throw new TidemarkError(
       'USAGE',
@@ -196,6 +239,8 @@ interface Member {
   readonly pair: PairRecord;
   readonly endpoints: PairEndpoints;
   readonly applied: number;
+  /** The cycle the member's secondary has sealed and not applied, if any. */
+  readonly sealed: number | null;
   readonly auth: { pairId: string; generation: number };
 }
 
@@ -218,9 +263,9 @@ export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCy
     // A member's snapshot was deleted under the cycle: the group freezes again, every member
     // at one new instant. Nothing is lost (runCycle argues it for one pair; here too every
     // member's `current` is cleared only after the whole group applied, and the rotation is a
-    // union): a member not yet applied goes from S_{k-1} to the new instant, one already
-    // applied from S_k to it (cycle k+1), so the secondaries end the cycle at one instant as
-    // always. The old cycle's other snapshots are deleted first, before the new freeze's
+    // union): shipping happens only before the commit point (shipAndApply), so no member has
+    // applied cycle k and every member goes from S_{k-1} to the new instant as cycle k again
+    // (its seal, if any, replaced: staging over it unseals). The old cycle's other snapshots are deleted first, before the new freeze's
     // cursor: a leftover snapshot labelled with the cycle a member freezes again would be
     // taken for the new instant by a recovery. A crash in between leaves the old cursor,
     // whose missing snapshot freezes again.
@@ -256,8 +301,13 @@ export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCy
 }
 
 /**
- * Ships and applies every member not yet applied, in order (roll forward). 'snapshot gone'
- * when a member's shipping failed NOT_FOUND because its snapshot was deleted (and `mayRefreeze`).
+ * Ships and applies every member not yet applied, in two phases: every such member ships its
+ * cycle and seals it (the prepared vote), then each applies from its seal. The first apply is
+ * the group's commit point: from then on every member's seal is durable, so a failover rolls
+ * every member forward to the cycle (failoverGroup) and a resumed cycle only applies — it never
+ * stages again over a seal it may need. Before it, nothing is applied: a failover leaves every
+ * member at the previous cycle. 'snapshot gone' when a member's shipping failed NOT_FOUND
+ * because its snapshot was deleted (and `mayRefreeze`).
  */
 async function shipAndApply(
   options: GroupCycleOptions,
@@ -266,15 +316,14 @@ async function shipAndApply(
   mayRefreeze: boolean,
 ): Promise<GroupCycleSummary['members'][number][] | 'snapshot gone'> {
   const results: GroupCycleSummary['members'][number][] = [];
+  const committed = members.some((m, i) => m.applied >= cursor.members[i]!.cycle);
   for (const [i, member] of members.entries()) {
     const state = cursor.members[i]!;
     let regions: number[] = [];
     let bytes = 0;
-    if (member.applied < state.cycle) {
+    if (member.applied < state.cycle && !(committed && member.sealed === state.cycle)) {
       const p = member.endpoints.primary;
-      const map = await p.agent.bitmapRead(p.path, currentMapName(member.pair.pairId));
-      const regionCount = (await p.agent.volumeState(p.path)).members.find((x) => x.pairId === member.pair.pairId)?.regionCount ?? map.regionCount;
-      regions = [...new Bitset(map.regionCount, map.words).indexes()].filter((r) => r < regionCount);
+      regions = await cycleRegionsOf(member);
       const cycleOptions = {
         store: options.store,
         pair: member.pair,
@@ -286,15 +335,28 @@ async function shipAndApply(
       try {
         bytes = await ship(cycleOptions, state.cycle, state.snapshotId!, regions, member.auth);
       } catch (error) {
-        if (mayRefreeze && (await snapshotGone(p, state.snapshotId!, error))) return 'snapshot gone';
+        if (mayRefreeze && !committed && (await snapshotGone(p, state.snapshotId!, error))) return 'snapshot gone';
         throw error;
       }
       const s = member.endpoints.secondary;
-      await s.agent.stageApply(s.path, member.pair.pairId, state.cycle, regions, { auth: member.auth });
+      await s.agent.stageSeal(s.path, member.pair.pairId, state.cycle, regions, { auth: member.auth });
     }
     results.push({ pair: member.pair.name, cycle: state.cycle, regionsTransferred: regions.length, bytesTransferred: bytes });
   }
+  for (const [i, member] of members.entries()) {
+    const cycle = cursor.members[i]!.cycle;
+    const s = member.endpoints.secondary;
+    if (member.applied < cycle) await s.agent.stageApplySealed(s.path, member.pair.pairId, cycle, { auth: member.auth });
+  }
   return results;
+}
+
+/** The regions of a member's cycle: its primary's current map, within the pair's regions. */
+async function cycleRegionsOf(member: Member): Promise<number[]> {
+  const p = member.endpoints.primary;
+  const map = await p.agent.bitmapRead(p.path, currentMapName(member.pair.pairId));
+  const regionCount = (await p.agent.volumeState(p.path)).members.find((x) => x.pairId === member.pair.pairId)?.regionCount ?? map.regionCount;
+  return [...new Bitset(map.regionCount, map.words).indexes()].filter((r) => r < regionCount);
 }
 
 async function membersOf(options: GroupCycleOptions): Promise<Member[]> {
@@ -304,7 +366,13 @@ async function membersOf(options: GroupCycleOptions): Promise<Member[]> {
     const [primary, secondary] = await Promise.all([options.resolver.resolve(pair.primary.volref), options.resolver.resolve(pair.secondary.volref)]);
     const endpoints = { primary, secondary };
     const checked = await checkPairMembers(pair, endpoints, 'replicating the group');
-    members.push({ pair, endpoints, applied: checked.secondary.appliedCycle ?? 0, auth: { pairId: pair.pairId, generation: checked.secondary.generation } });
+    members.push({
+      pair,
+      endpoints,
+      applied: checked.secondary.appliedCycle ?? 0,
+      sealed: checked.secondary.sealedCycle ?? null,
+      auth: { pairId: pair.pairId, generation: checked.secondary.generation },
+    });
   }
   return members;
 }

@@ -42,6 +42,12 @@ export interface ReplicateOptions extends Omit<ShipOptions, 'pair'> {
    * rather than answered from a stale copy of the tracking.
    */
   readonly privateView?: boolean;
+  /**
+   * A failback's copy of a pair in a consistency group: a cycle of its own (refused otherwise).
+   * The members' old primaries are being resynced anyway; the group's next cycle brings them to
+   * one instant again (failbackGroup runs it).
+   */
+  readonly failbackCopy?: boolean;
 }
 
 export interface ReplicateSummary extends ShipSummary {
@@ -61,7 +67,7 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
   let { endpoints, pair } = options;
   const pairDir = store.pairDir(pair.name);
   const startMs = performance.now();
-  if (pair.mode === 'periodic') await checkNotGrouped(store, pair);
+  if (pair.mode === 'periodic' && !options.failbackCopy) await checkNotGrouped(store, pair);
   let sync: SyncSummary | null = null;
   for (;;) {
     const waited = await waitBesideShipper({ ...options, pair, endpoints }, startMs);

@@ -551,6 +551,24 @@ export class RemoteHost implements AgentApi {
     );
   }
 
+  stageSeal(path: string, pairId: string, cycle: number, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void> {
+    return this.durable(
+      `${path} staging of ${pairId}`,
+      `sealing cycle ${cycle} on ${path}`,
+      (agent) => agent.stageSeal(path, pairId, cycle, regionIndexes, options),
+      'sealing is idempotent: the cycle resumes',
+    );
+  }
+
+  stageApplySealed(path: string, pairId: string, cycle: number, options?: { auth?: WriteAuth }): Promise<void> {
+    return this.durable(
+      `${path} staging of ${pairId}`,
+      `applying sealed cycle ${cycle} to ${path}`,
+      (agent) => agent.stageApplySealed(path, pairId, cycle, options),
+      'applying is idempotent: the group cycle (or the group failover) resumes when run again',
+    );
+  }
+
   realizeRegions(path: string, regionIndexes: readonly number[], options?: { auth?: WriteAuth }): Promise<void> {
     return this.unary(
       `marking regions of ${path} realized`,

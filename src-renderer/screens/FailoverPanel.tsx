@@ -3,7 +3,8 @@
 // it can), Failback once failed over. Each dialog says what will happen and what is at risk, the
 // exact regions and bytes to copy with their heatmap; destructive choices are confirmed by
 // typing the pair's name. Failback and migrate then run in the background: phase, regions and
-// bytes copied, rate and ETA, polled twice a second.
+// bytes copied, rate and ETA, polled twice a second. A pair in a consistency group fails over
+// with its whole group (every secondary at one instant); the dialog, the result and the card say so.
 
 import {
   Alert,
@@ -39,6 +40,19 @@ const riskText: Record<PairDto['mode'], string> = {
   periodic: 'the cycle in progress and everything written since (the primary’s current and next change maps)',
 };
 
+/** Names as a sentence's list: "a", "a and b", "a, b and c". */
+function listNames(names: readonly string[]): string {
+  return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+}
+
+/** A failover's outcome in one or two sentences: the pair's, then its group's when the group failed over with it. */
+export function failoverResult(r: FailoverDto): string {
+  const own = `Failed over: ${r.newPrimary} is the primary (generation ${r.generation}); ${r.oldPrimary} ${r.oldPrimaryReachable ? `was demoted, its ${r.atRiskRegions ?? 0} unshipped regions kept for failback` : 'was unreachable'}${r.rolledBackRegions > 0 ? `; ${r.rolledBackRegions} regions rolled back` : ''}.`;
+  if (!r.group) return own;
+  const rolled = r.group.rolledForward.map((f) => `${f.pair} (cycle ${f.cycle})`);
+  return `${own} Consistency group ${r.group.name} failed over with it: the secondaries of ${listNames(r.group.pairs)} were promoted at one instant${rolled.length > 0 ? `, after the group’s cycle was applied from its seal on ${listNames(rolled)}` : ''}.`;
+}
+
 /** A map as bits for the heatmap, from its runs. */
 function bitsOf(plan: { regions: number; regionBytes: number; runs: readonly (readonly [number, number])[] }) {
   const words = new Uint32Array(Math.ceil(plan.regions / 32));
@@ -73,6 +87,7 @@ function FailoverDialog({
   const [typed, setTyped] = useState('');
   const { act, error } = useAction(() => undefined);
   const run = () => act(async () => onDone(await consoleApi().request('failover', { pair: pair.name })));
+  const otherPairs = options?.group?.pairs.filter((p) => p !== pair.name) ?? [];
   return (
     <Dialog open onClose={onClose} maxWidth="sm" fullWidth>
       <DialogTitle>Fail over {pair.name}</DialogTitle>
@@ -81,10 +96,17 @@ function FailoverDialog({
           {pair.secondary} becomes the primary at a new generation: its lock is lifted and it takes writes. {pair.primary} is demoted now if it can be reached;
           otherwise it stays as it is until failback.
         </DialogContentText>
+        {options?.group && (
+          <Alert severity="warning" sx={{ my: 1 }} data-testid="failover-group">
+            {pair.name} is in consistency group {options.group.name}
+            {otherPairs.length > 0 ? ` with ${listNames(otherPairs)}` : ''}: Fail over promotes every secondary of the group at one instant, not only{' '}
+            {pair.secondary}. Each pair’s primary is demoted or left as it is, and what it had not shipped is at risk, as explained here for {pair.name}.
+          </Alert>
+        )}
         <Alert severity="warning" sx={{ my: 1 }} data-testid="failover-risk">
           At risk: {riskText[pair.mode]}. Failback later copies the new primary’s data over those regions.
         </Alert>
-        {options?.primary.reachable && (
+        {options?.primary.reachable && !options.group && (
           <Alert severity="info" sx={{ my: 1 }} data-testid="failover-prefer-migrate">
             {options.primary.volref} can be reached: Migrate swaps the roles without losing a write. A forced failover demotes it now instead; what it had not
             shipped is kept for failback, not on the new primary.
@@ -367,13 +389,18 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
   };
   const failedOver = options?.failover !== null && options?.failover !== undefined;
   const reachable = options?.primary.reachable ?? false;
+  const grouped = options?.group !== null && options?.group !== undefined;
+  // A grouped pair: after its failover, and after a failback run here (the group is not at one instant again until its cycle).
+  const groupNote = grouped && (failedOver || (task?.kind === 'failback' && !task.running && task.error === null));
   const why = !options
     ? 'Checking whether the primary can be reached…'
     : failedOver
       ? `Failed over${options.failover?.forced ? ' (forced)' : ''} at ${new Date(options.failover!.atMs).toLocaleString()}: fail back when ${options.secondary.volref} is back${options.secondary.reachable ? ' (it can be reached now)' : ` (it cannot be reached: ${options.secondary.error ?? 'no answer'})`}.`
-      : reachable
-        ? `${options.primary.volref} can be reached: Migrate swaps the roles without losing a write; Fail over forces it (its unshipped writes go to failback).`
-        : `${options.primary.volref} cannot be reached (${options.primary.error ?? 'no answer'}): Fail over promotes ${options.secondary.volref}; what the primary had not shipped is at risk until failback.`;
+      : reachable && options.group
+        ? `${options.primary.volref} can be reached: Fail over (forced) demotes it and promotes every secondary of group ${options.group.name} at one instant (their unshipped writes go to failback); a pair in a consistency group cannot migrate.`
+        : reachable
+          ? `${options.primary.volref} can be reached: Migrate swaps the roles without losing a write; Fail over forces it (its unshipped writes go to failback).`
+          : `${options.primary.volref} cannot be reached (${options.primary.error ?? 'no answer'}): Fail over promotes ${options.secondary.volref}; what the primary had not shipped is at risk until failback.`;
   return (
     <Card variant="outlined">
       <CardContent>
@@ -382,6 +409,14 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
           <Typography variant="body2" data-testid="role-options">
             {why}
           </Typography>
+          {groupNote && options?.group && (
+            <Alert severity="info" data-testid="failback-group-note">
+              {pair.name} is in consistency group {options.group.name}: Fail back here brings back this pair only. Afterwards run{' '}
+              <code>tidemark failback {options.group.name}</code> (it fails back the group’s pairs still failed over, then runs one group cycle) or{' '}
+              <code>tidemark replicate {options.group.name} --once</code>, so that the group’s secondaries hold one instant again: the console cannot run a
+              group’s cycle.
+            </Alert>
+          )}
           {options?.unfinishedMigrate && (
             <Alert severity="warning" data-testid="role-unfinished-migrate">
               A migrate of {pair.name} was interrupted in its pause: both sides refuse writes until it finishes. Migrate again to finish it.
@@ -389,9 +424,9 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
           )}
           <Stack direction="row" spacing={1}>
             <Button
-              variant={reachable && !failedOver ? 'contained' : 'outlined'}
+              variant={reachable && !failedOver && !grouped ? 'contained' : 'outlined'}
               onClick={() => setDialog('migrate')}
-              disabled={!options || running || failedOver || (!reachable && !options.unfinishedMigrate)}
+              disabled={!options || running || failedOver || grouped || (!reachable && !options.unfinishedMigrate)}
               data-testid="migrate-open"
             >
               Migrate…
@@ -429,9 +464,7 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
           onClose={() => setDialog(null)}
           onDone={(r) => {
             setDialog(null);
-            setResult(
-              `Failed over: ${r.newPrimary} is the primary (generation ${r.generation}); ${r.oldPrimary} ${r.oldPrimaryReachable ? `was demoted, its ${r.atRiskRegions ?? 0} unshipped regions kept for failback` : 'was unreachable'}${r.rolledBackRegions > 0 ? `; ${r.rolledBackRegions} regions rolled back` : ''}.`,
-            );
+            setResult(failoverResult(r));
             setVersion((v) => v + 1);
             onChanged();
           }}

@@ -3,11 +3,12 @@
 // failover explained), an unreachable one (Fail over; Migrate disabled) and a failed-over pair
 // (Fail back); the Migrate dialog's plan and what it asks the engine; the progress of a running
 // migrate or failback (phase, regions, bytes, rate, ETA) polled until its result; a failure shown
-// in context; Cancel while the task may stop.
+// in context; Cancel while the task may stop; a pair in a consistency group (the group named in
+// the dialog and the result, and what to run after failing back).
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FailbackDto, MigratePlanDto, PairDto, RoleOptionsDto, RoleTaskDto } from '../../src-main/console-api';
-import { FailoverPanel, RoleTaskProgress, roleTaskResult } from '../../src-renderer/screens/FailoverPanel';
+import type { FailbackDto, FailoverDto, MigratePlanDto, PairDto, RoleOptionsDto, RoleTaskDto } from '../../src-main/console-api';
+import { FailoverPanel, RoleTaskProgress, failoverResult, roleTaskResult } from '../../src-renderer/screens/FailoverPanel';
 import { RecordingApi } from './fake-api';
 
 const MiB = 2 ** 20;
@@ -39,6 +40,7 @@ function options(extra: Partial<RoleOptionsDto> = {}): RoleOptionsDto {
     unfinishedMigrate: false,
     primary: { volref: '/d/a.img', reachable: true, error: null },
     secondary: { volref: '/d/b.img', reachable: true, error: null },
+    group: null,
     task: null,
     ...extra,
   };
@@ -120,6 +122,7 @@ describe('FailoverPanel', () => {
       ),
     );
     expect([disabled('migrate-open'), disabled('failover-open'), disabled('failback-open')]).toEqual([true, true, false]);
+    expect(screen.queryByTestId('failback-group-note')).toBeNull();
   });
 
   it('an interrupted migrate: says so and offers Migrate to finish it even with the primary refusing', async () => {
@@ -285,6 +288,132 @@ describe('FailoverPanel', () => {
       /^Migrated: .* CHECK FAILED: 2 of 64 regions of the new primary \(as promoted\) differ from \/d\/a\.img, .*\(regions 5, 9\); nothing was changed/,
     );
     expect(roleTaskResult(task({ running: false, migrate: { ...migrate, checkDifferingRegions: 0, checkDiffering: [] } }))).not.toMatch(/CHECK/);
+  });
+});
+
+describe('FailoverPanel, a pair in a consistency group', () => {
+  const periodic: PairDto = { ...pair, mode: 'periodic' };
+  const group = { name: 'db', pairs: ['field', 'logs', 'index'] };
+  const unreachable = { volref: '/d/a.img', reachable: false, error: 'connection refused' };
+
+  it('the Failover dialog says the whole group fails over at one instant, naming the other pairs; not for an ungrouped pair', async () => {
+    window.tidemark = new RecordingApi({ roleOptions: () => options({ mode: 'periodic', primary: unreachable, group }) });
+    render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
+    await waitFor(() => expect(disabled('failover-open')).toBe(false));
+    fireEvent.click(screen.getByTestId('failover-open'));
+    expect(screen.getByTestId('failover-group').textContent).toBe(
+      'field is in consistency group db with logs and index: Fail over promotes every secondary of the group at one instant, not only /d/b.img. ' +
+        'Each pair’s primary is demoted or left as it is, and what it had not shipped is at risk, as explained here for field.',
+    );
+    // The name typed is still the pair's, not the group's.
+    fireEvent.change(screen.getByTestId('failover-confirm-name'), { target: { value: 'db' } });
+    expect(disabled('failover-confirm')).toBe(true);
+    fireEvent.change(screen.getByTestId('failover-confirm-name'), { target: { value: 'field' } });
+    expect(disabled('failover-confirm')).toBe(false);
+    expect(screen.queryByTestId('failback-group-note')).toBeNull(); // not failed over yet
+    cleanup();
+
+    window.tidemark = new RecordingApi({ roleOptions: () => options({ mode: 'periodic', primary: unreachable }) });
+    render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
+    await waitFor(() => expect(disabled('failover-open')).toBe(false));
+    fireEvent.click(screen.getByTestId('failover-open'));
+    expect(screen.getByTestId('failover-risk')).toBeTruthy();
+    expect(screen.queryByTestId('failover-group')).toBeNull();
+  });
+
+  it('Fail over: asks for the pair; the result names the group, the pairs promoted and the one rolled forward from its seal', async () => {
+    const result: FailoverDto = {
+      pair: 'field',
+      newPrimary: '/d/b.img',
+      oldPrimary: '/d/a.img',
+      generation: 3,
+      oldPrimaryReachable: false,
+      atRiskRegions: null,
+      rolledBackRegions: 0,
+      group: { name: 'db', pairs: ['field', 'logs', 'index'], rolledForward: [{ pair: 'logs', cycle: 7 }] },
+      durationMs: 40,
+    };
+    let changed = 0;
+    const api = new RecordingApi({ roleOptions: () => options({ mode: 'periodic', primary: unreachable, group }), failover: () => result });
+    window.tidemark = api;
+    render(<FailoverPanel pair={periodic} onChanged={() => (changed += 1)} />);
+    await waitFor(() => expect(disabled('failover-open')).toBe(false));
+    fireEvent.click(screen.getByTestId('failover-open'));
+    fireEvent.change(screen.getByTestId('failover-confirm-name'), { target: { value: 'field' } });
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('failover-confirm'));
+    });
+    expect(api.requests.filter((r) => r.verb === 'failover').map((r) => r.args)).toEqual([{ pair: 'field' }]);
+    expect(screen.getByTestId('failover-result').textContent).toBe(
+      'Failed over: /d/b.img is the primary (generation 3); /d/a.img was unreachable. ' +
+        'Consistency group db failed over with it: the secondaries of field, logs and index were promoted at one instant, ' +
+        'after the group’s cycle was applied from its seal on logs (cycle 7).',
+    );
+    expect(changed).toBe(1);
+  });
+
+  it('the result of a group failover with no cycle to roll forward, and of an ungrouped one', () => {
+    const ungrouped: FailoverDto = {
+      pair: 'field',
+      newPrimary: '/d/b.img',
+      oldPrimary: '/d/a.img',
+      generation: 2,
+      oldPrimaryReachable: true,
+      atRiskRegions: 4,
+      rolledBackRegions: 0,
+      group: null,
+      durationMs: 10,
+    };
+    expect(failoverResult(ungrouped)).toBe(
+      'Failed over: /d/b.img is the primary (generation 2); /d/a.img was demoted, its 4 unshipped regions kept for failback.',
+    );
+    expect(failoverResult({ ...ungrouped, group: { name: 'db', pairs: ['field', 'logs'], rolledForward: [] } })).toBe(
+      'Failed over: /d/b.img is the primary (generation 2); /d/a.img was demoted, its 4 unshipped regions kept for failback. ' +
+        'Consistency group db failed over with it: the secondaries of field and logs were promoted at one instant.',
+    );
+  });
+
+  it('failed over: the card says Fail back brings back this pair only, and what brings the group to one instant again', async () => {
+    window.tidemark = new RecordingApi({
+      roleOptions: () => options({ mode: 'periodic', generation: 3, failover: { atMs: 1, forced: true, phase: 'promoted' }, secondary: unreachable, group }),
+    });
+    render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
+    await waitFor(() => screen.getByTestId('failback-group-note'));
+    expect(screen.getByTestId('failback-group-note').textContent).toBe(
+      'field is in consistency group db: Fail back here brings back this pair only. Afterwards run tidemark failback db ' +
+        '(it fails back the group’s pairs still failed over, then runs one group cycle) or tidemark replicate db --once, ' +
+        'so that the group’s secondaries hold one instant again: the console cannot run a group’s cycle.',
+    );
+    expect(disabled('failback-open')).toBe(false);
+  });
+
+  it('a reachable primary of a grouped pair: Migrate disabled (a grouped pair cannot migrate), the forced failover explained for the group', async () => {
+    window.tidemark = new RecordingApi({ roleOptions: () => options({ mode: 'periodic', group }) });
+    render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
+    await waitFor(() =>
+      expect(screen.getByTestId('role-options').textContent).toBe(
+        '/d/a.img can be reached: Fail over (forced) demotes it and promotes every secondary of group db at one instant (their unshipped writes go to failback); a pair in a consistency group cannot migrate.',
+      ),
+    );
+    expect(disabled('migrate-open')).toBe(true);
+    expect(disabled('failover-open')).toBe(false);
+    fireEvent.click(screen.getByTestId('failover-open'));
+    expect(screen.queryByTestId('failover-prefer-migrate')).toBeNull();
+    expect(screen.getByTestId('failover-group')).toBeTruthy();
+  });
+
+  it('after a failback run here the note stays: the group is at one instant again only after its cycle; not after a failed failback', async () => {
+    const failbackTask = (error: RoleTaskDto['error']) => task({ kind: 'failback', running: false, error });
+    window.tidemark = new RecordingApi({ roleOptions: () => ({ ...options({ mode: 'periodic', generation: 3, group }), task: failbackTask(null) }) });
+    render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
+    await waitFor(() => screen.getByTestId('failback-group-note'));
+    expect(screen.getByTestId('failback-group-note').textContent).toMatch(/tidemark failback db .* or tidemark replicate db --once/);
+    cleanup();
+    const failed = { code: 'DISCONNECTED', message: 'link dropped', hint: 'retry' } as unknown as RoleTaskDto['error'];
+    window.tidemark = new RecordingApi({ roleOptions: () => ({ ...options({ mode: 'periodic', generation: 3, group }), task: failbackTask(failed) }) });
+    render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
+    await waitFor(() => expect(screen.getByTestId('role-options').textContent).toMatch(/can be reached/));
+    expect(screen.queryByTestId('failback-group-note')).toBeNull();
   });
 });
 

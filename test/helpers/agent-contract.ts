@@ -564,6 +564,38 @@ export function agentContract(target: ContractTarget): void {
       expect((await again.volumeState(secondary)).members[0]!.appliedCycle).toBe(2);
     });
 
+    it('a sealed cycle: staged whole and durable, not applied; applied later from its seal alone; a later stage unseals it', async () => {
+      const { agent, dir, reopen } = await makeAgent();
+      const secondary = join(dir, 'sealed-s.img');
+      await agent.volumeCreate(secondary, 16 * 4096, 4096);
+      const member = memberOf('secondary', 16);
+      const auth = { pairId: member.pairId, generation: member.generation };
+      await agent.pairJoin(secondary, member);
+      await expect(agent.stageSeal(secondary, member.pairId, 1, [4], { auth })).rejects.toSatisfy(isCode('INCOMPLETE')); // nothing staged
+      await agent.stageRegion(secondary, member.pairId, 1, 4, Buffer.alloc(4096, 4), { auth });
+      await agent.stageRegion(secondary, member.pairId, 1, 6, Buffer.alloc(4096, 6), { auth });
+      await expect(agent.stageSeal(secondary, member.pairId, 1, [4, 6])).rejects.toSatisfy(isCode('PERMISSION')); // locked like a write
+      await agent.stageSeal(secondary, member.pairId, 1, [4, 6], { auth });
+      expect((await agent.volumeState(secondary)).members[0]).toMatchObject({ sealedCycle: 1 });
+      expect((await readAll(agent.readRegions(secondary, 4, 1), 4))[0]!.equals(Buffer.alloc(4096))).toBe(true); // sealed, not applied
+      await expect(agent.stageApplySealed(secondary, member.pairId, 2, { auth })).rejects.toSatisfy(isCode('INCOMPLETE'));
+      const again = await reopen(); // the seal is durable: a restart keeps it, and applies nothing
+      expect((await again.volumeState(secondary)).members[0]).toMatchObject({ sealedCycle: 1 });
+      expect((await readAll(again.readRegions(secondary, 6, 1), 6))[0]!.equals(Buffer.alloc(4096))).toBe(true);
+      await again.stageApplySealed(secondary, member.pairId, 1, { auth }); // the regions come from the seal
+      const applied = await readAll(again.readRegions(secondary, 0, 16));
+      expect(applied[4]!.equals(Buffer.alloc(4096, 4)) && applied[6]!.equals(Buffer.alloc(4096, 6))).toBe(true);
+      expect((await again.volumeState(secondary)).members[0]!.appliedCycle).toBe(1);
+      expect((await again.volumeState(secondary)).members[0]!.sealedCycle ?? null).toBeNull();
+      await again.stageApplySealed(secondary, member.pairId, 1, { auth }); // applied already: nothing happens
+      // A stage after a seal unseals: the area no longer is what was sealed.
+      await again.stageRegion(secondary, member.pairId, 2, 1, Buffer.alloc(4096, 1), { auth });
+      await again.stageSeal(secondary, member.pairId, 2, [1], { auth });
+      await again.stageRegion(secondary, member.pairId, 2, 2, Buffer.alloc(4096, 2), { auth });
+      expect((await again.volumeState(secondary)).members[0]!.sealedCycle ?? null).toBeNull();
+      await expect(again.stageApplySealed(secondary, member.pairId, 2, { auth })).rejects.toSatisfy(isCode('INCOMPLETE'));
+    });
+
     it('a group hold: prepare holds every volume, commit takes the snapshots at that instant (maps rotated), in items order', async () => {
       const { agent, dir } = await makeAgent();
       const [a, b] = ['group-a.img', 'group-b.img'].map((n) => join(dir, n));

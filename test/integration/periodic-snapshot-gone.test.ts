@@ -4,7 +4,7 @@
 // finishes. Checked with numbered acknowledged records (test/helpers/records.ts): after the
 // cycle the secondary holds exactly the primary after records 1..m, m at least what was
 // acknowledged before the cycle; then it converges byte for byte. The same for a consistency
-// group, with one member already applied when another member's snapshot goes.
+// group, with one member already shipped and sealed when another member's snapshot goes.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -143,7 +143,7 @@ describe('a cycle whose snapshot was deleted freezes again', () => {
     await expectConverged(pair);
   });
 
-  it('a group member whose snapshot goes after another member applied: the group freezes again at one instant', async () => {
+  it('a group member whose snapshot goes after another member sealed: the group freezes again at one instant', async () => {
     const seed = baseSeed + 52;
     console.log(`[periodic-snapshot-gone] group seed ${seed}`);
     const dir = await tempDir();
@@ -160,7 +160,7 @@ describe('a cycle whose snapshot was deleted freezes again', () => {
       let deleteOnStage: { cycle: number } | undefined;
       let deleted = 0;
       let pairB = '';
-      // b's secondary: the first stage of the chosen cycle deletes b's snapshot of it (a, first in the group, applied already).
+      // b's secondary: the first stage of the chosen cycle deletes b's snapshot of it (a, first in the group, sealed already).
       const bSecondary = stagingHook(async (cycle) => {
         if (deleteOnStage?.cycle !== cycle) return;
         deleteOnStage = undefined;
@@ -212,9 +212,10 @@ describe('a cycle whose snapshot was deleted freezes again', () => {
       const before = acked;
       const summary = await runGroupCycle({ store, groups, group, resolver });
       expect(deleted).toBe(1);
-      // a had applied cycle 2 when b's snapshot went: the group froze again, a as cycle 3, b as cycle 2.
+      // a had shipped and sealed cycle 2, not applied it (no member applies before every member
+      // sealed): the group froze again, both as cycle 2, a's seal replaced by the new instant's.
       expect(summary.members.map((m) => [m.pair, m.cycle])).toEqual([
-        ['a', 3],
+        ['a', 2],
         ['b', 2],
       ]);
       const m = await groupPrefix('secondaries after the frozen-again group cycle');

@@ -1,0 +1,219 @@
+// Failover of a consistency group (docs/failover.md "Consistency groups"): two periodic pairs
+// whose primaries are on site A and secondaries on site B. Numbered records go alternately to
+// the two primaries; the group cycles; the next group cycle is cut between its applies (site
+// B's agent refuses one member's apply, as a dropped link would), and then site A is lost.
+// - One member applied the cycle: the failover applies it on the other from its seal, so the
+//   promoted secondaries hold exactly records 1..80 (the cycle's instant), never 1..80 on one
+//   and 1..40 on the other. A promotion that fails half-way is resumed by running it again.
+// - No member applied it: both stay at the previous cycle (records 1..40), the seals dropped.
+// Then site A comes back and the group fails back: every pair is byte-identical again.
+import { readdir } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalAgent, type AgentApi } from '../../src-engine/agent';
+import { TidemarkError } from '../../src-engine/errors';
+import {
+  GroupStore,
+  PairStore,
+  createPair,
+  failbackGroup,
+  failoverGroup,
+  failoverPair,
+  runGroupCycle,
+  runSync,
+  type EndpointResolver,
+} from '../../src-engine/replication';
+import { sameBytes } from '../helpers/pairs';
+import { GroupRecords } from '../helpers/records';
+import { tempDir } from '../helpers/tmp';
+
+const regionBytes = 4096;
+const regionCount = 32;
+const sizeBytes = regionBytes * regionCount;
+const records = new GroupRecords(regionBytes, regionCount);
+
+const agents: LocalAgent[] = [];
+afterEach(async () => {
+  for (const agent of agents.splice(0)) await agent.dispose().catch(() => undefined);
+});
+
+/** An agent that is gone: every call fails as a dropped link does. */
+const unreachable = new Proxy({} as AgentApi, {
+  get: () => () => Promise.reject(new TidemarkError('DISCONNECTED', 'connection to site A dropped', 'wait for it')),
+});
+
+interface Fault {
+  method?: string;
+  path?: string;
+  /** The call reaches the agent and its answer is lost (else it is refused before the agent acts). */
+  answerLost?: boolean;
+}
+
+/** An agent whose next call of `method` on `path` fails once, as a dropped link does, when asked to. */
+function faulty(agent: AgentApi, fault: Fault, site: string): AgentApi {
+  return new Proxy(agent, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const call = () => (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (property !== fault.method || args[0] !== fault.path) return call(); // as is: readRegions is an async iterable
+        fault.method = undefined;
+        const dropped = new TidemarkError('DISCONNECTED', `link to site ${site} dropped (test, ${String(property)})`, 'retry');
+        return fault.answerLost ? (call() as Promise<unknown>).then(() => Promise.reject(dropped)) : Promise.reject(dropped);
+      };
+    },
+  });
+}
+
+async function twoSiteGroup() {
+  const dir = await tempDir();
+  const fault: Fault = {};
+  const siteA = { home: join(dir, 'site-a'), agent: new LocalAgent(join(dir, 'site-a')) as AgentApi };
+  const siteBAgent = new LocalAgent(join(dir, 'site-b'));
+  agents.push(siteA.agent as LocalAgent, siteBAgent);
+  const siteB = faulty(siteBAgent, fault, 'B');
+  const primaries = [join(dir, 'pa.img'), join(dir, 'pb.img')];
+  const secondaries = [join(dir, 'sa.img'), join(dir, 'sb.img')];
+  for (const path of primaries) await siteA.agent.volumeCreate(path, sizeBytes, regionBytes);
+  for (const path of secondaries) await siteB.volumeCreate(path, sizeBytes, regionBytes);
+  const resolver: EndpointResolver = {
+    resolve: async (volref) => {
+      const onA = primaries.includes(volref);
+      return { volref, agent: onA ? siteA.agent : siteB, path: volref, where: onA ? 'site A' : 'site B' };
+    },
+  };
+  const store = new PairStore(join(dir, 'orchestrator'));
+  const groups = new GroupStore(store.homeDir);
+  for (const [i, name] of ['a', 'b'].entries()) {
+    const pair = await createPair(store, resolver, { name, primary: primaries[i]!, secondary: secondaries[i]!, regionBytes, mode: 'periodic' });
+    await runSync({
+      store,
+      pair,
+      endpoints: { primary: await resolver.resolve(primaries[i]!), secondary: await resolver.resolve(secondaries[i]!) },
+      method: 'auto',
+    });
+  }
+  const group = await groups.create('db', ['a', 'b'], store);
+  /** Records first..last, each to its primary (record n to volume n % 2). */
+  const write = async (agent: AgentApi, paths: readonly string[], first: number, last: number) => {
+    for (let n = first; n <= last; n++) await agent.writeRegion(paths[records.volumeOf(n)]!, records.regionOf(n), records.record(n));
+  };
+  const prefixOf = async (paths: readonly string[], agent: AgentApi) => records.prefixHeld(await Promise.all(paths.map((p) => readWhole(agent, p))));
+  const cycle = () => runGroupCycle({ store, groups, group, resolver });
+  return { siteA, siteB, siteBAgent, fault, primaries, secondaries, resolver, store, groups, write, prefixOf, cycle };
+}
+
+async function readWhole(agent: AgentApi, path: string): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const { data } of agent.readRegions(path, 0, regionCount)) parts.push(data);
+  return Buffer.concat(parts);
+}
+
+async function memberOf(agent: AgentApi, path: string) {
+  return (await agent.volumeState(path)).members[0]!;
+}
+
+describe('consistency group failover', () => {
+  it('one member applied the cycle when site A was lost: the other is rolled forward from its seal, both promoted at one instant; failback converges', async () => {
+    const t = await twoSiteGroup();
+    await t.write(t.siteA.agent, t.primaries, 1, 40);
+    await t.cycle();
+    await t.write(t.siteA.agent, t.primaries, 41, 80);
+    Object.assign(t.fault, { method: 'stageApplySealed', path: t.secondaries[1] });
+    await expect(t.cycle()).rejects.toThrow(/link to site B dropped/);
+    const [a, b] = await Promise.all(t.secondaries.map((p) => memberOf(t.siteB, p)));
+    expect(b!.sealedCycle).toBe(a!.appliedCycle); // a applied the cycle; b holds it sealed only
+    expect(b!.appliedCycle).toBe(a!.appliedCycle! - 1);
+    await expect(failoverPair(t.store, t.resolver, 'a', { force: true })).rejects.toThrow(/in consistency group "db": it fails over with its group/);
+
+    await (t.siteA.agent as LocalAgent).dispose();
+    t.siteA.agent = unreachable;
+    await expect(failoverGroup(t.store, t.resolver, 'db')).rejects.toThrow(/primaries of group "db" are unreachable.*cycle in progress/);
+    // The promotion of b reaches its agent and its answer is lost (after a's promotion was
+    // recorded): running the failover again finishes it.
+    Object.assign(t.fault, { method: 'pairRoleChange', path: t.secondaries[1], answerLost: true });
+    await expect(failoverGroup(t.store, t.resolver, 'db', { force: true })).rejects.toThrow(/link to site B dropped/);
+    expect((await t.store.require('a')).failover).not.toBeNull();
+    expect((await t.store.require('b')).failover ?? null).toBeNull();
+    const summary = await failoverGroup(t.store, t.resolver, 'db', { force: true });
+    expect(summary.members.map((m) => m.pair)).toEqual(['b']);
+    expect(await t.prefixOf(t.secondaries, t.siteB)).toBe(80);
+    for (const path of t.secondaries) expect(await memberOf(t.siteB, path)).toMatchObject({ role: 'primary', generation: 2 });
+    expect(await t.groups.cycleInProgress('db')).toBeUndefined();
+    await expect(failoverGroup(t.store, t.resolver, 'db', { force: true })).rejects.toThrow(/group "db" already failed over/);
+
+    // Site B runs the application now; then site A comes back as the secondaries.
+    await t.write(t.siteB, t.secondaries, 81, 100);
+    t.siteA.agent = new LocalAgent(t.siteA.home);
+    agents.push(t.siteA.agent as LocalAgent);
+    const back = await failbackGroup(t.store, t.resolver, 'db');
+    expect(back.members.map((m) => m.pair)).toEqual(['a', 'b']);
+    expect(back.cycle?.members.map((m) => m.pair)).toEqual(['a', 'b']);
+    for (const i of [0, 1]) expect(await sameBytes(t.primaries[i]!, t.secondaries[i]!, sizeBytes)).toBe(true);
+    expect(await t.prefixOf(t.primaries, t.siteA.agent)).toBe(100);
+    for (const name of ['a', 'b']) expect((await t.store.require(name)).failover ?? null).toBeNull();
+  }, 60_000);
+
+  it('the first apply of the cycle was cut: no member applied it, both stay at the previous cycle and the seals are dropped', async () => {
+    const t = await twoSiteGroup();
+    await t.write(t.siteA.agent, t.primaries, 1, 40);
+    await t.cycle();
+    await t.write(t.siteA.agent, t.primaries, 41, 80);
+    Object.assign(t.fault, { method: 'stageApplySealed', path: t.secondaries[0] });
+    await expect(t.cycle()).rejects.toThrow(/link to site B dropped/);
+    const [a, b] = await Promise.all(t.secondaries.map((p) => memberOf(t.siteB, p)));
+    expect([a!.sealedCycle, b!.sealedCycle]).toEqual([a!.appliedCycle! + 1, b!.appliedCycle! + 1]);
+
+    await (t.siteA.agent as LocalAgent).dispose();
+    t.siteA.agent = unreachable;
+    const summary = await failoverGroup(t.store, t.resolver, 'db', { force: true });
+    expect(summary).toMatchObject({ rolledForward: [], abandonedCycle: true });
+    expect(await t.prefixOf(t.secondaries, t.siteB)).toBe(40);
+    for (const path of t.secondaries) {
+      const member = await memberOf(t.siteB, path);
+      expect(member.role).toBe('primary');
+      expect(member.sealedCycle ?? null).toBeNull();
+    }
+    const siteBFiles = (await readdir(join(t.siteA.home, '..', 'site-b'), { recursive: true })).map(String);
+    expect(siteBFiles.filter((f) => f.includes(`${sep}staging${sep}`))).toEqual([]); // the staged, sealed cycle is gone with the promotion
+
+    // Site A back; the failback's closing group cycle is cut: failing back again finishes it.
+    const faultA: Fault = {};
+    const siteAAgent = new LocalAgent(t.siteA.home);
+    agents.push(siteAAgent);
+    t.siteA.agent = faulty(siteAAgent, faultA, 'A');
+    Object.assign(faultA, { method: 'stageApplySealed', path: t.primaries[1] });
+    await expect(failbackGroup(t.store, t.resolver, 'db')).rejects.toThrow(/link to site A dropped/);
+    for (const name of ['a', 'b']) expect((await t.store.require(name)).failover ?? null).toBeNull(); // both pairs failed back
+    const finished = await failbackGroup(t.store, t.resolver, 'db');
+    expect(finished.members).toEqual([]);
+    expect(finished.cycle?.members.map((m) => m.pair)).toEqual(['a', 'b']);
+    for (const i of [0, 1]) expect(await sameBytes(t.primaries[i]!, t.secondaries[i]!, sizeBytes)).toBe(true);
+    await expect(failbackGroup(t.store, t.resolver, 'db')).rejects.toThrow(/group "db" has not failed over/);
+  }, 60_000);
+
+  it('a member behind the applied cycle without its seal: refused, nothing promoted', async () => {
+    const t = await twoSiteGroup();
+    await t.write(t.siteA.agent, t.primaries, 1, 40);
+    await t.cycle();
+    await t.write(t.siteA.agent, t.primaries, 41, 80);
+    Object.assign(t.fault, { method: 'stageApplySealed', path: t.secondaries[1] });
+    await expect(t.cycle()).rejects.toThrow(/link to site B dropped/);
+    const a = await memberOf(t.siteB, t.secondaries[0]!);
+    const b = await memberOf(t.siteB, t.secondaries[1]!);
+    // b's staging area changed after its seal (by hand, say): the seal is gone.
+    await t.siteB.stageRegion(t.secondaries[1]!, b.pairId, a.appliedCycle!, 0, Buffer.alloc(regionBytes), {
+      auth: { pairId: b.pairId, generation: b.generation },
+    });
+    await (t.siteA.agent as LocalAgent).dispose();
+    t.siteA.agent = unreachable;
+    await expect(failoverGroup(t.store, t.resolver, 'db', { force: true })).rejects.toThrow(
+      new RegExp(
+        `cannot fail over at one instant: a cycle ${a.appliedCycle} applied, while b holds cycle ${b.appliedCycle} and has not sealed cycle ${a.appliedCycle}`,
+      ),
+    );
+    for (const path of t.secondaries) expect((await memberOf(t.siteB, path)).role).toBe('secondary');
+    for (const name of ['a', 'b']) expect((await t.store.require(name)).failover ?? null).toBeNull();
+  }, 60_000);
+});
