@@ -19,22 +19,13 @@ import type { Volume, WriteAuth } from '../volume';
 import type { PairMembers } from './pair-members';
 
 const stagingRecordKind = defineRecord('tidemark/staging', 1, z.object({ pairId: z.string().uuid(), cycle: z.number().int().positive() }).strict());
-const redoRecordKind = defineRecord(
-  'tidemark/staging-redo',
-  1,
-  z
-    .object({ pairId: z.string().uuid(), cycle: z.number().int().positive(), regionCount: z.number().int().positive(), words: z.string().max(400_000_000) })
-    .strict(),
-);
-
+/** A cycle and its regions (a bitset, base64): what an apply copies (its redo record), or what a seal holds. */
+const cycleRegionsSchema = z
+  .object({ pairId: z.string().uuid(), cycle: z.number().int().positive(), regionCount: z.number().int().positive(), words: z.string().max(400_000_000) })
+  .strict();
+const redoRecordKind = defineRecord('tidemark/staging-redo', 1, cycleRegionsSchema);
 /** A cycle staged whole: its regions, durable in data.img (the prepared vote of a group's two-phase apply). */
-const sealRecordKind = defineRecord(
-  'tidemark/staging-seal',
-  1,
-  z
-    .object({ pairId: z.string().uuid(), cycle: z.number().int().positive(), regionCount: z.number().int().positive(), words: z.string().max(400_000_000) })
-    .strict(),
-);
+const sealRecordKind = defineRecord('tidemark/staging-seal', 1, cycleRegionsSchema);
 
 /**
  * Test-only: milliseconds to wait before copying each region in an apply (not in the redo an
@@ -190,18 +181,7 @@ export class PairStaging {
     this.checkSecondary(pairId, auth);
     const member = this.members.require(pairId);
     if ((member.appliedCycle ?? 0) >= cycle) return;
-    const dir = this.dir(pairId);
-    await this.checkStaged(pairId, cycle, regionIndexes); // every index within the volume, before the redo record
-    await this.closeHandle(pairId);
-    await createDirectories(dir, 0o700); // a cycle with nothing to ship staged nothing
-    if (regionIndexes.length > 0) await this.syncStaged(dir);
-    const bits = wordsOf(this.volume.regionCount, regionIndexes);
-    await writeRecord(join(dir, 'redo.json'), redoRecordKind, {
-      pairId,
-      cycle,
-      regionCount: bits.bitCount,
-      words: Buffer.from(bits.toBytes()).toString('base64'),
-    });
+    await this.recordStaged(pairId, cycle, regionIndexes, 'redo.json', redoRecordKind);
     await this.redoLocked(pairId, testApplyDelayMs());
   }
 
@@ -216,18 +196,7 @@ export class PairStaging {
     return this.locks.run(pairId, async () => {
       this.checkSecondary(pairId, auth);
       if ((this.members.require(pairId).appliedCycle ?? 0) >= cycle) return;
-      const dir = this.dir(pairId);
-      await this.checkStaged(pairId, cycle, regionIndexes);
-      await this.closeHandle(pairId);
-      await createDirectories(dir, 0o700);
-      if (regionIndexes.length > 0) await this.syncStaged(dir);
-      const bits = wordsOf(this.volume.regionCount, regionIndexes);
-      await writeRecord(join(dir, 'seal.json'), sealRecordKind, {
-        pairId,
-        cycle,
-        regionCount: bits.bitCount,
-        words: Buffer.from(bits.toBytes()).toString('base64'),
-      });
+      await this.recordStaged(pairId, cycle, regionIndexes, 'seal.json', sealRecordKind);
       await this.members.update(pairId, { sealedCycle: cycle });
     });
   }
@@ -257,6 +226,27 @@ export class PairStaging {
       throw new TidemarkError('INCOMPLETE', `nothing of cycle ${cycle} is staged on ${this.volume.path}`, 'ship the cycle again');
     }
     for (const r of regionIndexes) this.volume.geometry.region(r);
+  }
+
+  /**
+   * Makes the cycle's staged regions durable, then records them with the cycle in `file` (the
+   * redo record of an apply, or the seal). Every index is checked first: none is recorded
+   * that the volume does not have.
+   */
+  private async recordStaged(
+    pairId: string,
+    cycle: number,
+    regionIndexes: readonly number[],
+    file: 'redo.json' | 'seal.json',
+    kind: typeof redoRecordKind,
+  ): Promise<void> {
+    const dir = this.dir(pairId);
+    await this.checkStaged(pairId, cycle, regionIndexes);
+    await this.closeHandle(pairId);
+    await createDirectories(dir, 0o700); // a cycle with nothing to ship staged nothing
+    if (regionIndexes.length > 0) await this.syncStaged(dir);
+    const bits = wordsOf(this.volume.regionCount, regionIndexes);
+    await writeRecord(join(dir, file), kind, { pairId, cycle, regionCount: bits.bitCount, words: Buffer.from(bits.toBytes()).toString('base64') });
   }
 
   private async syncStaged(dir: string): Promise<void> {

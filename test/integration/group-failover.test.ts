@@ -101,7 +101,15 @@ async function twoSiteGroup() {
   };
   const prefixOf = async (paths: readonly string[], agent: AgentApi) => records.prefixHeld(await Promise.all(paths.map((p) => readWhole(agent, p))));
   const cycle = () => runGroupCycle({ store, groups, group, resolver });
-  return { siteA, siteB, siteBAgent, fault, primaries, secondaries, resolver, store, groups, write, prefixOf, cycle };
+  /** Records 1..40, a group cycle, records 41..80, and a group cycle whose apply on member `i`'s secondary fails (the link drops). */
+  const cutSecondCycleAtApply = async (i: number) => {
+    await write(siteA.agent, primaries, 1, 40);
+    await cycle();
+    await write(siteA.agent, primaries, 41, 80);
+    Object.assign(fault, { method: 'stageApplySealed', path: secondaries[i] });
+    await expect(cycle()).rejects.toThrow(/link to site B dropped/);
+  };
+  return { siteA, siteB, siteBAgent, fault, primaries, secondaries, resolver, store, groups, write, prefixOf, cutSecondCycleAtApply };
 }
 
 async function readWhole(agent: AgentApi, path: string): Promise<Buffer> {
@@ -117,11 +125,7 @@ async function memberOf(agent: AgentApi, path: string) {
 describe('consistency group failover', () => {
   it('one member applied the cycle when site A was lost: the other is rolled forward from its seal, both promoted at one instant; failback converges', async () => {
     const t = await twoSiteGroup();
-    await t.write(t.siteA.agent, t.primaries, 1, 40);
-    await t.cycle();
-    await t.write(t.siteA.agent, t.primaries, 41, 80);
-    Object.assign(t.fault, { method: 'stageApplySealed', path: t.secondaries[1] });
-    await expect(t.cycle()).rejects.toThrow(/link to site B dropped/);
+    await t.cutSecondCycleAtApply(1);
     const [a, b] = await Promise.all(t.secondaries.map((p) => memberOf(t.siteB, p)));
     expect(b!.sealedCycle).toBe(a!.appliedCycle); // a applied the cycle; b holds it sealed only
     expect(b!.appliedCycle).toBe(a!.appliedCycle! - 1);
@@ -157,11 +161,7 @@ describe('consistency group failover', () => {
 
   it('the first apply of the cycle was cut: no member applied it, both stay at the previous cycle and the seals are dropped', async () => {
     const t = await twoSiteGroup();
-    await t.write(t.siteA.agent, t.primaries, 1, 40);
-    await t.cycle();
-    await t.write(t.siteA.agent, t.primaries, 41, 80);
-    Object.assign(t.fault, { method: 'stageApplySealed', path: t.secondaries[0] });
-    await expect(t.cycle()).rejects.toThrow(/link to site B dropped/);
+    await t.cutSecondCycleAtApply(0);
     const [a, b] = await Promise.all(t.secondaries.map((p) => memberOf(t.siteB, p)));
     expect([a!.sealedCycle, b!.sealedCycle]).toEqual([a!.appliedCycle! + 1, b!.appliedCycle! + 1]);
 
@@ -195,11 +195,7 @@ describe('consistency group failover', () => {
 
   it('a member behind the applied cycle without its seal: refused, nothing promoted', async () => {
     const t = await twoSiteGroup();
-    await t.write(t.siteA.agent, t.primaries, 1, 40);
-    await t.cycle();
-    await t.write(t.siteA.agent, t.primaries, 41, 80);
-    Object.assign(t.fault, { method: 'stageApplySealed', path: t.secondaries[1] });
-    await expect(t.cycle()).rejects.toThrow(/link to site B dropped/);
+    await t.cutSecondCycleAtApply(1);
     const a = await memberOf(t.siteB, t.secondaries[0]!);
     const b = await memberOf(t.siteB, t.secondaries[1]!);
     // b's staging area changed after its seal (by hand, say): the seal is gone.
