@@ -3,7 +3,9 @@
 // left unshipped; the Failover dialog (confirmed by typing the pair's name) promotes the
 // secondary and demotes the primary, keeping those regions for failback; regions written on
 // the new primary; the Failback dialog shows exactly the count `tidemark failback --dry-run`
-// reports, and failing back copies exactly that many; `verify` exits 0.
+// reports, and failing back copies exactly that many; `verify` exits 0. Then a pair in a
+// consistency group: the dialog names the group, Fail over promotes both secondaries, and the
+// CLI's `failback GROUP` brings both back.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { consoleE2E } from '../helpers/browser';
@@ -59,6 +61,54 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
 
     const verified = await tidemarkAsync(['--json', 'verify', 'field'], { TIDEMARK_HOME: join(e2e.dir, 'home') });
     expect(verified.status, verified.stderr).toBe(0);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 180_000);
+
+  it('a pair in a consistency group: the dialog names the group, Fail over promotes both secondaries, the card says how the group comes back', async () => {
+    const volumes = ['ga', 'gb'].map((n) => ({ name: `db-${n.slice(1)}`, primary: join(e2e.dir, `${n}-p.img`), secondary: join(e2e.dir, `${n}-s.img`) }));
+    for (const v of volumes) {
+      await cli(['volume', 'create', v.primary, '--size', '16MiB']);
+      await cli(['volume', 'create', v.secondary, '--size', '16MiB']);
+      await cli(['pair', 'create', v.name, '--primary', v.primary, '--secondary', v.secondary, '--region-size', '1MiB', '--mode', 'periodic']);
+      await cli(['sync', v.name]);
+    }
+    await cli(['group', 'create', 'db', 'db-a', 'db-b']);
+    await cli(['replicate', 'db', '--once']);
+    await writeThroughConsole(volumes[0]!.primary, [2, 3], 700); // after the group's cycle: unshipped, kept for failback
+
+    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1600 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(e2e.web.url);
+    await page.getByTestId('pair-card-db-a').waitFor({ timeout: 60_000 });
+    await page.getByTestId('pair-card-db-a').click();
+    await expect.poll(() => page.getByTestId('role-options').textContent(), { timeout: 30_000 }).toMatch(/a pair in a consistency group cannot migrate/);
+    expect(await page.getByTestId('migrate-open').isDisabled()).toBe(true);
+    await page.getByTestId('failover-open').click();
+    expect(await page.getByTestId('failover-group').textContent()).toMatch(/^db-a is in consistency group db with db-b: Fail over promotes every secondary/);
+    await page.getByTestId('failover-confirm-name').fill('db-a');
+    await shot(page, 'e2e-group-failover-dialog');
+    await page.getByTestId('failover-confirm').click();
+    await expect
+      .poll(() => page.getByTestId('failover-result').textContent(), { timeout: 30_000 })
+      .toMatch(/Consistency group db failed over with it: the secondaries of db-a and db-b were promoted at one instant\.$/);
+    await expect.poll(() => page.getByTestId('failback-group-note').isVisible(), { timeout: 30_000 }).toBe(true);
+    // Both pairs failed over, as the CLI sees them; the group fails back as one and both verify.
+    for (const v of volumes) {
+      const shown = JSON.parse(await cli(['--json', 'pair', 'show', v.name])) as {
+        record: { primary: { volref: string }; failover: { phase: string } | null };
+      };
+      expect(shown.record.primary.volref).toBe(v.secondary);
+      expect(shown.record.failover?.phase).toBe('promoted');
+    }
+    const back = JSON.parse(await cli(['--json', 'failback', 'db'])) as { resyncRegions: number; cycle: unknown };
+    expect(back.resyncRegions).toBe(2);
+    expect(back.cycle).not.toBeNull();
+    for (const v of volumes) {
+      const verified = await tidemarkAsync(['--json', 'verify', v.name], { TIDEMARK_HOME: join(e2e.dir, 'home') });
+      expect(verified.status, verified.stderr).toBe(0);
+    }
     expect(pageErrors).toEqual([]);
     await page.close();
   }, 180_000);
