@@ -349,6 +349,18 @@ export interface ReplicationViewDto {
   readonly trackingError: ConsoleErrorDto | null;
   /** A failback or migrate of the pair running in this console: it does the copying, and replication waits for it. */
   readonly roleChange: 'failback' | 'migrate' | null;
+  /** The consistency group the pair cycles with: its cycles are the group's (Run a group cycle), not its own. */
+  readonly group: { readonly name: string; readonly pairs: readonly string[] } | null;
+}
+
+/** One cycle of a consistency group (`tidemark replicate GROUP --once`): every member at one instant. */
+export interface GroupCycleDto {
+  readonly group: string;
+  readonly pointInTime: string;
+  readonly members: readonly { readonly pair: string; readonly cycle: number; readonly regionsTransferred: number; readonly bytesTransferred: number }[];
+  readonly regionsTransferred: number;
+  readonly bytesTransferred: number;
+  readonly durationMs: number;
 }
 
 /** A failover's outcome (docs/failover.md). */
@@ -575,6 +587,7 @@ export interface ConsoleRequests {
   /** Stops a running failback, or a migrate still draining; it ends with a CANCELLED error saying what is kept. */
   roleTaskCancel: [{ pair: string }, RoleTaskDto];
   roleOptions: [{ pair: string }, RoleOptionsDto];
+  groupCycle: [{ pair: string }, GroupCycleDto];
   mapView: [{ source: MapSourceDto; compare?: { source: MapSourceDto; operation: MapCompareOperationDto } }, MapViewDto];
   mapFileOpen: [{ fileName: string; bytesBase64: string }, MapFileDto];
   pairTimeline: [{ pair: string }, PairTimelineDto];

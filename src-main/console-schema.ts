@@ -118,6 +118,7 @@ export const requestSchemas = {
   roleTask: z.object({ pair: pairName }).strict(),
   roleTaskCancel: z.object({ pair: pairName }).strict(),
   roleOptions: z.object({ pair: pairName }).strict(),
+  groupCycle: z.object({ pair: pairName }).strict(),
   mapView: z
     .object({
       source: mapSource,

@@ -123,6 +123,22 @@ export class ConsoleService {
         const state = engine.roles.state(pair);
         return state ? this.roleTaskDto(state) : null;
       },
+      groupCycle: async ({ pair }) => {
+        const { group, pointInTime, members, regionsTransferred, bytesTransferred, durationMs } = await engine.pairOps.groupCycle(pair);
+        return {
+          group,
+          pointInTime,
+          members: members.map(({ pair: name, cycle, regionsTransferred: regions, bytesTransferred: bytes }) => ({
+            pair: name,
+            cycle,
+            regionsTransferred: regions,
+            bytesTransferred: bytes,
+          })),
+          regionsTransferred,
+          bytesTransferred,
+          durationMs,
+        };
+      },
       roleOptions: async ({ pair }) => {
         const options = await engine.roles.options(pair);
         const state = engine.roles.state(pair);
@@ -275,7 +291,8 @@ export class ConsoleService {
     }
     const role = this.engine.roles.state(pair);
     const roleChange = role?.running ? role.kind : null;
-    return { pair, dataPath, state: state ? toReplicationStateDto(state) : null, tracking, trackingError, roleChange };
+    const group = await this.engine.pairOps.group(pair);
+    return { pair, dataPath, state: state ? toReplicationStateDto(state) : null, tracking, trackingError, roleChange, group };
   }
 
   private async overview(): Promise<OverviewDto> {

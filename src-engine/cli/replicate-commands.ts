@@ -13,6 +13,7 @@ import {
   replicateLockTask,
   replicatePair,
   runGroupCycle,
+  runGroupCycleOnce,
   sleepMs,
   waitInSync,
   type CycleProgress,
@@ -79,7 +80,9 @@ function summaryText(s: ReplicateSummary): string {
 
 /** A consistency group's cycles, every member pair locked: one with `once`, else one every (shortest member) interval. */
 async function replicateGroup(options: GroupCycleOptions, once: boolean, io: Io): Promise<{ group: string; cycles: GroupCycleSummary[] }> {
-  const members = await Promise.all(options.group.pairs.map((name) => options.store.require(name)));
+  const { store, resolver, group, signal, limitRateBytesPerSecond, onProgress } = options;
+  if (once) return { group: group.name, cycles: [await runGroupCycleOnce(store, resolver, group, { signal, limitRateBytesPerSecond, onProgress })] };
+  const members = await Promise.all(group.pairs.map((name) => store.require(name)));
   const intervalMs = Math.min(...members.map((m) => m.intervalMs));
   const locks: PairLock[] = [];
   const cycles: GroupCycleSummary[] = [];
@@ -89,7 +92,6 @@ async function replicateGroup(options: GroupCycleOptions, once: boolean, io: Io)
       const startMs = performance.now();
       const cycle = await runGroupCycle(options);
       cycles.push(cycle);
-      if (once) return { group: options.group.name, cycles };
       io.stderr.write(`tidemark: ${groupSummaryText({ group: options.group.name, cycles: [cycle] })}\n`);
       await sleepMs(Math.max(0, intervalMs - (performance.now() - startMs)), options.signal);
     }

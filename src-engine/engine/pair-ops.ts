@@ -32,6 +32,8 @@ import {
   failoverGroup,
   failoverPair,
   groupOf,
+  runGroupCycleOnce,
+  type GroupCycleSummary,
   type GroupFailoverSummary,
   type FailbackSummary,
   type FailoverSummary,
@@ -168,6 +170,31 @@ export class PairOperations implements EndpointResolver {
       });
     }
     return { ...(summaries.find((s) => s.pair === name) ?? (await this.promotedEarlier(name))), groupFailover };
+  }
+
+  /** The consistency group the pair cycles and fails over with, if any. */
+  async group(pairName: string): Promise<{ readonly name: string; readonly pairs: readonly string[] } | null> {
+    const group = await groupOf(this.store, pairName);
+    return group ? { name: group.name, pairs: group.pairs } : null;
+  }
+
+  /**
+   * One cycle of the consistency group the pair cycles with (the console's Run a group cycle;
+   * `tidemark replicate GROUP --once`): every member's primary snapshotted at one instant, every
+   * secondary brought to it.
+   */
+  async groupCycle(pairName: string): Promise<GroupCycleSummary> {
+    const group = await groupOf(this.store, pairName);
+    if (!group) throw new TidemarkError('USAGE', `pair ${pairName} is not in a consistency group`, 'its own replication runs its cycles');
+    for (const member of group.pairs) this.checkIdle(member);
+    const cycle = await runGroupCycleOnce(this.store, this, group);
+    this.events.emit({
+      severity: 'info',
+      pair: pairName,
+      kind: 'group.cycle',
+      message: `group ${group.name} cycle: ${cycle.members.map((m) => `${m.pair} cycle ${m.cycle} (${m.regionsTransferred} regions)`).join(', ')} — the secondaries hold the primaries as of ${cycle.pointInTime}`,
+    });
+    return cycle;
   }
 
   /** A grouped pair promoted by an earlier, interrupted group failover that this one finished: its summary from the record. */

@@ -16,7 +16,7 @@
 import { TidemarkError } from '../errors';
 import type { EndpointResolver, VolumeEndpoint } from './endpoints';
 import { failbackPair, failoverPairLocked, reach, type FailbackOptions, type FailbackSummary, type FailoverSummary } from './failover';
-import { GroupStore, runGroupCycle, type GroupCycleSummary, type GroupRecord } from './groups';
+import { GroupStore, runGroupCycle, type GroupCycleOptions, type GroupCycleSummary, type GroupRecord } from './groups';
 import type { PairRecord, PairStore } from './pair-store';
 import { acquirePairLock, type PairLock } from './sync/lock';
 import { replicateLockTask } from './replicate';
@@ -226,12 +226,28 @@ export async function failbackGroup(
     durationMs: Math.round(performance.now() - startMs),
   });
   if (options.dryRun) return summary(null);
+  return summary(await runGroupCycleOnce(store, resolver, group, { signal: options.signal, limitRateBytesPerSecond: options.limitRateBytesPerSecond }));
+}
+
+/**
+ * One group cycle with every member pair's lock held (`replicate GROUP --once`, the close of a
+ * group failback, the console's Run a group cycle). With no member failed over, it is the
+ * group cycle a failback owed, if one did.
+ */
+export async function runGroupCycleOnce(
+  store: PairStore,
+  resolver: EndpointResolver,
+  group: GroupRecord,
+  options: Pick<GroupCycleOptions, 'signal' | 'limitRateBytesPerSecond' | 'onProgress'> = {},
+): Promise<GroupCycleSummary> {
+  const groups = new GroupStore(store.homeDir);
+  const records = await Promise.all(group.pairs.map((name) => store.require(name)));
   const locks: PairLock[] = [];
   try {
     for (const r of records) locks.push(await acquirePairLock(store.pairDir(r.name), r.name, replicateLockTask));
-    const cycle = await runGroupCycle({ store, groups, group, resolver, signal: options.signal, limitRateBytesPerSecond: options.limitRateBytesPerSecond });
-    await groups.setFailbackOwed(group.name, false);
-    return summary(cycle);
+    const cycle = await runGroupCycle({ store, groups, group, resolver, ...options });
+    if (records.every((r) => !r.failover)) await groups.setFailbackOwed(group.name, false);
+    return cycle;
   } finally {
     for (const lock of locks) await lock.release();
   }

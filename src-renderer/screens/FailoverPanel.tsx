@@ -412,9 +412,9 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
           {groupNote && options?.group && (
             <Alert severity="info" data-testid="failback-group-note">
               {pair.name} is in consistency group {options.group.name}: Fail back here brings back this pair only. Afterwards run{' '}
-              <code>tidemark failback {options.group.name}</code> (it fails back the group’s pairs still failed over, then runs one group cycle) or{' '}
-              <code>tidemark replicate {options.group.name} --once</code>, so that the group’s secondaries hold one instant again: the console cannot run a
-              group’s cycle.
+              <code>tidemark failback {options.group.name}</code> (it fails back the group’s pairs still failed over, then runs one group cycle) or Run a group
+              cycle in the Replication panel (or <code>tidemark replicate {options.group.name} --once</code>) once every pair of the group is back, so that the
+              group’s secondaries hold one instant again.
             </Alert>
           )}
           {options?.unfinishedMigrate && (

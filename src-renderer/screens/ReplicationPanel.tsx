@@ -1,9 +1,10 @@
 // A pair's continuous replication: start (with a rate limit) and stop, the shipper's state,
 // lag, rate and ETA, what a crash of the primary's agent would resend now, the protective
-// snapshot, the data path, and a lag chart over the last ten minutes. Polled at ~2 Hz.
+// snapshot, the data path, and a lag chart over the last ten minutes. Polled at ~2 Hz. A pair
+// in a consistency group cycles with its group: Run a group cycle instead of Start.
 import { Alert, Box, Button, Card, CardContent, Chip, Stack, TextField, Typography, type ChipProps } from '@mui/material';
 import { useState } from 'react';
-import type { CycleDto, PairDto, ReplicationStateDto, ReplicationViewDto, ShipStateDto } from '../../src-main/console-api';
+import type { CycleDto, GroupCycleDto, PairDto, ReplicationStateDto, ReplicationViewDto, ShipStateDto } from '../../src-main/console-api';
 import { ApiError, consoleApi } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { LagChart } from '../components/LagChart';
@@ -47,6 +48,8 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
   const roleChange = view.data?.roleChange ?? null;
   const blocked = syncing || roleChange !== null;
   const continuous = pair.mode === 'continuous';
+  const group = view.data?.group ?? null;
+  const [groupCycle, setGroupCycle] = useState<GroupCycleDto>();
 
   const start = () =>
     act(() =>
@@ -58,6 +61,7 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
   const stop = () => act(() => consoleApi().request('replicationStop', { pair: pair.name }));
   const pause = () => act(() => consoleApi().request('replicationPause', { pair: pair.name }));
   const resume = () => act(() => consoleApi().request('replicationResume', { pair: pair.name }));
+  const runGroupCycle = () => act(async () => setGroupCycle(await consoleApi().request('groupCycle', { pair: pair.name })));
   const paused = state?.paused ?? false;
   const phase = replicationPhase(state);
 
@@ -75,6 +79,26 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               Periodic: each cycle, at the pair’s interval, snapshots the primary, ships what changed into a staging area on the secondary and applies it there,
               so the secondary always holds the primary as of a cycle.
             </Alert>
+          )}
+          {group && (
+            <Stack spacing={1} data-testid="replication-group">
+              <Typography variant="body2">
+                {pair.name} cycles with consistency group {group.name} ({group.pairs.join(', ')}): every cycle snapshots all their primaries at one instant and
+                brings every secondary to it, so this pair does not replicate on its own. Run a group cycle here, or keep{' '}
+                <code>tidemark replicate {group.name}</code> running for cycles at the interval.
+              </Typography>
+              <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
+                <Button variant="contained" onClick={() => void runGroupCycle()} disabled={blocked} data-testid="group-cycle-run">
+                  Run a group cycle
+                </Button>
+                {groupCycle && (
+                  <Typography variant="body2" data-testid="group-cycle-result">
+                    Group {groupCycle.group}: {groupCycle.members.map((m) => `${m.pair} cycle ${m.cycle} (${m.regionsTransferred} regions)`).join(', ')} in{' '}
+                    {formatDurationMs(groupCycle.durationMs)} — the secondaries hold the primaries as of {new Date(groupCycle.pointInTime).toLocaleTimeString()}
+                  </Typography>
+                )}
+              </Stack>
+            </Stack>
           )}
           <Stack direction={{ xs: 'column', sm: 'row' }} spacing={2} sx={{ alignItems: { sm: 'center' } }}>
             <TextField
@@ -104,7 +128,7 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
                 Stop replication
               </Button>
             ) : (
-              <Button variant="contained" onClick={() => void start()} disabled={!limitValid || blocked} data-testid="replication-start">
+              <Button variant="contained" onClick={() => void start()} disabled={!limitValid || blocked || group !== null} data-testid="replication-start">
                 Start replication
               </Button>
             )}

@@ -381,8 +381,8 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     await waitFor(() => screen.getByTestId('failback-group-note'));
     expect(screen.getByTestId('failback-group-note').textContent).toBe(
       'field is in consistency group db: Fail back here brings back this pair only. Afterwards run tidemark failback db ' +
-        '(it fails back the group’s pairs still failed over, then runs one group cycle) or tidemark replicate db --once, ' +
-        'so that the group’s secondaries hold one instant again: the console cannot run a group’s cycle.',
+        '(it fails back the group’s pairs still failed over, then runs one group cycle) or Run a group cycle in the Replication panel ' +
+        '(or tidemark replicate db --once) once every pair of the group is back, so that the group’s secondaries hold one instant again.',
     );
     expect(disabled('failback-open')).toBe(false);
   });
@@ -407,7 +407,9 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     window.tidemark = new RecordingApi({ roleOptions: () => ({ ...options({ mode: 'periodic', generation: 3, group }), task: failbackTask(null) }) });
     render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
     await waitFor(() => screen.getByTestId('failback-group-note'));
-    expect(screen.getByTestId('failback-group-note').textContent).toMatch(/tidemark failback db .* or tidemark replicate db --once/);
+    expect(screen.getByTestId('failback-group-note').textContent).toMatch(
+      /tidemark failback db .* Run a group cycle in the Replication panel \(or tidemark replicate db --once\)/,
+    );
     cleanup();
     const failed = { code: 'DISCONNECTED', message: 'link dropped', hint: 'retry' } as unknown as RoleTaskDto['error'];
     window.tidemark = new RecordingApi({ roleOptions: () => ({ ...options({ mode: 'periodic', generation: 3, group }), task: failbackTask(failed) }) });

@@ -94,7 +94,7 @@ function running(extra: Partial<ReplicationStateDto> = {}, progress: Partial<Non
 }
 
 function install(view: Partial<ReplicationViewDto>): RecordingApi {
-  const full: ReplicationViewDto = { pair: 'field', dataPath: 'local', state: null, tracking, trackingError: null, roleChange: null, ...view };
+  const full: ReplicationViewDto = { pair: 'field', dataPath: 'local', state: null, tracking, trackingError: null, roleChange: null, group: null, ...view };
   const api = new RecordingApi({
     replicationState: () => full,
     replicationStart: () => running(),
@@ -280,6 +280,40 @@ describe('ReplicationPanel', () => {
     const lines = screen.getByTestId('cycle-history').querySelectorAll('[data-testid^="cycle-"]');
     expect(Array.from(lines, (l) => l.getAttribute('data-testid'))).toEqual(['cycle-2', 'cycle-1']);
     expect(text('cycle-2')).toMatch(/^Cycle 2: 2 regions \(2 MiB\) in/);
+  });
+
+  it('a pair in a consistency group: no Start of its own; Run a group cycle asks for the group’s cycle and shows it', async () => {
+    const api = install({ group: { name: 'db', pairs: ['field', 'logs'] } });
+    const answers = api as unknown as { answers: Record<string, (args: unknown) => unknown> };
+    answers.answers.groupCycle = () => ({
+      group: 'db',
+      pointInTime: new Date(Date.UTC(2026, 10, 25, 3, 0, 0)).toISOString(),
+      members: [
+        { pair: 'field', cycle: 4, regionsTransferred: 2, bytesTransferred: 2 * MiB },
+        { pair: 'logs', cycle: 7, regionsTransferred: 0, bytesTransferred: 0 },
+      ],
+      regionsTransferred: 2,
+      bytesTransferred: 2 * MiB,
+      durationMs: 1200,
+    });
+    render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await waitFor(() =>
+      expect(text('replication-group')).toMatch(/^field cycles with consistency group db \(field, logs\): every cycle snapshots all their primaries/),
+    );
+    expect((screen.getByTestId('replication-start') as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.click(screen.getByTestId('group-cycle-run'));
+    await waitFor(() =>
+      expect(text('group-cycle-result')).toMatch(/^Group db: field cycle 4 \(2 regions\), logs cycle 7 \(0 regions\) in 1s — the secondaries hold/),
+    );
+    expect(api.requests.filter((r) => r.verb === 'groupCycle')).toEqual([{ verb: 'groupCycle', args: { pair: 'field' } }]);
+  });
+
+  it('an ungrouped periodic pair has no group block', async () => {
+    install({});
+    render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await waitFor(() => expect(screen.getByTestId('replication-lag')).toBeTruthy());
+    expect(screen.queryByTestId('replication-group')).toBeNull();
+    expect((screen.getByTestId('replication-start') as HTMLButtonElement).disabled).toBe(false);
   });
 
   it('no Start while a sync of the pair runs', () => {

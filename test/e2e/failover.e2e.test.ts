@@ -74,8 +74,6 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
       await cli(['sync', v.name]);
     }
     await cli(['group', 'create', 'db', 'db-a', 'db-b']);
-    await cli(['replicate', 'db', '--once']);
-    await writeThroughConsole(volumes[0]!.primary, [2, 3], 700); // after the group's cycle: unshipped, kept for failback
 
     const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1600 } });
     const pageErrors: string[] = [];
@@ -83,6 +81,18 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
     await page.goto(e2e.web.url);
     await page.getByTestId('pair-card-db-a').waitFor({ timeout: 60_000 });
     await page.getByTestId('pair-card-db-a').click();
+    // The pair cycles with its group: no Start of its own; the console runs a group cycle.
+    await expect
+      .poll(() => page.getByTestId('replication-group').textContent(), { timeout: 30_000 })
+      .toMatch(/^db-a cycles with consistency group db \(db-a, db-b\)/);
+    expect(await page.getByTestId('replication-start').isDisabled()).toBe(true);
+    await writeThroughConsole(volumes[1]!.primary, [5], 650);
+    await page.getByTestId('group-cycle-run').click();
+    await expect
+      .poll(() => page.getByTestId('group-cycle-result').textContent(), { timeout: 30_000 })
+      .toMatch(/^Group db: db-a cycle 1 \(0 regions\), db-b cycle 1 \(1 regions\)/);
+    expect(JSON.parse(await cli(['--json', 'verify', 'db-b']))).toMatchObject({ regionsDiffering: 0 });
+    await writeThroughConsole(volumes[0]!.primary, [2, 3], 700); // after the group's cycle: unshipped, kept for failback
     await expect.poll(() => page.getByTestId('role-options').textContent(), { timeout: 30_000 }).toMatch(/a pair in a consistency group cannot migrate/);
     expect(await page.getByTestId('migrate-open').isDisabled()).toBe(true);
     await page.getByTestId('failover-open').click();
