@@ -349,8 +349,13 @@ export interface ReplicationViewDto {
   readonly trackingError: ConsoleErrorDto | null;
   /** A failback or migrate of the pair running in this console: it does the copying, and replication waits for it. */
   readonly roleChange: 'failback' | 'migrate' | null;
-  /** The consistency group the pair cycles with: its cycles are the group's (Run a group cycle), not its own. */
-  readonly group: { readonly name: string; readonly pairs: readonly string[] } | null;
+  /**
+   * The consistency group the pair cycles with: its cycles are the group's (Run a group cycle),
+   * not its own; `failedOver` names members failed over (no group cycle until they fail back).
+   */
+  readonly group: { readonly name: string; readonly pairs: readonly string[]; readonly failedOver: readonly string[] } | null;
+  /** The group records could not be read (a damaged file): named here; the pair's own figures still show. */
+  readonly groupError: ConsoleErrorDto | null;
 }
 
 /** One cycle of a consistency group (`tidemark replicate GROUP --once`): every member at one instant. */

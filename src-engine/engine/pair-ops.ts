@@ -153,7 +153,7 @@ export class PairOperations implements EndpointResolver {
    * secondary at one instant): the pair's own summary, with the group's.
    */
   async failover(name: string): Promise<FailoverSummary & { readonly groupFailover: GroupFailoverSummary | null }> {
-    const group = await groupOf(this.store, name);
+    const group = (await this.store.require(name)).mode === 'periodic' ? await groupOf(this.store, name) : undefined;
     for (const member of group?.pairs ?? [name]) this.checkIdle(member);
     const groupFailover = group ? await failoverGroup(this.store, this, group.name, { force: true }) : null;
     const summaries = groupFailover ? groupFailover.members : [await failoverPair(this.store, this, name, { force: true })];
@@ -174,6 +174,7 @@ export class PairOperations implements EndpointResolver {
 
   /** The consistency group the pair cycles and fails over with, if any. */
   async group(pairName: string): Promise<{ readonly name: string; readonly pairs: readonly string[] } | null> {
+    if ((await this.store.require(pairName)).mode !== 'periodic') return null; // groups hold periodic pairs only
     const group = await groupOf(this.store, pairName);
     return group ? { name: group.name, pairs: group.pairs } : null;
   }
@@ -187,7 +188,13 @@ export class PairOperations implements EndpointResolver {
     const group = await groupOf(this.store, pairName);
     if (!group) throw new TidemarkError('USAGE', `pair ${pairName} is not in a consistency group`, 'its own replication runs its cycles');
     for (const member of group.pairs) this.checkIdle(member);
-    const cycle = await runGroupCycleOnce(this.store, this, group);
+    this.groupsCycling.set(group.name, group.pairs);
+    let cycle: GroupCycleSummary;
+    try {
+      cycle = await runGroupCycleOnce(this.store, this, group);
+    } finally {
+      this.groupsCycling.delete(group.name);
+    }
     this.events.emit({
       severity: 'info',
       pair: pairName,
@@ -222,8 +229,14 @@ export class PairOperations implements EndpointResolver {
     return failbackPair(this.store, this, name, { dryRun: true });
   }
 
+  /** Consistency groups whose cycle this console runs now (groupCycle): their pairs are busy meanwhile. */
+  private readonly groupsCycling = new Map<string, readonly string[]>();
+
   private checkIdle(name: string): void {
     if (this.syncs.get(name)?.state.running) throw new TidemarkError('BUSY', `pair ${name} is syncing`, 'cancel the sync first');
+    for (const [group, pairs] of this.groupsCycling) {
+      if (pairs.includes(name)) throw new TidemarkError('BUSY', `pair ${name} is cycling with group ${group} in this console`, 'wait for the cycle to finish');
+    }
     if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'wait for it to finish');
   }
 

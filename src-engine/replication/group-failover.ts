@@ -231,8 +231,8 @@ export async function failbackGroup(
 
 /**
  * One group cycle with every member pair's lock held (`replicate GROUP --once`, the close of a
- * group failback, the console's Run a group cycle). With no member failed over, it is the
- * group cycle a failback owed, if one did.
+ * group failback, the console's Run a group cycle). A group cycle refuses a failed-over member,
+ * so one that finished is the group cycle a failback owed, if one did.
  */
 export async function runGroupCycleOnce(
   store: PairStore,
@@ -241,12 +241,11 @@ export async function runGroupCycleOnce(
   options: Pick<GroupCycleOptions, 'signal' | 'limitRateBytesPerSecond' | 'onProgress'> = {},
 ): Promise<GroupCycleSummary> {
   const groups = new GroupStore(store.homeDir);
-  const records = await Promise.all(group.pairs.map((name) => store.require(name)));
   const locks: PairLock[] = [];
   try {
-    for (const r of records) locks.push(await acquirePairLock(store.pairDir(r.name), r.name, replicateLockTask));
+    for (const name of group.pairs) locks.push(await acquirePairLock(store.pairDir(name), name, replicateLockTask));
     const cycle = await runGroupCycle({ store, groups, group, resolver, ...options });
-    if (records.every((r) => !r.failover)) await groups.setFailbackOwed(group.name, false);
+    await groups.setFailbackOwed(group.name, false);
     return cycle;
   } finally {
     for (const lock of locks) await lock.release();

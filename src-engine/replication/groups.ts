@@ -363,6 +363,14 @@ async function membersOf(options: GroupCycleOptions): Promise<Member[]> {
   const members: Member[] = [];
   for (const name of options.group.pairs) {
     const pair = await options.store.require(name);
+    if (pair.failover) {
+      // Its secondary is the old primary, demoted or unreachable: a cycle would ship the current map only, not what failback must copy.
+      throw new TidemarkError(
+        'USAGE',
+        `pair "${name}" of group "${options.group.name}" has failed over: the group cycles again once every pair is failed back`,
+        `run \`tidemark failback ${options.group.name}\` (it fails back every pair, then runs the group's cycle)`,
+      );
+    }
     const [primary, secondary] = await Promise.all([options.resolver.resolve(pair.primary.volref), options.resolver.resolve(pair.secondary.volref)]);
     const endpoints = { primary, secondary };
     const checked = await checkPairMembers(pair, endpoints, 'replicating the group');

@@ -50,7 +50,7 @@ export function failoverResult(r: FailoverDto): string {
   const own = `Failed over: ${r.newPrimary} is the primary (generation ${r.generation}); ${r.oldPrimary} ${r.oldPrimaryReachable ? `was demoted, its ${r.atRiskRegions ?? 0} unshipped regions kept for failback` : 'was unreachable'}${r.rolledBackRegions > 0 ? `; ${r.rolledBackRegions} regions rolled back` : ''}.`;
   if (!r.group) return own;
   const rolled = r.group.rolledForward.map((f) => `${f.pair} (cycle ${f.cycle})`);
-  return `${own} Consistency group ${r.group.name} failed over with it: the secondaries of ${listNames(r.group.pairs)} were promoted at one instant${rolled.length > 0 ? `, after the group’s cycle was applied from its seal on ${listNames(rolled)}` : ''}.`;
+  return `${own} Consistency group ${r.group.name} failed over with it: the secondaries of ${listNames(r.group.pairs)} were promoted, all holding the same instant of the group${rolled.length > 0 ? `, after the group’s cycle was applied from its seal on ${listNames(rolled)}` : ''}.`;
 }
 
 /** A map as bits for the heatmap, from its runs. */
@@ -99,8 +99,9 @@ function FailoverDialog({
         {options?.group && (
           <Alert severity="warning" sx={{ my: 1 }} data-testid="failover-group">
             {pair.name} is in consistency group {options.group.name}
-            {otherPairs.length > 0 ? ` with ${listNames(otherPairs)}` : ''}: Fail over promotes every secondary of the group at one instant, not only{' '}
-            {pair.secondary}. Each pair’s primary is demoted or left as it is, and what it had not shipped is at risk, as explained here for {pair.name}.
+            {otherPairs.length > 0 ? ` with ${listNames(otherPairs)}` : ''}: Fail over promotes every secondary of the group, all holding the same instant of
+            the group, not only {pair.secondary}. Each pair’s primary is demoted or left as it is, and what it had not shipped is at risk, as explained here for{' '}
+            {pair.name}.
           </Alert>
         )}
         <Alert severity="warning" sx={{ my: 1 }} data-testid="failover-risk">
@@ -397,7 +398,7 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
     : failedOver
       ? `Failed over${options.failover?.forced ? ' (forced)' : ''} at ${new Date(options.failover!.atMs).toLocaleString()}: fail back when ${options.secondary.volref} is back${options.secondary.reachable ? ' (it can be reached now)' : ` (it cannot be reached: ${options.secondary.error ?? 'no answer'})`}.`
       : reachable && options.group
-        ? `${options.primary.volref} can be reached: Fail over (forced) demotes it and promotes every secondary of group ${options.group.name} at one instant (their unshipped writes go to failback); a pair in a consistency group cannot migrate.`
+        ? `${options.primary.volref} can be reached: Fail over (forced) demotes it and promotes every secondary of group ${options.group.name}, all holding the same instant of the group (their unshipped writes go to failback); a pair in a consistency group cannot migrate.`
         : reachable
           ? `${options.primary.volref} can be reached: Migrate swaps the roles without losing a write; Fail over forces it (its unshipped writes go to failback).`
           : `${options.primary.volref} cannot be reached (${options.primary.error ?? 'no answer'}): Fail over promotes ${options.secondary.volref}; what the primary had not shipped is at risk until failback.`;
@@ -426,7 +427,7 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
             <Button
               variant={reachable && !failedOver && !grouped ? 'contained' : 'outlined'}
               onClick={() => setDialog('migrate')}
-              disabled={!options || running || failedOver || grouped || (!reachable && !options.unfinishedMigrate)}
+              disabled={!options || running || failedOver || (grouped && !options.unfinishedMigrate) || (!reachable && !options.unfinishedMigrate)}
               data-testid="migrate-open"
             >
               Migrate…

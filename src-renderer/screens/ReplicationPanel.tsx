@@ -61,7 +61,16 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
   const stop = () => act(() => consoleApi().request('replicationStop', { pair: pair.name }));
   const pause = () => act(() => consoleApi().request('replicationPause', { pair: pair.name }));
   const resume = () => act(() => consoleApi().request('replicationResume', { pair: pair.name }));
-  const runGroupCycle = () => act(async () => setGroupCycle(await consoleApi().request('groupCycle', { pair: pair.name })));
+  const [cycling, setCycling] = useState(false);
+  const runGroupCycle = () =>
+    act(async () => {
+      setCycling(true);
+      try {
+        setGroupCycle(await consoleApi().request('groupCycle', { pair: pair.name }));
+      } finally {
+        setCycling(false);
+      }
+    });
   const paused = state?.paused ?? false;
   const phase = replicationPhase(state);
 
@@ -74,7 +83,7 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
             <Chip size="small" label={pair.mode} data-testid="replication-mode" />
             <Chip size="small" label={stateChips[phase].label} color={stateChips[phase].color} data-testid="replication-state" />
           </Stack>
-          {!continuous && (
+          {!continuous && !group && (
             <Alert severity="info" data-testid="replication-periodic">
               Periodic: each cycle, at the pair’s interval, snapshots the primary, ships what changed into a staging area on the secondary and applies it there,
               so the secondary always holds the primary as of a cycle.
@@ -87,9 +96,20 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
                 brings every secondary to it, so this pair does not replicate on its own. Run a group cycle here, or keep{' '}
                 <code>tidemark replicate {group.name}</code> running for cycles at the interval.
               </Typography>
+              {group.failedOver.length > 0 && (
+                <Typography variant="body2" color="text.secondary" data-testid="group-cycle-failed-over">
+                  {group.failedOver.join(', ')} failed over: the group cycles again once every pair is failed back (<code>tidemark failback {group.name}</code>{' '}
+                  fails back the rest, then runs the group’s cycle).
+                </Typography>
+              )}
               <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
-                <Button variant="contained" onClick={() => void runGroupCycle()} disabled={blocked} data-testid="group-cycle-run">
-                  Run a group cycle
+                <Button
+                  variant="contained"
+                  onClick={() => void runGroupCycle()}
+                  disabled={blocked || cycling || group.failedOver.length > 0}
+                  data-testid="group-cycle-run"
+                >
+                  {cycling ? 'Running a group cycle…' : 'Run a group cycle'}
                 </Button>
                 {groupCycle && (
                   <Typography variant="body2" data-testid="group-cycle-result">
@@ -107,7 +127,7 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               placeholder="no limit"
               value={(running || paused) && state?.limitRateBytesPerSecond ? String(state.limitRateBytesPerSecond / MiB) : limitMiB}
               error={!limitValid}
-              disabled={running || paused}
+              disabled={running || paused || group !== null}
               title={running ? 'the limit is set at start: stop and start again to change it' : undefined}
               onChange={(e) => setLimitMiB(e.target.value)}
               slotProps={{ htmlInput: { inputMode: 'decimal', 'data-testid': 'replication-limit' } }}
@@ -148,8 +168,9 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               </Typography>
             )}
           </Stack>
-          {!continuous && <CycleHistory cycles={state?.cycles ?? []} />}
+          {!continuous && !group && <CycleHistory cycles={state?.cycles ?? []} />}
           {view.data && <ReplicationFigures view={view.data} regionBytes={pair.regionBytes} />}
+          {view.data?.groupError && <ErrorNote error={new ApiError(view.data.groupError)} />}
           {state?.error && <ErrorNote error={new ApiError(state.error)} />}
           <ErrorNote error={error} />
           <ErrorNote error={view.error} />

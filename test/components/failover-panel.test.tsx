@@ -302,7 +302,7 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     await waitFor(() => expect(disabled('failover-open')).toBe(false));
     fireEvent.click(screen.getByTestId('failover-open'));
     expect(screen.getByTestId('failover-group').textContent).toBe(
-      'field is in consistency group db with logs and index: Fail over promotes every secondary of the group at one instant, not only /d/b.img. ' +
+      'field is in consistency group db with logs and index: Fail over promotes every secondary of the group, all holding the same instant of the group, not only /d/b.img. ' +
         'Each pair’s primary is demoted or left as it is, and what it had not shipped is at risk, as explained here for field.',
     );
     // The name typed is still the pair's, not the group's.
@@ -346,7 +346,7 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     expect(api.requests.filter((r) => r.verb === 'failover').map((r) => r.args)).toEqual([{ pair: 'field' }]);
     expect(screen.getByTestId('failover-result').textContent).toBe(
       'Failed over: /d/b.img is the primary (generation 3); /d/a.img was unreachable. ' +
-        'Consistency group db failed over with it: the secondaries of field, logs and index were promoted at one instant, ' +
+        'Consistency group db failed over with it: the secondaries of field, logs and index were promoted, all holding the same instant of the group, ' +
         'after the group’s cycle was applied from its seal on logs (cycle 7).',
     );
     expect(changed).toBe(1);
@@ -369,7 +369,7 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     );
     expect(failoverResult({ ...ungrouped, group: { name: 'db', pairs: ['field', 'logs'], rolledForward: [] } })).toBe(
       'Failed over: /d/b.img is the primary (generation 2); /d/a.img was demoted, its 4 unshipped regions kept for failback. ' +
-        'Consistency group db failed over with it: the secondaries of field and logs were promoted at one instant.',
+        'Consistency group db failed over with it: the secondaries of field and logs were promoted, all holding the same instant of the group.',
     );
   });
 
@@ -392,7 +392,7 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
     await waitFor(() =>
       expect(screen.getByTestId('role-options').textContent).toBe(
-        '/d/a.img can be reached: Fail over (forced) demotes it and promotes every secondary of group db at one instant (their unshipped writes go to failback); a pair in a consistency group cannot migrate.',
+        '/d/a.img can be reached: Fail over (forced) demotes it and promotes every secondary of group db, all holding the same instant of the group (their unshipped writes go to failback); a pair in a consistency group cannot migrate.',
       ),
     );
     expect(disabled('migrate-open')).toBe(true);

@@ -94,7 +94,17 @@ function running(extra: Partial<ReplicationStateDto> = {}, progress: Partial<Non
 }
 
 function install(view: Partial<ReplicationViewDto>): RecordingApi {
-  const full: ReplicationViewDto = { pair: 'field', dataPath: 'local', state: null, tracking, trackingError: null, roleChange: null, group: null, ...view };
+  const full: ReplicationViewDto = {
+    pair: 'field',
+    dataPath: 'local',
+    state: null,
+    tracking,
+    trackingError: null,
+    roleChange: null,
+    group: null,
+    groupError: null,
+    ...view,
+  };
   const api = new RecordingApi({
     replicationState: () => full,
     replicationStart: () => running(),
@@ -283,7 +293,7 @@ describe('ReplicationPanel', () => {
   });
 
   it('a pair in a consistency group: no Start of its own; Run a group cycle asks for the group’s cycle and shows it', async () => {
-    const api = install({ group: { name: 'db', pairs: ['field', 'logs'] } });
+    const api = install({ group: { name: 'db', pairs: ['field', 'logs'], failedOver: [] } });
     const answers = api as unknown as { answers: Record<string, (args: unknown) => unknown> };
     answers.answers.groupCycle = () => ({
       group: 'db',
@@ -301,11 +311,25 @@ describe('ReplicationPanel', () => {
       expect(text('replication-group')).toMatch(/^field cycles with consistency group db \(field, logs\): every cycle snapshots all their primaries/),
     );
     expect((screen.getByTestId('replication-start') as HTMLButtonElement).disabled).toBe(true);
+    expect((screen.getByTestId('replication-limit') as HTMLInputElement).disabled).toBe(true); // a group cycle takes no limit here
+    expect(screen.queryByTestId('replication-periodic')).toBeNull(); // "at the pair's interval" is not how it cycles
     fireEvent.click(screen.getByTestId('group-cycle-run'));
     await waitFor(() =>
       expect(text('group-cycle-result')).toMatch(/^Group db: field cycle 4 \(2 regions\), logs cycle 7 \(0 regions\) in 1s — the secondaries hold/),
     );
     expect(api.requests.filter((r) => r.verb === 'groupCycle')).toEqual([{ verb: 'groupCycle', args: { pair: 'field' } }]);
+  });
+
+  it('a member failed over: no group cycle until the group fails back; a damaged group record is named while the figures stay', async () => {
+    install({ group: { name: 'db', pairs: ['field', 'logs'], failedOver: ['logs'] } });
+    render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await waitFor(() => expect(text('group-cycle-failed-over')).toMatch(/^logs failed over: the group cycles again once every pair is failed back/));
+    expect((screen.getByTestId('group-cycle-run') as HTMLButtonElement).disabled).toBe(true);
+    cleanup();
+    install({ groupError: { code: 'METADATA_CORRUPT', message: 'groups/db.json is damaged', hint: 'restore it' } });
+    render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await waitFor(() => expect(screen.getByTestId('error-note').textContent).toBe('groups/db.json is damagedrestore it'));
+    expect(text('replication-lag')).toMatch(/^Lag: /);
   });
 
   it('an ungrouped periodic pair has no group block', async () => {

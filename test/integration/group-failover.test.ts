@@ -20,6 +20,7 @@ import {
   failoverGroup,
   failoverPair,
   runGroupCycle,
+  runGroupCycleOnce,
   runSync,
   type EndpointResolver,
 } from '../../src-engine/replication';
@@ -146,6 +147,10 @@ describe('consistency group failover', () => {
     for (const path of t.secondaries) expect(await memberOf(t.siteB, path)).toMatchObject({ role: 'primary', generation: 2 });
     expect(await t.groups.cycleInProgress('db')).toBeUndefined();
     await expect(failoverGroup(t.store, t.resolver, 'db', { force: true })).rejects.toThrow(/group "db" already failed over/);
+    // No group cycle while failed over: it would ship the current maps only, not what failback copies.
+    await expect(runGroupCycleOnce(t.store, t.resolver, await t.groups.require('db'))).rejects.toThrow(
+      /pair "a" of group "db" has failed over: the group cycles again once every pair is failed back/,
+    );
 
     // Site B runs the application now; then site A comes back as the secondaries.
     await t.write(t.siteB, t.secondaries, 81, 100);
