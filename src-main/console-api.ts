@@ -387,6 +387,8 @@ export interface FailoverDto {
     readonly name: string;
     readonly pairs: readonly string[];
     readonly rolledForward: readonly { readonly pair: string; readonly cycle: number }[];
+    /** The group's cycle in progress was left (no secondary had applied it): every secondary holds the group's last cycle. */
+    readonly abandonedCycle: boolean;
   } | null;
   readonly durationMs: number;
 }

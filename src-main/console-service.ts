@@ -353,6 +353,7 @@ export function toFailoverDto(summary: FailoverSummary & { readonly groupFailove
           name: group.group,
           pairs: group.members.map((m) => m.pair),
           rolledForward: group.rolledForward.map(({ pair, cycle }) => ({ pair, cycle })),
+          abandonedCycle: group.abandonedCycle,
         }
       : null,
     durationMs: summary.durationMs,

@@ -50,7 +50,13 @@ export function failoverResult(r: FailoverDto): string {
   const own = `Failed over: ${r.newPrimary} is the primary (generation ${r.generation}); ${r.oldPrimary} ${r.oldPrimaryReachable ? `was demoted, its ${r.atRiskRegions === null ? '' : `${r.atRiskRegions} `}unshipped regions kept for failback` : 'was unreachable'}${r.rolledBackRegions > 0 ? `; ${r.rolledBackRegions} regions rolled back` : ''}.`;
   if (!r.group) return own;
   const rolled = r.group.rolledForward.map((f) => `${f.pair} (cycle ${f.cycle})`);
-  return `${own} Consistency group ${r.group.name} failed over with it: the secondaries of ${listNames(r.group.pairs)} were promoted, all holding the same instant of the group${rolled.length > 0 ? `, after the group’s cycle was applied from its seal on ${listNames(rolled)}` : ''}.`;
+  const cycle =
+    rolled.length > 0
+      ? `, after the group’s cycle was applied from its seal on ${listNames(rolled)}`
+      : r.group.abandonedCycle
+        ? ' (its last cycle: the cycle in progress, applied nowhere yet, was left)'
+        : '';
+  return `${own} Consistency group ${r.group.name} failed over with it: the secondaries of ${listNames(r.group.pairs)} were promoted, all holding the same instant of the group${cycle}.`;
 }
 
 /** A map as bits for the heatmap, from its runs. */

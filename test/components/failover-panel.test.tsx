@@ -330,7 +330,7 @@ describe('FailoverPanel, a pair in a consistency group', () => {
       oldPrimaryReachable: false,
       atRiskRegions: null,
       rolledBackRegions: 0,
-      group: { name: 'db', pairs: ['field', 'logs', 'index'], rolledForward: [{ pair: 'logs', cycle: 7 }] },
+      group: { name: 'db', pairs: ['field', 'logs', 'index'], rolledForward: [{ pair: 'logs', cycle: 7 }], abandonedCycle: false },
       durationMs: 40,
     };
     let changed = 0;
@@ -367,9 +367,12 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     expect(failoverResult(ungrouped)).toBe(
       'Failed over: /d/b.img is the primary (generation 2); /d/a.img was demoted, its 4 unshipped regions kept for failback.',
     );
-    expect(failoverResult({ ...ungrouped, group: { name: 'db', pairs: ['field', 'logs'], rolledForward: [] } })).toBe(
+    expect(failoverResult({ ...ungrouped, group: { name: 'db', pairs: ['field', 'logs'], rolledForward: [], abandonedCycle: false } })).toBe(
       'Failed over: /d/b.img is the primary (generation 2); /d/a.img was demoted, its 4 unshipped regions kept for failback. ' +
         'Consistency group db failed over with it: the secondaries of field and logs were promoted, all holding the same instant of the group.',
+    );
+    expect(failoverResult({ ...ungrouped, group: { name: 'db', pairs: ['field', 'logs'], rolledForward: [], abandonedCycle: true } })).toMatch(
+      /all holding the same instant of the group \(its last cycle: the cycle in progress, applied nowhere yet, was left\)\.$/,
     );
     // Promoted by an earlier, interrupted group failover: the count of unshipped regions is not known here.
     expect(failoverResult({ ...ungrouped, atRiskRegions: null })).toBe(

@@ -55,7 +55,7 @@ describe('toFailoverDto', () => {
       oldPrimaryReachable: false,
       atRiskRegions: null,
       rolledBackRegions: 3,
-      group: { name: 'db', pairs: ['db-data', 'db-logs'], rolledForward: [{ pair: 'db-logs', cycle: 7 }] },
+      group: { name: 'db', pairs: ['db-data', 'db-logs'], rolledForward: [{ pair: 'db-logs', cycle: 7 }], abandonedCycle: false },
       durationMs: 12,
     });
   });
