@@ -16,6 +16,7 @@ import {
   type GeneratorSettings,
   type GroupFailoverSummary,
   type MapInspection,
+  type PairRecord,
   type RoleTaskState,
   type ReplicationState,
   type SeedingTask,
@@ -291,17 +292,14 @@ export class ConsoleService {
     }
     const role = this.engine.roles.state(pair);
     const roleChange = role?.running ? role.kind : null;
-    const { group, groupError } = await this.groupView(pair);
+    const { group, groupError } = await this.groupView(record);
     return { pair, dataPath, state: state ? toReplicationStateDto(state) : null, tracking, trackingError, roleChange, group, groupError };
   }
 
   /** The pair's group and which of its members are failed over; a damaged group record is reported, not thrown (the panel polls). */
-  private async groupView(pair: string): Promise<Pick<ReplicationViewDto, 'group' | 'groupError'>> {
+  private async groupView(record: PairRecord): Promise<Pick<ReplicationViewDto, 'group' | 'groupError'>> {
     try {
-      const group = await this.engine.pairOps.group(pair);
-      if (!group) return { group: null, groupError: null };
-      const records = await Promise.all(group.pairs.map((name) => this.engine.pairs.require(name)));
-      return { group: { ...group, failedOver: records.filter((r) => r.failover).map((r) => r.name) }, groupError: null };
+      return { group: await this.engine.pairOps.group(record), groupError: null };
     } catch (error) {
       if (!isTidemarkError(error)) throw error;
       return { group: null, groupError: { code: error.code, message: error.message, hint: error.hint } };

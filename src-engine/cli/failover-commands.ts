@@ -56,7 +56,7 @@ function groupFailoverText(s: GroupFailoverSummary): string {
         ? "  the group's cycle in progress was left (no secondary had applied it): every secondary holds the group's last cycle"
         : "  every secondary holds the group's last cycle";
   return [
-    `failed over group ${s.group}: ${s.members.map((m) => `${m.pair} → ${m.newPrimary}`).join(', ')} (one instant)`,
+    `failed over group ${s.group}: ${s.members.map((m) => `${m.pair} → ${m.newPrimary}`).join(', ')}, all at the same instant of the group`,
     cycle,
     ...s.members.flatMap((m) => failoverText(m).split('\n').slice(1, -1)),
     `  every write on the new primaries is recorded for failback — run \`tidemark failback ${s.group}\` when the old primaries are back`,
@@ -79,7 +79,7 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
   program
     .command('failover')
     .description('promote the secondary to primary (the primary is lost); --force when the primary cannot be reached')
-    .argument('<name>', 'a pair, or a consistency group (every secondary promoted at one instant)')
+    .argument('<name>', 'a pair, or a consistency group (every secondary promoted, all at the same instant of the group)')
     .option('--force', 'promote even though the primary is unreachable (its unshipped writes are at risk) or reachable (it is demoted)')
     .action(async (name: string, options: { force?: boolean }) => {
       const global = globals();

@@ -153,7 +153,7 @@ export class PairOperations implements EndpointResolver {
    * secondary at one instant): the pair's own summary, with the group's.
    */
   async failover(name: string): Promise<FailoverSummary & { readonly groupFailover: GroupFailoverSummary | null }> {
-    const group = (await this.store.require(name)).mode === 'periodic' ? await groupOf(this.store, name) : undefined;
+    const group = await groupOf(this.store, await this.store.require(name));
     for (const member of group?.pairs ?? [name]) this.checkIdle(member);
     const groupFailover = group ? await failoverGroup(this.store, this, group.name, { force: true }) : null;
     const summaries = groupFailover ? groupFailover.members : [await failoverPair(this.store, this, name, { force: true })];
@@ -169,14 +169,15 @@ export class PairOperations implements EndpointResolver {
           (rolledForward ? `, the group's cycle ${rolledForward.cycle} applied from its seal first` : ''),
       });
     }
-    return { ...(summaries.find((s) => s.pair === name) ?? (await this.promotedEarlier(name))), groupFailover };
+    return { ...(summaries.find((s) => s.pair === name) ?? (await this.promotedEarlier(name, group?.name ?? null))), groupFailover };
   }
 
-  /** The consistency group the pair cycles and fails over with, if any. */
-  async group(pairName: string): Promise<{ readonly name: string; readonly pairs: readonly string[] } | null> {
-    if ((await this.store.require(pairName)).mode !== 'periodic') return null; // groups hold periodic pairs only
-    const group = await groupOf(this.store, pairName);
-    return group ? { name: group.name, pairs: group.pairs } : null;
+  /** The consistency group the pair cycles and fails over with, if any, and which of its pairs are failed over now. */
+  async group(pair: PairRecord): Promise<{ readonly name: string; readonly pairs: readonly string[]; readonly failedOver: readonly string[] } | null> {
+    const group = await groupOf(this.store, pair);
+    if (!group) return null;
+    const records = await Promise.all(group.pairs.map(async (name) => (name === pair.name ? pair : await this.store.require(name))));
+    return { name: group.name, pairs: group.pairs, failedOver: records.filter((r) => r.failover).map((r) => r.name) };
   }
 
   /**
@@ -185,7 +186,7 @@ export class PairOperations implements EndpointResolver {
    * secondary brought to it.
    */
   async groupCycle(pairName: string): Promise<GroupCycleSummary> {
-    const group = await groupOf(this.store, pairName);
+    const group = await groupOf(this.store, await this.store.require(pairName));
     if (!group) throw new TidemarkError('USAGE', `pair ${pairName} is not in a consistency group`, 'its own replication runs its cycles');
     for (const member of group.pairs) this.checkIdle(member);
     this.groupsCycling.set(group.name, group.pairs);
@@ -205,7 +206,7 @@ export class PairOperations implements EndpointResolver {
   }
 
   /** A grouped pair promoted by an earlier, interrupted group failover that this one finished: its summary from the record. */
-  private async promotedEarlier(name: string): Promise<FailoverSummary> {
+  private async promotedEarlier(name: string, group: string | null): Promise<FailoverSummary> {
     const record = await this.store.require(name);
     const failover = record.failover;
     if (!failover) throw new TidemarkError('STALE', `pair ${name} is not failed over after its group's failover`, 'see `tidemark pair show`');
@@ -219,7 +220,7 @@ export class PairOperations implements EndpointResolver {
       atRiskRegions: null,
       rolledBackRegions: 0,
       failbackMap: null,
-      group: (await groupOf(this.store, name))?.name ?? null,
+      group,
       durationMs: 0,
     };
   }

@@ -138,7 +138,7 @@ export class RoleTasks {
       unfinishedMigrate: (await readMigrateJournal(this.store.pairDir(name))) !== undefined,
       primary: side(status.primary),
       secondary: side(status.secondary),
-      group: record.mode === 'periodic' ? await groupOf(this.store, name).then((g) => (g ? { name: g.name, pairs: g.pairs } : null)) : null,
+      group: await groupOf(this.store, record).then((g) => (g ? { name: g.name, pairs: g.pairs } : null)),
     };
   }
 

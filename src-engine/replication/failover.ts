@@ -136,7 +136,7 @@ export async function failoverPairLocked(store: PairStore, resolver: EndpointRes
       `run \`tidemark failback ${name}\` once the old primary is back`,
     );
   }
-  if (record.mode === 'periodic') await checkNotGroupedForFailover(store, record, options.group);
+  await checkNotGroupedForFailover(store, record, options.group);
   const secondary = await resolver.resolve(record.secondary.volref);
   const primary = await reach(resolver, record.primary.volref);
   const reachable = 'endpoint' in primary;
@@ -179,7 +179,7 @@ export async function failoverPairLocked(store: PairStore, resolver: EndpointRes
 
 /** A grouped pair fails over with its group only: its secondary and the others' hold one instant, and only the group keeps it. */
 async function checkNotGroupedForFailover(store: PairStore, record: PairRecord, failingGroup: string | undefined): Promise<void> {
-  const group = await groupOf(store, record.name);
+  const group = await groupOf(store, record);
   if (group === undefined || group.name === failingGroup) return;
   throw new TidemarkError(
     'USAGE',

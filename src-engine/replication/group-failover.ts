@@ -53,7 +53,7 @@ interface MemberState {
   readonly secondary: { readonly endpoint: VolumeEndpoint; readonly applied: number; readonly sealed: number | null; readonly generation: number } | null;
 }
 
-/** Promotes every secondary of the group at one instant (`tidemark failover GROUP [--force]`). Resumes one a crash interrupted. */
+/** Promotes every secondary of the group, all at the same instant of the group (`tidemark failover GROUP [--force]`). Resumes one a crash interrupted. */
 export async function failoverGroup(
   store: PairStore,
   resolver: EndpointResolver,
@@ -101,7 +101,7 @@ async function refuseUnforced(resolver: EndpointResolver, group: GroupRecord, pe
   throw new TidemarkError(
     'USAGE',
     `the primaries of group "${group.name}" are unreachable (${lost.join('; ')}); promoting the secondaries puts at risk ${risk}`,
-    'add --force to promote them at one instant: failback later copies the new primaries over those regions',
+    'add --force to promote them, all at the same instant of the group: failback later copies the new primaries over those regions',
   );
 }
 

@@ -196,14 +196,18 @@ export async function checkNoCycleInProgress(store: PairStore, pair: PairRecord)
   }
 }
 
-/** The group a pair belongs to, if any. */
-export async function groupOf(store: PairStore, pairName: string): Promise<GroupRecord | undefined> {
-  return (await new GroupStore(store.homeDir).list()).find((g) => g.pairs.includes(pairName));
+/**
+ * The group a pair belongs to, if any. Groups hold periodic pairs only (GroupStore.create), so a
+ * continuous pair never reads the group records — a damaged one cannot stand in its way.
+ */
+export async function groupOf(store: PairStore, pair: PairRecord): Promise<GroupRecord | undefined> {
+  if (pair.mode !== 'periodic') return undefined;
+  return (await new GroupStore(store.homeDir).list()).find((g) => g.pairs.includes(pair.name));
 }
 
 /** A pair in a group cycles with its group only (a cycle of its own would break the group's instant). */
 export async function checkNotGrouped(store: PairStore, pair: PairRecord): Promise<void> {
-  const group = await groupOf(store, pair.name);
+  const group = await groupOf(store, pair);
   if (group) {
     throw new TidemarkError(
       'USAGE',
@@ -265,10 +269,10 @@ export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCy
     // member's `current` is cleared only after the whole group applied, and the rotation is a
     // union): shipping happens only before the commit point (shipAndApply), so no member has
     // applied cycle k and every member goes from S_{k-1} to the new instant as cycle k again
-    // (its seal, if any, replaced: staging over it unseals). The old cycle's other snapshots are deleted first, before the new freeze's
-    // cursor: a leftover snapshot labelled with the cycle a member freezes again would be
-    // taken for the new instant by a recovery. A crash in between leaves the old cursor,
-    // whose missing snapshot freezes again.
+    // (its seal, if any, replaced: staging over it unseals). The old cycle's other snapshots
+    // are deleted first, before the new freeze's cursor: a leftover snapshot labelled with the
+    // cycle a member freezes again would be taken for the new instant by a recovery. A crash
+    // in between leaves the old cursor, whose missing snapshot freezes again.
     for (const [i, state] of cursor.members.entries()) {
       const p = members[i]!.endpoints.primary;
       if (state.snapshotId) await p.agent.snapshotDelete(p.path, state.snapshotId).catch(ignoreNotFound);

@@ -131,7 +131,7 @@ export async function migratePair(store: PairStore, resolver: EndpointResolver, 
   const journal = await readMigrateJournal(pairDir);
   if (journal) return resumeMigrate(store, resolver, record, journal, options, startMs);
   if (record.failover) throw new TidemarkError('USAGE', `pair "${name}" is failed over`, `run \`tidemark failback ${name}\` first`);
-  if (record.mode === 'periodic') await checkNotGrouped(store, record);
+  await checkNotGrouped(store, record);
   const endpoints: PairEndpoints = { primary: await resolver.resolve(record.primary.volref), secondary: await resolver.resolve(record.secondary.volref) };
   await checkPairMembers(record, endpoints, 'migrating');
   await checkSoleMembership(record, endpoints.primary);

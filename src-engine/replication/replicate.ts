@@ -67,7 +67,7 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
   let { endpoints, pair } = options;
   const pairDir = store.pairDir(pair.name);
   const startMs = performance.now();
-  if (pair.mode === 'periodic' && !options.failbackCopy) await checkNotGrouped(store, pair);
+  if (!options.failbackCopy) await checkNotGrouped(store, pair);
   let sync: SyncSummary | null = null;
   for (;;) {
     const waited = await waitBesideShipper({ ...options, pair, endpoints }, startMs);

@@ -7,7 +7,7 @@
 //   and 1..40 on the other. A promotion that fails half-way is resumed by running it again.
 // - No member applied it: both stay at the previous cycle (records 1..40), the seals dropped.
 // Then site A comes back and the group fails back: every pair is byte-identical again.
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalAgent, type AgentApi } from '../../src-engine/agent';
@@ -19,6 +19,7 @@ import {
   failbackGroup,
   failoverGroup,
   failoverPair,
+  groupOf,
   runGroupCycle,
   runGroupCycleOnce,
   runSync,
@@ -217,4 +218,14 @@ describe('consistency group failover', () => {
     for (const path of t.secondaries) expect((await memberOf(t.siteB, path)).role).toBe('secondary');
     for (const name of ['a', 'b']) expect((await t.store.require(name)).failover ?? null).toBeNull();
   }, 60_000);
+  it('a damaged group record: a periodic pair (which may be grouped) fails closed, naming it; a continuous pair never reads it', async () => {
+    const t = await twoSiteGroup();
+    await writeFile(join(t.store.homeDir, 'groups', 'other.json'), '{"not": "a record"');
+    const a = await t.store.require('a');
+    await expect(groupOf(t.store, a)).rejects.toSatisfy(
+      (e: unknown) => e instanceof TidemarkError && e.code === 'METADATA_CORRUPT' && e.message.includes('other.json'),
+    );
+    await expect(failoverPair(t.store, t.resolver, 'a', { force: true })).rejects.toThrow(/other\.json/);
+    expect(await groupOf(t.store, { ...a, mode: 'continuous' })).toBeUndefined();
+  });
 });
