@@ -314,6 +314,25 @@ export interface ReplicationStateDto {
   readonly error: ConsoleErrorDto | null;
   /** A periodic pair's applied cycles, newest last. */
   readonly cycles: readonly CycleDto[];
+  /** The consistency group this run replicates (every member pair shows it), else null. */
+  readonly group: string | null;
+  /** One cycle (or, continuous, until in sync), not a run that goes on. */
+  readonly once: boolean;
+  /** The periodic cycle under way (for a group, the member at work), null between cycles. */
+  readonly cycleProgress: CycleProgressDto | null;
+  readonly cycleStartedAtMs: number | null;
+  /** A group run's latest finished cycle. */
+  readonly lastGroupCycle: GroupCycleDto | null;
+}
+
+/** A periodic cycle under way: freezing the primary, shipping its regions into the secondary's staging area, applying them. */
+export interface CycleProgressDto {
+  readonly pair: string;
+  readonly cycle: number;
+  readonly phase: 'freezing' | 'shipping' | 'applying' | 'done';
+  readonly regionsDone: number;
+  readonly regionsTotal: number;
+  readonly bytesTransferred: number;
 }
 
 export interface CycleDto {
@@ -580,7 +599,8 @@ export interface ConsoleRequests {
   syncStart: [{ pair: string; method: SyncMethodDto | 'auto'; limitRateBytesPerSecond?: number }, SyncStateDto];
   syncCancel: [{ pair: string }, SyncStateDto | null];
   verify: [{ pair: string }, VerifyDto];
-  replicationStart: [{ pair: string; limitRateBytesPerSecond?: number }, ReplicationStateDto];
+  /** Starts the pair's replication — its group's, for a pair in a consistency group; `once`: one cycle (continuous: until in sync). */
+  replicationStart: [{ pair: string; limitRateBytesPerSecond?: number; once?: boolean }, ReplicationStateDto];
   replicationStop: [{ pair: string }, ReplicationStateDto | null];
   replicationPause: [{ pair: string }, ReplicationStateDto];
   replicationResume: [{ pair: string }, ReplicationStateDto];
@@ -594,7 +614,6 @@ export interface ConsoleRequests {
   /** Stops a running failback, or a migrate still draining; it ends with a CANCELLED error saying what is kept. */
   roleTaskCancel: [{ pair: string }, RoleTaskDto];
   roleOptions: [{ pair: string }, RoleOptionsDto];
-  groupCycle: [{ pair: string }, GroupCycleDto];
   mapView: [{ source: MapSourceDto; compare?: { source: MapSourceDto; operation: MapCompareOperationDto } }, MapViewDto];
   mapFileOpen: [{ fileName: string; bytesBase64: string }, MapFileDto];
   pairTimeline: [{ pair: string }, PairTimelineDto];

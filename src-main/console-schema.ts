@@ -105,7 +105,7 @@ export const requestSchemas = {
     .strict(),
   syncCancel: z.object({ pair: pairName }).strict(),
   verify: z.object({ pair: pairName }).strict(),
-  replicationStart: z.object({ pair: pairName, limitRateBytesPerSecond: limitRateBytesPerSecond.optional() }).strict(),
+  replicationStart: z.object({ pair: pairName, limitRateBytesPerSecond: limitRateBytesPerSecond.optional(), once: z.boolean().optional() }).strict(),
   replicationStop: z.object({ pair: pairName }).strict(),
   replicationPause: z.object({ pair: pairName }).strict(),
   replicationResume: z.object({ pair: pairName }).strict(),
@@ -118,7 +118,6 @@ export const requestSchemas = {
   roleTask: z.object({ pair: pairName }).strict(),
   roleTaskCancel: z.object({ pair: pairName }).strict(),
   roleOptions: z.object({ pair: pairName }).strict(),
-  groupCycle: z.object({ pair: pairName }).strict(),
   mapView: z
     .object({
       source: mapSource,

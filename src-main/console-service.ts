@@ -14,6 +14,7 @@ import {
   type FailbackSummary,
   type FailoverSummary,
   type GeneratorSettings,
+  type GroupCycleSummary,
   type GroupFailoverSummary,
   type MapInspection,
   type PairRecord,
@@ -33,6 +34,7 @@ import type {
   FailbackDto,
   FailoverDto,
   EngineEventDto,
+  GroupCycleDto,
   HostsDto,
   HostVolumesDto,
   MapViewDto,
@@ -99,8 +101,8 @@ export class ConsoleService {
       imageVerify: async ({ dir }) => toSeedingTaskDto(engine.seeding.startVerify(dir)),
       imageImport: async ({ dir, target }) => toSeedingTaskDto(engine.seeding.startImport(dir, target)),
       seedingCancel: async ({ id }) => toSeedingTaskDto(await engine.seeding.cancel(id)),
-      replicationStart: async ({ pair, limitRateBytesPerSecond }) =>
-        toReplicationStateDto(await engine.replication.start(pair, limitRateBytesPerSecond ? { limitRateBytesPerSecond } : {})),
+      replicationStart: async ({ pair, limitRateBytesPerSecond, once }) =>
+        toReplicationStateDto(await engine.replication.start(pair, { ...(limitRateBytesPerSecond ? { limitRateBytesPerSecond } : {}), once: once === true })),
       replicationStop: async ({ pair }) => {
         const state = await engine.replication.stop(pair);
         return state ? toReplicationStateDto(state) : null;
@@ -123,22 +125,6 @@ export class ConsoleService {
       roleTask: async ({ pair }) => {
         const state = engine.roles.state(pair);
         return state ? this.roleTaskDto(state) : null;
-      },
-      groupCycle: async ({ pair }) => {
-        const { group, pointInTime, members, regionsTransferred, bytesTransferred, durationMs } = await engine.pairOps.groupCycle(pair);
-        return {
-          group,
-          pointInTime,
-          members: members.map(({ pair: name, cycle, regionsTransferred: regions, bytesTransferred: bytes }) => ({
-            pair: name,
-            cycle,
-            regionsTransferred: regions,
-            bytesTransferred: bytes,
-          })),
-          regionsTransferred,
-          bytesTransferred,
-          durationMs,
-        };
       },
       roleOptions: async ({ pair }) => {
         const options = await engine.roles.options(pair);
@@ -454,6 +440,11 @@ export function toReplicationStateDto(state: ReplicationState): ReplicationState
         }
       : null,
     cycles: state.cycles.map((c) => ({ ...c })),
+    group: state.group,
+    once: state.once,
+    cycleProgress: state.cycleProgress ? { ...state.cycleProgress } : null,
+    cycleStartedAtMs: state.cycleStartedAtMs,
+    lastGroupCycle: state.lastGroupCycle ? toGroupCycleDto(state.lastGroupCycle) : null,
     history: state.history.map((s) => ({
       atMs: s.atMs,
       lagRegions: s.lagRegions,
@@ -500,3 +491,9 @@ function toSeedingTaskDto(task: SeedingTask): SeedingTaskDto {
 }
 
 export { ConsoleRefusal };
+
+function toGroupCycleDto(cycle: GroupCycleSummary): GroupCycleDto {
+  const { group, pointInTime, regionsTransferred, bytesTransferred, durationMs } = cycle;
+  const members = cycle.members.map((m) => ({ pair: m.pair, cycle: m.cycle, regionsTransferred: m.regionsTransferred, bytesTransferred: m.bytesTransferred }));
+  return { group, pointInTime, members, regionsTransferred, bytesTransferred, durationMs };
+}

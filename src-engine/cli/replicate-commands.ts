@@ -8,18 +8,12 @@ import { formatDurationMs } from '../progress';
 import {
   GroupStore,
   PairStore,
-  acquirePairLock,
   checkWaitVisible,
-  replicateLockTask,
   replicatePair,
-  runGroupCycle,
-  runGroupCycleOnce,
-  sleepMs,
+  replicateGroup,
   waitInSync,
   type CycleProgress,
-  type GroupCycleOptions,
   type GroupCycleSummary,
-  type PairLock,
   type ReplicateSummary,
   type ShipProgress,
   type SyncProgress,
@@ -78,28 +72,6 @@ function summaryText(s: ReplicateSummary): string {
   ].join('\n');
 }
 
-/** A consistency group's cycles, every member pair locked: one with `once`, else one every (shortest member) interval. */
-async function replicateGroup(options: GroupCycleOptions, once: boolean, io: Io): Promise<{ group: string; cycles: GroupCycleSummary[] }> {
-  const { store, resolver, group, signal, limitRateBytesPerSecond, onProgress } = options;
-  if (once) return { group: group.name, cycles: [await runGroupCycleOnce(store, resolver, group, { signal, limitRateBytesPerSecond, onProgress })] };
-  const members = await Promise.all(group.pairs.map((name) => store.require(name)));
-  const intervalMs = Math.min(...members.map((m) => m.intervalMs));
-  const locks: PairLock[] = [];
-  const cycles: GroupCycleSummary[] = [];
-  try {
-    for (const member of members) locks.push(await acquirePairLock(options.store.pairDir(member.name), member.name, replicateLockTask));
-    for (;;) {
-      const startMs = performance.now();
-      const cycle = await runGroupCycle(options);
-      cycles.push(cycle);
-      io.stderr.write(`tidemark: ${groupSummaryText({ group: options.group.name, cycles: [cycle] })}\n`);
-      await sleepMs(Math.max(0, intervalMs - (performance.now() - startMs)), options.signal);
-    }
-  } finally {
-    for (const lock of locks) await lock.release();
-  }
-}
-
 function groupSummaryText(result: { group: string; cycles: readonly GroupCycleSummary[] }): string {
   const last = result.cycles[result.cycles.length - 1];
   if (!last) return `group ${result.group}: no cycle ran`;
@@ -126,7 +98,15 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
           global,
           (pool) =>
             cancellable((signal) =>
-              replicateGroup({ store: pairs, groups, group, resolver: pool, signal, limitRateBytesPerSecond }, options.once === true, io),
+              replicateGroup(pairs, pool, group, {
+                once: options.once === true,
+                signal,
+                limitRateBytesPerSecond,
+                onCycle: (cycle) => {
+                  if (options.once !== true) io.stderr.write(`tidemark: ${groupSummaryText({ group: group.name, cycles: [cycle] })}\n`);
+                },
+                onWarning: (message) => io.stderr.write(`tidemark: ${message}\n`),
+              }),
             ),
           'long',
         );

@@ -158,6 +158,11 @@ export class Engine {
     );
     this.pairOps.roleChanging = (name) => this.roles.running(name);
     this.replication.roleChanging = (name) => this.roles.running(name);
+    this.pairOps.replicating = (name) => {
+      const state = this.replication.state(name);
+      if (!state?.running) return null;
+      return state.group ? `replicating with group ${state.group} in this console` : 'replicating in this console';
+    };
   }
 
   static async open(homeDir: string, options: { purpose?: string; events?: EventLog } & EngineHostOptions = {}): Promise<Engine> {

@@ -32,8 +32,6 @@ import {
   failoverGroup,
   failoverPair,
   groupOf,
-  runGroupCycleOnce,
-  type GroupCycleSummary,
   type GroupFailoverSummary,
   type FailbackSummary,
   type FailoverSummary,
@@ -180,31 +178,6 @@ export class PairOperations implements EndpointResolver {
     return { name: group.name, pairs: group.pairs, failedOver: records.filter((r) => r.failover).map((r) => r.name) };
   }
 
-  /**
-   * One cycle of the consistency group the pair cycles with (the console's Run a group cycle;
-   * `tidemark replicate GROUP --once`): every member's primary snapshotted at one instant, every
-   * secondary brought to it.
-   */
-  async groupCycle(pairName: string): Promise<GroupCycleSummary> {
-    const group = await groupOf(this.store, await this.store.require(pairName));
-    if (!group) throw new TidemarkError('USAGE', `pair ${pairName} is not in a consistency group`, 'its own replication runs its cycles');
-    for (const member of group.pairs) this.checkIdle(member);
-    this.groupsCycling.set(group.name, group.pairs);
-    let cycle: GroupCycleSummary;
-    try {
-      cycle = await runGroupCycleOnce(this.store, this, group);
-    } finally {
-      this.groupsCycling.delete(group.name);
-    }
-    this.events.emit({
-      severity: 'info',
-      pair: pairName,
-      kind: 'group.cycle',
-      message: `group ${group.name} cycle: ${cycle.members.map((m) => `${m.pair} cycle ${m.cycle} (${m.regionsTransferred} regions)`).join(', ')} — the secondaries hold the primaries as of ${cycle.pointInTime}`,
-    });
-    return cycle;
-  }
-
   /** A grouped pair promoted by an earlier, interrupted group failover that this one finished: its summary from the record. */
   private async promotedEarlier(name: string, group: string | null): Promise<FailoverSummary> {
     const record = await this.store.require(name);
@@ -230,19 +203,18 @@ export class PairOperations implements EndpointResolver {
     return failbackPair(this.store, this, name, { dryRun: true });
   }
 
-  /** Consistency groups whose cycle this console runs now (groupCycle): their pairs are busy meanwhile. */
-  private readonly groupsCycling = new Map<string, readonly string[]>();
-
   private checkIdle(name: string): void {
     if (this.syncs.get(name)?.state.running) throw new TidemarkError('BUSY', `pair ${name} is syncing`, 'cancel the sync first');
-    for (const [group, pairs] of this.groupsCycling) {
-      if (pairs.includes(name)) throw new TidemarkError('BUSY', `pair ${name} is cycling with group ${group} in this console`, 'wait for the cycle to finish');
-    }
+    const replicating = this.replicating(name);
+    if (replicating) throw new TidemarkError('BUSY', `pair ${name} is ${replicating}`, 'stop its replication first');
     if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'wait for it to finish');
   }
 
   /** Set by the engine: whether a failback or migrate of the pair runs in the background (RoleTasks). */
   roleChanging: (name: string) => boolean = () => false;
+
+  /** Set by the engine: what replication of the pair runs in this console (its own, or its group's), or null. */
+  replicating: (name: string) => string | null = () => null;
 
   status(name: string): Promise<PairStatus> {
     return pairStatus(this.store, this, name);

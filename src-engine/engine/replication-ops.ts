@@ -3,11 +3,28 @@
 // for the chart, and the tracking state of any pair ("crash cost now": what a crash of the
 // primary's agent would resend). Pausing ends the shipper but keeps the run — its settings,
 // lag history and cycles — for resume; the primary's agent tracks writes throughout.
+//
+// A pair in a consistency group replicates with its group: starting it starts one run of the
+// group's cycles (replicateGroup, every member at one instant), which every member's state
+// shows and any member's stop, pause or resume acts on. `once` runs one cycle (a periodic
+// pair's, a group's) or, for a continuous pair, ships until in sync.
 
 import type { TrackingState } from '../agent';
 import { TidemarkError, isTidemarkError } from '../errors';
 import type { EventLog } from '../events';
-import { replicatePair, type EndpointResolver, type PairStore, type ReplicateSummary, type ShipPath, type ShipProgress } from '../replication';
+import {
+  groupOf,
+  replicateGroup,
+  replicatePair,
+  type CycleProgress,
+  type EndpointResolver,
+  type GroupCycleSummary,
+  type GroupRecord,
+  type PairStore,
+  type ReplicateSummary,
+  type ShipPath,
+  type ShipProgress,
+} from '../replication';
 
 /** One point of the lag chart. */
 export interface LagSample {
@@ -33,6 +50,16 @@ export interface ReplicationState {
   readonly error: { code: string; message: string; hint: string } | null;
   /** A periodic pair's applied cycles, newest last (the last 50). */
   readonly cycles: readonly CycleRecord[];
+  /** The consistency group whose cycles this run ships (every member shows the same run), else null. */
+  readonly group: string | null;
+  /** One cycle (or, continuous, until in sync), not a run that goes on. */
+  readonly once: boolean;
+  /** The periodic cycle under way, null between cycles; for a group, the member shipping or applying now. */
+  readonly cycleProgress: CycleProgress | null;
+  /** When the cycle under way started (its rate and ETA), null between cycles. */
+  readonly cycleStartedAtMs: number | null;
+  /** A group run's latest finished cycle. */
+  readonly lastGroupCycle: GroupCycleSummary | null;
 }
 
 export interface CycleRecord {
@@ -51,7 +78,16 @@ interface Running {
   done: Promise<void>;
   /** Set by pause() before it aborts: the run ends as paused, not stopped. */
   pausing: boolean;
+  /** A group run's applied cycles per member pair (state.cycles is the pair's own otherwise). */
+  readonly memberCycles: Map<string, readonly CycleRecord[]>;
 }
+
+interface LaunchSettings {
+  readonly limitRateBytesPerSecond: number | null;
+  readonly once: boolean;
+}
+
+const cyclesKept = 50;
 
 const historySamplesMax = 600;
 const sampleIntervalMs = 1000;
@@ -68,8 +104,11 @@ export class ReplicationOperations {
   /** Set by the engine: whether a failback or migrate of the pair runs in the background (RoleTasks). */
   roleChanging: (name: string) => boolean = () => false;
 
+  /** The pair's latest run in this console (its group's run, for a member of a group), or null. */
   state(name: string): ReplicationState | null {
-    return this.runs.get(name)?.state ?? null;
+    const run = this.runs.get(name);
+    if (!run) return null;
+    return run.state.group ? { ...run.state, pair: name, cycles: run.memberCycles.get(name) ?? [] } : run.state;
   }
 
   running(name: string): boolean {
@@ -92,8 +131,8 @@ export class ReplicationOperations {
     return peer === null ? null : peer.configured ? 'direct' : 'relayed';
   }
 
-  async start(name: string, options: { limitRateBytesPerSecond?: number } = {}): Promise<ReplicationState> {
-    return this.launch(name, options.limitRateBytesPerSecond ?? null, undefined);
+  async start(name: string, options: { limitRateBytesPerSecond?: number; once?: boolean } = {}): Promise<ReplicationState> {
+    return this.launch(name, { limitRateBytesPerSecond: options.limitRateBytesPerSecond ?? null, once: options.once ?? false }, undefined);
   }
 
   /** Stops shipping and keeps the run (settings, lag history, cycles) for resume. */
@@ -103,87 +142,160 @@ export class ReplicationOperations {
     run.pausing = true;
     run.controller.abort();
     await run.done;
-    return run.state;
+    return this.state(name)!;
   }
 
   /** Ships again after pause(), with the run's rate limit, its history and cycles carried on. */
   async resume(name: string): Promise<ReplicationState> {
-    const paused = this.runs.get(name)?.state;
-    if (!paused?.paused) throw new TidemarkError('USAGE', `pair ${name} is not paused: nothing to resume`, 'use Start replication');
-    return this.launch(name, paused.limitRateBytesPerSecond, paused);
+    const paused = this.runs.get(name);
+    if (!paused?.state.paused) throw new TidemarkError('USAGE', `pair ${name} is not paused: nothing to resume`, 'use Start replication');
+    return this.launch(name, paused.state, paused);
   }
 
-  private async launch(name: string, limitRateBytesPerSecond: number | null, resumed: ReplicationState | undefined): Promise<ReplicationState> {
-    if (this.running(name)) throw new TidemarkError('BUSY', `pair ${name} is already replicating`, 'stop it first to change its settings');
-    if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'replication starts again once it finished');
+  private async launch(name: string, settings: LaunchSettings, resumed: Running | undefined): Promise<ReplicationState> {
     const record = await this.store.require(name);
-    const [primary, secondary] = await Promise.all([this.resolver.resolve(record.primary.volref), this.resolver.resolve(record.secondary.volref)]);
-    const controller = new AbortController();
+    const group = await groupOf(this.store, record);
+    for (const member of group?.pairs ?? [name]) this.checkIdle(member);
     const run: Running = {
       state: {
         pair: name,
         running: true,
         paused: false,
-        startedAtMs: resumed?.startedAtMs ?? Date.now(),
-        limitRateBytesPerSecond,
+        startedAtMs: resumed?.state.startedAtMs ?? Date.now(),
+        limitRateBytesPerSecond: settings.limitRateBytesPerSecond,
         progress: null,
-        history: resumed?.history ?? [],
+        history: resumed?.state.history ?? [],
         summary: null,
         error: null,
-        cycles: resumed?.cycles ?? [],
+        cycles: resumed?.state.cycles ?? [],
+        group: group?.name ?? null,
+        once: settings.once,
+        cycleProgress: null,
+        cycleStartedAtMs: null,
+        lastGroupCycle: resumed?.state.lastGroupCycle ?? null,
       },
-      controller,
+      controller: new AbortController(),
       done: Promise.resolve(),
       pausing: false,
+      memberCycles: new Map(resumed?.memberCycles ?? []),
     };
-    this.runs.set(name, run);
+    const subject = group ? `group ${group.name}` : name;
+    if (group) {
+      for (const member of group.pairs) this.runs.set(member, run);
+      run.done = this.settle(run, subject, this.shipGroup(run, group));
+    } else {
+      this.runs.set(name, run);
+      run.done = this.settle(run, subject, this.shipPair(run, name));
+    }
     this.events.emit(
       resumed
-        ? { severity: 'info', pair: name, kind: 'replication.resumed', message: `replication of ${name} resumed` }
-        : { severity: 'info', pair: name, kind: 'replication.started', message: `replicating ${name} to ${record.secondary.volref}` },
+        ? { severity: 'info', pair: name, kind: 'replication.resumed', message: `replication of ${subject} resumed` }
+        : {
+            severity: 'info',
+            pair: name,
+            kind: 'replication.started',
+            message: group
+              ? `replicating group ${group.name} (${group.pairs.join(', ')})${settings.once ? ': one cycle' : ''}`
+              : `replicating ${name} to ${record.secondary.volref}${settings.once ? ' once' : ''}`,
+          },
     );
-    run.done = replicatePair({
+    return this.state(name)!;
+  }
+
+  /** A member of a run already going, or a pair a failback or migrate holds, cannot start one. */
+  private checkIdle(name: string): void {
+    const run = this.runs.get(name);
+    if (run?.state.running && run.state.group) {
+      throw new TidemarkError('BUSY', `group ${run.state.group} is already replicating`, 'stop it (on any of its pairs) first to change its settings');
+    }
+    if (run?.state.running) throw new TidemarkError('BUSY', `pair ${name} is already replicating`, 'stop it first to change its settings');
+    if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'replication starts again once it finished');
+  }
+
+  private async shipPair(run: Running, name: string): Promise<ReplicateSummary> {
+    const record = await this.store.require(name);
+    const [primary, secondary] = await Promise.all([this.resolver.resolve(record.primary.volref), this.resolver.resolve(record.secondary.volref)]);
+    const limit = run.state.limitRateBytesPerSecond;
+    return replicatePair({
       store: this.store,
       pair: record,
       endpoints: { primary, secondary },
-      once: false,
-      signal: controller.signal,
-      ...(limitRateBytesPerSecond ? { limitRateBytesPerSecond } : {}),
+      once: run.state.once,
+      signal: run.controller.signal,
+      ...(limit ? { limitRateBytesPerSecond: limit } : {}),
       onProgress: (progress) => this.record(run, progress),
+      onCycleProgress: (progress) => this.cycleProgress(run, progress),
       onCycle: (cycle) => {
-        const record: CycleRecord = {
-          cycle: cycle.cycle,
-          pointInTime: cycle.pointInTime,
-          regionsTransferred: cycle.regionsTransferred,
-          bytesTransferred: cycle.bytesTransferred,
-          durationMs: cycle.durationMs,
-          finishedAtMs: Date.now(),
-        };
-        run.state = { ...run.state, cycles: [...run.state.cycles.slice(-49), record] };
+        const applied = toCycleRecord(cycle, cycle.pointInTime, cycle.durationMs);
+        run.state = { ...run.state, cycles: [...run.state.cycles.slice(-(cyclesKept - 1)), applied], cycleProgress: null, cycleStartedAtMs: null };
       },
       onWarning: (message) => this.events.emit({ severity: 'warning', pair: name, kind: 'replication.retry', message }),
-    }).then(
+    });
+  }
+
+  private async shipGroup(run: Running, group: GroupRecord): Promise<null> {
+    const limit = run.state.limitRateBytesPerSecond;
+    await replicateGroup(this.store, this.resolver, group, {
+      once: run.state.once,
+      signal: run.controller.signal,
+      ...(limit ? { limitRateBytesPerSecond: limit } : {}),
+      onProgress: (progress) => this.cycleProgress(run, progress),
+      onCycle: (cycle) => {
+        for (const member of cycle.members) {
+          const applied = toCycleRecord(member, cycle.pointInTime, cycle.durationMs);
+          run.memberCycles.set(member.pair, [...(run.memberCycles.get(member.pair) ?? []).slice(-(cyclesKept - 1)), applied]);
+        }
+        run.state = { ...run.state, lastGroupCycle: cycle, cycleProgress: null, cycleStartedAtMs: null };
+        this.events.emit({
+          severity: 'info',
+          pair: run.state.pair,
+          kind: 'group.cycle',
+          message: `group ${group.name} cycle: ${cycle.members.map((m) => `${m.pair} cycle ${m.cycle} (${m.regionsTransferred} regions)`).join(', ')} — the secondaries hold the primaries as of ${cycle.pointInTime}`,
+        });
+      },
+      onWarning: (message) => this.events.emit({ severity: 'warning', pair: run.state.pair, kind: 'replication.retry', message }),
+    });
+    return null;
+  }
+
+  /** Records how a run ended: done, paused, stopped, or failed. */
+  private settle(run: Running, subject: string, shipping: Promise<ReplicateSummary | null>): Promise<void> {
+    const { controller } = run;
+    const pair = run.state.pair;
+    return shipping.then(
       (summary) => {
         const paused = controller.signal.aborted && run.pausing;
-        run.state = { ...run.state, running: false, paused, summary };
+        run.state = { ...run.state, running: false, paused, summary, cycleProgress: null, cycleStartedAtMs: null };
         if (paused)
-          this.events.emit({ severity: 'info', pair: name, kind: 'replication.paused', message: `replication of ${name} paused (writes are still tracked)` });
+          this.events.emit({ severity: 'info', pair, kind: 'replication.paused', message: `replication of ${subject} paused (writes are still tracked)` });
       },
       (error: unknown) => {
         const stopped = controller.signal.aborted;
         const paused = stopped && run.pausing;
         const e = isTidemarkError(error) ? error : new TidemarkError('IO', (error as Error).message, '');
-        run.state = { ...run.state, running: false, paused, error: stopped ? null : { code: e.code, message: e.message, hint: e.hint } };
+        run.state = {
+          ...run.state,
+          running: false,
+          paused,
+          cycleProgress: null,
+          cycleStartedAtMs: null,
+          error: stopped ? null : { code: e.code, message: e.message, hint: e.hint },
+        };
         this.events.emit(
           paused
-            ? { severity: 'info', pair: name, kind: 'replication.paused', message: `replication of ${name} paused (writes are still tracked)` }
+            ? { severity: 'info', pair, kind: 'replication.paused', message: `replication of ${subject} paused (writes are still tracked)` }
             : stopped
-              ? { severity: 'info', pair: name, kind: 'replication.stopped', message: `replication of ${name} stopped` }
-              : { severity: 'error', pair: name, kind: 'replication.failed', message: e.message },
+              ? { severity: 'info', pair, kind: 'replication.stopped', message: `replication of ${subject} stopped` }
+              : { severity: 'error', pair, kind: 'replication.failed', message: e.message },
         );
       },
     );
-    return run.state;
+  }
+
+  private cycleProgress(run: Running, progress: CycleProgress): void {
+    const previous = run.state.cycleProgress;
+    const sameCycle = previous !== null && previous.pair === progress.pair && previous.cycle === progress.cycle;
+    run.state = { ...run.state, cycleProgress: progress, cycleStartedAtMs: sameCycle ? run.state.cycleStartedAtMs : Date.now() };
   }
 
   private record(run: Running, progress: ShipProgress): void {
@@ -209,10 +321,19 @@ export class ReplicationOperations {
     run.controller.abort();
     await run.done;
     if (run.state.paused) run.state = { ...run.state, paused: false }; // a paused run stopped: no longer resumable
-    return run.state;
+    return this.state(name);
   }
 
   async stopAll(): Promise<void> {
     for (const name of [...this.runs.keys()]) await this.stop(name);
   }
+}
+
+function toCycleRecord(
+  cycle: { readonly cycle: number; readonly regionsTransferred: number; readonly bytesTransferred: number },
+  pointInTime: string,
+  durationMs: number,
+): CycleRecord {
+  const { regionsTransferred, bytesTransferred } = cycle;
+  return { cycle: cycle.cycle, pointInTime, regionsTransferred, bytesTransferred, durationMs, finishedAtMs: Date.now() };
 }

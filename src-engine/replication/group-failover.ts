@@ -16,10 +16,10 @@
 import { TidemarkError } from '../errors';
 import type { EndpointResolver, VolumeEndpoint } from './endpoints';
 import { failbackPair, failoverPairLocked, reach, type FailbackOptions, type FailbackSummary, type FailoverSummary } from './failover';
-import { GroupStore, runGroupCycle, type GroupCycleOptions, type GroupCycleSummary, type GroupRecord } from './groups';
+import { GroupStore, type GroupCycleSummary, type GroupRecord } from './groups';
+import { runGroupCycleOnce } from './group-replicate';
 import type { PairRecord, PairStore } from './pair-store';
 import { acquirePairLock, type PairLock } from './sync/lock';
-import { replicateLockTask } from './replicate';
 
 export interface GroupFailoverSummary {
   readonly group: string;
@@ -227,27 +227,4 @@ export async function failbackGroup(
   });
   if (options.dryRun) return summary(null);
   return summary(await runGroupCycleOnce(store, resolver, group, { signal: options.signal, limitRateBytesPerSecond: options.limitRateBytesPerSecond }));
-}
-
-/**
- * One group cycle with every member pair's lock held (`replicate GROUP --once`, the close of a
- * group failback, the console's Run a group cycle). A group cycle refuses a failed-over member,
- * so one that finished is the group cycle a failback owed, if one did.
- */
-export async function runGroupCycleOnce(
-  store: PairStore,
-  resolver: EndpointResolver,
-  group: GroupRecord,
-  options: Pick<GroupCycleOptions, 'signal' | 'limitRateBytesPerSecond' | 'onProgress'> = {},
-): Promise<GroupCycleSummary> {
-  const groups = new GroupStore(store.homeDir);
-  const locks: PairLock[] = [];
-  try {
-    for (const name of group.pairs) locks.push(await acquirePairLock(store.pairDir(name), name, replicateLockTask));
-    const cycle = await runGroupCycle({ store, groups, group, resolver, ...options });
-    await groups.setFailbackOwed(group.name, false);
-    return cycle;
-  } finally {
-    for (const lock of locks) await lock.release();
-  }
 }

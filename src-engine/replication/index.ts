@@ -27,7 +27,8 @@ export { GroupStore, groupOf, runGroupCycle, type GroupRecord, type GroupCycleOp
 export { sleepMs } from './sync/conveyor';
 export { linkAfterCreate, linkPair, unlinkPair, shipPathOf, wantsDirectLink, type LinkOptions, type LinkResult, type ShipPath } from './direct';
 export { failoverPair, failbackPair, resyncMapOf, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';
-export { failoverGroup, failbackGroup, runGroupCycleOnce, type GroupFailoverSummary, type GroupFailbackSummary } from './group-failover';
+export { failoverGroup, failbackGroup, type GroupFailoverSummary, type GroupFailbackSummary } from './group-failover';
+export { replicateGroup, runGroupCycleOnce, type GroupReplicateOptions } from './group-replicate';
 export { migratePair, readMigrateJournal, testMigrateStopEnv, type MigrateProgress, type MigrateSummary } from './migrate';
 export { promotedAtMs, reconcileMembers, reconciliationText, type MemberView, type Reconciliation } from './reconcile';
 export { readCycleHistory, recordCycle, cycleHistoryMax, type CycleEntry } from './cycle-history';

@@ -220,17 +220,31 @@ async function runCycles(options: ReplicateOptions, pair: PairRecord, startMs: n
  * A cycle that fails on a dropped link, a restarting agent, a busy or full secondary is run
  * again (it resumes from its cursor) with backoff: 8 attempts with --once, unbounded otherwise.
  */
-async function withRetries<T>(options: ReplicateOptions, run: () => Promise<T>): Promise<T> {
-  const attemptsMax = options.attemptsMax ?? (options.once ? 8 : Number.POSITIVE_INFINITY);
+function withRetries<T>(options: ReplicateOptions, run: () => Promise<T>): Promise<T> {
+  return withCycleRetries({ ...options, what: `cycle of ${options.pair.name}` }, run);
+}
+
+/** Runs a cycle (a pair's, or a consistency group's) again after a retryable failure, with backoff: 8 attempts with `once`, unbounded otherwise. */
+export async function withCycleRetries<T>(
+  settings: {
+    readonly what: string;
+    readonly once?: boolean;
+    readonly attemptsMax?: number;
+    readonly signal?: AbortSignal;
+    readonly onWarning?: (message: string) => void;
+  },
+  run: () => Promise<T>,
+): Promise<T> {
+  const attemptsMax = settings.attemptsMax ?? (settings.once ? 8 : Number.POSITIVE_INFINITY);
   for (let failures = 0; ;) {
     try {
       return await run();
     } catch (error) {
       failures += 1;
-      if (!retryable(error) || options.signal?.aborted || failures >= attemptsMax) throw error;
+      if (!retryable(error) || settings.signal?.aborted || failures >= attemptsMax) throw error;
       const delayMs = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
-      options.onWarning?.(`cycle of ${options.pair.name} interrupted (${(error as Error).message}); resuming in ${delayMs} ms`);
-      await sleepMs(delayMs, options.signal);
+      settings.onWarning?.(`${settings.what} interrupted (${(error as Error).message}); resuming in ${delayMs} ms`);
+      await sleepMs(delayMs, settings.signal);
     }
   }
 }

@@ -1,7 +1,9 @@
-// A pair's continuous replication: start (with a rate limit) and stop, the shipper's state,
-// lag, rate and ETA, what a crash of the primary's agent would resend now, the protective
-// snapshot, the data path, and a lag chart over the last ten minutes. Polled at ~2 Hz. A pair
-// in a consistency group cycles with its group: Run a group cycle instead of Start.
+// A pair's replication: start (with a rate limit), pause, resume and stop, the shipper's
+// state, lag, rate and ETA, what a crash of the primary's agent would resend now, the
+// protective snapshot, the data path, and a lag chart over the last ten minutes; for a
+// periodic pair the cycle under way and the cycles applied, and Run one cycle. Polled at
+// ~2 Hz. A pair in a consistency group replicates with its group: Start and Run one cycle
+// start the group's run, which every member shows and any member stops.
 import { Alert, Box, Button, Card, CardContent, Chip, Stack, TextField, Typography, type ChipProps } from '@mui/material';
 import { useState } from 'react';
 import type { CycleDto, GroupCycleDto, PairDto, ReplicationStateDto, ReplicationViewDto, ShipStateDto } from '../../src-main/console-api';
@@ -13,8 +15,10 @@ import { useAction, useReplicationView } from '../hooks';
 
 const MiB = 1024 * 1024;
 
-const stateChips: Record<ShipStateDto | 'starting' | 'paused' | 'stopped', { label: string; color: ChipProps['color'] }> = {
+const stateChips: Record<ShipStateDto | 'starting' | 'cycling' | 'between-cycles' | 'paused' | 'stopped', { label: string; color: ChipProps['color'] }> = {
   starting: { label: 'starting', color: 'info' },
+  cycling: { label: 'cycle under way', color: 'info' },
+  'between-cycles': { label: 'waiting for the next cycle', color: 'success' },
   'catching-up': { label: 'catching up', color: 'warning' },
   shipping: { label: 'shipping', color: 'info' },
   'in-sync': { label: 'in sync', color: 'success' },
@@ -33,6 +37,8 @@ const pathText: Record<ReplicationViewDto['dataPath'], string> = {
 export function replicationPhase(state: ReplicationStateDto | null): keyof typeof stateChips {
   if (state?.paused) return 'paused';
   if (!state?.running) return 'stopped';
+  if (state.cycleProgress) return 'cycling';
+  if (state.cycles.length > 0 || state.lastGroupCycle) return 'between-cycles';
   return state.progress?.state ?? 'starting';
 }
 
@@ -49,28 +55,19 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
   const blocked = syncing || roleChange !== null;
   const continuous = pair.mode === 'continuous';
   const group = view.data?.group ?? null;
-  const [groupCycle, setGroupCycle] = useState<GroupCycleDto>();
+  const groupFailedOver = (group?.failedOver.length ?? 0) > 0;
 
-  const start = () =>
+  const start = (once: boolean) =>
     act(() =>
       consoleApi().request('replicationStart', {
         pair: pair.name,
         ...(limitMiB.trim() === '' ? {} : { limitRateBytesPerSecond: Math.round(limit * MiB) }),
+        ...(once ? { once } : {}),
       }),
     );
   const stop = () => act(() => consoleApi().request('replicationStop', { pair: pair.name }));
   const pause = () => act(() => consoleApi().request('replicationPause', { pair: pair.name }));
   const resume = () => act(() => consoleApi().request('replicationResume', { pair: pair.name }));
-  const [cycling, setCycling] = useState(false);
-  const runGroupCycle = () =>
-    act(async () => {
-      setCycling(true);
-      try {
-        setGroupCycle(await consoleApi().request('groupCycle', { pair: pair.name }));
-      } finally {
-        setCycling(false);
-      }
-    });
   const paused = state?.paused ?? false;
   const phase = replicationPhase(state);
 
@@ -92,32 +89,16 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
           {group && (
             <Stack spacing={1} data-testid="replication-group">
               <Typography variant="body2">
-                {pair.name} cycles with consistency group {group.name} ({group.pairs.join(', ')}): every cycle snapshots all their primaries at one instant and
-                brings every secondary to it, so this pair does not replicate on its own. Run a group cycle here, or keep{' '}
-                <code>tidemark replicate {group.name}</code> running for cycles at the interval.
+                {pair.name} replicates with consistency group {group.name} ({group.pairs.join(', ')}): every cycle snapshots all their primaries at one instant
+                and brings every secondary to it. Start runs the group’s cycles at its interval (the shortest of its pairs’), Run one cycle runs one; either
+                shows on every pair of the group, and Stop on any of them stops it (as <code>tidemark replicate {group.name}</code> does).
               </Typography>
-              {group.failedOver.length > 0 && (
+              {groupFailedOver && (
                 <Typography variant="body2" color="text.secondary" data-testid="group-cycle-failed-over">
                   {group.failedOver.join(', ')} failed over: the group cycles again once every pair is failed back (<code>tidemark failback {group.name}</code>{' '}
                   fails back the rest, then runs the group’s cycle).
                 </Typography>
               )}
-              <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
-                <Button
-                  variant="contained"
-                  onClick={() => void runGroupCycle()}
-                  disabled={blocked || cycling || group.failedOver.length > 0}
-                  data-testid="group-cycle-run"
-                >
-                  {cycling ? 'Running a group cycle…' : 'Run a group cycle'}
-                </Button>
-                {groupCycle && (
-                  <Typography variant="body2" data-testid="group-cycle-result">
-                    Group {groupCycle.group}: {groupCycle.members.map((m) => `${m.pair} cycle ${m.cycle} (${m.regionsTransferred} regions)`).join(', ')} in{' '}
-                    {formatDurationMs(groupCycle.durationMs)} — the secondaries hold the primaries as of {new Date(groupCycle.pointInTime).toLocaleTimeString()}
-                  </Typography>
-                )}
-              </Stack>
             </Stack>
           )}
           <Stack direction={{ xs: 'column', sm: 'row' }} spacing={2} sx={{ alignItems: { sm: 'center' } }}>
@@ -127,7 +108,7 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               placeholder="no limit"
               value={(running || paused) && state?.limitRateBytesPerSecond ? String(state.limitRateBytesPerSecond / MiB) : limitMiB}
               error={!limitValid}
-              disabled={running || paused || group !== null}
+              disabled={running || paused}
               title={running ? 'the limit is set at start: stop and start again to change it' : undefined}
               onChange={(e) => setLimitMiB(e.target.value)}
               slotProps={{ htmlInput: { inputMode: 'decimal', 'data-testid': 'replication-limit' } }}
@@ -148,9 +129,26 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
                 Stop replication
               </Button>
             ) : (
-              <Button variant="contained" onClick={() => void start()} disabled={!limitValid || blocked || group !== null} data-testid="replication-start">
-                Start replication
-              </Button>
+              <>
+                <Button
+                  variant="contained"
+                  onClick={() => void start(false)}
+                  disabled={!limitValid || blocked || groupFailedOver}
+                  data-testid="replication-start"
+                >
+                  {group ? 'Start group replication' : 'Start replication'}
+                </Button>
+                {!continuous && (
+                  <Button
+                    variant="outlined"
+                    onClick={() => void start(true)}
+                    disabled={!limitValid || blocked || groupFailedOver}
+                    data-testid="replication-once"
+                  >
+                    {group ? 'Run one group cycle' : 'Run one cycle'}
+                  </Button>
+                )}
+              </>
             )}
             {paused && (
               <Typography variant="body2" color="text.secondary" data-testid="replication-paused-note">
@@ -168,7 +166,9 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               </Typography>
             )}
           </Stack>
-          {!continuous && !group && <CycleHistory cycles={state?.cycles ?? []} />}
+          {state?.running && state.cycleProgress && <CycleProgressLine state={state} />}
+          {state?.lastGroupCycle && <GroupCycleLine cycle={state.lastGroupCycle} />}
+          {!continuous && <CycleHistory cycles={state?.cycles ?? []} />}
           {view.data && <ReplicationFigures view={view.data} regionBytes={pair.regionBytes} />}
           {view.data?.groupError && <ErrorNote error={new ApiError(view.data.groupError)} />}
           {state?.error && <ErrorNote error={new ApiError(state.error)} />}
@@ -205,6 +205,33 @@ function CycleHistory({ cycles }: { cycles: readonly CycleDto[] }) {
   );
 }
 
+/** The periodic cycle under way: which pair (a group's member), its phase, regions, rate and ETA. */
+function CycleProgressLine({ state }: { state: ReplicationStateDto }) {
+  const progress = state.cycleProgress!;
+  const elapsedMs = Math.max(1, Date.now() - (state.cycleStartedAtMs ?? Date.now()));
+  const bytesPerSecond = (progress.bytesTransferred * 1000) / elapsedMs;
+  const left = progress.regionsTotal - progress.regionsDone;
+  const etaMs = progress.regionsDone > 0 && progress.phase === 'shipping' ? (elapsedMs * left) / progress.regionsDone : null;
+  const who = state.group ? `Group ${state.group}: ${progress.pair}’s cycle ${progress.cycle}` : `Cycle ${progress.cycle}`;
+  return (
+    <Typography variant="body2" data-testid="cycle-progress">
+      {who} — {progress.phase}, {progress.regionsDone} of {progress.regionsTotal} regions ({formatBytes(progress.bytesTransferred)},{' '}
+      {formatBytes(bytesPerSecond)}
+      /s{progress.phase === 'shipping' ? ` · ETA ${etaText(etaMs, left)}` : ''})
+    </Typography>
+  );
+}
+
+/** A group run's latest cycle: every member's cycle, and the instant they all hold. */
+function GroupCycleLine({ cycle }: { cycle: GroupCycleDto }) {
+  return (
+    <Typography variant="body2" data-testid="group-cycle-result">
+      Group {cycle.group}: {cycle.members.map((m) => `${m.pair} cycle ${m.cycle} (${m.regionsTransferred} regions)`).join(', ')} in{' '}
+      {formatDurationMs(cycle.durationMs)} — the secondaries hold the primaries as of {new Date(cycle.pointInTime).toLocaleTimeString()}
+    </Typography>
+  );
+}
+
 function ReplicationFigures({ view, regionBytes }: { view: ReplicationViewDto; regionBytes: number }) {
   const { state, tracking } = view;
   const progress = state?.running ? state.progress : null;
@@ -223,9 +250,11 @@ function ReplicationFigures({ view, regionBytes }: { view: ReplicationViewDto; r
             : `Lag: ${lagRegions} regions (${formatBytes(lagBytes)}), oldest unshipped write ${formatDurationMs(oldestMs)} old`}
       </Typography>
       <Typography variant="body2" data-testid="replication-rate">
-        {state?.running
-          ? `Rate: ${formatBytes(progress?.bytesPerSecond ?? 0)}/s · ETA ${etaText(progress?.etaMs ?? null, lagRegions ?? 0)}${state.limitRateBytesPerSecond ? ` · limited to ${formatBytes(state.limitRateBytesPerSecond)}/s` : ''}`
-          : 'Rate: not shipping'}
+        {state?.running && cycled(state)
+          ? 'Rate: per cycle, while one is under way'
+          : state?.running
+            ? `Rate: ${formatBytes(progress?.bytesPerSecond ?? 0)}/s · ETA ${etaText(progress?.etaMs ?? null, lagRegions ?? 0)}${state.limitRateBytesPerSecond ? ` · limited to ${formatBytes(state.limitRateBytesPerSecond)}/s` : ''}`
+            : 'Rate: not shipping'}
       </Typography>
       <ShippedLine state={state} />
       <Box data-testid="replication-crash-cost">
@@ -258,6 +287,15 @@ function ReplicationFigures({ view, regionBytes }: { view: ReplicationViewDto; r
 
 function ShippedLine({ state }: { state: ReplicationStateDto | null }) {
   if (!state) return null;
+  if (cycled(state)) {
+    const regions = state.cycles.reduce((sum, c) => sum + c.regionsTransferred, 0);
+    const bytes = state.cycles.reduce((sum, c) => sum + c.bytesTransferred, 0);
+    return (
+      <Typography variant="body2" data-testid="replication-shipped">
+        {`${state.running ? 'Applied' : 'Last run applied'} ${regions} regions (${formatBytes(bytes)}) in ${state.cycles.length} cycles since ${formatTime(state.startedAtMs)}`}
+      </Typography>
+    );
+  }
   const regions = state.running ? (state.progress?.regionsTransferred ?? 0) : (state.summary?.regionsTransferred ?? state.progress?.regionsTransferred ?? 0);
   const bytes = state.running ? (state.progress?.bytesTransferred ?? 0) : (state.summary?.bytesTransferred ?? state.progress?.bytesTransferred ?? 0);
   return (
@@ -266,6 +304,11 @@ function ShippedLine({ state }: { state: ReplicationStateDto | null }) {
       {state.summary && state.summary.syncRegionsTransferred !== null ? `, after a sync that sent ${state.summary.syncRegionsTransferred}` : ''}
     </Typography>
   );
+}
+
+/** A run of periodic cycles (a pair's, or its group's): its figures are per cycle, not a shipper's. */
+function cycled(state: ReplicationStateDto): boolean {
+  return state.group !== null || state.cycles.length > 0 || state.cycleProgress !== null;
 }
 
 function etaText(etaMs: number | null, lagRegions: number): string {

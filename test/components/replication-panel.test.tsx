@@ -89,9 +89,35 @@ function running(extra: Partial<ReplicationStateDto> = {}, progress: Partial<Non
     summary: null,
     error: null,
     cycles: [],
+    group: null,
+    once: false,
+    cycleProgress: null,
+    cycleStartedAtMs: null,
+    lastGroupCycle: null,
     ...extra,
   };
 }
+
+const cycle = (n: number) => ({
+  cycle: n,
+  pointInTime: new Date(Date.UTC(2026, 10, 23, 10, 0, n)).toISOString(),
+  regionsTransferred: n,
+  bytesTransferred: n * MiB,
+  durationMs: 1500,
+  finishedAtMs: 0,
+});
+
+const groupCycle = {
+  group: 'db',
+  pointInTime: new Date(Date.UTC(2026, 10, 25, 3, 0, 0)).toISOString(),
+  members: [
+    { pair: 'field', cycle: 4, regionsTransferred: 2, bytesTransferred: 2 * MiB },
+    { pair: 'logs', cycle: 7, regionsTransferred: 0, bytesTransferred: 0 },
+  ],
+  regionsTransferred: 2,
+  bytesTransferred: 2 * MiB,
+  durationMs: 1200,
+};
 
 function install(view: Partial<ReplicationViewDto>): RecordingApi {
   const full: ReplicationViewDto = {
@@ -275,56 +301,73 @@ describe('ReplicationPanel', () => {
     expect(text('cycle-history-empty')).toBe('No cycle applied by this console yet.');
   });
 
-  it('periodic pairs: the cycle history', async () => {
-    const cycle = (n: number) => ({
-      cycle: n,
-      pointInTime: new Date(Date.UTC(2026, 10, 23, 10, 0, n)).toISOString(),
-      regionsTransferred: n,
-      bytesTransferred: n * MiB,
-      durationMs: 1500,
-      finishedAtMs: 0,
-    });
-    install({ state: running({ cycles: [cycle(1), cycle(2)] }) });
+  it('periodic pairs: the cycle history, and what the run applied', async () => {
+    install({ state: running({ cycles: [cycle(1), cycle(2)], progress: null }) });
     render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
     await waitFor(() => expect(screen.getByTestId('cycle-history')).toBeTruthy());
     const lines = screen.getByTestId('cycle-history').querySelectorAll('[data-testid^="cycle-"]');
     expect(Array.from(lines, (l) => l.getAttribute('data-testid'))).toEqual(['cycle-2', 'cycle-1']);
     expect(text('cycle-2')).toMatch(/^Cycle 2: 2 regions \(2 MiB\) in/);
+    expect(text('replication-state')).toBe('waiting for the next cycle');
+    expect(text('replication-shipped')).toMatch(/^Applied 3 regions \(3 MiB\) in 2 cycles since /);
+    expect(text('replication-rate')).toBe('Rate: per cycle, while one is under way');
   });
 
-  it('a pair in a consistency group: no Start of its own; Run a group cycle asks for the group’s cycle and shows it', async () => {
+  it('periodic pairs: Run one cycle asks for one; a cycle under way shows its phase, regions, rate and ETA', async () => {
+    const api = install({});
+    const view = render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('replication-once'));
+    });
+    expect(api.requests.filter((r) => r.verb === 'replicationStart')).toEqual([{ verb: 'replicationStart', args: { pair: 'field', once: true } }]);
+    view.unmount();
+
+    const cycleProgress = { pair: 'field', cycle: 3, phase: 'shipping' as const, regionsDone: 4, regionsTotal: 12, bytesTransferred: 4 * MiB };
+    install({ state: running({ progress: null, once: true, cycleProgress, cycleStartedAtMs: Date.now() - 2000 }) });
+    render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await waitFor(() => expect(text('replication-state')).toBe('cycle under way'));
+    // 4 of 12 regions in ~2 s: ~2 MiB/s and ~4 s left (the clock moves on between polls).
+    expect(text('cycle-progress')).toMatch(/^Cycle 3 — shipping, 4 of 12 regions \(4 MiB, (1\.9\d|2) MiB\/s · ETA [45]s\)$/);
+  });
+
+  it('a pair in a consistency group: Start and Run one group cycle start the group’s run, which shows the member at work and the group’s cycle', async () => {
     const api = install({ group: { name: 'db', pairs: ['field', 'logs'], failedOver: [] } });
-    const answers = api as unknown as { answers: Record<string, (args: unknown) => unknown> };
-    answers.answers.groupCycle = () => ({
-      group: 'db',
-      pointInTime: new Date(Date.UTC(2026, 10, 25, 3, 0, 0)).toISOString(),
-      members: [
-        { pair: 'field', cycle: 4, regionsTransferred: 2, bytesTransferred: 2 * MiB },
-        { pair: 'logs', cycle: 7, regionsTransferred: 0, bytesTransferred: 0 },
-      ],
-      regionsTransferred: 2,
-      bytesTransferred: 2 * MiB,
-      durationMs: 1200,
+    const view = render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await waitFor(() =>
+      expect(text('replication-group')).toMatch(/^field replicates with consistency group db \(field, logs\): every cycle snapshots all their primaries/),
+    );
+    expect(text('replication-start')).toBe('Start group replication');
+    expect(text('replication-once')).toBe('Run one group cycle');
+    expect(screen.queryByTestId('replication-periodic')).toBeNull(); // "at the pair's interval" is not how it cycles
+    fireEvent.change(screen.getByTestId('replication-limit'), { target: { value: '4' } });
+    await act(async () => {
+      fireEvent.click(screen.getByTestId('replication-once'));
+    });
+    expect(api.requests.filter((r) => r.verb === 'replicationStart')).toEqual([
+      { verb: 'replicationStart', args: { pair: 'field', limitRateBytesPerSecond: 4 * MiB, once: true } },
+    ]);
+    view.unmount();
+
+    const cycleProgress = { pair: 'logs', cycle: 8, phase: 'applying' as const, regionsDone: 0, regionsTotal: 3, bytesTransferred: 3 * MiB };
+    install({
+      group: { name: 'db', pairs: ['field', 'logs'], failedOver: [] },
+      state: running({ progress: null, group: 'db', cycles: [cycle(4)], cycleProgress, cycleStartedAtMs: Date.now(), lastGroupCycle: groupCycle }),
     });
     render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
-    await waitFor(() =>
-      expect(text('replication-group')).toMatch(/^field cycles with consistency group db \(field, logs\): every cycle snapshots all their primaries/),
-    );
-    expect((screen.getByTestId('replication-start') as HTMLButtonElement).disabled).toBe(true);
-    expect((screen.getByTestId('replication-limit') as HTMLInputElement).disabled).toBe(true); // a group cycle takes no limit here
-    expect(screen.queryByTestId('replication-periodic')).toBeNull(); // "at the pair's interval" is not how it cycles
-    fireEvent.click(screen.getByTestId('group-cycle-run'));
-    await waitFor(() =>
-      expect(text('group-cycle-result')).toMatch(/^Group db: field cycle 4 \(2 regions\), logs cycle 7 \(0 regions\) in 1s — the secondaries hold/),
-    );
-    expect(api.requests.filter((r) => r.verb === 'groupCycle')).toEqual([{ verb: 'groupCycle', args: { pair: 'field' } }]);
+    await waitFor(() => expect(text('cycle-progress')).toMatch(/^Group db: logs’s cycle 8 — applying, 0 of 3 regions \(3 MiB, /));
+    expect(text('cycle-progress')).not.toContain('ETA'); // only while shipping
+    expect(text('group-cycle-result')).toMatch(/^Group db: field cycle 4 \(2 regions\), logs cycle 7 \(0 regions\) in 1s — the secondaries hold/);
+    expect(text('cycle-4')).toMatch(/^Cycle 4: 4 regions/); // this member's own cycles
+    expect(screen.getByTestId('replication-stop')).toBeTruthy();
+    expect(screen.queryByTestId('replication-once')).toBeNull();
   });
 
   it('a member failed over: no group cycle until the group fails back; a damaged group record is named while the figures stay', async () => {
     install({ group: { name: 'db', pairs: ['field', 'logs'], failedOver: ['logs'] } });
     render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
     await waitFor(() => expect(text('group-cycle-failed-over')).toMatch(/^logs failed over: the group cycles again once every pair is failed back/));
-    expect((screen.getByTestId('group-cycle-run') as HTMLButtonElement).disabled).toBe(true);
+    expect((screen.getByTestId('replication-start') as HTMLButtonElement).disabled).toBe(true);
+    expect((screen.getByTestId('replication-once') as HTMLButtonElement).disabled).toBe(true);
     cleanup();
     install({ groupError: { code: 'METADATA_CORRUPT', message: 'groups/db.json is damaged', hint: 'restore it' } });
     render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
@@ -380,6 +423,14 @@ describe('replicationPhase', () => {
     expect(replicationPhase({ ...running(), running: false })).toBe('stopped');
     expect(replicationPhase({ ...running(), progress: null })).toBe('starting');
     for (const state of ['catching-up', 'shipping', 'in-sync', 'retrying'] as const) expect(replicationPhase(running({}, { state }))).toBe(state);
+  });
+
+  it('is the cycle under way, or waiting between cycles, for a run of periodic cycles', () => {
+    const cycleProgress = { pair: 'field', cycle: 2, phase: 'freezing' as const, regionsDone: 0, regionsTotal: 0, bytesTransferred: 0 };
+    expect(replicationPhase(running({ progress: null, cycleProgress }))).toBe('cycling');
+    expect(replicationPhase(running({ progress: null, cycles: [cycle(1)] }))).toBe('between-cycles');
+    expect(replicationPhase(running({ progress: null, group: 'db', lastGroupCycle: groupCycle }))).toBe('between-cycles');
+    expect(replicationPhase({ ...running({ cycleProgress }), running: false })).toBe('stopped');
   });
 });
 

@@ -81,16 +81,17 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
     await page.goto(e2e.web.url);
     await page.getByTestId('pair-card-db-a').waitFor({ timeout: 60_000 });
     await page.getByTestId('pair-card-db-a').click();
-    // The pair cycles with its group: no Start of its own; the console runs a group cycle.
+    // The pair replicates with its group: Run one group cycle runs the group's, in the background.
     await expect
       .poll(() => page.getByTestId('replication-group').textContent(), { timeout: 30_000 })
-      .toMatch(/^db-a cycles with consistency group db \(db-a, db-b\)/);
-    expect(await page.getByTestId('replication-start').isDisabled()).toBe(true);
+      .toMatch(/^db-a replicates with consistency group db \(db-a, db-b\)/);
+    expect(await page.getByTestId('replication-once').textContent()).toBe('Run one group cycle');
     await writeThroughConsole(volumes[1]!.primary, [5], 650);
-    await page.getByTestId('group-cycle-run').click();
+    await page.getByTestId('replication-once').click();
     await expect
       .poll(() => page.getByTestId('group-cycle-result').textContent(), { timeout: 30_000 })
       .toMatch(/^Group db: db-a cycle 1 \(0 regions\), db-b cycle 1 \(1 regions\)/);
+    await expect.poll(() => page.getByTestId('replication-state').textContent(), { timeout: 30_000 }).toBe('stopped'); // one cycle, then done
     expect(JSON.parse(await cli(['--json', 'verify', 'db-b']))).toMatchObject({ regionsDiffering: 0 });
     await writeThroughConsole(volumes[0]!.primary, [2, 3], 700); // after the group's cycle: unshipped, kept for failback
     await expect.poll(() => page.getByTestId('role-options').textContent(), { timeout: 30_000 }).toMatch(/a pair in a consistency group cannot migrate/);

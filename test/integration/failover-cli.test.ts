@@ -69,6 +69,40 @@ describe('tidemark failover / failback', () => {
     expect(run('failback', 'p').stderr).toMatch(/has not failed over/);
   }, 60_000);
 
+  it('replicate GROUP runs the group’s cycles at its interval, a line per cycle, until Ctrl-C; both pairs verify after', async () => {
+    const dir = await tempDir();
+    const env = { TIDEMARK_HOME: join(dir, 'home') };
+    const run = (...args: string[]) => tidemark(args, env);
+    for (const [i, name] of ['a', 'b'].entries()) {
+      const [primary, secondary] = [join(dir, `p${name}.img`), join(dir, `s${name}.img`)];
+      await writeFile(primary, randomRegion(20261126 + i, 2 ** 20));
+      execFileSync('truncate', ['-s', String(2 ** 20), secondary]);
+      const interval = name === 'a' ? '10m' : '300ms'; // the group cycles at the shorter
+      expect(
+        run('pair', 'create', name, '--primary', primary, '--secondary', secondary, '--region-size', '256KiB', '--mode', 'periodic', '--interval', interval)
+          .status,
+      ).toBe(0);
+      expect(run('sync', name).status).toBe(0);
+    }
+    expect(run('group', 'create', 'db', 'a', 'b').status).toBe(0);
+    const child = spawn(process.execPath, [cliBundle, 'replicate', 'db'], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? -1)));
+    const cycleLines = () => stderr.split('\n').filter((l) => l.startsWith('tidemark: group db: '));
+    for (const deadlineMs = Date.now() + 30_000; cycleLines().length < 3;) {
+      if (Date.now() > deadlineMs) throw new Error(`fewer than 3 group cycles in 30 s: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill('SIGINT');
+    expect(await exited, stderr).not.toBe(0);
+    expect(cycleLines()[2]).toMatch(/^tidemark: group db: a cycle 3 \(0 regions\), b cycle 3 \(0 regions\) — the secondaries hold the primaries as of /);
+    for (const name of ['a', 'b']) expect(run('verify', name).status).toBe(0);
+  }, 60_000);
+
   it('a consistency group fails over and back as one: its pairs refuse alone, the group promotes every secondary, failback ends with a group cycle', async () => {
     const dir = await tempDir();
     const env = { TIDEMARK_HOME: join(dir, 'home') };

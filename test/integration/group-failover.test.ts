@@ -49,6 +49,8 @@ interface Fault {
   path?: string;
   /** The call reaches the agent and its answer is lost (else it is refused before the agent acts). */
   answerLost?: boolean;
+  /** The run is stopped (Ctrl-C: not retried) instead of its link dropped (retried, the cycle resumed from its cursor). */
+  cancelled?: boolean;
 }
 
 /** An agent whose next call of `method` on `path` fails once, as a dropped link does, when asked to. */
@@ -61,7 +63,9 @@ function faulty(agent: AgentApi, fault: Fault, site: string): AgentApi {
         const call = () => (value as (...a: unknown[]) => unknown).apply(target, args);
         if (property !== fault.method || args[0] !== fault.path) return call(); // as is: readRegions is an async iterable
         fault.method = undefined;
-        const dropped = new TidemarkError('DISCONNECTED', `link to site ${site} dropped (test, ${String(property)})`, 'retry');
+        const dropped = fault.cancelled
+          ? new TidemarkError('CANCELLED', `stopped at site ${site} (test, ${String(property)})`, 'run it again')
+          : new TidemarkError('DISCONNECTED', `link to site ${site} dropped (test, ${String(property)})`, 'retry');
         return fault.answerLost ? (call() as Promise<unknown>).then(() => Promise.reject(dropped)) : Promise.reject(dropped);
       };
     },
@@ -165,6 +169,20 @@ describe('consistency group failover', () => {
     for (const name of ['a', 'b']) expect((await t.store.require(name)).failover ?? null).toBeNull();
   }, 60_000);
 
+  it('a group cycle whose link drops mid-apply resumes from its cursor and finishes (runGroupCycleOnce retries, saying so)', async () => {
+    const t = await twoSiteGroup();
+    await t.write(t.siteA.agent, t.primaries, 1, 40);
+    Object.assign(t.fault, { method: 'stageApplySealed', path: t.secondaries[1] });
+    const warnings: string[] = [];
+    const cycle = await runGroupCycleOnce(t.store, t.resolver, await t.groups.require('db'), { onWarning: (w) => warnings.push(w) });
+    expect(warnings).toEqual([
+      expect.stringMatching(/^cycle of group db interrupted \(link to site B dropped \(test, stageApplySealed\)\); resuming in 200 ms$/),
+    ]);
+    expect(cycle).toMatchObject({ group: 'db', resumed: true });
+    for (const i of [0, 1]) expect(await sameBytes(t.primaries[i]!, t.secondaries[i]!, sizeBytes)).toBe(true);
+    expect(await t.prefixOf(t.secondaries, t.siteB)).toBe(40);
+  });
+
   it('the first apply of the cycle was cut: no member applied it, both stay at the previous cycle and the seals are dropped', async () => {
     const t = await twoSiteGroup();
     await t.cutSecondCycleAtApply(0);
@@ -184,13 +202,14 @@ describe('consistency group failover', () => {
     const siteBFiles = (await readdir(join(t.siteA.home, '..', 'site-b'), { recursive: true })).map(String);
     expect(siteBFiles.filter((f) => f.includes(`${sep}staging${sep}`))).toEqual([]); // the staged, sealed cycle is gone with the promotion
 
-    // Site A back; the failback's closing group cycle is cut: failing back again finishes it.
+    // Site A back; the failback's closing group cycle is stopped (a dropped link would be retried
+    // there and then): failing back again finishes it.
     const faultA: Fault = {};
     const siteAAgent = new LocalAgent(t.siteA.home);
     agents.push(siteAAgent);
     t.siteA.agent = faulty(siteAAgent, faultA, 'A');
-    Object.assign(faultA, { method: 'stageApplySealed', path: t.primaries[1] });
-    await expect(failbackGroup(t.store, t.resolver, 'db')).rejects.toThrow(/link to site A dropped/);
+    Object.assign(faultA, { method: 'stageApplySealed', path: t.primaries[1], cancelled: true });
+    await expect(failbackGroup(t.store, t.resolver, 'db')).rejects.toThrow(/stopped at site A \(test, stageApplySealed\)/);
     for (const name of ['a', 'b']) expect((await t.store.require(name)).failover ?? null).toBeNull(); // both pairs failed back
     const finished = await failbackGroup(t.store, t.resolver, 'db');
     expect(finished.members).toEqual([]);

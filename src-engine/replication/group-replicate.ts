@@ -1,0 +1,65 @@
+// A consistency group's replication (`tidemark replicate GROUP`, the console's group runs): its
+// cycles one after another at the group's interval — the shortest of its members' — or one
+// with `once`, every member pair's lock held throughout. A cycle cut by a dropped link, a
+// restarting agent or a full secondary resumes from the group's cursor with backoff, as a
+// pair's cycles do (replicate.ts); one that cannot go on (a member failed over) ends the run.
+
+import { assert } from '../assert';
+import type { EndpointResolver } from './endpoints';
+import { GroupStore, runGroupCycle, type GroupCycleOptions, type GroupCycleSummary, type GroupRecord } from './groups';
+import type { PairStore } from './pair-store';
+import { replicateLockTask, withCycleRetries } from './replicate';
+import { sleepMs } from './sync/conveyor';
+import { acquirePairLock, type PairLock } from './sync/lock';
+
+export interface GroupReplicateOptions extends Pick<GroupCycleOptions, 'signal' | 'limitRateBytesPerSecond' | 'onProgress'> {
+  /** One cycle, then return; else cycles until the signal aborts (which rejects with CANCELLED). */
+  readonly once: boolean;
+  readonly onCycle?: (cycle: GroupCycleSummary) => void;
+  readonly onWarning?: (message: string) => void;
+  /** Attempts per cycle (default: 8 with `once`, unbounded otherwise). */
+  readonly attemptsMax?: number;
+}
+
+/** Runs the group's cycles with every member pair locked. */
+export async function replicateGroup(
+  store: PairStore,
+  resolver: EndpointResolver,
+  group: GroupRecord,
+  options: GroupReplicateOptions,
+): Promise<{ readonly group: string; readonly cycles: readonly GroupCycleSummary[] }> {
+  const groups = new GroupStore(store.homeDir);
+  const members = await Promise.all(group.pairs.map((name) => store.require(name)));
+  assert(members.length > 0, 'a group has members');
+  const intervalMs = Math.min(...members.map((m) => m.intervalMs));
+  const cycles: GroupCycleSummary[] = [];
+  const locks: PairLock[] = [];
+  try {
+    for (const member of members) locks.push(await acquirePairLock(store.pairDir(member.name), member.name, replicateLockTask));
+    for (;;) {
+      const startMs = performance.now();
+      const what = `cycle of group ${group.name}`;
+      const cycle = await withCycleRetries({ ...options, what }, () => runGroupCycle({ store, groups, group, resolver, ...options }));
+      // A group cycle refuses failed-over members: one that finished is the cycle a group failback owed, if one did.
+      await groups.setFailbackOwed(group.name, false);
+      cycles.push(cycle);
+      if (cycles.length > 100) cycles.shift();
+      options.onCycle?.(cycle);
+      if (options.once) return { group: group.name, cycles };
+      await sleepMs(Math.max(0, intervalMs - (performance.now() - startMs)), options.signal);
+    }
+  } finally {
+    for (const lock of locks) await lock.release();
+  }
+}
+
+/** One group cycle with every member pair's lock held (`replicate GROUP --once`, the close of a group failback). */
+export async function runGroupCycleOnce(
+  store: PairStore,
+  resolver: EndpointResolver,
+  group: GroupRecord,
+  options: Pick<GroupReplicateOptions, 'signal' | 'limitRateBytesPerSecond' | 'onProgress' | 'onWarning'> = {},
+): Promise<GroupCycleSummary> {
+  const { cycles } = await replicateGroup(store, resolver, group, { ...options, once: true });
+  return cycles[0]!;
+}

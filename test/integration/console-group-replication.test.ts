@@ -1,0 +1,111 @@
+// The console's replication of a consistency group: starting a grouped pair starts one run of
+// the group's cycles in the background, which every member's state shows (the cycle under
+// way, the group's last cycle, the member's own cycles) and any member's stop, pause or resume
+// acts on; Run one group cycle is the same run with `once`. Real agents, volumes and cycles.
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GroupStore, type Engine } from '../../src-engine';
+import { engineWithLab, until } from '../helpers/engine';
+import { writeRandomRegions } from '../helpers/pairs';
+
+const MiB = 2 ** 20;
+let engine: Engine | undefined;
+afterEach(async () => {
+  await engine?.dispose();
+  engine = undefined;
+});
+
+/** Two synced periodic pairs, `a` and `b`, in group `db`; their primaries' paths. */
+async function groupOfTwo(intervalMs: number): Promise<{ engine: Engine; primaries: Record<'a' | 'b', string> }> {
+  const started = await engineWithLab();
+  engine = started.engine;
+  const primaries = { a: '', b: '' };
+  for (const name of ['a', 'b'] as const) {
+    const [primary, secondary] = [join(started.homeDir, `${name}-p.img`), join(started.homeDir, `${name}-s.img`)];
+    await engine.agent.volumeCreate(primary, 16 * MiB, MiB);
+    await engine.agent.volumeCreate(secondary, 16 * MiB, MiB);
+    await engine.pairOps.create({ name, primary, secondary, mode: 'periodic', intervalMs });
+    await engine.pairOps.startSync(name, 'auto');
+    await until(() => engine!.pairOps.syncState(name)?.running === false, 20_000, `the first sync of ${name}`);
+    primaries[name] = primary;
+  }
+  await new GroupStore(started.homeDir).create('db', ['a', 'b'], engine.pairs);
+  return { engine, primaries };
+}
+
+async function expectInSync(e: Engine, name: string): Promise<void> {
+  expect(await e.pairOps.verify(name)).toMatchObject({ regionsDiffering: 0 });
+}
+
+describe('console replication of a consistency group', () => {
+  it('Run one group cycle: one background run both members show, its cycle under way, the group’s cycle and each member’s own', async () => {
+    const { engine: e, primaries } = await groupOfTwo(60_000);
+    await writeRandomRegions(e.agent, primaries.a, MiB, [1, 2], 1);
+    await writeRandomRegions(e.agent, primaries.b, MiB, [4], 2);
+    // 3 MiB at 2 MiB/s: long enough to watch the cycle ship.
+    const started = await e.replication.start('a', { once: true, limitRateBytesPerSecond: 2 * MiB });
+    expect(started).toMatchObject({ pair: 'a', running: true, group: 'db', once: true });
+    expect(e.replication.state('b')).toMatchObject({ pair: 'b', running: true, group: 'db', once: true });
+    // A member of the running group cannot start a run of its own, nor fail over under it.
+    await expect(e.replication.start('b')).rejects.toMatchObject({ code: 'BUSY', message: 'group db is already replicating' });
+    await expect(e.pairOps.failover('b')).rejects.toMatchObject({
+      code: 'BUSY',
+      message: expect.stringMatching(/^pair [ab] is replicating with group db in this console$/),
+    });
+
+    await until(() => e.replication.state('b')?.cycleProgress?.phase === 'shipping', 20_000, 'the group’s cycle shipping');
+    const shipping = e.replication.state('b')!;
+    expect(shipping.cycleProgress).toMatchObject({ cycle: 1 });
+    expect(['a', 'b']).toContain(shipping.cycleProgress!.pair);
+    expect(shipping.cycleStartedAtMs).toBeGreaterThanOrEqual(started.startedAtMs);
+
+    await until(() => e.replication.state('a')?.running === false, 30_000, 'the group’s cycle');
+    const [a, b] = [e.replication.state('a')!, e.replication.state('b')!];
+    expect(a).toMatchObject({ running: false, paused: false, error: null, cycleProgress: null, cycleStartedAtMs: null });
+    expect(a.lastGroupCycle).toMatchObject({
+      group: 'db',
+      members: [
+        { pair: 'a', cycle: 1, regionsTransferred: 2 },
+        { pair: 'b', cycle: 1, regionsTransferred: 1 },
+      ],
+      regionsTransferred: 3,
+    });
+    expect(b.lastGroupCycle).toEqual(a.lastGroupCycle);
+    expect(a.cycles).toEqual([expect.objectContaining({ cycle: 1, regionsTransferred: 2, pointInTime: a.lastGroupCycle!.pointInTime })]);
+    expect(b.cycles).toEqual([expect.objectContaining({ cycle: 1, regionsTransferred: 1, pointInTime: a.lastGroupCycle!.pointInTime })]);
+    await expectInSync(e, 'a');
+    await expectInSync(e, 'b');
+    const kinds = e.events.list().map((event) => event.kind);
+    expect(kinds.filter((k) => k === 'group.cycle')).toHaveLength(1);
+    expect(e.events.list().find((event) => event.kind === 'replication.started')?.message).toBe('replicating group db (a, b): one cycle');
+  });
+
+  it('Start runs the group’s cycles at its interval; a member’s pause and the other’s resume carry the run; Stop on either ends it', async () => {
+    const { engine: e, primaries } = await groupOfTwo(300);
+    await e.replication.start('a');
+    await until(() => (e.replication.state('a')?.cycles.length ?? 0) >= 1, 20_000, 'a first group cycle');
+    await writeRandomRegions(e.agent, primaries.b, MiB, [7, 9], 3);
+    await until(() => e.replication.state('b')?.cycles.some((c) => c.regionsTransferred === 2) ?? false, 20_000, 'b’s writes in a later cycle');
+
+    const paused = await e.replication.pause('b');
+    expect(paused).toMatchObject({ pair: 'b', running: false, paused: true, group: 'db' });
+    expect(e.replication.state('a')).toMatchObject({ running: false, paused: true });
+    const cyclesAtPause = e.replication.state('a')!.cycles.length;
+    await writeRandomRegions(e.agent, primaries.a, MiB, [3], 4);
+    await new Promise((resolve) => setTimeout(resolve, 700)); // two intervals: no cycle while paused
+    expect(e.replication.state('a')!.cycles).toHaveLength(cyclesAtPause);
+
+    const resumed = await e.replication.resume('a');
+    expect(resumed).toMatchObject({ running: true, group: 'db', startedAtMs: paused.startedAtMs });
+    await until(() => e.replication.state('a')?.cycles.some((c) => c.regionsTransferred === 1) ?? false, 20_000, 'a’s write after the resume');
+    const stopped = await e.replication.stop('b');
+    expect(stopped).toMatchObject({ pair: 'b', running: false, paused: false });
+    expect(e.replication.state('a')).toMatchObject({ running: false, paused: false, error: null });
+    await expectInSync(e, 'a');
+    await expectInSync(e, 'b');
+    // Stopped, the members are free again: a pair of the group starts the group's run anew.
+    expect(await e.replication.start('b', { once: true })).toMatchObject({ running: true, group: 'db' });
+    await until(() => e.replication.state('b')?.running === false, 20_000, 'one more group cycle');
+    expect(e.replication.state('b')?.error).toBeNull();
+  });
+});
