@@ -46,6 +46,7 @@ export interface PairDto {
 
 export interface SyncProgressDto {
   readonly method: SyncMethodDto;
+  /** 0 for the first pass over the extent; shown counting from 1. */
   readonly round: number;
   readonly phase: 'pass' | 'tail' | 'finish';
   readonly regionsDone: number;

@@ -85,7 +85,7 @@ function statusText(status: PairStatus): string {
     ...importLines(status),
     ...(status.syncInProgress
       ? [
-          `  unfinished sync: ${status.syncInProgress.method}, round ${status.syncInProgress.round}, ${status.syncInProgress.phase}${
+          `  unfinished sync: ${status.syncInProgress.method}, round ${status.syncInProgress.round + 1}, ${status.syncInProgress.phase}${
             status.syncInProgress.phase === 'pass' ? ` at region ${status.syncInProgress.nextRegion}` : ''
           } — run \`tidemark sync ${record.name}\` to resume`,
         ]
@@ -245,11 +245,11 @@ export function registerPairCommands(program: Command, io: Io, globals: () => Gl
 }
 
 function progressText(p: SyncProgress): string {
-  if (p.phase === 'finish') return `sync ${p.pair} ${p.method} r${p.round} finishing ${bar(1)} 100%, sent ${formatBytes(p.bytesTransferred)}`;
+  if (p.phase === 'finish') return `sync ${p.pair} ${p.method} r${p.round + 1} finishing ${bar(1)} 100%, sent ${formatBytes(p.bytesTransferred)}`;
   const fraction = p.regionsTotal === 0 ? 1 : p.regionsDone / p.regionsTotal;
   const eta = p.etaMs === undefined ? '--' : formatDurationMs(p.etaMs);
   return (
-    `sync ${p.pair} ${p.method} r${p.round} ${p.phase} ${bar(fraction)} ${(fraction * 100).toFixed(0).padStart(3)}% ` +
+    `sync ${p.pair} ${p.method} r${p.round + 1} ${p.phase} ${bar(fraction)} ${(fraction * 100).toFixed(0).padStart(3)}% ` +
     `${p.regionsDone}/${p.regionsTotal} regions, sent ${formatBytes(p.bytesTransferred)} at ${formatBytes(p.bytesPerSecond)}/s, ETA ${eta}` +
     (p.marked > 0 ? `, ${p.marked} marked` : '')
   );

@@ -42,7 +42,7 @@ export function SyncProgressView({ sync }: { sync: SyncStateDto }) {
         <LinearProgress variant={p ? 'determinate' : 'indeterminate'} value={fraction * 100} />
         <Typography variant="body2">
           {p
-            ? `${p.method}, round ${p.round}, ${p.phase}: ${p.regionsDone} of ${p.regionsTotal} regions · sent ${formatBytes(p.bytesTransferred)} at ${formatBytes(p.bytesPerSecond)}/s · ETA ${p.etaMs === null ? '…' : formatDurationMs(p.etaMs)}${p.marked > 0 ? ` · ${p.marked} regions written meanwhile` : ''}`
+            ? `${p.method}, round ${p.round + 1}, ${p.phase}: ${p.regionsDone} of ${p.regionsTotal} regions · sent ${formatBytes(p.bytesTransferred)} at ${formatBytes(p.bytesPerSecond)}/s · ETA ${p.etaMs === null ? '…' : formatDurationMs(p.etaMs)}${p.marked > 0 ? ` · ${p.marked} regions written meanwhile` : ''}`
             : 'starting…'}
         </Typography>
       </Stack>

@@ -140,7 +140,7 @@ describe('SeedingScreen: import', () => {
       ...sync,
       progress: {
         method: 'realized',
-        round: 1,
+        round: 0,
         phase: 'pass',
         regionsDone: 6,
         regionsTotal: 16,

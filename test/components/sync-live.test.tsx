@@ -26,7 +26,7 @@ function bitmap(which: MapKind, regions: readonly number[]): BitmapDto {
 function progress(regionsDone: number, marked: number): SyncProgressDto {
   return {
     method: 'tardy',
-    round: 1,
+    round: 0,
     phase: 'pass',
     regionsDone,
     regionsTotal: 32,

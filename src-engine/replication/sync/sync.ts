@@ -184,7 +184,7 @@ class SyncRun {
 
   private explain(error: unknown): unknown {
     if (!isTidemarkError(error)) return error;
-    const where = this.cursor.phase === 'pass' ? `at region ${this.cursor.nextRegion} of ${this.regionCount}` : `in round ${this.cursor.round}`;
+    const where = this.cursor.phase === 'pass' ? `at region ${this.cursor.nextRegion} of ${this.regionCount}` : `in round ${this.cursor.round + 1}`;
     const resume = `run \`tidemark sync ${this.pair.name}\` to resume`;
     if (error.code === 'CANCELLED') return new TidemarkError('CANCELLED', `sync of ${this.pair.name} cancelled ${where}`, resume);
     if (error.code === 'PERMISSION' || error.code === 'STALE' || error.code === 'USAGE') return error;
