@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectAgentSocket } from '../../src-engine/agent';
-import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
+import { launchChromium, openConsolePage, startWebConsole, type WebConsole } from '../helpers/browser';
 import { repoRoot } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
 
@@ -44,10 +44,7 @@ afterAll(async () => {
 
 describe('console in Chromium (web mode)', () => {
   it('shows the lab, tracks generated writes on the OOS heatmap, names hovered regions, logs events', async () => {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(web.url);
+    const { page, pageErrors } = await openConsolePage(browser, web.url, { width: 1400, height: 1000 });
     await expect.poll(() => page.url()).not.toContain('token='); // removed from the address bar
     await page.getByTestId('pair-card-lab').waitFor();
     await shot(page, 'e2e-pairs');

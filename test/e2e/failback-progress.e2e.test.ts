@@ -26,11 +26,7 @@ describe('failback progress in the console (Chromium, web mode)', () => {
     const plan = JSON.parse(await cli(['--json', 'failback', 'field', '--dry-run'])) as { resyncRegions: number };
     expect(plan.resyncRegions).toBe(written.length);
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1800 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
-    await page.getByTestId('pair-card-field').click({ timeout: 60_000 });
+    const { page, pageErrors } = await e2e.openPair('field', { width: 1400, height: 1800 });
     await expect.poll(() => page.getByTestId('role-options').textContent(), { timeout: 30_000 }).toMatch(/^Failed over \(forced\)/);
     await page.getByTestId('failback-open').click();
     await expect

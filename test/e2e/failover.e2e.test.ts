@@ -26,12 +26,7 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
     const unshipped = [1, 4, 4, 9];
     await writeThroughConsole(primary, unshipped, 500);
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1600 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
-    await page.getByTestId('pair-card-field').waitFor({ timeout: 60_000 });
-    await page.getByTestId('pair-card-field').click();
+    const { page, pageErrors } = await e2e.openPair('field', { width: 1400, height: 1600 });
 
     await page.getByTestId('failover-open').click();
     expect(await page.getByTestId('failover-risk').textContent()).toMatch(/OOS\/MOOS/);
@@ -75,12 +70,7 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
     }
     await cli(['group', 'create', 'db', 'db-a', 'db-b']);
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1600 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
-    await page.getByTestId('pair-card-db-a').waitFor({ timeout: 60_000 });
-    await page.getByTestId('pair-card-db-a').click();
+    const { page, pageErrors } = await e2e.openPair('db-a', { width: 1400, height: 1600 });
     // The pair replicates with its group: Run one group cycle runs the group's, in the background.
     await expect
       .poll(() => page.getByTestId('replication-group').textContent(), { timeout: 30_000 })

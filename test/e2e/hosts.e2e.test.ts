@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopAgentOf } from '../helpers/agents';
-import { launchChromium, startWebConsole, type WebConsole } from '../helpers/browser';
+import { launchChromium, openConsolePage, startWebConsole, type WebConsole } from '../helpers/browser';
 import { repoRoot } from '../helpers/cli';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 
@@ -41,10 +41,7 @@ afterAll(async () => {
 
 describe('Hosts screen in Chromium (web mode, real sshd)', () => {
   it('adds a host from ~/.ssh/config, approves its fingerprint and shows it connected', async () => {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(web.url);
+    const { page, pageErrors } = await openConsolePage(browser, web.url, { width: 1400, height: 900 });
     await page.getByTestId('nav-hosts').click();
     await page.getByText('No remote hosts yet').waitFor();
     await page.getByTestId('host-name').click();

@@ -29,11 +29,7 @@ describe('map inspector and pair timeline (Chromium, web mode)', () => {
     expect(oos.setCount).toBe(6);
     const moos = await cliMap('moos');
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1800 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
-    await page.getByTestId('pair-card-field').click({ timeout: 60_000 });
+    const { page, pageErrors } = await e2e.openPair('field', { width: 1400, height: 1800 });
     await page.getByTestId('pair-inspect-maps').click();
 
     // OOS of the pair: the CLI's count and runs.

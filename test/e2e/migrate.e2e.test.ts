@@ -31,11 +31,7 @@ describe('migrate in the console (Chromium, web mode)', () => {
     expect(oos.setCount).toBe(written.length);
     expect(inFlight.setCount).toBe(0);
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1800 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
-    await page.getByTestId('pair-card-field').click({ timeout: 60_000 });
+    const { page, pageErrors } = await e2e.openPair('field', { width: 1400, height: 1800 });
 
     // The primary can be reached: Migrate is offered (and the forced failover says so).
     await expect.poll(() => page.getByTestId('role-options').textContent(), { timeout: 30_000 }).toMatch(/can be reached: Migrate swaps the roles/);

@@ -24,10 +24,7 @@ describe('pairs in the console (Chromium, web mode)', () => {
     await writeFile(secondary, '');
     await truncate(secondary, 24 * MiB);
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
+    const { page, pageErrors } = await e2e.openConsole({ width: 1400, height: 1000 });
     await page.getByTestId('pair-card-lab').waitFor({ timeout: 60_000 }); // the engine made its lab first
     await page.getByTestId('pair-new').click();
     await page.getByTestId('wizard-name').fill('field');

@@ -36,12 +36,7 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     await e2e.writeThroughConsole(primary, written, 1000);
     expect(await oosSetCount()).toBe(distinct);
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1400 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
-    await page.getByTestId('pair-card-field').waitFor({ timeout: 60_000 });
-    await page.getByTestId('pair-card-field').click();
+    const { page, pageErrors } = await e2e.openPair('field', { width: 1400, height: 1400 });
     await expect.poll(() => page.getByTestId('replication-state').textContent()).toBe('stopped');
     await expect.poll(() => page.getByTestId('replication-lag').textContent()).toMatch(new RegExp(`^Lag: ${distinct} regions \\(${distinct} MiB\\)`));
     expect(await page.getByTestId('replication-path').textContent()).toBe(
@@ -102,12 +97,7 @@ describe('continuous replication in the console (Chromium, web mode)', () => {
     const distinct = new Set(written).size;
     await e2e.writeThroughConsole(primary, written, 2000);
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1400 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
-    await page.getByTestId('pair-card-cycles').waitFor({ timeout: 60_000 });
-    await page.getByTestId('pair-card-cycles').click();
+    const { page, pageErrors } = await e2e.openPair('cycles', { width: 1400, height: 1400 });
     expect(await page.getByTestId('cycle-history-empty').textContent()).toBe('No cycle applied by this console yet.');
     await page.getByTestId('replication-start').click();
     // The first cycle ships exactly the written regions; the next ones (1 s apart) find nothing new.

@@ -31,10 +31,7 @@ describe('seeding in the console (Chromium, web mode)', () => {
     const created = await tidemarkAsync(['pair', 'create', 'seed', '--primary', primary, '--secondary', secondary, '--region-size', '1MiB'], env);
     expect(created.status, created.stderr).toBe(0);
 
-    const page = await e2e.browser.newPage({ viewport: { width: 1400, height: 1200 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(e2e.web.url);
+    const { page, pageErrors } = await e2e.openConsole({ width: 1400, height: 1200 });
     await page.getByTestId('pair-card-seed').waitFor({ timeout: 60_000 });
     await page.getByTestId('nav-seeding').click();
     await page.getByTestId('export-source').fill('seed');

@@ -63,6 +63,23 @@ export function startWebConsole(homeDir: string, env: NodeJS.ProcessEnv = {}): P
   });
 }
 
+/** A console page open on the pairs list; every page error is collected (a test ends expecting none). */
+export interface ConsolePage {
+  readonly page: Page;
+  readonly pageErrors: string[];
+}
+
+export type Viewport = { readonly width: number; readonly height: number };
+
+/** Opens the console (its URL carries the token) in a new page of `browser`. */
+export async function openConsolePage(browser: Browser, url: string, viewport: Viewport): Promise<ConsolePage> {
+  const page = await browser.newPage({ viewport });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.goto(url);
+  return { page, pageErrors };
+}
+
 export interface ConsoleE2E {
   /** The test's temp dir; the console's home is `<dir>/home`. */
   dir: string;
@@ -74,6 +91,10 @@ export interface ConsoleE2E {
   cli(args: string[]): Promise<string>;
   /** Writes 1 MiB regions (seeded data) through the console's own agent, as an NBD client's writes would arrive. */
   writeThroughConsole(path: string, regions: readonly number[], seed: number): Promise<void>;
+  /** The console in a new page (openConsolePage). */
+  openConsole(viewport: Viewport): Promise<ConsolePage>;
+  /** The console in a new page, on the detail of pair `name` (its card clicked once the list shows it: the engine may still be making its lab). */
+  openPair(name: string, viewport: Viewport): Promise<ConsolePage>;
 }
 
 /**
@@ -95,6 +116,12 @@ export function consoleE2E(prefix: string): ConsoleE2E {
       const agent = new RpcAgent(peer);
       for (const [i, r] of regions.entries()) await agent.writeRegion(path, r, randomRegion(seed + i, 2 ** 20));
       await agent.dispose();
+    },
+    openConsole: (viewport: Viewport) => openConsolePage(e2e.browser, e2e.web.url, viewport),
+    openPair: async (name: string, viewport: Viewport) => {
+      const opened = await openConsolePage(e2e.browser, e2e.web.url, viewport);
+      await opened.page.getByTestId(`pair-card-${name}`).click({ timeout: 60_000 });
+      return opened;
     },
   } as ConsoleE2E;
   beforeAll(async () => {
