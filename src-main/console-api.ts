@@ -324,6 +324,8 @@ export interface ReplicationStateDto {
   readonly cycleStartedAtMs: number | null;
   /** A group run's latest finished cycle. */
   readonly lastGroupCycle: GroupCycleDto | null;
+  /** A periodic run's cycle failed and is being retried (resumed from its cursor): why, since when. */
+  readonly retrying: { readonly message: string; readonly sinceMs: number } | null;
 }
 
 /** A periodic cycle under way: freezing the primary, shipping its regions into the secondary's staging area, applying them. */

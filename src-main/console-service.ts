@@ -445,6 +445,7 @@ export function toReplicationStateDto(state: ReplicationState): ReplicationState
     cycleProgress: state.cycleProgress ? { ...state.cycleProgress } : null,
     cycleStartedAtMs: state.cycleStartedAtMs,
     lastGroupCycle: state.lastGroupCycle ? toGroupCycleDto(state.lastGroupCycle) : null,
+    retrying: state.retrying ? { ...state.retrying } : null,
     history: state.history.map((s) => ({
       atMs: s.atMs,
       lagRegions: s.lagRegions,

@@ -60,6 +60,8 @@ export interface ReplicationState {
   readonly cycleStartedAtMs: number | null;
   /** A group run's latest finished cycle. */
   readonly lastGroupCycle: GroupCycleSummary | null;
+  /** A periodic run's cycle failed and is retried (a dropped link, a lost group hold): why, and since when; cleared by its next progress. */
+  readonly retrying: { readonly message: string; readonly sinceMs: number } | null;
 }
 
 export interface CycleRecord {
@@ -103,6 +105,9 @@ export class ReplicationOperations {
 
   /** Set by the engine: whether a failback or migrate of the pair runs in the background (RoleTasks). */
   roleChanging: (name: string) => boolean = () => false;
+
+  /** Set by the engine: what else of this console keeps the pair from replicating now (a sync), or null. */
+  busy: (name: string) => string | null = () => null;
 
   /** The pair's latest run in this console (its group's run, for a member of a group), or null. */
   state(name: string): ReplicationState | null {
@@ -173,6 +178,7 @@ export class ReplicationOperations {
         cycleProgress: null,
         cycleStartedAtMs: null,
         lastGroupCycle: resumed?.state.lastGroupCycle ?? null,
+        retrying: null,
       },
       controller: new AbortController(),
       done: Promise.resolve(),
@@ -180,13 +186,8 @@ export class ReplicationOperations {
       memberCycles: new Map(resumed?.memberCycles ?? []),
     };
     const subject = group ? `group ${group.name}` : name;
-    if (group) {
-      for (const member of group.pairs) this.runs.set(member, run);
-      run.done = this.settle(run, subject, this.shipGroup(run, group));
-    } else {
-      this.runs.set(name, run);
-      run.done = this.settle(run, subject, this.shipPair(run, name));
-    }
+    this.register(group?.pairs ?? [name], run);
+    run.done = this.settle(run, subject, group ? this.shipGroup(run, group) : this.shipPair(run, name));
     this.events.emit(
       resumed
         ? { severity: 'info', pair: name, kind: 'replication.resumed', message: `replication of ${subject} resumed` }
@@ -202,6 +203,17 @@ export class ReplicationOperations {
     return this.state(name)!;
   }
 
+  /**
+   * Files the run under its pairs. The runs it replaces go from every name they were filed under:
+   * a group's old run must not linger on a pair that left the group, nor a pair's own on its
+   * group's other members.
+   */
+  private register(names: readonly string[], run: Running): void {
+    const replaced = new Set(names.map((n) => this.runs.get(n)).filter((r) => r !== undefined));
+    for (const [name, filed] of [...this.runs]) if (replaced.has(filed)) this.runs.delete(name);
+    for (const name of names) this.runs.set(name, run);
+  }
+
   /** A member of a run already going, or a pair a failback or migrate holds, cannot start one. */
   private checkIdle(name: string): void {
     const run = this.runs.get(name);
@@ -210,6 +222,8 @@ export class ReplicationOperations {
     }
     if (run?.state.running) throw new TidemarkError('BUSY', `pair ${name} is already replicating`, 'stop it first to change its settings');
     if (this.roleChanging(name)) throw new TidemarkError('BUSY', `pair ${name} is failing back or migrating`, 'replication starts again once it finished');
+    const busy = this.busy(name);
+    if (busy) throw new TidemarkError('BUSY', `pair ${name} is ${busy}`, 'replication can start once it is done');
   }
 
   private async shipPair(run: Running, name: string): Promise<ReplicateSummary> {
@@ -227,9 +241,17 @@ export class ReplicationOperations {
       onCycleProgress: (progress) => this.cycleProgress(run, progress),
       onCycle: (cycle) => {
         const applied = toCycleRecord(cycle, cycle.pointInTime, cycle.durationMs);
-        run.state = { ...run.state, cycles: [...run.state.cycles.slice(-(cyclesKept - 1)), applied], cycleProgress: null, cycleStartedAtMs: null };
+        run.state = {
+          ...run.state,
+          cycles: [...run.state.cycles.slice(-(cyclesKept - 1)), applied],
+          cycleProgress: null,
+          cycleStartedAtMs: null,
+          retrying: null,
+        };
       },
-      onWarning: (message) => this.events.emit({ severity: 'warning', pair: name, kind: 'replication.retry', message }),
+      // A continuous shipper reports its retries in its own progress (state 'retrying').
+      onWarning: (message) =>
+        record.mode === 'periodic' ? this.retry(run, name, message) : this.events.emit({ severity: 'warning', pair: name, kind: 'replication.retry', message }),
     });
   }
 
@@ -245,7 +267,7 @@ export class ReplicationOperations {
           const applied = toCycleRecord(member, cycle.pointInTime, cycle.durationMs);
           run.memberCycles.set(member.pair, [...(run.memberCycles.get(member.pair) ?? []).slice(-(cyclesKept - 1)), applied]);
         }
-        run.state = { ...run.state, lastGroupCycle: cycle, cycleProgress: null, cycleStartedAtMs: null };
+        run.state = { ...run.state, lastGroupCycle: cycle, cycleProgress: null, cycleStartedAtMs: null, retrying: null };
         this.events.emit({
           severity: 'info',
           pair: run.state.pair,
@@ -253,7 +275,7 @@ export class ReplicationOperations {
           message: `group ${group.name} cycle: ${cycle.members.map((m) => `${m.pair} cycle ${m.cycle} (${m.regionsTransferred} regions)`).join(', ')} — the secondaries hold the primaries as of ${cycle.pointInTime}`,
         });
       },
-      onWarning: (message) => this.events.emit({ severity: 'warning', pair: run.state.pair, kind: 'replication.retry', message }),
+      onWarning: (message) => this.retry(run, run.state.pair, message),
     });
     return null;
   }
@@ -265,7 +287,7 @@ export class ReplicationOperations {
     return shipping.then(
       (summary) => {
         const paused = controller.signal.aborted && run.pausing;
-        run.state = { ...run.state, running: false, paused, summary, cycleProgress: null, cycleStartedAtMs: null };
+        run.state = { ...run.state, running: false, paused, summary, cycleProgress: null, cycleStartedAtMs: null, retrying: null };
         if (paused)
           this.events.emit({ severity: 'info', pair, kind: 'replication.paused', message: `replication of ${subject} paused (writes are still tracked)` });
       },
@@ -279,6 +301,7 @@ export class ReplicationOperations {
           paused,
           cycleProgress: null,
           cycleStartedAtMs: null,
+          retrying: null,
           error: stopped ? null : { code: e.code, message: e.message, hint: e.hint },
         };
         this.events.emit(
@@ -292,10 +315,17 @@ export class ReplicationOperations {
     );
   }
 
+  /** A cycle under way: its start (for rate and ETA) is this progress's when it is a new cycle, another member's, or a retry shipping again from the start. */
   private cycleProgress(run: Running, progress: CycleProgress): void {
     const previous = run.state.cycleProgress;
-    const sameCycle = previous !== null && previous.pair === progress.pair && previous.cycle === progress.cycle;
-    run.state = { ...run.state, cycleProgress: progress, cycleStartedAtMs: sameCycle ? run.state.cycleStartedAtMs : Date.now() };
+    const sameCycle = previous !== null && previous.pair === progress.pair && previous.cycle === progress.cycle && previous.phase === progress.phase;
+    const carriesOn = sameCycle && progress.regionsDone >= previous.regionsDone && run.state.retrying === null;
+    run.state = { ...run.state, cycleProgress: progress, cycleStartedAtMs: carriesOn ? run.state.cycleStartedAtMs : Date.now(), retrying: null };
+  }
+
+  private retry(run: Running, pair: string, message: string): void {
+    run.state = { ...run.state, retrying: { message, sinceMs: run.state.retrying?.sinceMs ?? Date.now() } };
+    this.events.emit({ severity: 'warning', pair, kind: 'replication.retry', message });
   }
 
   private record(run: Running, progress: ShipProgress): void {

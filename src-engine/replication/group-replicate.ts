@@ -1,12 +1,14 @@
 // A consistency group's replication (`tidemark replicate GROUP`, the console's group runs): its
 // cycles one after another at the group's interval — the shortest of its members' — or one
 // with `once`, every member pair's lock held throughout. A cycle cut by a dropped link, a
-// restarting agent or a full secondary resumes from the group's cursor with backoff, as a
-// pair's cycles do (replicate.ts); one that cannot go on (a member failed over) ends the run.
+// restarting agent, a full secondary or a group hold lost before its commit resumes from the
+// group's cursor with backoff, as a pair's cycles do (replicate.ts); one that cannot go on (a
+// member failed over) ends the run.
 
 import { assert } from '../assert';
 import type { EndpointResolver } from './endpoints';
-import { GroupStore, runGroupCycle, type GroupCycleOptions, type GroupCycleSummary, type GroupRecord } from './groups';
+import { retryable } from './continuous';
+import { GroupHoldLost, GroupStore, runGroupCycle, type GroupCycleOptions, type GroupCycleSummary, type GroupRecord } from './groups';
 import type { PairStore } from './pair-store';
 import { replicateLockTask, withCycleRetries } from './replicate';
 import { sleepMs } from './sync/conveyor';
@@ -39,7 +41,9 @@ export async function replicateGroup(
     for (;;) {
       const startMs = performance.now();
       const what = `cycle of group ${group.name}`;
-      const cycle = await withCycleRetries({ ...options, what }, () => runGroupCycle({ store, groups, group, resolver, ...options }));
+      const cycle = await withCycleRetries({ ...options, what, retryable: groupCycleRetryable }, () =>
+        runGroupCycle({ store, groups, group, resolver, ...options }),
+      );
       // A group cycle refuses failed-over members: one that finished is the cycle a group failback owed, if one did.
       await groups.setFailbackOwed(group.name, false);
       cycles.push(cycle);
@@ -62,4 +66,9 @@ export async function runGroupCycleOnce(
 ): Promise<GroupCycleSummary> {
   const { cycles } = await replicateGroup(store, resolver, group, { ...options, once: true });
   return cycles[0]!;
+}
+
+/** A pair cycle's retryable failures, and a group hold that ended before its commit (it took nothing). */
+function groupCycleRetryable(error: unknown): boolean {
+  return retryable(error) || error instanceof GroupHoldLost;
 }

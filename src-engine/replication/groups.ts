@@ -12,7 +12,7 @@ import type { AgentApi, SnapshotGroupItem, SnapshotInfo } from '../agent';
 import { assert } from '../assert';
 import { Bitset } from '../bitmap';
 import { groupHoldLeaseMsDefault } from '../constants';
-import { TidemarkError, errnoCode } from '../errors';
+import { TidemarkError, errnoCode, isTidemarkError } from '../errors';
 import { defineRecord, readRecord, writeRecord } from '../store';
 import type { EndpointResolver, PairEndpoints } from './endpoints';
 import { recordCycle } from './cycle-history';
@@ -46,7 +46,15 @@ const groupCycleKind = defineRecord(
       phase: z.enum(['freezing', 'shipping']),
       members: z.array(
         z
-          .object({ pair: z.string(), cycle: z.number().int().positive(), snapshotId: z.string().uuid().nullable(), pointInTime: z.string().nullable() })
+          .object({
+            pair: z.string(),
+            cycle: z.number().int().positive(),
+            snapshotId: z.string().uuid().nullable(),
+            pointInTime: z.string().nullable(),
+            /** What the member's shipping sent, recorded with its seal: a resumed cycle reports it for a member it only applies. */
+            regionsTransferred: z.number().int().nonnegative().optional(),
+            bytesTransferred: z.number().int().nonnegative().optional(),
+          })
           .strict(),
       ),
     })
@@ -321,13 +329,13 @@ async function shipAndApply(
 ): Promise<GroupCycleSummary['members'][number][] | 'snapshot gone'> {
   const results: GroupCycleSummary['members'][number][] = [];
   const committed = members.some((m, i) => m.applied >= cursor.members[i]!.cycle);
+  let recorded = cursor;
   for (const [i, member] of members.entries()) {
-    const state = cursor.members[i]!;
-    let regions: number[] = [];
-    let bytes = 0;
+    const state = recorded.members[i]!;
+    let regionsTransferred = state.regionsTransferred ?? 0;
+    let bytesTransferred = state.bytesTransferred ?? 0;
     if (member.applied < state.cycle && !(committed && member.sealed === state.cycle)) {
       const p = member.endpoints.primary;
-      regions = await cycleRegionsOf(member);
       const cycleOptions = {
         store: options.store,
         pair: member.pair,
@@ -336,6 +344,8 @@ async function shipAndApply(
         limitRateBytesPerSecond: options.limitRateBytesPerSecond,
         onProgress: options.onProgress,
       };
+      const regions = await cycleRegionsOf(member);
+      let bytes: number;
       try {
         bytes = await ship(cycleOptions, state.cycle, state.snapshotId!, regions, member.auth);
       } catch (error) {
@@ -344,13 +354,19 @@ async function shipAndApply(
       }
       const s = member.endpoints.secondary;
       await s.agent.stageSeal(s.path, member.pair.pairId, state.cycle, regions, { auth: member.auth });
+      [regionsTransferred, bytesTransferred] = [regions.length, bytes];
+      recorded = { ...recorded, members: recorded.members.map((m, k) => (k === i ? { ...m, regionsTransferred, bytesTransferred } : m)) };
+      await writeRecord(options.groups.cyclePath(options.group.name), groupCycleKind, recorded);
     }
-    results.push({ pair: member.pair.name, cycle: state.cycle, regionsTransferred: regions.length, bytesTransferred: bytes });
+    results.push({ pair: member.pair.name, cycle: state.cycle, regionsTransferred, bytesTransferred });
   }
   for (const [i, member] of members.entries()) {
-    const cycle = cursor.members[i]!.cycle;
+    const cycle = recorded.members[i]!.cycle;
     const s = member.endpoints.secondary;
-    if (member.applied < cycle) await s.agent.stageApplySealed(s.path, member.pair.pairId, cycle, { auth: member.auth });
+    if (member.applied >= cycle) continue;
+    const regionsTotal = results[i]!.regionsTransferred;
+    options.onProgress?.({ pair: member.pair.name, cycle, phase: 'applying', regionsDone: 0, regionsTotal, bytesTransferred: results[i]!.bytesTransferred });
+    await s.agent.stageApplySealed(s.path, member.pair.pairId, cycle, { auth: member.auth });
   }
   return results;
 }
@@ -405,6 +421,8 @@ async function freeze(options: GroupCycleOptions, members: readonly Member[], cy
   };
   await mkdir(join(cyclePath, '..'), { recursive: true, mode: 0o700 });
   await writeRecord(cyclePath, groupCycleKind, freezing);
+  const first = freezing.members[0]!;
+  options.onProgress?.({ pair: first.pair, cycle: first.cycle, phase: 'freezing', regionsDone: 0, regionsTotal: 0, bytesTransferred: 0 });
   const snapshots = await snapshotAtOneInstant(members, options.holdLeaseMs ?? groupHoldLeaseMsDefault);
   const shipping: GroupCycle = {
     phase: 'shipping',
@@ -473,7 +491,7 @@ async function prepareAll(members: readonly Member[], hosts: readonly { agent: A
     // An abort that fails (a dropped link) is released anyway: the lease runs out, the connection closed.
     const aborts = prepared.flatMap((r, h) => (r.status === 'fulfilled' ? [hosts[h]!.agent.snapshotGroupAbort(r.value.holdId).catch(() => undefined)] : []));
     await Promise.all(aborts);
-    throw failed.reason;
+    throw holdLost(failed.reason);
   }
   return prepared.map((r) => (r as PromiseFulfilledResult<{ holdId: string }>).value.holdId);
 }
@@ -501,9 +519,21 @@ async function commitAll(
         : [],
     );
     await Promise.all(deletes);
-    throw failed.reason;
+    throw holdLost(failed.reason);
   }
   return committed.map((r) => (r as PromiseFulfilledResult<SnapshotInfo[]>).value);
+}
+
+/**
+ * A group hold that ended before its commit — its lease ran out (`EXPIRED`), it was aborted
+ * (`CANCELLED`), its agent no longer knows it (`NOT_FOUND`: restarted, or the commit went out on
+ * a new connection) — took nothing: the cycle prepares a new one (withCycleRetries retries it).
+ */
+export class GroupHoldLost extends TidemarkError {}
+
+function holdLost(error: unknown): unknown {
+  if (!isTidemarkError(error) || !['EXPIRED', 'CANCELLED', 'NOT_FOUND'].includes(error.code)) return error;
+  return new GroupHoldLost(error.code, error.message, error.hint, { cause: error });
 }
 
 /** Every member's snapshot exists: the group instant was taken. Otherwise none counts; the freeze starts over. */

@@ -232,6 +232,8 @@ export async function withCycleRetries<T>(
     readonly attemptsMax?: number;
     readonly signal?: AbortSignal;
     readonly onWarning?: (message: string) => void;
+    /** Which failures are run again (default `retryable`: a dropped link, an I/O error, a busy or full side). */
+    readonly retryable?: (error: unknown) => boolean;
   },
   run: () => Promise<T>,
 ): Promise<T> {
@@ -241,7 +243,7 @@ export async function withCycleRetries<T>(
       return await run();
     } catch (error) {
       failures += 1;
-      if (!retryable(error) || settings.signal?.aborted || failures >= attemptsMax) throw error;
+      if (!(settings.retryable ?? retryable)(error) || settings.signal?.aborted || failures >= attemptsMax) throw error;
       const delayMs = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
       settings.onWarning?.(`${settings.what} interrupted (${(error as Error).message}); resuming in ${delayMs} ms`);
       await sleepMs(delayMs, settings.signal);

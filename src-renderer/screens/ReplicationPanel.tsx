@@ -37,6 +37,7 @@ const pathText: Record<ReplicationViewDto['dataPath'], string> = {
 export function replicationPhase(state: ReplicationStateDto | null): keyof typeof stateChips {
   if (state?.paused) return 'paused';
   if (!state?.running) return 'stopped';
+  if (state.retrying) return 'retrying';
   if (state.cycleProgress) return 'cycling';
   if (state.cycles.length > 0 || state.lastGroupCycle) return 'between-cycles';
   return state.progress?.state ?? 'starting';
@@ -90,8 +91,8 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
             <Stack spacing={1} data-testid="replication-group">
               <Typography variant="body2">
                 {pair.name} replicates with consistency group {group.name} ({group.pairs.join(', ')}): every cycle snapshots all their primaries at one instant
-                and brings every secondary to it. Start runs the group’s cycles at its interval (the shortest of its pairs’), Run one cycle runs one; either
-                shows on every pair of the group, and Stop on any of them stops it (as <code>tidemark replicate {group.name}</code> does).
+                and brings every secondary to it. Start runs the group’s cycles at its interval (the shortest of its pairs’), Run one group cycle runs one;
+                either shows on every pair of the group, and Stop on any of them stops it (as <code>tidemark replicate {group.name}</code> does).
               </Typography>
               {groupFailedOver && (
                 <Typography variant="body2" color="text.secondary" data-testid="group-cycle-failed-over">
@@ -120,7 +121,7 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               </Button>
             )}
             {paused && (
-              <Button variant="contained" onClick={() => void resume()} disabled={blocked} data-testid="replication-resume">
+              <Button variant="contained" onClick={() => void resume()} disabled={blocked || groupFailedOver} data-testid="replication-resume">
                 Resume
               </Button>
             )}
@@ -166,6 +167,11 @@ export function ReplicationPanel({ pair }: { pair: PairDto }) {
               </Typography>
             )}
           </Stack>
+          {state?.running && state.retrying && (
+            <Typography variant="body2" color="error" data-testid="cycle-retrying">
+              Retrying since {formatTime(state.retrying.sinceMs)}: {state.retrying.message}
+            </Typography>
+          )}
           {state?.running && state.cycleProgress && <CycleProgressLine state={state} />}
           {state?.lastGroupCycle && <GroupCycleLine cycle={state.lastGroupCycle} />}
           {!continuous && <CycleHistory cycles={state?.cycles ?? []} />}

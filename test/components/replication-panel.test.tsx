@@ -3,7 +3,7 @@
 // a protective snapshot, in sync, periodic, failed, tracking unreachable), what Start and Stop
 // ask the engine, its ~2 Hz polling (paused while the page is hidden), and the lag chart.
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { LagSampleDto, PairDto, ReplicationStateDto, ReplicationViewDto, TrackingStateDto } from '../../src-main/console-api';
 import { LagChart, lagChartGeometry, niceCeilBytes } from '../../src-renderer/components/LagChart';
 import { ReplicationPanel, replicationPhase } from '../../src-renderer/screens/ReplicationPanel';
@@ -94,6 +94,7 @@ function running(extra: Partial<ReplicationStateDto> = {}, progress: Partial<Non
     cycleProgress: null,
     cycleStartedAtMs: null,
     lastGroupCycle: null,
+    retrying: null,
     ...extra,
   };
 }
@@ -323,11 +324,26 @@ describe('ReplicationPanel', () => {
     view.unmount();
 
     const cycleProgress = { pair: 'field', cycle: 3, phase: 'shipping' as const, regionsDone: 4, regionsTotal: 12, bytesTransferred: 4 * MiB };
-    install({ state: running({ progress: null, once: true, cycleProgress, cycleStartedAtMs: Date.now() - 2000 }) });
+    // The clock stands still (only Date: the panel's polling timers run): 4 of 12 regions in 2 s.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.UTC(2026, 10, 25, 12, 0, 0));
+      install({ state: running({ progress: null, once: true, cycleProgress, cycleStartedAtMs: Date.now() - 2000 }) });
+      render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+      await waitFor(() => expect(text('replication-state')).toBe('cycle under way'));
+      expect(text('cycle-progress')).toBe('Cycle 3 — shipping, 4 of 12 regions (4 MiB, 2 MiB/s · ETA 4s)');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a periodic cycle being retried: the chip says retrying, and why since when', async () => {
+    const cycleProgress = { pair: 'field', cycle: 5, phase: 'shipping' as const, regionsDone: 1, regionsTotal: 3, bytesTransferred: MiB };
+    const retrying = { message: 'cycle of field interrupted (link to dr dropped); resuming in 400 ms', sinceMs: Date.UTC(2026, 10, 25, 12, 0, 0) };
+    install({ state: running({ progress: null, cycles: [cycle(4)], cycleProgress, retrying }) });
     render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
-    await waitFor(() => expect(text('replication-state')).toBe('cycle under way'));
-    // 4 of 12 regions in ~2 s: ~2 MiB/s and ~4 s left (the clock moves on between polls).
-    expect(text('cycle-progress')).toMatch(/^Cycle 3 — shipping, 4 of 12 regions \(4 MiB, (1\.9\d|2) MiB\/s · ETA [45]s\)$/);
+    await waitFor(() => expect(text('replication-state')).toBe('retrying'));
+    expect(text('cycle-retrying')).toMatch(/^Retrying since .+: cycle of field interrupted \(link to dr dropped\); resuming in 400 ms$/);
   });
 
   it('a pair in a consistency group: Start and Run one group cycle start the group’s run, which shows the member at work and the group’s cycle', async () => {
@@ -368,6 +384,15 @@ describe('ReplicationPanel', () => {
     await waitFor(() => expect(text('group-cycle-failed-over')).toMatch(/^logs failed over: the group cycles again once every pair is failed back/));
     expect((screen.getByTestId('replication-start') as HTMLButtonElement).disabled).toBe(true);
     expect((screen.getByTestId('replication-once') as HTMLButtonElement).disabled).toBe(true);
+    cleanup();
+    // A group run paused before the failover is not resumed onto the demoted old primary.
+    install({
+      group: { name: 'db', pairs: ['field', 'logs'], failedOver: ['logs'] },
+      state: { ...running({ progress: null, group: 'db' }), running: false, paused: true },
+    });
+    render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
+    await waitFor(() => expect(text('replication-state')).toBe('paused'));
+    await waitFor(() => expect((screen.getByTestId('replication-resume') as HTMLButtonElement).disabled).toBe(true));
     cleanup();
     install({ groupError: { code: 'METADATA_CORRUPT', message: 'groups/db.json is damaged', hint: 'restore it' } });
     render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
@@ -431,6 +456,7 @@ describe('replicationPhase', () => {
     expect(replicationPhase(running({ progress: null, cycles: [cycle(1)] }))).toBe('between-cycles');
     expect(replicationPhase(running({ progress: null, group: 'db', lastGroupCycle: groupCycle }))).toBe('between-cycles');
     expect(replicationPhase({ ...running({ cycleProgress }), running: false })).toBe('stopped');
+    expect(replicationPhase(running({ progress: null, cycleProgress, retrying: { message: 'link dropped', sinceMs: 0 } }))).toBe('retrying');
   });
 });
 

@@ -78,6 +78,13 @@ describe('console replication of a consistency group', () => {
     const kinds = e.events.list().map((event) => event.kind);
     expect(kinds.filter((k) => k === 'group.cycle')).toHaveLength(1);
     expect(e.events.list().find((event) => event.kind === 'replication.started')?.message).toBe('replicating group db (a, b): one cycle');
+
+    // The group dissolved, a's own run replaces the group's on both pairs: b shows no run any more.
+    await new GroupStore(e.pairs.homeDir).delete('db');
+    expect(await e.replication.start('a', { once: true })).toMatchObject({ pair: 'a', group: null, once: true });
+    expect(e.replication.state('b')).toBeNull();
+    await until(() => e.replication.state('a')?.running === false, 20_000, 'a’s own cycle');
+    expect(e.replication.state('a')).toMatchObject({ error: null, lastGroupCycle: null, cycles: [expect.objectContaining({ cycle: 2 })] });
   });
 
   it('Start runs the group’s cycles at its interval; a member’s pause and the other’s resume carry the run; Stop on either ends it', async () => {

@@ -93,11 +93,14 @@ describe('tidemark failover / failback', () => {
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? -1)));
     const cycleLines = () => stderr.split('\n').filter((l) => l.startsWith('tidemark: group db: '));
-    for (const deadlineMs = Date.now() + 30_000; cycleLines().length < 3;) {
-      if (Date.now() > deadlineMs) throw new Error(`fewer than 3 group cycles in 30 s: ${stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    try {
+      for (const deadlineMs = Date.now() + 30_000; cycleLines().length < 3;) {
+        if (Date.now() > deadlineMs) throw new Error(`fewer than 3 group cycles in 30 s: ${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      child.kill('SIGINT'); // also when the wait failed: no process outlives the test
     }
-    child.kill('SIGINT');
     expect(await exited, stderr).not.toBe(0);
     expect(cycleLines()[2]).toMatch(/^tidemark: group db: a cycle 3 \(0 regions\), b cycle 3 \(0 regions\) — the secondaries hold the primaries as of /);
     for (const name of ['a', 'b']) expect(run('verify', name).status).toBe(0);

@@ -49,8 +49,8 @@ interface Fault {
   path?: string;
   /** The call reaches the agent and its answer is lost (else it is refused before the agent acts). */
   answerLost?: boolean;
-  /** The run is stopped (Ctrl-C: not retried) instead of its link dropped (retried, the cycle resumed from its cursor). */
-  cancelled?: boolean;
+  /** How the call fails: its link dropped (the default; retried, the cycle resumed from its cursor), the run stopped (Ctrl-C: not retried), or its group hold's lease ran out. */
+  error?: 'dropped' | 'cancelled' | 'expired';
 }
 
 /** An agent whose next call of `method` on `path` fails once, as a dropped link does, when asked to. */
@@ -61,32 +61,44 @@ function faulty(agent: AgentApi, fault: Fault, site: string): AgentApi {
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         const call = () => (value as (...a: unknown[]) => unknown).apply(target, args);
-        if (property !== fault.method || args[0] !== fault.path) return call(); // as is: readRegions is an async iterable
+        // As is (readRegions is an async iterable) unless the method, and the path when one is given, match.
+        if (property !== fault.method || (fault.path !== undefined && args[0] !== fault.path)) return call();
         fault.method = undefined;
-        const dropped = fault.cancelled
-          ? new TidemarkError('CANCELLED', `stopped at site ${site} (test, ${String(property)})`, 'run it again')
-          : new TidemarkError('DISCONNECTED', `link to site ${site} dropped (test, ${String(property)})`, 'retry');
+        const how = `(test, ${String(property)})`;
+        const dropped =
+          fault.error === 'cancelled'
+            ? new TidemarkError('CANCELLED', `stopped at site ${site} ${how}`, 'run it again')
+            : fault.error === 'expired'
+              ? new TidemarkError('EXPIRED', `group hold at site ${site} was released with nothing taken ${how}`, 'the group cycle is retried')
+              : new TidemarkError('DISCONNECTED', `link to site ${site} dropped ${how}`, 'retry');
+        // An expired hold is one its agent released (with nothing taken) before the commit came.
+        if (fault.error === 'expired') return agent.snapshotGroupAbort(args[0] as string).then(() => Promise.reject(dropped));
         return fault.answerLost ? (call() as Promise<unknown>).then(() => Promise.reject(dropped)) : Promise.reject(dropped);
       };
     },
   });
 }
 
-async function twoSiteGroup() {
+/** Site A holds both primaries (or, with `hostC`, site C holds b's: a cross-host group, frozen by holds), site B both secondaries. */
+async function twoSiteGroup(options: { hostC?: boolean } = {}) {
   const dir = await tempDir();
   const fault: Fault = {};
+  const faultC: Fault = {};
   const siteA = { home: join(dir, 'site-a'), agent: new LocalAgent(join(dir, 'site-a')) as AgentApi };
   const siteBAgent = new LocalAgent(join(dir, 'site-b'));
-  agents.push(siteA.agent as LocalAgent, siteBAgent);
+  const siteCAgent = options.hostC ? new LocalAgent(join(dir, 'site-c')) : undefined;
+  agents.push(siteA.agent as LocalAgent, siteBAgent, ...(siteCAgent ? [siteCAgent] : []));
   const siteB = faulty(siteBAgent, fault, 'B');
+  const siteC = siteCAgent ? faulty(siteCAgent, faultC, 'C') : undefined;
   const primaries = [join(dir, 'pa.img'), join(dir, 'pb.img')];
   const secondaries = [join(dir, 'sa.img'), join(dir, 'sb.img')];
-  for (const path of primaries) await siteA.agent.volumeCreate(path, sizeBytes, regionBytes);
+  const primaryAgent = (path: string) => (siteC && path === primaries[1] ? siteC : siteA.agent);
+  for (const path of primaries) await primaryAgent(path).volumeCreate(path, sizeBytes, regionBytes);
   for (const path of secondaries) await siteB.volumeCreate(path, sizeBytes, regionBytes);
   const resolver: EndpointResolver = {
     resolve: async (volref) => {
-      const onA = primaries.includes(volref);
-      return { volref, agent: onA ? siteA.agent : siteB, path: volref, where: onA ? 'site A' : 'site B' };
+      const primary = primaries.includes(volref);
+      return { volref, agent: primary ? primaryAgent(volref) : siteB, path: volref, where: primary ? 'a primary site' : 'site B' };
     },
   };
   const store = new PairStore(join(dir, 'orchestrator'));
@@ -115,7 +127,7 @@ async function twoSiteGroup() {
     Object.assign(fault, { method: 'stageApplySealed', path: secondaries[i] });
     await expect(cycle()).rejects.toThrow(/link to site B dropped/);
   };
-  return { siteA, siteB, siteBAgent, fault, primaries, secondaries, resolver, store, groups, write, prefixOf, cutSecondCycleAtApply };
+  return { siteA, siteB, siteBAgent, fault, faultC, primaryAgent, primaries, secondaries, resolver, store, groups, write, prefixOf, cutSecondCycleAtApply };
 }
 
 async function readWhole(agent: AgentApi, path: string): Promise<Buffer> {
@@ -169,18 +181,53 @@ describe('consistency group failover', () => {
     for (const name of ['a', 'b']) expect((await t.store.require(name)).failover ?? null).toBeNull();
   }, 60_000);
 
-  it('a group cycle whose link drops mid-apply resumes from its cursor and finishes (runGroupCycleOnce retries, saying so)', async () => {
-    const t = await twoSiteGroup();
-    await t.write(t.siteA.agent, t.primaries, 1, 40);
-    Object.assign(t.fault, { method: 'stageApplySealed', path: t.secondaries[1] });
+  /** The distinct regions records first..last land in on member `i`'s volume: what a cycle after them ships for it. */
+  const regionsWritten = (i: number, first: number, last: number) =>
+    new Set(
+      Array.from({ length: last - first + 1 }, (_, k) => first + k)
+        .filter((n) => records.volumeOf(n) === i)
+        .map((n) => records.regionOf(n)),
+    ).size;
+
+  for (const fault of [
+    { method: 'stageApplySealed', member: 1, answerLost: false, what: 'an apply refused' },
+    { method: 'stageSeal', member: 0, answerLost: true, what: 'a seal whose answer was lost' },
+  ]) {
+    it(`a group cycle whose link drops (${fault.what}) resumes from its cursor and finishes, saying so, with each member's figures`, async () => {
+      const t = await twoSiteGroup();
+      await t.write(t.siteA.agent, t.primaries, 1, 40);
+      Object.assign(t.fault, { method: fault.method, path: t.secondaries[fault.member], answerLost: fault.answerLost });
+      const warnings: string[] = [];
+      const cycle = await runGroupCycleOnce(t.store, t.resolver, await t.groups.require('db'), { onWarning: (w) => warnings.push(w) });
+      expect(warnings).toEqual([
+        expect.stringMatching(new RegExp(`^cycle of group db interrupted \\(link to site B dropped \\(test, ${fault.method}\\)\\); resuming in 200 ms$`)),
+      ]);
+      expect(cycle).toMatchObject({ group: 'db', resumed: true });
+      // A member sealed before the cut is applied from its seal on the retry, and still reports what it shipped.
+      expect(cycle.members.map((m) => m.regionsTransferred)).toEqual([regionsWritten(0, 1, 40), regionsWritten(1, 1, 40)]);
+      expect(cycle.members.every((m) => m.bytesTransferred === m.regionsTransferred * regionBytes)).toBe(true);
+      for (const i of [0, 1]) expect(await sameBytes(t.primaries[i]!, t.secondaries[i]!, sizeBytes)).toBe(true);
+      expect(await t.prefixOf(t.secondaries, t.siteB)).toBe(40);
+    });
+  }
+
+  it('a cross-host group whose hold expires before its commit is retried: a new hold, one instant, nothing left behind', async () => {
+    const t = await twoSiteGroup({ hostC: true });
+    for (let n = 1; n <= 40; n++)
+      await t.primaryAgent(t.primaries[records.volumeOf(n)]!).writeRegion(t.primaries[records.volumeOf(n)]!, records.regionOf(n), records.record(n));
+    Object.assign(t.faultC, { method: 'snapshotGroupCommit', error: 'expired' });
     const warnings: string[] = [];
     const cycle = await runGroupCycleOnce(t.store, t.resolver, await t.groups.require('db'), { onWarning: (w) => warnings.push(w) });
     expect(warnings).toEqual([
-      expect.stringMatching(/^cycle of group db interrupted \(link to site B dropped \(test, stageApplySealed\)\); resuming in 200 ms$/),
+      expect.stringMatching(
+        /^cycle of group db interrupted \(group hold at site C was released with nothing taken \(test, snapshotGroupCommit\)\); resuming in 200 ms$/,
+      ),
     ]);
-    expect(cycle).toMatchObject({ group: 'db', resumed: true });
+    expect(cycle.members.map((m) => m.regionsTransferred)).toEqual([regionsWritten(0, 1, 40), regionsWritten(1, 1, 40)]);
     for (const i of [0, 1]) expect(await sameBytes(t.primaries[i]!, t.secondaries[i]!, sizeBytes)).toBe(true);
     expect(await t.prefixOf(t.secondaries, t.siteB)).toBe(40);
+    // The first hold's snapshot on site A (its commit went through) was deleted; the cycle's own after it.
+    for (const path of t.primaries) expect((await t.primaryAgent(path).snapshotList(path)).snapshots).toEqual([]);
   });
 
   it('the first apply of the cycle was cut: no member applied it, both stay at the previous cycle and the seals are dropped', async () => {
@@ -208,7 +255,7 @@ describe('consistency group failover', () => {
     const siteAAgent = new LocalAgent(t.siteA.home);
     agents.push(siteAAgent);
     t.siteA.agent = faulty(siteAAgent, faultA, 'A');
-    Object.assign(faultA, { method: 'stageApplySealed', path: t.primaries[1], cancelled: true });
+    Object.assign(faultA, { method: 'stageApplySealed', path: t.primaries[1], error: 'cancelled' });
     await expect(failbackGroup(t.store, t.resolver, 'db')).rejects.toThrow(/stopped at site A \(test, stageApplySealed\)/);
     for (const name of ['a', 'b']) expect((await t.store.require(name)).failover ?? null).toBeNull(); // both pairs failed back
     const finished = await failbackGroup(t.store, t.resolver, 'db');
