@@ -135,6 +135,16 @@ export interface OverviewDto {
   readonly volumes: readonly VolumeDto[];
   readonly pairs: readonly PairDto[];
   readonly generator: GeneratorStateDto | null;
+  /** Consistency groups: periodic pairs whose cycles share one instant. */
+  readonly groups: readonly GroupDto[];
+  /** The group records could not be read (a damaged file): named here; the pairs still show. */
+  readonly groupsError: ConsoleErrorDto | null;
+}
+
+export interface GroupDto {
+  readonly name: string;
+  readonly pairs: readonly string[];
+  readonly createdAt: string;
 }
 
 export interface BitmapDto {
@@ -599,6 +609,10 @@ export interface ConsoleRequests {
   pairEstimate: [{ primary: string; secondary: string; regionBytes: number }, SyncEstimateDto];
   pairCreate: [PairCreateDto, OverviewDto];
   pairDelete: [{ name: string; force?: boolean }, OverviewDto];
+  /** Groups periodic pairs into a consistency group (`tidemark group create`). */
+  groupCreate: [{ name: string; pairs: string[] }, OverviewDto];
+  /** Forgets a consistency group; its pairs stay (`tidemark group delete`). */
+  groupDelete: [{ name: string }, OverviewDto];
   syncStart: [{ pair: string; method: SyncMethodDto | 'auto'; limitRateBytesPerSecond?: number }, SyncStateDto];
   syncCancel: [{ pair: string }, SyncStateDto | null];
   verify: [{ pair: string }, VerifyDto];

@@ -96,6 +96,8 @@ export const requestSchemas = {
     })
     .strict(),
   pairDelete: z.object({ name: pairName, force: z.boolean().optional() }).strict(),
+  groupCreate: z.object({ name: pairName, pairs: z.array(pairName).min(2).max(64) }).strict(),
+  groupDelete: z.object({ name: pairName }).strict(),
   syncStart: z
     .object({
       pair: pairName,

@@ -84,6 +84,14 @@ export class ConsoleService {
         await engine.pairOps.delete(name, force ?? false);
         return this.overview();
       },
+      groupCreate: async ({ name, pairs }) => {
+        await engine.pairOps.createGroup(name, pairs);
+        return this.overview();
+      },
+      groupDelete: async ({ name }) => {
+        await engine.pairOps.deleteGroup(name);
+        return this.overview();
+      },
       syncStart: async ({ pair, method, limitRateBytesPerSecond }) => toSyncStateDto(await engine.pairOps.startSync(pair, method, limitRateBytesPerSecond)),
       syncCancel: async ({ pair }) => {
         const state = await engine.pairOps.cancelSync(pair);
@@ -294,7 +302,11 @@ export class ConsoleService {
 
   private async overview(): Promise<OverviewDto> {
     const overview = await this.engine.overview();
-    return { ...overview, pairs: overview.pairs.map((p) => ({ ...p, sync: p.sync ? toSyncStateDto(p.sync) : null })) };
+    return {
+      ...overview,
+      pairs: overview.pairs.map((p) => ({ ...p, sync: p.sync ? toSyncStateDto(p.sync) : null })),
+      groups: overview.groups.map((g) => ({ name: g.name, pairs: [...g.pairs], createdAt: g.createdAt })),
+    };
   }
 
   /** Validates and runs one request. Never throws: refusals and engine errors are outcomes. */

@@ -10,7 +10,7 @@ import { TidemarkError, isTidemarkError } from '../errors';
 import { EventLog } from '../events';
 import { ensureHomeDir } from '../home';
 import { WriteGenerator, ensureLab, labPairName, labDefaults, removeLab, type GeneratorSettings, type GeneratorState, type LabOptions } from '../lab';
-import { PairStore, readCycleHistory, sinceMapName, type PairRecord } from '../replication';
+import { GroupStore, PairStore, readCycleHistory, sinceMapName, type GroupRecord, type PairRecord } from '../replication';
 import { PairOperations, type SyncState } from './pair-ops';
 import { ReplicationOperations } from './replication-ops';
 import { SeedingOperations } from './seeding';
@@ -90,6 +90,9 @@ export interface Overview {
   readonly volumes: VolumeSummary[];
   readonly pairs: PairSummary[];
   readonly generator: GeneratorState | null;
+  /** The home's consistency groups (empty when their records cannot be read: `groupsError` says why, and the pairs still show). */
+  readonly groups: readonly GroupRecord[];
+  readonly groupsError: { readonly code: string; readonly message: string; readonly hint: string } | null;
 }
 
 /** How the engine reaches remote hosts. */
@@ -319,7 +322,14 @@ export class Engine {
         };
       }),
     );
-    return { homeDir: this.homeDir, volumes, pairs: records.map((r) => this.pairSummary(r, volumes)), generator: this.generatorState() };
+    const groups = await new GroupStore(this.homeDir).list().then(
+      (list) => ({ groups: list, groupsError: null }),
+      (error: unknown) => {
+        const e = isTidemarkError(error) ? error : new TidemarkError('IO', (error as Error).message, 'see the log');
+        return { groups: [], groupsError: { code: e.code, message: e.message, hint: e.hint } };
+      },
+    );
+    return { homeDir: this.homeDir, volumes, pairs: records.map((r) => this.pairSummary(r, volumes)), generator: this.generatorState(), ...groups };
   }
 
   /**

@@ -32,6 +32,8 @@ import {
   failoverGroup,
   failoverPair,
   groupOf,
+  GroupStore,
+  type GroupRecord,
   type GroupFailoverSummary,
   type FailbackSummary,
   type FailoverSummary,
@@ -176,6 +178,29 @@ export class PairOperations implements EndpointResolver {
     if (!group) return null;
     const records = await Promise.all(group.pairs.map(async (name) => (name === pair.name ? pair : await this.store.require(name))));
     return { name: group.name, pairs: group.pairs, failedOver: records.filter((r) => r.failover).map((r) => r.name) };
+  }
+
+  /**
+   * Groups periodic pairs into a consistency group (`tidemark group create`): refused while a
+   * member syncs, replicates, fails back or migrates in this console — its own run would go on
+   * beside the group's.
+   */
+  async createGroup(name: string, pairs: readonly string[]): Promise<GroupRecord> {
+    for (const member of pairs) this.checkIdle(member);
+    const group = await new GroupStore(this.store.homeDir).create(name, pairs, this.store);
+    this.events.emit({ severity: 'info', pair: null, kind: 'group.created', message: `group ${name} created: ${pairs.join(', ')} cycle at one instant` });
+    return group;
+  }
+
+  /** Forgets a consistency group (its pairs stay); refused while the group replicates in this console. */
+  async deleteGroup(name: string): Promise<void> {
+    const groups = new GroupStore(this.store.homeDir);
+    for (const member of (await groups.require(name)).pairs) {
+      const replicating = this.replicating(member);
+      if (replicating) throw new TidemarkError('BUSY', `group ${name} is replicating in this console (pair ${member} is ${replicating})`, 'stop it first');
+    }
+    await groups.delete(name);
+    this.events.emit({ severity: 'info', pair: null, kind: 'group.deleted', message: `group ${name} deleted; its pairs stay` });
   }
 
   /** A grouped pair promoted by an earlier, interrupted group failover that this one finished: its summary from the record. */

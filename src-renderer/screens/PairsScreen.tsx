@@ -1,5 +1,5 @@
-// Pairs: live state of every pair; a pair's detail shows its sync, its replication, its maps
-// as heatmaps and, for the lab, the write generator.
+// Pairs: live state of every pair and the consistency groups; a pair's detail shows its sync,
+// its replication, its maps as heatmaps and, for the lab, the write generator.
 import { Box, Button, Card, CardActionArea, CardContent, Chip, Grid, Stack, ToggleButton, ToggleButtonGroup, Typography } from '@mui/material';
 import { useMemo, useState } from 'react';
 import type { MapKind, OverviewDto, PairDto } from '../../src-main/console-api';
@@ -10,6 +10,7 @@ import { formatBytes } from '../format';
 import { decodeWords } from '../heatmap/density';
 import { useBitmap } from '../hooks';
 import { GeneratorPanel } from './GeneratorPanel';
+import { GroupsSection } from './GroupsSection';
 import { PairWizard } from './PairWizard';
 import { FailoverPanel } from './FailoverPanel';
 import { ReplicationPanel } from './ReplicationPanel';
@@ -82,23 +83,27 @@ export function PairsScreen({
             <Card variant="outlined">
               <CardActionArea onClick={() => setSelected(p.name)} data-testid={`pair-card-${p.name}`} aria-label={`open pair ${p.name}`}>
                 <CardContent>
-                  <PairSummaryLine pair={p} />
+                  <PairSummaryLine pair={p} group={overview.groups.find((g) => g.pairs.includes(p.name))?.name} />
                 </CardContent>
               </CardActionArea>
             </Card>
           </Grid>
         ))}
       </Grid>
+      <Box sx={{ mt: 3 }}>
+        <GroupsSection overview={overview} onChanged={onChanged} />
+      </Box>
     </>
   );
 }
 
-function PairSummaryLine({ pair }: { pair: PairDto }) {
+function PairSummaryLine({ pair, group }: { pair: PairDto; group?: string }) {
   return (
     <Stack spacing={1}>
       <Stack direction="row" spacing={1} sx={{ alignItems: 'center' }}>
         <Typography variant="h6">{pair.name}</Typography>
         <Chip size="small" label={pair.mode} />
+        {group && <Chip size="small" variant="outlined" label={`group ${group}`} data-testid={`pair-group-${pair.name}`} />}
         <Chip size="small" label={pair.tracking ? 'tracking' : 'idle'} color={pair.tracking ? 'success' : 'default'} />
       </Stack>
       <Typography variant="body2" sx={{ fontFamily: 'monospace', wordBreak: 'break-all' }}>
@@ -150,7 +155,7 @@ function PairDetail({
           ← all pairs
         </Typography>
       </Box>
-      <PairSummaryLine pair={pair} />
+      <PairSummaryLine pair={pair} group={overview.groups.find((g) => g.pairs.includes(pair.name))?.name} />
       <SyncPanel
         pair={pair}
         onChanged={onChanged}

@@ -74,6 +74,8 @@ describe('VolumesScreen', () => {
     ],
     pairs: [],
     generator: null,
+    groups: [],
+    groupsError: null,
   };
 
   it('shows each volume with size, regions, realization and role', () => {

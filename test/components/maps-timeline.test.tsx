@@ -36,6 +36,8 @@ const overview: OverviewDto = {
     },
   ],
   generator: null,
+  groups: [],
+  groupsError: null,
 };
 
 /** A 64-region map with the given regions set, as the engine encodes it. */

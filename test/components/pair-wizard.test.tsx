@@ -54,7 +54,7 @@ const estimate: SyncEstimateDto = {
   methods: [{ method: 'tardy', bytesUpTo: 10 * MiB, regionsUpTo: 10, signatureBytes: 0, regionsReclaimed: 0, note: 'copy, then a short snapshot' }],
 };
 
-const overview: OverviewDto = { homeDir: '/h', volumes: [], pairs: [], generator: null };
+const overview: OverviewDto = { homeDir: '/h', volumes: [], pairs: [], generator: null, groups: [], groupsError: null };
 
 function install(): RecordingApi {
   const api = new RecordingApi({

@@ -54,7 +54,7 @@ function overview(sync: SyncStateDto): OverviewDto {
     lastSync: null,
     sync,
   };
-  return { homeDir: '/h', volumes: [], pairs: [pair], generator: null };
+  return { homeDir: '/h', volumes: [], pairs: [pair], generator: null, groups: [], groupsError: null };
 }
 
 describe('a running sync in the pair detail', () => {

@@ -68,9 +68,18 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
       await cli(['pair', 'create', v.name, '--primary', v.primary, '--secondary', v.secondary, '--region-size', '1MiB', '--mode', 'periodic']);
       await cli(['sync', v.name]);
     }
-    await cli(['group', 'create', 'db', 'db-a', 'db-b']);
-
-    const { page, pageErrors } = await e2e.openPair('db-a', { width: 1400, height: 1600 });
+    // The group is made on the Pairs screen: New group, a name, both pairs.
+    const { page, pageErrors } = await e2e.openConsole({ width: 1400, height: 1600 });
+    await page.getByTestId('group-new').click({ timeout: 60_000 });
+    await page.getByTestId('group-name').fill('db');
+    await page.getByTestId('group-pick-db-a').click();
+    await page.getByTestId('group-pick-db-b').click();
+    await page.getByTestId('group-create').click();
+    await expect.poll(() => page.getByTestId('group-db').textContent(), { timeout: 30_000 }).toMatch(/^db.*db-a.*db-b/);
+    expect(await page.getByTestId('pair-group-db-a').textContent()).toBe('group db');
+    expect(JSON.parse(await cli(['--json', 'group', 'list']))).toEqual([expect.objectContaining({ name: 'db', pairs: ['db-a', 'db-b'] })]);
+    await shot(page, 'e2e-group-created');
+    await page.getByTestId('pair-card-db-a').click();
     // The pair replicates with its group: Run one group cycle runs the group's, in the background.
     await expect
       .poll(() => page.getByTestId('replication-group').textContent(), { timeout: 30_000 })

@@ -2,9 +2,11 @@
 // the group's cycles in the background, which every member's state shows (the cycle under
 // way, the group's last cycle, the member's own cycles) and any member's stop, pause or resume
 // acts on; Run one group cycle is the same run with `once`. Real agents, volumes and cycles.
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GroupStore, type Engine } from '../../src-engine';
+import { ConsoleService } from '../../src-main/console-service';
 import { engineWithLab, until } from '../helpers/engine';
 import { writeRandomRegions } from '../helpers/pairs';
 
@@ -114,5 +116,49 @@ describe('console replication of a consistency group', () => {
     expect(await e.replication.start('b', { once: true })).toMatchObject({ running: true, group: 'db' });
     await until(() => e.replication.state('b')?.running === false, 20_000, 'one more group cycle');
     expect(e.replication.state('b')?.error).toBeNull();
+  });
+
+  it('the console creates and deletes groups: refusals name the cause, a busy member or group is refused, a damaged record leaves the overview working', async () => {
+    const started = await engineWithLab();
+    engine = started.engine;
+    const e = started.engine;
+    for (const name of ['a', 'b']) {
+      const [primary, secondary] = [join(started.homeDir, `${name}-p.img`), join(started.homeDir, `${name}-s.img`)];
+      await e.agent.volumeCreate(primary, 16 * MiB, MiB);
+      await e.agent.volumeCreate(secondary, 16 * MiB, MiB);
+      await e.pairOps.create({ name, primary, secondary, mode: 'periodic', intervalMs: 60_000 });
+      await e.pairOps.startSync(name, 'auto');
+      await until(() => e.pairOps.syncState(name)?.running === false, 20_000, `the first sync of ${name}`);
+    }
+    const service = new ConsoleService(e);
+    const call = async (verb: 'groupCreate' | 'groupDelete', args: object) => service.handle(verb, args as never);
+
+    expect(await call('groupCreate', { name: 'db', pairs: ['a', 'lab'] })).toMatchObject({
+      ok: false,
+      error: { code: 'USAGE', message: 'pair "lab" is continuous: a consistency group cycles periodic pairs' },
+    });
+    expect(await call('groupCreate', { name: 'db', pairs: ['a'] })).toMatchObject({ ok: false, error: { code: 'BAD_ARGUMENTS' } }); // the schema: two or more
+    await e.replication.start('b');
+    expect(await call('groupCreate', { name: 'db', pairs: ['a', 'b'] })).toMatchObject({
+      ok: false,
+      error: { code: 'BUSY', message: 'pair b is replicating in this console' },
+    });
+    await e.replication.stop('b');
+
+    const created = await call('groupCreate', { name: 'db', pairs: ['a', 'b'] });
+    expect(created).toMatchObject({ ok: true, result: { groups: [{ name: 'db', pairs: ['a', 'b'] }], groupsError: null } });
+    expect(e.events.list().map((event) => event.kind)).toContain('group.created');
+    await e.replication.start('a');
+    expect(await call('groupDelete', { name: 'db' })).toMatchObject({
+      ok: false,
+      error: { code: 'BUSY', message: expect.stringMatching(/^group db is replicating in this console/) },
+    });
+    await e.replication.stop('a');
+    expect(await call('groupDelete', { name: 'db' })).toMatchObject({ ok: true, result: { groups: [] } });
+
+    await writeFile(join(started.homeDir, 'groups', 'bad.json'), '{ not json');
+    const overview = await service.handle('overview', {});
+    expect(overview).toMatchObject({ ok: true, result: { groups: [], groupsError: { message: expect.stringContaining('bad.json') } } });
+    expect((overview as { result: { pairs: unknown[] } }).result.pairs).toHaveLength(3);
   });
 });
