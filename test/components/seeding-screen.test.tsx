@@ -35,7 +35,14 @@ function pair(sync: SyncStateDto | null = null): PairDto {
   };
 }
 
-const overviewWith = (sync: SyncStateDto | null = null): OverviewDto => ({ homeDir: '/h', volumes: [], pairs: [pair(sync)], generator: null, groups: [], groupsError: null });
+const overviewWith = (sync: SyncStateDto | null = null): OverviewDto => ({
+  homeDir: '/h',
+  volumes: [],
+  pairs: [pair(sync)],
+  generator: null,
+  groups: [],
+  groupsError: null,
+});
 
 function task(kind: SeedingTaskDto['kind'], extra: Partial<SeedingTaskDto>): SeedingTaskDto {
   return { id: 1, kind, dir: '/media/usb/seed', volume: null, running: false, startedAtMs: 0, progress: null, result: null, error: null, ...extra };
