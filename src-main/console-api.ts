@@ -512,8 +512,8 @@ export interface RoleOptionsDto {
   readonly unfinishedMigrate: boolean;
   readonly primary: { readonly volref: string; readonly reachable: boolean; readonly error: string | null };
   readonly secondary: { readonly volref: string; readonly reachable: boolean; readonly error: string | null };
-  /** The consistency group the pair fails over with (its pairs, this one included), else null. */
-  readonly group: { readonly name: string; readonly pairs: readonly string[] } | null;
+  /** The consistency group the pair fails over with (its pairs, this one included; when its last cycle finished), else null. */
+  readonly group: { readonly name: string; readonly pairs: readonly string[]; readonly lastCycleAtMs: number | null } | null;
   /** This console's latest failback or migrate of the pair. */
   readonly task: RoleTaskDto | null;
 }

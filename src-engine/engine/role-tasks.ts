@@ -16,6 +16,7 @@ import {
   groupOf,
   migratePair,
   pairStatus,
+  readCycleHistory,
   readMigrateJournal,
   replicatePair,
   type EndpointResolver,
@@ -82,7 +83,8 @@ export interface RoleOptions {
   readonly primary: SideReach;
   readonly secondary: SideReach;
   /** The consistency group the pair fails over with (every secondary of it at one instant), if any. */
-  readonly group: { readonly name: string; readonly pairs: readonly string[] } | null;
+  /** With when the group's last cycle finished (from the pair's cycle history), null if it never cycled. */
+  readonly group: { readonly name: string; readonly pairs: readonly string[]; readonly lastCycleAtMs: number | null } | null;
 }
 
 /** What a migrate would copy if it started now: the primary's unshipped regions (they grow while applications write). */
@@ -138,8 +140,15 @@ export class RoleTasks {
       unfinishedMigrate: (await readMigrateJournal(this.store.pairDir(name))) !== undefined,
       primary: side(status.primary),
       secondary: side(status.secondary),
-      group: await groupOf(this.store, record).then((g) => (g ? { name: g.name, pairs: g.pairs } : null)),
+      group: await this.groupOptions(record),
     };
+  }
+
+  private async groupOptions(record: PairRecord): Promise<RoleOptions['group']> {
+    const group = await groupOf(this.store, record);
+    if (!group) return null;
+    const cycles = (await readCycleHistory(this.store.pairDir(record.name))).filter((c) => c.group === group.name);
+    return { name: group.name, pairs: group.pairs, lastCycleAtMs: cycles.at(-1)?.finishedAtMs ?? null };
   }
 
   /** The primary's unshipped regions now, read from its agent (the maps `tidemark map --which` shows). */

@@ -325,7 +325,8 @@ export function roleTaskResult(task: RoleTaskDto): string | null {
   return null;
 }
 
-export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: () => void }) {
+/** `refreshKey`: bumped when something outside this card changed the pair's roles or group (a group cycle run from the Replication panel): the options are asked again. */
+export function FailoverPanel({ pair, onChanged, refreshKey = 0 }: { pair: PairDto; onChanged: () => void; refreshKey?: number }) {
   const [dialog, setDialog] = useState<'failover' | 'failback' | 'migrate' | null>(null);
   const [plan, setPlan] = useState<FailbackDto>();
   const [options, setOptions] = useState<RoleOptionsDto>();
@@ -352,7 +353,7 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
     return () => {
       cancelled = true;
     };
-  }, [pair.name, version]);
+  }, [pair.name, version, refreshKey]);
 
   // A failback or migrate running: its progress twice a second until it ends.
   const running = task?.running ?? false;
@@ -397,8 +398,9 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
   const failedOver = options?.failover !== null && options?.failover !== undefined;
   const reachable = options?.primary.reachable ?? false;
   const grouped = options?.group !== null && options?.group !== undefined;
-  // A grouped pair: after its failover, and after a failback run here (the group is not at one instant again until its cycle).
-  const groupNote = grouped && (failedOver || (task?.kind === 'failback' && !task.running && task.error === null));
+  // A grouped pair: after its failover, and after a failback run here until the group's next cycle (the group is not at one instant again before it).
+  const failedBackHere = task?.kind === 'failback' && !task.running && task.error === null;
+  const groupNote = grouped && (failedOver || (failedBackHere && task !== null && (options?.group?.lastCycleAtMs ?? 0) < task.startedAtMs));
   const why = !options
     ? 'Checking whether the primary can be reached…'
     : failedOver
@@ -419,9 +421,9 @@ export function FailoverPanel({ pair, onChanged }: { pair: PairDto; onChanged: (
           {groupNote && options?.group && (
             <Alert severity="info" data-testid="failback-group-note">
               {pair.name} is in consistency group {options.group.name}: Fail back here brings back this pair only. Afterwards run{' '}
-              <code>tidemark failback {options.group.name}</code> (it fails back the group’s pairs still failed over, then runs one group cycle) or Run a group
-              cycle in the Replication panel (or <code>tidemark replicate {options.group.name} --once</code>) once every pair of the group is back, so that the
-              group’s secondaries hold one instant again.
+              <code>tidemark failback {options.group.name}</code> (it fails back the group’s pairs still failed over, then runs one group cycle) or Run one
+              group cycle in the Replication panel (or <code>tidemark replicate {options.group.name} --once</code>) once every pair of the group is back, so
+              that the group’s secondaries hold one instant again.
             </Alert>
           )}
           {options?.unfinishedMigrate && (

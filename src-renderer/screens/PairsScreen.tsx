@@ -137,8 +137,9 @@ function PairDetail({
   onChanged: () => void;
   onInspectMaps?: (pair: string) => void;
 }) {
-  // Bumped after a role change so the timeline reloads.
+  // Bumped after a role change so the timeline reloads; after a group cycle so the Failover card and the timeline do.
   const [roleVersion, setRoleVersion] = useState(0);
+  const [groupCycles, setGroupCycles] = useState(0);
   // A pair this console tracks opens on its OOS map, a periodic one on its current change map,
   // another one on what its sync conveys.
   const [which, setWhich] = useState<MapKind>(pair.tracking ? 'oos' : pair.mode === 'periodic' ? 'current' : 'conveyed');
@@ -164,15 +165,16 @@ function PairDetail({
           onChanged();
         }}
       />
-      <ReplicationPanel pair={pair} />
+      <ReplicationPanel pair={pair} onGroupCycle={() => setGroupCycles((n) => n + 1)} />
       <FailoverPanel
         pair={pair}
+        refreshKey={groupCycles}
         onChanged={() => {
           setRoleVersion((v) => v + 1);
           onChanged();
         }}
       />
-      <TimelinePanel pair={pair.name} version={roleVersion} />
+      <TimelinePanel pair={pair.name} version={roleVersion + groupCycles} />
       <Stack direction="row" spacing={2} sx={{ alignItems: 'center' }}>
         <ToggleButtonGroup size="small" exclusive value={which} onChange={(_, value: MapKind | null) => value && setWhich(value)} aria-label="map">
           {mapKindsOf(pair).map((kind) => (

@@ -5,7 +5,7 @@
 // ~2 Hz. A pair in a consistency group replicates with its group: Start and Run one cycle
 // start the group's run, which every member shows and any member stops.
 import { Alert, Box, Button, Card, CardContent, Chip, Stack, TextField, Typography, type ChipProps } from '@mui/material';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import type { CycleDto, GroupCycleDto, PairDto, ReplicationStateDto, ReplicationViewDto, ShipStateDto } from '../../src-main/console-api';
 import { ApiError, consoleApi } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
@@ -43,8 +43,14 @@ export function replicationPhase(state: ReplicationStateDto | null): keyof typeo
   return state.progress?.state ?? 'starting';
 }
 
-export function ReplicationPanel({ pair }: { pair: PairDto }) {
+/** `onGroupCycle`: called when a group cycle this console ran finishes (the Failover card asks its options again). */
+export function ReplicationPanel({ pair, onGroupCycle }: { pair: PairDto; onGroupCycle?: () => void }) {
   const view = useReplicationView(pair.name);
+  const groupCycleAt = view.data?.state?.lastGroupCycle?.pointInTime;
+  useEffect(() => {
+    if (groupCycleAt !== undefined) onGroupCycle?.();
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- once per finished cycle, not per render of the caller
+  }, [groupCycleAt]);
   const { act, error } = useAction(view.refresh);
   const [limitMiB, setLimitMiB] = useState('');
   const state = view.data?.state ?? null;

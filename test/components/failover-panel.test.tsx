@@ -293,7 +293,7 @@ describe('FailoverPanel', () => {
 
 describe('FailoverPanel, a pair in a consistency group', () => {
   const periodic: PairDto = { ...pair, mode: 'periodic' };
-  const group = { name: 'db', pairs: ['field', 'logs', 'index'] };
+  const group = { name: 'db', pairs: ['field', 'logs', 'index'], lastCycleAtMs: null };
   const unreachable = { volref: '/d/a.img', reachable: false, error: 'connection refused' };
 
   it('the Failover dialog says the whole group fails over at one instant, naming the other pairs; not for an ungrouped pair', async () => {
@@ -388,7 +388,7 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     await waitFor(() => screen.getByTestId('failback-group-note'));
     expect(screen.getByTestId('failback-group-note').textContent).toBe(
       'field is in consistency group db: Fail back here brings back this pair only. Afterwards run tidemark failback db ' +
-        '(it fails back the group’s pairs still failed over, then runs one group cycle) or Run a group cycle in the Replication panel ' +
+        '(it fails back the group’s pairs still failed over, then runs one group cycle) or Run one group cycle in the Replication panel ' +
         '(or tidemark replicate db --once) once every pair of the group is back, so that the group’s secondaries hold one instant again.',
     );
     expect(disabled('failback-open')).toBe(false);
@@ -415,7 +415,7 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
     await waitFor(() => screen.getByTestId('failback-group-note'));
     expect(screen.getByTestId('failback-group-note').textContent).toMatch(
-      /tidemark failback db .* Run a group cycle in the Replication panel \(or tidemark replicate db --once\)/,
+      /tidemark failback db .* Run one group cycle in the Replication panel \(or tidemark replicate db --once\)/,
     );
     cleanup();
     const failed = { code: 'DISCONNECTED', message: 'link dropped', hint: 'retry' } as unknown as RoleTaskDto['error'];
@@ -423,6 +423,21 @@ describe('FailoverPanel, a pair in a consistency group', () => {
     render(<FailoverPanel pair={periodic} onChanged={() => undefined} />);
     await waitFor(() => expect(screen.getByTestId('role-options').textContent).toMatch(/can be reached/));
     expect(screen.queryByTestId('failback-group-note')).toBeNull();
+  });
+
+  it('the note goes once the group has cycled after the failback: asked again when the Replication panel’s group cycle finishes (refreshKey)', async () => {
+    const failedBack = task({ kind: 'failback', running: false, error: null, startedAtMs: 1_000 });
+    let lastCycleAtMs: number | null = 500; // the group's last cycle was before the failback
+    const api = new RecordingApi({
+      roleOptions: () => ({ ...options({ mode: 'periodic', generation: 3, group: { ...group, lastCycleAtMs } }), task: failedBack }),
+    });
+    window.tidemark = api;
+    const view = render(<FailoverPanel pair={periodic} onChanged={() => undefined} refreshKey={0} />);
+    await waitFor(() => screen.getByTestId('failback-group-note'));
+    lastCycleAtMs = 2_000; // a group cycle after it
+    view.rerender(<FailoverPanel pair={periodic} onChanged={() => undefined} refreshKey={1} />);
+    await waitFor(() => expect(screen.queryByTestId('failback-group-note')).toBeNull());
+    expect(api.requests.filter((r) => r.verb === 'roleOptions')).toHaveLength(2);
   });
 });
 

@@ -378,6 +378,16 @@ describe('ReplicationPanel', () => {
     expect(screen.queryByTestId('replication-once')).toBeNull();
   });
 
+  it('tells its caller once per finished group cycle (the Failover card asks its options again)', async () => {
+    const onGroupCycle = vi.fn();
+    const state = running({ progress: null, group: 'db', lastGroupCycle: groupCycle });
+    install({ group: { name: 'db', pairs: ['field', 'logs'], failedOver: [] }, state });
+    render(<ReplicationPanel pair={pair({ mode: 'periodic' })} onGroupCycle={onGroupCycle} />);
+    await waitFor(() => expect(onGroupCycle).toHaveBeenCalledTimes(1));
+    await new Promise((resolve) => setTimeout(resolve, 1200)); // two more polls, the same cycle
+    expect(onGroupCycle).toHaveBeenCalledTimes(1);
+  });
+
   it('a member failed over: no group cycle until the group fails back; a damaged group record is named while the figures stay', async () => {
     install({ group: { name: 'db', pairs: ['field', 'logs'], failedOver: ['logs'] } });
     render(<ReplicationPanel pair={pair({ mode: 'periodic' })} />);
