@@ -180,7 +180,8 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
     .argument('<name>')
     .action(async (name: string) => {
       const global = globals();
-      await new GroupStore(resolveHomeDir(global.home, io.env)).delete(name);
+      const home = resolveHomeDir(global.home, io.env);
+      await new GroupStore(home).delete(name, new PairStore(home));
       printResult(io, global, { group: name, deleted: true }, () => `deleted group ${name}; its pairs stay`);
     });
 

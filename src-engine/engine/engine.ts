@@ -322,12 +322,9 @@ export class Engine {
         };
       }),
     );
-    const groups = await new GroupStore(this.homeDir).list().then(
-      (list) => ({ groups: list, groupsError: null }),
-      (error: unknown) => {
-        const e = isTidemarkError(error) ? error : new TidemarkError('IO', (error as Error).message, 'see the log');
-        return { groups: [], groupsError: { code: e.code, message: e.message, hint: e.hint } };
-      },
+    const groups = await new GroupStore(this.homeDir).listReadable().then(
+      ({ groups: readable, damaged }) => ({ groups: readable, groupsError: damaged[0] ? errorOf(damaged[0], damaged.length) : null }),
+      (error: unknown) => ({ groups: [], groupsError: errorOf(error, 1) }),
     );
     return { homeDir: this.homeDir, volumes, pairs: records.map((r) => this.pairSummary(r, volumes)), generator: this.generatorState(), ...groups };
   }
@@ -481,4 +478,10 @@ export class Engine {
       }
     });
   }
+}
+
+/** A group-records problem as the overview carries it: the first one, and how many files are affected. */
+function errorOf(error: unknown, files: number): { code: string; message: string; hint: string } {
+  const e = isTidemarkError(error) ? error : new TidemarkError('IO', (error as Error).message, 'see the log');
+  return { code: e.code, message: files > 1 ? `${e.message} (and ${files - 1} more group records)` : e.message, hint: e.hint };
 }

@@ -199,7 +199,7 @@ export class PairOperations implements EndpointResolver {
       const replicating = this.replicating(member);
       if (replicating) throw new TidemarkError('BUSY', `group ${name} is replicating in this console (pair ${member} is ${replicating})`, 'stop it first');
     }
-    await groups.delete(name);
+    await groups.delete(name, this.store);
     this.events.emit({ severity: 'info', pair: null, kind: 'group.deleted', message: `group ${name} deleted; its pairs stay` });
   }
 

@@ -160,6 +160,10 @@ export class ReplicationOperations {
   private async launch(name: string, settings: LaunchSettings, resumed: Running | undefined): Promise<ReplicationState> {
     const record = await this.store.require(name);
     const group = await groupOf(this.store, record);
+    if (resumed && resumed.state.group !== (group?.name ?? null)) {
+      const was = resumed.state.group ? `group ${resumed.state.group}'s run` : `its own run`;
+      throw new TidemarkError('STALE', `pair ${name}'s paused run was ${was}; its group changed since`, 'stop it, then start replication again');
+    }
     for (const member of group?.pairs ?? [name]) this.checkIdle(member);
     const run: Running = {
       state: {

@@ -6,6 +6,7 @@
 // member failed over) ends the run.
 
 import { assert } from '../assert';
+import { TidemarkError } from '../errors';
 import type { EndpointResolver } from './endpoints';
 import { retryable } from './continuous';
 import { GroupHoldLost, GroupStore, runGroupCycle, type GroupCycleOptions, type GroupCycleSummary, type GroupRecord } from './groups';
@@ -40,6 +41,7 @@ export async function replicateGroup(
     for (const member of members) locks.push(await acquirePairLock(store.pairDir(member.name), member.name, replicateLockTask));
     for (;;) {
       const startMs = performance.now();
+      await checkUnchanged(groups, group);
       const what = `cycle of group ${group.name}`;
       const cycle = await withCycleRetries({ ...options, what, retryable: groupCycleRetryable }, () =>
         runGroupCycle({ store, groups, group, resolver, ...options }),
@@ -71,4 +73,15 @@ export async function runGroupCycleOnce(
 /** A pair cycle's retryable failures, and a group hold that ended before its commit (it took nothing). */
 function groupCycleRetryable(error: unknown): boolean {
   return retryable(error) || error instanceof GroupHoldLost;
+}
+
+/** The group as this run was given it, still: it may have been deleted or made anew before this run took the member locks (group create and delete take them too, so not after). */
+async function checkUnchanged(groups: GroupStore, group: GroupRecord): Promise<void> {
+  const now = await groups.get(group.name);
+  if (now && now.createdAt === group.createdAt && now.pairs.join('\n') === group.pairs.join('\n')) return;
+  throw new TidemarkError(
+    'STALE',
+    now ? `group ${group.name} was made anew (${now.pairs.join(', ')}) since this run started` : `group ${group.name} was deleted since this run started`,
+    now ? `start the group's replication again` : 'its pairs replicate on their own again: start them one by one',
+  );
 }

@@ -30,6 +30,7 @@ import {
 } from './periodic';
 import { validatePairName, type PairRecord, type PairStore } from './pair-store';
 import { sinceMapName } from './sync/names';
+import { acquirePairLock, type PairLock } from './sync/lock';
 
 const groupRecordKind = defineRecord(
   'tidemark/group',
@@ -120,6 +121,12 @@ export class GroupStore {
     if (await this.get(name)) throw new TidemarkError('ALREADY_EXISTS', `group "${name}" already exists`, 'delete it first, or choose another name');
     if (new Set(pairs).size !== pairs.length || pairs.length < 2)
       throw new TidemarkError('USAGE', 'a consistency group needs two or more different pairs', 'name each pair once');
+    return withPairLocks(store, pairs, 'group create', () => this.createLocked(name, pairs, store));
+  }
+
+  /** Every member's lock is held: nothing replicates, syncs or fails over any of them meanwhile. */
+  private async createLocked(name: string, pairs: readonly string[], store: PairStore): Promise<GroupRecord> {
+    if (await this.get(name)) throw new TidemarkError('ALREADY_EXISTS', `group "${name}" already exists`, 'delete it first, or choose another name');
     for (const pairName of pairs) {
       const pair = await store.require(pairName);
       const cursor = await cycleCursorOf(store, pair);
@@ -131,6 +138,13 @@ export class GroupStore {
         );
       if (pair.mode !== 'periodic')
         throw new TidemarkError('USAGE', `pair "${pairName}" is ${pair.mode}: a consistency group cycles periodic pairs`, `create it with --mode periodic`);
+      if (pair.failover) {
+        throw new TidemarkError(
+          'USAGE',
+          `pair "${pairName}" is failed over`,
+          `fail it back first (\`tidemark failback ${pairName}\`): a group's secondaries hold one instant`,
+        );
+      }
       const other = (await this.list()).find((g) => g.pairs.includes(pairName));
       if (other) throw new TidemarkError('ALREADY_EXISTS', `pair "${pairName}" is already in group "${other.name}"`, 'a pair belongs to one group');
     }
@@ -150,29 +164,69 @@ export class GroupStore {
     return group;
   }
 
-  async list(): Promise<GroupRecord[]> {
-    let names: string[];
+  /**
+   * Every group record that can be read, and an error for each that cannot (the console's list:
+   * one damaged file must not hide the others). Decisions use list(), which fails closed.
+   */
+  async listReadable(): Promise<{ groups: GroupRecord[]; damaged: TidemarkError[] }> {
+    const groups: GroupRecord[] = [];
+    const damaged: TidemarkError[] = [];
+    for (const file of await this.recordFiles()) {
+      try {
+        const group = await readRecord(join(this.dir, file), groupRecordKind);
+        if (group) groups.push(group);
+      } catch (error) {
+        damaged.push(
+          isTidemarkError(error) ? error : new TidemarkError('IO', `cannot read ${join(this.dir, file)}: ${(error as Error).message}`, 'see the log'),
+        );
+      }
+    }
+    return { groups: groups.sort((a, b) => a.name.localeCompare(b.name)), damaged };
+  }
+
+  private async recordFiles(): Promise<string[]> {
     try {
-      names = await readdir(this.dir);
+      return (await readdir(this.dir)).filter((n) => n.endsWith('.json') && !groupSideFileSuffixes.some((suffix) => n.endsWith(suffix)));
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') return [];
       throw error;
     }
+  }
+
+  async list(): Promise<GroupRecord[]> {
     const groups: GroupRecord[] = [];
-    for (const file of names.filter((n) => n.endsWith('.json') && !groupSideFileSuffixes.some((suffix) => n.endsWith(suffix)))) {
+    for (const file of await this.recordFiles()) {
       const group = await readRecord(join(this.dir, file), groupRecordKind);
       if (group) groups.push(group);
     }
     return groups.sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async delete(name: string): Promise<void> {
+  /** Forgets the group (its pairs stay), every member's lock held: not while anything replicates it. */
+  async delete(name: string, store: PairStore): Promise<void> {
+    const group = await this.require(name);
+    const present = await Promise.all(group.pairs.map(async (p) => ((await store.get(p)) ? [p] : [])));
+    await withPairLocks(store, present.flat(), 'group delete', () => this.deleteLocked(name));
+  }
+
+  private async deleteLocked(name: string): Promise<void> {
     await this.require(name);
     if (await readRecord(this.cyclePath(name), groupCycleKind)) {
       throw new TidemarkError('BUSY', `group "${name}" has a cycle in progress`, `finish it with \`tidemark replicate ${name} --once\`, then delete the group`);
     }
     await rm(this.recordPath(name), { force: true });
     await this.setFailbackOwed(name, false); // a group cycle a failback owed goes with the group
+  }
+}
+
+/** Runs `work` holding every named pair's lock (taken in name order, released in any case). */
+export async function withPairLocks<T>(store: PairStore, pairs: readonly string[], what: string, work: () => Promise<T>): Promise<T> {
+  const locks: PairLock[] = [];
+  try {
+    for (const name of [...pairs].sort()) locks.push(await acquirePairLock(store.pairDir(name), name, what));
+    return await work();
+  } finally {
+    for (const lock of locks) await lock.release();
   }
 }
 
@@ -262,6 +316,13 @@ export async function runGroupCycle(options: GroupCycleOptions): Promise<GroupCy
   let members = await membersOf(options);
   const cyclePath = options.groups.cyclePath(options.group.name);
   let cursor = await readRecord(cyclePath, groupCycleKind);
+  if (cursor && cursor.members.map((m) => m.pair).join('\n') !== options.group.pairs.join('\n')) {
+    throw new TidemarkError(
+      'METADATA_CORRUPT',
+      `the unfinished cycle of group ${options.group.name} (${cyclePath}) names pairs ${cursor.members.map((m) => m.pair).join(', ')}, not the group's ${options.group.pairs.join(', ')}`,
+      'it was left by a group of that name deleted meanwhile: remove the file, then replicate the group',
+    );
+  }
   const resumed = cursor !== undefined;
   if (cursor?.phase === 'freezing') cursor = await recoverFreeze(members, cursor, cyclePath);
   cursor ??= await freeze(options, members, cyclePath);

@@ -12,6 +12,7 @@ import type { VolumeInfo } from '../volume';
 import type { EndpointResolver, PairEndpoints, VolumeEndpoint } from './endpoints';
 import { validatePairName, type PairMode, type PairRecord, type PairStore } from './pair-store';
 import { periodicPending } from './periodic';
+import { GroupStore, groupOf } from './groups';
 import { clockOffsetOf, toLocalMs } from './clock';
 import { readCycleHistory, type CycleEntry } from './cycle-history';
 import { readMigrateJournal } from './migrate';
@@ -78,6 +79,10 @@ export async function createPair(store: PairStore, resolver: EndpointResolver, o
   if (await store.get(options.name)) {
     throw new TidemarkError('ALREADY_EXISTS', `pair "${options.name}" already exists`, 'choose another name, or delete the old pair first');
   }
+  // `replicate`, `failover` and `failback` take a pair's or a group's name: the two never clash.
+  if (await new GroupStore(store.homeDir).get(options.name)) {
+    throw new TidemarkError('ALREADY_EXISTS', `"${options.name}" already names a consistency group`, 'give the pair another name');
+  }
   const { primary, secondary } = await resolveBoth(resolver, options.primary, options.secondary);
   // States, not infos: they need no zero scan of an unregistered volume (adoption does one).
   const [pState, sState] = await Promise.all([primary.agent.volumeState(primary.path), secondary.agent.volumeState(secondary.path)]);
@@ -141,7 +146,7 @@ export interface PairDeleteResult {
 }
 
 /**
- * Deletes a pair: the primary leaves (its sync maps and snapshots go), the secondary leaves
+ * Deletes a pair (not one in a consistency group): the primary leaves (its sync maps and snapshots go), the secondary leaves
  * (unlocked, its last consistent snapshot goes, its bytes untouched), the record goes. An
  * unreachable side fails it, named; with `force` the rest goes on and the side is reported.
  */
@@ -149,6 +154,15 @@ export async function deletePair(store: PairStore, resolver: EndpointResolver, n
   const record = await store.require(name);
   const lock = await acquirePairLock(store.pairDir(name), name, 'delete');
   try {
+    // Under the lock: a group create takes it too. A group naming a deleted pair could neither cycle nor fail over.
+    const group = await groupOf(store, record);
+    if (group) {
+      throw new TidemarkError(
+        'USAGE',
+        `pair "${name}" is in consistency group "${group.name}"`,
+        `delete the group first (\`tidemark group delete ${group.name}\`): its pairs stay`,
+      );
+    }
     const leftBehind: string[] = [];
     for (const side of ['primary', 'secondary'] as const) {
       const volref = record[side].volref;

@@ -98,6 +98,8 @@ export async function replicatePair(options: ReplicateOptions): Promise<Replicat
     });
     if (lock === null) continue;
     try {
+      // Grouped while this call synced or waited (group create takes the pair locks: not after this).
+      if (!options.failbackCopy) await checkNotGrouped(store, pair);
       const run = { ...options, pair, endpoints };
       if (pair.mode === 'periodic') return { ...(await runCycles(run, pair, startMs)), sync, waitedFor: null };
       const shipped = await shipContinuous(run);

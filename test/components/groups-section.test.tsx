@@ -1,7 +1,8 @@
 // @vitest-environment happy-dom
-// The Pairs screen's consistency groups in a DOM: the groups with their pairs, New group offering
-// only periodic pairs in no group (and only when two are), what Create group and Delete group ask
-// the engine, its refusals shown in place, and a damaged group record named.
+// The Pairs screen's consistency groups in a DOM: the groups with their pairs (a missing one
+// flagged), New group offering only periodic pairs in no group (and only when two are, and the
+// records can be read), name checks, what Create group and the confirmed Delete group ask the
+// engine, its refusals shown in place, a dialog that starts empty each time.
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { GroupDto, OverviewDto, PairDto } from '../../src-main/console-api';
@@ -48,7 +49,7 @@ describe('GroupsSection', () => {
     window.tidemark = api;
     const changed = vi.fn();
     render(<GroupsSection overview={overview([archive])} onChanged={changed} />);
-    expect(text('group-archive')).toMatch(/^archive.*old.*web.*Delete group$/);
+    expect(text('group-card-archive')).toMatch(/^archive.*old.*web.*Delete group…$/);
     fireEvent.click(screen.getByTestId('group-new'));
     const dialog = await screen.findByRole('dialog');
     // Only db and logs: old and web are in archive, lab is continuous.
@@ -56,6 +57,8 @@ describe('GroupsSection', () => {
     expect(within(dialog).queryByTestId('group-pick-lab')).toBeNull();
     const create = within(dialog).getByTestId('group-create') as HTMLButtonElement;
     expect(create.disabled).toBe(true);
+    fireEvent.change(within(dialog).getByTestId('group-name'), { target: { value: 'bad name' } });
+    expect(dialog.textContent).toContain('1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit');
     fireEvent.change(within(dialog).getByTestId('group-name'), { target: { value: ' orders ' } });
     fireEvent.click(within(dialog).getByTestId('group-pick-db').querySelector('input')!);
     expect(create.disabled).toBe(true); // one pair is not a group
@@ -88,16 +91,45 @@ describe('GroupsSection', () => {
     await waitFor(() => expect(within(dialog).getByTestId('error-note').textContent).toBe('pair db is replicating in this consolestop its replication first'));
   });
 
-  it('Delete group asks groupDelete; fewer than two groupable pairs disable New group', async () => {
+  it('Delete group says what ends and asks once before groupDelete; Cancel asks nothing; fewer than two groupable pairs disable New group', async () => {
     const api = new RecordingApi({ groupDelete: () => overview([]) });
     window.tidemark = api;
+    const changed = vi.fn();
     const both: GroupDto = { name: 'orders', pairs: ['db', 'logs'], createdAt: archive.createdAt };
-    render(<GroupsSection overview={overview([archive, both])} onChanged={() => undefined} />);
+    render(<GroupsSection overview={overview([archive, both])} onChanged={changed} />);
     expect((screen.getByTestId('group-new') as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.click(screen.getByTestId('group-delete-orders'));
+    let dialog = await screen.findByRole('dialog');
+    expect(within(dialog).getByTestId('group-delete-consequences').textContent).toMatch(
+      /^db, logs stay, with their volumes and cycles, and replicate on their own again: their secondaries no longer hold one instant together/,
+    );
+    fireEvent.click(within(dialog).getByText('Cancel'));
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+    expect(api.requests).toEqual([]);
+    fireEvent.click(screen.getByTestId('group-delete-orders'));
+    dialog = await screen.findByRole('dialog');
     await act(async () => {
-      fireEvent.click(screen.getByTestId('group-delete-orders'));
+      fireEvent.click(within(dialog).getByTestId('group-delete-confirm'));
     });
     expect(api.requests).toEqual([{ verb: 'groupDelete', args: { name: 'orders' } }]);
+    expect(changed).toHaveBeenCalled();
+  });
+
+  it('the dialog starts empty each time it opens; a group naming a missing pair flags it', async () => {
+    window.tidemark = new RecordingApi({});
+    const orphan: GroupDto = { name: 'gone', pairs: ['web', 'deleted'], createdAt: archive.createdAt };
+    render(<GroupsSection overview={overview([orphan])} onChanged={() => undefined} />);
+    expect(text('group-card-gone')).toContain('deleted (missing)');
+    fireEvent.click(screen.getByTestId('group-new'));
+    let dialog = await screen.findByRole('dialog');
+    fireEvent.change(within(dialog).getByTestId('group-name'), { target: { value: 'orders' } });
+    fireEvent.click(within(dialog).getByTestId('group-pick-db').querySelector('input')!);
+    fireEvent.click(within(dialog).getByText('Cancel'));
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+    fireEvent.click(screen.getByTestId('group-new'));
+    dialog = await screen.findByRole('dialog');
+    expect((within(dialog).getByTestId('group-name') as HTMLInputElement).value).toBe('');
+    expect((within(dialog).getByTestId('group-pick-db').querySelector('input') as HTMLInputElement).checked).toBe(false);
   });
 
   it('no groups: the empty note; a damaged group record is named', () => {
@@ -110,5 +142,7 @@ describe('GroupsSection', () => {
     );
     expect(text('groups-empty')).toMatch(/^No groups\. A consistency group snapshots the primaries of its periodic pairs at one instant/);
     expect(text('error-note')).toBe('groups/db.json is damagedrestore it');
+    // Which pairs are grouped is not known: no New group until the record is mended.
+    expect((screen.getByTestId('group-new') as HTMLButtonElement).disabled).toBe(true);
   });
 });

@@ -75,7 +75,7 @@ describe('failover and failback in the console (Chromium, web mode)', () => {
     await page.getByTestId('group-pick-db-a').click();
     await page.getByTestId('group-pick-db-b').click();
     await page.getByTestId('group-create').click();
-    await expect.poll(() => page.getByTestId('group-db').textContent(), { timeout: 30_000 }).toMatch(/^db.*db-a.*db-b/);
+    await expect.poll(() => page.getByTestId('group-card-db').textContent(), { timeout: 30_000 }).toMatch(/^db.*db-a.*db-b/);
     expect(await page.getByTestId('pair-group-db-a').textContent()).toBe('group db');
     expect(JSON.parse(await cli(['--json', 'group', 'list']))).toEqual([expect.objectContaining({ name: 'db', pairs: ['db-a', 'db-b'] })]);
     await shot(page, 'e2e-group-created');

@@ -2,6 +2,7 @@
 // the group's cycles in the background, which every member's state shows (the cycle under
 // way, the group's last cycle, the member's own cycles) and any member's stop, pause or resume
 // acts on; Run one group cycle is the same run with `once`. Real agents, volumes and cycles.
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -82,7 +83,7 @@ describe('console replication of a consistency group', () => {
     expect(e.events.list().find((event) => event.kind === 'replication.started')?.message).toBe('replicating group db (a, b): one cycle');
 
     // The group dissolved, a's own run replaces the group's on both pairs: b shows no run any more.
-    await new GroupStore(e.pairs.homeDir).delete('db');
+    await new GroupStore(e.pairs.homeDir).delete('db', e.pairs);
     expect(await e.replication.start('a', { once: true })).toMatchObject({ pair: 'a', group: null, once: true });
     expect(e.replication.state('b')).toBeNull();
     await until(() => e.replication.state('a')?.running === false, 20_000, 'a’s own cycle');
@@ -148,6 +149,12 @@ describe('console replication of a consistency group', () => {
     const created = await call('groupCreate', { name: 'db', pairs: ['a', 'b'] });
     expect(created).toMatchObject({ ok: true, result: { groups: [{ name: 'db', pairs: ['a', 'b'] }], groupsError: null } });
     expect(e.events.list().map((event) => event.kind)).toContain('group.created');
+    // A grouped pair is not deleted from under its group (which could then neither cycle nor fail over).
+    await expect(e.pairOps.delete('a')).rejects.toMatchObject({ code: 'USAGE', message: 'pair "a" is in consistency group "db"' });
+    // Nor does a pair take a group's name (replicate, failover and failback take either).
+    await expect(e.pairOps.create({ name: 'db', primary: join(started.homeDir, 'x.img'), secondary: join(started.homeDir, 'y.img') })).rejects.toMatchObject({
+      code: 'ALREADY_EXISTS',
+    });
     await e.replication.start('a');
     expect(await call('groupDelete', { name: 'db' })).toMatchObject({
       ok: false,
@@ -155,6 +162,26 @@ describe('console replication of a consistency group', () => {
     });
     await e.replication.stop('a');
     expect(await call('groupDelete', { name: 'db' })).toMatchObject({ ok: true, result: { groups: [] } });
+
+    // A delete racing a start: either the start (or its first cycle) is refused, or the delete is — never a run cycling a group that is gone.
+    const [deleted] = await Promise.allSettled([
+      call('groupCreate', { name: 'db', pairs: ['a', 'b'] }).then(() => call('groupDelete', { name: 'db' })),
+      e.replication.start('a'),
+    ]);
+    await until(() => e.replication.state('a')?.running !== true || e.replication.state('a')!.cycles.length > 0, 20_000, 'the race settled');
+    await e.replication.stop('a');
+    const gone = deleted.status === 'fulfilled' && (deleted.value as { ok: boolean }).ok;
+    const run = e.replication.state('a');
+    if (gone && run?.group === 'db') expect(run.error).toMatchObject({ code: expect.stringMatching(/^(STALE|BUSY)$/) });
+    if (gone) expect(existsSync(join(started.homeDir, 'groups', 'db.cycle.json'))).toBe(false);
+    if (!gone) await call('groupDelete', { name: 'db' });
+
+    // A failed-over pair joins no group: the group's secondaries would not hold one instant.
+    await e.pairOps.failover('a');
+    expect(await call('groupCreate', { name: 'db', pairs: ['a', 'b'] })).toMatchObject({
+      ok: false,
+      error: { code: 'USAGE', message: 'pair "a" is failed over' },
+    });
 
     await writeFile(join(started.homeDir, 'groups', 'bad.json'), '{ not json');
     const overview = await service.handle('overview', {});

@@ -25,6 +25,8 @@ import {
   runSync,
   type EndpointResolver,
 } from '../../src-engine/replication';
+import { z } from 'zod';
+import { defineRecord, writeRecord } from '../../src-engine/store';
 import { sameBytes } from '../helpers/pairs';
 import { GroupRecords } from '../helpers/records';
 import { tempDir } from '../helpers/tmp';
@@ -228,6 +230,17 @@ describe('consistency group failover', () => {
     expect(await t.prefixOf(t.secondaries, t.siteB)).toBe(40);
     // The first hold's snapshot on site A (its commit went through) was deleted; the cycle's own after it.
     for (const path of t.primaries) expect((await t.primaryAgent(path).snapshotList(path)).snapshots).toEqual([]);
+  });
+
+  it('an unfinished cycle naming other pairs (left by an earlier group of the name) is refused and named, never resumed', async () => {
+    const t = await twoSiteGroup();
+    const loose = defineRecord('tidemark/group-cycle', 1, z.object({}).passthrough());
+    const member = (pair: string) => ({ pair, cycle: 2, snapshotId: null, pointInTime: null });
+    await writeRecord(t.groups.cyclePath('db'), loose, { phase: 'freezing', members: [member('a'), member('c')] });
+    await expect(runGroupCycleOnce(t.store, t.resolver, await t.groups.require('db'))).rejects.toMatchObject({
+      code: 'METADATA_CORRUPT',
+      message: expect.stringMatching(/^the unfinished cycle of group db \(.*db\.cycle\.json\) names pairs a, c, not the group's a, b$/),
+    });
   });
 
   it('the first apply of the cycle was cut: no member applied it, both stay at the previous cycle and the seals are dropped', async () => {
