@@ -276,8 +276,23 @@ function ImportCard({ overview, tasks, act }: { overview: OverviewDto; tasks: re
 
 type Act = (work: () => Promise<unknown>) => Promise<void>;
 
+/** Tasks are asked twice a second while one runs (its progress), every 3 s otherwise, and not while the page is hidden. */
+export const seedingPollMs = { running: 500, idle: 3000 } as const;
+
 export function SeedingScreen({ overview }: { overview: OverviewDto | undefined }) {
-  const tasks = usePolling(() => consoleApi().request('seedingTasks', {}), 500, []);
+  const [anyRunning, setAnyRunning] = useState(false);
+  const tasks = usePolling(
+    () =>
+      consoleApi()
+        .request('seedingTasks', {})
+        .then((list) => {
+          setAnyRunning(list.some((t) => t.running));
+          return list;
+        }),
+    anyRunning ? seedingPollMs.running : seedingPollMs.idle,
+    [],
+    { whileVisible: true },
+  );
   const { act, error } = useAction(tasks.refresh);
   if (!overview) return null;
   return (

@@ -193,6 +193,23 @@ describe('SeedingScreen: import', () => {
   });
 });
 
+describe('SeedingScreen: polling', () => {
+  it('asks for the tasks every 3 s while none runs, twice a second while one does', async () => {
+    let tasks: SeedingTaskDto[] = [];
+    const api = new RecordingApi({ seedingTasks: () => tasks });
+    window.tidemark = api;
+    const polls = () => api.requests.filter((r) => r.verb === 'seedingTasks').length;
+    render(<SeedingScreen overview={overviewWith()} />);
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    expect(polls()).toBe(1); // the first ask; the next is due at 3 s
+    tasks = [task('export', { running: true })];
+    await new Promise((resolve) => setTimeout(resolve, 2600)); // the 3 s ask sees it running
+    const atRunning = polls();
+    await new Promise((resolve) => setTimeout(resolve, 1700)); // three 500 ms turns, room for a slow one
+    expect(polls() - atRunning).toBeGreaterThanOrEqual(2);
+  });
+});
+
 describe('SeedingScreen: Browse…', () => {
   it('web mode: both Browse… buttons are disabled and say why', () => {
     window.tidemark = new RecordingApi({ seedingTasks: () => [] });
