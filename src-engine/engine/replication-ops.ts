@@ -13,6 +13,7 @@ import type { TrackingState } from '../agent';
 import { TidemarkError, isTidemarkError } from '../errors';
 import type { EventLog } from '../events';
 import {
+  failedOverMember,
   groupOf,
   replicateGroup,
   replicatePair,
@@ -165,6 +166,7 @@ export class ReplicationOperations {
       throw new TidemarkError('STALE', `pair ${name}'s paused run was ${was}; its group changed since`, 'stop it, then start replication again');
     }
     for (const member of group?.pairs ?? [name]) this.checkIdle(member);
+    if (group) await checkGroupCycles(this.store, group);
     const run: Running = {
       state: {
         pair: name,
@@ -370,4 +372,9 @@ function toCycleRecord(
 ): CycleRecord {
   const { regionsTransferred, bytesTransferred } = cycle;
   return { cycle: cycle.cycle, pointInTime, regionsTransferred, bytesTransferred, durationMs, finishedAtMs: Date.now() };
+}
+
+/** A group with a failed-over member does not cycle (a cycle would refuse): refused at the start, with the group cycle's own reason. */
+async function checkGroupCycles(store: PairStore, group: GroupRecord): Promise<void> {
+  for (const name of group.pairs) if ((await store.require(name)).failover) throw failedOverMember(group.name, name);
 }

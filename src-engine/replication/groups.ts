@@ -219,6 +219,15 @@ export class GroupStore {
   }
 }
 
+/** Why a group with a failed-over member does not cycle, and what brings it back. */
+export function failedOverMember(group: string, pair: string): TidemarkError {
+  return new TidemarkError(
+    'USAGE',
+    `pair "${pair}" of group "${group}" has failed over: the group cycles again once every pair is failed back`,
+    `run \`tidemark failback ${group}\` (it fails back every pair, then runs the group's cycle)`,
+  );
+}
+
 /** Runs `work` holding every named pair's lock (taken in name order, released in any case). */
 export async function withPairLocks<T>(store: PairStore, pairs: readonly string[], what: string, work: () => Promise<T>): Promise<T> {
   const locks: PairLock[] = [];
@@ -444,14 +453,8 @@ async function membersOf(options: GroupCycleOptions): Promise<Member[]> {
   const members: Member[] = [];
   for (const name of options.group.pairs) {
     const pair = await options.store.require(name);
-    if (pair.failover) {
-      // Its secondary is the old primary, demoted or unreachable: a cycle would ship the current map only, not what failback must copy.
-      throw new TidemarkError(
-        'USAGE',
-        `pair "${name}" of group "${options.group.name}" has failed over: the group cycles again once every pair is failed back`,
-        `run \`tidemark failback ${options.group.name}\` (it fails back every pair, then runs the group's cycle)`,
-      );
-    }
+    // Its secondary is the old primary, demoted or unreachable: a cycle would ship the current map only, not what failback must copy.
+    if (pair.failover) throw failedOverMember(options.group.name, name);
     const [primary, secondary] = await Promise.all([options.resolver.resolve(pair.primary.volref), options.resolver.resolve(pair.secondary.volref)]);
     const endpoints = { primary, secondary };
     const checked = await checkPairMembers(pair, endpoints, 'replicating the group');

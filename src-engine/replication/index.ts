@@ -23,7 +23,7 @@ export {
   type CycleProgress,
   type CycleSummary,
 } from './periodic';
-export { GroupStore, groupOf, runGroupCycle, type GroupRecord, type GroupCycleOptions, type GroupCycleSummary } from './groups';
+export { GroupStore, groupOf, failedOverMember, runGroupCycle, type GroupRecord, type GroupCycleOptions, type GroupCycleSummary } from './groups';
 export { sleepMs } from './sync/conveyor';
 export { linkAfterCreate, linkPair, unlinkPair, shipPathOf, wantsDirectLink, type LinkOptions, type LinkResult, type ShipPath } from './direct';
 export { failoverPair, failbackPair, resyncMapOf, type FailoverSummary, type FailbackPlan, type FailbackSummary } from './failover';

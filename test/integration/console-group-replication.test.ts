@@ -119,6 +119,20 @@ describe('console replication of a consistency group', () => {
     expect(e.replication.state('b')?.error).toBeNull();
   });
 
+  it('a group failed over does not cycle: its start is refused with the reason and the fix, nothing runs', async () => {
+    const { engine: e, primaries } = await groupOfTwo(60_000);
+    await writeRandomRegions(e.agent, primaries.a, MiB, [1], 5);
+    const failover = await e.pairOps.failover('a');
+    expect(failover.groupFailover?.members.map((m) => m.pair).sort()).toEqual(['a', 'b']);
+    await expect(e.replication.start('b', { once: true })).rejects.toMatchObject({
+      code: 'USAGE',
+      message: 'pair "a" of group "db" has failed over: the group cycles again once every pair is failed back',
+      hint: "run `tidemark failback db` (it fails back every pair, then runs the group's cycle)",
+    });
+    expect(e.replication.state('a')).toBeNull();
+    expect(e.replication.state('b')).toBeNull();
+  });
+
   it('the console creates and deletes groups: refusals name the cause, a busy member or group is refused, a damaged record leaves the overview working', async () => {
     const started = await engineWithLab();
     engine = started.engine;
