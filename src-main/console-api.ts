@@ -382,15 +382,15 @@ export interface ReplicationViewDto {
   /** A failback or migrate of the pair running in this console: it does the copying, and replication waits for it. */
   readonly roleChange: 'failback' | 'migrate' | null;
   /**
-   * The consistency group the pair cycles with: its cycles are the group's (Run a group cycle),
-   * not its own; `failedOver` names members failed over (no group cycle until they fail back).
+   * The consistency group the pair cycles with: its cycles are the group's (Start group
+   * replication, Run one group cycle), not its own; `failedOver` names members failed over (no group cycle until they fail back).
    */
   readonly group: { readonly name: string; readonly pairs: readonly string[]; readonly failedOver: readonly string[] } | null;
   /** The group records could not be read (a damaged file): named here; the pair's own figures still show. */
   readonly groupError: ConsoleErrorDto | null;
 }
 
-/** One cycle of a consistency group (`tidemark replicate GROUP --once`): every member at one instant. */
+/** A cycle of a consistency group (a group run's `lastGroupCycle`): every member at one instant. */
 export interface GroupCycleDto {
   readonly group: string;
   readonly pointInTime: string;

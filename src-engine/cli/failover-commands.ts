@@ -141,7 +141,13 @@ export function registerFailoverCommands(program: Command, io: Io, globals: () =
               });
             try {
               if (!group) return await failback(name);
-              return await failbackGroup(store, pool, group, { dryRun: options.dryRun, signal, limitRateBytesPerSecond, failbackMember: failback });
+              return await failbackGroup(store, pool, group, {
+                dryRun: options.dryRun,
+                signal,
+                limitRateBytesPerSecond,
+                failbackMember: failback,
+                onWarning: (message) => io.stderr.write(`tidemark: warning: ${message}\n`),
+              });
             } finally {
               line.finish();
             }

@@ -105,7 +105,7 @@ export function registerReplicateCommands(program: Command, io: Io, globals: () 
                 onCycle: (cycle) => {
                   if (options.once !== true) io.stderr.write(`tidemark: ${groupSummaryText({ group: group.name, cycles: [cycle] })}\n`);
                 },
-                onWarning: (message) => io.stderr.write(`tidemark: ${message}\n`),
+                onWarning: (message) => io.stderr.write(`tidemark: warning: ${message}\n`),
               }),
             ),
           'long',

@@ -165,8 +165,9 @@ export class ReplicationOperations {
       const was = resumed.state.group ? `group ${resumed.state.group}'s run` : `its own run`;
       throw new TidemarkError('STALE', `pair ${name}'s paused run was ${was}; its group changed since`, 'stop it, then start replication again');
     }
-    for (const member of group?.pairs ?? [name]) this.checkIdle(member);
     if (group) await checkGroupCycles(this.store, group);
+    // From these checks to register() nothing awaits: two starts at once cannot both pass them.
+    for (const member of group?.pairs ?? [name]) this.checkIdle(member);
     const run: Running = {
       state: {
         pair: name,

@@ -82,8 +82,7 @@ export interface RoleOptions {
   readonly unfinishedMigrate: boolean;
   readonly primary: SideReach;
   readonly secondary: SideReach;
-  /** The consistency group the pair fails over with (every secondary of it at one instant), if any. */
-  /** With when the group's last cycle finished (from the pair's cycle history), null if it never cycled. */
+  /** The consistency group the pair fails over with (every secondary of it at one instant), if any; `lastCycleAtMs`: when its last cycle finished (the pair's cycle history), null if it never cycled. */
   readonly group: { readonly name: string; readonly pairs: readonly string[]; readonly lastCycleAtMs: number | null } | null;
 }
 

@@ -190,6 +190,8 @@ export async function failbackGroup(
   options: Pick<FailbackOptions, 'dryRun' | 'signal'> & {
     readonly failbackMember?: (name: string) => Promise<FailbackSummary>;
     readonly limitRateBytesPerSecond?: number;
+    /** The closing group cycle's retries (a dropped link, a lost hold), said as they happen. */
+    readonly onWarning?: (message: string) => void;
   } = {},
 ): Promise<GroupFailbackSummary> {
   const startMs = performance.now();
@@ -226,5 +228,6 @@ export async function failbackGroup(
     durationMs: Math.round(performance.now() - startMs),
   });
   if (options.dryRun) return summary(null);
-  return summary(await runGroupCycleOnce(store, resolver, group, { signal: options.signal, limitRateBytesPerSecond: options.limitRateBytesPerSecond }));
+  const { signal, limitRateBytesPerSecond, onWarning } = options;
+  return summary(await runGroupCycleOnce(store, resolver, group, { signal, limitRateBytesPerSecond, onWarning }));
 }

@@ -9,11 +9,10 @@ import { assert } from '../assert';
 import { TidemarkError } from '../errors';
 import type { EndpointResolver } from './endpoints';
 import { retryable } from './continuous';
-import { GroupHoldLost, GroupStore, runGroupCycle, type GroupCycleOptions, type GroupCycleSummary, type GroupRecord } from './groups';
+import { GroupHoldLost, GroupStore, runGroupCycle, withPairLocks, type GroupCycleOptions, type GroupCycleSummary, type GroupRecord } from './groups';
 import type { PairStore } from './pair-store';
 import { replicateLockTask, withCycleRetries } from './replicate';
 import { sleepMs } from './sync/conveyor';
-import { acquirePairLock, type PairLock } from './sync/lock';
 
 export interface GroupReplicateOptions extends Pick<GroupCycleOptions, 'signal' | 'limitRateBytesPerSecond' | 'onProgress'> {
   /** One cycle, then return; else cycles until the signal aborts (which rejects with CANCELLED). */
@@ -36,9 +35,7 @@ export async function replicateGroup(
   assert(members.length > 0, 'a group has members');
   const intervalMs = Math.min(...members.map((m) => m.intervalMs));
   const cycles: GroupCycleSummary[] = [];
-  const locks: PairLock[] = [];
-  try {
-    for (const member of members) locks.push(await acquirePairLock(store.pairDir(member.name), member.name, replicateLockTask));
+  return withPairLocks(store, group.pairs, replicateLockTask, async () => {
     for (;;) {
       const startMs = performance.now();
       await checkUnchanged(groups, group);
@@ -54,9 +51,7 @@ export async function replicateGroup(
       if (options.once) return { group: group.name, cycles };
       await sleepMs(Math.max(0, intervalMs - (performance.now() - startMs)), options.signal);
     }
-  } finally {
-    for (const lock of locks) await lock.release();
-  }
+  });
 }
 
 /** One group cycle with every member pair's lock held (`replicate GROUP --once`, the close of a group failback). */

@@ -205,12 +205,14 @@ export class GroupStore {
   /** Forgets the group (its pairs stay), every member's lock held: not while anything replicates it. */
   async delete(name: string, store: PairStore): Promise<void> {
     const group = await this.require(name);
-    const present = await Promise.all(group.pairs.map(async (p) => ((await store.get(p)) ? [p] : [])));
-    await withPairLocks(store, present.flat(), 'group delete', () => this.deleteLocked(name));
+    // A member that no longer exists is locked too: the lock is only a name.
+    await withPairLocks(store, group.pairs, 'group delete', () => this.deleteLocked(group));
   }
 
-  private async deleteLocked(name: string): Promise<void> {
-    await this.require(name);
+  private async deleteLocked(group: GroupRecord): Promise<void> {
+    const { name } = group;
+    const now = await this.require(name);
+    if (now.createdAt !== group.createdAt) throw new TidemarkError('BUSY', `group "${name}" was made anew meanwhile`, 'look at it again, then delete it');
     if (await readRecord(this.cyclePath(name), groupCycleKind)) {
       throw new TidemarkError('BUSY', `group "${name}" has a cycle in progress`, `finish it with \`tidemark replicate ${name} --once\`, then delete the group`);
     }
@@ -228,7 +230,7 @@ export function failedOverMember(group: string, pair: string): TidemarkError {
   );
 }
 
-/** Runs `work` holding every named pair's lock (taken in name order, released in any case). */
+/** Runs `work` holding every named pair's lock (released in any case); a lock held elsewhere fails it at once with BUSY — nothing waits. */
 export async function withPairLocks<T>(store: PairStore, pairs: readonly string[], what: string, work: () => Promise<T>): Promise<T> {
   const locks: PairLock[] = [];
   try {
@@ -435,7 +437,14 @@ async function shipAndApply(
     const s = member.endpoints.secondary;
     if (member.applied >= cycle) continue;
     const regionsTotal = results[i]!.regionsTransferred;
-    options.onProgress?.({ pair: member.pair.name, cycle, phase: 'applying', regionsDone: 0, regionsTotal, bytesTransferred: results[i]!.bytesTransferred });
+    options.onProgress?.({
+      pair: member.pair.name,
+      cycle,
+      phase: 'applying',
+      regionsDone: regionsTotal,
+      regionsTotal,
+      bytesTransferred: results[i]!.bytesTransferred,
+    });
     await s.agent.stageApplySealed(s.path, member.pair.pairId, cycle, { auth: member.auth });
   }
   return results;

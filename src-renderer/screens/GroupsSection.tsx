@@ -64,7 +64,7 @@ export function GroupsSection({ overview, onChanged }: { overview: OverviewDto; 
         </Tooltip>
       </Stack>
       {overview.groupsError && <ErrorNote error={new ApiError(overview.groupsError)} />}
-      {overview.groups.length === 0 ? (
+      {overview.groups.length === 0 && !overview.groupsError ? (
         <Typography variant="body2" color="text.secondary" data-testid="groups-empty">
           No groups. A consistency group snapshots the primaries of its periodic pairs at one instant each cycle, so their secondaries hold one point in time
           together — and fail over together.

@@ -64,14 +64,22 @@ export function ReplicationPanel({ pair, onGroupCycle }: { pair: PairDto; onGrou
   const group = view.data?.group ?? null;
   const groupFailedOver = (group?.failedOver.length ?? 0) > 0;
 
-  const start = (once: boolean) =>
-    act(() =>
-      consoleApi().request('replicationStart', {
-        pair: pair.name,
-        ...(limitMiB.trim() === '' ? {} : { limitRateBytesPerSecond: Math.round(limit * MiB) }),
-        ...(once ? { once } : {}),
-      }),
-    );
+  // One request at a time: a double click must not start two runs.
+  const [starting, setStarting] = useState(false);
+  const start = async (once: boolean) => {
+    setStarting(true);
+    try {
+      await act(() =>
+        consoleApi().request('replicationStart', {
+          pair: pair.name,
+          ...(limitMiB.trim() === '' ? {} : { limitRateBytesPerSecond: Math.round(limit * MiB) }),
+          ...(once ? { once } : {}),
+        }),
+      );
+    } finally {
+      setStarting(false);
+    }
+  };
   const stop = () => act(() => consoleApi().request('replicationStop', { pair: pair.name }));
   const pause = () => act(() => consoleApi().request('replicationPause', { pair: pair.name }));
   const resume = () => act(() => consoleApi().request('replicationResume', { pair: pair.name }));
@@ -140,7 +148,7 @@ export function ReplicationPanel({ pair, onGroupCycle }: { pair: PairDto; onGrou
                 <Button
                   variant="contained"
                   onClick={() => void start(false)}
-                  disabled={!limitValid || blocked || groupFailedOver}
+                  disabled={!limitValid || blocked || groupFailedOver || starting}
                   data-testid="replication-start"
                 >
                   {group ? 'Start group replication' : 'Start replication'}
@@ -149,7 +157,7 @@ export function ReplicationPanel({ pair, onGroupCycle }: { pair: PairDto; onGrou
                   <Button
                     variant="outlined"
                     onClick={() => void start(true)}
-                    disabled={!limitValid || blocked || groupFailedOver}
+                    disabled={!limitValid || blocked || groupFailedOver || starting}
                     data-testid="replication-once"
                   >
                     {group ? 'Run one group cycle' : 'Run one cycle'}
@@ -220,16 +228,17 @@ function CycleHistory({ cycles }: { cycles: readonly CycleDto[] }) {
 /** The periodic cycle under way: which pair (a group's member), its phase, regions, rate and ETA. */
 function CycleProgressLine({ state }: { state: ReplicationStateDto }) {
   const progress = state.cycleProgress!;
+  const shipping = progress.phase === 'shipping';
   const elapsedMs = Math.max(1, Date.now() - (state.cycleStartedAtMs ?? Date.now()));
-  const bytesPerSecond = (progress.bytesTransferred * 1000) / elapsedMs;
   const left = progress.regionsTotal - progress.regionsDone;
-  const etaMs = progress.regionsDone > 0 && progress.phase === 'shipping' ? (elapsedMs * left) / progress.regionsDone : null;
+  const etaMs = progress.regionsDone > 0 && shipping ? (elapsedMs * left) / progress.regionsDone : null;
+  // Rate and ETA while shipping only: the other phases move no region bytes over the link.
+  const pace = shipping ? `, ${formatBytes((progress.bytesTransferred * 1000) / elapsedMs)}/s · ETA ${etaText(etaMs, left)}` : '';
   const who = state.group ? `Group ${state.group}: ${progress.pair}’s cycle ${progress.cycle}` : `Cycle ${progress.cycle}`;
   return (
     <Typography variant="body2" data-testid="cycle-progress">
-      {who} — {progress.phase}, {progress.regionsDone} of {progress.regionsTotal} regions ({formatBytes(progress.bytesTransferred)},{' '}
-      {formatBytes(bytesPerSecond)}
-      /s{progress.phase === 'shipping' ? ` · ETA ${etaText(etaMs, left)}` : ''})
+      {who} — {progress.phase}, {progress.regionsDone} of {progress.regionsTotal} regions ({formatBytes(progress.bytesTransferred)}
+      {pace})
     </Typography>
   );
 }

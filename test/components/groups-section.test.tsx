@@ -132,16 +132,19 @@ describe('GroupsSection', () => {
     expect((within(dialog).getByTestId('group-pick-db').querySelector('input') as HTMLInputElement).checked).toBe(false);
   });
 
-  it('no groups: the empty note; a damaged group record is named', () => {
+  it('no groups: the empty note; a damaged group record is named instead, and blocks New group', () => {
     window.tidemark = new RecordingApi({});
+    const view = render(<GroupsSection overview={overview([])} onChanged={() => undefined} />);
+    expect(text('groups-empty')).toMatch(/^No groups\. A consistency group snapshots the primaries of its periodic pairs at one instant/);
+    view.unmount();
     render(
       <GroupsSection
         overview={overview([], { groupsError: { code: 'METADATA_CORRUPT', message: 'groups/db.json is damaged', hint: 'restore it' } })}
         onChanged={() => undefined}
       />,
     );
-    expect(text('groups-empty')).toMatch(/^No groups\. A consistency group snapshots the primaries of its periodic pairs at one instant/);
     expect(text('error-note')).toBe('groups/db.json is damagedrestore it');
+    expect(screen.queryByTestId('groups-empty')).toBeNull(); // not "no groups": one cannot be read
     // Which pairs are grouped is not known: no New group until the record is mended.
     expect((screen.getByTestId('group-new') as HTMLButtonElement).disabled).toBe(true);
   });

@@ -6,7 +6,7 @@
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExportPreflightDto, OverviewDto, PairDto, SeedingTaskDto, SyncStateDto } from '../../src-main/console-api';
-import { browseUnavailable, SeedingScreen } from '../../src-renderer/screens/SeedingScreen';
+import { browseUnavailable, SeedingScreen, seedingPollMs } from '../../src-renderer/screens/SeedingScreen';
 import { RecordingApi } from './fake-api';
 
 afterEach(() => {
@@ -200,6 +200,7 @@ describe('SeedingScreen: polling', () => {
     window.tidemark = api;
     const polls = () => api.requests.filter((r) => r.verb === 'seedingTasks').length;
     render(<SeedingScreen overview={overviewWith()} />);
+    expect(seedingPollMs).toEqual({ running: 500, idle: 3000 });
     await new Promise((resolve) => setTimeout(resolve, 1600));
     expect(polls()).toBe(1); // the first ask; the next is due at 3 s
     tasks = [task('export', { running: true })];
