@@ -162,6 +162,7 @@ export class Engine {
     this.pairOps.roleChanging = (name) => this.roles.running(name);
     this.replication.roleChanging = (name) => this.roles.running(name);
     this.replication.busy = (name) => (this.pairOps.syncState(name)?.running ? 'syncing in this console' : null);
+    this.pairOps.groupDeleted = (name) => this.replication.forgetGroup(name);
     this.pairOps.replicating = (name) => {
       const state = this.replication.state(name);
       if (!state?.running) return null;

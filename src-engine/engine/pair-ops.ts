@@ -200,6 +200,7 @@ export class PairOperations implements EndpointResolver {
       if (replicating) throw new TidemarkError('BUSY', `group ${name} is replicating in this console (pair ${member} is ${replicating})`, 'stop it first');
     }
     await groups.delete(name, this.store);
+    this.groupDeleted(name);
     this.events.emit({ severity: 'info', pair: null, kind: 'group.deleted', message: `group ${name} deleted; its pairs stay` });
   }
 
@@ -240,6 +241,9 @@ export class PairOperations implements EndpointResolver {
 
   /** Set by the engine: what replication of the pair runs in this console (its own, or its group's), or null. */
   replicating: (name: string) => string | null = () => null;
+
+  /** Set by the engine: a group deleted here (its runs that ended go with it). */
+  groupDeleted: (name: string) => void = () => undefined;
 
   status(name: string): Promise<PairStatus> {
     return pairStatus(this.store, this, name);

@@ -361,6 +361,11 @@ export class ReplicationOperations {
     return this.state(name);
   }
 
+  /** The group was deleted: its runs that ended (stopped, failed, paused — a resume would be refused) are no longer shown on its pairs. */
+  forgetGroup(group: string): void {
+    for (const [name, run] of [...this.runs]) if (run.state.group === group && !run.state.running) this.runs.delete(name);
+  }
+
   async stopAll(): Promise<void> {
     for (const name of [...this.runs.keys()]) await this.stop(name);
   }

@@ -82,12 +82,21 @@ describe('console replication of a consistency group', () => {
     expect(kinds.filter((k) => k === 'group.cycle')).toHaveLength(1);
     expect(e.events.list().find((event) => event.kind === 'replication.started')?.message).toBe('replicating group db (a, b): one cycle');
 
+    // Deleted in the console, the group's ended run goes from both pairs' panels.
+    const service = new ConsoleService(e);
+    expect(await service.handle('groupDelete', { name: 'db' })).toMatchObject({ ok: true });
+    expect(e.replication.state('a')).toBeNull();
+    expect(e.replication.state('b')).toBeNull();
+    await new GroupStore(e.pairs.homeDir).create('db', ['a', 'b'], e.pairs);
+    expect(await e.replication.start('b', { once: true })).toMatchObject({ group: 'db' });
+    await until(() => e.replication.state('b')?.running === false, 20_000, 'one more group cycle');
+
     // The group dissolved, a's own run replaces the group's on both pairs: b shows no run any more.
     await new GroupStore(e.pairs.homeDir).delete('db', e.pairs);
     expect(await e.replication.start('a', { once: true })).toMatchObject({ pair: 'a', group: null, once: true });
     expect(e.replication.state('b')).toBeNull();
     await until(() => e.replication.state('a')?.running === false, 20_000, 'a’s own cycle');
-    expect(e.replication.state('a')).toMatchObject({ error: null, lastGroupCycle: null, cycles: [expect.objectContaining({ cycle: 2 })] });
+    expect(e.replication.state('a')).toMatchObject({ error: null, lastGroupCycle: null, cycles: [expect.objectContaining({ cycle: 3 })] });
   });
 
   it('Start runs the group’s cycles at its interval; a member’s pause and the other’s resume carry the run; Stop on either ends it', async () => {
