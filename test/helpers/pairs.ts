@@ -6,9 +6,12 @@ import type { AgentApi } from '../../src-engine/agent';
 import { LocalAgent } from '../../src-engine/agent';
 import { TidemarkError } from '../../src-engine/errors';
 import {
+  GroupStore,
   PairStore,
   createPair,
   replicatePair,
+  runSync,
+  type GroupRecord,
   type EndpointResolver,
   type PairEndpoints,
   type PairRecord,
@@ -175,4 +178,21 @@ export function onceBesideShipper(pair: Pick<LocalPair, 'store' | 'record' | 'en
     },
   );
   return { run, warnings, returned: () => returned };
+}
+
+/** Periodic pairs a, b, … of primaries[i] → secondaries[i], each synced, in group `groupName`. */
+export async function syncedGroup(
+  store: PairStore,
+  resolver: EndpointResolver,
+  volumes: { readonly primaries: readonly string[]; readonly secondaries: readonly string[]; readonly regionBytes: number },
+  groupName: string,
+): Promise<GroupRecord> {
+  const names = volumes.primaries.map((_, i) => String.fromCharCode(97 + i));
+  for (const [i, name] of names.entries()) {
+    const [primary, secondary] = [volumes.primaries[i]!, volumes.secondaries[i]!];
+    const pair = await createPair(store, resolver, { name, primary, secondary, regionBytes: volumes.regionBytes, mode: 'periodic' });
+    const endpoints = { primary: await resolver.resolve(primary), secondary: await resolver.resolve(secondary) };
+    await runSync({ store, pair, endpoints, method: 'auto' });
+  }
+  return new GroupStore(store.homeDir).create(groupName, names, store);
 }

@@ -2,11 +2,10 @@
 // the group's cycles in the background, which every member's state shows (the cycle under
 // way, the group's last cycle, the member's own cycles) and any member's stop, pause or resume
 // acts on; Run one group cycle is the same run with `once`. Real agents, volumes and cycles.
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GroupStore, type Engine } from '../../src-engine';
+import { GroupStore, acquirePairLock, type Engine } from '../../src-engine';
 import { ConsoleService } from '../../src-main/console-service';
 import { engineWithLab, until } from '../helpers/engine';
 import { writeRandomRegions } from '../helpers/pairs';
@@ -205,18 +204,25 @@ describe('console replication of a consistency group', () => {
     await e.replication.stop('a');
     expect(await call('groupDelete', { name: 'db' })).toMatchObject({ ok: true, result: { groups: [] } });
 
-    // A delete racing a start: either the start (or its first cycle) is refused, or the delete is — never a run cycling a group that is gone.
-    const [deleted] = await Promise.allSettled([
-      call('groupCreate', { name: 'db', pairs: ['a', 'b'] }).then(() => call('groupDelete', { name: 'db' })),
-      e.replication.start('a'),
-    ]);
-    await until(() => e.replication.state('a')?.running !== true || e.replication.state('a')!.cycles.length > 0, 20_000, 'the race settled');
-    await e.replication.stop('a');
-    const gone = deleted.status === 'fulfilled' && (deleted.value as { ok: boolean }).ok;
-    const run = e.replication.state('a');
-    if (gone && run?.group === 'db') expect(run.error).toMatchObject({ code: expect.stringMatching(/^(STALE|BUSY)$/) });
-    if (gone) expect(existsSync(join(started.homeDir, 'groups', 'db.cycle.json'))).toBe(false);
-    if (!gone) await call('groupDelete', { name: 'db' });
+    // A member held by another process (its pair lock: a CLI replicating it, say): the group is neither made nor deleted under it.
+    const held = await acquirePairLock(e.pairs.pairDir('b'), 'b', 'replicate');
+    try {
+      expect(await call('groupCreate', { name: 'db', pairs: ['a', 'b'] })).toMatchObject({
+        ok: false,
+        error: { code: 'BUSY', message: expect.stringMatching(/^pair "b" is busy: process \d+ is running replicate on it$/) },
+      });
+    } finally {
+      await held.release();
+    }
+    expect(await call('groupCreate', { name: 'db', pairs: ['a', 'b'] })).toMatchObject({ ok: true });
+    const holdA = await acquirePairLock(e.pairs.pairDir('a'), 'a', 'replicate');
+    try {
+      expect(await call('groupDelete', { name: 'db' })).toMatchObject({ ok: false, error: { code: 'BUSY' } });
+      expect((await new GroupStore(started.homeDir).get('db'))?.pairs).toEqual(['a', 'b']); // still there
+    } finally {
+      await holdA.release();
+    }
+    expect(await call('groupDelete', { name: 'db' })).toMatchObject({ ok: true });
 
     // A failed-over pair joins no group: the group's secondaries would not hold one instant.
     await e.pairOps.failover('a');

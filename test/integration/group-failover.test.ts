@@ -15,19 +15,17 @@ import { TidemarkError } from '../../src-engine/errors';
 import {
   GroupStore,
   PairStore,
-  createPair,
   failbackGroup,
   failoverGroup,
   failoverPair,
   groupOf,
   runGroupCycle,
   runGroupCycleOnce,
-  runSync,
   type EndpointResolver,
 } from '../../src-engine/replication';
 import { z } from 'zod';
 import { defineRecord, writeRecord } from '../../src-engine/store';
-import { sameBytes } from '../helpers/pairs';
+import { sameBytes, syncedGroup } from '../helpers/pairs';
 import { GroupRecords } from '../helpers/records';
 import { tempDir } from '../helpers/tmp';
 
@@ -105,16 +103,7 @@ async function twoSiteGroup(options: { hostC?: boolean } = {}) {
   };
   const store = new PairStore(join(dir, 'orchestrator'));
   const groups = new GroupStore(store.homeDir);
-  for (const [i, name] of ['a', 'b'].entries()) {
-    const pair = await createPair(store, resolver, { name, primary: primaries[i]!, secondary: secondaries[i]!, regionBytes, mode: 'periodic' });
-    await runSync({
-      store,
-      pair,
-      endpoints: { primary: await resolver.resolve(primaries[i]!), secondary: await resolver.resolve(secondaries[i]!) },
-      method: 'auto',
-    });
-  }
-  const group = await groups.create('db', ['a', 'b'], store);
+  const group = await syncedGroup(store, resolver, { primaries, secondaries, regionBytes }, 'db');
   /** Records first..last, each to its primary (record n to volume n % 2). */
   const write = async (agent: AgentApi, paths: readonly string[], first: number, last: number) => {
     for (let n = first; n <= last; n++) await agent.writeRegion(paths[records.volumeOf(n)]!, records.regionOf(n), records.record(n));

@@ -7,19 +7,19 @@
 // cycle's regions landed (j from a printed seed). The failover fails; nothing is promoted. A new
 // agent finishes the apply from its redo record when it opens b's secondary, and the failover
 // run again promotes both: the two secondaries hold exactly the same prefix of the records.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LocalAgent, RpcAgent, connectAgentSocket, type AgentApi } from '../../src-engine/agent';
+import { LocalAgent, type AgentApi } from '../../src-engine/agent';
 import { testApplyDelayEnv } from '../../src-engine/agent/staging';
 import { TidemarkError } from '../../src-engine/errors';
-import { GroupStore, PairStore, createPair, failoverGroup, runGroupCycle, runSync, type EndpointResolver } from '../../src-engine/replication';
-import { RpcPeer } from '../../src-engine/transport';
-import { cliBundle } from '../helpers/cli';
+import { GroupStore, PairStore, failoverGroup, runGroupCycle, type EndpointResolver } from '../../src-engine/replication';
 import { until } from '../helpers/engine';
+import { syncedGroup } from '../helpers/pairs';
 import { seededRandom } from '../helpers/random';
 import { GroupRecords } from '../helpers/records';
+import { connectAgent, killAgent, serveAgent } from '../helpers/served-agent';
 import { tempDir } from '../helpers/tmp';
 
 const regionBytes = 4096;
@@ -29,6 +29,7 @@ const seed = Number(process.env.TIDEMARK_TEST_SEED ?? 20261125);
 const records = new GroupRecords(regionBytes, regionCount);
 /** Per region an apply copies (the secondaries' agent only): 64 regions take ~1.6 s. */
 const applyDelayMs = 25;
+const delayed = { [testApplyDelayEnv]: String(applyDelayMs) };
 
 const children: ChildProcess[] = [];
 const disposables: { dispose(): Promise<void> }[] = [];
@@ -36,27 +37,6 @@ afterEach(async () => {
   for (const d of disposables.splice(0)) await d.dispose().catch(() => undefined);
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
-
-async function startAgent(home: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cliBundle, '--home', home, 'agent', 'serve'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, [testApplyDelayEnv]: String(applyDelayMs) },
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  await until(() => stderr.includes('agent: serving') || child.exitCode !== null, 10_000, `the agent on ${home}`);
-  if (!stderr.includes('agent: serving')) throw new Error(`the agent on ${home} exited: ${stderr}`);
-  return child;
-}
-
-async function connect(home: string): Promise<RpcAgent> {
-  const peer = new RpcPeer(await connectAgentSocket(home), { role: 'client', keepaliveMs: 0 });
-  await peer.handshake();
-  const agent = new RpcAgent(peer);
-  disposables.push(agent);
-  return agent;
-}
 
 /** The agent, except that its next `stageApplySealed` on `path` is refused as a dropped link would refuse it. */
 function cutOnce(agent: AgentApi, path: string): AgentApi {
@@ -84,8 +64,8 @@ describe('group failover roll-forward killed by SIGKILL', () => {
     const [homeA, homeB] = [join(dir, 'a'), join(dir, 'b')]; // short: Unix socket paths are limited
     const siteA = new LocalAgent(homeA);
     disposables.push(siteA);
-    let child = await startAgent(homeB);
-    let siteB: AgentApi = await connect(homeB);
+    const child = await serveAgent(homeB, delayed, children);
+    let siteB: AgentApi = await connectAgent(homeB, disposables);
     const primaries = [join(dir, 'pa.img'), join(dir, 'pb.img')];
     const secondaries = [join(dir, 'sa.img'), join(dir, 'sb.img')];
     for (const path of primaries) await siteA.volumeCreate(path, sizeBytes, regionBytes);
@@ -99,16 +79,7 @@ describe('group failover roll-forward killed by SIGKILL', () => {
     };
     const store = new PairStore(join(dir, 'o'));
     const groups = new GroupStore(store.homeDir);
-    for (const [i, name] of ['a', 'b'].entries()) {
-      const pair = await createPair(store, resolver, { name, primary: primaries[i]!, secondary: secondaries[i]!, regionBytes, mode: 'periodic' });
-      await runSync({
-        store,
-        pair,
-        endpoints: { primary: await resolver.resolve(primaries[i]!), secondary: await resolver.resolve(secondaries[i]!) },
-        method: 'auto',
-      });
-    }
-    const group = await groups.create('db', ['a', 'b'], store);
+    const group = await syncedGroup(store, resolver, { primaries, secondaries, regionBytes }, 'db');
     const write = async (first: number, last: number) => {
       for (let n = first; n <= last; n++) await siteA.writeRegion(primaries[records.volumeOf(n)]!, records.regionOf(n), records.record(n));
     };
@@ -139,9 +110,7 @@ describe('group failover roll-forward killed by SIGKILL', () => {
     const failover = failoverGroup(store, resolver, 'db', { force: true });
     failover.catch(() => undefined); // awaited below
     await until(async () => landed(await readFile(secondaries[1]!)) >= j, 20_000, `${j} regions of b's roll-forward applied`);
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
+    await killAgent(child);
     await expect(failover).rejects.toThrow();
     const torn = landed(await readFile(secondaries[1]!));
     console.log(`[group-rollforward-kill] ${torn} of ${changing.length} regions applied at the kill`);
@@ -149,8 +118,8 @@ describe('group failover roll-forward killed by SIGKILL', () => {
     for (const name of ['a', 'b']) expect((await store.require(name)).failover ?? null, `${name} not promoted`).toBeNull();
 
     // A new agent finishes the apply from its redo record when it opens b's secondary.
-    child = await startAgent(homeB);
-    siteB = await connect(homeB);
+    await serveAgent(homeB, delayed, children);
+    siteB = await connectAgent(homeB, disposables);
     expect(await state(secondaries[1]!)).toMatchObject({ appliedCycle: 2 });
     expect((await readFile(secondaries[1]!)).equals(target), 'b’s secondary is exactly its cycle-2 snapshot').toBe(true);
 

@@ -10,15 +10,15 @@
 // exactly the cycle's snapshot S_k — the primary after records 1..m. `tidemark replicate
 // --once` then finishes the cycle, a last cycle makes the volumes identical, `tidemark verify`
 // exits 0.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RpcAgent, connectAgentSocket, type AgentApi } from '../../src-engine/agent';
+import type { AgentApi, RpcAgent } from '../../src-engine/agent';
 import { testApplyDelayEnv } from '../../src-engine/agent/staging';
 import { PairStore, cycleSnapshotLabel, runCycle, type PairEndpoints, type PairRecord } from '../../src-engine/replication';
-import { RpcPeer } from '../../src-engine/transport';
-import { cliBundle, tidemark } from '../helpers/cli';
+import { tidemark } from '../helpers/cli';
+import { connectAgent, killAgent, serveAgent } from '../helpers/served-agent';
 import { until } from '../helpers/engine';
 import { seededRandom } from '../helpers/random';
 import { NumberedRecords, RecordWriter } from '../helpers/records';
@@ -38,34 +38,6 @@ afterEach(async () => {
   for (const agent of agents.splice(0)) await agent.dispose().catch(() => undefined);
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
-
-/** `tidemark agent serve` on `home` (the built CLI), once it serves. */
-async function startAgent(home: string, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cliBundle, '--home', home, 'agent', 'serve'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  await until(() => stderr.includes('agent: serving') || child.exitCode !== null, 10_000, `the agent on ${home}`);
-  if (!stderr.includes('agent: serving')) throw new Error(`the agent on ${home} exited: ${stderr}`);
-  return child;
-}
-
-async function connect(home: string): Promise<RpcAgent> {
-  const peer = new RpcPeer(await connectAgentSocket(home), { role: 'client', keepaliveMs: 0 });
-  await peer.handshake();
-  const agent = new RpcAgent(peer);
-  agents.push(agent);
-  return agent;
-}
-
-async function killed(child: ChildProcess): Promise<void> {
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
 
 async function snapshotImage(agent: AgentApi, path: string, snapshotId: string): Promise<Buffer> {
   const image = Buffer.alloc(sizeBytes);
@@ -88,8 +60,8 @@ describe('periodic apply killed by SIGKILL', () => {
     const secondaryPath = join(dir, 's.img');
     const cli = (...args: string[]) => tidemark(['--home', home, ...args]);
     const delayed = { [testApplyDelayEnv]: String(applyDelayMs) };
-    let child = await startAgent(home, delayed);
-    let agent = await connect(home);
+    let child = await serveAgent(home, delayed, children);
+    let agent = await connectAgent(home, agents);
     await agent.volumeCreate(primaryPath, sizeBytes, regionBytes);
     await agent.volumeCreate(secondaryPath, sizeBytes, regionBytes);
     ok(cli('pair', 'create', 'p', '--primary', primaryPath, '--secondary', secondaryPath, '--mode', 'periodic', '--region-size', '4KiB'));
@@ -144,7 +116,7 @@ describe('periodic apply killed by SIGKILL', () => {
         20_000,
         `${j} regions of cycle ${k} applied`,
       );
-      await killed(child);
+      await killAgent(child);
       await expect(cycle).rejects.toThrow();
       const torn = await readFile(secondaryPath);
       const landedAtKill = landed(torn);
@@ -153,8 +125,8 @@ describe('periodic apply killed by SIGKILL', () => {
       expect(landedAtKill, 'the kill hit the middle of the copy').toBeLessThan(changing.length);
 
       // A new agent finishes the apply when it opens the secondary (the delay slows applies, not this redo).
-      child = await startAgent(home, delayed);
-      agent = await connect(home);
+      child = await serveAgent(home, delayed, children);
+      agent = await connectAgent(home, agents);
       const member = (await agent.volumeState(secondaryPath)).members.find((m) => m.pairId === pair.pairId);
       expect(member?.appliedCycle).toBe(k);
       const recovered = await readFile(secondaryPath);
